@@ -1,0 +1,136 @@
+//! `rosco`: the command-line tool users and tests drive. See `rosco help`.
+
+mod demo;
+mod oscargs;
+
+use rosco::osc::{self, DecodeOptions, HexDump, Json, Packet, PacketWriter, Text, TypeSet};
+use rosco::pattern;
+use std::io::Read;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  rosco demo                          loopback demo: messages, pattern dispatch, a timed bundle
+  rosco decode [options] [HEX]        print a packet (hex as argument, or on stdin)
+      --json                          print the packet as JSON (the vectors' `decoded` shape)
+      --hexdump                       print a hex dump first
+      --require-typetags              reject messages without a type-tag string
+      --check-address                 reject addresses that break the OSC syntax
+      --types TAGS                    reject packets with types outside TAGS
+  rosco encode ADDRESS [TYPES [VALUES...]]
+                                      print a message as hex (oscsend's argument syntax)
+  rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run().map_err(|e| (1, e)),
+        Some("decode") => decode(&args[1..]),
+        Some("encode") => encode(&args[1..]),
+        Some("match") => match_cmd(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err((2, USAGE.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("rosco: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+type CmdResult = Result<(), (u8, String)>;
+
+fn usage_error(msg: &str) -> (u8, String) {
+    (2, format!("{msg}\n{USAGE}"))
+}
+
+fn decode(args: &[String]) -> CmdResult {
+    let mut opts = DecodeOptions::DEFAULT;
+    let (mut json, mut hexdump, mut hex) = (false, false, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--hexdump" => hexdump = true,
+            "--require-typetags" => opts.require_typetags = true,
+            "--check-address" => opts.check_address = true,
+            "--types" => {
+                let tags = it.next().ok_or_else(|| usage_error("--types needs TAGS"))?;
+                opts.allowed_types = TypeSet::from_tags(tags.as_bytes());
+            }
+            flag if flag.starts_with("--") => {
+                return Err(usage_error(&format!("unknown option {flag}")))
+            }
+            h => hex = Some(h.to_string()),
+        }
+    }
+    let hex = match hex {
+        Some(h) => h,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| (1, e.to_string()))?;
+            s
+        }
+    };
+    let bytes =
+        oscargs::hex_bytes(hex.trim()).ok_or_else(|| (2, "input is not hex".to_string()))?;
+    if hexdump {
+        println!("{}", HexDump(&bytes));
+    }
+    let packet = osc::decode_with(&bytes, &opts).map_err(|e| (1, format!("rejected: {e}")))?;
+    if json {
+        println!("{}", Json(packet));
+    } else {
+        print_packet(&packet, 0);
+    }
+    Ok(())
+}
+
+fn print_packet(p: &Packet<'_>, indent: usize) {
+    match p {
+        Packet::Message(m) => println!("{:indent$}{}", "", Text(m)),
+        Packet::Bundle(b) => {
+            println!("{:indent$}#bundle {}", "", b.timetag());
+            for e in b.elements() {
+                print_packet(&e, indent + 2);
+            }
+        }
+    }
+}
+
+fn encode(args: &[String]) -> CmdResult {
+    let (address, rest) = args
+        .split_first()
+        .ok_or_else(|| usage_error("encode needs an ADDRESS"))?;
+    let (types, values) = rest
+        .split_first()
+        .map_or(("", &[][..]), |(t, v)| (t.as_str(), v));
+    let owned = oscargs::parse(types, values).map_err(|e| (2, e))?;
+    let args: Vec<_> = owned.iter().map(osc::OwnedArg::as_arg).collect();
+    let mut buf = Vec::new();
+    PacketWriter::new(&mut buf)
+        .message(address, &args)
+        .map_err(|e| (2, e.to_string()))?;
+    println!(
+        "{}",
+        buf.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    Ok(())
+}
+
+fn match_cmd(args: &[String]) -> CmdResult {
+    let [pat, address] = args else {
+        return Err(usage_error("match needs PATTERN and ADDRESS"));
+    };
+    let matched = pattern::matches(pat.as_bytes(), address.as_bytes())
+        .map_err(|e| (2, format!("malformed pattern: {e}")))?;
+    println!("{matched}");
+    Ok(())
+}

@@ -1,0 +1,652 @@
+//! The method table: which callbacks a message reaches, in which order, with which
+//! argument types.
+//!
+//! - Literal method addresses live in a hash map, so a literal incoming address costs one
+//!   lookup however many methods there are.
+//! - Methods registered with a pattern (liblo 0.32, osc4py3), a regular expression
+//!   (feature `regex`) or no address (catch-all) live in a list tried in order.
+//! - An incoming pattern address is matched against every literal method, and reaches a
+//!   pattern method only when the two pattern strings are identical (specs/osc.md §8).
+//! - Matching methods are called in registration order. For a literal address a callback
+//!   returning [`Flow::Handled`] ends the delivery; a pattern address reaches every
+//!   matching method (liblo's convention).
+//! - A method's type spec filters by argument types, optionally coercing between the
+//!   numeric types `i h f d` and between `s` and `S`, as liblo does.
+//!
+//! The table is locked only to collect the matches; callbacks run unlocked, so they may
+//! add and remove methods (themselves included) and dispatch further messages.
+
+use crate::handle::{Handle, Slab};
+use crate::osc::{self, Arg, Message, Packet, PacketWriter};
+use crate::pattern::{self, AddressPatternError, Pattern};
+use crate::time::TimeTag;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What a callback tells the dispatcher (liblo: 0 = handled, non-zero = pass on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The message is handled: for a literal address, later methods are skipped.
+    Handled,
+    /// Pass the message on to the next matching method.
+    PassOn,
+}
+
+/// Everything a callback learns about a message besides the message itself.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct MsgInfo {
+    /// Where the message came from, when it came over IP.
+    pub source: Option<SocketAddr>,
+    /// The channel it arrived on (runtime handle), if any.
+    pub channel: Option<Handle>,
+    /// When the packet was received.
+    pub received: TimeTag,
+    /// The effective timetag of the enclosing bundle; `None` for a message on its own.
+    pub bundle_time: Option<TimeTag>,
+}
+
+impl MsgInfo {
+    /// Info for a packet received at `received`.
+    pub fn new(received: TimeTag) -> MsgInfo {
+        MsgInfo {
+            received,
+            ..MsgInfo::default()
+        }
+    }
+
+    /// With the sender's address.
+    pub fn with_source(mut self, source: Option<SocketAddr>) -> MsgInfo {
+        self.source = source;
+        self
+    }
+
+    /// With the channel handle.
+    pub fn with_channel(mut self, channel: Option<Handle>) -> MsgInfo {
+        self.channel = channel;
+        self
+    }
+}
+
+/// A method callback.
+pub type Callback = Box<dyn Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync>;
+
+/// Handle of a registered method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MethodId(pub Handle);
+
+/// Which argument types a method accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeSpec {
+    /// Any arguments.
+    Any,
+    /// Exactly these type tags (empty: no arguments).
+    Exact(Box<[u8]>),
+}
+
+impl TypeSpec {
+    /// `None` accepts anything; `Some("")` only messages without arguments; otherwise the
+    /// tags must be known and brackets balanced.
+    pub fn parse(spec: Option<&str>) -> Result<TypeSpec, MethodError> {
+        let Some(spec) = spec else {
+            return Ok(TypeSpec::Any);
+        };
+        let mut depth = 0usize;
+        for &tag in spec.as_bytes() {
+            if !osc::TypeSet::ALL.contains(tag) {
+                return Err(MethodError::BadTypeSpec { tag });
+            }
+            depth = match tag {
+                b'[' => depth + 1,
+                b']' => depth
+                    .checked_sub(1)
+                    .ok_or(MethodError::BadTypeSpec { tag })?,
+                _ => depth,
+            };
+        }
+        if depth != 0 {
+            return Err(MethodError::BadTypeSpec { tag: b'[' });
+        }
+        Ok(TypeSpec::Exact(spec.as_bytes().into()))
+    }
+
+    fn accepts(&self, tags: &[u8], coerce: bool) -> Accept {
+        let spec = match self {
+            TypeSpec::Any => return Accept::AsIs,
+            TypeSpec::Exact(spec) => spec,
+        };
+        if **spec == *tags {
+            Accept::AsIs
+        } else if coerce
+            && spec.len() == tags.len()
+            && spec.iter().zip(tags).all(|(&a, &b)| coercible(a, b))
+        {
+            Accept::Coerced
+        } else {
+            Accept::No
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    No,
+    AsIs,
+    Coerced,
+}
+
+fn coercible(to: u8, from: u8) -> bool {
+    let numeric = |t| matches!(t, b'i' | b'h' | b'f' | b'd');
+    let text = |t| matches!(t, b's' | b'S');
+    to == from || (numeric(to) && numeric(from)) || (text(to) && text(from))
+}
+
+/// Converts an argument to the type `to` (which [`coercible`] allows).
+fn coerce(arg: Arg<'_>, to: u8) -> Arg<'_> {
+    match (to, arg) {
+        (b'i', a) if a.tag() != b'i' => Arg::Int(a.as_i64().unwrap_or(0) as i32),
+        (b'h', a) if a.tag() != b'h' => Arg::Long(a.as_i64().unwrap_or(0)),
+        (b'f', a) if a.tag() != b'f' => Arg::Float(a.as_f64().unwrap_or(0.0) as f32),
+        (b'd', a) if a.tag() != b'd' => Arg::Double(a.as_f64().unwrap_or(0.0)),
+        (b's', Arg::Symbol(s)) => Arg::Str(s),
+        (b'S', Arg::Str(s)) => Arg::Symbol(s),
+        (_, a) => a,
+    }
+}
+
+/// Why a method could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodError {
+    /// The address is neither a valid OSC address nor a valid pattern.
+    BadAddress(AddressPatternError),
+    /// The type spec holds an unknown tag or unbalanced brackets.
+    BadTypeSpec {
+        /// The offending tag.
+        tag: u8,
+    },
+    /// The regular expression does not compile.
+    BadRegex(String),
+}
+
+impl fmt::Display for MethodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MethodError::BadAddress(e) => write!(f, "bad method address: {e}"),
+            MethodError::BadTypeSpec { tag } => {
+                write!(
+                    f,
+                    "bad type spec: tag {:?} unknown or unbalanced",
+                    *tag as char
+                )
+            }
+            MethodError::BadRegex(e) => write!(f, "bad regular expression: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MethodError {}
+
+/// How a method's address is matched.
+enum Route {
+    Literal(Box<[u8]>),
+    Pattern(Box<[u8]>),
+    All,
+    #[cfg(feature = "regex")]
+    Regex(regex::bytes::Regex),
+}
+
+/// A registered method. Shared with in-flight deliveries, so removing it while it runs
+/// is safe: the flag stops later calls, and it is freed when the last delivery lets go.
+struct Method {
+    seq: u64,
+    route: Route,
+    typespec: TypeSpec,
+    callback: Callback,
+    alive: AtomicBool,
+}
+
+/// The registered methods (no locking; [`Dispatcher`] adds it).
+#[derive(Default)]
+struct MethodTable {
+    methods: Slab<Arc<Method>>,
+    literal: HashMap<Box<[u8]>, Vec<u32>>,
+    /// Pattern, regex and catch-all methods in registration order.
+    wild: Vec<u32>,
+    /// Every method in registration order (for incoming pattern addresses).
+    order: Vec<u32>,
+    next_seq: u64,
+}
+
+impl MethodTable {
+    fn add(&mut self, route: Route, typespec: TypeSpec, callback: Callback) -> MethodId {
+        let method = Arc::new(Method {
+            seq: self.next_seq,
+            route,
+            typespec,
+            callback,
+            alive: AtomicBool::new(true),
+        });
+        self.next_seq += 1;
+        let literal = match &method.route {
+            Route::Literal(a) => Some(a.clone()),
+            _ => None,
+        };
+        let handle = self.methods.insert(method);
+        let index = handle.to_bits() as u32;
+        match literal {
+            Some(a) => self.literal.entry(a).or_default().push(index),
+            None => self.wild.push(index),
+        }
+        self.order.push(index);
+        MethodId(handle)
+    }
+
+    fn remove(&mut self, id: MethodId) -> bool {
+        let Some(method) = self.methods.remove(id.0) else {
+            return false;
+        };
+        method.alive.store(false, Ordering::Release);
+        let index = id.0.to_bits() as u32;
+        let unlist = |list: &mut Vec<u32>| list.retain(|&i| i != index);
+        unlist(&mut self.order);
+        unlist(&mut self.wild);
+        self.literal.retain(|_, list| {
+            unlist(list);
+            !list.is_empty()
+        });
+        true
+    }
+
+    fn method(&self, index: u32) -> &Arc<Method> {
+        self.methods
+            .at(index)
+            .expect("method lists hold live indexes only")
+    }
+
+    /// Collects the methods `address` reaches, in registration order.
+    fn lookup(
+        &self,
+        address: &[u8],
+        tags: &[u8],
+        coerce: bool,
+        out: &mut Vec<(Arc<Method>, bool)>,
+    ) {
+        let mut push = |m: &Arc<Method>| match m.typespec.accepts(tags, coerce) {
+            Accept::No => {}
+            accept => out.push((m.clone(), accept == Accept::Coerced)),
+        };
+        if pattern::is_pattern(address) {
+            let incoming = Pattern::new(address).ok();
+            for &i in &self.order {
+                let m = self.method(i);
+                if route_matches_pattern(m, address, incoming.as_ref()) {
+                    push(m);
+                }
+            }
+            return;
+        }
+        // Merge the literal list for this address with the wild list, by registration.
+        let literal = self.literal.get(address).map_or(&[][..], |v| &v[..]);
+        let (mut l, mut w) = (literal.iter().peekable(), self.wild.iter().peekable());
+        loop {
+            let next = match (l.peek(), w.peek()) {
+                (Some(&&a), Some(&&b)) if self.method(a).seq < self.method(b).seq => l.next(),
+                (Some(_), None) => l.next(),
+                (_, Some(_)) => w.next(),
+                (None, None) => break,
+            };
+            let m = self.method(*next.expect("peeked"));
+            let reached = match &m.route {
+                Route::Literal(_) | Route::All => true,
+                Route::Pattern(p) => Pattern::new(p).is_ok_and(|p| p.matches(address)),
+                #[cfg(feature = "regex")]
+                Route::Regex(re) => re.is_match(address),
+            };
+            if reached {
+                push(m);
+            }
+        }
+    }
+}
+
+/// Whether an incoming pattern address reaches a method.
+fn route_matches_pattern(m: &Method, address: &[u8], incoming: Option<&Pattern<'_>>) -> bool {
+    match &m.route {
+        Route::All => true,
+        Route::Pattern(p) => **p == *address,
+        #[cfg(feature = "regex")]
+        Route::Regex(re) => re.is_match(address),
+        Route::Literal(a) => incoming.is_some_and(|p| p.matches(a)),
+    }
+}
+
+/// Reusable buffers for [`Dispatcher::dispatch`]; keep one per dispatching thread so
+/// dispatch allocates nothing once they have grown.
+#[derive(Default)]
+pub struct DispatchScratch {
+    matches: Vec<(Arc<Method>, bool)>,
+    coerced: Vec<u8>,
+}
+
+impl fmt::Debug for DispatchScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DispatchScratch").finish_non_exhaustive()
+    }
+}
+
+/// Bundle boundary callback: called with the bundle's effective timetag.
+pub type BundleCallback = Box<dyn Fn(TimeTag) + Send + Sync>;
+
+/// The method table with its lock and the delivery rules. Shareable between threads.
+#[derive(Default)]
+pub struct Dispatcher {
+    table: Mutex<MethodTable>,
+    no_coercion: AtomicBool,
+    bundle_start: Mutex<Option<Arc<BundleCallback>>>,
+    bundle_end: Mutex<Option<Arc<BundleCallback>>>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("methods", &self.table.lock().methods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// An empty dispatcher with type coercion on (liblo's default).
+    pub fn new() -> Dispatcher {
+        Dispatcher::default()
+    }
+
+    /// Turns coercion between `i h f d` and between `s S` on or off.
+    pub fn set_coercion(&self, on: bool) {
+        self.no_coercion.store(!on, Ordering::Relaxed);
+    }
+
+    /// Registers a method. `address`: a literal address, an OSC pattern, or `None` for a
+    /// catch-all. `typespec`: see [`TypeSpec::parse`].
+    pub fn add_method(
+        &self,
+        address: Option<&str>,
+        typespec: Option<&str>,
+        callback: impl Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync + 'static,
+    ) -> Result<MethodId, MethodError> {
+        let typespec = TypeSpec::parse(typespec)?;
+        let route = match address {
+            None => Route::All,
+            Some(a) => {
+                pattern::check_address_pattern(a.as_bytes()).map_err(MethodError::BadAddress)?;
+                match pattern::is_pattern(a.as_bytes()) {
+                    true => Route::Pattern(a.as_bytes().into()),
+                    false => Route::Literal(a.as_bytes().into()),
+                }
+            }
+        };
+        Ok(self.table.lock().add(route, typespec, Box::new(callback)))
+    }
+
+    /// Registers a method whose address filter is a regular expression, matched against
+    /// the whole incoming address (osc4py3's `patternkind="re"`).
+    #[cfg(feature = "regex")]
+    pub fn add_regex_method(
+        &self,
+        regex: &str,
+        typespec: Option<&str>,
+        callback: impl Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync + 'static,
+    ) -> Result<MethodId, MethodError> {
+        let typespec = TypeSpec::parse(typespec)?;
+        let re = regex::bytes::Regex::new(&format!("^(?:{regex})$"))
+            .map_err(|e| MethodError::BadRegex(e.to_string()))?;
+        Ok(self
+            .table
+            .lock()
+            .add(Route::Regex(re), typespec, Box::new(callback)))
+    }
+
+    /// Removes a method; false when the handle is stale. Safe from inside any callback.
+    pub fn remove_method(&self, id: MethodId) -> bool {
+        self.table.lock().remove(id)
+    }
+
+    /// The number of registered methods.
+    pub fn len(&self) -> usize {
+        self.table.lock().methods.len()
+    }
+
+    /// True when no method is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the bundle-start and bundle-end callbacks (`None` removes them).
+    pub fn set_bundle_callbacks(&self, start: Option<BundleCallback>, end: Option<BundleCallback>) {
+        *self.bundle_start.lock() = start.map(Arc::new);
+        *self.bundle_end.lock() = end.map(Arc::new);
+    }
+
+    pub(crate) fn bundle_boundary(&self, start: bool, timetag: TimeTag) {
+        let hook = match start {
+            true => self.bundle_start.lock().clone(),
+            false => self.bundle_end.lock().clone(),
+        };
+        if let Some(hook) = hook {
+            hook(timetag);
+        }
+    }
+
+    /// Delivers one message to the methods it reaches; returns how many were called.
+    pub fn dispatch(
+        &self,
+        msg: &Message<'_>,
+        info: &MsgInfo,
+        scratch: &mut DispatchScratch,
+    ) -> usize {
+        let address = msg.address();
+        let coerce = !self.no_coercion.load(Ordering::Relaxed);
+        self.table
+            .lock()
+            .lookup(address, msg.typetags(), coerce, &mut scratch.matches);
+        let literal = !pattern::is_pattern(address);
+        let mut called = 0;
+        for (method, coerced) in scratch.matches.drain(..) {
+            if !method.alive.load(Ordering::Acquire) {
+                continue;
+            }
+            let flow = match coerced {
+                false => (method.callback)(msg, info),
+                true => match coerce_message(msg, &method.typespec, &mut scratch.coerced) {
+                    Some(m) => (method.callback)(&m, info),
+                    None => continue,
+                },
+            };
+            called += 1;
+            if literal && flow == Flow::Handled {
+                break;
+            }
+        }
+        called
+    }
+}
+
+/// Re-encodes `msg` with the method's type spec into `buf` and returns a view of it.
+fn coerce_message<'b>(
+    msg: &Message<'_>,
+    spec: &TypeSpec,
+    buf: &'b mut Vec<u8>,
+) -> Option<Message<'b>> {
+    let TypeSpec::Exact(tags) = spec else {
+        return None;
+    };
+    let args = msg.args().zip(tags.iter()).map(|(a, &t)| coerce(a, t));
+    PacketWriter::new(buf)
+        .message_iter(msg.address(), args)
+        .ok()?;
+    match osc::decode(buf).ok()? {
+        Packet::Message(m) => Some(m),
+        Packet::Bundle(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osc::encode_message;
+    use std::sync::Mutex as StdMutex;
+
+    type Log = Arc<StdMutex<Vec<String>>>;
+
+    fn logger(
+        log: &Log,
+        name: &'static str,
+        flow: Flow,
+    ) -> impl Fn(&Message<'_>, &MsgInfo) -> Flow {
+        let log = log.clone();
+        move |m, _| {
+            let args: Vec<String> = m.args().map(|a| format!("{a:?}")).collect();
+            log.lock()
+                .unwrap()
+                .push(format!("{name}:{}", args.join(",")));
+            flow
+        }
+    }
+
+    fn send(d: &Dispatcher, address: &str, args: &[Arg<'_>]) -> usize {
+        let mut buf = Vec::new();
+        encode_message(address, args, &mut buf).unwrap();
+        let Packet::Message(m) = osc::decode(&buf).unwrap() else {
+            unreachable!()
+        };
+        d.dispatch(&m, &MsgInfo::default(), &mut DispatchScratch::default())
+    }
+
+    fn take(log: &Log) -> Vec<String> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    #[test]
+    fn literal_order_and_stop_semantics() {
+        let d = Dispatcher::new();
+        let log = Log::default();
+        d.add_method(None, None, logger(&log, "all", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/a"), None, logger(&log, "a1", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/*"), None, logger(&log, "star", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/a"), None, logger(&log, "a2", Flow::Handled))
+            .unwrap();
+        d.add_method(None, None, logger(&log, "late", Flow::PassOn))
+            .unwrap();
+        assert_eq!(send(&d, "/a", &[]), 4);
+        assert_eq!(take(&log), ["all:", "a1:", "star:", "a2:"]);
+        // A pattern address reaches every match, whatever callbacks return; it reaches
+        // the pattern method only when the pattern strings are identical.
+        assert_eq!(send(&d, "/?", &[]), 4);
+        assert_eq!(take(&log), ["all:", "a1:", "a2:", "late:"]);
+        assert_eq!(send(&d, "/*", &[]), 5);
+        assert_eq!(take(&log), ["all:", "a1:", "star:", "a2:", "late:"]);
+    }
+
+    #[test]
+    fn typespecs_and_coercion() {
+        let d = Dispatcher::new();
+        let log = Log::default();
+        d.add_method(Some("/x"), Some("if"), logger(&log, "if", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/x"), Some(""), logger(&log, "none", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/x"), Some("S"), logger(&log, "S", Flow::PassOn))
+            .unwrap();
+        send(&d, "/x", &[Arg::Double(2.5), Arg::Long(3)]);
+        send(&d, "/x", &[]);
+        send(&d, "/x", &[Arg::str("hi")]);
+        send(&d, "/x", &[Arg::Int(1), Arg::str("no")]);
+        assert_eq!(
+            take(&log),
+            ["if:Int(2),Float(3.0)", "none:", "S:Symbol([104, 105])"]
+        );
+        d.set_coercion(false);
+        send(&d, "/x", &[Arg::Double(2.5), Arg::Long(3)]);
+        send(&d, "/x", &[Arg::Int(2), Arg::Float(3.0)]);
+        assert_eq!(take(&log), ["if:Int(2),Float(3.0)"]);
+        assert!(matches!(
+            d.add_method(Some("/x"), Some("iq"), |_, _| Flow::Handled),
+            Err(MethodError::BadTypeSpec { tag: b'q' })
+        ));
+        assert!(d
+            .add_method(Some("/x"), Some("[i"), |_, _| Flow::Handled)
+            .is_err());
+        assert!(d
+            .add_method(Some("no/slash"), None, |_, _| Flow::Handled)
+            .is_err());
+        assert!(d
+            .add_method(Some("/bad[pattern"), None, |_, _| Flow::Handled)
+            .is_err());
+    }
+
+    #[test]
+    fn methods_remove_themselves_and_others_while_dispatching() {
+        let d = Arc::new(Dispatcher::new());
+        let log = Log::default();
+        let victim = Arc::new(StdMutex::new(None::<MethodId>));
+        let (d2, v2, log2) = (d.clone(), victim.clone(), log.clone());
+        let first = d
+            .add_method(Some("/r"), None, move |_, _| {
+                log2.lock().unwrap().push("first".into());
+                if let Some(id) = v2.lock().unwrap().take() {
+                    assert!(d2.remove_method(id));
+                }
+                d2.add_method(Some("/r"), None, |_, _| Flow::PassOn)
+                    .unwrap();
+                Flow::PassOn
+            })
+            .unwrap();
+        let second = d
+            .add_method(Some("/r"), None, logger(&log, "second", Flow::PassOn))
+            .unwrap();
+        *victim.lock().unwrap() = Some(second);
+        assert_eq!(send(&d, "/r", &[]), 1);
+        assert_eq!(take(&log), ["first"]);
+        assert!(d.remove_method(first));
+        assert!(!d.remove_method(first));
+        assert!(!d.remove_method(second));
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn many_literals_share_one_lookup() {
+        let d = Dispatcher::new();
+        let hits = Arc::new(StdMutex::new(0));
+        for i in 0..10_000 {
+            let hits = hits.clone();
+            d.add_method(Some(&format!("/m/{i}")), Some("i"), move |_, _| {
+                *hits.lock().unwrap() += 1;
+                Flow::Handled
+            })
+            .unwrap();
+        }
+        assert_eq!(send(&d, "/m/9999", &[Arg::Int(1)]), 1);
+        assert_eq!(send(&d, "/m/1[0-2]", &[Arg::Int(1)]), 3);
+        assert_eq!(*hits.lock().unwrap(), 4);
+    }
+
+    #[cfg(feature = "regex")]
+    #[test]
+    fn regex_methods() {
+        let d = Dispatcher::new();
+        let log = Log::default();
+        d.add_regex_method("/v[0-9]+/(on|off)", None, logger(&log, "re", Flow::PassOn))
+            .unwrap();
+        send(&d, "/v12/on", &[]);
+        send(&d, "/v12/onx", &[]);
+        assert_eq!(take(&log), ["re:"]);
+        assert!(d.add_regex_method("(", None, |_, _| Flow::Handled).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! rosco: Open Sound Control (OSC 1.0 and 1.1), O2lite and OOCSI messaging for music, art
+//! and interactive media, with a stable C ABI.
+//!
+//! The core is sans-IO, like `quinn-proto`: [`osc`] (wire format and stream framing),
+//! [`pattern`] (address patterns), [`dispatch`] (the method table), [`schedule`] (timed
+//! bundles), [`receive`] (packets to calls, now or later) and [`time`] take bytes and `now` and return values, events and deadlines.
+//! They touch no socket, clock or thread, so they are tested exhaustively in memory.
+
+pub mod dispatch;
+pub mod handle;
+pub mod osc;
+pub mod pattern;
+pub mod receive;
+pub mod schedule;
+pub mod time;
+
+pub use time::TimeTag;

@@ -1,0 +1,635 @@
+//! Zero-copy, strict decoding.
+//!
+//! [`decode`] validates the whole packet (every element of every nested bundle) before it
+//! returns, and allocates nothing. The views it returns borrow the packet; reading them
+//! again cannot fail, so a caller never sees half of a bad packet.
+
+use super::address_table::AddressTable;
+use super::error::{DecodeError, DecodeErrorKind};
+use super::types::{pad4, padded_str_len, Arg, TypeSet};
+use crate::time::TimeTag;
+use std::sync::Arc;
+
+/// The deepest bundle nesting accepted by default; the outermost bundle is depth 1.
+pub const MAX_BUNDLE_DEPTH: usize = 32;
+
+const BUNDLE_HEADER: &[u8; 8] = b"#bundle\0";
+
+/// Decoder options (osc4py3's out-of-band options for incoming packets).
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Type tags accepted; a packet with any other known tag is rejected.
+    pub allowed_types: TypeSet,
+    /// Reject addresses that break the OSC address/pattern syntax (osc4py3's
+    /// `check_addrpattern`).
+    pub check_address: bool,
+    /// Reject messages without a type-tag string (osc4py3's `force_typetags`).
+    pub require_typetags: bool,
+    /// Deepest bundle nesting accepted (the outermost bundle is depth 1).
+    pub max_depth: usize,
+    /// Address decompression: a message whose address is `/` carries an int32 code right
+    /// after it, looked up here (the SMC 2011 scheme, osc4py3's
+    /// `addrpattern_decompression`).
+    pub addresses: Option<Arc<AddressTable>>,
+}
+
+static DEFAULT_OPTIONS: DecodeOptions = DecodeOptions::DEFAULT;
+
+impl DecodeOptions {
+    /// The defaults: every type, no address check, type tags optional, depth 32, no
+    /// address compression.
+    pub const DEFAULT: DecodeOptions = DecodeOptions {
+        allowed_types: TypeSet::ALL,
+        check_address: false,
+        require_typetags: false,
+        max_depth: MAX_BUNDLE_DEPTH,
+        addresses: None,
+    };
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions::DEFAULT
+    }
+}
+
+/// A decoded packet.
+#[derive(Debug, Clone, Copy)]
+pub enum Packet<'a> {
+    /// A message.
+    Message(Message<'a>),
+    /// A bundle.
+    Bundle(Bundle<'a>),
+}
+
+impl<'a> Packet<'a> {
+    /// The packet's bytes as received.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Packet::Message(m) => m.raw,
+            Packet::Bundle(b) => b.raw,
+        }
+    }
+}
+
+/// A decoded message borrowing the packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    raw: &'a [u8],
+    address: &'a [u8],
+    typetags: Option<&'a [u8]>,
+    data: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// The address (or address pattern), as bytes.
+    pub fn address(&self) -> &'a [u8] {
+        self.address
+    }
+
+    /// The address as text, when it is valid UTF-8.
+    pub fn address_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.address).ok()
+    }
+
+    /// The type tags without the leading `,`; empty when the message has none.
+    pub fn typetags(&self) -> &'a [u8] {
+        self.typetags.unwrap_or_default()
+    }
+
+    /// False for a message sent without a type-tag string (a pre-1.0 habit).
+    pub fn has_typetags(&self) -> bool {
+        self.typetags.is_some()
+    }
+
+    /// The arguments in order (array brackets included, see [`Arg`]).
+    pub fn args(&self) -> Args<'a> {
+        Args {
+            tags: self.typetags(),
+            data: self.data,
+            pos: 0,
+        }
+    }
+
+    /// Argument `index`, where `index` is the position in the type tags.
+    pub fn arg(&self, index: usize) -> Option<Arg<'a>> {
+        self.args().nth(index)
+    }
+
+    /// The number of arguments (= the number of type tags, brackets included).
+    pub fn len(&self) -> usize {
+        self.typetags().len()
+    }
+
+    /// True when the message has no arguments.
+    pub fn is_empty(&self) -> bool {
+        self.typetags().is_empty()
+    }
+
+    /// The message's bytes as received.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
+/// Iterator over a message's arguments.
+#[derive(Debug, Clone)]
+pub struct Args<'a> {
+    tags: &'a [u8],
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = Arg<'a>;
+
+    fn next(&mut self) -> Option<Arg<'a>> {
+        let (&tag, rest) = self.tags.split_first()?;
+        self.tags = rest;
+        // The message was validated when it was decoded, so this cannot fail.
+        read_arg(tag, self.data, &mut self.pos).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.tags.len(), Some(self.tags.len()))
+    }
+}
+
+impl ExactSizeIterator for Args<'_> {}
+
+/// A decoded bundle borrowing the packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundle<'a> {
+    raw: &'a [u8],
+    timetag: TimeTag,
+    table: Option<&'a AddressTable>,
+}
+
+impl<'a> Bundle<'a> {
+    /// The bundle's own timetag.
+    pub fn timetag(&self) -> TimeTag {
+        self.timetag
+    }
+
+    /// The elements (messages and bundles) in order.
+    pub fn elements(&self) -> Elements<'a> {
+        Elements {
+            rest: &self.raw[16..],
+            table: self.table,
+        }
+    }
+
+    /// The bundle's bytes as received.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
+/// Iterator over a bundle's elements.
+#[derive(Debug, Clone)]
+pub struct Elements<'a> {
+    rest: &'a [u8],
+    table: Option<&'a AddressTable>,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Packet<'a>;
+
+    fn next(&mut self) -> Option<Packet<'a>> {
+        // Validated when the packet was decoded: sizes fit and contents parse.
+        let size = read_i32(self.rest, 0)? as usize;
+        let elem = self.rest.get(4..4 + size)?;
+        self.rest = &self.rest[4 + size..];
+        split(elem, 0, self.table).ok()
+    }
+}
+
+/// Decodes and validates a packet with the default options.
+pub fn decode(packet: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    decode_with(packet, &DEFAULT_OPTIONS)
+}
+
+/// Decodes and validates a packet.
+pub fn decode_with<'a>(
+    packet: &'a [u8],
+    opts: &'a DecodeOptions,
+) -> Result<Packet<'a>, DecodeError> {
+    let at = |kind| DecodeError { kind, offset: 0 };
+    if packet.is_empty() {
+        return Err(at(DecodeErrorKind::Empty));
+    }
+    if packet.len() % 4 != 0 {
+        return Err(at(DecodeErrorKind::NotAligned { len: packet.len() }));
+    }
+    validate(packet, 0, 0, opts)
+}
+
+/// Validates the packet or element at `base` and returns its view. `depth` counts the
+/// bundles enclosing it.
+fn validate<'a>(
+    bytes: &'a [u8],
+    base: usize,
+    depth: usize,
+    opts: &'a DecodeOptions,
+) -> Result<Packet<'a>, DecodeError> {
+    let packet = split(bytes, base, opts.addresses.as_deref())?;
+    match packet {
+        Packet::Message(m) => validate_message(&m, bytes, base, opts)?,
+        Packet::Bundle(_) => {
+            if depth + 1 > opts.max_depth {
+                return Err(DecodeError {
+                    kind: DecodeErrorKind::TooDeep {
+                        max: opts.max_depth,
+                    },
+                    offset: base,
+                });
+            }
+            let mut pos = 16;
+            while pos < bytes.len() {
+                let size = read_i32(bytes, pos).ok_or(DecodeError {
+                    kind: DecodeErrorKind::ElementSizeTruncated,
+                    offset: base + pos,
+                })?;
+                let fits = size > 0 && size % 4 == 0 && size as usize <= bytes.len() - pos - 4;
+                if !fits {
+                    return Err(DecodeError {
+                        kind: DecodeErrorKind::BadElementSize { size },
+                        offset: base + pos,
+                    });
+                }
+                let start = pos + 4;
+                let end = start + size as usize;
+                validate(&bytes[start..end], base + start, depth + 1, opts)?;
+                pos = end;
+            }
+        }
+    }
+    Ok(packet)
+}
+
+/// Finds the parts of a message (address, type tags, argument data) or a bundle header,
+/// without reading the arguments or the elements.
+fn split<'a>(
+    bytes: &'a [u8],
+    base: usize,
+    table: Option<&'a AddressTable>,
+) -> Result<Packet<'a>, DecodeError> {
+    let err = |kind, pos: usize| DecodeError {
+        kind,
+        offset: base + pos,
+    };
+    match bytes.first() {
+        Some(b'/') => {}
+        Some(b'#') => {
+            if bytes.len() < 8 || &bytes[..8] != BUNDLE_HEADER {
+                return Err(err(DecodeErrorKind::BadBundleHeader, 0));
+            }
+            let tt = read_u64(bytes, 8).ok_or(err(DecodeErrorKind::BundleTimetagMissing, 8))?;
+            return Ok(Packet::Bundle(Bundle {
+                raw: bytes,
+                timetag: TimeTag::from_bits(tt),
+                table,
+            }));
+        }
+        _ => return Err(err(DecodeErrorKind::NotOsc, 0)),
+    }
+    let mut pos = 0;
+    let mut address = read_str(bytes, &mut pos).map_err(|k| err(k, pos))?;
+    if let (Some(table), b"/") = (table, address) {
+        let code = read_i32(bytes, pos)
+            .ok_or(err(DecodeErrorKind::ArgumentTruncated { tag: b'i' }, pos))?;
+        address = table
+            .address_of(code)
+            .ok_or(err(DecodeErrorKind::UnknownAddressCode { code }, pos))?;
+        pos += 4;
+    }
+    if pos == bytes.len() {
+        return Ok(Packet::Message(Message {
+            raw: bytes,
+            address,
+            typetags: None,
+            data: &[],
+        }));
+    }
+    let tags_at = pos;
+    let tags = read_str(bytes, &mut pos).map_err(|k| err(k, pos))?;
+    match tags.split_first() {
+        Some((b',', tags)) => Ok(Packet::Message(Message {
+            raw: bytes,
+            address,
+            typetags: Some(tags),
+            data: &bytes[pos..],
+        })),
+        _ => Err(err(DecodeErrorKind::TypeTagsNoComma, tags_at)),
+    }
+}
+
+/// Reads every argument once: types known and allowed, sizes, padding, brackets, and no
+/// bytes left over.
+fn validate_message(
+    m: &Message<'_>,
+    bytes: &[u8],
+    base: usize,
+    opts: &DecodeOptions,
+) -> Result<(), DecodeError> {
+    let data_at = base + (bytes.len() - m.data.len());
+    let err = |kind, offset| DecodeError { kind, offset };
+    if opts.check_address && crate::pattern::check_address_pattern(m.address).is_err() {
+        return Err(err(DecodeErrorKind::BadAddress, base));
+    }
+    let Some(tags) = m.typetags else {
+        return match opts.require_typetags {
+            true => Err(err(DecodeErrorKind::TypeTagsMissing, data_at)),
+            false => Ok(()),
+        };
+    };
+    let mut pos = 0;
+    let mut open_arrays = 0usize;
+    for &tag in tags {
+        if !opts.allowed_types.contains(tag) && TypeSet::ALL.contains(tag) {
+            return Err(err(DecodeErrorKind::TypeNotAllowed { tag }, data_at + pos));
+        }
+        match tag {
+            b'[' => open_arrays += 1,
+            b']' => {
+                open_arrays = open_arrays
+                    .checked_sub(1)
+                    .ok_or(err(DecodeErrorKind::UnbalancedArray, data_at + pos))?
+            }
+            _ => {}
+        }
+        let at = pos;
+        read_arg(tag, m.data, &mut pos).map_err(|kind| err(kind, data_at + at))?;
+    }
+    if open_arrays != 0 {
+        return Err(err(DecodeErrorKind::UnbalancedArray, data_at + pos));
+    }
+    if pos != m.data.len() {
+        return Err(err(DecodeErrorKind::TrailingBytes, data_at + pos));
+    }
+    Ok(())
+}
+
+/// Reads one argument of type `tag` at `*pos` and advances past it.
+fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, DecodeErrorKind> {
+    let four = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+    let eight = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    Ok(match tag {
+        b'i' => Arg::Int(i32::from_be_bytes(four(take(data, pos, 4, tag)?))),
+        b'f' => Arg::Float(f32::from_bits(u32::from_be_bytes(four(take(
+            data, pos, 4, tag,
+        )?)))),
+        b'h' => Arg::Long(eight(take(data, pos, 8, tag)?) as i64),
+        b'd' => Arg::Double(f64::from_bits(eight(take(data, pos, 8, tag)?))),
+        b't' => Arg::Time(TimeTag::from_bits(eight(take(data, pos, 8, tag)?))),
+        b'r' => Arg::Rgba(four(take(data, pos, 4, tag)?)),
+        b'm' => Arg::Midi(four(take(data, pos, 4, tag)?)),
+        b'c' => match four(take(data, pos, 4, tag)?) {
+            [0, 0, 0, c] | [c, 0, 0, 0] => Arg::Char(c),
+            _ => return Err(DecodeErrorKind::BadChar),
+        },
+        b's' | b'S' => {
+            if *pos >= data.len() {
+                return Err(DecodeErrorKind::ArgumentTruncated { tag });
+            }
+            let s = read_str(data, pos)?;
+            if tag == b's' {
+                Arg::Str(s)
+            } else {
+                Arg::Symbol(s)
+            }
+        }
+        b'b' => {
+            let size = i32::from_be_bytes(four(take(data, pos, 4, tag)?));
+            let len = usize::try_from(size)
+                .ok()
+                .filter(|&n| n <= data.len() - *pos)
+                .ok_or(DecodeErrorKind::BadBlobSize { size })?;
+            let blob = take(data, pos, len, tag)?;
+            let pad =
+                take(data, pos, pad4(len) - len, tag).map_err(|_| DecodeErrorKind::BadPadding)?;
+            if pad.iter().any(|&b| b != 0) {
+                return Err(DecodeErrorKind::BadPadding);
+            }
+            Arg::Blob(blob)
+        }
+        b'T' => Arg::True,
+        b'F' => Arg::False,
+        b'N' => Arg::Nil,
+        b'I' => Arg::Impulse,
+        b'[' => Arg::ArrayStart,
+        b']' => Arg::ArrayEnd,
+        _ => return Err(DecodeErrorKind::UnknownType { tag }),
+    })
+}
+
+/// The next `n` bytes of an argument of type `tag`.
+fn take<'a>(
+    data: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+    tag: u8,
+) -> Result<&'a [u8], DecodeErrorKind> {
+    let bytes = data
+        .get(*pos..*pos + n)
+        .ok_or(DecodeErrorKind::ArgumentTruncated { tag })?;
+    *pos += n;
+    Ok(bytes)
+}
+
+/// Reads an OSC string at `*pos`: bytes up to a NUL, then zero padding to a multiple of 4.
+fn read_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeErrorKind> {
+    let rest = bytes.get(*pos..).unwrap_or_default();
+    let len = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(DecodeErrorKind::UnterminatedString)?;
+    let padded = padded_str_len(len);
+    let pad = rest
+        .get(len..padded)
+        .ok_or(DecodeErrorKind::UnterminatedString)?;
+    if let Some(bad) = pad.iter().position(|&b| b != 0) {
+        *pos += len + bad;
+        return Err(DecodeErrorKind::BadPadding);
+    }
+    *pos += padded;
+    Ok(&rest[..len])
+}
+
+fn read_i32(bytes: &[u8], pos: usize) -> Option<i32> {
+    let b = bytes.get(pos..pos + 4)?;
+    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u64(bytes: &[u8], pos: usize) -> Option<u64> {
+    let b = bytes.get(pos..pos + 8)?;
+    Some(u64::from_be_bytes([
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn kind(h: &str) -> DecodeErrorKind {
+        decode(&hex(h)).unwrap_err().kind
+    }
+
+    #[test]
+    fn message_views_borrow_the_packet() {
+        let p = hex("2f666f6f000000002c69667300000000000000013fc0000061626300");
+        let Ok(Packet::Message(m)) = decode(&p) else {
+            panic!("not a message")
+        };
+        assert_eq!(m.address(), b"/foo");
+        assert_eq!(m.typetags(), b"ifs");
+        assert_eq!(m.address().as_ptr(), p.as_ptr());
+        let args: Vec<_> = m.args().collect();
+        assert_eq!(args, [Arg::Int(1), Arg::Float(1.5), Arg::Str(b"abc")]);
+        assert_eq!(m.arg(2), Some(Arg::Str(b"abc")));
+        assert_eq!(m.arg(3), None);
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let e = decode(&hex("2f6100002c78000000000001")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::UnknownType { tag: b'x' });
+        assert_eq!(e.offset, 8);
+        assert_eq!(e.to_string(), "unknown type tag 'x' at offset 8");
+        let e = decode(&hex("2f6100782c000000")).unwrap_err();
+        assert_eq!((e.kind, e.offset), (DecodeErrorKind::BadPadding, 3));
+        // An error inside a nested element reports its offset in the whole packet.
+        let e = decode(&hex(
+            "2362756e646c650000000000000000010000000c2f6100002c690000000000010000000c2f620000",
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::BadElementSize { size: 12 });
+        assert_eq!(e.offset, 32);
+    }
+
+    #[test]
+    fn rejects_each_rule() {
+        assert_eq!(kind(""), DecodeErrorKind::Empty);
+        assert_eq!(kind("2f610000fe"), DecodeErrorKind::NotAligned { len: 5 });
+        assert_eq!(kind("610000002c000000"), DecodeErrorKind::NotOsc);
+        assert_eq!(kind("2f616263"), DecodeErrorKind::UnterminatedString);
+        assert_eq!(
+            kind("2f6100006900000000000001"),
+            DecodeErrorKind::TypeTagsNoComma
+        );
+        assert_eq!(
+            kind("2f6100002c690000"),
+            DecodeErrorKind::ArgumentTruncated { tag: b'i' }
+        );
+        assert_eq!(
+            kind("2f6100002c620000ffffffff61626364"),
+            DecodeErrorKind::BadBlobSize { size: -1 }
+        );
+        assert_eq!(
+            kind("2f6100002c5b690000000001"),
+            DecodeErrorKind::UnbalancedArray
+        );
+        assert_eq!(
+            kind("2f6100002c695d0000000001"),
+            DecodeErrorKind::UnbalancedArray
+        );
+        assert_eq!(
+            kind("2f6100002c6900000000000100000007"),
+            DecodeErrorKind::TrailingBytes
+        );
+        assert_eq!(kind("2f6100002c63000000410000"), DecodeErrorKind::BadChar);
+        assert_eq!(
+            kind("2362756e646c6500"),
+            DecodeErrorKind::BundleTimetagMissing
+        );
+        assert_eq!(
+            kind("2362756e646c78000000000000000001"),
+            DecodeErrorKind::BadBundleHeader
+        );
+        assert_eq!(
+            kind("2362756e646c650000000000000000010000000478787878"),
+            DecodeErrorKind::NotOsc
+        );
+        assert_eq!(
+            kind("2f6200002c6200000000000161000100"),
+            DecodeErrorKind::BadPadding
+        );
+    }
+
+    #[test]
+    fn options_restrict_what_is_accepted() {
+        let p = hex("2f6900002c69000000000000");
+        let only_f = DecodeOptions {
+            allowed_types: TypeSet::from_tags(b"f"),
+            ..DecodeOptions::DEFAULT
+        };
+        assert_eq!(
+            decode_with(&p, &only_f).unwrap_err().kind,
+            DecodeErrorKind::TypeNotAllowed { tag: b'i' }
+        );
+        let bare = hex("2f610000");
+        assert!(decode(&bare).is_ok());
+        let strict = DecodeOptions {
+            require_typetags: true,
+            ..DecodeOptions::DEFAULT
+        };
+        assert_eq!(
+            decode_with(&bare, &strict).unwrap_err().kind,
+            DecodeErrorKind::TypeTagsMissing
+        );
+        let checked = DecodeOptions {
+            check_address: true,
+            ..DecodeOptions::DEFAULT
+        };
+        let spaced = hex("2f6120622c000000"); // "/a b"
+        assert!(decode(&spaced).is_ok());
+        assert_eq!(
+            decode_with(&spaced, &checked).unwrap_err().kind,
+            DecodeErrorKind::BadAddress
+        );
+        let shallow = DecodeOptions {
+            max_depth: 1,
+            ..DecodeOptions::DEFAULT
+        };
+        let nested = hex(concat!(
+            "2362756e646c65000000000000000001",
+            "00000010",
+            "2362756e646c65000000000000000001"
+        ));
+        assert!(decode(&nested).is_ok());
+        assert_eq!(
+            decode_with(&nested, &shallow).unwrap_err().kind,
+            DecodeErrorKind::TooDeep { max: 1 }
+        );
+    }
+
+    #[test]
+    fn compressed_addresses() {
+        let mut table = AddressTable::new();
+        table.insert(7, "/synth/1/freq").unwrap();
+        let opts = DecodeOptions {
+            addresses: Some(Arc::new(table)),
+            ..DecodeOptions::DEFAULT
+        };
+        // "/" + code 7 + ",i" + 440
+        let p = hex("2f000000000000072c690000000001b8");
+        let Ok(Packet::Message(m)) = decode_with(&p, &opts) else {
+            panic!("compressed message rejected")
+        };
+        assert_eq!(m.address(), b"/synth/1/freq");
+        assert_eq!(m.arg(0), Some(Arg::Int(440)));
+        let unknown = hex("2f000000000000082c690000000001b8");
+        assert_eq!(
+            decode_with(&unknown, &opts).unwrap_err().kind,
+            DecodeErrorKind::UnknownAddressCode { code: 8 }
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! Encoding into a caller-owned buffer.
+//!
+//! Nothing here allocates except to grow the caller's `Vec`; reusing one buffer makes
+//! encoding allocation-free once it has reached the size of the largest packet.
+
+use super::address_table::AddressTable;
+use super::decode::MAX_BUNDLE_DEPTH;
+use super::error::EncodeError;
+use super::types::{padded_str_len, Arg, TypeSet};
+use crate::time::TimeTag;
+use std::sync::Arc;
+
+/// Encoder options (osc4py3's out-of-band options for outgoing packets).
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Types that may be sent; any other is an error.
+    pub allowed_types: TypeSet,
+    /// Refuse addresses that break the OSC address/pattern syntax (by default only an
+    /// empty address, one without a leading `/`, or one containing NUL is refused).
+    pub check_address: bool,
+    /// Address compression: addresses in the table are sent as `/` plus their code.
+    pub addresses: Option<Arc<AddressTable>>,
+}
+
+static DEFAULT_OPTIONS: EncodeOptions = EncodeOptions::DEFAULT;
+
+impl EncodeOptions {
+    /// The defaults: every type, basic address checks, no compression.
+    pub const DEFAULT: EncodeOptions = EncodeOptions {
+        allowed_types: TypeSet::ALL,
+        check_address: false,
+        addresses: None,
+    };
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions::DEFAULT
+    }
+}
+
+/// Encodes one message into `out`, replacing its contents.
+pub fn encode_message(
+    address: impl AsRef<[u8]>,
+    args: &[Arg<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    PacketWriter::new(out).message(address, args)
+}
+
+/// Writes one packet, a message or a (nested) bundle, into a caller-owned buffer.
+///
+/// ```
+/// use rosco::osc::{Arg, PacketWriter};
+/// use rosco::TimeTag;
+/// let mut buf = Vec::new();
+/// let mut w = PacketWriter::new(&mut buf);
+/// w.begin_bundle(TimeTag::IMMEDIATE)?;
+/// w.message("/a", &[Arg::Int(1)])?;
+/// w.end_bundle()?;
+/// w.finish()?;
+/// assert_eq!(buf.len(), 32);
+/// # Ok::<(), rosco::osc::EncodeError>(())
+/// ```
+#[derive(Debug)]
+pub struct PacketWriter<'o, 't> {
+    out: &'o mut Vec<u8>,
+    opts: &'t EncodeOptions,
+    /// Offsets of the size fields of the open bundles (0 for the outermost, which has none).
+    open: [usize; MAX_BUNDLE_DEPTH],
+    depth: usize,
+}
+
+impl<'o> PacketWriter<'o, 'static> {
+    /// A writer with the default options; clears `out`.
+    pub fn new(out: &'o mut Vec<u8>) -> Self {
+        PacketWriter::with_options(out, &DEFAULT_OPTIONS)
+    }
+}
+
+impl<'o, 't> PacketWriter<'o, 't> {
+    /// A writer with the given options; clears `out`.
+    pub fn with_options(out: &'o mut Vec<u8>, opts: &'t EncodeOptions) -> Self {
+        out.clear();
+        PacketWriter {
+            out,
+            opts,
+            open: [0; MAX_BUNDLE_DEPTH],
+            depth: 0,
+        }
+    }
+
+    /// Opens a bundle: the packet itself, or an element of the open bundle.
+    pub fn begin_bundle(&mut self, timetag: TimeTag) -> Result<(), EncodeError> {
+        if self.depth == MAX_BUNDLE_DEPTH {
+            return Err(EncodeError::TooDeep);
+        }
+        let size_at = self.begin_element()?;
+        self.out.extend_from_slice(b"#bundle\0");
+        self.out.extend_from_slice(&timetag.to_bits().to_be_bytes());
+        self.open[self.depth] = size_at;
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Closes the innermost open bundle.
+    pub fn end_bundle(&mut self) -> Result<(), EncodeError> {
+        if self.depth == 0 {
+            return Err(EncodeError::BadNesting);
+        }
+        self.depth -= 1;
+        if self.depth > 0 {
+            self.end_element(self.open[self.depth])?;
+        }
+        Ok(())
+    }
+
+    /// Writes a message: the packet itself, or an element of the open bundle. On error
+    /// nothing of it stays in the buffer.
+    pub fn message(
+        &mut self,
+        address: impl AsRef<[u8]>,
+        args: &[Arg<'_>],
+    ) -> Result<(), EncodeError> {
+        self.message_iter(address, args.iter().copied())
+    }
+
+    /// Like [`message`](Self::message), with the arguments from an iterator (read twice:
+    /// once for the type tags, once for the payloads).
+    pub fn message_iter<'a, I>(
+        &mut self,
+        address: impl AsRef<[u8]>,
+        args: I,
+    ) -> Result<(), EncodeError>
+    where
+        I: Iterator<Item = Arg<'a>> + Clone,
+    {
+        let start = self.out.len();
+        let result = self.write_message_element(address.as_ref(), args);
+        if result.is_err() {
+            self.out.truncate(start);
+        }
+        result
+    }
+
+    /// Checks that every bundle is closed and returns the packet length.
+    pub fn finish(self) -> Result<usize, EncodeError> {
+        match self.depth {
+            0 if !self.out.is_empty() => Ok(self.out.len()),
+            _ => Err(EncodeError::BadNesting),
+        }
+    }
+
+    fn write_message_element<'a>(
+        &mut self,
+        address: &[u8],
+        args: impl Iterator<Item = Arg<'a>> + Clone,
+    ) -> Result<(), EncodeError> {
+        let size_at = self.begin_element()?;
+        write_message(self.out, address, args, self.opts)?;
+        match self.depth {
+            0 => Ok(()),
+            _ => self.end_element(size_at),
+        }
+    }
+
+    /// Reserves an element size field inside an open bundle; returns its offset.
+    fn begin_element(&mut self) -> Result<usize, EncodeError> {
+        if self.depth == 0 && !self.out.is_empty() {
+            return Err(EncodeError::BadNesting);
+        }
+        let at = self.out.len();
+        if self.depth > 0 {
+            self.out.extend_from_slice(&[0; 4]);
+        }
+        Ok(at)
+    }
+
+    fn end_element(&mut self, size_at: usize) -> Result<(), EncodeError> {
+        let size =
+            i32::try_from(self.out.len() - size_at - 4).map_err(|_| EncodeError::TooLarge)?;
+        self.out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+        Ok(())
+    }
+}
+
+fn write_message<'a>(
+    out: &mut Vec<u8>,
+    address: &[u8],
+    args: impl Iterator<Item = Arg<'a>> + Clone,
+    opts: &EncodeOptions,
+) -> Result<(), EncodeError> {
+    let valid = address.first() == Some(&b'/')
+        && !address.contains(&0)
+        && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok());
+    if !valid {
+        return Err(EncodeError::BadAddress);
+    }
+    match opts.addresses.as_ref().and_then(|t| t.code_of(address)) {
+        Some(code) => {
+            write_str(out, b"/");
+            out.extend_from_slice(&code.to_be_bytes());
+        }
+        None => write_str(out, address),
+    }
+    let tags_at = out.len();
+    out.push(b',');
+    let mut open_arrays = 0usize;
+    for arg in args.clone() {
+        let tag = arg.tag();
+        if !opts.allowed_types.contains(tag) {
+            return Err(EncodeError::TypeNotAllowed { tag });
+        }
+        match arg {
+            Arg::ArrayStart => open_arrays += 1,
+            Arg::ArrayEnd => {
+                open_arrays = open_arrays
+                    .checked_sub(1)
+                    .ok_or(EncodeError::UnbalancedArray)?
+            }
+            _ => {}
+        }
+        out.push(tag);
+    }
+    if open_arrays != 0 {
+        return Err(EncodeError::UnbalancedArray);
+    }
+    out.resize(tags_at + padded_str_len(out.len() - tags_at), 0);
+    for (index, arg) in args.enumerate() {
+        write_payload(out, &arg, index)?;
+    }
+    Ok(())
+}
+
+/// Appends an argument's payload (nothing for the tag-only types).
+fn write_payload(out: &mut Vec<u8>, arg: &Arg<'_>, index: usize) -> Result<(), EncodeError> {
+    match *arg {
+        Arg::Int(v) => out.extend_from_slice(&v.to_be_bytes()),
+        Arg::Float(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
+        Arg::Long(v) => out.extend_from_slice(&v.to_be_bytes()),
+        Arg::Double(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
+        Arg::Time(t) => out.extend_from_slice(&t.to_bits().to_be_bytes()),
+        Arg::Char(c) => out.extend_from_slice(&[0, 0, 0, c]),
+        Arg::Rgba(b) | Arg::Midi(b) => out.extend_from_slice(&b),
+        Arg::Str(s) | Arg::Symbol(s) => {
+            if s.contains(&0) {
+                return Err(EncodeError::NulInString { index });
+            }
+            write_str(out, s);
+        }
+        Arg::Blob(b) => {
+            let len = i32::try_from(b.len()).map_err(|_| EncodeError::BlobTooLarge { index })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(b);
+            out.resize(out.len() + (4 - b.len() % 4) % 4, 0);
+        }
+        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => {}
+    }
+    Ok(())
+}
+
+/// Appends an OSC string: the bytes, a NUL, zero padding to a multiple of 4.
+fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(s);
+    out.resize(out.len() + padded_str_len(s.len()) - s.len(), 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osc::{decode, decode_with, DecodeOptions, Packet};
+
+    #[test]
+    fn message_layout_matches_the_spec_example() {
+        let mut buf = Vec::new();
+        encode_message(
+            "/foo",
+            &[Arg::Int(1), Arg::Float(1.5), Arg::str("abc")],
+            &mut buf,
+        )
+        .unwrap();
+        let expect = [
+            0x2f, 0x66, 0x6f, 0x6f, 0, 0, 0, 0, 0x2c, 0x69, 0x66, 0x73, 0, 0, 0, 0, 0, 0, 0, 1,
+            0x3f, 0xc0, 0, 0, 0x61, 0x62, 0x63, 0,
+        ];
+        assert_eq!(buf, expect);
+    }
+
+    #[test]
+    fn errors_leave_the_buffer_clean() {
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        w.message("/ok", &[]).unwrap();
+        let len = w.out.len();
+        assert_eq!(
+            w.message("/bad", &[Arg::Str(b"a\0b")]),
+            Err(EncodeError::NulInString { index: 0 })
+        );
+        assert_eq!(
+            w.message("/bad", &[Arg::ArrayStart]),
+            Err(EncodeError::UnbalancedArray)
+        );
+        assert_eq!(w.message("nope", &[]), Err(EncodeError::BadAddress));
+        assert_eq!(w.out.len(), len);
+        w.end_bundle().unwrap();
+        assert_eq!(w.end_bundle(), Err(EncodeError::BadNesting));
+        w.finish().unwrap();
+        assert!(decode(&buf).is_ok());
+    }
+
+    #[test]
+    fn nesting_rules() {
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.message("/a", &[]).unwrap();
+        assert_eq!(w.message("/b", &[]), Err(EncodeError::BadNesting));
+        let mut w = PacketWriter::new(&mut buf);
+        for _ in 0..MAX_BUNDLE_DEPTH {
+            w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        }
+        assert_eq!(
+            w.begin_bundle(TimeTag::IMMEDIATE),
+            Err(EncodeError::TooDeep)
+        );
+        w.message("/deep", &[Arg::Nil]).unwrap();
+        for _ in 0..MAX_BUNDLE_DEPTH {
+            w.end_bundle().unwrap();
+        }
+        w.finish().unwrap();
+        assert!(decode(&buf).is_ok());
+        let open = PacketWriter::new(&mut buf);
+        assert_eq!(open.finish(), Err(EncodeError::BadNesting));
+    }
+
+    #[test]
+    fn compression_and_restriction() {
+        let mut table = AddressTable::new();
+        table.insert(42, "/long/address/here").unwrap();
+        let table = Arc::new(table);
+        let opts = EncodeOptions {
+            addresses: Some(table.clone()),
+            ..EncodeOptions::DEFAULT
+        };
+        let mut buf = Vec::new();
+        PacketWriter::with_options(&mut buf, &opts)
+            .message("/long/address/here", &[Arg::Int(5)])
+            .unwrap();
+        assert_eq!(&buf[..8], &[0x2f, 0, 0, 0, 0, 0, 0, 42]);
+        let dopts = DecodeOptions {
+            addresses: Some(table),
+            ..DecodeOptions::DEFAULT
+        };
+        let Ok(Packet::Message(m)) = decode_with(&buf, &dopts) else {
+            panic!("round trip failed")
+        };
+        assert_eq!(m.address(), b"/long/address/here");
+        let strict = EncodeOptions {
+            allowed_types: TypeSet::OSC_1_0,
+            check_address: true,
+            addresses: None,
+        };
+        let mut w = PacketWriter::with_options(&mut buf, &strict);
+        assert_eq!(
+            w.message("/x", &[Arg::Long(1)]),
+            Err(EncodeError::TypeNotAllowed { tag: b'h' })
+        );
+        assert_eq!(w.message("/a b", &[]), Err(EncodeError::BadAddress));
+    }
+
+    #[test]
+    fn reused_buffer_is_replaced() {
+        let mut buf = vec![0xff; 100];
+        encode_message("/a", &[], &mut buf).unwrap();
+        assert_eq!(buf, [0x2f, 0x61, 0, 0, 0x2c, 0, 0, 0]);
+    }
+}

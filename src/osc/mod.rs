@@ -1,0 +1,25 @@
+//! The OSC wire format, sans-IO: argument types, zero-copy strict decoding, encoding into
+//! reused buffers, bundles, address compression, hex dumps, JSON rendering and stream
+//! framing.
+
+mod address_table;
+mod decode;
+mod encode;
+mod error;
+pub mod framing;
+mod hexdump;
+mod json;
+mod text;
+mod types;
+
+pub use address_table::{AddressTable, AddressTableError};
+pub use decode::{
+    decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet, MAX_BUNDLE_DEPTH,
+};
+pub use encode::{encode_message, EncodeOptions, PacketWriter};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
+pub use hexdump::HexDump;
+pub use json::Json;
+pub use text::Text;
+pub use types::{Arg, OwnedArg, TypeSet, ALL_TYPE_TAGS};

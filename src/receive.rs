@@ -1,0 +1,325 @@
+//! From received bytes to method calls: decode and validate the whole packet, then
+//! dispatch its messages now or hold its bundles until their time (sans-IO: the caller
+//! passes `now` and asks for the next deadline).
+//!
+//! A nested bundle's effective time is the later of its own timetag and its parent's
+//! effective time (specs/osc.md §5), so an "immediate" bundle inside a future bundle is
+//! delivered with its parent.
+
+use crate::dispatch::{DispatchScratch, Dispatcher, MsgInfo};
+use crate::osc::{decode_with, Bundle, DecodeError, DecodeOptions, Packet};
+use crate::schedule::Scheduler;
+use crate::time::TimeTag;
+use std::sync::Arc;
+
+/// How received packets are handled.
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// Decoder options (allowed types, address checks, address decompression...).
+    pub decode: DecodeOptions,
+    /// Hold bundles with a future timetag until it is due. Off: deliver every bundle at
+    /// once, ignoring its timetag (liblo's `lo_server_enable_queue(0)`).
+    pub queue_bundles: bool,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            decode: DecodeOptions::DEFAULT,
+            queue_bundles: true,
+        }
+    }
+}
+
+/// Counters of what the receiver has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    /// Packets that decoded.
+    pub packets: u64,
+    /// Packets rejected as malformed.
+    pub malformed: u64,
+    /// Messages handed to the dispatcher.
+    pub messages: u64,
+    /// Bundles whose time had already passed when they arrived (delivered at once).
+    pub late: u64,
+    /// Bundles held for later so far.
+    pub held: u64,
+}
+
+/// Decodes packets and delivers their messages on time.
+#[derive(Debug)]
+pub struct Receiver {
+    decode: DecodeOptions,
+    state: State,
+}
+
+#[derive(Debug)]
+struct State {
+    dispatcher: Arc<Dispatcher>,
+    queue_bundles: bool,
+    held: Scheduler<Held>,
+    scratch: DispatchScratch,
+    stats: ReceiveStats,
+}
+
+/// A bundle waiting for its time: its bytes and what was known when it arrived.
+#[derive(Debug)]
+struct Held {
+    bundle: Box<[u8]>,
+    info: MsgInfo,
+}
+
+impl Receiver {
+    /// A receiver delivering to `dispatcher`.
+    pub fn new(dispatcher: Arc<Dispatcher>, options: ReceiveOptions) -> Receiver {
+        Receiver {
+            decode: options.decode,
+            state: State {
+                dispatcher,
+                queue_bundles: options.queue_bundles,
+                held: Scheduler::new(),
+                scratch: DispatchScratch::default(),
+                stats: ReceiveStats::default(),
+            },
+        }
+    }
+
+    /// Handles one received packet: validates all of it, then dispatches what is due and
+    /// holds the rest. Returns the number of messages dispatched now. A malformed packet
+    /// dispatches nothing and is counted.
+    pub fn receive(
+        &mut self,
+        packet: &[u8],
+        info: MsgInfo,
+        now: TimeTag,
+    ) -> Result<usize, DecodeError> {
+        let packet = match decode_with(packet, &self.decode) {
+            Ok(p) => p,
+            Err(e) => {
+                self.state.stats.malformed += 1;
+                return Err(e);
+            }
+        };
+        self.state.stats.packets += 1;
+        Ok(self.state.walk(packet, None, info, now, true))
+    }
+
+    /// Dispatches every held bundle that is due at `now`; returns the number of messages.
+    pub fn run_due(&mut self, now: TimeTag) -> usize {
+        let mut dispatched = 0;
+        while let Some((at, held)) = self.state.held.pop_due(now) {
+            // Held bytes were validated on arrival with these same options.
+            if let Ok(Packet::Bundle(b)) = decode_with(&held.bundle, &self.decode) {
+                dispatched += self.state.bundle(b, Some(at), held.info, now, false);
+            }
+        }
+        dispatched
+    }
+
+    /// When the next held bundle is due.
+    pub fn next_deadline(&self) -> Option<TimeTag> {
+        self.state.held.next_deadline()
+    }
+
+    /// Bundles currently held.
+    pub fn held(&self) -> usize {
+        self.state.held.len()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ReceiveStats {
+        self.state.stats
+    }
+
+    /// The dispatcher messages go to.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.state.dispatcher
+    }
+}
+
+impl State {
+    fn walk(
+        &mut self,
+        p: Packet<'_>,
+        outer: Option<TimeTag>,
+        info: MsgInfo,
+        now: TimeTag,
+        arrived: bool,
+    ) -> usize {
+        match p {
+            Packet::Message(m) => {
+                let info = MsgInfo {
+                    bundle_time: outer,
+                    ..info
+                };
+                self.stats.messages += 1;
+                self.dispatcher.dispatch(&m, &info, &mut self.scratch);
+                1
+            }
+            Packet::Bundle(b) => self.bundle(b, outer, info, now, arrived),
+        }
+    }
+
+    fn bundle(
+        &mut self,
+        b: Bundle<'_>,
+        outer: Option<TimeTag>,
+        info: MsgInfo,
+        now: TimeTag,
+        arrived: bool,
+    ) -> usize {
+        let effective = outer.map_or(b.timetag(), |o| o.max(b.timetag()));
+        if self.queue_bundles {
+            if effective > now {
+                self.stats.held += 1;
+                let bundle = b.as_bytes().into();
+                self.held.push(effective, Held { bundle, info });
+                return 0;
+            }
+            let stamped = effective.to_bits() > 1;
+            if arrived && outer.is_none() && stamped && effective < now {
+                self.stats.late += 1;
+            }
+        }
+        self.dispatcher.bundle_boundary(true, effective);
+        let mut dispatched = 0;
+        for element in b.elements() {
+            dispatched += self.walk(element, Some(effective), info, now, arrived);
+        }
+        self.dispatcher.bundle_boundary(false, effective);
+        dispatched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Flow;
+    use crate::osc::{Arg, PacketWriter};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    fn setup(queue: bool) -> (Receiver, Arc<Mutex<Vec<String>>>) {
+        let d = Arc::new(Dispatcher::new());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        d.add_method(None, None, move |m, info| {
+            let tt = info.bundle_time.map_or("-".to_string(), |t| t.to_string());
+            l.lock()
+                .unwrap()
+                .push(format!("{}@{tt}", m.address_str().unwrap()));
+            Flow::PassOn
+        })
+        .unwrap();
+        let (s, e) = (log.clone(), log.clone());
+        d.set_bundle_callbacks(
+            Some(Box::new(move |_| s.lock().unwrap().push("[".into()))),
+            Some(Box::new(move |_| e.lock().unwrap().push("]".into()))),
+        );
+        let opts = ReceiveOptions {
+            queue_bundles: queue,
+            ..ReceiveOptions::default()
+        };
+        (Receiver::new(d, opts), log)
+    }
+
+    fn take(log: &Mutex<Vec<String>>) -> Vec<String> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    /// A bundle at `outer` holding /now, an immediate inner bundle with /inner, and a
+    /// bundle at `later` with /later.
+    fn packet(outer: TimeTag, later: TimeTag) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(outer).unwrap();
+        w.message("/now", &[Arg::Int(1)]).unwrap();
+        w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        w.message("/inner", &[]).unwrap();
+        w.end_bundle().unwrap();
+        w.begin_bundle(later).unwrap();
+        w.message("/later", &[]).unwrap();
+        w.end_bundle().unwrap();
+        w.end_bundle().unwrap();
+        w.finish().unwrap();
+        buf
+    }
+
+    #[test]
+    fn future_bundles_wait_and_nested_times_are_the_later_one() {
+        let (mut r, log) = setup(true);
+        let t0 = TimeTag::new(0xe000_0000, 0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let p = packet(ms(10), ms(20));
+        assert_eq!(r.receive(&p, MsgInfo::new(t0), t0), Ok(0));
+        assert_eq!(r.next_deadline(), Some(ms(10)));
+        assert_eq!(r.run_due(ms(9)), 0);
+        assert!(take(&log).is_empty());
+        assert_eq!(r.run_due(ms(10)), 2);
+        let at10 = ms(10).to_string();
+        assert_eq!(
+            take(&log),
+            [
+                "[",
+                &format!("/now@{at10}"),
+                "[",
+                &format!("/inner@{at10}"),
+                "]",
+                "]"
+            ]
+        );
+        assert_eq!(r.next_deadline(), Some(ms(20)));
+        assert_eq!(r.run_due(ms(25)), 1);
+        assert_eq!(take(&log), ["[", &format!("/later@{}", ms(20)), "]"]);
+        assert_eq!(r.held(), 0);
+        let s = r.stats();
+        assert_eq!((s.packets, s.messages, s.held, s.late), (1, 3, 2, 0));
+    }
+
+    #[test]
+    fn past_bundles_go_at_once_and_count_as_late() {
+        let (mut r, log) = setup(true);
+        let now = TimeTag::new(0xe000_0000, 0);
+        let past = TimeTag::new(0xd000_0000, 0);
+        assert_eq!(
+            r.receive(&packet(past, past), MsgInfo::new(now), now),
+            Ok(3)
+        );
+        assert_eq!(take(&log).len(), 9);
+        assert_eq!(r.stats().late, 1);
+        // Immediate bundles are never late.
+        assert_eq!(
+            r.receive(
+                &packet(TimeTag::IMMEDIATE, TimeTag::IMMEDIATE),
+                MsgInfo::new(now),
+                now
+            ),
+            Ok(3)
+        );
+        assert_eq!(r.stats().late, 1);
+    }
+
+    #[test]
+    fn queue_off_ignores_timetags() {
+        let (mut r, log) = setup(false);
+        let now = TimeTag::new(0xe000_0000, 0);
+        let future = now + Duration::from_secs(60);
+        assert_eq!(
+            r.receive(&packet(future, future), MsgInfo::new(now), now),
+            Ok(3)
+        );
+        assert_eq!(r.held(), 0);
+        assert_eq!(take(&log).len(), 9);
+    }
+
+    #[test]
+    fn malformed_packets_dispatch_nothing() {
+        let (mut r, log) = setup(true);
+        let mut p = packet(TimeTag::IMMEDIATE, TimeTag::IMMEDIATE);
+        let last = p.len() - 4;
+        p[last] = b'x'; // corrupt the last element only
+        assert!(r.receive(&p, MsgInfo::default(), TimeTag::now()).is_err());
+        assert!(take(&log).is_empty());
+        assert_eq!(r.stats().malformed, 1);
+    }
+}

@@ -1,0 +1,130 @@
+//! A sans-IO timed queue: items go in with a timetag and come out in timetag order once
+//! `now` has reached it. The caller supplies `now` and sleeps until [`next_deadline`].
+//!
+//! [`next_deadline`]: Scheduler::next_deadline
+
+use crate::time::TimeTag;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// Items held until their time, released in time order (ties in insertion order).
+#[derive(Debug)]
+pub struct Scheduler<T> {
+    heap: BinaryHeap<Reverse<Entry<T>>>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    at: TimeTag,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<T> Eq for Entry<T> {}
+
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Entry<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl<T> Default for Scheduler<T> {
+    fn default() -> Self {
+        Scheduler {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<T> Scheduler<T> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Holds `item` until `at`.
+    pub fn push(&mut self, at: TimeTag, item: T) {
+        self.heap.push(Reverse(Entry {
+            at,
+            seq: self.seq,
+            item,
+        }));
+        self.seq += 1;
+    }
+
+    /// The earliest item whose time is at or before `now`, with its time.
+    pub fn pop_due(&mut self, now: TimeTag) -> Option<(TimeTag, T)> {
+        if self.heap.peek()?.0.at > now {
+            return None;
+        }
+        let Reverse(e) = self.heap.pop()?;
+        Some((e.at, e.item))
+    }
+
+    /// When the earliest item is due.
+    pub fn next_deadline(&self) -> Option<TimeTag> {
+        self.heap.peek().map(|e| e.0.at)
+    }
+
+    /// The number of items held.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn releases_in_time_then_insertion_order() {
+        let t0 = TimeTag::new(0xe000_0000, 0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut s = Scheduler::new();
+        s.push(ms(30), "c");
+        s.push(ms(10), "a");
+        s.push(ms(20), "b1");
+        s.push(ms(20), "b2");
+        assert_eq!(s.next_deadline(), Some(ms(10)));
+        assert_eq!(s.pop_due(ms(5)), None);
+        assert_eq!(s.pop_due(ms(20)), Some((ms(10), "a")));
+        assert_eq!(s.pop_due(ms(20)), Some((ms(20), "b1")));
+        assert_eq!(s.pop_due(ms(20)), Some((ms(20), "b2")));
+        assert_eq!(s.pop_due(ms(20)), None);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.pop_due(ms(100)), Some((ms(30), "c")));
+        assert!(s.is_empty());
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn ordering_crosses_the_2036_rollover() {
+        let mut s = Scheduler::new();
+        let before = TimeTag::new(0xffff_fff0, 0);
+        let after = TimeTag::new(0x0000_0010, 0);
+        s.push(after, 2);
+        s.push(before, 1);
+        assert_eq!(s.pop_due(after), Some((before, 1)));
+        assert_eq!(s.pop_due(after), Some((after, 2)));
+    }
+}
