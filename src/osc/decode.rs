@@ -6,7 +6,7 @@
 
 use super::address_table::AddressTable;
 use super::error::{DecodeError, DecodeErrorKind};
-use super::types::{pad4, padded_str_len, Arg, TypeSet};
+use super::types::{pad4, Arg, TypeSet};
 use crate::time::TimeTag;
 use std::sync::Arc;
 
@@ -143,6 +143,7 @@ pub struct Args<'a> {
 impl<'a> Iterator for Args<'a> {
     type Item = Arg<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Arg<'a>> {
         let (&tag, rest) = self.tags.split_first()?;
         self.tags = rest;
@@ -345,8 +346,9 @@ fn validate_message(
     };
     let mut pos = 0;
     let mut open_arrays = 0usize;
+    let restricted = opts.allowed_types != TypeSet::ALL;
     for &tag in tags {
-        if !opts.allowed_types.contains(tag) && TypeSet::ALL.contains(tag) {
+        if restricted && !opts.allowed_types.contains(tag) && TypeSet::ALL.contains(tag) {
             return Err(err(DecodeErrorKind::TypeNotAllowed { tag }, data_at + pos));
         }
         match tag {
@@ -370,7 +372,9 @@ fn validate_message(
     Ok(())
 }
 
-/// Reads one argument of type `tag` at `*pos` and advances past it.
+/// Reads one argument of type `tag` at `*pos` and advances past it. Inlined so that
+/// validation, which discards the value, compiles to size checks only.
+#[inline(always)]
 fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, DecodeErrorKind> {
     let four = |b: &[u8]| [b[0], b[1], b[2], b[3]];
     let eight = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
@@ -424,6 +428,7 @@ fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, Dec
 }
 
 /// The next `n` bytes of an argument of type `tag`.
+#[inline(always)]
 fn take<'a>(
     data: &'a [u8],
     pos: &mut usize,
@@ -438,22 +443,30 @@ fn take<'a>(
 }
 
 /// Reads an OSC string at `*pos`: bytes up to a NUL, then zero padding to a multiple of 4.
+/// Strings start on 4-byte boundaries, so the NUL is searched a word at a time.
+#[inline]
 fn read_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeErrorKind> {
-    let rest = bytes.get(*pos..).unwrap_or_default();
-    let len = rest
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(DecodeErrorKind::UnterminatedString)?;
-    let padded = padded_str_len(len);
-    let pad = rest
-        .get(len..padded)
-        .ok_or(DecodeErrorKind::UnterminatedString)?;
-    if let Some(bad) = pad.iter().position(|&b| b != 0) {
-        *pos += len + bad;
-        return Err(DecodeErrorKind::BadPadding);
+    let start = *pos;
+    let mut at = start;
+    loop {
+        let w = bytes
+            .get(at..at + 4)
+            .ok_or(DecodeErrorKind::UnterminatedString)?;
+        let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        // Flags the lowest zero byte exactly (higher flags may be false positives).
+        let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
+        if zeros != 0 {
+            let nul = (zeros.trailing_zeros() / 8) as usize;
+            if nul < 3 && word >> (8 * (nul + 1)) != 0 {
+                let bad = w[nul + 1..].iter().position(|&b| b != 0).unwrap_or(0);
+                *pos = at + nul + 1 + bad;
+                return Err(DecodeErrorKind::BadPadding);
+            }
+            *pos = at + 4;
+            return Ok(&bytes[start..at + nul]);
+        }
+        at += 4;
     }
-    *pos += padded;
-    Ok(&rest[..len])
 }
 
 fn read_i32(bytes: &[u8], pos: usize) -> Option<i32> {

@@ -6,8 +6,9 @@
 use super::address_table::AddressTable;
 use super::decode::MAX_BUNDLE_DEPTH;
 use super::error::EncodeError;
-use super::types::{padded_str_len, Arg, TypeSet};
+use super::types::{pad4, padded_str_len, Arg, TypeSet};
 use crate::time::TimeTag;
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 /// Encoder options (osc4py3's out-of-band options for outgoing packets).
@@ -45,7 +46,12 @@ pub fn encode_message(
     args: &[Arg<'_>],
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    PacketWriter::new(out).message(address, args)
+    out.clear();
+    let result = write_message(out, address.as_ref(), args.iter(), &DEFAULT_OPTIONS);
+    if result.is_err() {
+        out.clear();
+    }
+    result
 }
 
 /// Writes one packet, a message or a (nested) bundle, into a caller-owned buffer.
@@ -66,8 +72,10 @@ pub fn encode_message(
 pub struct PacketWriter<'o, 't> {
     out: &'o mut Vec<u8>,
     opts: &'t EncodeOptions,
-    /// Offsets of the size fields of the open bundles (0 for the outermost, which has none).
-    open: [usize; MAX_BUNDLE_DEPTH],
+    /// Offset of the innermost open bundle's size field. While a bundle is open, its size
+    /// field holds the offset of its parent's, so the stack of open bundles lives in the
+    /// buffer itself and the writer stays small.
+    innermost: usize,
     depth: usize,
 }
 
@@ -85,7 +93,7 @@ impl<'o, 't> PacketWriter<'o, 't> {
         PacketWriter {
             out,
             opts,
-            open: [0; MAX_BUNDLE_DEPTH],
+            innermost: 0,
             depth: 0,
         }
     }
@@ -96,9 +104,13 @@ impl<'o, 't> PacketWriter<'o, 't> {
             return Err(EncodeError::TooDeep);
         }
         let size_at = self.begin_element()?;
+        if self.depth > 0 {
+            let parent = u32::try_from(self.innermost).map_err(|_| EncodeError::TooLarge)?;
+            self.out[size_at..size_at + 4].copy_from_slice(&parent.to_ne_bytes());
+        }
         self.out.extend_from_slice(b"#bundle\0");
         self.out.extend_from_slice(&timetag.to_bits().to_be_bytes());
-        self.open[self.depth] = size_at;
+        self.innermost = size_at;
         self.depth += 1;
         Ok(())
     }
@@ -110,7 +122,10 @@ impl<'o, 't> PacketWriter<'o, 't> {
         }
         self.depth -= 1;
         if self.depth > 0 {
-            self.end_element(self.open[self.depth])?;
+            let size_at = self.innermost;
+            let link = &self.out[size_at..size_at + 4];
+            self.innermost = u32::from_ne_bytes([link[0], link[1], link[2], link[3]]) as usize;
+            self.end_element(size_at)?;
         }
         Ok(())
     }
@@ -151,10 +166,10 @@ impl<'o, 't> PacketWriter<'o, 't> {
         }
     }
 
-    fn write_message_element<'a>(
+    fn write_message_element<'a, A: Borrow<Arg<'a>>>(
         &mut self,
         address: &[u8],
-        args: impl Iterator<Item = Arg<'a>> + Clone,
+        args: impl Iterator<Item = A> + Clone,
     ) -> Result<(), EncodeError> {
         let size_at = self.begin_element()?;
         write_message(self.out, address, args, self.opts)?;
@@ -184,10 +199,12 @@ impl<'o, 't> PacketWriter<'o, 't> {
     }
 }
 
-fn write_message<'a>(
+/// Writes a message in two passes: the first validates and sizes it, the second fills a
+/// zeroed region (so padding needs no work) with one resize of the buffer.
+fn write_message<'a, A: Borrow<Arg<'a>>>(
     out: &mut Vec<u8>,
     address: &[u8],
-    args: impl Iterator<Item = Arg<'a>> + Clone,
+    args: impl Iterator<Item = A> + Clone,
     opts: &EncodeOptions,
 ) -> Result<(), EncodeError> {
     let valid = address.first() == Some(&b'/')
@@ -196,73 +213,97 @@ fn write_message<'a>(
     if !valid {
         return Err(EncodeError::BadAddress);
     }
-    match opts.addresses.as_ref().and_then(|t| t.code_of(address)) {
-        Some(code) => {
-            write_str(out, b"/");
-            out.extend_from_slice(&code.to_be_bytes());
+    let code = opts.addresses.as_ref().and_then(|t| t.code_of(address));
+    let address_len = match code {
+        Some(_) => 8,
+        None => padded_str_len(address.len()),
+    };
+    let restricted = opts.allowed_types != TypeSet::ALL;
+    let (mut count, mut payload, mut open_arrays) = (0, 0, 0usize);
+    for (index, arg) in args.clone().enumerate() {
+        let arg = arg.borrow();
+        count += 1;
+        if restricted && !opts.allowed_types.contains(arg.tag()) {
+            return Err(EncodeError::TypeNotAllowed { tag: arg.tag() });
         }
-        None => write_str(out, address),
-    }
-    let tags_at = out.len();
-    out.push(b',');
-    let mut open_arrays = 0usize;
-    for arg in args.clone() {
-        let tag = arg.tag();
-        if !opts.allowed_types.contains(tag) {
-            return Err(EncodeError::TypeNotAllowed { tag });
-        }
-        match arg {
-            Arg::ArrayStart => open_arrays += 1,
+        payload += match *arg {
+            Arg::Int(_) | Arg::Float(_) | Arg::Char(_) | Arg::Rgba(_) | Arg::Midi(_) => 4,
+            Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
+            Arg::Str(s) | Arg::Symbol(s) if s.contains(&0) => {
+                return Err(EncodeError::NulInString { index })
+            }
+            Arg::Str(s) | Arg::Symbol(s) => padded_str_len(s.len()),
+            Arg::Blob(b) if b.len() > i32::MAX as usize => {
+                return Err(EncodeError::BlobTooLarge { index })
+            }
+            Arg::Blob(b) => 4 + pad4(b.len()),
+            Arg::ArrayStart => {
+                open_arrays += 1;
+                0
+            }
             Arg::ArrayEnd => {
                 open_arrays = open_arrays
                     .checked_sub(1)
-                    .ok_or(EncodeError::UnbalancedArray)?
+                    .ok_or(EncodeError::UnbalancedArray)?;
+                0
             }
-            _ => {}
-        }
-        out.push(tag);
+            Arg::True | Arg::False | Arg::Nil | Arg::Impulse => 0,
+        };
     }
     if open_arrays != 0 {
         return Err(EncodeError::UnbalancedArray);
     }
-    out.resize(tags_at + padded_str_len(out.len() - tags_at), 0);
-    for (index, arg) in args.enumerate() {
-        write_payload(out, &arg, index)?;
+    let tags_len = padded_str_len(1 + count);
+    let start = out.len();
+    out.resize(start + address_len + tags_len + payload, 0);
+    let buf = &mut out[start..];
+    match code {
+        Some(code) => {
+            buf[0] = b'/';
+            buf[4..8].copy_from_slice(&code.to_be_bytes());
+        }
+        None => buf[..address.len()].copy_from_slice(address),
+    }
+    let (tags, mut data) = buf[address_len..].split_at_mut(tags_len);
+    tags[0] = b',';
+    for (slot, arg) in tags[1..].iter_mut().zip(args) {
+        *slot = arg.borrow().tag();
+        data = write_payload(std::mem::take(&mut data), arg.borrow());
     }
     Ok(())
 }
 
-/// Appends an argument's payload (nothing for the tag-only types).
-fn write_payload(out: &mut Vec<u8>, arg: &Arg<'_>, index: usize) -> Result<(), EncodeError> {
+/// Writes an argument's payload at the start of a zeroed region sized for it; returns the
+/// rest of the region.
+#[inline]
+fn write_payload<'b>(buf: &'b mut [u8], arg: &Arg<'_>) -> &'b mut [u8] {
     match *arg {
-        Arg::Int(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Arg::Float(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
-        Arg::Long(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Arg::Double(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
-        Arg::Time(t) => out.extend_from_slice(&t.to_bits().to_be_bytes()),
-        Arg::Char(c) => out.extend_from_slice(&[0, 0, 0, c]),
-        Arg::Rgba(b) | Arg::Midi(b) => out.extend_from_slice(&b),
+        Arg::Int(v) => put(buf, &v.to_be_bytes()),
+        Arg::Float(v) => put(buf, &v.to_bits().to_be_bytes()),
+        Arg::Long(v) => put(buf, &v.to_be_bytes()),
+        Arg::Double(v) => put(buf, &v.to_bits().to_be_bytes()),
+        Arg::Time(t) => put(buf, &t.to_bits().to_be_bytes()),
+        Arg::Char(c) => put(buf, &[0, 0, 0, c]),
+        Arg::Rgba(b) | Arg::Midi(b) => put(buf, &b),
         Arg::Str(s) | Arg::Symbol(s) => {
-            if s.contains(&0) {
-                return Err(EncodeError::NulInString { index });
-            }
-            write_str(out, s);
+            put(buf, s);
+            &mut buf[padded_str_len(s.len())..]
         }
         Arg::Blob(b) => {
-            let len = i32::try_from(b.len()).map_err(|_| EncodeError::BlobTooLarge { index })?;
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(b);
-            out.resize(out.len() + (4 - b.len() % 4) % 4, 0);
+            let rest = put(buf, &(b.len() as u32).to_be_bytes());
+            put(rest, b);
+            &mut rest[pad4(b.len())..]
         }
-        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => {}
+        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => buf,
     }
-    Ok(())
 }
 
-/// Appends an OSC string: the bytes, a NUL, zero padding to a multiple of 4.
-fn write_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(s);
-    out.resize(out.len() + padded_str_len(s.len()) - s.len(), 0);
+/// Copies `bytes` to the start of `buf`; returns what follows them.
+#[inline(always)]
+fn put<'b>(buf: &'b mut [u8], bytes: &[u8]) -> &'b mut [u8] {
+    let (head, rest) = buf.split_at_mut(bytes.len());
+    head.copy_from_slice(bytes);
+    rest
 }
 
 #[cfg(test)]
