@@ -1,6 +1,6 @@
 //! Generational handles: an index plus a generation, so a handle to a removed object is
 //! recognised as stale instead of reaching whatever took its place (nng's typed IDs). The
-//! method table, the runtime's channels and the C API's contexts all use [`Slab`].
+//! method table, the runtime's channels and the C API's contexts all use `Slab`.
 
 /// A handle: slot index in the low 32 bits, generation in the high 32 bits. The
 /// generation of a live slot is never 0, so the all-zero value is never valid.

@@ -15,3 +15,8 @@ pub mod schedule;
 pub mod time;
 
 pub use time::TimeTag;
+
+/// The README's Rust example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
