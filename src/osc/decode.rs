@@ -206,11 +206,13 @@ impl<'a> Iterator for Elements<'a> {
 }
 
 /// Decodes and validates a packet with the default options.
+#[inline]
 pub fn decode(packet: &[u8]) -> Result<Packet<'_>, DecodeError> {
     decode_with(packet, &DEFAULT_OPTIONS)
 }
 
 /// Decodes and validates a packet.
+#[inline]
 pub fn decode_with<'a>(
     packet: &'a [u8],
     opts: &'a DecodeOptions,
@@ -270,6 +272,7 @@ fn validate<'a>(
 
 /// Finds the parts of a message (address, type tags, argument data) or a bundle header,
 /// without reading the arguments or the elements.
+#[inline]
 fn split<'a>(
     bytes: &'a [u8],
     base: usize,
