@@ -16,7 +16,7 @@
 //! The table is locked only to collect the matches; callbacks run unlocked, so they may
 //! add and remove methods (themselves included) and dispatch further messages.
 
-use crate::handle::{Handle, Slab};
+use crate::handle::{ChannelId, Handle, PeerId, Slab};
 use crate::osc::{self, Arg, Message, Packet, PacketWriter};
 use crate::pattern::{self, AddressPatternError, Pattern};
 use crate::time::TimeTag;
@@ -42,8 +42,10 @@ pub enum Flow {
 pub struct MsgInfo {
     /// Where the message came from, when it came over IP.
     pub source: Option<SocketAddr>,
-    /// The channel it arrived on (runtime handle), if any.
-    pub channel: Option<Handle>,
+    /// The channel it arrived on, if any.
+    pub channel: Option<ChannelId>,
+    /// The connection it arrived on, for a listening stream channel (to reply to it).
+    pub peer: Option<PeerId>,
     /// When the packet was received.
     pub received: TimeTag,
     /// The effective timetag of the enclosing bundle; `None` for a message on its own.
@@ -65,9 +67,15 @@ impl MsgInfo {
         self
     }
 
-    /// With the channel handle.
-    pub fn with_channel(mut self, channel: Option<Handle>) -> MsgInfo {
+    /// With the channel it arrived on.
+    pub fn with_channel(mut self, channel: Option<ChannelId>) -> MsgInfo {
         self.channel = channel;
+        self
+    }
+
+    /// With the stream connection it arrived on.
+    pub fn with_peer(mut self, peer: Option<PeerId>) -> MsgInfo {
+        self.peer = peer;
         self
     }
 }
@@ -413,6 +421,15 @@ impl Dispatcher {
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
     pub fn remove_method(&self, id: MethodId) -> bool {
         self.table.lock().remove(id)
+    }
+
+    /// Removes every method.
+    pub fn clear(&self) {
+        let mut table = self.table.lock();
+        for &i in &table.order {
+            table.method(i).alive.store(false, Ordering::Release);
+        }
+        *table = MethodTable::default();
     }
 
     /// The number of registered methods.

@@ -31,6 +31,14 @@ impl Handle {
     }
 }
 
+/// Handle of an open channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChannelId(pub Handle);
+
+/// Handle of one peer connected to a listening stream channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId(pub Handle);
+
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
@@ -70,6 +78,14 @@ impl<T> Slab<T> {
         Handle::new(index, 1)
     }
 
+    /// The handle the next `insert` will return (valid while nothing else is inserted).
+    pub(crate) fn next_handle(&self) -> Handle {
+        match self.free.last() {
+            Some(&index) => Handle::new(index, self.slots[index as usize].generation),
+            None => Handle::new(self.slots.len() as u32, 1),
+        }
+    }
+
     /// The value at a slot index regardless of generation (for indexes kept internally).
     pub(crate) fn at(&self, index: u32) -> Option<&T> {
         self.slots.get(index as usize)?.value.as_ref()
@@ -91,6 +107,18 @@ impl<T> Slab<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    pub(crate) fn get(&self, h: Handle) -> Option<&T> {
+        let slot = self.slots.get(h.index())?;
+        (slot.generation == h.generation()).then_some(slot.value.as_ref()?)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Handle, &T)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let value = s.value.as_ref()?;
+            Some((Handle::new(i as u32, s.generation), value))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -100,17 +128,23 @@ mod tests {
     #[test]
     fn stale_handles_are_rejected() {
         let mut slab = Slab::default();
+        assert_eq!(slab.next_handle(), Handle::new(0, 1));
         let a = slab.insert("a");
         assert_eq!(slab.at(0), Some(&"a"));
+        assert_eq!(slab.get(a), Some(&"a"));
         assert_eq!(slab.remove(a), Some("a"));
         assert_eq!(slab.remove(a), None);
+        let predicted = slab.next_handle();
         let b = slab.insert("b"); // reuses the slot
+        assert_eq!(predicted, b);
         assert_eq!(a.index(), b.index());
         assert_ne!(a, b);
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.remove(Handle::from_bits(0)), None);
         assert_eq!(slab.remove(Handle::from_bits(u64::MAX)), None);
         assert_eq!(slab.len(), 1);
+        assert_eq!(slab.get(a), None);
+        assert_eq!(slab.iter().map(|(h, v)| (h, *v)).collect::<Vec<_>>(), [(b, "b")]);
         assert_eq!(slab.remove(Handle::from_bits(b.to_bits())), Some("b"));
     }
 }

@@ -5,15 +5,23 @@
 //! [`pattern`] (address patterns), [`dispatch`] (the method table), [`schedule`] (timed
 //! bundles), [`receive`] (packets to calls, now or later) and [`time`] take bytes and `now` and return values, events and deadlines.
 //! They touch no socket, clock or thread, so they are tested exhaustively in memory.
+//! [`transport`] and [`runtime`] add sockets, threads and clocks: a [`Context`] opens
+//! channels by URL and runs in one of three threading modes.
 
 pub mod dispatch;
+mod error;
 pub mod handle;
 pub mod osc;
 pub mod pattern;
 pub mod receive;
+pub mod runtime;
 pub mod schedule;
 pub mod time;
+pub mod transport;
 
+pub use error::Error;
+pub use handle::{ChannelId, PeerId};
+pub use runtime::{Context, ContextOptions, Mode, Sender};
 pub use time::TimeTag;
 
 /// The README's Rust example, compiled and run as a doctest.

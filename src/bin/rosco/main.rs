@@ -1,6 +1,7 @@
 //! `rosco`: the command-line tool users and tests drive. See `rosco help`.
 
 mod demo;
+mod netcmd;
 mod oscargs;
 
 use rosco::osc::{self, DecodeOptions, HexDump, Json, Packet, PacketWriter, Text, TypeSet};
@@ -19,7 +20,17 @@ usage:
       --types TAGS                    reject packets with types outside TAGS
   rosco encode ADDRESS [TYPES [VALUES...]]
                                       print a message as hex (oscsend's argument syntax)
-  rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)";
+  rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)
+  rosco dump [options] URL|PORT       print what arrives, like oscdump (PORT: osc.udp://:PORT)
+      --json                          one JSON line per packet instead
+      --count N                       exit after N messages (N packets with --json)
+      --timeout SECONDS               stop after this long (exit 1 if --count was not reached)
+      --no-queue                      deliver timed bundles at once
+  rosco send [options] URL ADDRESS [TYPES [VALUES...]]
+                                      send one message (oscsend's argument syntax)
+      --tcp-framing slip|length       framing on osc.tcp:// (default: length prefix)
+      --at SECONDS                    send it in a bundle timed this far ahead
+      --raw HEX                       send these bytes as one packet instead";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +39,8 @@ fn main() -> ExitCode {
         Some("decode") => decode(&args[1..]),
         Some("encode") => encode(&args[1..]),
         Some("match") => match_cmd(&args[1..]),
+        Some("dump") => netcmd::dump(&args[1..]),
+        Some("send") => netcmd::send(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

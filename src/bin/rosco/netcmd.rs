@@ -1,0 +1,186 @@
+//! `rosco dump` and `rosco send`: liblo's `oscdump` and `oscsend`, on any rosco channel.
+
+use crate::oscargs;
+use rosco::dispatch::Flow;
+use rosco::osc::{self, Json, OwnedArg, PacketWriter, Text};
+use rosco::runtime::{Event, Reconnect};
+use rosco::transport::url::{ChannelUrl, StreamFraming};
+use rosco::{Context, ContextOptions, TimeTag};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type CmdResult = Result<(), (u8, String)>;
+
+fn fail(e: impl std::fmt::Display) -> (u8, String) {
+    (1, e.to_string())
+}
+
+fn usage(msg: &str) -> (u8, String) {
+    (2, msg.to_string())
+}
+
+/// Options taking a value, then the positional arguments.
+fn split_flags<'a>(args: &'a [String], with_value: &[&str], flags: &[&str]) -> Result<(Vec<(&'a str, Option<&'a str>)>, &'a [String]), (u8, String)> {
+    let mut opts = Vec::new();
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with("--") {
+        let name = args[i].as_str();
+        if with_value.contains(&name) {
+            let value = args.get(i + 1).ok_or_else(|| usage(&format!("{name} needs a value")))?;
+            opts.push((name, Some(value.as_str())));
+            i += 2;
+        } else if flags.contains(&name) {
+            opts.push((name, None));
+            i += 1;
+        } else {
+            return Err(usage(&format!("unknown option {name}")));
+        }
+    }
+    Ok((opts, &args[i..]))
+}
+
+fn seconds(v: &str) -> Result<Duration, (u8, String)> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| usage(&format!("not a number of seconds: '{v}'")))
+}
+
+pub(crate) fn dump(args: &[String]) -> CmdResult {
+    let (opts, rest) = split_flags(args, &["--count", "--timeout"], &["--json", "--no-queue"])?;
+    let [target] = rest else {
+        return Err(usage("dump needs one URL or PORT"));
+    };
+    let url = match target.parse::<u16>() {
+        Ok(port) => format!("osc.udp://:{port}"),
+        Err(_) => target.clone(),
+    };
+    let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
+    for (name, value) in opts {
+        match (name, value) {
+            ("--json", _) => json = true,
+            ("--no-queue", _) => queue = false,
+            ("--count", Some(v)) => count = Some(v.parse::<u64>().map_err(|_| usage("--count needs a whole number"))?),
+            ("--timeout", Some(v)) => timeout = Some(seconds(v)?),
+            _ => unreachable!("split_flags knows these"),
+        }
+    }
+    let mut options = ContextOptions::default();
+    options.receive.queue_bundles = queue;
+    let ctx = Context::new(options).map_err(fail)?;
+    ctx.set_event_callback(Some(|e: &Event| match e {
+        Event::Malformed { source, reason, .. } => {
+            let from = source.map_or(String::new(), |s| format!(" from {s}"));
+            eprintln!("rosco: malformed packet{from}: {reason}");
+        }
+        Event::Disconnected { peer, reason, .. } => {
+            let who = peer.map_or("peer".to_string(), |p| p.to_string());
+            eprintln!("rosco: {who} disconnected: {reason}");
+        }
+        _ => {}
+    }));
+    let seen = Arc::new(AtomicU64::new(0));
+    let id = ctx.open("dump", &url).map_err(fail)?;
+    if json {
+        // A tap on the raw packets: one JSON line each, as they arrive.
+        let seen = seen.clone();
+        let hook: rosco::runtime::PacketHook = Box::new(move |raw, _out| {
+            if let Ok(packet) = osc::decode(raw) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", Json(packet));
+                let _ = out.flush();
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+            false
+        });
+        ctx.set_packet_hooks(id, Some(hook), None).map_err(fail)?;
+    } else {
+        let seen = seen.clone();
+        ctx.methods()
+            .add_method(None, None, move |m, info| {
+                let time = match info.bundle_time {
+                    Some(t) if !t.is_immediate() => t,
+                    _ => info.received,
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{time} {}", Text(m));
+                let _ = out.flush();
+                seen.fetch_add(1, Ordering::Relaxed);
+                Flow::Handled
+            })
+            .map_err(fail)?;
+    }
+    eprintln!("rosco: listening on {}", ctx.url(id).map_err(fail)?);
+    let until = timeout.map(|t| Instant::now() + t);
+    loop {
+        if count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
+            return Ok(());
+        }
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return match count {
+                Some(_) => Err(fail("timed out")),
+                None => Ok(()),
+            };
+        }
+        ctx.poll(Some(left.unwrap_or(Duration::from_secs(1)).min(Duration::from_millis(200)))).map_err(fail)?;
+    }
+}
+
+pub(crate) fn send(args: &[String]) -> CmdResult {
+    let (opts, rest) = split_flags(args, &["--tcp-framing", "--at", "--raw"], &[])?;
+    let (mut framing, mut at, mut raw) = (None, None, None);
+    for (name, value) in opts {
+        match (name, value) {
+            ("--tcp-framing", Some("slip")) => framing = Some(StreamFraming::Slip),
+            ("--tcp-framing", Some("length")) => framing = Some(StreamFraming::Length),
+            ("--tcp-framing", Some(other)) => return Err(usage(&format!("--tcp-framing is slip or length, not '{other}'"))),
+            ("--at", Some(v)) => at = Some(seconds(v)?),
+            ("--raw", Some(v)) => raw = Some(oscargs::hex_bytes(v).ok_or_else(|| usage("--raw needs hex bytes"))?),
+            _ => unreachable!("split_flags knows these"),
+        }
+    }
+    let (url, message) = rest.split_first().ok_or_else(|| usage("send needs a URL"))?;
+    let mut url: ChannelUrl = url.parse().map_err(|e| usage(&format!("{e}")))?;
+    if let (Some(f), ChannelUrl::Tcp { opts, .. }) = (framing, &mut url) {
+        opts.framing = Some(f);
+    }
+    let packet = match raw {
+        Some(bytes) if message.is_empty() => bytes,
+        Some(_) => return Err(usage("--raw takes no ADDRESS")),
+        None => build(message, at)?,
+    };
+    let options = ContextOptions {
+        reconnect: Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        },
+        ..ContextOptions::default()
+    };
+    let ctx = Context::new(options).map_err(fail)?;
+    let id = ctx.open("send", &url.to_string()).map_err(fail)?;
+    ctx.send_packet(id, &packet).map_err(fail)?;
+    ctx.flush(id, Duration::from_secs(5)).map_err(|e| fail(format!("cannot deliver to {url}: {e}")))
+}
+
+/// The message, or a bundle holding it `at` from now.
+fn build(message: &[String], at: Option<Duration>) -> Result<Vec<u8>, (u8, String)> {
+    let (address, rest) = message.split_first().ok_or_else(|| usage("send needs an ADDRESS (or --raw HEX)"))?;
+    let (types, values) = rest.split_first().map_or(("", &[][..]), |(t, v)| (t.as_str(), v));
+    let owned = oscargs::parse(types, values).map_err(|e| (2, e))?;
+    let args: Vec<_> = owned.iter().map(OwnedArg::as_arg).collect();
+    let mut buf = Vec::new();
+    let mut w = PacketWriter::new(&mut buf);
+    let written = match at {
+        Some(delay) => w
+            .begin_bundle(TimeTag::after(delay))
+            .and_then(|()| w.message(address, &args))
+            .and_then(|()| w.end_bundle()),
+        None => w.message(address, &args),
+    };
+    written.map_err(|e| (2, e.to_string()))?;
+    Ok(buf)
+}

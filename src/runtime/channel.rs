@@ -1,0 +1,391 @@
+//! A channel: one endpoint opened from a URL, its sockets, counters and packet hooks, and
+//! how a packet is sent on it. Reading is the I/O loop's business (`engine.rs`).
+
+use super::event::Stats;
+use super::options::{ContextOptions, Reconnect};
+use crate::error::Error;
+use crate::handle::{ChannelId, PeerId, Slab};
+use crate::osc::framing::{encode_frame, DeframeMode, Framing};
+use crate::osc::EncodeError;
+use crate::transport::stream::{Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT};
+use crate::transport::udp::{self, UdpEndpoint};
+use crate::transport::url::{ChannelUrl, Host, StreamFraming};
+use parking_lot::{Mutex, RwLock};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Transforms a raw packet on its way out or in (osc4py3's encode/decode packet actions:
+/// checksums, signatures, encryption). It writes the packet to deliver or send into the
+/// buffer, or returns false to drop it.
+pub type PacketHook = Box<dyn Fn(&[u8], &mut Vec<u8>) -> bool + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) incoming: Option<Arc<PacketHook>>,
+    pub(crate) outgoing: Option<Arc<PacketHook>>,
+}
+
+/// Where a packet goes on a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    /// The channel's own destination; for a stream listener, every connected peer.
+    Default,
+    /// A datagram address (replies on UDP).
+    Addr(SocketAddr),
+    /// One connection of a stream listener.
+    Peer(PeerId),
+}
+
+pub(crate) struct Channel {
+    pub(crate) id: ChannelId,
+    pub(crate) name: String,
+    pub(crate) url: ChannelUrl,
+    pub(crate) kind: Kind,
+    pub(crate) stats: Stats,
+    pub(crate) hooks: RwLock<Hooks>,
+}
+
+pub(crate) enum Kind {
+    Udp(UdpEndpoint),
+    UnixDgram {
+        socket: UnixDatagram,
+        dest: Option<PathBuf>,
+        /// A bound socket file, removed when the channel goes.
+        bound: Option<PathBuf>,
+    },
+    Listener {
+        listener: Listener,
+        peers: Mutex<Slab<Arc<StreamConn>>>,
+        read: DeframeMode,
+    },
+    Client(Client),
+    /// `_local`: dispatched in-process.
+    Local,
+}
+
+/// A connecting stream channel: where it goes, how, and what state it is in.
+pub(crate) struct Client {
+    pub(crate) target: ClientTarget,
+    pub(crate) framing: Framing,
+    pub(crate) reconnect: Reconnect,
+    pub(crate) max_frame: usize,
+    pub(crate) state: Mutex<ClientState>,
+}
+
+pub(crate) enum ClientTarget {
+    Tcp { addr: SocketAddr, local: Option<SocketAddr> },
+    Unix(PathBuf),
+}
+
+pub(crate) enum ClientState {
+    Connected(Arc<StreamConn>),
+    Connecting {
+        connecting: Connecting,
+        attempt: u32,
+        backlog: Vec<u8>,
+    },
+    Waiting {
+        retry_at: Instant,
+        attempt: u32,
+        backlog: Vec<u8>,
+    },
+    GaveUp,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        match &self.kind {
+            Kind::UnixDgram { bound: Some(path), .. } => {
+                let _ = std::fs::remove_file(path);
+            }
+            Kind::Listener { peers, .. } => {
+                for (_, conn) in peers.lock().iter() {
+                    conn.close();
+                }
+            }
+            Kind::Client(c) => {
+                if let ClientState::Connected(conn) = &*c.state.lock() {
+                    conn.close();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
+    match f {
+        Some(StreamFraming::Slip) => (Framing::Slip, DeframeMode::Fixed(Framing::Slip)),
+        Some(StreamFraming::Length) => (Framing::LengthPrefix, DeframeMode::Fixed(Framing::LengthPrefix)),
+        Some(StreamFraming::Auto) | None => (Framing::LengthPrefix, DeframeMode::Detect),
+    }
+}
+
+impl Channel {
+    /// Opens the sockets a URL names. Listening sockets are bound before this returns,
+    /// so their port can be read at once; a stream client starts connecting.
+    pub(crate) fn open(id: ChannelId, name: &str, url: ChannelUrl, opts: &ContextOptions) -> Result<Channel, Error> {
+        let kind = match &url {
+            ChannelUrl::Udp { host, port, opts: u } => Kind::Udp(udp::open(host.as_ref(), *port, u)?),
+            ChannelUrl::Tcp { host: None, port, opts: t } => {
+                let (_, read) = stream_framing(t.framing);
+                let addr = SocketAddr::new(t.bind.unwrap_or(Ipv6Addr::UNSPECIFIED.into()), *port);
+                let listener = Listener::tcp(addr, t.bind.is_none()).or_else(|e| match t.bind {
+                    None => Listener::tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), *port), false),
+                    Some(_) => Err(e),
+                })?;
+                Kind::Listener {
+                    listener,
+                    peers: Mutex::new(Slab::default()),
+                    read,
+                }
+            }
+            ChannelUrl::Tcp { host: Some(host), port, opts: t } => {
+                let addr = udp::resolve(host, *port)?;
+                let local = t.local.map(|p| {
+                    let ip = t.bind.unwrap_or(match addr {
+                        SocketAddr::V4(_) => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+                        SocketAddr::V6(_) => IpAddr::from(Ipv6Addr::UNSPECIFIED),
+                    });
+                    SocketAddr::new(ip, p)
+                });
+                let (framing, _) = stream_framing(t.framing);
+                let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);
+                Kind::Client(Client::start(ClientTarget::Tcp { addr, local }, framing, reconnect, opts.max_frame))
+            }
+            ChannelUrl::Unix { path, opts: u } if u.stream => {
+                let (framing, read) = stream_framing(u.framing);
+                if u.listen {
+                    Kind::Listener {
+                        listener: Listener::unix(path)?,
+                        peers: Mutex::new(Slab::default()),
+                        read,
+                    }
+                } else {
+                    let reconnect = opts.reconnect.with(None, None, None);
+                    Kind::Client(Client::start(ClientTarget::Unix(path.clone()), framing, reconnect, opts.max_frame))
+                }
+            }
+            ChannelUrl::Unix { path, opts: u } => {
+                if u.listen {
+                    let socket = match UnixDatagram::bind(path) {
+                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                            // A stale file from an earlier run: nobody can be bound to it
+                            // if sending to it fails.
+                            let probe = UnixDatagram::unbound()?;
+                            if probe.send_to(&[], path).is_ok() {
+                                return Err(e.into());
+                            }
+                            std::fs::remove_file(path)?;
+                            UnixDatagram::bind(path)?
+                        }
+                        other => other?,
+                    };
+                    socket.set_nonblocking(true)?;
+                    Kind::UnixDgram {
+                        socket,
+                        dest: None,
+                        bound: Some(path.clone()),
+                    }
+                } else {
+                    let socket = UnixDatagram::unbound()?;
+                    socket.set_nonblocking(true)?;
+                    Kind::UnixDgram {
+                        socket,
+                        dest: Some(path.clone()),
+                        bound: None,
+                    }
+                }
+            }
+            _ => return Err(Error::Unsupported("this URL scheme is not available yet")),
+        };
+        Ok(Channel {
+            id,
+            name: name.to_string(),
+            url,
+            kind,
+            stats: Stats::default(),
+            hooks: RwLock::default(),
+        })
+    }
+
+    /// The in-process `_local` channel.
+    pub(crate) fn local(id: ChannelId) -> Channel {
+        Channel {
+            id,
+            name: "_local".into(),
+            url: ChannelUrl::Udp {
+                host: Some(Host::Name("_local".into())),
+                port: 0,
+                opts: Default::default(),
+            },
+            kind: Kind::Local,
+            stats: Stats::default(),
+            hooks: RwLock::default(),
+        }
+    }
+
+    /// The local address a socket is bound to.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.kind {
+            Kind::Udp(ep) => ep.socket.local_addr().ok(),
+            Kind::Listener { listener, .. } => listener.local_addr(),
+            Kind::Client(c) => match &*c.state.lock() {
+                ClientState::Connected(conn) => match conn.stream() {
+                    Stream::Tcp(s) => s.local_addr().ok(),
+                    Stream::Unix(_) => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Sends one packet (already through the outgoing hook). Returns true when the I/O loop
+    /// must be woken to finish writing or connecting.
+    pub(crate) fn send(&self, packet: &[u8], dest: Dest) -> Result<bool, Error> {
+        let sent = |_: usize| {
+            Stats::add(&self.stats.packets_out, 1);
+            Stats::add(&self.stats.bytes_out, packet.len() as u64);
+        };
+        match (&self.kind, dest) {
+            (Kind::Udp(_), _) if packet.len() > udp::MAX_DATAGRAM => Err(Error::Encode(EncodeError::TooLarge)),
+            (Kind::Udp(ep), _) => {
+                let to = match dest {
+                    Dest::Addr(a) => a,
+                    Dest::Default => ep.dest.ok_or(Error::Unsupported(
+                        "a listening UDP channel has no destination: reply to a message's source",
+                    ))?,
+                    Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
+                };
+                let to = match dest {
+                    Dest::Addr(_) => udp::for_socket(&ep.socket, to),
+                    _ => to,
+                };
+                ep.socket.send_to(packet, to).map(sent)?;
+                Ok(false)
+            }
+            (Kind::UnixDgram { socket, dest: Some(path), .. }, Dest::Default) => {
+                socket.send_to(packet, path).map(sent)?;
+                Ok(false)
+            }
+            (Kind::UnixDgram { .. }, _) => Err(Error::Unsupported("a listening Unix datagram channel has no destination")),
+            (Kind::Listener { peers, .. }, Dest::Peer(p)) => {
+                let conn = peers.lock().get(p.0).cloned().ok_or(Error::Closed)?;
+                let wake = send_stream(&conn, packet)?;
+                sent(packet.len());
+                Ok(wake)
+            }
+            (Kind::Listener { peers, .. }, Dest::Default) => {
+                let conns: Vec<Arc<StreamConn>> = peers.lock().iter().map(|(_, c)| c.clone()).collect();
+                let mut wake = false;
+                for conn in conns {
+                    // One peer's trouble does not stop the others.
+                    wake |= send_stream(&conn, packet).unwrap_or(false);
+                }
+                sent(packet.len());
+                Ok(wake)
+            }
+            (Kind::Listener { .. }, Dest::Addr(_)) => Err(Error::Unsupported("stream listeners reply to peers, not addresses")),
+            (Kind::Client(c), _) => {
+                let wake = c.send(packet)?;
+                sent(packet.len());
+                Ok(wake)
+            }
+            (Kind::Local, _) => Err(Error::Unsupported("_local is dispatched by the context")),
+        }
+    }
+}
+
+fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {
+    conn.send(packet).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Full,
+        io::ErrorKind::NotConnected => Error::Closed,
+        _ => Error::Io(e),
+    })
+}
+
+impl Client {
+    fn start(target: ClientTarget, framing: Framing, reconnect: Reconnect, max_frame: usize) -> Client {
+        let mut client = Client {
+            target,
+            framing,
+            reconnect,
+            max_frame,
+            state: Mutex::new(ClientState::GaveUp),
+        };
+        // Unix connects complete at once; TCP ones finish in the I/O loop.
+        *client.state.get_mut() = client.attempt(0, Vec::new()).unwrap_or_else(|(_, next)| next);
+        client
+    }
+
+    /// Starts connection attempt `attempt` carrying `backlog`; on immediate failure returns
+    /// the error and the state to move to.
+    pub(crate) fn attempt(&self, attempt: u32, backlog: Vec<u8>) -> Result<ClientState, (io::Error, ClientState)> {
+        let result = match &self.target {
+            ClientTarget::Tcp { addr, local } => Connecting::start(*addr, *local).map(|connecting| ClientState::Connecting {
+                connecting,
+                attempt,
+                backlog: Vec::new(),
+            }),
+            ClientTarget::Unix(path) => UnixStream::connect(path)
+                .and_then(|s| StreamConn::new(Stream::Unix(s), None, Some(self.framing), DeframeMode::Fixed(self.framing), self.max_frame))
+                .map(|conn| ClientState::Connected(Arc::new(conn))),
+        };
+        match result {
+            Ok(ClientState::Connecting { connecting, attempt, .. }) => Ok(ClientState::Connecting { connecting, attempt, backlog }),
+            Ok(ClientState::Connected(conn)) => {
+                let _ = conn.send_framed(&backlog);
+                Ok(ClientState::Connected(conn))
+            }
+            Ok(other) => Ok(other),
+            Err(e) => {
+                let next = self.after_failure(attempt, backlog);
+                Err((e, next))
+            }
+        }
+    }
+
+    /// The state after attempt `attempt` failed: wait and retry, or give up.
+    pub(crate) fn after_failure(&self, attempt: u32, backlog: Vec<u8>) -> ClientState {
+        match self.reconnect.delay(attempt + 1) {
+            Some(delay) => ClientState::Waiting {
+                retry_at: Instant::now() + delay,
+                attempt: attempt + 1,
+                backlog,
+            },
+            None => ClientState::GaveUp,
+        }
+    }
+
+    /// Sends now when connected, otherwise keeps the framed packet for the connection.
+    fn send(&self, packet: &[u8]) -> Result<bool, Error> {
+        let mut state = self.state.lock();
+        match &mut *state {
+            ClientState::Connected(conn) => send_stream(conn, packet),
+            ClientState::Connecting { backlog, .. } | ClientState::Waiting { backlog, .. } => {
+                if backlog.len() > MAX_PENDING_OUT {
+                    return Err(Error::Full);
+                }
+                encode_frame(self.framing, packet, backlog);
+                Ok(true)
+            }
+            ClientState::GaveUp => Err(Error::Closed),
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before attempt `attempt` (1 = first retry), or `None` to give up.
+    pub(crate) fn delay(&self, attempt: u32) -> Option<Duration> {
+        if !self.enabled || (self.retries != 0 && attempt > self.retries) {
+            return None;
+        }
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        Some(self.initial.saturating_mul(factor).min(self.max))
+    }
+}

@@ -1,0 +1,458 @@
+//! The context: channels opened by URL, the method table, the threading mode, and
+//! sending from any thread.
+
+use super::channel::{Channel, ClientState, Dest, Hooks, Kind, PacketHook};
+use super::engine::{Engine, Sink};
+use super::event::{ChannelStats, Event, LogLevel};
+use super::options::{ContextOptions, Mode};
+use super::poller::{Interest, Poller};
+use super::shared::{Incoming, Shared};
+use crate::dispatch::{Dispatcher, MsgInfo};
+use crate::error::Error;
+use crate::handle::ChannelId;
+use crate::osc::{encode_message, Arg};
+use crate::receive::Receiver;
+use crate::time::TimeTag;
+use crate::transport::url::ChannelUrl;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::os::unix::io::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The name of the in-process channel every context has.
+pub const LOCAL: &str = "_local";
+
+thread_local! {
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's reusable buffer, or a fresh one when it is in use (a hook
+/// that sends, say).
+fn with_buf<R>(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// Sends on a context's channels from any thread. Cheap to clone; keep one in a callback
+/// to reply or forward (it does not keep the context's I/O running after the context is
+/// dropped: sends then fail with [`Error::Closed`]).
+#[derive(Clone)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// Owns channels, methods, the scheduler and the threads of one messaging setup.
+/// Dereferences to [`Sender`] for sending.
+pub struct Context {
+    sender: Sender,
+    /// Poll mode: the I/O loop, driven by `poll`.
+    engine: Mutex<Option<Engine>>,
+    /// Io-thread mode: the dispatching side, driven by `poll`.
+    receiver: Mutex<Option<Receiver>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("mode", &self.shared.options.mode)
+            .field("channels", &self.shared.channels.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deref for Context {
+    type Target = Sender;
+    fn deref(&self) -> &Sender {
+        &self.sender
+    }
+}
+
+impl Context {
+    /// Creates a context; io-thread and threaded modes start their I/O thread.
+    pub fn new(options: ContextOptions) -> Result<Context, Error> {
+        let dispatcher = Arc::new(Dispatcher::new());
+        dispatcher.set_coercion(options.coerce);
+        let mode = options.mode;
+        let receive = options.receive.clone();
+        let shared = Arc::new(Shared::new(options, dispatcher.clone())?);
+        {
+            let mut channels = shared.channels.write();
+            let id = ChannelId(channels.next_handle());
+            channels.insert(Arc::new(Channel::local(id)));
+            shared.names.write().insert(LOCAL.into(), id);
+        }
+        let receiver = || Receiver::new(dispatcher.clone(), receive.clone());
+        let mut ctx = Context {
+            sender: Sender { shared: shared.clone() },
+            engine: Mutex::new(None),
+            receiver: Mutex::new(None),
+            thread: None,
+        };
+        let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
+            let shared = shared.clone();
+            Ok(std::thread::Builder::new()
+                .name("rosco-io".into())
+                .spawn(move || io_thread(engine, shared))?)
+        };
+        match mode {
+            Mode::Poll => *ctx.engine.get_mut() = Some(Engine::new(shared.clone(), Sink::Direct(receiver()))),
+            Mode::IoThread => {
+                *ctx.receiver.get_mut() = Some(receiver());
+                ctx.thread = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
+            }
+            Mode::Threaded => ctx.thread = Some(spawn(Engine::new(shared.clone(), Sink::Direct(receiver())))?),
+        }
+        Ok(ctx)
+    }
+
+    /// A sender for other threads and callbacks.
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    /// The method table: register callbacks here.
+    pub fn methods(&self) -> &Arc<Dispatcher> {
+        &self.shared.dispatcher
+    }
+
+    /// Opens a channel from a liblo-compatible URL (see `transport::url`) under a unique
+    /// name. Listening sockets are bound when this returns.
+    pub fn open(&self, name: &str, url: &str) -> Result<ChannelId, Error> {
+        let url: ChannelUrl = url.parse()?;
+        if self.shared.names.read().contains_key(name) {
+            return Err(Error::NameTaken(name.into()));
+        }
+        // Sockets are opened outside the lock so senders never wait on a DNS lookup; the
+        // real handle is filled in under it.
+        let placeholder = ChannelId(crate::handle::Handle::from_bits(0));
+        let mut channel = Channel::open(placeholder, name, url, &self.shared.options)?;
+        let id = {
+            let mut channels = self.shared.channels.write();
+            let mut names = self.shared.names.write();
+            if names.contains_key(name) {
+                return Err(Error::NameTaken(name.into()));
+            }
+            let id = ChannelId(channels.next_handle());
+            channel.id = id;
+            channels.insert(Arc::new(channel));
+            names.insert(name.into(), id);
+            id
+        };
+        if let Some(local) = self.shared.channel(id).filter(|c| c.url.is_listener()).and_then(|c| c.local_addr()) {
+            self.shared.emit(Event::Bound { channel: id, local });
+        }
+        self.shared.waker.wake();
+        Ok(id)
+    }
+
+    /// Closes a channel: its sockets close and its peers are disconnected.
+    pub fn close(&self, id: ChannelId) -> Result<(), Error> {
+        let channel = self.shared.channels.write().remove(id.0).ok_or(Error::NoChannel)?;
+        self.shared.names.write().remove(&channel.name);
+        drop(channel);
+        self.shared.waker.wake();
+        Ok(())
+    }
+
+    /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
+    /// mode does all I/O and callbacks here; io-thread mode runs the callbacks of waiting
+    /// messages here; threaded mode only waits. Returns the messages dispatched.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match self.shared.options.mode {
+            Mode::Poll => {
+                let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
+                let engine = engine.as_mut().ok_or(Error::Closed)?;
+                let until = timeout.map(|t| Instant::now() + t);
+                loop {
+                    let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+                    let n = engine.turn(left);
+                    if n > 0 || left.is_some_and(|l| l.is_zero()) {
+                        return Ok(n);
+                    }
+                }
+            }
+            Mode::IoThread => {
+                let mut receiver = self.receiver.try_lock().ok_or(Error::Busy)?;
+                let receiver = receiver.as_mut().ok_or(Error::Closed)?;
+                Ok(self.dispatch_queued(receiver, timeout))
+            }
+            Mode::Threaded => {
+                std::thread::sleep(timeout.unwrap_or_default());
+                Ok(0)
+            }
+        }
+    }
+
+    /// Io-thread mode: dispatches queued packets and due bundles, waiting on the wake-up
+    /// descriptor for at most `timeout`.
+    fn dispatch_queued(&self, receiver: &mut Receiver, timeout: Option<Duration>) -> usize {
+        let until = timeout.map(|t| Instant::now() + t);
+        let mut poller = Poller::default();
+        loop {
+            // Drain the descriptor first, so a packet queued after this is never missed.
+            self.shared.notify.drain();
+            let mut n = 0;
+            while let Some(item) = self.shared.pop_incoming() {
+                n += receiver.receive(&item.bytes, item.info, TimeTag::now()).unwrap_or(0);
+                self.shared.recycle(item);
+            }
+            n += receiver.run_due(TimeTag::now());
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if n > 0 || left.is_some_and(|l| l.is_zero()) || self.shared.closed.load(Ordering::Acquire) {
+                return n;
+            }
+            let due = receiver
+                .next_deadline()
+                .map(|d| d.duration_since(TimeTag::now()).unwrap_or_default());
+            let wait = match (left, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if self.shared.has_incoming() {
+                continue;
+            }
+            poller.clear();
+            poller.add(self.shared.notify.fd(), Interest { read: true, write: false });
+            let _ = poller.wait(wait);
+        }
+    }
+
+    /// Io-thread mode: a descriptor that is readable while received messages wait for
+    /// `poll` (for `sys_addpollfn`, epoll, ...). `None` in the other modes.
+    pub fn wakeup_fd(&self) -> Option<RawFd> {
+        (self.shared.options.mode == Mode::IoThread).then(|| self.shared.notify.fd())
+    }
+
+    /// Waits until everything sent on a stream channel has been written (a client is
+    /// connected and its output is empty), driving the I/O in poll mode.
+    pub fn flush(&self, id: ChannelId, timeout: Duration) -> Result<(), Error> {
+        let until = Instant::now() + timeout;
+        loop {
+            let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
+            let done = match &channel.kind {
+                Kind::Client(c) => match &*c.state.lock() {
+                    ClientState::Connected(conn) => !conn.wants_write(),
+                    ClientState::GaveUp => return Err(Error::Closed),
+                    _ => false,
+                },
+                Kind::Listener { peers, .. } => peers.lock().iter().all(|(_, c)| !c.wants_write()),
+                _ => true,
+            };
+            drop(channel);
+            if done {
+                return Ok(());
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout);
+            }
+            match self.shared.options.mode {
+                Mode::Poll => {
+                    let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
+                    if let Some(engine) = engine.as_mut() {
+                        engine.turn(Some(left.min(Duration::from_millis(10))));
+                    }
+                }
+                _ => std::thread::sleep(left.min(Duration::from_millis(1))),
+            }
+        }
+    }
+
+    /// Sets the callback for channel events (`None` removes it).
+    pub fn set_event_callback(&self, callback: Option<impl Fn(&Event) + Send + Sync + 'static>) {
+        *self.shared.events.write() = callback.map(|c| Arc::new(Box::new(c) as super::shared::EventCallback));
+    }
+
+    /// Sets the log callback and the most detailed level it receives.
+    pub fn set_log_callback(&self, level: LogLevel, callback: Option<impl Fn(LogLevel, &str) + Send + Sync + 'static>) {
+        self.shared.log_level.store(level as u8, Ordering::Relaxed);
+        *self.shared.log.write() = callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback));
+    }
+
+    /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
+    /// (incoming) and on the sending thread (outgoing); they must not open or close
+    /// channels.
+    pub fn set_packet_hooks(&self, id: ChannelId, incoming: Option<PacketHook>, outgoing: Option<PacketHook>) -> Result<(), Error> {
+        let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
+        *channel.hooks.write() = Hooks {
+            incoming: incoming.map(Arc::new),
+            outgoing: outgoing.map(Arc::new),
+        };
+        Ok(())
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        *self.engine.get_mut() = None;
+        *self.receiver.get_mut() = None;
+        // Callbacks may hold senders: clearing the table breaks those reference cycles.
+        self.shared.dispatcher.clear();
+        *self.shared.events.write() = None;
+        *self.shared.log.write() = None;
+        let ids: Vec<_> = self.shared.channels.read().iter().map(|(h, _)| h).collect();
+        let mut channels = self.shared.channels.write();
+        for h in ids {
+            channels.remove(h);
+        }
+    }
+}
+
+fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
+    while !shared.closed.load(Ordering::Acquire) {
+        // A panicking callback must not end the I/O thread.
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.turn(None)));
+        if turn.is_err() {
+            shared.log(LogLevel::Error, format_args!("a callback panicked on the I/O thread"));
+        }
+    }
+}
+
+impl Sender {
+    fn with_channel<R>(&self, id: ChannelId, f: impl FnOnce(&Channel) -> Result<R, Error>) -> Result<R, Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let channels = self.shared.channels.read();
+        let channel = channels.get(id.0).ok_or(Error::NoChannel)?;
+        f(channel)
+    }
+
+    /// Sends raw bytes as one packet (datagram or frame) on a channel.
+    pub fn send_packet(&self, id: ChannelId, packet: &[u8]) -> Result<(), Error> {
+        self.with_channel(id, |ch| self.transmit(ch, packet, Dest::Default))
+    }
+
+    /// Encodes and sends a message on a channel. Allocation-free once this thread's
+    /// buffer has grown; UDP sends take no contended lock.
+    pub fn send(&self, id: ChannelId, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+        with_buf(&ENCODE_BUF, |buf| {
+            encode_message(address, args, buf)?;
+            self.send_packet(id, buf)
+        })
+    }
+
+    /// Sends a message on the channel with this name (`_local` dispatches in-process).
+    pub fn send_to(&self, name: &str, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+        let id = self.channel_id(name).ok_or_else(|| Error::NoName(name.into()))?;
+        self.send(id, address, args)
+    }
+
+    /// Sends a message on each named channel (osc4py3's light coupling with a group of
+    /// names). Every channel is tried; the first error is returned.
+    pub fn send_to_names(&self, names: &[&str], address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+        with_buf(&ENCODE_BUF, |buf| {
+            encode_message(address, args, buf)?;
+            let mut first_error = None;
+            for name in names {
+                let result = match self.channel_id(name) {
+                    Some(id) => self.send_packet(id, buf),
+                    None => Err(Error::NoName(name.to_string())),
+                };
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    /// Answers the sender of a message on the channel it came in on (its source address
+    /// for UDP, its connection for streams).
+    pub fn reply(&self, to: &MsgInfo, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+        let id = to.channel.ok_or(Error::Unsupported("the message came from no channel"))?;
+        let dest = match (to.peer, to.source) {
+            (Some(peer), _) => Dest::Peer(peer),
+            (None, Some(addr)) => Dest::Addr(addr),
+            (None, None) => Dest::Default,
+        };
+        with_buf(&ENCODE_BUF, |buf| {
+            encode_message(address, args, buf)?;
+            self.with_channel(id, |ch| self.transmit(ch, buf, dest))
+        })
+    }
+
+    fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
+        let hook = ch.hooks.read().outgoing.clone();
+        match hook {
+            None => self.transmit_raw(ch, packet, dest),
+            Some(hook) => with_buf(&HOOK_BUF, |out| {
+                out.clear();
+                match hook(packet, out) {
+                    true => self.transmit_raw(ch, out, dest),
+                    false => Ok(()),
+                }
+            }),
+        }
+    }
+
+    fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
+        if let Kind::Local = ch.kind {
+            crate::osc::decode(packet).map_err(Error::Decode)?;
+            let info = MsgInfo::new(TimeTag::now());
+            let item = Incoming::new(&self.shared, ch.id, info, packet);
+            self.shared.push_incoming(item).map_err(|_| Error::Full)?;
+            self.shared.waker.wake();
+            return Ok(());
+        }
+        if ch.send(packet, dest)? {
+            self.shared.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The channel with this name.
+    pub fn channel_id(&self, name: &str) -> Option<ChannelId> {
+        self.shared.names.read().get(name).copied()
+    }
+
+    /// The local address a channel's socket is bound to (a listener's port, a sender's
+    /// ephemeral port).
+    pub fn local_addr(&self, id: ChannelId) -> Result<SocketAddr, Error> {
+        self.with_channel(id, |ch| ch.local_addr().ok_or(Error::Unsupported("this channel has no IP address")))
+    }
+
+    /// The port a channel's socket is bound to.
+    pub fn port(&self, id: ChannelId) -> Result<u16, Error> {
+        self.local_addr(id).map(|a| a.port())
+    }
+
+    /// The channel's URL in liblo's form, with the real port for a listener on port 0.
+    pub fn url(&self, id: ChannelId) -> Result<String, Error> {
+        self.with_channel(id, |ch| {
+            let mut url = ch.url.clone();
+            if let (ChannelUrl::Udp { host: None, port, .. } | ChannelUrl::Tcp { host: None, port, .. }, Some(local)) = (&mut url, ch.local_addr()) {
+                *port = local.port();
+            }
+            Ok(url.to_string())
+        })
+    }
+
+    /// A channel's counters.
+    pub fn stats(&self, id: ChannelId) -> Result<ChannelStats, Error> {
+        self.with_channel(id, |ch| Ok(ch.stats.snapshot()))
+    }
+}

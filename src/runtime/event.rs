@@ -1,0 +1,138 @@
+//! Channel life and trouble, reported through one event callback and counted per channel;
+//! and the log callback.
+
+use crate::handle::ChannelId;
+use crate::osc::DecodeError;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Something that happened to a channel. Delivered to the context's event callback on the
+/// thread doing the I/O: the caller of `poll` in poll mode, the I/O thread otherwise.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A listening channel is bound (with its real port).
+    Bound {
+        /// The channel.
+        channel: ChannelId,
+        /// The local address.
+        local: SocketAddr,
+    },
+    /// A stream connection is up (a client connected, or a listener accepted a peer).
+    Connected {
+        /// The channel.
+        channel: ChannelId,
+        /// The peer (`None` for Unix sockets).
+        peer: Option<SocketAddr>,
+    },
+    /// A stream connection ended.
+    Disconnected {
+        /// The channel.
+        channel: ChannelId,
+        /// The peer (`None` for Unix sockets).
+        peer: Option<SocketAddr>,
+        /// Why.
+        reason: String,
+    },
+    /// A client channel will try to connect again after `delay`.
+    Reconnecting {
+        /// The channel.
+        channel: ChannelId,
+        /// The attempt about to be made (1 for the first retry).
+        attempt: u32,
+        /// The wait before it.
+        delay: Duration,
+    },
+    /// A client channel stopped retrying (its maximum number of attempts was reached).
+    GaveUp {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// A packet or frame was rejected; nothing in it was dispatched.
+    Malformed {
+        /// The channel.
+        channel: ChannelId,
+        /// The sender, when known.
+        source: Option<SocketAddr>,
+        /// What was wrong.
+        reason: String,
+        /// The decoder's error, when it was an OSC decoding problem.
+        error: Option<DecodeError>,
+    },
+    /// Received packets were dropped because the receive queue was full.
+    Dropped {
+        /// The channel.
+        channel: ChannelId,
+        /// How many so far on this channel.
+        total: u64,
+    },
+    /// A bundle arrived after its time and was delivered at once.
+    Late {
+        /// The channel.
+        channel: ChannelId,
+    },
+}
+
+/// Per-channel counters, readable at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Packets received.
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets or frames rejected as malformed.
+    pub malformed: u64,
+    /// Packets dropped (receive queue full).
+    pub dropped: u64,
+    /// Bundles that arrived after their time.
+    pub late: u64,
+}
+
+/// The live counters behind [`ChannelStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) packets_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) packets_out: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) late: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) -> u64 {
+        counter.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    pub(crate) fn snapshot(&self) -> ChannelStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ChannelStats {
+            packets_in: get(&self.packets_in),
+            bytes_in: get(&self.bytes_in),
+            packets_out: get(&self.packets_out),
+            bytes_out: get(&self.bytes_out),
+            malformed: get(&self.malformed),
+            dropped: get(&self.dropped),
+            late: get(&self.late),
+        }
+    }
+}
+
+/// How serious a log message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Something failed.
+    Error = 1,
+    /// Something is wrong but work goes on.
+    Warn = 2,
+    /// Channel life: opened, connected, closed.
+    Info = 3,
+    /// Details for debugging.
+    Debug = 4,
+}

@@ -1,0 +1,22 @@
+//! The runtime: a [`Context`] owns channels opened by URL, the method table, the timed
+//! bundle queue and, in the threaded modes, an I/O thread. Sending is safe from any thread
+//! through [`Sender`].
+//!
+//! Three modes (osc4py3's scheduling models): [`Mode::Poll`] does everything inside
+//! [`Context::poll`]; [`Mode::IoThread`] reads and validates on a background thread and
+//! runs callbacks in `poll`, with a wake-up descriptor; [`Mode::Threaded`] runs callbacks
+//! on the I/O thread.
+
+mod channel;
+mod context;
+mod engine;
+mod event;
+mod options;
+pub(crate) mod poller;
+mod shared;
+
+pub use channel::PacketHook;
+pub use context::{Context, Sender, LOCAL};
+pub use event::{ChannelStats, Event, LogLevel};
+pub use options::{ContextOptions, Mode, Reconnect};
+pub use shared::{EventCallback, LogCallback};

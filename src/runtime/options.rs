@@ -1,0 +1,92 @@
+//! How a context runs: its threading mode and limits.
+
+use crate::osc::framing::DEFAULT_MAX_FRAME;
+use crate::receive::ReceiveOptions;
+use std::time::Duration;
+
+/// Where socket I/O and callbacks run (osc4py3's three scheduling models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// No threads: I/O, decoding and callbacks all happen inside `poll` on the caller's
+    /// thread (Pd, Max, Unity, simple loops).
+    #[default]
+    Poll,
+    /// A background thread does socket I/O, framing and validation; callbacks run inside
+    /// `poll` on the caller's thread, and a descriptor is readable while messages wait.
+    IoThread,
+    /// Callbacks run on the background I/O thread itself, for the lowest latency.
+    Threaded,
+}
+
+/// When and how often a stream client reconnects after losing (or failing to make) its
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Reconnect at all.
+    pub enabled: bool,
+    /// The first wait; each further attempt doubles it.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// Attempts before giving up; 0 retries forever.
+    pub retries: u32,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            retries: 0,
+        }
+    }
+}
+
+impl Reconnect {
+    /// These settings with a channel URL's overrides (`reconnect`, `retries`, `backoff_ms`).
+    pub(crate) fn with(self, enabled: Option<bool>, retries: Option<u32>, backoff_ms: Option<u64>) -> Reconnect {
+        Reconnect {
+            enabled: enabled.unwrap_or(self.enabled),
+            retries: retries.unwrap_or(self.retries),
+            initial: backoff_ms.map_or(self.initial, Duration::from_millis),
+            max: self.max,
+        }
+    }
+}
+
+/// Everything a context is created with. Limits protect the process from its peers.
+#[derive(Debug, Clone)]
+pub struct ContextOptions {
+    /// The threading mode.
+    pub mode: Mode,
+    /// Decoding options and whether timed bundles are held until due.
+    pub receive: ReceiveOptions,
+    /// Coerce arguments to a method's type spec between `i h f d` and between `s S`.
+    pub coerce: bool,
+    /// Largest stream frame accepted (bytes); a peer announcing more is disconnected.
+    pub max_frame: usize,
+    /// Most peers connected to one stream listener at once; more are refused.
+    pub max_stream_peers: usize,
+    /// Received packets waiting for `poll` in io-thread mode; more are dropped and counted.
+    pub queue_capacity: usize,
+    /// A stream peer that leaves half a frame unfinished this long is disconnected.
+    pub stall_timeout: Duration,
+    /// Stream clients' reconnect policy (a URL's parameters override it per channel).
+    pub reconnect: Reconnect,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            mode: Mode::Poll,
+            receive: ReceiveOptions::default(),
+            coerce: true,
+            max_frame: DEFAULT_MAX_FRAME,
+            max_stream_peers: 500,
+            queue_capacity: 4096,
+            stall_timeout: Duration::from_secs(10),
+            reconnect: Reconnect::default(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! State shared by the context, its senders and its I/O loop: channels, the method table,
+//! the receive queue, the wake-ups, and the event and log callbacks.
+
+use super::channel::Channel;
+use super::event::{Event, LogLevel};
+use super::options::ContextOptions;
+use super::poller::Waker;
+use crate::dispatch::{Dispatcher, MsgInfo};
+use crate::handle::{ChannelId, Slab};
+use crossbeam_queue::ArrayQueue;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// The event callback.
+pub type EventCallback = Box<dyn Fn(&Event) + Send + Sync>;
+/// The log callback.
+pub type LogCallback = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// A validated packet waiting to be dispatched, in a buffer borrowed from the pool.
+pub(crate) struct Incoming {
+    pub(crate) info: MsgInfo,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Incoming {
+    pub(crate) fn new(shared: &Shared, channel: ChannelId, info: MsgInfo, packet: &[u8]) -> Incoming {
+        let mut bytes = shared.pool.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(packet);
+        Incoming {
+            info: MsgInfo {
+                channel: Some(channel),
+                ..info
+            },
+            bytes,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) options: ContextOptions,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) channels: RwLock<Slab<Arc<Channel>>>,
+    pub(crate) names: RwLock<HashMap<String, ChannelId>>,
+    /// Wakes the I/O loop (new channel, output to flush, shutdown).
+    pub(crate) waker: Waker,
+    /// Readable while packets wait in `queue` (io-thread mode's wake-up descriptor).
+    pub(crate) notify: Waker,
+    queue: ArrayQueue<Incoming>,
+    pool: ArrayQueue<Vec<u8>>,
+    pub(crate) events: RwLock<Option<Arc<EventCallback>>>,
+    pub(crate) log: RwLock<Option<Arc<LogCallback>>>,
+    pub(crate) log_level: AtomicU8,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(options: ContextOptions, dispatcher: Arc<Dispatcher>) -> std::io::Result<Shared> {
+        let capacity = options.queue_capacity.max(1);
+        Ok(Shared {
+            options,
+            dispatcher,
+            channels: RwLock::new(Slab::default()),
+            names: RwLock::new(HashMap::new()),
+            waker: Waker::new()?,
+            notify: Waker::new()?,
+            queue: ArrayQueue::new(capacity),
+            pool: ArrayQueue::new(capacity),
+            events: RwLock::new(None),
+            log: RwLock::new(None),
+            log_level: AtomicU8::new(LogLevel::Info as u8),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The open channels, into a reused vector.
+    pub(crate) fn channels_into(&self, out: &mut Vec<Arc<Channel>>) {
+        out.clear();
+        out.extend(self.channels.read().iter().map(|(_, c)| c.clone()));
+    }
+
+    pub(crate) fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        self.channels.read().get(id.0).cloned()
+    }
+
+    /// Queues a packet for dispatch and signals the wake-up descriptor; gives the packet
+    /// back when the queue is full.
+    pub(crate) fn push_incoming(&self, item: Incoming) -> Result<(), Incoming> {
+        let was_empty = self.queue.is_empty();
+        self.queue.push(item)?;
+        if was_empty {
+            self.notify.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pop_incoming(&self) -> Option<Incoming> {
+        self.queue.pop()
+    }
+
+    pub(crate) fn has_incoming(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Returns a packet's buffer to the pool.
+    pub(crate) fn recycle(&self, item: Incoming) {
+        let _ = self.pool.push(item.bytes);
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        let callback = self.events.read().clone();
+        if let Some(callback) = callback {
+            callback(&event);
+        }
+        self.log(LogLevel::Debug, format_args!("event: {event:?}"));
+    }
+
+    /// Logs at `level`; the message is only formatted when someone listens at that level.
+    pub(crate) fn log(&self, level: LogLevel, args: std::fmt::Arguments<'_>) {
+        if level as u8 > self.log_level.load(Ordering::Relaxed) {
+            return;
+        }
+        let callback = self.log.read().clone();
+        if let Some(callback) = callback {
+            callback(level, &args.to_string());
+        }
+    }
+}

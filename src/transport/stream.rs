@@ -1,0 +1,430 @@
+//! Stream connections (TCP and Unix stream sockets): framed writes from any thread, the
+//! read side's deframer, listeners, and non-blocking connects.
+//!
+//! A frame is written with one system call (`writev` of the length prefix and the packet,
+//! or one SLIP-escaped buffer). When the socket cannot take it all, the rest waits in the
+//! connection's output buffer and the I/O loop finishes it when the socket is writable, so
+//! a sender never blocks.
+
+use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
+use parking_lot::Mutex;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Instant;
+
+/// Output waiting longer than this fails new sends with `Full` instead of growing.
+pub(crate) const MAX_PENDING_OUT: usize = 8 << 20;
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+/// The read side, used only by the I/O loop.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub(crate) deframer: Deframer,
+    /// When a byte last arrived, to drop peers that leave half a frame forever.
+    pub(crate) last_progress: Instant,
+}
+
+const FRAMING_UNKNOWN: u8 = 0;
+const FRAMING_LENGTH: u8 = 1;
+const FRAMING_SLIP: u8 = 2;
+
+/// One stream connection, shared between the I/O loop (reading, flushing) and senders.
+#[derive(Debug)]
+pub(crate) struct StreamConn {
+    stream: Stream,
+    pub(crate) peer: Option<SocketAddr>,
+    /// How packets are framed on the way out; for an accepted connection, the framing
+    /// the peer was detected to use (until then, the length prefix).
+    framing: AtomicU8,
+    out: Mutex<Vec<u8>>,
+    closed: AtomicBool,
+    pub(crate) reader: Mutex<Reader>,
+}
+
+thread_local! {
+    static SLIP_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl StreamConn {
+    pub(crate) fn new(stream: Stream, peer: Option<SocketAddr>, send: Option<Framing>, read: DeframeMode, max_frame: usize) -> io::Result<StreamConn> {
+        match &stream {
+            Stream::Tcp(s) => {
+                s.set_nonblocking(true)?;
+                s.set_nodelay(true)?;
+            }
+            Stream::Unix(s) => s.set_nonblocking(true)?,
+        }
+        Ok(StreamConn {
+            stream,
+            peer,
+            framing: AtomicU8::new(match send {
+                None => FRAMING_UNKNOWN,
+                Some(Framing::LengthPrefix) => FRAMING_LENGTH,
+                Some(Framing::Slip) => FRAMING_SLIP,
+            }),
+            out: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            reader: Mutex::new(Reader {
+                deframer: Deframer::new(read, max_frame),
+                last_progress: Instant::now(),
+            }),
+        })
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.stream.fd()
+    }
+
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Records the framing the peer was detected to use, so replies use it too.
+    pub(crate) fn learn_framing(&self, f: Framing) {
+        let v = match f {
+            Framing::LengthPrefix => FRAMING_LENGTH,
+            Framing::Slip => FRAMING_SLIP,
+        };
+        let _ = self.framing.compare_exchange(FRAMING_UNKNOWN, v, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn send_framing(&self) -> Framing {
+        match self.framing.load(Ordering::Relaxed) {
+            FRAMING_SLIP => Framing::Slip,
+            _ => Framing::LengthPrefix,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection closed and shuts the socket down; later sends fail.
+    pub(crate) fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.stream.shutdown();
+        }
+    }
+
+    /// True while output waits for the socket to become writable.
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.out.lock().is_empty()
+    }
+
+    /// Sends one packet. Returns true when part of it is left for the I/O loop to write
+    /// (the caller should wake the loop).
+    pub(crate) fn send(&self, packet: &[u8]) -> io::Result<bool> {
+        if self.is_closed() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        let mut out = self.out.lock();
+        if out.len() > MAX_PENDING_OUT {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match self.send_framing() {
+            Framing::LengthPrefix => {
+                let len = u32::try_from(packet.len())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet too large"))?;
+                let prefix = len.to_be_bytes();
+                let parts = [IoSlice::new(&prefix), IoSlice::new(packet)];
+                self.write_or_queue(&mut out, &parts, |out| {
+                    out.extend_from_slice(&prefix);
+                    out.extend_from_slice(packet);
+                })
+            }
+            Framing::Slip => SLIP_SCRATCH.with(|scratch| {
+                let mut frame = scratch.borrow_mut();
+                frame.clear();
+                encode_frame(Framing::Slip, packet, &mut frame);
+                let parts = [IoSlice::new(&frame)];
+                self.write_or_queue(&mut out, &parts, |out| out.extend_from_slice(&frame))
+            }),
+        }
+    }
+
+    /// Sends bytes that are already framed (a client's backlog), ahead of later sends.
+    pub(crate) fn send_framed(&self, framed: &[u8]) -> io::Result<bool> {
+        if framed.is_empty() {
+            return Ok(false);
+        }
+        let mut out = self.out.lock();
+        self.write_or_queue(&mut out, &[IoSlice::new(framed)], |out| out.extend_from_slice(framed))
+    }
+
+    /// Writes `parts` at once when nothing is queued; queues what is not written.
+    fn write_or_queue(&self, out: &mut Vec<u8>, parts: &[IoSlice<'_>], queue_all: impl FnOnce(&mut Vec<u8>)) -> io::Result<bool> {
+        if !out.is_empty() {
+            queue_all(out);
+            return Ok(true);
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let written = match self.stream.write_vectored(parts) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        if written == total {
+            return Ok(false);
+        }
+        let mut skip = written;
+        for p in parts {
+            let take = skip.min(p.len());
+            out.extend_from_slice(&p[take..]);
+            skip -= take;
+        }
+        Ok(true)
+    }
+
+    /// Writes queued output; true when none is left.
+    pub(crate) fn flush(&self) -> io::Result<bool> {
+        let mut out = self.out.lock();
+        while !out.is_empty() {
+            match self.stream.write_vectored(&[IoSlice::new(&out)]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A listening stream socket. A Unix listener removes its socket file when dropped.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    pub(crate) fn tcp(addr: SocketAddr, dual_stack: bool) -> io::Result<Listener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() && dual_stack {
+            let _ = s.set_only_v6(false);
+        }
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(128)?;
+        s.set_nonblocking(true)?;
+        Ok(Listener::Tcp(s.into()))
+    }
+
+    /// Binds a Unix stream socket, replacing a stale socket file nobody listens on.
+    pub(crate) fn unix(path: &Path) -> io::Result<Listener> {
+        let l = match UnixListener::bind(path) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && UnixStream::connect(path).is_err() => {
+                std::fs::remove_file(path)?;
+                UnixListener::bind(path)?
+            }
+            other => other?,
+        };
+        l.set_nonblocking(true)?;
+        Ok(Listener::Unix(l, path.to_path_buf()))
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    /// Accepts one pending connection, if any.
+    pub(crate) fn accept(&self) -> io::Result<Option<(Stream, Option<SocketAddr>)>> {
+        let accepted = match self {
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Some(a))),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+        };
+        match accepted {
+            Ok(a) => Ok(Some(a)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A TCP connect under way without blocking.
+#[derive(Debug)]
+pub(crate) struct Connecting {
+    socket: Socket,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Connecting {
+    /// Starts connecting to `addr`.
+    pub(crate) fn start(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Connecting> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        if let Some(local) = local {
+            socket.set_reuse_address(true)?;
+            socket.bind(&local.into())?;
+        }
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Connecting { socket, addr })
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// After the socket became writable: the connected stream, or why it failed.
+    pub(crate) fn finish(self) -> io::Result<TcpStream> {
+        if let Some(e) = self.socket.take_error()? {
+            return Err(e);
+        }
+        // Writable without an error can still mean "not connected" on some systems.
+        self.socket.peer_addr()?;
+        Ok(self.socket.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osc::framing::DEFAULT_MAX_FRAME;
+
+    fn pair() -> (StreamConn, StreamConn) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mk = |s, f| StreamConn::new(Stream::Unix(s), None, Some(f), DeframeMode::Detect, DEFAULT_MAX_FRAME).unwrap();
+        (mk(a, Framing::LengthPrefix), mk(b, Framing::Slip))
+    }
+
+    fn read_frames(conn: &StreamConn, want: usize) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        let mut reader = conn.reader.lock();
+        for _ in 0..1000 {
+            let _ = reader.deframer.read_from(&mut conn.stream(), 65_536);
+            while let Some(Ok(f)) = reader.deframer.next_frame() {
+                frames.push(f.to_vec());
+            }
+            if frames.len() >= want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        frames
+    }
+
+    #[test]
+    fn framed_writes_arrive_whole_both_ways() {
+        let (a, b) = pair();
+        assert!(!a.send(b"/a\0\0,\0\0\0").unwrap());
+        assert!(!b.send(b"/b\0\0,\0\0\0").unwrap());
+        assert_eq!(read_frames(&b, 1), [b"/a\0\0,\0\0\0".to_vec()]);
+        assert_eq!(read_frames(&a, 1), [b"/b\0\0,\0\0\0".to_vec()]);
+        a.close();
+        assert!(a.send(b"x").is_err());
+    }
+
+    #[test]
+    fn output_that_does_not_fit_waits_for_flush() {
+        let (a, b) = pair();
+        let big = vec![7u8; 1 << 20];
+        let mut queued = false;
+        for _ in 0..8 {
+            queued |= a.send(&big).unwrap();
+        }
+        assert!(queued, "8 MiB should exceed the socket buffer");
+        assert!(a.wants_write());
+        let mut got = 0;
+        let mut reader = b.reader.lock();
+        while got < 8 {
+            let _ = a.flush();
+            let _ = reader.deframer.read_from(&mut b.stream(), 1 << 20);
+            while let Some(Ok(f)) = reader.deframer.next_frame() {
+                assert_eq!(f.len(), 1 << 20);
+                got += 1;
+            }
+        }
+        assert!(a.flush().unwrap());
+        assert!(!a.wants_write());
+    }
+
+    #[test]
+    fn connect_without_blocking() {
+        let l = Listener::tcp("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = Connecting::start(addr, None).unwrap();
+        let mut p = crate::runtime::poller::Poller::default();
+        p.add(c.fd(), crate::runtime::poller::Interest { read: false, write: true });
+        p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
+        let stream = c.finish().unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        drop(l);
+        // Nobody listens there any more: the connect fails, without blocking.
+        let c = Connecting::start(addr, None).unwrap();
+        let mut p = crate::runtime::poller::Poller::default();
+        p.add(c.fd(), crate::runtime::poller::Interest { read: false, write: true });
+        p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
+        assert!(c.finish().is_err());
+    }
+}

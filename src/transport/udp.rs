@@ -1,0 +1,289 @@
+//! UDP sockets for channels: listening (dual-stack where the system allows), sending
+//! (from an ephemeral or fixed local port that also receives replies), multicast groups
+//! (joined, with interface, TTL and loopback, and port sharing between receivers) and
+//! broadcast.
+
+use super::url::{Host, UdpOptions};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+
+/// Room for any UDP payload; a datagram filling it was truncated by the kernel.
+pub(crate) const RECV_BUFFER: usize = 65_536;
+/// The largest UDP payload over IPv4.
+pub(crate) const MAX_DATAGRAM: usize = 65_507;
+/// Kernel receive buffer asked for, so bursts are not dropped before they are read.
+const SOCKET_RECV_BUFFER: usize = 4 << 20;
+
+/// An open UDP socket and, for a sending channel, where it sends.
+#[derive(Debug)]
+pub(crate) struct UdpEndpoint {
+    pub(crate) socket: UdpSocket,
+    pub(crate) dest: Option<SocketAddr>,
+}
+
+/// Opens the socket for `osc.udp://[host]:port?options` (no host: listen).
+pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Result<UdpEndpoint> {
+    let Some(host) = host else {
+        return Ok(UdpEndpoint {
+            socket: listen(port, opts)?,
+            dest: None,
+        });
+    };
+    let dest = resolve(host, port)?;
+    let socket = if dest.ip().is_multicast() {
+        multicast(dest, opts)?
+    } else {
+        sender(dest, opts)?
+    };
+    Ok(UdpEndpoint {
+        socket,
+        dest: Some(dest),
+    })
+}
+
+/// An address as people write it: IPv4 peers seen through a dual-stack socket arrive as
+/// `::ffff:a.b.c.d` and are shown as `a.b.c.d`.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// The address to pass to `send_to` on `socket`: an IPv6 socket reaches IPv4 peers through
+/// their mapped address.
+pub(crate) fn for_socket(socket: &UdpSocket, to: SocketAddr) -> SocketAddr {
+    match (to, socket.local_addr()) {
+        (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        _ => to,
+    }
+}
+
+/// Resolves a host and port, preferring IPv4 for names (liblo peers are IPv4-only by
+/// default, and `localhost` resolving to `::1` first is a known trap).
+pub(crate) fn resolve(host: &Host, port: u16) -> io::Result<SocketAddr> {
+    match host {
+        Host::Ip(ip) => Ok(SocketAddr::new(*ip, port)),
+        Host::Name(name) => {
+            let addrs: Vec<SocketAddr> = (name.as_str(), port).to_socket_addrs()?.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve '{name}'")))
+        }
+    }
+}
+
+fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(*addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(SOCKET_RECV_BUFFER);
+    Ok(s)
+}
+
+fn finish(s: Socket) -> io::Result<UdpSocket> {
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+fn set_reuse(s: &Socket) -> io::Result<()> {
+    s.set_reuse_address(true)?;
+    #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
+    s.set_reuse_port(true)?;
+    Ok(())
+}
+
+fn listen(port: u16, opts: &UdpOptions) -> io::Result<UdpSocket> {
+    let bind = |addr: SocketAddr| -> io::Result<UdpSocket> {
+        let s = new_socket(&addr)?;
+        if addr.is_ipv6() && opts.bind.is_none() {
+            // Dual stack: IPv4 peers arrive as mapped addresses.
+            let _ = s.set_only_v6(false);
+        }
+        if opts.reuse == Some(true) {
+            set_reuse(&s)?;
+        }
+        s.bind(&addr.into())?;
+        finish(s)
+    };
+    match opts.bind {
+        Some(ip) => bind(SocketAddr::new(ip, port)),
+        // Fall back to IPv4 where the system has no IPv6.
+        None => bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port))
+            .or_else(|_| bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))),
+    }
+}
+
+fn unspecified(like: &SocketAddr) -> IpAddr {
+    match like {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+fn sender(dest: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
+    let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&dest)), opts.local.unwrap_or(0));
+    let s = new_socket(&dest)?;
+    if dest.is_ipv4() && opts.broadcast != Some(false) {
+        // Harmless for unicast, and it makes both 255.255.255.255 and subnet broadcast
+        // addresses work without having to recognise them.
+        s.set_broadcast(true)?;
+    }
+    if opts.reuse == Some(true) {
+        set_reuse(&s)?;
+    }
+    s.bind(&local.into())?;
+    finish(s)
+}
+
+/// Joins `group` and sends to it. Bound to the group's port on every address, with the
+/// address and port shared, so several receivers on one machine can join the same group.
+fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
+    let s = new_socket(&group)?;
+    if opts.reuse != Some(false) {
+        set_reuse(&s)?;
+    }
+    let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&group)), opts.local.unwrap_or(group.port()));
+    s.bind(&SockAddr::from(local))?;
+    let iface = opts.iface.as_deref();
+    match group.ip() {
+        IpAddr::V4(g) => {
+            let iface_addr = match iface {
+                None => Ipv4Addr::UNSPECIFIED,
+                Some(i) => iface_ipv4(i)?,
+            };
+            s.join_multicast_v4(&g, &iface_addr)?;
+            if iface.is_some() {
+                s.set_multicast_if_v4(&iface_addr)?;
+            }
+            s.set_multicast_ttl_v4(opts.ttl.unwrap_or(1) as u32)?;
+            s.set_multicast_loop_v4(opts.loopback.unwrap_or(true))?;
+        }
+        IpAddr::V6(g) => {
+            let index = iface.map(iface_index).transpose()?.unwrap_or(0);
+            s.join_multicast_v6(&g, index)?;
+            if index != 0 {
+                s.set_multicast_if_v6(index)?;
+            }
+            s.set_multicast_hops_v6(opts.ttl.unwrap_or(1) as u32)?;
+            s.set_multicast_loop_v6(opts.loopback.unwrap_or(true))?;
+        }
+    }
+    finish(s)
+}
+
+/// An interface given as an IPv4 address or a name (its first IPv4 address).
+fn iface_ipv4(iface: &str) -> io::Result<Ipv4Addr> {
+    if let Ok(ip) = iface.parse() {
+        return Ok(ip);
+    }
+    let index = iface_index(iface)?;
+    interface_ipv4_by_index(index)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("interface '{iface}' has no IPv4 address")))
+}
+
+fn iface_index(iface: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(iface)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named '{iface}'"))),
+        index => Ok(index),
+    }
+}
+
+fn interface_ipv4_by_index(index: u32) -> Option<Ipv4Addr> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `addrs` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name_index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        // SAFETY: ifa_addr is null or a valid sockaddr whose family says its layout.
+        if name_index == index && !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+            // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            break;
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `addrs` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_on_any_port_and_send_to_it() {
+        let rx = open(None, 0, &UdpOptions::default()).unwrap();
+        let port = rx.socket.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        let tx = open(Some(&Host::Ip("127.0.0.1".parse().unwrap())), port, &UdpOptions::default()).unwrap();
+        tx.socket.send_to(b"/a\0\0,\0\0\0", tx.dest.unwrap()).unwrap();
+        rx.socket.set_nonblocking(false).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = rx.socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"/a\0\0,\0\0\0");
+        // The reply goes back to the sender's socket.
+        rx.socket.send_to(b"ok", from).unwrap();
+        tx.socket.set_nonblocking(false).unwrap();
+        assert_eq!(tx.socket.recv(&mut buf).unwrap(), 2);
+    }
+
+    #[test]
+    fn bind_narrows_the_listener() {
+        let opts = UdpOptions {
+            bind: Some("127.0.0.1".parse().unwrap()),
+            ..UdpOptions::default()
+        };
+        let rx = open(None, 0, &opts).unwrap();
+        assert_eq!(rx.socket.local_addr().unwrap().ip(), IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn names_prefer_ipv4() {
+        let a = resolve(&Host::Name("localhost".into()), 9000).unwrap();
+        assert_eq!(a, "127.0.0.1:9000".parse().unwrap());
+        assert!(resolve(&Host::Name("no-such-host.invalid".into()), 1).is_err());
+    }
+
+    #[test]
+    fn two_receivers_share_a_multicast_group() {
+        let group = Host::Ip("239.255.77.77".parse().unwrap());
+        let opts = UdpOptions {
+            iface: Some("127.0.0.1".into()),
+            ..UdpOptions::default()
+        };
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let a = match open(Some(&group), port, &opts) {
+            Ok(a) => a,
+            // Some sandboxes have no multicast route at all.
+            Err(e) => return eprintln!("skipping: multicast unavailable here: {e}"),
+        };
+        let b = open(Some(&group), port, &opts).unwrap();
+        a.socket.send_to(b"hi", a.dest.unwrap()).unwrap();
+        for s in [&a.socket, &b.socket] {
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 8];
+            assert_eq!(s.recv(&mut buf).unwrap(), 2);
+        }
+    }
+}
