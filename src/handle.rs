@@ -144,7 +144,10 @@ mod tests {
         assert_eq!(slab.remove(Handle::from_bits(u64::MAX)), None);
         assert_eq!(slab.len(), 1);
         assert_eq!(slab.get(a), None);
-        assert_eq!(slab.iter().map(|(h, v)| (h, *v)).collect::<Vec<_>>(), [(b, "b")]);
+        assert_eq!(
+            slab.iter().map(|(h, v)| (h, *v)).collect::<Vec<_>>(),
+            [(b, "b")]
+        );
         assert_eq!(slab.remove(Handle::from_bits(b.to_bits())), Some("b"));
     }
 }

@@ -77,7 +77,10 @@ pub(crate) struct Client {
 }
 
 pub(crate) enum ClientTarget {
-    Tcp { addr: SocketAddr, local: Option<SocketAddr> },
+    Tcp {
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+    },
     Unix(PathBuf),
 }
 
@@ -99,7 +102,9 @@ pub(crate) enum ClientState {
 impl Drop for Channel {
     fn drop(&mut self) {
         match &self.kind {
-            Kind::UnixDgram { bound: Some(path), .. } => {
+            Kind::UnixDgram {
+                bound: Some(path), ..
+            } => {
                 let _ = std::fs::remove_file(path);
             }
             Kind::Listener { peers, .. } => {
@@ -120,7 +125,10 @@ impl Drop for Channel {
 fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
     match f {
         Some(StreamFraming::Slip) => (Framing::Slip, DeframeMode::Fixed(Framing::Slip)),
-        Some(StreamFraming::Length) => (Framing::LengthPrefix, DeframeMode::Fixed(Framing::LengthPrefix)),
+        Some(StreamFraming::Length) => (
+            Framing::LengthPrefix,
+            DeframeMode::Fixed(Framing::LengthPrefix),
+        ),
         Some(StreamFraming::Auto) | None => (Framing::LengthPrefix, DeframeMode::Detect),
     }
 }
@@ -128,14 +136,29 @@ fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
 impl Channel {
     /// Opens the sockets a URL names. Listening sockets are bound before this returns,
     /// so their port can be read at once; a stream client starts connecting.
-    pub(crate) fn open(id: ChannelId, name: &str, url: ChannelUrl, opts: &ContextOptions) -> Result<Channel, Error> {
+    pub(crate) fn open(
+        id: ChannelId,
+        name: &str,
+        url: ChannelUrl,
+        opts: &ContextOptions,
+    ) -> Result<Channel, Error> {
         let kind = match &url {
-            ChannelUrl::Udp { host, port, opts: u } => Kind::Udp(udp::open(host.as_ref(), *port, u)?),
-            ChannelUrl::Tcp { host: None, port, opts: t } => {
+            ChannelUrl::Udp {
+                host,
+                port,
+                opts: u,
+            } => Kind::Udp(udp::open(host.as_ref(), *port, u)?),
+            ChannelUrl::Tcp {
+                host: None,
+                port,
+                opts: t,
+            } => {
                 let (_, read) = stream_framing(t.framing);
                 let addr = SocketAddr::new(t.bind.unwrap_or(Ipv6Addr::UNSPECIFIED.into()), *port);
                 let listener = Listener::tcp(addr, t.bind.is_none()).or_else(|e| match t.bind {
-                    None => Listener::tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), *port), false),
+                    None => {
+                        Listener::tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), *port), false)
+                    }
                     Some(_) => Err(e),
                 })?;
                 Kind::Listener {
@@ -144,7 +167,11 @@ impl Channel {
                     read,
                 }
             }
-            ChannelUrl::Tcp { host: Some(host), port, opts: t } => {
+            ChannelUrl::Tcp {
+                host: Some(host),
+                port,
+                opts: t,
+            } => {
                 let addr = udp::resolve(host, *port)?;
                 let local = t.local.map(|p| {
                     let ip = t.bind.unwrap_or(match addr {
@@ -155,7 +182,12 @@ impl Channel {
                 });
                 let (framing, _) = stream_framing(t.framing);
                 let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);
-                Kind::Client(Client::start(ClientTarget::Tcp { addr, local }, framing, reconnect, opts.max_frame))
+                Kind::Client(Client::start(
+                    ClientTarget::Tcp { addr, local },
+                    framing,
+                    reconnect,
+                    opts.max_frame,
+                ))
             }
             ChannelUrl::Unix { path, opts: u } if u.stream => {
                 let (framing, read) = stream_framing(u.framing);
@@ -167,7 +199,12 @@ impl Channel {
                     }
                 } else {
                     let reconnect = opts.reconnect.with(None, None, None);
-                    Kind::Client(Client::start(ClientTarget::Unix(path.clone()), framing, reconnect, opts.max_frame))
+                    Kind::Client(Client::start(
+                        ClientTarget::Unix(path.clone()),
+                        framing,
+                        reconnect,
+                        opts.max_frame,
+                    ))
                 }
             }
             ChannelUrl::Unix { path, opts: u } => {
@@ -253,7 +290,9 @@ impl Channel {
             Stats::add(&self.stats.bytes_out, packet.len() as u64);
         };
         match (&self.kind, dest) {
-            (Kind::Udp(_), _) if packet.len() > udp::MAX_DATAGRAM => Err(Error::Encode(EncodeError::TooLarge)),
+            (Kind::Udp(_), _) if packet.len() > udp::MAX_DATAGRAM => {
+                Err(Error::Encode(EncodeError::TooLarge))
+            }
             (Kind::Udp(ep), _) => {
                 let to = match dest {
                     Dest::Addr(a) => a,
@@ -269,11 +308,20 @@ impl Channel {
                 ep.socket.send_to(packet, to).map(sent)?;
                 Ok(false)
             }
-            (Kind::UnixDgram { socket, dest: Some(path), .. }, Dest::Default) => {
+            (
+                Kind::UnixDgram {
+                    socket,
+                    dest: Some(path),
+                    ..
+                },
+                Dest::Default,
+            ) => {
                 socket.send_to(packet, path).map(sent)?;
                 Ok(false)
             }
-            (Kind::UnixDgram { .. }, _) => Err(Error::Unsupported("a listening Unix datagram channel has no destination")),
+            (Kind::UnixDgram { .. }, _) => Err(Error::Unsupported(
+                "a listening Unix datagram channel has no destination",
+            )),
             (Kind::Listener { peers, .. }, Dest::Peer(p)) => {
                 let conn = peers.lock().get(p.0).cloned().ok_or(Error::Closed)?;
                 let wake = send_stream(&conn, packet)?;
@@ -281,7 +329,8 @@ impl Channel {
                 Ok(wake)
             }
             (Kind::Listener { peers, .. }, Dest::Default) => {
-                let conns: Vec<Arc<StreamConn>> = peers.lock().iter().map(|(_, c)| c.clone()).collect();
+                let conns: Vec<Arc<StreamConn>> =
+                    peers.lock().iter().map(|(_, c)| c.clone()).collect();
                 let mut wake = false;
                 for conn in conns {
                     // One peer's trouble does not stop the others.
@@ -290,7 +339,9 @@ impl Channel {
                 sent(packet.len());
                 Ok(wake)
             }
-            (Kind::Listener { .. }, Dest::Addr(_)) => Err(Error::Unsupported("stream listeners reply to peers, not addresses")),
+            (Kind::Listener { .. }, Dest::Addr(_)) => Err(Error::Unsupported(
+                "stream listeners reply to peers, not addresses",
+            )),
             (Kind::Client(c), _) => {
                 let wake = c.send(packet)?;
                 sent(packet.len());
@@ -310,7 +361,12 @@ fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {
 }
 
 impl Client {
-    fn start(target: ClientTarget, framing: Framing, reconnect: Reconnect, max_frame: usize) -> Client {
+    fn start(
+        target: ClientTarget,
+        framing: Framing,
+        reconnect: Reconnect,
+        max_frame: usize,
+    ) -> Client {
         let mut client = Client {
             target,
             framing,
@@ -319,25 +375,49 @@ impl Client {
             state: Mutex::new(ClientState::GaveUp),
         };
         // Unix connects complete at once; TCP ones finish in the I/O loop.
-        *client.state.get_mut() = client.attempt(0, Vec::new()).unwrap_or_else(|(_, next)| next);
+        *client.state.get_mut() = client
+            .attempt(0, Vec::new())
+            .unwrap_or_else(|(_, next)| next);
         client
     }
 
     /// Starts connection attempt `attempt` carrying `backlog`; on immediate failure returns
     /// the error and the state to move to.
-    pub(crate) fn attempt(&self, attempt: u32, backlog: Vec<u8>) -> Result<ClientState, (io::Error, ClientState)> {
+    pub(crate) fn attempt(
+        &self,
+        attempt: u32,
+        backlog: Vec<u8>,
+    ) -> Result<ClientState, (io::Error, ClientState)> {
         let result = match &self.target {
-            ClientTarget::Tcp { addr, local } => Connecting::start(*addr, *local).map(|connecting| ClientState::Connecting {
-                connecting,
-                attempt,
-                backlog: Vec::new(),
-            }),
+            ClientTarget::Tcp { addr, local } => {
+                Connecting::start(*addr, *local).map(|connecting| ClientState::Connecting {
+                    connecting,
+                    attempt,
+                    backlog: Vec::new(),
+                })
+            }
             ClientTarget::Unix(path) => UnixStream::connect(path)
-                .and_then(|s| StreamConn::new(Stream::Unix(s), None, Some(self.framing), DeframeMode::Fixed(self.framing), self.max_frame))
+                .and_then(|s| {
+                    StreamConn::new(
+                        Stream::Unix(s),
+                        None,
+                        Some(self.framing),
+                        DeframeMode::Fixed(self.framing),
+                        self.max_frame,
+                    )
+                })
                 .map(|conn| ClientState::Connected(Arc::new(conn))),
         };
         match result {
-            Ok(ClientState::Connecting { connecting, attempt, .. }) => Ok(ClientState::Connecting { connecting, attempt, backlog }),
+            Ok(ClientState::Connecting {
+                connecting,
+                attempt,
+                ..
+            }) => Ok(ClientState::Connecting {
+                connecting,
+                attempt,
+                backlog,
+            }),
             Ok(ClientState::Connected(conn)) => {
                 let _ = conn.send_framed(&backlog);
                 Ok(ClientState::Connected(conn))
@@ -385,7 +465,9 @@ impl Reconnect {
         if !self.enabled || (self.retries != 0 && attempt > self.retries) {
             return None;
         }
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         Some(self.initial.saturating_mul(factor).min(self.max))
     }
 }

@@ -34,7 +34,10 @@ thread_local! {
 
 /// Runs `f` with this thread's reusable buffer, or a fresh one when it is in use (a hook
 /// that sends, say).
-fn with_buf<R>(key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+fn with_buf<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => f(&mut buf),
         Err(_) => f(&mut Vec::new()),
@@ -98,7 +101,9 @@ impl Context {
         }
         let receiver = || Receiver::new(dispatcher.clone(), receive.clone());
         let mut ctx = Context {
-            sender: Sender { shared: shared.clone() },
+            sender: Sender {
+                shared: shared.clone(),
+            },
             engine: Mutex::new(None),
             receiver: Mutex::new(None),
             thread: None,
@@ -110,12 +115,19 @@ impl Context {
                 .spawn(move || io_thread(engine, shared))?)
         };
         match mode {
-            Mode::Poll => *ctx.engine.get_mut() = Some(Engine::new(shared.clone(), Sink::Direct(receiver()))),
+            Mode::Poll => {
+                *ctx.engine.get_mut() = Some(Engine::new(shared.clone(), Sink::Direct(receiver())))
+            }
             Mode::IoThread => {
                 *ctx.receiver.get_mut() = Some(receiver());
                 ctx.thread = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
             }
-            Mode::Threaded => ctx.thread = Some(spawn(Engine::new(shared.clone(), Sink::Direct(receiver())))?),
+            Mode::Threaded => {
+                ctx.thread = Some(spawn(Engine::new(
+                    shared.clone(),
+                    Sink::Direct(receiver()),
+                ))?)
+            }
         }
         Ok(ctx)
     }
@@ -153,7 +165,12 @@ impl Context {
             names.insert(name.into(), id);
             id
         };
-        if let Some(local) = self.shared.channel(id).filter(|c| c.url.is_listener()).and_then(|c| c.local_addr()) {
+        if let Some(local) = self
+            .shared
+            .channel(id)
+            .filter(|c| c.url.is_listener())
+            .and_then(|c| c.local_addr())
+        {
             self.shared.emit(Event::Bound { channel: id, local });
         }
         self.shared.waker.wake();
@@ -162,7 +179,12 @@ impl Context {
 
     /// Closes a channel: its sockets close and its peers are disconnected.
     pub fn close(&self, id: ChannelId) -> Result<(), Error> {
-        let channel = self.shared.channels.write().remove(id.0).ok_or(Error::NoChannel)?;
+        let channel = self
+            .shared
+            .channels
+            .write()
+            .remove(id.0)
+            .ok_or(Error::NoChannel)?;
         self.shared.names.write().remove(&channel.name);
         drop(channel);
         self.shared.waker.wake();
@@ -211,12 +233,17 @@ impl Context {
             self.shared.notify.drain();
             let mut n = 0;
             while let Some(item) = self.shared.pop_incoming() {
-                n += receiver.receive(&item.bytes, item.info, TimeTag::now()).unwrap_or(0);
+                n += receiver
+                    .receive(&item.bytes, item.info, TimeTag::now())
+                    .unwrap_or(0);
                 self.shared.recycle(item);
             }
             n += receiver.run_due(TimeTag::now());
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            if n > 0 || left.is_some_and(|l| l.is_zero()) || self.shared.closed.load(Ordering::Acquire) {
+            if n > 0
+                || left.is_some_and(|l| l.is_zero())
+                || self.shared.closed.load(Ordering::Acquire)
+            {
                 return n;
             }
             let due = receiver
@@ -230,7 +257,13 @@ impl Context {
                 continue;
             }
             poller.clear();
-            poller.add(self.shared.notify.fd(), Interest { read: true, write: false });
+            poller.add(
+                self.shared.notify.fd(),
+                Interest {
+                    read: true,
+                    write: false,
+                },
+            );
             let _ = poller.wait(wait);
         }
     }
@@ -278,19 +311,30 @@ impl Context {
 
     /// Sets the callback for channel events (`None` removes it).
     pub fn set_event_callback(&self, callback: Option<impl Fn(&Event) + Send + Sync + 'static>) {
-        *self.shared.events.write() = callback.map(|c| Arc::new(Box::new(c) as super::shared::EventCallback));
+        *self.shared.events.write() =
+            callback.map(|c| Arc::new(Box::new(c) as super::shared::EventCallback));
     }
 
     /// Sets the log callback and the most detailed level it receives.
-    pub fn set_log_callback(&self, level: LogLevel, callback: Option<impl Fn(LogLevel, &str) + Send + Sync + 'static>) {
+    pub fn set_log_callback(
+        &self,
+        level: LogLevel,
+        callback: Option<impl Fn(LogLevel, &str) + Send + Sync + 'static>,
+    ) {
         self.shared.log_level.store(level as u8, Ordering::Relaxed);
-        *self.shared.log.write() = callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback));
+        *self.shared.log.write() =
+            callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback));
     }
 
     /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
     /// (incoming) and on the sending thread (outgoing); they must not open or close
     /// channels.
-    pub fn set_packet_hooks(&self, id: ChannelId, incoming: Option<PacketHook>, outgoing: Option<PacketHook>) -> Result<(), Error> {
+    pub fn set_packet_hooks(
+        &self,
+        id: ChannelId,
+        incoming: Option<PacketHook>,
+        outgoing: Option<PacketHook>,
+    ) -> Result<(), Error> {
         let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
         *channel.hooks.write() = Hooks {
             incoming: incoming.map(Arc::new),
@@ -326,13 +370,20 @@ fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
         // A panicking callback must not end the I/O thread.
         let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.turn(None)));
         if turn.is_err() {
-            shared.log(LogLevel::Error, format_args!("a callback panicked on the I/O thread"));
+            shared.log(
+                LogLevel::Error,
+                format_args!("a callback panicked on the I/O thread"),
+            );
         }
     }
 }
 
 impl Sender {
-    fn with_channel<R>(&self, id: ChannelId, f: impl FnOnce(&Channel) -> Result<R, Error>) -> Result<R, Error> {
+    fn with_channel<R>(
+        &self,
+        id: ChannelId,
+        f: impl FnOnce(&Channel) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -357,13 +408,20 @@ impl Sender {
 
     /// Sends a message on the channel with this name (`_local` dispatches in-process).
     pub fn send_to(&self, name: &str, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
-        let id = self.channel_id(name).ok_or_else(|| Error::NoName(name.into()))?;
+        let id = self
+            .channel_id(name)
+            .ok_or_else(|| Error::NoName(name.into()))?;
         self.send(id, address, args)
     }
 
     /// Sends a message on each named channel (osc4py3's light coupling with a group of
     /// names). Every channel is tried; the first error is returned.
-    pub fn send_to_names(&self, names: &[&str], address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+    pub fn send_to_names(
+        &self,
+        names: &[&str],
+        address: &str,
+        args: &[Arg<'_>],
+    ) -> Result<(), Error> {
         with_buf(&ENCODE_BUF, |buf| {
             encode_message(address, args, buf)?;
             let mut first_error = None;
@@ -383,7 +441,9 @@ impl Sender {
     /// Answers the sender of a message on the channel it came in on (its source address
     /// for UDP, its connection for streams).
     pub fn reply(&self, to: &MsgInfo, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
-        let id = to.channel.ok_or(Error::Unsupported("the message came from no channel"))?;
+        let id = to
+            .channel
+            .ok_or(Error::Unsupported("the message came from no channel"))?;
         let dest = match (to.peer, to.source) {
             (Some(peer), _) => Dest::Peer(peer),
             (None, Some(addr)) => Dest::Addr(addr),
@@ -432,7 +492,10 @@ impl Sender {
     /// The local address a channel's socket is bound to (a listener's port, a sender's
     /// ephemeral port).
     pub fn local_addr(&self, id: ChannelId) -> Result<SocketAddr, Error> {
-        self.with_channel(id, |ch| ch.local_addr().ok_or(Error::Unsupported("this channel has no IP address")))
+        self.with_channel(id, |ch| {
+            ch.local_addr()
+                .ok_or(Error::Unsupported("this channel has no IP address"))
+        })
     }
 
     /// The port a channel's socket is bound to.
@@ -444,7 +507,16 @@ impl Sender {
     pub fn url(&self, id: ChannelId) -> Result<String, Error> {
         self.with_channel(id, |ch| {
             let mut url = ch.url.clone();
-            if let (ChannelUrl::Udp { host: None, port, .. } | ChannelUrl::Tcp { host: None, port, .. }, Some(local)) = (&mut url, ch.local_addr()) {
+            if let (
+                ChannelUrl::Udp {
+                    host: None, port, ..
+                }
+                | ChannelUrl::Tcp {
+                    host: None, port, ..
+                },
+                Some(local),
+            ) = (&mut url, ch.local_addr())
+            {
                 *port = local.port();
             }
             Ok(url.to_string())

@@ -86,7 +86,8 @@ impl Engine {
         match self.poller.wait(wait) {
             Ok(_) => {}
             Err(e) => {
-                self.shared.log(LogLevel::Error, format_args!("poll failed: {e}"));
+                self.shared
+                    .log(LogLevel::Error, format_args!("poll failed: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -106,44 +107,72 @@ impl Engine {
     fn build(&mut self, now: Instant) -> Option<Instant> {
         self.poller.clear();
         self.slots.clear();
-        self.poller.add(self.shared.waker.fd(), Interest { read: true, write: false });
+        self.poller.add(
+            self.shared.waker.fd(),
+            Interest {
+                read: true,
+                write: false,
+            },
+        );
         self.slots.push(Slot::Wake);
-        let read = Interest { read: true, write: false };
+        let read = Interest {
+            read: true,
+            write: false,
+        };
         let mut deadline: Option<Instant> = None;
         let stall = self.shared.options.stall_timeout;
         self.shared.channels_into(&mut self.channels);
         for ch in &self.channels {
             match &ch.kind {
                 Kind::Udp(ep) => {
-                    self.poller.add(std::os::unix::io::AsRawFd::as_raw_fd(&ep.socket), read);
+                    self.poller
+                        .add(std::os::unix::io::AsRawFd::as_raw_fd(&ep.socket), read);
                     self.slots.push(Slot::Datagram(ch.clone()));
                 }
                 Kind::UnixDgram { socket, .. } => {
-                    self.poller.add(std::os::unix::io::AsRawFd::as_raw_fd(socket), read);
+                    self.poller
+                        .add(std::os::unix::io::AsRawFd::as_raw_fd(socket), read);
                     self.slots.push(Slot::Datagram(ch.clone()));
                 }
-                Kind::Listener { listener, peers, .. } => {
+                Kind::Listener {
+                    listener, peers, ..
+                } => {
                     self.poller.add(listener.fd(), read);
                     self.slots.push(Slot::Listener(ch.clone()));
                     for (h, conn) in peers.lock().iter() {
-                        let interest = Interest { read: true, write: conn.wants_write() };
+                        let interest = Interest {
+                            read: true,
+                            write: conn.wants_write(),
+                        };
                         self.poller.add(conn.fd(), interest);
-                        self.slots.push(Slot::Peer(ch.clone(), PeerId(h), conn.clone()));
+                        self.slots
+                            .push(Slot::Peer(ch.clone(), PeerId(h), conn.clone()));
                         deadline = min_instant(deadline, stall_deadline(conn, stall));
                     }
                 }
                 Kind::Client(client) => match &*client.state.lock() {
                     ClientState::Connected(conn) => {
-                        let interest = Interest { read: true, write: conn.wants_write() };
+                        let interest = Interest {
+                            read: true,
+                            write: conn.wants_write(),
+                        };
                         self.poller.add(conn.fd(), interest);
                         self.slots.push(Slot::Client(ch.clone(), conn.clone()));
                         deadline = min_instant(deadline, stall_deadline(conn, stall));
                     }
                     ClientState::Connecting { connecting, .. } => {
-                        self.poller.add(connecting.fd(), Interest { read: false, write: true });
+                        self.poller.add(
+                            connecting.fd(),
+                            Interest {
+                                read: false,
+                                write: true,
+                            },
+                        );
                         self.slots.push(Slot::Connecting(ch.clone()));
                     }
-                    ClientState::Waiting { retry_at, .. } => deadline = min_instant(deadline, Some(*retry_at)),
+                    ClientState::Waiting { retry_at, .. } => {
+                        deadline = min_instant(deadline, Some(*retry_at))
+                    }
                     ClientState::GaveUp => {}
                 },
                 Kind::Local => {}
@@ -198,7 +227,12 @@ impl Engine {
                 _ => return dispatched,
             };
             if n == self.buf.len() {
-                self.malformed(ch, source, "datagram larger than 65,535 bytes (truncated)".into(), None);
+                self.malformed(
+                    ch,
+                    source,
+                    "datagram larger than 65,535 bytes (truncated)".into(),
+                    None,
+                );
                 continue;
             }
             let packet = std::mem::take(&mut self.buf);
@@ -211,19 +245,32 @@ impl Engine {
     fn read_error(&self, ch: &Channel, e: io::Error, dispatched: usize) -> usize {
         if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
             // ICMP port unreachable after a send shows up here on Linux: not fatal.
-            self.shared.log(LogLevel::Debug, format_args!("channel '{}': receive: {e}", ch.name));
+            self.shared.log(
+                LogLevel::Debug,
+                format_args!("channel '{}': receive: {e}", ch.name),
+            );
         }
         dispatched
     }
 
     fn accept(&mut self, ch: &Arc<Channel>) {
-        let Kind::Listener { listener, peers, read } = &ch.kind else { return };
+        let Kind::Listener {
+            listener,
+            peers,
+            read,
+        } = &ch.kind
+        else {
+            return;
+        };
         loop {
             let (stream, peer) = match listener.accept() {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(e) => {
-                    self.shared.log(LogLevel::Warn, format_args!("channel '{}': accept: {e}", ch.name));
+                    self.shared.log(
+                        LogLevel::Warn,
+                        format_args!("channel '{}': accept: {e}", ch.name),
+                    );
                     return;
                 }
             };
@@ -239,14 +286,26 @@ impl Engine {
             match StreamConn::new(stream, peer, None, *read, self.shared.options.max_frame) {
                 Ok(conn) => {
                     peers.lock().insert(Arc::new(conn));
-                    self.shared.emit(Event::Connected { channel: ch.id, peer });
+                    self.shared.emit(Event::Connected {
+                        channel: ch.id,
+                        peer,
+                    });
                 }
-                Err(e) => self.shared.log(LogLevel::Warn, format_args!("channel '{}': {e}", ch.name)),
+                Err(e) => self
+                    .shared
+                    .log(LogLevel::Warn, format_args!("channel '{}': {e}", ch.name)),
             }
         }
     }
 
-    fn stream_ready(&mut self, ch: &Arc<Channel>, peer: Option<PeerId>, conn: &Arc<StreamConn>, writable: bool, closed: bool) -> usize {
+    fn stream_ready(
+        &mut self,
+        ch: &Arc<Channel>,
+        peer: Option<PeerId>,
+        conn: &Arc<StreamConn>,
+        writable: bool,
+        closed: bool,
+    ) -> usize {
         if writable {
             if let Err(e) = conn.flush() {
                 self.drop_stream(ch, peer, conn, &format!("write failed: {e}"));
@@ -308,7 +367,13 @@ impl Engine {
     }
 
     /// Ends a stream connection: a listener forgets the peer, a client reconnects.
-    fn drop_stream(&mut self, ch: &Arc<Channel>, peer: Option<PeerId>, conn: &Arc<StreamConn>, reason: &str) {
+    fn drop_stream(
+        &mut self,
+        ch: &Arc<Channel>,
+        peer: Option<PeerId>,
+        conn: &Arc<StreamConn>,
+        reason: &str,
+    ) {
         conn.close();
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
@@ -332,7 +397,9 @@ impl Engine {
 
     fn announce_retry(&self, ch: &Channel, state: &ClientState) {
         match state {
-            ClientState::Waiting { retry_at, attempt, .. } => self.shared.emit(Event::Reconnecting {
+            ClientState::Waiting {
+                retry_at, attempt, ..
+            } => self.shared.emit(Event::Reconnecting {
                 channel: ch.id,
                 attempt: *attempt,
                 delay: retry_at.saturating_duration_since(Instant::now()),
@@ -343,10 +410,19 @@ impl Engine {
     }
 
     fn finish_connect(&mut self, ch: &Arc<Channel>) {
-        let Kind::Client(client) = &ch.kind else { return };
+        let Kind::Client(client) = &ch.kind else {
+            return;
+        };
         let mut state = client.state.lock();
-        let ClientState::Connecting { .. } = &*state else { return };
-        let ClientState::Connecting { connecting, attempt, backlog } = std::mem::replace(&mut *state, ClientState::GaveUp) else {
+        let ClientState::Connecting { .. } = &*state else {
+            return;
+        };
+        let ClientState::Connecting {
+            connecting,
+            attempt,
+            backlog,
+        } = std::mem::replace(&mut *state, ClientState::GaveUp)
+        else {
             unreachable!("checked above")
         };
         let addr = connecting.addr;
@@ -366,11 +442,17 @@ impl Engine {
                 let _ = conn.send_framed(&backlog);
                 *state = ClientState::Connected(conn);
                 drop(state);
-                self.shared.emit(Event::Connected { channel: ch.id, peer: Some(addr) });
+                self.shared.emit(Event::Connected {
+                    channel: ch.id,
+                    peer: Some(addr),
+                });
             }
             Err(e) => {
                 *state = client.after_failure(attempt, backlog);
-                self.shared.log(LogLevel::Debug, format_args!("channel '{}': connect to {addr}: {e}", ch.name));
+                self.shared.log(
+                    LogLevel::Debug,
+                    format_args!("channel '{}': connect to {addr}: {e}", ch.name),
+                );
                 self.announce_retry(ch, &state);
             }
         }
@@ -386,7 +468,10 @@ impl Engine {
                     let mut state = client.state.lock();
                     let due = matches!(&*state, ClientState::Waiting { retry_at, .. } if *retry_at <= now);
                     if due {
-                        let ClientState::Waiting { attempt, backlog, .. } = std::mem::replace(&mut *state, ClientState::GaveUp) else {
+                        let ClientState::Waiting {
+                            attempt, backlog, ..
+                        } = std::mem::replace(&mut *state, ClientState::GaveUp)
+                        else {
                             unreachable!("checked above")
                         };
                         *state = match client.attempt(attempt, backlog) {
@@ -397,11 +482,16 @@ impl Engine {
                             }
                         };
                         if let ClientState::Connected(_) = &*state {
-                            self.shared.emit(Event::Connected { channel: ch.id, peer: None });
+                            self.shared.emit(Event::Connected {
+                                channel: ch.id,
+                                peer: None,
+                            });
                         }
                     }
                     let stalled = match &*state {
-                        ClientState::Connected(conn) => stall_deadline(conn, stall).is_some_and(|d| d <= now).then(|| conn.clone()),
+                        ClientState::Connected(conn) => stall_deadline(conn, stall)
+                            .is_some_and(|d| d <= now)
+                            .then(|| conn.clone()),
                         _ => None,
                     };
                     drop(state);
@@ -430,7 +520,13 @@ impl Engine {
 
     /// One received packet: counters and the incoming hook, then [`deliver`](Self::deliver).
     /// Returns the messages dispatched, or why a stream peer must be dropped.
-    fn packet(&mut self, ch: &Arc<Channel>, source: Option<SocketAddr>, peer: Option<PeerId>, raw: &[u8]) -> Result<usize, String> {
+    fn packet(
+        &mut self,
+        ch: &Arc<Channel>,
+        source: Option<SocketAddr>,
+        peer: Option<PeerId>,
+        raw: &[u8],
+    ) -> Result<usize, String> {
         Stats::add(&ch.stats.packets_in, 1);
         Stats::add(&ch.stats.bytes_in, raw.len() as u64);
         let Some(hook) = ch.hooks.read().incoming.clone() else {
@@ -447,7 +543,13 @@ impl Engine {
     }
 
     /// Validates and dispatches (or queues) a packet.
-    fn deliver(&mut self, ch: &Arc<Channel>, source: Option<SocketAddr>, peer: Option<PeerId>, packet: &[u8]) -> Result<usize, String> {
+    fn deliver(
+        &mut self,
+        ch: &Arc<Channel>,
+        source: Option<SocketAddr>,
+        peer: Option<PeerId>,
+        packet: &[u8],
+    ) -> Result<usize, String> {
         let now = TimeTag::now();
         let info = MsgInfo::new(now)
             .with_source(source)
@@ -468,7 +570,10 @@ impl Engine {
                 let item = Incoming::new(&self.shared, ch.id, info, packet);
                 if self.shared.push_incoming(item).is_err() {
                     let total = Stats::add(&ch.stats.dropped, 1);
-                    self.shared.emit(Event::Dropped { channel: ch.id, total });
+                    self.shared.emit(Event::Dropped {
+                        channel: ch.id,
+                        total,
+                    });
                 }
                 0
             }),
@@ -486,7 +591,13 @@ impl Engine {
         }
     }
 
-    fn malformed(&self, ch: &Channel, source: Option<SocketAddr>, reason: String, error: Option<crate::osc::DecodeError>) {
+    fn malformed(
+        &self,
+        ch: &Channel,
+        source: Option<SocketAddr>,
+        reason: String,
+        error: Option<crate::osc::DecodeError>,
+    ) {
         Stats::add(&ch.stats.malformed, 1);
         self.shared.emit(Event::Malformed {
             channel: ch.id,
@@ -498,10 +609,14 @@ impl Engine {
 
     /// In poll and threaded modes: packets sent to `_local`.
     fn deliver_queued(&mut self) -> usize {
-        let Sink::Direct(receiver) = &mut self.sink else { return 0 };
+        let Sink::Direct(receiver) = &mut self.sink else {
+            return 0;
+        };
         let mut dispatched = 0;
         while let Some(item) = self.shared.pop_incoming() {
-            dispatched += receiver.receive(&item.bytes, item.info, TimeTag::now()).unwrap_or(0);
+            dispatched += receiver
+                .receive(&item.bytes, item.info, TimeTag::now())
+                .unwrap_or(0);
             self.shared.recycle(item);
         }
         dispatched

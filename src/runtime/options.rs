@@ -45,7 +45,12 @@ impl Default for Reconnect {
 
 impl Reconnect {
     /// These settings with a channel URL's overrides (`reconnect`, `retries`, `backoff_ms`).
-    pub(crate) fn with(self, enabled: Option<bool>, retries: Option<u32>, backoff_ms: Option<u64>) -> Reconnect {
+    pub(crate) fn with(
+        self,
+        enabled: Option<bool>,
+        retries: Option<u32>,
+        backoff_ms: Option<u64>,
+    ) -> Reconnect {
         Reconnect {
             enabled: enabled.unwrap_or(self.enabled),
             retries: retries.unwrap_or(self.retries),

@@ -67,7 +67,9 @@ impl Poller {
             tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
             tv_nsec: d.subsec_nanos() as _,
         });
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: `fds` is a valid array of `len` pollfd; `ts_ptr` is null or points to a
         // timespec that outlives the call; a null signal mask leaves the mask unchanged.
         let n = unsafe {
@@ -87,7 +89,9 @@ impl Poller {
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     fn wait_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         // Round up so a wait never ends before its deadline.
-        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32);
+        let ms = timeout.map_or(-1, |d| {
+            d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        });
         // SAFETY: `fds` is a valid array of `len` pollfd.
         let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
         if n < 0 {
@@ -148,7 +152,13 @@ mod tests {
     fn waker_interrupts_a_wait_and_timeouts_are_fine() {
         let waker = Waker::new().unwrap();
         let mut p = Poller::default();
-        let i = p.add(waker.fd(), Interest { read: true, write: false });
+        let i = p.add(
+            waker.fd(),
+            Interest {
+                read: true,
+                write: false,
+            },
+        );
         let t = Instant::now();
         assert_eq!(p.wait(Some(Duration::from_micros(1500))).unwrap(), 0);
         let waited = t.elapsed();

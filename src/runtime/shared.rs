@@ -25,7 +25,12 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
-    pub(crate) fn new(shared: &Shared, channel: ChannelId, info: MsgInfo, packet: &[u8]) -> Incoming {
+    pub(crate) fn new(
+        shared: &Shared,
+        channel: ChannelId,
+        info: MsgInfo,
+        packet: &[u8],
+    ) -> Incoming {
         let mut bytes = shared.pool.pop().unwrap_or_default();
         bytes.clear();
         bytes.extend_from_slice(packet);
@@ -57,7 +62,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(options: ContextOptions, dispatcher: Arc<Dispatcher>) -> std::io::Result<Shared> {
+    pub(crate) fn new(
+        options: ContextOptions,
+        dispatcher: Arc<Dispatcher>,
+    ) -> std::io::Result<Shared> {
         let capacity = options.queue_capacity.max(1);
         Ok(Shared {
             options,

@@ -90,7 +90,13 @@ thread_local! {
 }
 
 impl StreamConn {
-    pub(crate) fn new(stream: Stream, peer: Option<SocketAddr>, send: Option<Framing>, read: DeframeMode, max_frame: usize) -> io::Result<StreamConn> {
+    pub(crate) fn new(
+        stream: Stream,
+        peer: Option<SocketAddr>,
+        send: Option<Framing>,
+        read: DeframeMode,
+        max_frame: usize,
+    ) -> io::Result<StreamConn> {
         match &stream {
             Stream::Tcp(s) => {
                 s.set_nonblocking(true)?;
@@ -129,7 +135,9 @@ impl StreamConn {
             Framing::LengthPrefix => FRAMING_LENGTH,
             Framing::Slip => FRAMING_SLIP,
         };
-        let _ = self.framing.compare_exchange(FRAMING_UNKNOWN, v, Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            self.framing
+                .compare_exchange(FRAMING_UNKNOWN, v, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     fn send_framing(&self) -> Framing {
@@ -192,11 +200,18 @@ impl StreamConn {
             return Ok(false);
         }
         let mut out = self.out.lock();
-        self.write_or_queue(&mut out, &[IoSlice::new(framed)], |out| out.extend_from_slice(framed))
+        self.write_or_queue(&mut out, &[IoSlice::new(framed)], |out| {
+            out.extend_from_slice(framed)
+        })
     }
 
     /// Writes `parts` at once when nothing is queued; queues what is not written.
-    fn write_or_queue(&self, out: &mut Vec<u8>, parts: &[IoSlice<'_>], queue_all: impl FnOnce(&mut Vec<u8>)) -> io::Result<bool> {
+    fn write_or_queue(
+        &self,
+        out: &mut Vec<u8>,
+        parts: &[IoSlice<'_>],
+        queue_all: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<bool> {
         if !out.is_empty() {
             queue_all(out);
             return Ok(true);
@@ -261,7 +276,9 @@ impl Listener {
     /// Binds a Unix stream socket, replacing a stale socket file nobody listens on.
     pub(crate) fn unix(path: &Path) -> io::Result<Listener> {
         let l = match UnixListener::bind(path) {
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && UnixStream::connect(path).is_err() => {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && UnixStream::connect(path).is_err() =>
+            {
                 std::fs::remove_file(path)?;
                 UnixListener::bind(path)?
             }
@@ -354,7 +371,16 @@ mod tests {
 
     fn pair() -> (StreamConn, StreamConn) {
         let (a, b) = UnixStream::pair().unwrap();
-        let mk = |s, f| StreamConn::new(Stream::Unix(s), None, Some(f), DeframeMode::Detect, DEFAULT_MAX_FRAME).unwrap();
+        let mk = |s, f| {
+            StreamConn::new(
+                Stream::Unix(s),
+                None,
+                Some(f),
+                DeframeMode::Detect,
+                DEFAULT_MAX_FRAME,
+            )
+            .unwrap()
+        };
         (mk(a, Framing::LengthPrefix), mk(b, Framing::Slip))
     }
 
@@ -415,7 +441,13 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let c = Connecting::start(addr, None).unwrap();
         let mut p = crate::runtime::poller::Poller::default();
-        p.add(c.fd(), crate::runtime::poller::Interest { read: false, write: true });
+        p.add(
+            c.fd(),
+            crate::runtime::poller::Interest {
+                read: false,
+                write: true,
+            },
+        );
         p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
         let stream = c.finish().unwrap();
         assert_eq!(stream.peer_addr().unwrap(), addr);
@@ -423,7 +455,13 @@ mod tests {
         // Nobody listens there any more: the connect fails, without blocking.
         let c = Connecting::start(addr, None).unwrap();
         let mut p = crate::runtime::poller::Poller::default();
-        p.add(c.fd(), crate::runtime::poller::Interest { read: false, write: true });
+        p.add(
+            c.fd(),
+            crate::runtime::poller::Interest {
+                read: false,
+                write: true,
+            },
+        );
         p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
         assert!(c.finish().is_err());
     }

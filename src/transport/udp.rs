@@ -58,7 +58,9 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
 /// their mapped address.
 pub(crate) fn for_socket(socket: &UdpSocket, to: SocketAddr) -> SocketAddr {
     match (to, socket.local_addr()) {
-        (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => {
+            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
         _ => to,
     }
 }
@@ -75,7 +77,9 @@ pub(crate) fn resolve(host: &Host, port: u16) -> io::Result<SocketAddr> {
                 .find(|a| a.is_ipv4())
                 .or(addrs.first())
                 .copied()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve '{name}'")))
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve '{name}'"))
+                })
         }
     }
 }
@@ -127,7 +131,10 @@ fn unspecified(like: &SocketAddr) -> IpAddr {
 }
 
 fn sender(dest: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
-    let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&dest)), opts.local.unwrap_or(0));
+    let local = SocketAddr::new(
+        opts.bind.unwrap_or(unspecified(&dest)),
+        opts.local.unwrap_or(0),
+    );
     let s = new_socket(&dest)?;
     if dest.is_ipv4() && opts.broadcast != Some(false) {
         // Harmless for unicast, and it makes both 255.255.255.255 and subnet broadcast
@@ -148,7 +155,10 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     if opts.reuse != Some(false) {
         set_reuse(&s)?;
     }
-    let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&group)), opts.local.unwrap_or(group.port()));
+    let local = SocketAddr::new(
+        opts.bind.unwrap_or(unspecified(&group)),
+        opts.local.unwrap_or(group.port()),
+    );
     s.bind(&SockAddr::from(local))?;
     let iface = opts.iface.as_deref();
     match group.ip() {
@@ -183,8 +193,12 @@ fn iface_ipv4(iface: &str) -> io::Result<Ipv4Addr> {
         return Ok(ip);
     }
     let index = iface_index(iface)?;
-    interface_ipv4_by_index(index)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("interface '{iface}' has no IPv4 address")))
+    interface_ipv4_by_index(index).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface '{iface}' has no IPv4 address"),
+        )
+    })
 }
 
 fn iface_index(iface: &str) -> io::Result<u32> {
@@ -192,7 +206,10 @@ fn iface_index(iface: &str) -> io::Result<u32> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named '{iface}'"))),
+        0 => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named '{iface}'"),
+        )),
         index => Ok(index),
     }
 }
@@ -210,8 +227,12 @@ fn interface_ipv4_by_index(index: u32) -> Option<Ipv4Addr> {
         let ifa = unsafe { &*cur };
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let name_index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
-        // SAFETY: ifa_addr is null or a valid sockaddr whose family says its layout.
-        if name_index == index && !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+        let family = match ifa.ifa_addr.is_null() {
+            true => None,
+            // SAFETY: a non-null ifa_addr is a valid sockaddr owned by the list.
+            false => Some(unsafe { (*ifa.ifa_addr).sa_family } as i32),
+        };
+        if name_index == index && family == Some(libc::AF_INET) {
             // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
             let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
             found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
@@ -233,8 +254,15 @@ mod tests {
         let rx = open(None, 0, &UdpOptions::default()).unwrap();
         let port = rx.socket.local_addr().unwrap().port();
         assert_ne!(port, 0);
-        let tx = open(Some(&Host::Ip("127.0.0.1".parse().unwrap())), port, &UdpOptions::default()).unwrap();
-        tx.socket.send_to(b"/a\0\0,\0\0\0", tx.dest.unwrap()).unwrap();
+        let tx = open(
+            Some(&Host::Ip("127.0.0.1".parse().unwrap())),
+            port,
+            &UdpOptions::default(),
+        )
+        .unwrap();
+        tx.socket
+            .send_to(b"/a\0\0,\0\0\0", tx.dest.unwrap())
+            .unwrap();
         rx.socket.set_nonblocking(false).unwrap();
         let mut buf = [0u8; 64];
         let (n, from) = rx.socket.recv_from(&mut buf).unwrap();
@@ -252,7 +280,10 @@ mod tests {
             ..UdpOptions::default()
         };
         let rx = open(None, 0, &opts).unwrap();
-        assert_eq!(rx.socket.local_addr().unwrap().ip(), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(
+            rx.socket.local_addr().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
     }
 
     #[test]
@@ -281,7 +312,8 @@ mod tests {
         a.socket.send_to(b"hi", a.dest.unwrap()).unwrap();
         for s in [&a.socket, &b.socket] {
             s.set_nonblocking(false).unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
             let mut buf = [0u8; 8];
             assert_eq!(s.recv(&mut buf).unwrap(), 2);
         }

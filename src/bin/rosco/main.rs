@@ -56,9 +56,11 @@ fn main() -> ExitCode {
     }
 }
 
-type CmdResult = Result<(), (u8, String)>;
+/// Exit status and one-line message of a failed command.
+type CmdError = (u8, String);
+type CmdResult = Result<(), CmdError>;
 
-fn usage_error(msg: &str) -> (u8, String) {
+fn usage_error(msg: &str) -> CmdError {
     (2, format!("{msg}\n{USAGE}"))
 }
 

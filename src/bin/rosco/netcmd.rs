@@ -11,24 +11,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type CmdResult = Result<(), (u8, String)>;
+use crate::{CmdError, CmdResult};
 
-fn fail(e: impl std::fmt::Display) -> (u8, String) {
+fn fail(e: impl std::fmt::Display) -> CmdError {
     (1, e.to_string())
 }
 
-fn usage(msg: &str) -> (u8, String) {
+fn usage(msg: &str) -> CmdError {
     (2, msg.to_string())
 }
 
+/// Options as `(name, value)`; flags have no value.
+type Flags<'a> = Vec<(&'a str, Option<&'a str>)>;
+
 /// Options taking a value, then the positional arguments.
-fn split_flags<'a>(args: &'a [String], with_value: &[&str], flags: &[&str]) -> Result<(Vec<(&'a str, Option<&'a str>)>, &'a [String]), (u8, String)> {
+fn split_flags<'a>(
+    args: &'a [String],
+    with_value: &[&str],
+    flags: &[&str],
+) -> Result<(Flags<'a>, &'a [String]), CmdError> {
     let mut opts = Vec::new();
     let mut i = 0;
     while i < args.len() && args[i].starts_with("--") {
         let name = args[i].as_str();
         if with_value.contains(&name) {
-            let value = args.get(i + 1).ok_or_else(|| usage(&format!("{name} needs a value")))?;
+            let value = args
+                .get(i + 1)
+                .ok_or_else(|| usage(&format!("{name} needs a value")))?;
             opts.push((name, Some(value.as_str())));
             i += 2;
         } else if flags.contains(&name) {
@@ -41,7 +50,7 @@ fn split_flags<'a>(args: &'a [String], with_value: &[&str], flags: &[&str]) -> R
     Ok((opts, &args[i..]))
 }
 
-fn seconds(v: &str) -> Result<Duration, (u8, String)> {
+fn seconds(v: &str) -> Result<Duration, CmdError> {
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
@@ -63,7 +72,12 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         match (name, value) {
             ("--json", _) => json = true,
             ("--no-queue", _) => queue = false,
-            ("--count", Some(v)) => count = Some(v.parse::<u64>().map_err(|_| usage("--count needs a whole number"))?),
+            ("--count", Some(v)) => {
+                count = Some(
+                    v.parse::<u64>()
+                        .map_err(|_| usage("--count needs a whole number"))?,
+                )
+            }
             ("--timeout", Some(v)) => timeout = Some(seconds(v)?),
             _ => unreachable!("split_flags knows these"),
         }
@@ -126,7 +140,11 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                 None => Ok(()),
             };
         }
-        ctx.poll(Some(left.unwrap_or(Duration::from_secs(1)).min(Duration::from_millis(200)))).map_err(fail)?;
+        ctx.poll(Some(
+            left.unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_millis(200)),
+        ))
+        .map_err(fail)?;
     }
 }
 
@@ -137,13 +155,21 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         match (name, value) {
             ("--tcp-framing", Some("slip")) => framing = Some(StreamFraming::Slip),
             ("--tcp-framing", Some("length")) => framing = Some(StreamFraming::Length),
-            ("--tcp-framing", Some(other)) => return Err(usage(&format!("--tcp-framing is slip or length, not '{other}'"))),
+            ("--tcp-framing", Some(other)) => {
+                return Err(usage(&format!(
+                    "--tcp-framing is slip or length, not '{other}'"
+                )))
+            }
             ("--at", Some(v)) => at = Some(seconds(v)?),
-            ("--raw", Some(v)) => raw = Some(oscargs::hex_bytes(v).ok_or_else(|| usage("--raw needs hex bytes"))?),
+            ("--raw", Some(v)) => {
+                raw = Some(oscargs::hex_bytes(v).ok_or_else(|| usage("--raw needs hex bytes"))?)
+            }
             _ => unreachable!("split_flags knows these"),
         }
     }
-    let (url, message) = rest.split_first().ok_or_else(|| usage("send needs a URL"))?;
+    let (url, message) = rest
+        .split_first()
+        .ok_or_else(|| usage("send needs a URL"))?;
     let mut url: ChannelUrl = url.parse().map_err(|e| usage(&format!("{e}")))?;
     if let (Some(f), ChannelUrl::Tcp { opts, .. }) = (framing, &mut url) {
         opts.framing = Some(f);
@@ -163,13 +189,18 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
     let ctx = Context::new(options).map_err(fail)?;
     let id = ctx.open("send", &url.to_string()).map_err(fail)?;
     ctx.send_packet(id, &packet).map_err(fail)?;
-    ctx.flush(id, Duration::from_secs(5)).map_err(|e| fail(format!("cannot deliver to {url}: {e}")))
+    ctx.flush(id, Duration::from_secs(5))
+        .map_err(|e| fail(format!("cannot deliver to {url}: {e}")))
 }
 
 /// The message, or a bundle holding it `at` from now.
-fn build(message: &[String], at: Option<Duration>) -> Result<Vec<u8>, (u8, String)> {
-    let (address, rest) = message.split_first().ok_or_else(|| usage("send needs an ADDRESS (or --raw HEX)"))?;
-    let (types, values) = rest.split_first().map_or(("", &[][..]), |(t, v)| (t.as_str(), v));
+fn build(message: &[String], at: Option<Duration>) -> Result<Vec<u8>, CmdError> {
+    let (address, rest) = message
+        .split_first()
+        .ok_or_else(|| usage("send needs an ADDRESS (or --raw HEX)"))?;
+    let (types, values) = rest
+        .split_first()
+        .map_or(("", &[][..]), |(t, v)| (t.as_str(), v));
     let owned = oscargs::parse(types, values).map_err(|e| (2, e))?;
     let args: Vec<_> = owned.iter().map(OwnedArg::as_arg).collect();
     let mut buf = Vec::new();

@@ -1,0 +1,523 @@
+//! The runtime over real sockets on loopback, in every threading mode: UDP, TCP (both
+//! framings), Unix sockets, `_local`, names and groups, replies, timed bundles, events,
+//! counters, hooks, malformed input, stalled and garbage peers, reconnects, many peers,
+//! and a slow consumer.
+
+use rosco::dispatch::{Flow, MsgInfo};
+use rosco::osc::{Arg, Message, PacketWriter};
+use rosco::runtime::{Event, PacketHook};
+use rosco::{Context, ContextOptions, Mode, TimeTag};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MODES: [Mode; 3] = [Mode::Poll, Mode::IoThread, Mode::Threaded];
+
+fn context(mode: Mode) -> Context {
+    Context::new(ContextOptions {
+        mode,
+        ..ContextOptions::default()
+    })
+    .unwrap()
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A catch-all method recording `address typetags args` lines.
+fn record(ctx: &Context) -> Log {
+    let log = Log::default();
+    let l = log.clone();
+    ctx.methods()
+        .add_method(None, None, move |m: &Message<'_>, _: &MsgInfo| {
+            let args: Vec<String> = m.args().map(|a| format!("{a:?}")).collect();
+            l.lock().unwrap().push(format!(
+                "{} {}",
+                m.address_str().unwrap_or("?"),
+                args.join(",")
+            ));
+            Flow::Handled
+        })
+        .unwrap();
+    log
+}
+
+/// Polls (or, in threaded mode, waits) until `done` or 5 s pass.
+fn until(ctx: &Context, mut done: impl FnMut() -> bool) -> bool {
+    let stop = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < stop {
+        if done() {
+            return true;
+        }
+        ctx.poll(Some(Duration::from_millis(10))).unwrap();
+    }
+    done()
+}
+
+fn len(log: &Log) -> usize {
+    log.lock().unwrap().len()
+}
+
+fn events(ctx: &Context) -> Arc<Mutex<Vec<Event>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
+    seen
+}
+
+#[test]
+fn udp_both_ways_with_replies_in_every_mode() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let server = ctx.open("server", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let port = ctx.port(server).unwrap();
+        let client = ctx
+            .open("client", &format!("osc.udp://127.0.0.1:{port}"))
+            .unwrap();
+        let sender = ctx.sender();
+        ctx.methods()
+            .add_method(Some("/ping"), Some("i"), move |m, info| {
+                let Some(Arg::Int(n)) = m.arg(0) else {
+                    return Flow::PassOn;
+                };
+                sender.reply(info, "/pong", &[Arg::Int(n + 1)]).unwrap();
+                Flow::Handled
+            })
+            .unwrap();
+        // Registered last: the catch-all sees what /ping did not handle.
+        let log = record(&ctx);
+        ctx.send(client, "/ping", &[Arg::Int(41)]).unwrap();
+        assert!(until(&ctx, || len(&log) >= 1), "{mode:?}: no pong");
+        assert_eq!(log.lock().unwrap()[0], "/pong Int(42)", "{mode:?}");
+        let stats = ctx.stats(server).unwrap();
+        assert_eq!((stats.packets_in, stats.packets_out), (1, 1), "{mode:?}");
+        assert_eq!(ctx.stats(client).unwrap().packets_in, 1, "{mode:?}");
+    }
+}
+
+#[test]
+fn local_names_and_groups() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let log = record(&ctx);
+        ctx.send_to("_local", "/here", &[Arg::str("x")]).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
+        let a = ctx.open("a", "osc.udp://:0").unwrap();
+        let b = ctx.open("b", "osc.udp://:0").unwrap();
+        let to_a = format!("osc.udp://127.0.0.1:{}", ctx.port(a).unwrap());
+        let to_b = format!("osc.udp://127.0.0.1:{}", ctx.port(b).unwrap());
+        ctx.open("to_a", &to_a).unwrap();
+        ctx.open("to_b", &to_b).unwrap();
+        ctx.send_to_names(&["to_a", "to_b", "_local"], "/all", &[])
+            .unwrap();
+        assert!(
+            until(&ctx, || len(&log) == 4),
+            "{mode:?}: {:?}",
+            log.lock().unwrap()
+        );
+        assert!(matches!(
+            ctx.send_to("nobody", "/x", &[]),
+            Err(rosco::Error::NoName(_))
+        ));
+        assert!(matches!(
+            ctx.open("a", "osc.udp://:0"),
+            Err(rosco::Error::NameTaken(_))
+        ));
+        assert!(matches!(
+            ctx.open("bad", "osc.udp://:99999"),
+            Err(rosco::Error::Url(_))
+        ));
+        ctx.close(a).unwrap();
+        assert!(matches!(ctx.close(a), Err(rosco::Error::NoChannel)));
+        assert!(matches!(ctx.stats(a), Err(rosco::Error::NoChannel)));
+    }
+}
+
+#[test]
+fn tcp_both_framings_and_replies_to_the_peer() {
+    for mode in MODES {
+        for framing in ["length", "slip"] {
+            let ctx = context(mode);
+            let seen = events(&ctx);
+            let server = ctx.open("server", "osc.tcp://:0").unwrap();
+            let port = ctx.port(server).unwrap();
+            let sender = ctx.sender();
+            ctx.methods()
+                .add_method(Some("/q"), None, move |_, info| {
+                    sender
+                        .reply(
+                            info,
+                            "/a",
+                            &[Arg::str(if info.peer.is_some() { "peer" } else { "?" })],
+                        )
+                        .unwrap();
+                    Flow::Handled
+                })
+                .unwrap();
+            let log = record(&ctx);
+            let client = ctx
+                .open(
+                    "client",
+                    &format!("osc.tcp://127.0.0.1:{port}?framing={framing}"),
+                )
+                .unwrap();
+            // A bundle first on the connection (where liblo's detector fails for SLIP).
+            let mut buf = Vec::new();
+            let mut w = PacketWriter::new(&mut buf);
+            w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+            w.message("/q", &[]).unwrap();
+            w.end_bundle().unwrap();
+            ctx.send_packet(client, &buf).unwrap();
+            assert!(until(&ctx, || len(&log) >= 1), "{mode:?} {framing}");
+            assert_eq!(
+                log.lock().unwrap()[0],
+                "/a Str([112, 101, 101, 114])",
+                "{mode:?} {framing}"
+            );
+            let connected = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Event::Connected { .. }))
+                .count();
+            assert_eq!(connected, 2, "{mode:?} {framing}: client and server side");
+        }
+    }
+}
+
+#[test]
+fn unix_datagram_and_stream() {
+    let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mode in MODES {
+        let ctx = context(mode);
+        let log = record(&ctx);
+        let dgram = dir.join(format!("d-{mode:?}.sock"));
+        let stream = dir.join(format!("s-{mode:?}.sock"));
+        // All three spellings liblo prints.
+        ctx.open("dl", &format!("osc.unix://{}?listen", dgram.display()))
+            .unwrap();
+        let ds = ctx
+            .open("ds", &format!("osc.unix://localhost:{}", dgram.display()))
+            .unwrap();
+        ctx.open(
+            "sl",
+            &format!("osc.unix:///{}?listen&stream", stream.display()),
+        )
+        .unwrap();
+        let ss = ctx
+            .open("ss", &format!("osc.unix://{}?stream", stream.display()))
+            .unwrap();
+        ctx.send(ds, "/dgram", &[Arg::Int(1)]).unwrap();
+        ctx.send(ss, "/stream", &[Arg::Int(2)]).unwrap();
+        assert!(
+            until(&ctx, || len(&log) == 2),
+            "{mode:?}: {:?}",
+            log.lock().unwrap()
+        );
+        drop(ctx);
+        assert!(
+            !dgram.exists() && !stream.exists(),
+            "socket files are removed on close"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn timed_bundles_arrive_at_their_time_in_every_mode() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let a = arrivals.clone();
+        ctx.methods()
+            .add_method(Some("/t"), None, move |_, info| {
+                a.lock().unwrap().push((TimeTag::now(), info.bundle_time));
+                Flow::Handled
+            })
+            .unwrap();
+        let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+        let tx = ctx
+            .open(
+                "tx",
+                &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+            )
+            .unwrap();
+        let at = TimeTag::after(Duration::from_millis(150));
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(at).unwrap();
+        w.message("/t", &[]).unwrap();
+        w.end_bundle().unwrap();
+        ctx.send_packet(tx, &buf).unwrap();
+        assert!(
+            until(&ctx, || !arrivals.lock().unwrap().is_empty()),
+            "{mode:?}"
+        );
+        let (arrived, bundle_time) = arrivals.lock().unwrap()[0];
+        assert_eq!(bundle_time, Some(at));
+        assert!(arrived >= at, "{mode:?}: delivered before its timetag");
+    }
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_the_channel_carries_on() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let log = record(&ctx);
+        let seen = events(&ctx);
+        let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+        let port = ctx.port(rx).unwrap();
+        let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for bad in [
+            &b"garbage"[..],
+            b"/a\0\0,x\0\0\0\0\0\x01",
+            b"",
+            b"#bundle\0",
+        ] {
+            raw.send_to(bad, ("127.0.0.1", port)).unwrap();
+        }
+        raw.send_to(b"/ok\0,\0\0\0", ("127.0.0.1", port)).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
+        assert!(
+            until(&ctx, || ctx.stats(rx).unwrap().malformed == 4),
+            "{mode:?}"
+        );
+        let malformed = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Malformed { .. }))
+            .count();
+        assert_eq!(malformed, 4, "{mode:?}");
+    }
+}
+
+#[test]
+fn bad_stream_peers_are_dropped_alone() {
+    for mode in MODES {
+        let ctx = Context::new(ContextOptions {
+            mode,
+            max_frame: 1024,
+            stall_timeout: Duration::from_millis(200),
+            ..ContextOptions::default()
+        })
+        .unwrap();
+        let log = record(&ctx);
+        let seen = events(&ctx);
+        let server = ctx.open("server", "osc.tcp://:0").unwrap();
+        let addr = ("127.0.0.1", ctx.port(server).unwrap());
+        let mut good = TcpStream::connect(addr).unwrap();
+        let mut oversize = TcpStream::connect(addr).unwrap();
+        let mut garbage = TcpStream::connect(addr).unwrap();
+        let mut half = TcpStream::connect(addr).unwrap();
+        oversize.write_all(&[0, 0, 0x10, 0]).unwrap();
+        garbage
+            .write_all(&[0, 0, 0, 8, b'x', b'y', b'z', 0, 0, 0, 0, 0])
+            .unwrap();
+        half.write_all(&[0, 0]).unwrap();
+        let disconnected = || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Event::Disconnected { .. }))
+                .count()
+        };
+        assert!(
+            until(&ctx, || disconnected() == 3),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+        for s in [&mut oversize, &mut garbage, &mut half] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            assert_eq!(
+                s.read(&mut [0u8; 4]).unwrap_or(0),
+                0,
+                "{mode:?}: the server closed it"
+            );
+        }
+        good.write_all(&[0, 0, 0, 8, b'/', b'o', b'k', 0, b',', 0, 0, 0])
+            .unwrap();
+        assert!(
+            until(&ctx, || len(&log) == 1),
+            "{mode:?}: the good peer still works"
+        );
+    }
+}
+
+#[test]
+fn clients_reconnect_when_the_listener_comes_back() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let log = record(&ctx);
+        let seen = events(&ctx);
+        let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+        let port = ctx.port(server).unwrap();
+        let client = ctx
+            .open(
+                "client",
+                &format!("osc.tcp://127.0.0.1:{port}?backoff_ms=20"),
+            )
+            .unwrap();
+        ctx.send(client, "/one", &[]).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
+        ctx.close(server).unwrap();
+        let count =
+            |pred: fn(&Event) -> bool| seen.lock().unwrap().iter().filter(|e| pred(e)).count();
+        assert!(
+            until(&ctx, || count(|e| matches!(e, Event::Reconnecting { .. }))
+                >= 1),
+            "{mode:?}"
+        );
+        ctx.open("server2", &format!("osc.tcp://:{port}?bind=127.0.0.1"))
+            .unwrap();
+        // Sent while disconnected: kept and delivered once the connection is back.
+        ctx.send(client, "/two", &[]).unwrap();
+        assert!(
+            until(&ctx, || len(&log) == 2),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+        assert_eq!(log.lock().unwrap()[1], "/two ");
+    }
+}
+
+#[test]
+fn many_peers_at_once() {
+    let ctx = context(Mode::IoThread);
+    let log = record(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0").unwrap();
+    let port = ctx.port(server).unwrap();
+    let peers: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for mut p in &peers {
+        p.write_all(&[0, 0, 0, 8, b'/', b'p', 0, 0, b',', 0, 0, 0])
+            .unwrap();
+    }
+    assert!(until(&ctx, || len(&log) == 300), "{}", len(&log));
+}
+
+#[test]
+fn a_slow_consumer_drops_and_counts() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::IoThread,
+        queue_capacity: 16,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+        )
+        .unwrap();
+    // Nobody polls while 2,000 packets arrive: the queue holds 16.
+    for i in 0..2000 {
+        ctx.send(tx, "/flood", &[Arg::Int(i)]).unwrap();
+    }
+    let stop = Instant::now() + Duration::from_secs(5);
+    while ctx.stats(rx).unwrap().packets_in < 2000 && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = ctx.stats(rx).unwrap();
+    assert!(stats.dropped > 0, "{stats:?}");
+    let accounted = until(&ctx, || {
+        len(&log) as u64 + stats.dropped == stats.packets_in
+    });
+    assert!(
+        accounted,
+        "every packet is delivered or counted: {} + {stats:?}",
+        len(&log)
+    );
+}
+
+#[test]
+fn packet_hooks_transform_both_ways() {
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+        )
+        .unwrap();
+    let xor = |raw: &[u8], out: &mut Vec<u8>| {
+        out.extend(raw.iter().map(|b| b ^ 0x5a));
+        true
+    };
+    let drop_short: PacketHook =
+        Box::new(move |raw: &[u8], out: &mut Vec<u8>| raw.len() > 8 && xor(raw, out));
+    ctx.set_packet_hooks(rx, Some(drop_short), None).unwrap();
+    ctx.set_packet_hooks(tx, None, Some(Box::new(xor))).unwrap();
+    ctx.send(tx, "/secret", &[Arg::Int(7)]).unwrap();
+    ctx.send(tx, "/x", &[]).unwrap(); // 8 bytes: dropped by the incoming hook
+    ctx.send(tx, "/after", &[]).unwrap();
+    assert!(until(&ctx, || len(&log) == 2));
+    assert_eq!(*log.lock().unwrap(), ["/secret Int(7)", "/after "]);
+}
+
+#[test]
+fn io_thread_mode_has_a_wakeup_descriptor() {
+    let ctx = context(Mode::IoThread);
+    let fd = ctx
+        .wakeup_fd()
+        .expect("io-thread mode exposes a descriptor");
+    assert!(context(Mode::Poll).wakeup_fd().is_none());
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+        )
+        .unwrap();
+    ctx.send(tx, "/wake", &[]).unwrap();
+    let mut pfd = libc_pollfd(fd);
+    assert_eq!(
+        poll_one(&mut pfd, 5000),
+        1,
+        "readable while a message waits"
+    );
+    assert_eq!(ctx.poll(Some(Duration::ZERO)).unwrap(), 1);
+    assert_eq!(len(&log), 1);
+    assert_eq!(poll_one(&mut pfd, 0), 0, "not readable once drained");
+}
+
+fn libc_pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn poll_one(p: &mut libc::pollfd, timeout_ms: i32) -> i32 {
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(p, 1, timeout_ms) }
+}
+
+#[test]
+fn errors_are_clear() {
+    let ctx = context(Mode::Poll);
+    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
+    assert!(matches!(
+        ctx.send(rx, "/x", &[]),
+        Err(rosco::Error::Unsupported(_))
+    ));
+    let tx = ctx.open("tx", "osc.udp://127.0.0.1:9").unwrap();
+    let big = vec![0u8; 70_000];
+    assert!(matches!(
+        ctx.send(tx, "/big", &[Arg::Blob(&big)]),
+        Err(rosco::Error::Encode(_))
+    ));
+    assert!(matches!(
+        ctx.send(tx, "no-slash", &[]),
+        Err(rosco::Error::Encode(_))
+    ));
+    let e = ctx.open("u", "osc.xyz://h:1").unwrap_err();
+    assert!(e.to_string().contains("osc.xyz"), "{e}");
+}
