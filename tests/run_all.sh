@@ -13,6 +13,7 @@ as_root() {
 # Debian packages: the real peers the tests talk to.
 apt_packages=()
 command -v oscsend >/dev/null 2>&1 || apt_packages+=(liblo-tools)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     step "installing ${apt_packages[*]}"
     as_root apt-get update -qq
@@ -39,5 +40,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked -j2 --no-deps --all-features
 
 step "cargo test (all features)"
 cargo test --locked -j2 --all-features
+
+step "multicast and broadcast between network namespaces"
+cargo build --locked -j2 --bin rosco
+tests/netns/run.sh target/debug/rosco
 
 step "all suites passed"
