@@ -28,6 +28,8 @@ fi
 # Every peer is installed now: a test that cannot find one fails instead of skipping.
 export ROSCO_REQUIRE_PEERS=1
 export CARGO_TERM_COLOR=never
+# The runtime tests open hundreds of sockets at once.
+ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -521,3 +521,59 @@ fn errors_are_clear() {
     let e = ctx.open("u", "osc.xyz://h:1").unwrap_err();
     assert!(e.to_string().contains("osc.xyz"), "{e}");
 }
+
+#[test]
+fn url_limits_apply_per_channel() {
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    let seen = events(&ctx);
+    let small = ctx.open("small", "osc.udp://:0?max_packet=64").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(small).unwrap()),
+        )
+        .unwrap();
+    ctx.send(tx, "/big", &[Arg::Blob(&[0; 100])]).unwrap();
+    ctx.send(tx, "/small", &[]).unwrap();
+    let ok = until(&ctx, || {
+        len(&log) == 1 && ctx.stats(small).unwrap().malformed == 1
+    });
+    assert!(
+        ok,
+        "{:?} {:?} {:?}",
+        log.lock().unwrap(),
+        ctx.stats(small),
+        seen.lock().unwrap()
+    );
+    let server = ctx
+        .open("server", "osc.tcp://:0?max_clients=2&max_frame=64")
+        .unwrap();
+    let port = ctx.port(server).unwrap();
+    let _a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let refused =
+        |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason == "too many peers");
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(refused)));
+    assert_eq!(
+        c.read(&mut [0u8; 4]).unwrap_or(0),
+        0,
+        "the third peer is closed"
+    );
+    drop(_a);
+    let gone =
+        |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason == "closed by peer");
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(gone)));
+    // A place is free again; this peer announces a frame over max_frame.
+    let mut d = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    d.write_all(&[0, 0, 0, 100]).unwrap();
+    let oversize =
+        |e: &Event| matches!(e, Event::Malformed { reason, .. } if reason.contains("64"));
+    assert!(
+        until(&ctx, || seen.lock().unwrap().iter().any(oversize)),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}

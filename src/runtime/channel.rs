@@ -40,10 +40,42 @@ pub(crate) enum Dest {
     Peer(PeerId),
 }
 
+/// A channel's limits: the context's, narrowed or widened by its URL's parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Largest stream frame (`max_frame`).
+    pub(crate) max_frame: usize,
+    /// Most peers on a stream listener (`max_clients`).
+    pub(crate) max_peers: usize,
+    /// Largest datagram accepted (`max_packet`).
+    pub(crate) max_packet: usize,
+}
+
+impl Limits {
+    fn of(url: &ChannelUrl, opts: &ContextOptions) -> Limits {
+        let mut l = Limits {
+            max_frame: opts.max_frame,
+            max_peers: opts.max_stream_peers,
+            max_packet: udp::RECV_BUFFER - 1,
+        };
+        match url {
+            ChannelUrl::Udp { opts: u, .. } => l.max_packet = u.max_packet.unwrap_or(l.max_packet),
+            ChannelUrl::Tcp { opts: t, .. } => {
+                l.max_frame = t.max_frame.unwrap_or(l.max_frame);
+                l.max_peers = t.max_clients.unwrap_or(l.max_peers);
+            }
+            ChannelUrl::Unix { opts: u, .. } => l.max_frame = u.max_frame.unwrap_or(l.max_frame),
+            _ => {}
+        }
+        l
+    }
+}
+
 pub(crate) struct Channel {
     pub(crate) id: ChannelId,
     pub(crate) name: String,
     pub(crate) url: ChannelUrl,
+    pub(crate) limits: Limits,
     pub(crate) kind: Kind,
     pub(crate) stats: Stats,
     pub(crate) hooks: RwLock<Hooks>,
@@ -142,6 +174,7 @@ impl Channel {
         url: ChannelUrl,
         opts: &ContextOptions,
     ) -> Result<Channel, Error> {
+        let limits = Limits::of(&url, opts);
         let kind = match &url {
             ChannelUrl::Udp {
                 host,
@@ -186,7 +219,7 @@ impl Channel {
                     ClientTarget::Tcp { addr, local },
                     framing,
                     reconnect,
-                    opts.max_frame,
+                    limits.max_frame,
                 ))
             }
             ChannelUrl::Unix { path, opts: u } if u.stream => {
@@ -203,7 +236,7 @@ impl Channel {
                         ClientTarget::Unix(path.clone()),
                         framing,
                         reconnect,
-                        opts.max_frame,
+                        limits.max_frame,
                     ))
                 }
             }
@@ -244,6 +277,7 @@ impl Channel {
             id,
             name: name.to_string(),
             url,
+            limits,
             kind,
             stats: Stats::default(),
             hooks: RwLock::default(),
@@ -251,15 +285,17 @@ impl Channel {
     }
 
     /// The in-process `_local` channel.
-    pub(crate) fn local(id: ChannelId) -> Channel {
+    pub(crate) fn local(id: ChannelId, opts: &ContextOptions) -> Channel {
+        let url = ChannelUrl::Udp {
+            host: Some(Host::Name("_local".into())),
+            port: 0,
+            opts: Default::default(),
+        };
         Channel {
             id,
             name: "_local".into(),
-            url: ChannelUrl::Udp {
-                host: Some(Host::Name("_local".into())),
-                port: 0,
-                opts: Default::default(),
-            },
+            limits: Limits::of(&url, opts),
+            url,
             kind: Kind::Local,
             stats: Stats::default(),
             hooks: RwLock::default(),

@@ -96,7 +96,7 @@ impl Context {
         {
             let mut channels = shared.channels.write();
             let id = ChannelId(channels.next_handle());
-            channels.insert(Arc::new(Channel::local(id)));
+            channels.insert(Arc::new(Channel::local(id, &shared.options)));
             shared.names.write().insert(LOCAL.into(), id);
         }
         let receiver = || Receiver::new(dispatcher.clone(), receive.clone());

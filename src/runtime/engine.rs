@@ -226,13 +226,12 @@ impl Engine {
                 },
                 _ => return dispatched,
             };
-            if n == self.buf.len() {
-                self.malformed(
-                    ch,
-                    source,
-                    "datagram larger than 65,535 bytes (truncated)".into(),
-                    None,
+            if n > ch.limits.max_packet {
+                let why = format!(
+                    "datagram of {n} bytes or more, over the limit of {}",
+                    ch.limits.max_packet
                 );
+                self.malformed(ch, source, why, None);
                 continue;
             }
             let packet = std::mem::take(&mut self.buf);
@@ -274,7 +273,7 @@ impl Engine {
                     return;
                 }
             };
-            if peers.lock().len() >= self.shared.options.max_stream_peers {
+            if peers.lock().len() >= ch.limits.max_peers {
                 self.shared.emit(Event::Disconnected {
                     channel: ch.id,
                     peer,
@@ -283,7 +282,7 @@ impl Engine {
                 continue;
             }
             let peer = peer.map(udp::canonical);
-            match StreamConn::new(stream, peer, None, *read, self.shared.options.max_frame) {
+            match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame) {
                 Ok(conn) => {
                     peers.lock().insert(Arc::new(conn));
                     self.shared.emit(Event::Connected {
@@ -433,7 +432,7 @@ impl Engine {
                 Some(addr),
                 Some(framing),
                 crate::osc::framing::DeframeMode::Fixed(framing),
-                self.shared.options.max_frame,
+                ch.limits.max_frame,
             )
         });
         match connected {

@@ -1,0 +1,290 @@
+//! UDP on loopback, rosco against raw sockets in the same run, reported as ratios:
+//! - receive path: a socket queue pre-filled with packets, then drained, decoded and
+//!   dispatched to a counting callback (raw: drained only);
+//! - end to end: one sender thread streaming to one receiver;
+//! - round trip: ping-pong latency, median and p99, busy-polling and blocking.
+//!
+//! `cargo bench --bench udp` (liblo joins this table with the benchmark harness).
+
+use rosco::dispatch::Flow;
+use rosco::osc::{encode_message, Arg};
+use rosco::{Context, ContextOptions, Mode};
+use std::net::UdpSocket;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ARGS: [Arg<'static>; 3] = [Arg::Int(440), Arg::Float(0.5), Arg::Str(b"sine")];
+
+fn packet() -> Vec<u8> {
+    let mut p = Vec::new();
+    encode_message("/synth/1/freq", &ARGS, &mut p).unwrap();
+    p
+}
+
+/// Lets the receive queue hold a whole burst (root may exceed rmem_max).
+fn big_receive_buffer(s: &UdpSocket) {
+    let size: libc::c_int = 32 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket and a pointer to a c_int of the given length.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &size as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+}
+
+fn counting_context(mode: Mode) -> (Context, Arc<AtomicU64>) {
+    let ctx = Context::new(ContextOptions {
+        mode,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    ctx.methods()
+        .add_method(Some("/synth/1/freq"), Some("ifs"), move |_, _| {
+            c.fetch_add(1, Ordering::Relaxed);
+            Flow::Handled
+        })
+        .unwrap();
+    (ctx, count)
+}
+
+const BURST: usize = 4000;
+const ROUNDS: usize = 40;
+
+/// Nanoseconds per packet to drain a pre-filled queue.
+fn receive_path() -> (f64, f64) {
+    let pkt = packet();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    big_receive_buffer(&raw);
+    raw.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 65_536];
+    let mut raw_ns = Vec::new();
+    for _ in 0..ROUNDS {
+        for _ in 0..BURST {
+            tx.send_to(&pkt, raw.local_addr().unwrap()).unwrap();
+        }
+        let t = Instant::now();
+        let mut got = 0;
+        while got < BURST {
+            if raw.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        raw_ns.push(t.elapsed().as_nanos() as f64 / BURST as f64);
+    }
+
+    let (ctx, count) = counting_context(Mode::Poll);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let to = ("127.0.0.1", ctx.port(rx).unwrap());
+    let mut rosco_ns = Vec::new();
+    for _ in 0..ROUNDS {
+        for _ in 0..BURST {
+            tx.send_to(&pkt, to).unwrap();
+        }
+        let t = Instant::now();
+        let target = count.load(Ordering::Relaxed) + BURST as u64;
+        while count.load(Ordering::Relaxed) < target {
+            ctx.poll(Some(Duration::ZERO)).unwrap();
+        }
+        rosco_ns.push(t.elapsed().as_nanos() as f64 / BURST as f64);
+    }
+    (median(&mut raw_ns), median(&mut rosco_ns))
+}
+
+const STREAM: Duration = Duration::from_millis(1500);
+
+/// Packets per second received while one thread streams as fast as it can.
+fn end_to_end(rosco: bool) -> f64 {
+    let pkt = packet();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (received, port, ctx) = if rosco {
+        let (ctx, count) = counting_context(Mode::Threaded);
+        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let port = ctx.port(rx).unwrap();
+        (count, port, Some(ctx))
+    } else {
+        let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = raw.local_addr().unwrap().port();
+        let count = Arc::new(AtomicU64::new(0));
+        let (c, stop) = (count.clone(), stop.clone());
+        raw.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                if raw.recv_from(&mut buf).is_ok() {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        (count, port, None)
+    };
+    let sender = {
+        let stop = stop.clone();
+        let ctx_sender = ctx.as_ref().map(|c| c.sender());
+        let tx_id = ctx.as_ref().map(|c| {
+            c.open("tx", &format!("osc.udp://127.0.0.1:{port}"))
+                .unwrap()
+        });
+        std::thread::spawn(move || {
+            let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                match (&ctx_sender, tx_id) {
+                    (Some(s), Some(id)) => {
+                        let _ = s.send(id, "/synth/1/freq", &ARGS);
+                    }
+                    _ => {
+                        let _ = raw.send_to(&pkt, ("127.0.0.1", port));
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let start = received.load(Ordering::Relaxed);
+    std::thread::sleep(STREAM);
+    let got = received.load(Ordering::Relaxed) - start;
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    drop(ctx);
+    got as f64 / STREAM.as_secs_f64()
+}
+
+const PINGS: usize = 20_000;
+
+/// Round-trip times in microseconds: (median, p99).
+fn round_trip(rosco: bool, busy: bool) -> (f64, f64) {
+    let pkt = packet();
+    // The echo side: raw for raw, a threaded rosco context replying for rosco.
+    let (echo_port, _guard): (u16, Box<dyn std::any::Any>) = if rosco {
+        let ctx = Context::new(ContextOptions {
+            mode: Mode::Threaded,
+            ..ContextOptions::default()
+        })
+        .unwrap();
+        let sender = ctx.sender();
+        ctx.methods()
+            .add_method(Some("/synth/1/freq"), None, move |_, info| {
+                let _ = sender.reply(info, "/synth/1/freq", &ARGS);
+                Flow::Handled
+            })
+            .unwrap();
+        let rx = ctx.open("echo", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        (ctx.port(rx).unwrap(), Box::new(ctx))
+    } else {
+        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = echo.local_addr().unwrap().port();
+        echo.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                    let _ = echo.send_to(&buf[..n], from);
+                }
+            }
+        });
+        struct Stop(Arc<AtomicBool>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        (port, Box::new(Stop(stop)))
+    };
+    let mut rtts = Vec::with_capacity(PINGS);
+    if rosco {
+        let (ctx, count) = counting_context(Mode::Poll);
+        let tx = ctx
+            .open("tx", &format!("osc.udp://127.0.0.1:{echo_port}"))
+            .unwrap();
+        for i in 0..PINGS + 1000 {
+            let t = Instant::now();
+            ctx.send(tx, "/synth/1/freq", &ARGS).unwrap();
+            let target = i as u64 + 1;
+            while count.load(Ordering::Relaxed) < target {
+                let wait = if busy {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(1)
+                };
+                ctx.poll(Some(wait)).unwrap();
+            }
+            if i >= 1000 {
+                rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
+            }
+        }
+    } else {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.connect(("127.0.0.1", echo_port)).unwrap();
+        s.set_nonblocking(busy).unwrap();
+        let mut buf = [0u8; 65_536];
+        for i in 0..PINGS + 1000 {
+            let t = Instant::now();
+            s.send(&pkt).unwrap();
+            while s.recv(&mut buf).is_err() {}
+            if i >= 1000 {
+                rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
+            }
+        }
+    }
+    let p99 = percentile(&mut rtts, 0.99);
+    (median(&mut rtts), p99)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with no arguments after `--bench`; only
+    // measure when invoked as a benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    println!("UDP loopback, rosco vs raw sockets (same run; 2-core machine)\n");
+    let (raw, ours) = receive_path();
+    println!(
+        "receive path (drain+decode+dispatch): raw {raw:.0} ns/pkt ({:.2} Mpkt/s), rosco {ours:.0} ns/pkt ({:.2} Mpkt/s): rosco = {:.0}% of raw",
+        1e3 / raw,
+        1e3 / ours,
+        100.0 * raw / ours
+    );
+    let (raw, ours) = (end_to_end(false), end_to_end(true));
+    println!(
+        "end to end (1 sender -> 1 receiver): raw {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw",
+        raw / 1e3,
+        ours / 1e3,
+        100.0 * ours / raw
+    );
+    for busy in [true, false] {
+        let style = if busy { "busy-poll" } else { "blocking" };
+        let (rm, rp) = round_trip(false, busy);
+        let (om, op) = round_trip(true, busy);
+        println!(
+            "round trip, {style}: raw median {rm:.1} us p99 {rp:.1} us; rosco median {om:.1} us p99 {op:.1} us: p99 ratio {:.2}",
+            op / rp
+        );
+    }
+}
