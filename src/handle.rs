@@ -54,15 +54,19 @@ pub(crate) struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
+        Slab::new()
+    }
+}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new() -> Slab<T> {
         Slab {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
         }
     }
-}
 
-impl<T> Slab<T> {
     pub(crate) fn insert(&mut self, value: T) -> Handle {
         self.len += 1;
         if let Some(index) = self.free.pop() {

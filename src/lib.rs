@@ -10,6 +10,7 @@
 
 pub mod dispatch;
 mod error;
+pub mod ffi;
 pub mod handle;
 pub mod osc;
 pub mod pattern;

@@ -48,8 +48,10 @@ impl AddressTable {
         if address.len() < 2 || address[0] != b'/' || address.contains(&0) {
             return Err(AddressTableError::BadAddress);
         }
-        if let Some(old) = self.by_code.insert(code, address.into()) {
-            self.by_address.remove(&old);
+        // Stored NUL-terminated, as addresses are in packets, so C can read them in place.
+        let stored: Box<[u8]> = address.iter().copied().chain([0]).collect();
+        if let Some(old) = self.by_code.insert(code, stored) {
+            self.by_address.remove(&old[..old.len() - 1]);
         }
         if let Some(old) = self.by_address.insert(address.into(), code) {
             if old != code {
@@ -61,7 +63,7 @@ impl AddressTable {
 
     /// The address for a code, if known.
     pub fn address_of(&self, code: i32) -> Option<&[u8]> {
-        self.by_code.get(&code).map(|a| &a[..])
+        self.by_code.get(&code).map(|a| &a[..a.len() - 1])
     }
 
     /// The code for an address, if known.

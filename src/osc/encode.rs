@@ -79,6 +79,21 @@ pub struct PacketWriter<'o, 't> {
     depth: usize,
 }
 
+/// Where a writer stopped: lets a long-lived builder (the C API's) keep a packet open
+/// across calls without borrowing its buffer in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WriterState {
+    innermost: usize,
+    depth: usize,
+}
+
+impl WriterState {
+    /// Bundles still open.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
 impl<'o> PacketWriter<'o, 'static> {
     /// A writer with the default options; clears `out`.
     pub fn new(out: &'o mut Vec<u8>) -> Self {
@@ -95,6 +110,24 @@ impl<'o, 't> PacketWriter<'o, 't> {
             opts,
             innermost: 0,
             depth: 0,
+        }
+    }
+
+    /// Continues writing into `out` (not cleared) from `state`.
+    pub(crate) fn resume(out: &'o mut Vec<u8>, state: WriterState) -> PacketWriter<'o, 'static> {
+        PacketWriter {
+            out,
+            opts: &DEFAULT_OPTIONS,
+            innermost: state.innermost,
+            depth: state.depth,
+        }
+    }
+
+    /// Where this writer is, to [`resume`](Self::resume) later.
+    pub(crate) fn state(&self) -> WriterState {
+        WriterState {
+            innermost: self.innermost,
+            depth: self.depth,
         }
     }
 

@@ -16,6 +16,7 @@ pub use address_table::{AddressTable, AddressTableError};
 pub use decode::{
     decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet, MAX_BUNDLE_DEPTH,
 };
+pub(crate) use encode::WriterState;
 pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};

@@ -349,7 +349,11 @@ impl Drop for Context {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.waker.wake();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Dropped from one of its own callbacks (threaded mode): the thread ends by
+            // itself when this turn returns; joining it here would wait forever.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
         *self.engine.get_mut() = None;
         *self.receiver.get_mut() = None;
@@ -441,6 +445,14 @@ impl Sender {
     /// Answers the sender of a message on the channel it came in on (its source address
     /// for UDP, its connection for streams).
     pub fn reply(&self, to: &MsgInfo, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
+        with_buf(&ENCODE_BUF, |buf| {
+            encode_message(address, args, buf)?;
+            self.reply_packet(to, buf)
+        })
+    }
+
+    /// Like [`reply`](Self::reply), with a packet already encoded.
+    pub fn reply_packet(&self, to: &MsgInfo, packet: &[u8]) -> Result<(), Error> {
         let id = to
             .channel
             .ok_or(Error::Unsupported("the message came from no channel"))?;
@@ -449,10 +461,7 @@ impl Sender {
             (None, Some(addr)) => Dest::Addr(addr),
             (None, None) => Dest::Default,
         };
-        with_buf(&ENCODE_BUF, |buf| {
-            encode_message(address, args, buf)?;
-            self.with_channel(id, |ch| self.transmit(ch, buf, dest))
-        })
+        self.with_channel(id, |ch| self.transmit(ch, packet, dest))
     }
 
     fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {

@@ -1,0 +1,278 @@
+//! Channels: open by URL, close, read their port, URL and counters, wait for output, and
+//! send on them.
+
+use super::builder::rosco_builder;
+use super::context::with_ctx_channel;
+use super::handles::{context, rosco_channel, rosco_ctx};
+use super::msg::{rosco_msg, view};
+use super::status::{c_str, guard, rosco_status, write_out, Failure};
+use std::ffi::c_char;
+use std::time::Duration;
+
+/// Opens a channel from a liblo-compatible URL under a unique `name` and writes its handle
+/// to `out`. `osc.udp://:PORT` listens (port 0: any), `osc.udp://HOST:PORT` sends,
+/// `osc.tcp://` likewise over TCP, `osc.unix:///path[?listen][&stream]`; options are query
+/// parameters (`?bind=127.0.0.1`, `?framing=slip`, `?iface=eth0&ttl=2`, ...). Listening
+/// sockets are bound when this returns.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `name` and `url` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_open(
+    ctx: rosco_ctx,
+    name: *const c_char,
+    url: *const c_char,
+    out: *mut rosco_channel,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NUL-terminated strings (or NULL, rejected).
+        let (name, url) = unsafe { (c_str(name, "name")?, c_str(url, "url")?) };
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let entry = context(ctx)?;
+        let id = entry.ctx.open(name, url).map_err(Failure::from)?;
+        // SAFETY: checked non-null; the caller passes a writable handle.
+        unsafe { write_out(out, entry.channel_handle(id), "out") }
+    })
+}
+
+/// Closes a channel: its sockets close, its peers are disconnected, its handle goes stale.
+///
+/// Thread-safe; may be called from a callback.
+#[no_mangle]
+pub extern "C" fn rosco_channel_close(ctx: rosco_ctx, ch: rosco_channel) -> rosco_status {
+    guard(|| with_ctx_channel(ctx, ch, |c, id| c.ctx.close(id).map_err(Failure::from)))
+}
+
+/// Writes the local port a channel's socket is bound to (a listener's real port when it
+/// was opened with port 0; a sender's ephemeral port).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_port(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    out: *mut u16,
+) -> rosco_status {
+    guard(|| {
+        let port = with_ctx_channel(ctx, ch, |c, id| c.ctx.port(id).map_err(Failure::from))?;
+        // SAFETY: the caller passes NULL or a writable u16.
+        unsafe { write_out(out, port, "out") }
+    })
+}
+
+/// Looks a channel up by name (`"_local"` always exists).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_find(
+    ctx: rosco_ctx,
+    name: *const c_char,
+    out: *mut rosco_channel,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes a NUL-terminated string (or NULL, rejected).
+        let name = unsafe { c_str(name, "name")? };
+        let entry = context(ctx)?;
+        let id = entry
+            .ctx
+            .channel_id(name)
+            .ok_or_else(|| Failure::arg(format!("no channel named '{name}'")))?;
+        // SAFETY: the caller passes NULL or a writable handle.
+        unsafe { write_out(out, entry.channel_handle(id), "out") }
+    })
+}
+
+/// Copies the channel's URL (liblo's form, with the real port) into `buf` of `len` bytes,
+/// NUL-terminated, and writes the length it needs (without the NUL) to `needed` when not
+/// NULL. A too-small buffer gets a truncated, terminated copy and `ROSCO_ERR_RANGE`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `buf` is writable for `len` bytes (or NULL when `len` is 0); `needed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_url(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> rosco_status {
+    guard(|| {
+        let url = with_ctx_channel(ctx, ch, |c, id| c.ctx.url(id).map_err(Failure::from))?;
+        if !needed.is_null() {
+            // SAFETY: non-null and writable by the caller's promise.
+            unsafe { needed.write(url.len()) };
+        }
+        if len == 0 {
+            return Err(Failure::new(
+                super::status::ROSCO_ERR_RANGE,
+                "buffer of 0 bytes",
+            ));
+        }
+        if buf.is_null() {
+            return Err(Failure::null("buf"));
+        }
+        let n = url.len().min(len - 1);
+        // SAFETY: `buf` has `len` writable bytes and we write `n + 1 <= len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(url.as_ptr(), buf as *mut u8, n);
+            buf.add(n).write(0);
+        }
+        match n < url.len() {
+            true => Err(Failure::new(
+                super::status::ROSCO_ERR_RANGE,
+                "buffer too small for the URL",
+            )),
+            false => Ok(()),
+        }
+    })
+}
+
+/// A channel's counters.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(non_camel_case_types)]
+pub struct rosco_channel_stats {
+    /// Packets received.
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets or frames rejected as malformed.
+    pub malformed: u64,
+    /// Packets dropped because the receive queue was full.
+    pub dropped: u64,
+    /// Bundles that arrived after their time.
+    pub late: u64,
+}
+
+/// Writes a channel's counters to `out`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_stats_get(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    out: *mut rosco_channel_stats,
+) -> rosco_status {
+    guard(|| {
+        let s = with_ctx_channel(ctx, ch, |c, id| c.ctx.stats(id).map_err(Failure::from))?;
+        let stats = rosco_channel_stats {
+            packets_in: s.packets_in,
+            bytes_in: s.bytes_in,
+            packets_out: s.packets_out,
+            bytes_out: s.bytes_out,
+            malformed: s.malformed,
+            dropped: s.dropped,
+            late: s.late,
+        };
+        // SAFETY: the caller passes NULL or a writable struct.
+        unsafe { write_out(out, stats, "out") }
+    })
+}
+
+/// Waits up to `timeout_ms` until everything sent on a stream channel is written (a client
+/// is connected and its output empty). In poll mode this runs the I/O (and callbacks).
+///
+/// Not from a callback in poll mode (`ROSCO_ERR_BUSY`).
+#[no_mangle]
+pub extern "C" fn rosco_channel_flush(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    timeout_ms: u32,
+) -> rosco_status {
+    guard(|| {
+        with_ctx_channel(ctx, ch, |c, id| {
+            c.ctx
+                .flush(id, Duration::from_millis(timeout_ms as u64))
+                .map_err(Failure::from)
+        })
+    })
+}
+
+/// Sends the builder's packet (a message, or a closed bundle) on a channel: to its
+/// destination, or for a stream listener to every connected peer. `"_local"` dispatches
+/// in-process. A UDP send allocates nothing once the thread's buffer has grown and takes no
+/// contended lock: it may be called from an audio thread.
+///
+/// Thread-safe (the builder is only read).
+///
+/// # Safety
+/// `b` is NULL or a builder from `rosco_builder_new`.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_send(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    b: *const rosco_builder,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live builder.
+        let b = unsafe { b.as_ref() }.ok_or_else(|| Failure::null("builder"))?;
+        with_ctx_channel(ctx, ch, |c, id| {
+            b.with_packet(|p| c.ctx.send_packet(id, p).map_err(Failure::from))
+        })
+    })
+}
+
+/// Sends `len` raw bytes as one packet (datagram or stream frame).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `data` is readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_send_raw(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    data: *const u8,
+    len: usize,
+) -> rosco_status {
+    guard(|| {
+        if data.is_null() {
+            return Err(Failure::null("data"));
+        }
+        // SAFETY: non-null and readable for `len` bytes by the caller's promise.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        with_ctx_channel(ctx, ch, |c, id| {
+            c.ctx.send_packet(id, bytes).map_err(Failure::from)
+        })
+    })
+}
+
+/// Sends the builder's packet back to where `msg` came from, on the channel it arrived on
+/// (its source address for UDP, its connection for TCP). Only during `msg`'s callback.
+///
+/// # Safety
+/// `msg` is the message of the running callback; `b` is NULL or a live builder.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_reply(
+    ctx: rosco_ctx,
+    msg: *const rosco_msg,
+    b: *const rosco_builder,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes the running callback's message (or NULL, rejected).
+        let m = unsafe { view(msg)? };
+        // SAFETY: the caller passes NULL or a live builder.
+        let b = unsafe { b.as_ref() }.ok_or_else(|| Failure::null("builder"))?;
+        let entry = context(ctx)?;
+        b.with_packet(|p| entry.ctx.reply_packet(m.info, p).map_err(Failure::from))
+    })
+}

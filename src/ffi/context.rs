@@ -1,0 +1,468 @@
+//! Contexts: options, creation, polling, the wake-up descriptor, events and logging.
+
+use super::handles::{context, register, rosco_channel, rosco_ctx, unregister, CtxEntry};
+use super::status::{guard, rosco_status, write_out, Failure};
+use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode};
+use std::ffi::{c_char, c_void, CString};
+use std::time::Duration;
+
+/// Everything happens inside `rosco_poll` on the caller's thread.
+pub const ROSCO_MODE_POLL: i32 = 0;
+/// A background thread does the I/O; callbacks run inside `rosco_poll`.
+pub const ROSCO_MODE_IO_THREAD: i32 = 1;
+/// Callbacks run on the background I/O thread.
+pub const ROSCO_MODE_THREADED: i32 = 2;
+
+/// Context options. Fill with `rosco_ctx_options_init`, then change what you need: the
+/// leading `size` lets the struct grow in later versions without breaking old callers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct rosco_ctx_options {
+    /// `sizeof(rosco_ctx_options)`, set by `rosco_ctx_options_init`.
+    pub size: u32,
+    /// `ROSCO_MODE_POLL`, `ROSCO_MODE_IO_THREAD` or `ROSCO_MODE_THREADED`.
+    pub mode: i32,
+    /// Non-zero: coerce arguments to a method's type spec (`i h f d`, `s S`), as liblo does.
+    pub coerce: i32,
+    /// Non-zero: hold bundles with a future timetag until due; zero: deliver at once.
+    pub queue_bundles: i32,
+    /// Largest stream frame accepted, in bytes.
+    pub max_frame: u32,
+    /// Most peers on one stream listener.
+    pub max_stream_peers: u32,
+    /// Received packets waiting for `rosco_poll` in io-thread mode.
+    pub queue_capacity: u32,
+    /// A stream peer leaving half a frame this long (ms) is disconnected.
+    pub stall_timeout_ms: u32,
+    /// Non-zero: stream clients reconnect after losing their connection.
+    pub reconnect: i32,
+    /// First reconnect wait in ms (doubling each attempt).
+    pub reconnect_initial_ms: u32,
+    /// Longest reconnect wait in ms.
+    pub reconnect_max_ms: u32,
+    /// Reconnect attempts before giving up; 0 retries forever.
+    pub reconnect_retries: u32,
+}
+
+impl rosco_ctx_options {
+    fn from_rust(o: &ContextOptions) -> rosco_ctx_options {
+        let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
+        let clamp = |n: usize| n.min(u32::MAX as usize) as u32;
+        rosco_ctx_options {
+            size: std::mem::size_of::<rosco_ctx_options>() as u32,
+            mode: match o.mode {
+                Mode::Poll => ROSCO_MODE_POLL,
+                Mode::IoThread => ROSCO_MODE_IO_THREAD,
+                Mode::Threaded => ROSCO_MODE_THREADED,
+            },
+            coerce: o.coerce as i32,
+            queue_bundles: o.receive.queue_bundles as i32,
+            max_frame: clamp(o.max_frame),
+            max_stream_peers: clamp(o.max_stream_peers),
+            queue_capacity: clamp(o.queue_capacity),
+            stall_timeout_ms: ms(o.stall_timeout),
+            reconnect: o.reconnect.enabled as i32,
+            reconnect_initial_ms: ms(o.reconnect.initial),
+            reconnect_max_ms: ms(o.reconnect.max),
+            reconnect_retries: o.reconnect.retries,
+        }
+    }
+
+    fn to_rust(self) -> Result<ContextOptions, Failure> {
+        let mut o = ContextOptions::default();
+        // Fields past what the caller's struct holds keep their defaults.
+        let defaults = rosco_ctx_options::from_rust(&o);
+        let given = |offset: usize, len: usize| offset + len <= self.size as usize;
+        macro_rules! field {
+            ($f:ident) => {
+                if given(
+                    std::mem::offset_of!(rosco_ctx_options, $f),
+                    std::mem::size_of_val(&self.$f),
+                ) {
+                    self.$f
+                } else {
+                    defaults.$f
+                }
+            };
+        }
+        if (self.size as usize) < std::mem::size_of::<u32>() * 2 {
+            return Err(Failure::arg(
+                "rosco_ctx_options.size is too small: use rosco_ctx_options_init",
+            ));
+        }
+        o.mode = match field!(mode) {
+            ROSCO_MODE_POLL => Mode::Poll,
+            ROSCO_MODE_IO_THREAD => Mode::IoThread,
+            ROSCO_MODE_THREADED => Mode::Threaded,
+            other => return Err(Failure::arg(format!("unknown mode {other}"))),
+        };
+        let positive = |v: u32, what: &str| match v {
+            0 => Err(Failure::arg(format!("{what} must be at least 1"))),
+            v => Ok(v),
+        };
+        o.coerce = field!(coerce) != 0;
+        o.receive.queue_bundles = field!(queue_bundles) != 0;
+        o.max_frame = positive(field!(max_frame), "max_frame")? as usize;
+        o.max_stream_peers = positive(field!(max_stream_peers), "max_stream_peers")? as usize;
+        o.queue_capacity = positive(field!(queue_capacity), "queue_capacity")? as usize;
+        o.stall_timeout = Duration::from_millis(field!(stall_timeout_ms) as u64);
+        o.reconnect.enabled = field!(reconnect) != 0;
+        o.reconnect.initial = Duration::from_millis(positive(
+            field!(reconnect_initial_ms),
+            "reconnect_initial_ms",
+        )? as u64);
+        o.reconnect.max = Duration::from_millis(field!(reconnect_max_ms) as u64);
+        o.reconnect.retries = field!(reconnect_retries);
+        Ok(o)
+    }
+}
+
+/// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
+/// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
+/// forever) and sets its `size`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `opts` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_ctx_options_init(opts: *mut rosco_ctx_options) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a writable options struct.
+        unsafe {
+            write_out(
+                opts,
+                rosco_ctx_options::from_rust(&ContextOptions::default()),
+                "opts",
+            )
+        }
+    })
+}
+
+/// Creates a context (`opts` NULL: the defaults) and writes its handle to `out`.
+/// Io-thread and threaded modes start their I/O thread here. Free with `rosco_ctx_free`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `opts` is NULL or points to an options struct at least `opts->size` bytes long;
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_ctx_new(
+    opts: *const rosco_ctx_options,
+    out: *mut rosco_ctx,
+) -> rosco_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let options = match opts.is_null() {
+            true => ContextOptions::default(),
+            // SAFETY: a non-null `opts` points to at least its own `size` field; the fields
+            // beyond `size` are not read (see `to_rust`).
+            false => unsafe { read_options(opts) }?,
+        };
+        let ctx = Context::new(options).map_err(Failure::from)?;
+        // SAFETY: checked non-null above; the caller passes a writable handle.
+        unsafe { write_out(out, register(ctx), "out") }
+    })
+}
+
+/// Reads as much of the caller's options struct as its `size` says it has.
+///
+/// # Safety
+/// `opts` points to a struct at least `opts->size` bytes long (and at least 4).
+unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions, Failure> {
+    // SAFETY: every version of the struct starts with the u32 `size`.
+    let size = unsafe { (opts as *const u32).read_unaligned() } as usize;
+    let mut copy = rosco_ctx_options::from_rust(&ContextOptions::default());
+    let len = size.min(std::mem::size_of::<rosco_ctx_options>());
+    // SAFETY: the caller's struct has `size` readable bytes; we copy at most our own size
+    // into a local of our layout.
+    unsafe {
+        std::ptr::copy_nonoverlapping(opts as *const u8, &mut copy as *mut _ as *mut u8, len)
+    };
+    copy.size = len as u32;
+    copy.to_rust()
+}
+
+/// Frees a context: stops its thread, closes its channels, drops its methods (calling their
+/// `user_free`). Afterwards the handle and its channel and method handles are stale. May be
+/// called from a callback; the context then goes when that callback's `rosco_poll` returns.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_ctx_free(ctx: rosco_ctx) -> rosco_status {
+    guard(|| unregister(ctx).map(drop))
+}
+
+/// Runs the context for at most `timeout_ms` (negative: until something is dispatched;
+/// 0: only what is ready now). Poll mode does all I/O and runs callbacks here; io-thread
+/// mode runs the callbacks of waiting messages here; threaded mode only waits. Writes the
+/// number of messages dispatched to `dispatched` when it is not NULL.
+///
+/// Call it from one thread at a time per context; a second concurrent call, or a call from
+/// one of its own callbacks, returns `ROSCO_ERR_BUSY`.
+///
+/// # Safety
+/// `dispatched` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_poll(
+    ctx: rosco_ctx,
+    timeout_ms: i32,
+    dispatched: *mut u32,
+) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let n = entry.ctx.poll(timeout).map_err(Failure::from)?;
+        if !dispatched.is_null() {
+            // SAFETY: non-null, and the caller passes a writable u32.
+            unsafe { dispatched.write(n.min(u32::MAX as usize) as u32) };
+        }
+        Ok(())
+    })
+}
+
+/// Io-thread mode: writes a descriptor that is readable while received messages wait for
+/// `rosco_poll` (for Pd's `sys_addpollfn`, epoll, select). Other modes write -1. The
+/// descriptor belongs to the context: do not read or close it.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_ctx_wakeup_fd(ctx: rosco_ctx, out: *mut i32) -> rosco_status {
+    guard(|| {
+        let fd = context(ctx)?.ctx.wakeup_fd().unwrap_or(-1);
+        // SAFETY: the caller passes NULL or a writable int.
+        unsafe { write_out(out, fd, "out") }
+    })
+}
+
+/// A channel was bound; `port` is its local port.
+pub const ROSCO_EVENT_BOUND: i32 = 1;
+/// A stream connection came up.
+pub const ROSCO_EVENT_CONNECTED: i32 = 2;
+/// A stream connection ended; `reason` says why.
+pub const ROSCO_EVENT_DISCONNECTED: i32 = 3;
+/// A client will reconnect after `delay_ms` (`attempt` counts from 1).
+pub const ROSCO_EVENT_RECONNECTING: i32 = 4;
+/// A client stopped reconnecting.
+pub const ROSCO_EVENT_GAVE_UP: i32 = 5;
+/// A malformed packet was dropped; `reason` says why, `peer` who sent it.
+pub const ROSCO_EVENT_MALFORMED: i32 = 6;
+/// Received packets were dropped (queue full); `count` is the channel's total.
+pub const ROSCO_EVENT_DROPPED: i32 = 7;
+/// A bundle arrived after its time.
+pub const ROSCO_EVENT_LATE: i32 = 8;
+
+/// One event. Strings are valid during the callback only; copy what you keep.
+#[repr(C)]
+#[derive(Debug)]
+#[allow(non_camel_case_types)]
+pub struct rosco_event {
+    /// `ROSCO_EVENT_*`.
+    pub kind: i32,
+    /// The channel it concerns.
+    pub channel: rosco_channel,
+    /// The peer as `address:port`, or NULL.
+    pub peer: *const c_char,
+    /// Why (disconnected, malformed), or NULL.
+    pub reason: *const c_char,
+    /// Local port (bound).
+    pub port: u16,
+    /// Reconnect attempt number.
+    pub attempt: u32,
+    /// Wait before reconnecting, ms.
+    pub delay_ms: u32,
+    /// Dropped packets so far on the channel.
+    pub count: u64,
+}
+
+/// Event callback: `user` as given, the event valid during the call.
+#[allow(non_camel_case_types)]
+pub type rosco_event_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, event: *const rosco_event)>;
+
+/// Log callback: `level` is 1 error, 2 warning, 3 info, 4 debug; `message` valid during
+/// the call.
+#[allow(non_camel_case_types)]
+pub type rosco_log_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, level: i32, message: *const c_char)>;
+
+/// Caller-owned user data travelling with a callback; the caller states its thread-safety.
+pub(crate) struct UserData(pub(crate) *mut c_void);
+// SAFETY: rosco only passes the pointer back to the caller's callbacks, on the threads the
+// header documents; what the pointer may be used for is the caller's contract.
+unsafe impl Send for UserData {}
+// SAFETY: as above; rosco never dereferences it.
+unsafe impl Sync for UserData {}
+
+/// Sets (or with `cb` NULL removes) the event callback. It runs on the thread doing the
+/// I/O: the caller of `rosco_poll` in poll mode, the I/O thread in the other modes.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_ctx_set_event_callback(
+    ctx: rosco_ctx,
+    cb: rosco_event_fn,
+    user: *mut c_void,
+) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        let Some(cb) = cb else {
+            entry.ctx.set_event_callback(None::<fn(&Event)>);
+            return Ok(());
+        };
+        let user = UserData(user);
+        let key = entry.key();
+        entry.ctx.set_event_callback(Some(move |e: &Event| {
+            let user = &user;
+            let text = |s: Option<String>| s.and_then(|s| CString::new(s).ok());
+            let (kind, channel, peer, reason, port, attempt, delay, count) = match e {
+                Event::Bound { channel, local } => (
+                    ROSCO_EVENT_BOUND,
+                    *channel,
+                    None,
+                    None,
+                    local.port(),
+                    0,
+                    0,
+                    0,
+                ),
+                Event::Connected { channel, peer } => (
+                    ROSCO_EVENT_CONNECTED,
+                    *channel,
+                    peer.map(|p| p.to_string()),
+                    None,
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+                Event::Disconnected {
+                    channel,
+                    peer,
+                    reason,
+                } => (
+                    ROSCO_EVENT_DISCONNECTED,
+                    *channel,
+                    peer.map(|p| p.to_string()),
+                    Some(reason.clone()),
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+                Event::Reconnecting {
+                    channel,
+                    attempt,
+                    delay,
+                } => (
+                    ROSCO_EVENT_RECONNECTING,
+                    *channel,
+                    None,
+                    None,
+                    0,
+                    *attempt,
+                    delay.as_millis() as u32,
+                    0,
+                ),
+                Event::GaveUp { channel } => {
+                    (ROSCO_EVENT_GAVE_UP, *channel, None, None, 0, 0, 0, 0)
+                }
+                Event::Malformed {
+                    channel,
+                    source,
+                    reason,
+                    ..
+                } => (
+                    ROSCO_EVENT_MALFORMED,
+                    *channel,
+                    source.map(|p| p.to_string()),
+                    Some(reason.clone()),
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+                Event::Dropped { channel, total } => {
+                    (ROSCO_EVENT_DROPPED, *channel, None, None, 0, 0, 0, *total)
+                }
+                Event::Late { channel } => (ROSCO_EVENT_LATE, *channel, None, None, 0, 0, 0, 0),
+            };
+            let (peer, reason) = (text(peer), text(reason));
+            let event = rosco_event {
+                kind,
+                channel: rosco_channel {
+                    id: channel.0.to_bits() ^ key,
+                },
+                peer: peer.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                reason: reason.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                port,
+                attempt,
+                delay_ms: delay,
+                count,
+            };
+            // SAFETY: the caller's callback with its own user data and an event that lives
+            // for the call.
+            unsafe { cb(user.0, &event) };
+        }));
+        Ok(())
+    })
+}
+
+/// Sets (or with `cb` NULL removes) the log callback, receiving messages at `level` and
+/// more severe (1 error .. 4 debug). It may run on any of the context's threads.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_ctx_set_log_callback(
+    ctx: rosco_ctx,
+    level: i32,
+    cb: rosco_log_fn,
+    user: *mut c_void,
+) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        let level = match level {
+            1 => LogLevel::Error,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Info,
+            4 => LogLevel::Debug,
+            other => return Err(Failure::arg(format!("log level {other} is not 1..4"))),
+        };
+        let Some(cb) = cb else {
+            entry
+                .ctx
+                .set_log_callback(level, None::<fn(LogLevel, &str)>);
+            return Ok(());
+        };
+        let user = UserData(user);
+        entry.ctx.set_log_callback(
+            level,
+            Some(move |l: LogLevel, msg: &str| {
+                let user = &user;
+                if let Ok(msg) = CString::new(msg) {
+                    // SAFETY: the caller's callback with its user data and a string that
+                    // lives for the call.
+                    unsafe { cb(user.0, l as i32, msg.as_ptr()) };
+                }
+            }),
+        );
+        Ok(())
+    })
+}
+
+/// Runs `f` with the context and the channel a handle names in it.
+pub(crate) fn with_ctx_channel<R>(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    f: impl FnOnce(&CtxEntry, crate::handle::ChannelId) -> Result<R, Failure>,
+) -> Result<R, Failure> {
+    let entry = context(ctx)?;
+    f(&entry, entry.channel(ch))
+}

@@ -1,0 +1,116 @@
+//! The C API's handle types and the process-wide table of contexts. A handle is an index
+//! and a generation (see `crate::handle`), so a stale or foreign handle is an error,
+//! never undefined behaviour: this matters for Unity domain reloads and for Pd/Max
+//! objects freed in any order.
+
+use super::status::{Failure, ROSCO_ERR_HANDLE};
+use crate::dispatch::MethodId;
+use crate::handle::{ChannelId, Handle, Slab};
+use crate::runtime::Context;
+use parking_lot::RwLock;
+use std::sync::Arc;
+
+/// A context handle (index + generation). The all-zero value is never valid.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct rosco_ctx {
+    /// Opaque: index and generation.
+    pub id: u64,
+}
+
+/// A channel handle, valid with the context that opened it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct rosco_channel {
+    /// Opaque: index and generation.
+    pub id: u64,
+}
+
+/// A method handle, valid with the context it was added to.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct rosco_method {
+    /// Opaque: index and generation.
+    pub id: u64,
+}
+
+/// A registered context and the key its channel and method handles are salted with: a
+/// handle from another context decodes to a stale one here, so it is refused.
+pub(crate) struct CtxEntry {
+    pub(crate) ctx: Context,
+    key: u64,
+}
+
+impl CtxEntry {
+    pub(crate) fn channel(&self, ch: rosco_channel) -> ChannelId {
+        ChannelId(Handle::from_bits(ch.id ^ self.key))
+    }
+
+    pub(crate) fn channel_handle(&self, id: ChannelId) -> rosco_channel {
+        rosco_channel {
+            id: id.0.to_bits() ^ self.key,
+        }
+    }
+
+    pub(crate) fn method(&self, m: rosco_method) -> MethodId {
+        MethodId(Handle::from_bits(m.id ^ self.key))
+    }
+
+    pub(crate) fn method_handle(&self, id: MethodId) -> rosco_method {
+        rosco_method {
+            id: id.0.to_bits() ^ self.key,
+        }
+    }
+
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+static CONTEXTS: RwLock<Slab<Arc<CtxEntry>>> = parking_lot::const_rwlock(Slab::new());
+
+/// A random key per context (std's hasher seeds come from the system's randomness).
+fn random_key() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+pub(crate) fn register(ctx: Context) -> rosco_ctx {
+    let entry = Arc::new(CtxEntry {
+        ctx,
+        key: random_key(),
+    });
+    rosco_ctx {
+        id: CONTEXTS.write().insert(entry).to_bits(),
+    }
+}
+
+pub(crate) fn unregister(h: rosco_ctx) -> Result<Arc<CtxEntry>, Failure> {
+    CONTEXTS
+        .write()
+        .remove(Handle::from_bits(h.id))
+        .ok_or_else(stale_ctx)
+}
+
+/// The context behind a handle. The `Arc` keeps it alive for the call even if another
+/// thread frees the handle meanwhile.
+pub(crate) fn context(h: rosco_ctx) -> Result<Arc<CtxEntry>, Failure> {
+    CONTEXTS
+        .read()
+        .get(Handle::from_bits(h.id))
+        .cloned()
+        .ok_or_else(stale_ctx)
+}
+
+fn stale_ctx() -> Failure {
+    Failure::new(ROSCO_ERR_HANDLE, "stale or invalid context handle")
+}

@@ -1,0 +1,160 @@
+//! Methods: C callbacks registered by address pattern and type spec.
+
+use super::context::UserData;
+use super::handles::{context, rosco_ctx, rosco_method};
+use super::msg::{rosco_msg, MsgView};
+use super::status::{guard, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE};
+use crate::dispatch::Flow;
+use std::ffi::{c_char, c_void, CStr};
+
+/// A method callback. Return 0 when the message is handled (for a literal address, later
+/// methods are skipped), non-zero to pass it on. `msg` is valid during the call only.
+///
+/// It runs inside `rosco_poll` on the caller's thread, or on the I/O thread in threaded
+/// mode. It may send, add and remove methods (itself included), and close channels.
+#[allow(non_camel_case_types)]
+pub type rosco_method_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, msg: *const rosco_msg) -> i32>;
+
+/// Frees a method's user data when the method is removed or its context freed.
+#[allow(non_camel_case_types)]
+pub type rosco_free_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
+
+/// Bundle boundary callback, with the bundle's effective timetag (NTP 32.32 bits).
+#[allow(non_camel_case_types)]
+pub type rosco_bundle_fn = Option<unsafe extern "C" fn(user: *mut c_void, timetag: u64)>;
+
+/// User data that is freed with its method.
+struct Owned {
+    user: UserData,
+    free: rosco_free_fn,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            // SAFETY: the caller's finalizer for its own pointer, called once.
+            unsafe { free(self.user.0) };
+        }
+    }
+}
+
+/// Registers a method and writes its handle to `out`. `pattern`: a literal address
+/// (`/synth/1/freq`), an OSC pattern (`/synth/*/freq`), or NULL for a catch-all.
+/// `typespec`: NULL for any arguments, `""` for none, or tags like `"ifs"`. `user` is
+/// passed to `fn`; `user_free` (may be NULL) is called with it when the method goes.
+/// Matching methods are called in registration order.
+///
+/// Thread-safe; may be called from a callback.
+///
+/// # Safety
+/// `pattern` and `typespec` are NULL or NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_method_add(
+    ctx: rosco_ctx,
+    pattern: *const c_char,
+    typespec: *const c_char,
+    fn_: rosco_method_fn,
+    user: *mut c_void,
+    user_free: rosco_free_fn,
+    out: *mut rosco_method,
+) -> rosco_status {
+    // Whatever happens, the user data is owned from here: a failed add frees it.
+    let owned = Owned {
+        user: UserData(user),
+        free: user_free,
+    };
+    guard(move || {
+        // SAFETY: the caller passes NULL or NUL-terminated strings.
+        let (pattern, typespec) = unsafe {
+            (
+                optional_str(pattern, "pattern")?,
+                optional_str(typespec, "typespec")?,
+            )
+        };
+        let callback = fn_.ok_or_else(|| Failure::null("fn"))?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let entry = context(ctx)?;
+        let key = entry.key();
+        let id = entry
+            .ctx
+            .methods()
+            .add_method(pattern, typespec, move |msg, info| {
+                // Borrow `owned` whole, so the closure owns it (and frees it when it goes).
+                let owned = &owned;
+                let view = MsgView { msg, info, key };
+                // SAFETY: the caller's callback with its user data and a message that lives
+                // for the call.
+                match unsafe { callback(owned.user.0, view.as_ptr()) } {
+                    0 => Flow::Handled,
+                    _ => Flow::PassOn,
+                }
+            })
+            .map_err(|e| Failure::arg(e.to_string()))?;
+        // SAFETY: checked non-null; the caller passes a writable handle.
+        unsafe { write_out(out, entry.method_handle(id), "out") }
+    })
+}
+
+/// Removes a method (calling its `user_free` once no delivery is using it). Safe from
+/// inside any callback, its own included.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_method_remove(ctx: rosco_ctx, m: rosco_method) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        match entry.ctx.methods().remove_method(entry.method(m)) {
+            true => Ok(()),
+            false => Err(Failure::new(
+                ROSCO_ERR_HANDLE,
+                "stale or foreign method handle",
+            )),
+        }
+    })
+}
+
+/// Sets (or with NULL removes) the callbacks called before and after the messages of each
+/// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_ctx_set_bundle_callbacks(
+    ctx: rosco_ctx,
+    start: rosco_bundle_fn,
+    end: rosco_bundle_fn,
+    user: *mut c_void,
+) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        let hook = |f: rosco_bundle_fn| -> Option<crate::dispatch::BundleCallback> {
+            let f = f?;
+            let user = UserData(user);
+            Some(Box::new(move |tt: crate::TimeTag| {
+                let user = &user;
+                // SAFETY: the caller's callback with its user data.
+                unsafe { f(user.0, tt.to_bits()) }
+            }))
+        };
+        entry
+            .ctx
+            .methods()
+            .set_bundle_callbacks(hook(start), hook(end));
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for `'a`.
+unsafe fn optional_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Failure> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller's promise.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
+}
