@@ -12,6 +12,7 @@ pub mod dispatch;
 mod error;
 pub mod ffi;
 pub mod handle;
+pub mod o2lite;
 pub mod osc;
 pub mod pattern;
 pub mod receive;
