@@ -1,5 +1,7 @@
 //! O2lite (specs/o2lite.md): the light client protocol of the O2 system, sans-IO.
 //!
-//! `clock` synchronises a client's clock to its host's global time.
+//! `message` encodes and decodes O2 message bodies and their TCP/UDP forms; `clock`
+//! synchronises a client's clock to its host's global time.
 
 pub mod clock;
+pub mod message;
