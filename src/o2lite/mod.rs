@@ -3,5 +3,6 @@
 //! `message` encodes and decodes O2 message bodies and their TCP/UDP forms; `clock`
 //! synchronises a client's clock to its host's global time.
 
+pub mod client;
 pub mod clock;
 pub mod message;
