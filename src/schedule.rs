@@ -7,41 +7,42 @@ use crate::time::TimeTag;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// Items held until their time, released in time order (ties in insertion order).
+/// Items held until their time, released in time order (ties in insertion order). Times
+/// are OSC timetags by default; any ordered key works (O2 global seconds, say).
 #[derive(Debug)]
-pub struct Scheduler<T> {
-    heap: BinaryHeap<Reverse<Entry<T>>>,
+pub struct Scheduler<T, K = TimeTag> {
+    heap: BinaryHeap<Reverse<Entry<T, K>>>,
     seq: u64,
 }
 
 #[derive(Debug)]
-struct Entry<T> {
-    at: TimeTag,
+struct Entry<T, K> {
+    at: K,
     seq: u64,
     item: T,
 }
 
-impl<T> PartialEq for Entry<T> {
+impl<T, K: Ord> PartialEq for Entry<T, K> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl<T> Eq for Entry<T> {}
+impl<T, K: Ord> Eq for Entry<T, K> {}
 
-impl<T> PartialOrd for Entry<T> {
+impl<T, K: Ord> PartialOrd for Entry<T, K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<T> Ord for Entry<T> {
+impl<T, K: Ord> Ord for Entry<T, K> {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+        (&self.at, self.seq).cmp(&(&other.at, other.seq))
     }
 }
 
-impl<T> Default for Scheduler<T> {
+impl<T, K: Ord> Default for Scheduler<T, K> {
     fn default() -> Self {
         Scheduler {
             heap: BinaryHeap::new(),
@@ -50,14 +51,14 @@ impl<T> Default for Scheduler<T> {
     }
 }
 
-impl<T> Scheduler<T> {
+impl<T, K: Ord + Copy> Scheduler<T, K> {
     /// An empty queue.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Holds `item` until `at`.
-    pub fn push(&mut self, at: TimeTag, item: T) {
+    pub fn push(&mut self, at: K, item: T) {
         self.heap.push(Reverse(Entry {
             at,
             seq: self.seq,
@@ -67,7 +68,7 @@ impl<T> Scheduler<T> {
     }
 
     /// The earliest item whose time is at or before `now`, with its time.
-    pub fn pop_due(&mut self, now: TimeTag) -> Option<(TimeTag, T)> {
+    pub fn pop_due(&mut self, now: K) -> Option<(K, T)> {
         if self.heap.peek()?.0.at > now {
             return None;
         }
@@ -76,7 +77,7 @@ impl<T> Scheduler<T> {
     }
 
     /// When the earliest item is due.
-    pub fn next_deadline(&self) -> Option<TimeTag> {
+    pub fn next_deadline(&self) -> Option<K> {
         self.heap.peek().map(|e| e.0.at)
     }
 

@@ -5,4 +5,5 @@
 
 pub mod client;
 pub mod clock;
+pub mod host;
 pub mod message;

@@ -1,0 +1,733 @@
+//! The O2lite host (specs/o2lite.md §8), sans-IO: the caller owns the TCP listener and the
+//! UDP socket, hands in frames and datagrams with the host's local time, and carries out
+//! what [`HostOutput`] collects. The host is the ensemble's reference clock: global time
+//! is seconds since the host started.
+//!
+//! A connection whose first frame is not `!_o2/o2lite/con` (`si`) is closed, including a
+//! full O2 process's `!_o2/dy`. Services are routed by name with the reliability the
+//! sender chose; messages with a future timestamp are held until due; a client's services
+//! go when its connection does. Bridge ids are never reused.
+
+use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Message};
+use crate::schedule::Scheduler;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+/// The caller's name for one TCP connection.
+pub type ConnId = u64;
+
+/// Who offers a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The host application itself.
+    Local,
+    /// An O2lite client, by connection.
+    Client(ConnId),
+}
+
+/// What happened at the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// A client completed `con`.
+    ClientJoined {
+        /// Its connection.
+        conn: ConnId,
+        /// The bridge id given to it.
+        bridge_id: i32,
+    },
+    /// A client's connection ended; its services are gone.
+    ClientLeft {
+        /// Its connection.
+        conn: ConnId,
+        /// Its bridge id.
+        bridge_id: i32,
+    },
+    /// A client reported clock synchronisation.
+    ClientSynced {
+        /// Its bridge id.
+        bridge_id: i32,
+    },
+    /// A service appeared.
+    ServiceAdded {
+        /// The name.
+        name: String,
+    },
+    /// A service went away.
+    ServiceRemoved {
+        /// The name.
+        name: String,
+    },
+    /// A connection was refused (bad first frame, ...).
+    Refused {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the host wants done.
+#[derive(Debug, Default)]
+pub struct HostOutput {
+    /// Framed bytes to write on a client's TCP connection.
+    pub tcp: Vec<(ConnId, Vec<u8>)>,
+    /// Datagrams to send.
+    pub udp: Vec<(SocketAddr, Vec<u8>)>,
+    /// Connections to close.
+    pub close: Vec<ConnId>,
+    /// Message bodies for the host application's own services, with their reliability.
+    pub local: Vec<(Vec<u8>, bool)>,
+    /// Events.
+    pub events: Vec<HostEvent>,
+}
+
+#[derive(Debug)]
+struct Client {
+    bridge_id: i32,
+    udp: SocketAddr,
+    synced: bool,
+}
+
+/// A held message: its body and its reliability.
+#[derive(Debug)]
+struct Held {
+    body: Vec<u8>,
+    reliable: bool,
+}
+
+/// O2 global time as a totally ordered scheduler key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Global(f64);
+
+impl Eq for Global {}
+
+impl PartialOrd for Global {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Global {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// One O2lite host.
+#[derive(Debug)]
+pub struct HostSession {
+    started: f64,
+    next_bridge: i32,
+    pending: Vec<ConnId>,
+    clients: HashMap<ConnId, Client>,
+    services: BTreeMap<String, Owner>,
+    held: Scheduler<Held, Global>,
+    /// Messages to services nobody offers.
+    pub unroutable: u64,
+}
+
+/// Status codes of `st`/`ls` (spec §6.6).
+const STATUS_UNKNOWN: i32 = -1;
+const STATUS_LOCAL: i32 = 4;
+const STATUS_BRIDGE_NO_TIME: i32 = 2;
+const STATUS_BRIDGE: i32 = 6;
+
+impl HostSession {
+    /// A host whose clock starts at local time `now`.
+    pub fn new(now: f64) -> HostSession {
+        HostSession {
+            started: now,
+            next_bridge: 1,
+            pending: Vec::new(),
+            clients: HashMap::new(),
+            services: BTreeMap::new(),
+            held: Scheduler::new(),
+            unroutable: 0,
+        }
+    }
+
+    /// Global time (the host is the reference).
+    pub fn global_time(&self, now: f64) -> f64 {
+        now - self.started
+    }
+
+    /// The services and who offers them.
+    pub fn services(&self) -> impl Iterator<Item = (&str, Owner)> + '_ {
+        self.services.iter().map(|(n, o)| (n.as_str(), *o))
+    }
+
+    /// Connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Offers a service of the host application; false if the name is taken.
+    pub fn add_local_service(&mut self, name: &str, out: &mut HostOutput) -> bool {
+        self.add_service(name, Owner::Local, out)
+    }
+
+    /// Withdraws a service of the host application.
+    pub fn remove_local_service(&mut self, name: &str, out: &mut HostOutput) -> bool {
+        if self.services.get(name) != Some(&Owner::Local) {
+            return false;
+        }
+        self.services.remove(name);
+        out.events
+            .push(HostEvent::ServiceRemoved { name: name.into() });
+        true
+    }
+
+    fn add_service(&mut self, name: &str, owner: Owner, out: &mut HostOutput) -> bool {
+        match self.services.get(name) {
+            Some(o) if *o == owner => true,
+            Some(_) => false,
+            None => {
+                self.services.insert(name.into(), owner);
+                out.events
+                    .push(HostEvent::ServiceAdded { name: name.into() });
+                true
+            }
+        }
+    }
+
+    /// A TCP connection was accepted.
+    pub fn accepted(&mut self, conn: ConnId) {
+        self.pending.push(conn);
+    }
+
+    /// A TCP connection ended.
+    pub fn closed(&mut self, conn: ConnId, out: &mut HostOutput) {
+        self.pending.retain(|&c| c != conn);
+        let Some(client) = self.clients.remove(&conn) else {
+            return;
+        };
+        let gone: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, o)| **o == Owner::Client(conn))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            self.services.remove(&name);
+            out.events.push(HostEvent::ServiceRemoved { name });
+        }
+        out.events.push(HostEvent::ClientLeft {
+            conn,
+            bridge_id: client.bridge_id,
+        });
+    }
+
+    fn refuse(&mut self, conn: ConnId, reason: String, out: &mut HostOutput) {
+        self.pending.retain(|&c| c != conn);
+        out.close.push(conn);
+        out.events.push(HostEvent::Refused { conn, reason });
+    }
+
+    /// A TCP frame's body from `conn`; `peer_ip` is the connection's remote address.
+    pub fn tcp_frame(
+        &mut self,
+        conn: ConnId,
+        peer_ip: Option<Ipv4Addr>,
+        body: &[u8],
+        now: f64,
+        out: &mut HostOutput,
+    ) {
+        let msg = match decode(body) {
+            Ok(m) => m,
+            Err(e) if self.pending.contains(&conn) => {
+                return self.refuse(conn, format!("first frame: {e}"), out)
+            }
+            // A client's malformed message is dropped; the session goes on.
+            Err(_) => return,
+        };
+        if self.pending.contains(&conn) {
+            return self.first_frame(conn, peer_ip, &msg, out);
+        }
+        if !self.clients.contains_key(&conn) {
+            return;
+        }
+        if msg.service() == b"_o2" {
+            return self.control(Some(conn), &msg, now, out);
+        }
+        self.route(&msg, true, now, out);
+    }
+
+    fn first_frame(
+        &mut self,
+        conn: ConnId,
+        peer_ip: Option<Ipv4Addr>,
+        msg: &O2Message<'_>,
+        out: &mut HostOutput,
+    ) {
+        let mut args = msg.args();
+        let con = (msg.path(), msg.typetags(), args.next(), args.next());
+        let (b"_o2/o2lite/con", b"si", Some(O2Arg::Str(ip_hex)), Some(O2Arg::Int(port))) = con
+        else {
+            let what = String::from_utf8_lossy(msg.address()).into_owned();
+            return self.refuse(
+                conn,
+                format!("first frame is {what}, not !_o2/o2lite/con"),
+                out,
+            );
+        };
+        let ip = std::str::from_utf8(ip_hex)
+            .ok()
+            .filter(|h| h.len() == 8)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .map(Ipv4Addr::from);
+        let (Some(mut ip), Ok(port)) = (ip, u16::try_from(port)) else {
+            return self.refuse(conn, "con with a bad address or port".into(), out);
+        };
+        // A client that knows no better address says 0.0.0.0: use where it connected from.
+        if ip.is_unspecified() {
+            ip = peer_ip.unwrap_or(Ipv4Addr::LOCALHOST);
+        }
+        self.pending.retain(|&c| c != conn);
+        let bridge_id = self.next_bridge;
+        self.next_bridge += 1;
+        self.clients.insert(
+            conn,
+            Client {
+                bridge_id,
+                udp: SocketAddr::V4(SocketAddrV4::new(ip, port)),
+                synced: false,
+            },
+        );
+        let mut frame = Vec::new();
+        encode_tcp(&mut frame, 0.0, b"!_o2/id", &[O2Arg::Int(bridge_id)])
+            .expect("a well-formed id");
+        out.tcp.push((conn, frame));
+        out.events.push(HostEvent::ClientJoined { conn, bridge_id });
+    }
+
+    /// A UDP datagram (clock pings, best-effort application messages).
+    pub fn udp_datagram(&mut self, body: &[u8], now: f64, out: &mut HostOutput) {
+        let Ok(msg) = decode(body) else { return };
+        if msg.service() == b"_o2" {
+            return self.control(None, &msg, now, out);
+        }
+        self.route(&msg, false, now, out);
+    }
+
+    /// `/_o2/o2lite/...` control messages (`conn` is None for UDP).
+    fn control(
+        &mut self,
+        conn: Option<ConnId>,
+        msg: &O2Message<'_>,
+        now: f64,
+        out: &mut HostOutput,
+    ) {
+        let mut args = msg.args();
+        match (msg.path(), msg.typetags(), conn) {
+            (b"_o2/o2lite/sv", b"siisi", Some(conn)) => {
+                let (
+                    Some(O2Arg::Str(name)),
+                    Some(O2Arg::Int(exists)),
+                    Some(O2Arg::Int(is_service)),
+                ) = (args.next(), args.next(), args.next())
+                else {
+                    return;
+                };
+                let Ok(name) = std::str::from_utf8(name) else {
+                    return;
+                };
+                // Taps (is_service = 0) are optional and not offered by this host.
+                if name.is_empty() || name.contains(['/', '!']) || is_service == 0 {
+                    return;
+                }
+                if exists != 0 {
+                    self.add_service(name, Owner::Client(conn), out);
+                } else if self.services.get(name) == Some(&Owner::Client(conn)) {
+                    self.services.remove(name);
+                    out.events
+                        .push(HostEvent::ServiceRemoved { name: name.into() });
+                }
+            }
+            (b"_o2/o2lite/cs/get", b"iis", _) => {
+                let (Some(O2Arg::Int(bridge_id)), Some(O2Arg::Int(seq)), Some(O2Arg::Str(reply))) =
+                    (args.next(), args.next(), args.next())
+                else {
+                    return;
+                };
+                let Some(client) = self.clients.values().find(|c| c.bridge_id == bridge_id) else {
+                    return;
+                };
+                let mut datagram = Vec::new();
+                let time = O2Arg::Time(self.global_time(now));
+                if encode_udp(&mut datagram, 0.0, reply, &[O2Arg::Int(seq), time]).is_ok() {
+                    out.udp.push((client.udp, datagram));
+                }
+            }
+            (b"_o2/o2lite/cs/cs", b"", Some(conn)) => {
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    if !c.synced {
+                        c.synced = true;
+                        out.events.push(HostEvent::ClientSynced {
+                            bridge_id: c.bridge_id,
+                        });
+                    }
+                }
+            }
+            (b"_o2/o2lite/st", b"s", Some(conn)) => {
+                let Some(O2Arg::Str(name)) = args.next() else {
+                    return;
+                };
+                let status = self.status(std::str::from_utf8(name).unwrap_or(""));
+                let mut frame = Vec::new();
+                encode_tcp(
+                    &mut frame,
+                    0.0,
+                    b"!_o2/st",
+                    &[O2Arg::Str(name), O2Arg::Int(status)],
+                )
+                .expect("well formed");
+                out.tcp.push((conn, frame));
+            }
+            (b"_o2/o2lite/ls", b"", Some(conn)) => {
+                let mut frames = Vec::new();
+                for name in self.services.keys() {
+                    let entry = [
+                        O2Arg::Str(name.as_bytes()),
+                        O2Arg::Int(self.status(name)),
+                        O2Arg::Str(b"_o2"),
+                        O2Arg::Str(b""),
+                    ];
+                    encode_tcp(&mut frames, 0.0, b"!_o2/ls", &entry).expect("well formed");
+                }
+                let end = [
+                    O2Arg::Str(b""),
+                    O2Arg::Int(0),
+                    O2Arg::Str(b""),
+                    O2Arg::Str(b""),
+                ];
+                encode_tcp(&mut frames, 0.0, b"!_o2/ls", &end).expect("well formed");
+                out.tcp.push((conn, frames));
+            }
+            // Anything else for _o2 (including the legacy `dy`, which crashes O2 hosts) is
+            // dropped.
+            _ => {}
+        }
+    }
+
+    fn status(&self, name: &str) -> i32 {
+        match self.services.get(name) {
+            None => STATUS_UNKNOWN,
+            Some(Owner::Local) => STATUS_LOCAL,
+            Some(Owner::Client(c)) => match self.clients.get(c).is_some_and(|c| c.synced) {
+                true => STATUS_BRIDGE,
+                false => STATUS_BRIDGE_NO_TIME,
+            },
+        }
+    }
+
+    /// Sends an application message (from the host application, or routed) to its service.
+    fn route(&mut self, msg: &O2Message<'_>, reliable: bool, now: f64, out: &mut HostOutput) {
+        let ts = msg.timestamp();
+        if ts > 0.0 && ts > self.global_time(now) {
+            let body = msg.as_bytes().to_vec();
+            return self.held.push(Global(ts), Held { body, reliable });
+        }
+        self.forward(msg, reliable, out);
+    }
+
+    fn forward(&mut self, msg: &O2Message<'_>, reliable: bool, out: &mut HostOutput) {
+        let service = std::str::from_utf8(msg.service()).unwrap_or("");
+        match self.services.get(service).copied() {
+            None => self.unroutable += 1,
+            Some(Owner::Local) => out.local.push((msg.as_bytes().to_vec(), reliable)),
+            Some(Owner::Client(conn)) => {
+                let Some(client) = self.clients.get(&conn) else {
+                    return;
+                };
+                // Forwarded with the reliability it came with; misc is 1 (TCP) or 0 (UDP).
+                let mut body = msg.as_bytes().to_vec();
+                body[..4].copy_from_slice(&(reliable as i32).to_be_bytes());
+                match reliable {
+                    true => {
+                        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+                        frame.extend_from_slice(&body);
+                        out.tcp.push((conn, frame));
+                    }
+                    false => out.udp.push((client.udp, body)),
+                }
+            }
+        }
+    }
+
+    /// Sends a message from the host application to a service (a client's, or its own).
+    pub fn send(
+        &mut self,
+        timestamp: f64,
+        address: &[u8],
+        args: &[O2Arg<'_>],
+        reliable: bool,
+        now: f64,
+        out: &mut HostOutput,
+    ) -> Result<(), super::message::O2Error> {
+        let mut body = Vec::new();
+        encode_body(&mut body, reliable as i32, timestamp, address, args)?;
+        let msg = decode(&body)?;
+        self.route(&msg, reliable, now, out);
+        Ok(())
+    }
+
+    /// Releases held messages that are due; returns when the next one is (local time).
+    pub fn tick(&mut self, now: f64, out: &mut HostOutput) -> Option<f64> {
+        while let Some((_, held)) = self.held.pop_due(Global(self.global_time(now))) {
+            if let Ok(msg) = decode(&held.body) {
+                self.forward(&msg, held.reliable, out);
+            }
+        }
+        self.held.next_deadline().map(|t| t.0 + self.started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::o2lite::client::{ClientEvent, ClientSession, Output, Received};
+
+    /// Splits framed TCP bytes into message bodies.
+    fn bodies(tcp: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut rest = tcp;
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            out.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        out
+    }
+
+    /// A client and the host wired back to back in memory.
+    struct Pair {
+        host: HostSession,
+        client: ClientSession,
+        conn: ConnId,
+        delivered: Vec<(Vec<u8>, bool)>,
+        events: Vec<ClientEvent>,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            Pair {
+                host: HostSession::new(0.0),
+                client: ClientSession::new(),
+                conn: 1,
+                delivered: Vec::new(),
+                events: Vec::new(),
+            }
+        }
+
+        /// Delivers everything both sides want sent until nothing moves.
+        fn pump(&mut self, now: f64, mut c: Output, mut h: HostOutput) {
+            loop {
+                let mut moved = false;
+                for body in bodies(&std::mem::take(&mut c.tcp)) {
+                    self.host
+                        .tcp_frame(self.conn, Some(Ipv4Addr::LOCALHOST), &body, now, &mut h);
+                    moved = true;
+                }
+                for d in std::mem::take(&mut c.udp) {
+                    self.host.udp_datagram(&d, now, &mut h);
+                    moved = true;
+                }
+                self.events.append(&mut c.events);
+                for (conn, frame) in std::mem::take(&mut h.tcp) {
+                    assert_eq!(conn, self.conn);
+                    for body in bodies(&frame) {
+                        let m = decode(&body).unwrap();
+                        if self.client.receive(&m, true, now, &mut c) == Received::Deliver {
+                            self.delivered.push((body, true));
+                        }
+                    }
+                    moved = true;
+                }
+                for (_, d) in std::mem::take(&mut h.udp) {
+                    let m = decode(&d).unwrap();
+                    if self.client.receive(&m, false, now, &mut c) == Received::Deliver {
+                        self.delivered.push((d, false));
+                    }
+                    moved = true;
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn connect(&mut self) {
+            let mut c = Output::default();
+            self.host.accepted(self.conn);
+            self.client
+                .connected(0.0, Ipv4Addr::LOCALHOST, 4000, &mut c);
+            self.pump(0.0, c, HostOutput::default());
+        }
+    }
+
+    #[test]
+    fn a_client_joins_offers_services_and_synchronises() {
+        let mut p = Pair::new();
+        let mut c = Output::default();
+        p.client.add_service("synth", &mut c).unwrap();
+        p.connect();
+        assert_eq!(p.host.client_count(), 1);
+        assert_eq!(
+            p.host.services().collect::<Vec<_>>(),
+            [("synth", Owner::Client(1))]
+        );
+        let mut now = 0.0;
+        while !p.client.is_synced() && now < 2.0 {
+            let mut c = Output::default();
+            now = p.client.tick(now, &mut c).unwrap_or(now + 0.01);
+            p.client.tick(now, &mut c);
+            p.pump(now, c, HostOutput::default());
+        }
+        assert!(p.client.is_synced());
+        assert!((p.client.global_time(now) - p.host.global_time(now)).abs() < 1e-9);
+        assert_eq!(p.host.status("synth"), STATUS_BRIDGE);
+    }
+
+    #[test]
+    fn routing_by_service_with_the_senders_reliability_and_timestamps() {
+        let mut p = Pair::new();
+        let mut c = Output::default();
+        p.client.add_service("synth", &mut c).unwrap();
+        p.connect();
+        let mut h = HostOutput::default();
+        assert!(p.host.add_local_service("server", &mut h));
+        assert!(
+            !p.host.add_local_service("synth", &mut h),
+            "taken by the client"
+        );
+        p.host
+            .send(
+                0.0,
+                b"/synth/freq",
+                &[O2Arg::Float(440.0)],
+                true,
+                1.0,
+                &mut h,
+            )
+            .unwrap();
+        p.host
+            .send(
+                0.0,
+                b"!synth/gate",
+                &[O2Arg::Bool(true)],
+                false,
+                1.0,
+                &mut h,
+            )
+            .unwrap();
+        p.host
+            .send(0.0, b"/nobody/x", &[], true, 1.0, &mut h)
+            .unwrap();
+        p.host
+            .send(3.0, b"/synth/later", &[], true, 1.0, &mut h)
+            .unwrap();
+        p.pump(1.0, Output::default(), h);
+        let got: Vec<(String, bool)> = p
+            .delivered
+            .iter()
+            .map(|(b, r)| {
+                (
+                    String::from_utf8_lossy(decode(b).unwrap().address()).into(),
+                    *r,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/synth/freq".to_string(), true),
+                ("!synth/gate".to_string(), false)
+            ]
+        );
+        assert_eq!(p.host.unroutable, 1);
+        let mut h = HostOutput::default();
+        assert_eq!(p.host.tick(2.0, &mut h), Some(3.0), "held until its time");
+        assert!(h.tcp.is_empty());
+        assert_eq!(p.host.tick(3.0, &mut h), None);
+        assert_eq!(h.tcp.len(), 1);
+        // The client's messages to the host's own service come out as local deliveries.
+        let mut c = Output::default();
+        crate::o2lite::message::encode_tcp(&mut c.tcp, 0.0, b"/server/echo", &[O2Arg::Int(1)])
+            .unwrap();
+        let mut h = HostOutput::default();
+        for body in bodies(&c.tcp) {
+            p.host.tcp_frame(1, None, &body, 4.0, &mut h);
+        }
+        assert_eq!(h.local.len(), 1);
+        assert!(h.local[0].1);
+    }
+
+    #[test]
+    fn leaving_removes_services_and_ids_are_not_reused() {
+        let mut p = Pair::new();
+        let mut c = Output::default();
+        p.client.add_service("synth", &mut c).unwrap();
+        p.connect();
+        let mut h = HostOutput::default();
+        p.host.closed(1, &mut h);
+        assert_eq!(
+            h.events,
+            [
+                HostEvent::ServiceRemoved {
+                    name: "synth".into()
+                },
+                HostEvent::ClientLeft {
+                    conn: 1,
+                    bridge_id: 1
+                }
+            ]
+        );
+        assert_eq!(p.host.services().count(), 0);
+        p.client.disconnected();
+        p.conn = 2;
+        p.connect();
+        assert_eq!(p.client.bridge_id(), Some(2));
+    }
+
+    #[test]
+    fn bad_first_frames_close_the_connection() {
+        let mut host = HostSession::new(0.0);
+        let vectors = [
+            // A full O2 process's peer handshake.
+            "00000001 00000000 00000000 215f6f32 2f647900 2c736973 73696969 00000000 726f7363 6f2d7465 73740000 00020001 30303030 30303030 00000000 37663030 30303031 00000000 00008459 00008875 00000036",
+            // The right address with the wrong type tags.
+            "000000010000000000000000215f6f322f6f326c6974652f636f6e002c69000000000001",
+            // Garbage.
+            "deadbeef",
+        ];
+        for (i, hex) in vectors.iter().enumerate() {
+            let bytes: Vec<u8> = {
+                let h: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+                (0..h.len())
+                    .step_by(2)
+                    .map(|j| u8::from_str_radix(&h[j..j + 2], 16).unwrap())
+                    .collect()
+            };
+            let mut out = HostOutput::default();
+            host.accepted(i as u64);
+            host.tcp_frame(i as u64, None, &bytes, 0.0, &mut out);
+            assert_eq!(out.close, [i as u64], "vector {i}");
+            assert!(matches!(out.events[..], [HostEvent::Refused { .. }]));
+        }
+        assert_eq!(host.client_count(), 0);
+        // The legacy discovery request is dropped without a reply.
+        let mut out = HostOutput::default();
+        let mut body = Vec::new();
+        let dy = [
+            O2Arg::Str(b"ens"),
+            O2Arg::Str(b"7f000001"),
+            O2Arg::Int(0),
+            O2Arg::Int(1),
+            O2Arg::Int(50),
+        ];
+        encode_udp(&mut body, 0.0, b"!_o2/o2lite/dy", &dy).unwrap();
+        host.udp_datagram(&body, 0.0, &mut out);
+        assert!(out.udp.is_empty() && out.tcp.is_empty());
+    }
+}
