@@ -60,8 +60,19 @@
 // A bundle arrived after its time.
 #define ROSCO_EVENT_LATE 8
 
+// O2lite news: a client connected, synchronised or lost its host, a host's client joined
+// or left, a service appeared or went; `reason` describes it.
+#define ROSCO_EVENT_O2 9
+
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
+
+// The largest body length an O2 host accepts in a TCP frame (hosts close the connection
+// when the length prefix is 65536 or more).
+#define MAX_TCP_FRAME 65535
+
+// `misc` bit 0: the message is (to be) sent reliably, by TCP.
+#define MISC_RELIABLE 1
 
 // A message or bundle under construction. Create with `rosco_builder_new`, free with
 // `rosco_builder_free`. Not thread-safe while being built; sending only reads it.

@@ -50,6 +50,17 @@ pub struct MsgInfo {
     pub received: TimeTag,
     /// The effective timetag of the enclosing bundle; `None` for a message on its own.
     pub bundle_time: Option<TimeTag>,
+    /// For a message that came over O2lite: its O2 timestamp and transport.
+    pub o2: Option<O2Stamp>,
+}
+
+/// What an O2 message carries besides its address and arguments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct O2Stamp {
+    /// The O2 timestamp: global seconds, 0 for "now".
+    pub timestamp: f64,
+    /// True when it came by TCP.
+    pub reliable: bool,
 }
 
 impl MsgInfo {

@@ -259,6 +259,10 @@ pub const ROSCO_EVENT_DROPPED: i32 = 7;
 /// A bundle arrived after its time.
 pub const ROSCO_EVENT_LATE: i32 = 8;
 
+/// O2lite news: a client connected, synchronised or lost its host, a host's client joined
+/// or left, a service appeared or went; `reason` describes it.
+pub const ROSCO_EVENT_O2: i32 = 9;
+
 /// One event. Strings are valid during the callback only; copy what you keep.
 #[repr(C)]
 #[derive(Debug)]
@@ -393,6 +397,26 @@ pub extern "C" fn rosco_ctx_set_event_callback(
                     (ROSCO_EVENT_DROPPED, *channel, None, None, 0, 0, 0, *total)
                 }
                 Event::Late { channel } => (ROSCO_EVENT_LATE, *channel, None, None, 0, 0, 0, 0),
+                Event::O2Client { channel, event } => (
+                    ROSCO_EVENT_O2,
+                    *channel,
+                    None,
+                    Some(format!("{event:?}")),
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+                Event::O2Host { channel, event } => (
+                    ROSCO_EVENT_O2,
+                    *channel,
+                    None,
+                    Some(format!("{event:?}")),
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
             };
             let (peer, reason) = (text(peer), text(reason));
             let event = rosco_event {

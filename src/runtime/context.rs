@@ -4,6 +4,7 @@
 use super::channel::{Channel, ClientState, Dest, Hooks, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
+use super::o2::O2Role;
 use super::options::{ContextOptions, Mode};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
@@ -483,7 +484,9 @@ impl Sender {
             crate::osc::decode(packet).map_err(Error::Decode)?;
             let info = MsgInfo::new(TimeTag::now());
             let item = Incoming::new(&self.shared, ch.id, info, packet);
-            self.shared.push_incoming(item).map_err(|_| Error::Full)?;
+            if !self.shared.push_incoming(item) {
+                return Err(Error::Full);
+            }
             self.shared.waker.wake();
             return Ok(());
         }
@@ -491,6 +494,130 @@ impl Sender {
             self.shared.waker.wake();
         }
         Ok(())
+    }
+
+    /// Runs `f` with an O2lite channel's role.
+    fn with_o2<R>(
+        &self,
+        id: ChannelId,
+        f: impl FnOnce(&Channel, &O2Role) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.with_channel(id, |ch| match &ch.o2 {
+            Some(role) => f(ch, role),
+            None => Err(Error::Unsupported("not an O2lite channel")),
+        })
+    }
+
+    /// Sends a message on an O2lite channel with an O2 timestamp (global seconds, 0 for
+    /// "now") by TCP (`reliable`) or UDP. A timetag argument is taken as global seconds in
+    /// 32.32 fixed point (see `runtime::seconds_to_fixed`).
+    pub fn o2_send(
+        &self,
+        id: ChannelId,
+        timestamp: f64,
+        reliable: bool,
+        address: &str,
+        args: &[Arg<'_>],
+    ) -> Result<(), Error> {
+        self.with_o2(id, |ch, role| {
+            let mut o2_args = Vec::with_capacity(args.len());
+            super::o2::from_osc(args.iter().copied(), &mut o2_args)?;
+            if super::o2::send(ch, role, timestamp, reliable, address.as_bytes(), &o2_args)? {
+                self.shared.waker.wake();
+            }
+            Ok(())
+        })
+    }
+
+    /// Offers a service: on a client channel it is announced to the host (now and on every
+    /// connection); on a host channel it is one of the host's own services, whose messages
+    /// reach this context's methods.
+    pub fn o2_service_add(&self, id: ChannelId, service: &str) -> Result<(), Error> {
+        self.with_o2(id, |ch, role| {
+            match role {
+                O2Role::Client { session, .. } => {
+                    let mut out = crate::o2lite::client::Output::default();
+                    session
+                        .lock()
+                        .add_service(service, &mut out)
+                        .map_err(Error::Unsupported)?;
+                    super::o2::flush_client(ch, role, &mut out);
+                }
+                O2Role::Host { session, .. } => {
+                    let mut out = crate::o2lite::host::HostOutput::default();
+                    if !session.lock().add_local_service(service, &mut out) {
+                        return Err(Error::NameTaken(service.into()));
+                    }
+                    ch.queue_host_output(out);
+                }
+            }
+            self.shared.waker.wake();
+            Ok(())
+        })
+    }
+
+    /// Withdraws a service offered with [`o2_service_add`](Self::o2_service_add).
+    pub fn o2_service_remove(&self, id: ChannelId, service: &str) -> Result<(), Error> {
+        self.with_o2(id, |ch, role| {
+            let removed = match role {
+                O2Role::Client { session, .. } => {
+                    let mut out = crate::o2lite::client::Output::default();
+                    let removed = session.lock().remove_service(service, &mut out);
+                    super::o2::flush_client(ch, role, &mut out);
+                    removed
+                }
+                O2Role::Host { session, .. } => {
+                    let mut out = crate::o2lite::host::HostOutput::default();
+                    let removed = session.lock().remove_local_service(service, &mut out);
+                    ch.queue_host_output(out);
+                    removed
+                }
+            };
+            match removed {
+                true => Ok(()),
+                false => Err(Error::NoName(service.into())),
+            }
+        })
+    }
+
+    /// The ensemble's global time seen from this channel (seconds; -1 on a client that is
+    /// not synchronised yet).
+    pub fn o2_time(&self, id: ChannelId) -> Result<f64, Error> {
+        self.with_o2(id, |_, role| Ok(role.global_time()))
+    }
+
+    /// The UDP port of an O2lite channel (a host's is what clients need besides its TCP
+    /// port).
+    pub fn o2_udp_port(&self, id: ChannelId) -> Result<u16, Error> {
+        self.with_o2(id, |_, role| Ok(role.udp().local_addr()?.port()))
+    }
+
+    /// A client channel's bridge id while connected.
+    pub fn o2_bridge_id(&self, id: ChannelId) -> Result<Option<i32>, Error> {
+        self.with_o2(id, |_, role| match role {
+            O2Role::Client { session, .. } => Ok(session.lock().bridge_id()),
+            O2Role::Host { .. } => Err(Error::Unsupported("a host has no bridge id")),
+        })
+    }
+
+    /// Asks the host for a service's status, or (with `None`) for its service list; the
+    /// answer arrives as an [`Event::O2Client`](super::Event::O2Client).
+    pub fn o2_query(&self, id: ChannelId, service: Option<&str>) -> Result<(), Error> {
+        self.with_o2(id, |ch, role| {
+            let O2Role::Client { session, .. } = role else {
+                return Err(Error::Unsupported("queries are for client channels"));
+            };
+            let mut out = crate::o2lite::client::Output::default();
+            let sent = match service {
+                Some(s) => session.lock().query_status(s, &mut out),
+                None => session.lock().query_list(&mut out),
+            };
+            super::o2::flush_client(ch, role, &mut out);
+            match sent {
+                true => Ok(()),
+                false => Err(Error::Closed),
+            }
+        })
     }
 
     /// The channel with this name.

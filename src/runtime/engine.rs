@@ -7,10 +7,13 @@
 
 use super::channel::{Channel, ClientState, Kind};
 use super::event::{Event, LogLevel, Stats};
+use super::o2::{self, O2Role};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
-use crate::dispatch::MsgInfo;
+use crate::dispatch::{MsgInfo, O2Stamp};
 use crate::handle::PeerId;
+use crate::o2lite::client::{ClientEvent, Output, Received};
+use crate::o2lite::host::HostOutput;
 use crate::osc::framing::FrameError;
 use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
@@ -41,6 +44,8 @@ enum Slot {
     Peer(Arc<Channel>, PeerId, Arc<StreamConn>),
     Client(Arc<Channel>, Arc<StreamConn>),
     Connecting(Arc<Channel>),
+    /// An O2lite channel's UDP socket.
+    O2Udp(Arc<Channel>),
 }
 
 pub(crate) struct Engine {
@@ -122,7 +127,14 @@ impl Engine {
         let mut deadline: Option<Instant> = None;
         let stall = self.shared.options.stall_timeout;
         self.shared.channels_into(&mut self.channels);
-        for ch in &self.channels {
+        let channels = std::mem::take(&mut self.channels);
+        for ch in &channels {
+            if let Some(role) = &ch.o2 {
+                self.poller
+                    .add(std::os::unix::io::AsRawFd::as_raw_fd(role.udp()), read);
+                self.slots.push(Slot::O2Udp(ch.clone()));
+                deadline = min_instant(deadline, self.o2_tick(ch, role));
+            }
             match &ch.kind {
                 Kind::Udp(ep) => {
                     self.poller
@@ -178,6 +190,7 @@ impl Engine {
                 Kind::Local => {}
             }
         }
+        self.channels = channels;
         deadline.map(|d| d.max(now))
     }
 
@@ -203,6 +216,10 @@ impl Engine {
             Slot::Client(ch, conn) => {
                 let (ch, conn) = (ch.clone(), conn.clone());
                 self.stream_ready(&ch, None, &conn, writable, closed)
+            }
+            Slot::O2Udp(ch) => {
+                let ch = ch.clone();
+                self.read_o2_datagrams(&ch)
             }
             Slot::Connecting(ch) => {
                 let ch = ch.clone();
@@ -284,7 +301,10 @@ impl Engine {
             let peer = peer.map(udp::canonical);
             match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame) {
                 Ok(conn) => {
-                    peers.lock().insert(Arc::new(conn));
+                    let handle = peers.lock().insert(Arc::new(conn));
+                    if let Some(O2Role::Host { session, .. }) = &ch.o2 {
+                        session.lock().accepted(handle.to_bits());
+                    }
                     self.shared.emit(Event::Connected {
                         channel: ch.id,
                         peer,
@@ -374,6 +394,15 @@ impl Engine {
         reason: &str,
     ) {
         conn.close();
+        match (&ch.o2, peer) {
+            (Some(O2Role::Host { session, .. }), Some(p)) => {
+                let mut out = HostOutput::default();
+                session.lock().closed(p.0.to_bits(), &mut out);
+                self.o2_host_output(ch, out);
+            }
+            (Some(O2Role::Client { session, .. }), _) => session.lock().disconnected(),
+            _ => {}
+        }
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
                 peers.lock().remove(p.0);
@@ -439,12 +468,25 @@ impl Engine {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 let _ = conn.send_framed(&backlog);
-                *state = ClientState::Connected(conn);
+                *state = ClientState::Connected(conn.clone());
                 drop(state);
                 self.shared.emit(Event::Connected {
                     channel: ch.id,
                     peer: Some(addr),
                 });
+                if let Some(role @ O2Role::Client { session, udp, .. }) = &ch.o2 {
+                    let ip = match conn.stream() {
+                        crate::transport::stream::Stream::Tcp(s) => match s.local_addr() {
+                            Ok(SocketAddr::V4(a)) => *a.ip(),
+                            _ => std::net::Ipv4Addr::LOCALHOST,
+                        },
+                        crate::transport::stream::Stream::Unix(_) => std::net::Ipv4Addr::LOCALHOST,
+                    };
+                    let port = udp.local_addr().map_or(0, |a| a.port());
+                    let mut out = Output::default();
+                    session.lock().connected(role.now(), ip, port, &mut out);
+                    self.o2_client_output(ch, role, out);
+                }
             }
             Err(e) => {
                 *state = client.after_failure(attempt, backlog);
@@ -528,13 +570,17 @@ impl Engine {
     ) -> Result<usize, String> {
         Stats::add(&ch.stats.packets_in, 1);
         Stats::add(&ch.stats.bytes_in, raw.len() as u64);
+        if let Some(role) = &ch.o2 {
+            self.o2_packet(ch, role, source, peer, raw, true);
+            return Ok(0);
+        }
         let Some(hook) = ch.hooks.read().incoming.clone() else {
-            return self.deliver(ch, source, peer, raw);
+            return self.deliver(ch, source, peer, raw, None);
         };
         let mut hooked = std::mem::take(&mut self.hook_buf);
         hooked.clear();
         let result = match hook(raw, &mut hooked) {
-            true => self.deliver(ch, source, peer, &hooked),
+            true => self.deliver(ch, source, peer, &hooked, None),
             false => Ok(0),
         };
         self.hook_buf = hooked;
@@ -548,12 +594,14 @@ impl Engine {
         source: Option<SocketAddr>,
         peer: Option<PeerId>,
         packet: &[u8],
+        o2: Option<O2Stamp>,
     ) -> Result<usize, String> {
         let now = TimeTag::now();
-        let info = MsgInfo::new(now)
+        let mut info = MsgInfo::new(now)
             .with_source(source)
             .with_channel(Some(ch.id))
             .with_peer(peer);
+        info.o2 = o2;
         let is_stream = peer.is_some() || matches!(ch.kind, Kind::Client(_));
         let checked = match &mut self.sink {
             Sink::Direct(receiver) => {
@@ -567,7 +615,7 @@ impl Engine {
             }
             Sink::Queue => crate::osc::decode_with(packet, &self.decode).map(|_| {
                 let item = Incoming::new(&self.shared, ch.id, info, packet);
-                if self.shared.push_incoming(item).is_err() {
+                if !self.shared.push_incoming(item) {
                     let total = Stats::add(&ch.stats.dropped, 1);
                     self.shared.emit(Event::Dropped {
                         channel: ch.id,
@@ -588,6 +636,197 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Drains an O2 channel's UDP socket into its session.
+    fn read_o2_datagrams(&mut self, ch: &Arc<Channel>) -> usize {
+        let Some(role) = &ch.o2 else { return 0 };
+        let mut dispatched = 0;
+        for _ in 0..DRAIN_BUDGET {
+            let (n, from) = match role.udp().recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) => return self.read_error(ch, e, dispatched),
+            };
+            Stats::add(&ch.stats.packets_in, 1);
+            Stats::add(&ch.stats.bytes_in, n as u64);
+            let packet = std::mem::take(&mut self.buf);
+            dispatched += self.o2_packet(
+                ch,
+                role,
+                Some(udp::canonical(from)),
+                None,
+                &packet[..n],
+                false,
+            );
+            self.buf = packet;
+        }
+        dispatched
+    }
+
+    /// An O2 frame or datagram: to the session; application messages to the methods.
+    fn o2_packet(
+        &mut self,
+        ch: &Arc<Channel>,
+        role: &O2Role,
+        source: Option<SocketAddr>,
+        peer: Option<PeerId>,
+        raw: &[u8],
+        via_tcp: bool,
+    ) -> usize {
+        let now = role.now();
+        match role {
+            O2Role::Client { session, .. } => {
+                let msg = match crate::o2lite::message::decode(raw) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.malformed(ch, source, e.to_string(), None);
+                        return 0;
+                    }
+                };
+                let mut out = Output::default();
+                let received = session.lock().receive(&msg, via_tcp, now, &mut out);
+                self.o2_client_output(ch, role, out);
+                match received {
+                    Received::Deliver => self.o2_dispatch(ch, source, None, &msg, via_tcp),
+                    _ => 0,
+                }
+            }
+            O2Role::Host { session, .. } => {
+                let mut out = HostOutput::default();
+                match (via_tcp, peer) {
+                    (true, Some(p)) => {
+                        let ip = source.and_then(|s| match s {
+                            SocketAddr::V4(a) => Some(*a.ip()),
+                            SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
+                        });
+                        session
+                            .lock()
+                            .tcp_frame(p.0.to_bits(), ip, raw, now, &mut out)
+                    }
+                    _ => session.lock().udp_datagram(raw, now, &mut out),
+                }
+                self.o2_host_output(ch, out)
+            }
+        }
+    }
+
+    /// Rewrites an O2 application message for the method table and dispatches it.
+    fn o2_dispatch(
+        &mut self,
+        ch: &Arc<Channel>,
+        source: Option<SocketAddr>,
+        peer: Option<PeerId>,
+        msg: &crate::o2lite::message::O2Message<'_>,
+        reliable: bool,
+    ) -> usize {
+        let mut osc = std::mem::take(&mut self.hook_buf);
+        let dispatched = match o2::to_osc(msg, &mut osc) {
+            Ok(()) => self
+                .deliver(ch, source, peer, &osc, Some(o2::stamp(msg, reliable)))
+                .unwrap_or(0),
+            Err(e) => {
+                self.malformed(
+                    ch,
+                    source,
+                    format!("O2 message not representable: {e}"),
+                    None,
+                );
+                0
+            }
+        };
+        self.hook_buf = osc;
+        dispatched
+    }
+
+    /// A client session's output: sent, and its events reported (a lost host ends the
+    /// connection, and the client reconnects).
+    fn o2_client_output(&mut self, ch: &Arc<Channel>, role: &O2Role, mut out: Output) {
+        o2::flush_client(ch, role, &mut out);
+        for event in out.events {
+            if matches!(event, ClientEvent::Lost { .. }) {
+                if let Some(conn) = ch.connected_stream() {
+                    self.drop_stream(ch, None, &conn, "the O2 host stopped answering");
+                }
+            }
+            self.shared.emit(Event::O2Client {
+                channel: ch.id,
+                event,
+            });
+        }
+    }
+
+    /// A host session's output: frames to clients, datagrams, closed connections, messages
+    /// for the host's own services (dispatched here), events.
+    fn o2_host_output(&mut self, ch: &Arc<Channel>, out: HostOutput) -> usize {
+        let (Some(role), Kind::Listener { peers, .. }) = (&ch.o2, &ch.kind) else {
+            return 0;
+        };
+        for (conn, frame) in out.tcp {
+            let peer = peers
+                .lock()
+                .get(crate::handle::Handle::from_bits(conn))
+                .cloned();
+            if let Some(peer) = peer {
+                let _ = peer.send_framed(&frame);
+            }
+        }
+        for (to, datagram) in out.udp {
+            let _ = role.udp().send_to(&datagram, to);
+        }
+        for conn in out.close {
+            let peer = peers
+                .lock()
+                .get(crate::handle::Handle::from_bits(conn))
+                .cloned();
+            if let Some(peer) = peer {
+                self.drop_stream(
+                    ch,
+                    Some(PeerId(crate::handle::Handle::from_bits(conn))),
+                    &peer,
+                    "not an O2lite client",
+                );
+            }
+        }
+        let mut dispatched = 0;
+        for (body, reliable) in out.local {
+            if let Ok(msg) = crate::o2lite::message::decode(&body) {
+                dispatched += self.o2_dispatch(ch, None, None, &msg, reliable);
+            }
+        }
+        for event in out.events {
+            self.shared.emit(Event::O2Host {
+                channel: ch.id,
+                event,
+            });
+        }
+        dispatched
+    }
+
+    /// Timers of an O2 channel (clock pings, lost hosts, held messages, output queued by
+    /// senders); returns when to come back.
+    fn o2_tick(&mut self, ch: &Arc<Channel>, role: &O2Role) -> Option<Instant> {
+        let now = role.now();
+        let next = match role {
+            O2Role::Client { session, .. } => {
+                let mut out = Output::default();
+                let next = session.lock().tick(now, &mut out);
+                self.o2_client_output(ch, role, out);
+                next
+            }
+            O2Role::Host {
+                session, pending, ..
+            } => {
+                let mut outs = std::mem::take(&mut *pending.lock());
+                let mut out = HostOutput::default();
+                let next = session.lock().tick(now, &mut out);
+                outs.push(out);
+                for out in outs {
+                    self.o2_host_output(ch, out);
+                }
+                next
+            }
+        };
+        next.map(|t| role.instant(t))
     }
 
     fn malformed(

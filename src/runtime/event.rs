@@ -72,6 +72,20 @@ pub enum Event {
         /// The channel.
         channel: ChannelId,
     },
+    /// An O2lite client channel's session news (connected, synced, lost, replies).
+    O2Client {
+        /// The channel.
+        channel: ChannelId,
+        /// What happened.
+        event: crate::o2lite::client::ClientEvent,
+    },
+    /// An O2lite host channel's news (clients joining and leaving, services).
+    O2Host {
+        /// The channel.
+        channel: ChannelId,
+        /// What happened.
+        event: crate::o2lite::host::HostEvent,
+    },
 }
 
 /// Per-channel counters, readable at any time.

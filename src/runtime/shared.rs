@@ -93,15 +93,22 @@ impl Shared {
         self.channels.read().get(id.0).cloned()
     }
 
-    /// Queues a packet for dispatch and signals the wake-up descriptor; gives the packet
-    /// back when the queue is full.
-    pub(crate) fn push_incoming(&self, item: Incoming) -> Result<(), Incoming> {
+    /// Queues a packet for dispatch and signals the wake-up descriptor; false (and the
+    /// buffer back in the pool) when the queue is full.
+    pub(crate) fn push_incoming(&self, item: Incoming) -> bool {
         let was_empty = self.queue.is_empty();
-        self.queue.push(item)?;
-        if was_empty {
-            self.notify.wake();
+        match self.queue.push(item) {
+            Ok(()) => {
+                if was_empty {
+                    self.notify.wake();
+                }
+                true
+            }
+            Err(item) => {
+                self.recycle(item);
+                false
+            }
         }
-        Ok(())
     }
 
     pub(crate) fn pop_incoming(&self) -> Option<Incoming> {

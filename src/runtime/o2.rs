@@ -1,0 +1,269 @@
+//! O2lite channels: `o2lite://ensemble@host:port` (a client) and
+//! `o2lite-host://ensemble[:port]` (a host). Each is a stream client or listener (so it
+//! reconnects, accepts and frames like any TCP channel) with an [`O2Role`]: the sans-IO
+//! session, its UDP socket and its clock. This file turns between the two: O2 bytes to the
+//! session and the session's output to sockets, and O2 application messages to rosco's
+//! method table (specs/o2lite.md §16).
+
+use super::channel::Channel;
+use crate::dispatch::O2Stamp;
+use crate::error::Error;
+use crate::o2lite::client::{ClientSession, Output};
+use crate::o2lite::host::{HostOutput, HostSession};
+use crate::o2lite::message::{encode_tcp, O2Arg, O2Message};
+use crate::osc::{Arg, EncodeError, PacketWriter};
+use crate::time::TimeTag;
+use parking_lot::Mutex;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+/// The O2 side of a channel.
+pub(crate) enum O2Role {
+    Client {
+        session: Mutex<ClientSession>,
+        udp: UdpSocket,
+        /// The host's UDP port, when known; without it everything goes by TCP.
+        host_udp: Option<SocketAddr>,
+        epoch: Instant,
+    },
+    Host {
+        session: Mutex<HostSession>,
+        udp: UdpSocket,
+        epoch: Instant,
+        /// Output produced by sends on other threads, for the I/O loop to carry out.
+        pending: Mutex<Vec<HostOutput>>,
+    },
+}
+
+impl O2Role {
+    pub(crate) fn client(host_udp: Option<SocketAddr>, udp_port: u16) -> std::io::Result<O2Role> {
+        let udp = UdpSocket::bind(("0.0.0.0", udp_port))?;
+        udp.set_nonblocking(true)?;
+        Ok(O2Role::Client {
+            session: Mutex::new(ClientSession::new()),
+            udp,
+            host_udp,
+            epoch: Instant::now(),
+        })
+    }
+
+    pub(crate) fn host(udp_port: u16) -> std::io::Result<O2Role> {
+        let udp = UdpSocket::bind(("0.0.0.0", udp_port))?;
+        udp.set_nonblocking(true)?;
+        Ok(O2Role::Host {
+            session: Mutex::new(HostSession::new(0.0)),
+            udp,
+            epoch: Instant::now(),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn udp(&self) -> &UdpSocket {
+        match self {
+            O2Role::Client { udp, .. } | O2Role::Host { udp, .. } => udp,
+        }
+    }
+
+    /// Seconds on this role's local clock.
+    pub(crate) fn now(&self) -> f64 {
+        match self {
+            O2Role::Client { epoch, .. } | O2Role::Host { epoch, .. } => {
+                epoch.elapsed().as_secs_f64()
+            }
+        }
+    }
+
+    /// The local time `secs` from the epoch, as an `Instant`.
+    pub(crate) fn instant(&self, secs: f64) -> Instant {
+        let epoch = match self {
+            O2Role::Client { epoch, .. } | O2Role::Host { epoch, .. } => *epoch,
+        };
+        epoch + std::time::Duration::from_secs_f64(secs.max(0.0))
+    }
+
+    /// Global time now (-1 for a client not yet synchronised).
+    pub(crate) fn global_time(&self) -> f64 {
+        let now = self.now();
+        match self {
+            O2Role::Client { session, .. } => session.lock().global_time(now),
+            O2Role::Host { session, .. } => session.lock().global_time(now),
+        }
+    }
+}
+
+/// Rewrites an O2 application message as an OSC message for rosco's method table: the
+/// leading `!` becomes `/`; `t` (global seconds) travels as a 32.32 fixed-point timetag of
+/// those seconds; `B` becomes `T`/`F`; a vector becomes an array of its elements.
+pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut address = Vec::with_capacity(msg.address().len());
+    address.push(b'/');
+    address.extend_from_slice(msg.path());
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(msg.arg_count());
+    for a in msg.args() {
+        match a {
+            O2Arg::Int(v) => args.push(Arg::Int(v)),
+            O2Arg::Float(v) => args.push(Arg::Float(v)),
+            O2Arg::Str(s) => args.push(Arg::Str(s)),
+            O2Arg::Double(v) => args.push(Arg::Double(v)),
+            O2Arg::Time(t) => args.push(Arg::Time(seconds_to_fixed(t))),
+            O2Arg::Long(v) => args.push(Arg::Long(v)),
+            O2Arg::Bool(b) => args.push(Arg::bool(b)),
+            O2Arg::Blob(b) => args.push(Arg::Blob(b)),
+            O2Arg::True => args.push(Arg::True),
+            O2Arg::False => args.push(Arg::False),
+            O2Arg::Nil => args.push(Arg::Nil),
+            O2Arg::Infinitum => args.push(Arg::Impulse),
+            O2Arg::Char(c) => args.push(Arg::Char(c)),
+            O2Arg::Midi(m) => args.push(Arg::Midi(m)),
+            O2Arg::Symbol(s) => args.push(Arg::Symbol(s)),
+            O2Arg::ArrayStart => args.push(Arg::ArrayStart),
+            O2Arg::ArrayEnd => args.push(Arg::ArrayEnd),
+            O2Arg::Vector { elem, data } => {
+                args.push(Arg::ArrayStart);
+                let size = crate::o2lite::message::vector_elem_size(elem).unwrap_or(4);
+                for e in data.chunks_exact(size) {
+                    let word = |n: usize| e[..n].iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+                    args.push(match elem {
+                        b'i' => Arg::Int(word(4) as u32 as i32),
+                        b'f' => Arg::Float(f32::from_bits(word(4) as u32)),
+                        b'h' => Arg::Long(word(8) as i64),
+                        _ => Arg::Double(f64::from_bits(word(8))),
+                    });
+                }
+                args.push(Arg::ArrayEnd);
+            }
+        }
+    }
+    PacketWriter::new(out).message(&address, &args)
+}
+
+/// O2 global seconds as a 32.32 fixed-point value (exact to 2^-32 s), the form an O2 `t`
+/// takes inside rosco.
+pub fn seconds_to_fixed(t: f64) -> TimeTag {
+    TimeTag::from_bits((t.max(0.0) * 4_294_967_296.0) as u64)
+}
+
+/// The inverse of [`seconds_to_fixed`].
+pub fn fixed_to_seconds(t: TimeTag) -> f64 {
+    t.to_bits() as f64 / 4_294_967_296.0
+}
+
+/// Rewrites a message built with OSC arguments as O2 arguments. OSC colours have no O2
+/// form; a timetag argument is taken as O2 global seconds in 32.32 fixed point.
+pub(crate) fn from_osc<'a>(
+    args: impl Iterator<Item = Arg<'a>>,
+    out: &mut Vec<O2Arg<'a>>,
+) -> Result<(), Error> {
+    for a in args {
+        out.push(match a {
+            Arg::Int(v) => O2Arg::Int(v),
+            Arg::Float(v) => O2Arg::Float(v),
+            Arg::Str(s) => O2Arg::Str(s),
+            Arg::Blob(b) => O2Arg::Blob(b),
+            Arg::Long(v) => O2Arg::Long(v),
+            Arg::Time(t) => O2Arg::Time(fixed_to_seconds(t)),
+            Arg::Double(v) => O2Arg::Double(v),
+            Arg::Symbol(s) => O2Arg::Symbol(s),
+            Arg::Char(c) => O2Arg::Char(c),
+            Arg::Midi(m) => O2Arg::Midi(m),
+            Arg::True => O2Arg::True,
+            Arg::False => O2Arg::False,
+            Arg::Nil => O2Arg::Nil,
+            Arg::Impulse => O2Arg::Infinitum,
+            Arg::ArrayStart => O2Arg::ArrayStart,
+            Arg::ArrayEnd => O2Arg::ArrayEnd,
+            Arg::Rgba(_) => return Err(Error::Unsupported("O2 has no RGBA type")),
+        });
+    }
+    Ok(())
+}
+
+/// Stamps what the method table learns of an O2 message.
+pub(crate) fn stamp(msg: &O2Message<'_>, via_tcp: bool) -> O2Stamp {
+    O2Stamp {
+        timestamp: msg.timestamp(),
+        reliable: via_tcp,
+    }
+}
+
+/// Sends an application message on an O2 channel (TCP when `reliable`).
+pub(crate) fn send(
+    ch: &Channel,
+    role: &O2Role,
+    timestamp: f64,
+    reliable: bool,
+    address: &[u8],
+    args: &[O2Arg<'_>],
+) -> Result<bool, Error> {
+    let o2_err = |e: crate::o2lite::message::O2Error| {
+        Error::Unsupported(
+            if e.kind == crate::o2lite::message::O2ErrorKind::FrameTooLong {
+                "an O2 TCP message is limited to 64 KiB"
+            } else {
+                "not a valid O2 message"
+            },
+        )
+    };
+    match role {
+        O2Role::Client {
+            session, host_udp, ..
+        } => {
+            let conn = ch.connected_stream().ok_or(Error::Closed)?;
+            if !session.lock().is_connected() {
+                return Err(Error::Closed);
+            }
+            match (reliable, host_udp) {
+                (false, Some(to)) => {
+                    let mut body = Vec::new();
+                    crate::o2lite::message::encode_udp(&mut body, timestamp, address, args)
+                        .map_err(o2_err)?;
+                    role.udp().send_to(&body, to)?;
+                    Ok(false)
+                }
+                _ => {
+                    let mut frame = Vec::new();
+                    encode_tcp(&mut frame, timestamp, address, args).map_err(o2_err)?;
+                    Ok(conn.send_framed(&frame)?)
+                }
+            }
+        }
+        O2Role::Host { session, .. } => {
+            let mut out = HostOutput::default();
+            let now = role.now();
+            session
+                .lock()
+                .send(timestamp, address, args, reliable, now, &mut out)
+                .map_err(o2_err)?;
+            // The host's own output is carried out by the I/O loop.
+            ch.queue_host_output(out);
+            Ok(true)
+        }
+    }
+}
+
+/// What a client session's output needs: its frames written, its datagrams sent (by TCP
+/// when the host's UDP port is unknown).
+pub(crate) fn flush_client(ch: &Channel, role: &O2Role, out: &mut Output) {
+    let O2Role::Client { host_udp, udp, .. } = role else {
+        return;
+    };
+    let conn = ch.connected_stream();
+    if let Some(conn) = &conn {
+        let _ = conn.send_framed(&out.tcp);
+    }
+    out.tcp.clear();
+    for datagram in out.udp.drain(..) {
+        match (host_udp, &conn) {
+            (Some(to), _) => {
+                let _ = udp.send_to(&datagram, to);
+            }
+            (None, Some(conn)) => {
+                let mut frame = (datagram.len() as u32).to_be_bytes().to_vec();
+                frame.extend_from_slice(&datagram);
+                frame[4..8].copy_from_slice(&1i32.to_be_bytes());
+                let _ = conn.send_framed(&frame);
+            }
+            (None, None) => {}
+        }
+    }
+}

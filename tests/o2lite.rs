@@ -1,0 +1,396 @@
+//! O2lite over loopback sockets: a rosco client and a rosco host, each in its own context
+//! (as two processes would be), in every threading mode of the client.
+
+use rosco::dispatch::{Flow, MsgInfo};
+use rosco::o2lite::client::ClientEvent;
+use rosco::o2lite::host::HostEvent;
+use rosco::osc::{Arg, Message};
+use rosco::runtime::Event;
+use rosco::{ChannelId, Context, ContextOptions, Mode};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn context(mode: Mode) -> Context {
+    Context::new(ContextOptions {
+        mode,
+        ..ContextOptions::default()
+    })
+    .unwrap()
+}
+
+type Events = Arc<Mutex<Vec<Event>>>;
+
+fn events(ctx: &Context) -> Events {
+    let seen = Events::default();
+    let s = seen.clone();
+    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
+    seen
+}
+
+/// Records (address, typetags, args, O2 timestamp, reliable, global time at arrival).
+type Log = Arc<Mutex<Vec<(String, String, Vec<String>, f64, bool)>>>;
+
+fn record(ctx: &Context, pattern: &str) -> Log {
+    let log = Log::default();
+    let l = log.clone();
+    ctx.methods()
+        .add_method(
+            Some(pattern),
+            None,
+            move |m: &Message<'_>, info: &MsgInfo| {
+                let o2 = info.o2.expect("an O2 message");
+                l.lock().unwrap().push((
+                    m.address_str().unwrap().to_string(),
+                    String::from_utf8_lossy(m.typetags()).into(),
+                    m.args().map(|a| format!("{a:?}")).collect(),
+                    o2.timestamp,
+                    o2.reliable,
+                ));
+                Flow::Handled
+            },
+        )
+        .unwrap();
+    log
+}
+
+/// Polls the client context until `done` or 10 s pass (the host runs on its own thread).
+fn until(ctxs: &[&Context], mut done: impl FnMut() -> bool) -> bool {
+    let stop = Instant::now() + Duration::from_secs(10);
+    let client = ctxs[ctxs.len() - 1];
+    while Instant::now() < stop {
+        if done() {
+            return true;
+        }
+        client.poll(Some(Duration::from_millis(2))).unwrap();
+    }
+    done()
+}
+
+fn count(events: &Events, pred: impl Fn(&Event) -> bool) -> usize {
+    events.lock().unwrap().iter().filter(|e| pred(e)).count()
+}
+
+fn is_synced(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::O2Client {
+            event: ClientEvent::Synced { .. },
+            ..
+        }
+    )
+}
+
+struct Setup {
+    host: Context,
+    client: Context,
+    host_ch: ChannelId,
+    client_ch: ChannelId,
+    host_events: Events,
+    client_events: Events,
+    port: u16,
+    udp: u16,
+}
+
+fn setup(mode: Mode) -> Setup {
+    // The host runs on its own thread, as a separate host process would.
+    let host = context(Mode::Threaded);
+    let host_events = events(&host);
+    let host_ch = host.open("host", "o2lite-host://rosco-test").unwrap();
+    let port = host.port(host_ch).unwrap();
+    let udp = host.o2_udp_port(host_ch).unwrap();
+    host.o2_service_add(host_ch, "server").unwrap();
+    let client = context(mode);
+    let client_events = events(&client);
+    let url = format!("o2lite://rosco-test@127.0.0.1:{port}?udp_port={udp}&backoff_ms=50");
+    let client_ch = client.open("o2", &url).unwrap();
+    client.o2_service_add(client_ch, "client").unwrap();
+    Setup {
+        host,
+        client,
+        host_ch,
+        client_ch,
+        host_events,
+        client_events,
+        port,
+        udp,
+    }
+}
+
+#[test]
+fn client_and_host_exchange_messages_and_synchronise() {
+    for mode in [Mode::Poll, Mode::IoThread, Mode::Threaded] {
+        let s = setup(mode);
+        let at_host = record(&s.host, "/server/*");
+        let at_client = record(&s.client, "/client/*");
+        let t0 = Instant::now();
+        assert!(
+            until(&[&s.host, &s.client], || count(&s.client_events, is_synced)
+                == 1),
+            "{mode:?}: no sync"
+        );
+        let sync_time = t0.elapsed();
+        let joined = count(
+            &s.host_events,
+            |e| matches!(e, Event::O2Host { event: HostEvent::ServiceAdded { name }, .. } if name == "client"),
+        );
+        assert_eq!(joined, 1, "{mode:?}");
+        assert_eq!(s.client.o2_bridge_id(s.client_ch).unwrap(), Some(1));
+
+        // Both clocks agree within a millisecond on loopback.
+        let host_time = s.host.o2_time(s.host_ch).unwrap();
+        let client_time = s.client.o2_time(s.client_ch).unwrap();
+        let host_after = s.host.o2_time(s.host_ch).unwrap();
+        assert!(
+            client_time >= host_time - 0.001 && client_time <= host_after + 0.001,
+            "{mode:?}: {host_time} {client_time} {host_after}"
+        );
+        let error = client_time - (host_time + host_after) / 2.0;
+        eprintln!(
+            "{mode:?}: clock error {:+.3} ms (host reading window {:.3} ms)",
+            error * 1e3,
+            (host_after - host_time) * 1e3
+        );
+
+        // Client to host, by TCP and UDP; host to client, both ways.
+        s.client
+            .o2_send(
+                s.client_ch,
+                0.0,
+                true,
+                "/server/echo",
+                &[
+                    Arg::Int(1001),
+                    Arg::Float(3.5),
+                    Arg::str("hello"),
+                    Arg::Double(2.25),
+                ],
+            )
+            .unwrap();
+        s.client
+            .o2_send(s.client_ch, 0.0, false, "/server/echo", &[Arg::Int(1002)])
+            .unwrap();
+        s.host
+            .o2_send(
+                s.host_ch,
+                0.0,
+                true,
+                "!client/echo",
+                &[Arg::Long(-2), Arg::True, Arg::Blob(&[1, 2, 3, 4, 5])],
+            )
+            .unwrap();
+        s.host
+            .o2_send(s.host_ch, 0.0, false, "/client/echo", &[Arg::Int(7)])
+            .unwrap();
+        assert!(
+            until(&[&s.host, &s.client], || at_host.lock().unwrap().len() == 2
+                && at_client.lock().unwrap().len() == 2),
+            "{mode:?}"
+        );
+        let h = at_host.lock().unwrap().clone();
+        let tcp = h.iter().find(|m| m.1 == "ifsd").expect("the TCP message");
+        assert_eq!(
+            tcp.2,
+            [
+                "Int(1001)",
+                "Float(3.5)",
+                "Str([104, 101, 108, 108, 111])",
+                "Double(2.25)"
+            ]
+        );
+        assert!(
+            h.iter().any(|m| m.4) && h.iter().any(|m| !m.4),
+            "{mode:?}: one by TCP, one by UDP: {h:?}"
+        );
+        let c = at_client.lock().unwrap().clone();
+        assert!(
+            c.iter()
+                .any(|m| m.0 == "/client/echo" && m.1 == "hTb" && m.4),
+            "{mode:?}: {c:?}"
+        );
+        assert!(c.iter().any(|m| m.1 == "i" && !m.4), "{mode:?}: {c:?}");
+
+        // A timestamped message is held by the host until its time.
+        let due = s.host.o2_time(s.host_ch).unwrap() + 0.2;
+        s.host
+            .o2_send(s.host_ch, due, true, "/client/later", &[])
+            .unwrap();
+        assert!(
+            until(&[&s.host, &s.client], || at_client.lock().unwrap().len()
+                == 3),
+            "{mode:?}"
+        );
+        let arrived = s.client.o2_time(s.client_ch).unwrap();
+        assert!(
+            arrived >= due - 0.001,
+            "{mode:?}: delivered at {arrived}, due {due}"
+        );
+        assert_eq!(
+            at_client.lock().unwrap()[2].3,
+            due,
+            "the timestamp travels with it"
+        );
+
+        // Status and list.
+        s.client.o2_query(s.client_ch, Some("server")).unwrap();
+        s.client.o2_query(s.client_ch, None).unwrap();
+        let status = |e: &Event| matches!(e, Event::O2Client { event: ClientEvent::Status { service, status: 4 }, .. } if service == "server");
+        let listed = |e: &Event| matches!(e, Event::O2Client { event: ClientEvent::List(l), .. } if l.iter().any(|x| x.name == "client" && x.status == 6) && l.iter().any(|x| x.name == "server"));
+        assert!(
+            until(&[&s.host, &s.client], || count(&s.client_events, status)
+                == 1
+                && count(&s.client_events, listed) == 1),
+            "{mode:?}: {:?}",
+            s.client_events.lock().unwrap()
+        );
+        eprintln!(
+            "{mode:?}: synchronised {:.0} ms after opening",
+            sync_time.as_secs_f64() * 1e3
+        );
+    }
+}
+
+#[test]
+fn host_restart_reconnects_and_resynchronises() {
+    let s = setup(Mode::Poll);
+    let synced_at_host = |e: &Event| {
+        matches!(
+            e,
+            Event::O2Host {
+                event: HostEvent::ClientSynced { .. },
+                ..
+            }
+        )
+    };
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.host_events,
+        synced_at_host
+    ) == 1));
+    let host_ch = s.host_ch;
+    s.host.close(host_ch).unwrap();
+    let lost = |e: &Event| matches!(e, Event::Disconnected { .. });
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.client_events,
+        lost
+    ) >= 1));
+    let t0 = Instant::now();
+    s.host
+        .open(
+            "host2",
+            &format!("o2lite-host://rosco-test:{}?udp_port={}", s.port, s.udp),
+        )
+        .unwrap();
+    // A new connection gets a bridge id from the new host, and the clock syncs and cs/cs
+    // is sent again (the reference clients never resend it).
+    assert!(
+        until(&[&s.host, &s.client], || count(&s.client_events, is_synced)
+            == 2),
+        "{:?}",
+        s.client_events.lock().unwrap()
+    );
+    eprintln!(
+        "reconnected and resynchronised {:.0} ms after the host came back",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.host_events,
+        synced_at_host
+    ) == 2));
+    let client_service = |e: &Event| matches!(e, Event::O2Host { event: HostEvent::ServiceAdded { name }, .. } if name == "client");
+    assert_eq!(
+        count(&s.host_events, client_service),
+        2,
+        "the service is offered again"
+    );
+}
+
+#[test]
+fn a_vanishing_client_takes_its_services_along() {
+    let s = setup(Mode::Poll);
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.client_events,
+        is_synced
+    ) == 1));
+    s.client.close(s.client_ch).unwrap();
+    let removed = |e: &Event| matches!(e, Event::O2Host { event: HostEvent::ServiceRemoved { name }, .. } if name == "client");
+    let left = |e: &Event| {
+        matches!(
+            e,
+            Event::O2Host {
+                event: HostEvent::ClientLeft { .. },
+                ..
+            }
+        )
+    };
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.host_events,
+        removed
+    ) == 1
+        && count(&s.host_events, left) == 1));
+}
+
+#[test]
+fn garbage_peers_do_not_hurt_the_host() {
+    let s = setup(Mode::Poll);
+    let at_host = record(&s.host, "/server/*");
+    let addr = ("127.0.0.1", s.port);
+    let mut garbage = std::net::TcpStream::connect(addr).unwrap();
+    garbage
+        .write_all(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])
+        .unwrap();
+    let mut oversize = std::net::TcpStream::connect(addr).unwrap();
+    oversize.write_all(&[0, 1, 0, 0]).unwrap();
+    // A full O2 process's peer handshake (captured from O2 2.0.1): refused.
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    let dy = "0000005400000001000000000000000021 5f6f322f6479002c7369737369696900000000726f73636f2d746573740000000200013030303030303030000000003766303030303031000000000000845900008875 00000036";
+    let dy: String = dy.chars().filter(|c| !c.is_whitespace()).collect();
+    let dy: Vec<u8> = (0..dy.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&dy[i..i + 2], 16).unwrap())
+        .collect();
+    peer.write_all(&dy).unwrap();
+    // The legacy discovery request by UDP: dropped.
+    let legacy = "0000000000000000000000002 15f6f322f6f326c6974652f64790000 2c7373696969000077726f6e672d656e730000003766303030303031000000000000000000000081da00000032";
+    let legacy: String = legacy.chars().filter(|c| !c.is_whitespace()).collect();
+    let legacy: Vec<u8> = (0..legacy.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&legacy[i..i + 2], 16).unwrap())
+        .collect();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&legacy, ("127.0.0.1", s.udp))
+        .unwrap();
+    let refused = |e: &Event| {
+        matches!(
+            e,
+            Event::O2Host {
+                event: HostEvent::Refused { .. },
+                ..
+            }
+        )
+    };
+    assert!(
+        until(&[&s.host, &s.client], || count(&s.host_events, refused)
+            >= 2),
+        "{:?}",
+        s.host_events.lock().unwrap()
+    );
+    let dropped = |e: &Event| matches!(e, Event::Disconnected { .. });
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.host_events,
+        dropped
+    ) >= 3));
+    // The real client still works.
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.client_events,
+        is_synced
+    ) == 1));
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "/server/still", &[])
+        .unwrap();
+    assert!(until(&[&s.host, &s.client], || at_host
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+}
