@@ -699,6 +699,83 @@ uint64_t rosco_msg_received(const struct rosco_msg *m);
 // `m` is NULL or the running callback's message; `data` and `len` are writable.
 rosco_status rosco_msg_bytes(const struct rosco_msg *m, const uint8_t **data, size_t *len);
 
+// Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
+// `host_port` (`"host:port"`, or `"host:port:udp_port"` to also use the host's UDP port),
+// or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
+// channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
+// the background (connect, services, clock sync, reconnect); events report it.
+//
+// Thread-safe.
+//
+// # Safety
+// `ensemble` is a NUL-terminated string; `host_port` is NULL or one; `out` is writable.
+rosco_status rosco_o2lite_connect(struct rosco_ctx ctx,
+                                  const char *ensemble,
+                                  const char *host_port,
+                                  struct rosco_channel *out);
+
+// Offers `service` on an O2lite channel: on a client it is announced to the host now and
+// on every reconnection, and messages to it reach this context's methods; on a host
+// (`o2lite-host://`) it is one of the host's own services.
+//
+// Thread-safe.
+//
+// # Safety
+// `service` is a NUL-terminated string.
+rosco_status rosco_o2lite_service_add(struct rosco_ctx ctx,
+                                      struct rosco_channel ch,
+                                      const char *service);
+
+// Withdraws a service offered with `rosco_o2lite_service_add`.
+//
+// Thread-safe.
+//
+// # Safety
+// `service` is a NUL-terminated string.
+rosco_status rosco_o2lite_service_remove(struct rosco_ctx ctx,
+                                         struct rosco_channel ch,
+                                         const char *service);
+
+// Sends the builder's message on an O2lite channel with an O2 `timestamp` (global
+// seconds; 0 for "now") by TCP (`reliable` non-zero) or UDP. `ROSCO_ERR_CLOSED` while the
+// client is not connected.
+//
+// Thread-safe.
+//
+// # Safety
+// `b` is NULL or a live builder.
+rosco_status rosco_o2lite_send(struct rosco_ctx ctx,
+                               struct rosco_channel ch,
+                               const struct rosco_builder *b,
+                               double timestamp,
+                               int32_t reliable);
+
+// Writes the ensemble's global time seen from an O2lite channel (seconds; -1 on a client
+// that is not synchronised yet).
+//
+// Thread-safe.
+//
+// # Safety
+// `out` is writable.
+rosco_status rosco_o2lite_time(struct rosco_ctx ctx, struct rosco_channel ch, double *out);
+
+// Writes a client channel's bridge id, or -1 while it is not connected to a host.
+//
+// Thread-safe.
+//
+// # Safety
+// `out` is writable.
+rosco_status rosco_o2lite_bridge_id(struct rosco_ctx ctx, struct rosco_channel ch, int32_t *out);
+
+// Asks the host for the status of `service`, or with `service` NULL for its whole service
+// list; the answer arrives as `ROSCO_EVENT_O2` events.
+//
+// Thread-safe.
+//
+// # Safety
+// `service` is NULL or a NUL-terminated string.
+rosco_status rosco_o2lite_query(struct rosco_ctx ctx, struct rosco_channel ch, const char *service);
+
 // The name of a status code, for messages: `"ROSCO_ERR_HANDLE"`. Never NULL; unknown
 // codes give `"ROSCO_ERR_UNKNOWN"`. The string is static.
 //

@@ -12,5 +12,6 @@ pub mod context;
 pub mod handles;
 pub mod method;
 pub mod msg;
+pub mod o2lite;
 pub mod status;
 pub mod time;

@@ -1,0 +1,213 @@
+//! O2lite: connect to an O2 host, offer services, send with a timestamp and a transport,
+//! read global time.
+
+use super::builder::rosco_builder;
+use super::context::with_ctx_channel;
+use super::handles::{context, rosco_channel, rosco_ctx};
+use super::status::{c_str, guard, rosco_status, write_out, Failure};
+use std::ffi::c_char;
+
+/// Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
+/// `host_port` (`"host:port"`, or `"host:port:udp_port"` to also use the host's UDP port),
+/// or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
+/// channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
+/// the background (connect, services, clock sync, reconnect); events report it.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `ensemble` is a NUL-terminated string; `host_port` is NULL or one; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_connect(
+    ctx: rosco_ctx,
+    ensemble: *const c_char,
+    host_port: *const c_char,
+    out: *mut rosco_channel,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NUL-terminated strings (NULL ensemble rejected).
+        let ensemble = unsafe { c_str(ensemble, "ensemble")? };
+        let url = match host_port.is_null() {
+            true => format!("o2lite://{ensemble}"),
+            false => {
+                // SAFETY: non-null and NUL-terminated by the caller's promise.
+                let hp = unsafe { c_str(host_port, "host_port")? };
+                let mut parts = hp.rsplitn(3, ':').collect::<Vec<_>>();
+                parts.reverse();
+                match parts[..] {
+                    [host, tcp, udp]
+                        if udp.parse::<u16>().is_ok() && tcp.parse::<u16>().is_ok() =>
+                    {
+                        format!("o2lite://{ensemble}@{host}:{tcp}?udp_port={udp}")
+                    }
+                    _ => format!("o2lite://{ensemble}@{hp}"),
+                }
+            }
+        };
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let entry = context(ctx)?;
+        let id = entry
+            .ctx
+            .open(&format!("o2lite:{ensemble}"), &url)
+            .map_err(Failure::from)?;
+        // SAFETY: checked non-null; the caller passes a writable handle.
+        unsafe { write_out(out, entry.channel_handle(id), "out") }
+    })
+}
+
+/// Offers `service` on an O2lite channel: on a client it is announced to the host now and
+/// on every reconnection, and messages to it reach this context's methods; on a host
+/// (`o2lite-host://`) it is one of the host's own services.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `service` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_service_add(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    service: *const c_char,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes a NUL-terminated string (or NULL, rejected).
+        let service = unsafe { c_str(service, "service")? };
+        with_ctx_channel(ctx, ch, |e, id| {
+            e.ctx.o2_service_add(id, service).map_err(Failure::from)
+        })
+    })
+}
+
+/// Withdraws a service offered with `rosco_o2lite_service_add`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `service` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_service_remove(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    service: *const c_char,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes a NUL-terminated string (or NULL, rejected).
+        let service = unsafe { c_str(service, "service")? };
+        with_ctx_channel(ctx, ch, |e, id| {
+            e.ctx.o2_service_remove(id, service).map_err(Failure::from)
+        })
+    })
+}
+
+/// Sends the builder's message on an O2lite channel with an O2 `timestamp` (global
+/// seconds; 0 for "now") by TCP (`reliable` non-zero) or UDP. `ROSCO_ERR_CLOSED` while the
+/// client is not connected.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `b` is NULL or a live builder.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_send(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    b: *const rosco_builder,
+    timestamp: f64,
+    reliable: i32,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live builder.
+        let b = unsafe { b.as_ref() }.ok_or_else(|| Failure::null("builder"))?;
+        if !timestamp.is_finite() || timestamp < 0.0 {
+            return Err(Failure::arg(
+                "timestamp must be a finite number of seconds, 0 or more",
+            ));
+        }
+        with_ctx_channel(ctx, ch, |e, id| {
+            b.with_packet(|p| {
+                let crate::osc::Packet::Message(m) =
+                    crate::osc::decode(p).map_err(|e| Failure::arg(e.to_string()))?
+                else {
+                    return Err(Failure::arg(
+                        "O2 messages carry their own timestamps: send a message, not a bundle",
+                    ));
+                };
+                let args: Vec<crate::osc::Arg<'_>> = m.args().collect();
+                let address = m
+                    .address_str()
+                    .ok_or_else(|| Failure::arg("the address is not UTF-8"))?;
+                e.ctx
+                    .o2_send(id, timestamp, reliable != 0, address, &args)
+                    .map_err(Failure::from)
+            })
+        })
+    })
+}
+
+/// Writes the ensemble's global time seen from an O2lite channel (seconds; -1 on a client
+/// that is not synchronised yet).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_time(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    out: *mut f64,
+) -> rosco_status {
+    guard(|| {
+        let t = with_ctx_channel(ctx, ch, |e, id| e.ctx.o2_time(id).map_err(Failure::from))?;
+        // SAFETY: the caller passes NULL or a writable double.
+        unsafe { write_out(out, t, "out") }
+    })
+}
+
+/// Writes a client channel's bridge id, or -1 while it is not connected to a host.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_bridge_id(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    out: *mut i32,
+) -> rosco_status {
+    guard(|| {
+        let id = with_ctx_channel(ctx, ch, |e, id| {
+            e.ctx.o2_bridge_id(id).map_err(Failure::from)
+        })?;
+        // SAFETY: the caller passes NULL or a writable int.
+        unsafe { write_out(out, id.unwrap_or(-1), "out") }
+    })
+}
+
+/// Asks the host for the status of `service`, or with `service` NULL for its whole service
+/// list; the answer arrives as `ROSCO_EVENT_O2` events.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `service` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_query(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    service: *const c_char,
+) -> rosco_status {
+    guard(|| {
+        let service = match service.is_null() {
+            true => None,
+            // SAFETY: non-null and NUL-terminated by the caller's promise.
+            false => Some(unsafe { c_str(service, "service")? }),
+        };
+        with_ctx_channel(ctx, ch, |e, id| {
+            e.ctx.o2_query(id, service).map_err(Failure::from)
+        })
+    })
+}
