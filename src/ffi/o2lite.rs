@@ -27,23 +27,12 @@ pub unsafe extern "C" fn rosco_o2lite_connect(
     guard(|| {
         // SAFETY: the caller passes NUL-terminated strings (NULL ensemble rejected).
         let ensemble = unsafe { c_str(ensemble, "ensemble")? };
-        let url = match host_port.is_null() {
-            true => format!("o2lite://{ensemble}"),
-            false => {
-                // SAFETY: non-null and NUL-terminated by the caller's promise.
-                let hp = unsafe { c_str(host_port, "host_port")? };
-                let mut parts = hp.rsplitn(3, ':').collect::<Vec<_>>();
-                parts.reverse();
-                match parts[..] {
-                    [host, tcp, udp]
-                        if udp.parse::<u16>().is_ok() && tcp.parse::<u16>().is_ok() =>
-                    {
-                        format!("o2lite://{ensemble}@{host}:{tcp}?udp_port={udp}")
-                    }
-                    _ => format!("o2lite://{ensemble}@{hp}"),
-                }
-            }
+        let host = match host_port.is_null() {
+            true => None,
+            // SAFETY: non-null and NUL-terminated by the caller's promise.
+            false => Some(unsafe { c_str(host_port, "host_port")? }),
         };
+        let url = crate::runtime::o2lite_url(ensemble, host);
         if out.is_null() {
             return Err(Failure::null("out"));
         }

@@ -19,6 +19,6 @@ mod shared;
 pub use channel::PacketHook;
 pub use context::{Context, Sender, LOCAL};
 pub use event::{ChannelStats, Event, LogLevel};
-pub use o2::{fixed_to_seconds, seconds_to_fixed};
+pub use o2::{fixed_to_seconds, o2lite_url, seconds_to_fixed};
 pub use options::{ContextOptions, Mode, Reconnect};
 pub use shared::{EventCallback, LogCallback};

@@ -137,6 +137,20 @@ pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), Encod
     PacketWriter::new(out).message(&address, &args)
 }
 
+/// The channel URL for an O2lite client of `ensemble`: discovery when `host` is `None`,
+/// else `host:port` or `host:port:udp_port` (the host's UDP port, for best-effort sends).
+pub fn o2lite_url(ensemble: &str, host: Option<&str>) -> String {
+    let Some(hp) = host else {
+        return format!("o2lite://{ensemble}");
+    };
+    match hp.rsplitn(3, ':').collect::<Vec<_>>()[..] {
+        [udp, tcp, h] if udp.parse::<u16>().is_ok() && tcp.parse::<u16>().is_ok() => {
+            format!("o2lite://{ensemble}@{h}:{tcp}?udp_port={udp}")
+        }
+        _ => format!("o2lite://{ensemble}@{hp}"),
+    }
+}
+
 /// O2 global seconds as a 32.32 fixed-point value (exact to 2^-32 s), the form an O2 `t`
 /// takes inside rosco.
 pub fn seconds_to_fixed(t: f64) -> TimeTag {

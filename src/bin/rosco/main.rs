@@ -2,6 +2,7 @@
 
 mod demo;
 mod netcmd;
+mod o2cmd;
 mod oscargs;
 
 use rosco::osc::{self, DecodeOptions, HexDump, Json, Packet, PacketWriter, Text, TypeSet};
@@ -30,7 +31,20 @@ usage:
                                       send one message (oscsend's argument syntax)
       --tcp-framing slip|length       framing on osc.tcp:// (default: length prefix)
       --at SECONDS                    send it in a bundle timed this far ahead
-      --raw HEX                       send these bytes as one packet instead";
+      --raw HEX                       send these bytes as one packet instead
+  rosco o2lite host [options] ENSEMBLE
+                                      an O2lite host printing clients, services and messages
+      --port P, --udp-port U          its TCP and UDP ports (default: any)
+      --service NAME                  a service of its own (repeatable); messages are printed
+      --count N, --timeout SECONDS    stop after N messages / after this long
+  rosco o2lite client [options] ENSEMBLE [ADDRESS [TYPES [VALUES...]]]
+                                      an O2lite client printing what happens; with ADDRESS it
+                                      sends one message once connected
+      --host H:P[:U]                  the host's address, TCP port and UDP port (no discovery)
+      --service NAME                  offer a service (repeatable); its messages are printed
+      --udp                           send by UDP instead of TCP
+      --at SECONDS                    timestamp the message this far ahead (waits for sync)
+      --count N, --timeout SECONDS    stop after N messages / after this long";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +55,7 @@ fn main() -> ExitCode {
         Some("match") => match_cmd(&args[1..]),
         Some("dump") => netcmd::dump(&args[1..]),
         Some("send") => netcmd::send(&args[1..]),
+        Some("o2lite") => o2cmd::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -13,19 +13,19 @@ use std::time::{Duration, Instant};
 
 use crate::{CmdError, CmdResult};
 
-fn fail(e: impl std::fmt::Display) -> CmdError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> CmdError {
     (1, e.to_string())
 }
 
-fn usage(msg: &str) -> CmdError {
+pub(crate) fn usage(msg: &str) -> CmdError {
     (2, msg.to_string())
 }
 
 /// Options as `(name, value)`; flags have no value.
-type Flags<'a> = Vec<(&'a str, Option<&'a str>)>;
+pub(crate) type Flags<'a> = Vec<(&'a str, Option<&'a str>)>;
 
 /// Options taking a value, then the positional arguments.
-fn split_flags<'a>(
+pub(crate) fn split_flags<'a>(
     args: &'a [String],
     with_value: &[&str],
     flags: &[&str],
@@ -50,7 +50,7 @@ fn split_flags<'a>(
     Ok((opts, &args[i..]))
 }
 
-fn seconds(v: &str) -> Result<Duration, CmdError> {
+pub(crate) fn seconds(v: &str) -> Result<Duration, CmdError> {
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
