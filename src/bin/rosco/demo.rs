@@ -96,9 +96,83 @@ pub(crate) fn run() -> Result<(), String> {
         "\n{} packets, {} messages, {} held bundle(s), {} late, {} malformed",
         stats.packets, stats.messages, stats.held, stats.late, stats.malformed
     );
-    match calls.load(Ordering::Relaxed) {
-        6 => Ok(()),
-        n => Err(format!("expected 6 callbacks, saw {n}")),
+    if calls.load(Ordering::Relaxed) != 6 {
+        return Err(format!(
+            "expected 6 callbacks, saw {}",
+            calls.load(Ordering::Relaxed)
+        ));
+    }
+    o2lite()
+}
+
+/// An O2lite host and client in one process: connect, clock sync, a timestamped message
+/// held by the host until its time.
+fn o2lite() -> Result<(), String> {
+    use rosco::runtime::Event;
+    use rosco::{Context, ContextOptions, Mode};
+    let err = |e: rosco::Error| e.to_string();
+    println!("\nO2lite: a host and a client in this process");
+    let host = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        ..ContextOptions::default()
+    })
+    .map_err(err)?;
+    let h = host.open("host", "o2lite-host://rosco-demo").map_err(err)?;
+    let (port, udp) = (
+        host.port(h).map_err(err)?,
+        host.o2_udp_port(h).map_err(err)?,
+    );
+    println!("  host for ensemble 'rosco-demo' on TCP {port}, UDP {udp}");
+    let client = Context::new(ContextOptions::default()).map_err(err)?;
+    let synced = Arc::new(AtomicUsize::new(0));
+    let s = synced.clone();
+    client.set_event_callback(Some(move |e: &Event| {
+        if let Event::O2Client { event, .. } = e {
+            println!("  client: {event:?}");
+            if let rosco::o2lite::client::ClientEvent::Synced { .. } = event {
+                s.store(1, Ordering::Relaxed);
+            }
+        }
+    }));
+    let got = Arc::new(AtomicUsize::new(0));
+    let g = got.clone();
+    let url = rosco::runtime::o2lite_url("rosco-demo", Some(&format!("127.0.0.1:{port}:{udp}")));
+    let c = client.open("o2", &url).map_err(err)?;
+    client.o2_service_add(c, "synth").map_err(err)?;
+    let clock = client.sender();
+    client
+        .methods()
+        .add_method(Some("/synth/note"), None, move |m, info| {
+            let due = info.o2.map_or(0.0, |o| o.timestamp);
+            let now = clock.o2_time(c).unwrap_or(-1.0);
+            println!(
+                "  client <- {}   (timestamp {due:.4}, arrived at global time {now:.4})",
+                Text(m)
+            );
+            g.fetch_add(1, Ordering::Relaxed);
+            Flow::Handled
+        })
+        .map_err(|e| e.to_string())?;
+    let stop = Instant::now() + Duration::from_secs(5);
+    while synced.load(Ordering::Relaxed) == 0 && Instant::now() < stop {
+        client.poll(Some(Duration::from_millis(10))).map_err(err)?;
+    }
+    let due = host.o2_time(h).map_err(err)? + 0.25;
+    println!("  host sends /synth/note timestamped {due:.4} (250 ms ahead); the host holds it");
+    host.o2_send(
+        h,
+        due,
+        true,
+        "/synth/note",
+        &[Arg::Int(60), Arg::Float(0.8)],
+    )
+    .map_err(err)?;
+    while got.load(Ordering::Relaxed) == 0 && Instant::now() < stop {
+        client.poll(Some(Duration::from_millis(10))).map_err(err)?;
+    }
+    match got.load(Ordering::Relaxed) {
+        1 => Ok(()),
+        _ => Err("the O2lite message did not arrive".into()),
     }
 }
 
