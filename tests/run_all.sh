@@ -47,4 +47,7 @@ step "multicast and broadcast between network namespaces"
 cargo build --locked -j2 --bin rosco
 tests/netns/run.sh target/debug/rosco
 
+step "real peers: liblo, python-osc, osc4py3, aiolo"
+ROSCO_BIN="$PWD/target/debug/rosco" tests/interop/run.sh
+
 step "all suites passed"

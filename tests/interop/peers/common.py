@@ -136,7 +136,7 @@ def norm_args(tags, values, convert=lambda tag, v: v, skipped=""):
 
 def _norm_seq(tags, pos, it, convert, skipped):
     """Normalise from tags[pos] up to the matching ']' (or the end); returns the list
-    and the position just after the ']' (or len(tags))."""
+    and the position of that ']' (or len(tags))."""
     out = []
     while pos < len(tags):
         tag = tags[pos]
@@ -156,18 +156,11 @@ def _norm_seq(tags, pos, it, convert, skipped):
     return out, pos
 
 
-def received(address, typetags, args, **extra):
-    """Print one received message."""
-    obj = {"address": address, "typetags": typetags, "args": args}
-    obj.update(extra)
-    obj.setdefault("time", time.time())
-    emit(obj)
-
-
 # --- JSON message -> values to send --------------------------------------------------------
 
 def plain_values(msg):
-    """Yield (tag, plain value) for a message to send; plain means: ints, floats, str,
+    """[(tag, plain value)] for a message to send, or None when its typetags are
+    null; plain means: ints, floats, str,
     bytes for blobs, 4-tuples for MIDI, (sec, frac) for timetags, bytes for rgba."""
     tags = msg.get("typetags")
     if tags is None:
