@@ -1,7 +1,8 @@
 //! Address patterns: the input is `pattern NUL address` (or, without a NUL, split in
 //! halves). Validation and matching must not panic, and for patterns made only of literal
 //! bytes, `?` and `*` (no `[ ] { }` and no `//`), `matches` must agree with the small
-//! reference matcher below.
+//! reference matcher below. A pattern with a brace group must also match exactly when one
+//! of the patterns made by writing an alternative in place of the group does.
 
 #![no_main]
 
@@ -35,7 +36,49 @@ fuzz_target!(|data: &[u8]| {
     if let Some(want) = reference(pattern, address) {
         assert_eq!(got, want, "reference matcher disagrees");
     }
+    if let Some(expansions) = expand_first_braces(pattern) {
+        let want = expansions.iter().any(|q| {
+            let q = Pattern::new(q).expect("an expansion of a valid pattern is valid");
+            q.matches(address)
+        });
+        assert_eq!(got, want, "brace expansion disagrees");
+    }
 });
+
+/// The patterns made by writing each alternative of the first brace group in its place,
+/// when that changes nothing else: every alternative is free of pattern syntax, and an
+/// empty one does not leave a `//` behind. None otherwise, or when there are more than 16
+/// alternatives or the pattern is long (to keep each run fast).
+fn expand_first_braces(pattern: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if pattern.len() > 256 {
+        return None;
+    }
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            // Sets cannot hold ']' (`[]` is an empty set), so the first one closes them.
+            b'[' => i += 1 + pattern[i + 1..].iter().position(|&b| b == b']')?,
+            b'{' => {
+                let close = i + pattern[i..].iter().position(|&b| b == b'}')?;
+                let alternatives: Vec<&[u8]> =
+                    pattern[i + 1..close].split(|&b| b == b',').collect();
+                let slashes =
+                    i > 0 && pattern[i - 1] == b'/' && pattern.get(close + 1) == Some(&b'/');
+                let plain = |a: &[u8]| {
+                    !a.iter().any(|b| b"*?[]{}".contains(b)) && (!a.is_empty() || !slashes)
+                };
+                if alternatives.len() > 16 || !alternatives.iter().all(|a| plain(a)) {
+                    return None;
+                }
+                let expand = |a: &[u8]| [&pattern[..i], a, &pattern[close + 1..]].concat();
+                return Some(alternatives.into_iter().map(expand).collect());
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
 
 /// The expected answer when the pattern only uses literal bytes, `?` and `*` and has no
 /// `//`; None for other patterns. Both sides are split at `/` and matched part by part.
