@@ -96,7 +96,9 @@ fn setup(mode: Mode) -> Setup {
     // The host runs on its own thread, as a separate host process would.
     let host = context(Mode::Threaded);
     let host_events = events(&host);
-    let host_ch = host.open("host", "o2lite-host://rosco-test").unwrap();
+    let host_ch = host
+        .open("host", "o2lite-host://rosco-test?mdns=0")
+        .unwrap();
     let port = host.port(host_ch).unwrap();
     let udp = host.o2_udp_port(host_ch).unwrap();
     host.o2_service_add(host_ch, "server").unwrap();
@@ -277,7 +279,10 @@ fn host_restart_reconnects_and_resynchronises() {
     s.host
         .open(
             "host2",
-            &format!("o2lite-host://rosco-test:{}?udp_port={}", s.port, s.udp),
+            &format!(
+                "o2lite-host://rosco-test:{}?udp_port={}&mdns=0",
+                s.port, s.udp
+            ),
         )
         .unwrap();
     // A new connection gets a bridge id from the new host, and the clock syncs and cs/cs

@@ -27,6 +27,8 @@ fi
 
 # Every peer is installed now: a test that cannot find one fails instead of skipping.
 export ROSCO_REQUIRE_PEERS=1
+# CI runs as root: the namespace tests must run, not skip.
+[ "$(id -u)" -eq 0 ] && export ROSCO_REQUIRE_NETNS=1
 export CARGO_TERM_COLOR=never
 # The runtime tests open hundreds of sockets at once.
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"

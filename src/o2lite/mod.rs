@@ -5,5 +5,6 @@
 
 pub mod client;
 pub mod clock;
+pub mod discovery;
 pub mod host;
 pub mod message;

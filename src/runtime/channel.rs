@@ -107,7 +107,8 @@ pub(crate) enum Kind {
 
 /// A connecting stream channel: where it goes, how, and what state it is in.
 pub(crate) struct Client {
-    pub(crate) target: ClientTarget,
+    /// Where to connect (an O2lite client learns it by discovery).
+    pub(crate) target: Mutex<ClientTarget>,
     pub(crate) framing: Framing,
     pub(crate) reconnect: Reconnect,
     pub(crate) max_frame: usize,
@@ -278,24 +279,65 @@ impl Channel {
                     }
                 }
             }
-            ChannelUrl::O2lite { host: Some((host, port)), opts: s, .. } => {
+            ChannelUrl::O2lite {
+                host: Some((host, port)),
+                opts: s,
+                ..
+            } => {
                 let addr = udp::resolve(host, *port)?;
-                o2 = Some(O2Role::client(s.udp_port.map(|p| SocketAddr::new(addr.ip(), p)), 0)?);
+                o2 = Some(O2Role::client(
+                    s.udp_port.map(|p| SocketAddr::new(addr.ip(), p)),
+                    0,
+                )?);
                 let reconnect = opts.reconnect.with(s.reconnect, s.retries, s.backoff_ms);
                 let target = ClientTarget::Tcp { addr, local: None };
-                Kind::Client(Client::start(target, Framing::LengthPrefix, reconnect, limits.max_frame))
+                Kind::Client(Client::start(
+                    target,
+                    Framing::LengthPrefix,
+                    reconnect,
+                    limits.max_frame,
+                ))
             }
-            ChannelUrl::O2liteHost { port, udp_port, .. } => {
-                o2 = Some(O2Role::host(udp_port.unwrap_or(0))?);
+            ChannelUrl::O2lite {
+                host: None,
+                ensemble,
+                opts: s,
+            } => {
+                o2 = Some(O2Role::discovering(ensemble)?);
+                let reconnect = opts.reconnect.with(s.reconnect, s.retries, s.backoff_ms);
+                // No host yet: the I/O loop connects to what discovery finds.
+                let nowhere = ClientTarget::Tcp {
+                    addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+                    local: None,
+                };
+                Kind::Client(Client::waiting(
+                    nowhere,
+                    Framing::LengthPrefix,
+                    reconnect,
+                    limits.max_frame,
+                ))
+            }
+            ChannelUrl::O2liteHost {
+                ensemble,
+                port,
+                udp_port,
+                mdns,
+            } => {
                 // O2 is IPv4: O2lite clients name their address in 8 hex digits.
                 let addr = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port.unwrap_or(0));
+                let listener = Listener::tcp(addr, false)?;
+                let tcp_port = listener.local_addr().map_or(0, |a| a.port());
+                let advertise = mdns
+                    .unwrap_or(true)
+                    .then_some((ensemble.as_str(), tcp_port));
+                o2 = Some(O2Role::host(udp_port.unwrap_or(0), advertise)?);
                 Kind::Listener {
-                    listener: Listener::tcp(addr, false)?,
+                    listener,
                     peers: Mutex::new(Slab::default()),
                     read: DeframeMode::Fixed(Framing::LengthPrefix),
                 }
             }
-            _ => return Err(Error::Unsupported("O2lite discovery is not available yet: give the host as o2lite://ensemble@host:port")),
+            _ => return Err(Error::Unsupported("OOCSI channels are not available yet")),
         };
         Ok(Channel {
             id,
@@ -463,7 +505,7 @@ impl Client {
         max_frame: usize,
     ) -> Client {
         let mut client = Client {
-            target,
+            target: Mutex::new(target),
             framing,
             reconnect,
             max_frame,
@@ -476,6 +518,26 @@ impl Client {
         client
     }
 
+    /// A client that waits for its target (set later) before connecting.
+    fn waiting(
+        target: ClientTarget,
+        framing: Framing,
+        reconnect: Reconnect,
+        max_frame: usize,
+    ) -> Client {
+        Client {
+            target: Mutex::new(target),
+            framing,
+            reconnect,
+            max_frame,
+            state: Mutex::new(ClientState::Waiting {
+                retry_at: Instant::now(),
+                attempt: 0,
+                backlog: Vec::new(),
+            }),
+        }
+    }
+
     /// Starts connection attempt `attempt` carrying `backlog`; on immediate failure returns
     /// the error and the state to move to.
     pub(crate) fn attempt(
@@ -483,7 +545,7 @@ impl Client {
         attempt: u32,
         backlog: Vec<u8>,
     ) -> Result<ClientState, (io::Error, ClientState)> {
-        let result = match &self.target {
+        let result = match &*self.target.lock() {
             ClientTarget::Tcp { addr, local } => {
                 Connecting::start(*addr, *local).map(|connecting| ClientState::Connecting {
                     connecting,

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// Datagrams read from one socket per wake-up before the others get their turn.
 const DRAIN_BUDGET: usize = 512;
+/// How often a discovering O2lite client looks for a host found meanwhile.
+const DISCOVERY_POLL: Duration = Duration::from_millis(100);
 
 /// Where validated packets go.
 pub(crate) enum Sink {
@@ -515,6 +517,32 @@ impl Engine {
                         else {
                             unreachable!("checked above")
                         };
+                        // A discovering O2lite client tries the next host found, one at a
+                        // time; with none yet it looks again shortly.
+                        let candidate = ch
+                            .o2
+                            .as_ref()
+                            .filter(|r| r.discovers())
+                            .map(|r| r.next_candidate());
+                        match candidate {
+                            Some(Some(c)) => {
+                                *client.target.lock() =
+                                    crate::runtime::channel::ClientTarget::Tcp {
+                                        addr: c.tcp,
+                                        local: None,
+                                    };
+                            }
+                            Some(None) => {
+                                let retry_at = now + DISCOVERY_POLL;
+                                *state = ClientState::Waiting {
+                                    retry_at,
+                                    attempt,
+                                    backlog,
+                                };
+                                continue;
+                            }
+                            None => {}
+                        }
                         *state = match client.attempt(attempt, backlog) {
                             Ok(next) => next,
                             Err((_, next)) => {

@@ -9,6 +9,7 @@ use super::channel::Channel;
 use crate::dispatch::O2Stamp;
 use crate::error::Error;
 use crate::o2lite::client::{ClientSession, Output};
+use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RESTART_INTERVAL};
 use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Message};
 use crate::osc::{Arg, EncodeError, PacketWriter};
@@ -23,8 +24,10 @@ pub(crate) enum O2Role {
         session: Mutex<ClientSession>,
         udp: UdpSocket,
         /// The host's UDP port, when known; without it everything goes by TCP.
-        host_udp: Option<SocketAddr>,
+        host_udp: Mutex<Option<SocketAddr>>,
         epoch: Instant,
+        /// Without a configured host: the DNS-SD browser, and when browsing last started.
+        discovery: Option<(Browser, Mutex<Instant>)>,
     },
     Host {
         session: Mutex<HostSession>,
@@ -32,6 +35,8 @@ pub(crate) enum O2Role {
         epoch: Instant,
         /// Output produced by sends on other threads, for the I/O loop to carry out.
         pending: Mutex<Vec<HostOutput>>,
+        /// The DNS-SD record, withdrawn when the channel goes.
+        _advertisement: Option<Advertisement>,
     },
 }
 
@@ -42,20 +47,80 @@ impl O2Role {
         Ok(O2Role::Client {
             session: Mutex::new(ClientSession::new()),
             udp,
-            host_udp,
+            host_udp: Mutex::new(host_udp),
             epoch: Instant::now(),
+            discovery: None,
         })
     }
 
-    pub(crate) fn host(udp_port: u16) -> std::io::Result<O2Role> {
+    /// A client that finds its host by DNS-SD.
+    pub(crate) fn discovering(ensemble: &str) -> std::io::Result<O2Role> {
+        let mut role = O2Role::client(None, 0)?;
+        if let O2Role::Client { discovery, .. } = &mut role {
+            *discovery = Some((Browser::start(ensemble)?, Mutex::new(Instant::now())));
+        }
+        Ok(role)
+    }
+
+    /// A host, advertised by DNS-SD as `(ensemble, tcp_port)` when given.
+    pub(crate) fn host(udp_port: u16, advertise: Option<(&str, u16)>) -> std::io::Result<O2Role> {
         let udp = UdpSocket::bind(("0.0.0.0", udp_port))?;
         udp.set_nonblocking(true)?;
+        let advertisement = match advertise {
+            Some((ensemble, tcp)) => {
+                let udp_port = udp.local_addr()?.port();
+                Some(Advertisement::start(
+                    ensemble,
+                    &O2ProcName::local(tcp, udp_port),
+                )?)
+            }
+            None => None,
+        };
         Ok(O2Role::Host {
             session: Mutex::new(HostSession::new(0.0)),
             udp,
             epoch: Instant::now(),
             pending: Mutex::new(Vec::new()),
+            _advertisement: advertisement,
         })
+    }
+
+    /// Discovery: the next host to try, if browsing found one; restarts browsing when it
+    /// has found nothing for a while (spec §4.1).
+    pub(crate) fn next_candidate(&self) -> Option<Candidate> {
+        let O2Role::Client {
+            discovery: Some((browser, since)),
+            host_udp,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        match browser.try_next() {
+            Some(c) => {
+                *host_udp.lock() = Some(c.udp);
+                Some(c)
+            }
+            None => {
+                let mut since = since.lock();
+                if since.elapsed() >= RESTART_INTERVAL {
+                    *since = Instant::now();
+                    let _ = browser.restart();
+                }
+                None
+            }
+        }
+    }
+
+    /// True for a client that finds its host by discovery.
+    pub(crate) fn discovers(&self) -> bool {
+        matches!(
+            self,
+            O2Role::Client {
+                discovery: Some(_),
+                ..
+            }
+        )
     }
 
     pub(crate) fn udp(&self) -> &UdpSocket {
@@ -226,6 +291,7 @@ pub(crate) fn send(
             if !session.lock().is_connected() {
                 return Err(Error::Closed);
             }
+            let host_udp = *host_udp.lock();
             match (reliable, host_udp) {
                 (false, Some(to)) => {
                     let mut body = Vec::new();
@@ -261,6 +327,7 @@ pub(crate) fn flush_client(ch: &Channel, role: &O2Role, out: &mut Output) {
     let O2Role::Client { host_udp, udp, .. } = role else {
         return;
     };
+    let host_udp = *host_udp.lock();
     let conn = ch.connected_stream();
     if let Some(conn) = &conn {
         let _ = conn.send_framed(&out.tcp);

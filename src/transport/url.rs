@@ -103,6 +103,8 @@ pub enum ChannelUrl {
         port: Option<u16>,
         /// `?udp_port=N`: the UDP port to listen on; `None` (or 0) picks a free one.
         udp_port: Option<u16>,
+        /// `?mdns=0|1`: advertise the host by DNS-SD (default: yes, as O2 hosts must).
+        mdns: Option<bool>,
     },
     /// `oocsi://HANDLE@HOST[:PORT]`: an OOCSI client.
     Oocsi {
@@ -473,7 +475,7 @@ const TCP_KEYS: &str = concat!(
 const UNIX_KEYS: &str = "unknown parameter (osc.unix takes listen, stream, framing, max_frame)";
 const O2LITE_KEYS: &str =
     "unknown parameter (o2lite takes reconnect, retries, backoff_ms, udp_port)";
-const O2LITE_HOST_KEYS: &str = "unknown parameter (o2lite-host takes udp_port)";
+const O2LITE_HOST_KEYS: &str = "unknown parameter (o2lite-host takes udp_port, mdns)";
 const OOCSI_KEYS: &str = "unknown parameter (oocsi takes reconnect, retries, backoff_ms)";
 
 fn parse_url(url: &str) -> Res<(ChannelUrl, Option<String>)> {
@@ -1110,10 +1112,11 @@ fn parse_o2lite_host(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
         None => (authority, None),
     };
     let ensemble = parse_ensemble(ensemble_text, false)?;
-    let mut udp_port = None;
+    let (mut udp_port, mut mdns) = (None, None);
     for p in params {
         match p.key {
             "udp_port" => udp_port = Some(p.port(0)?),
+            "mdns" => mdns = Some(p.flag()?),
             _ => return p.fail(O2LITE_HOST_KEYS),
         }
     }
@@ -1121,6 +1124,7 @@ fn parse_o2lite_host(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
         ensemble,
         port,
         udp_port,
+        mdns,
     })
 }
 
@@ -1288,13 +1292,16 @@ impl fmt::Display for ChannelUrl {
                 ensemble,
                 port,
                 udp_port,
+                mdns,
             } => {
                 f.write_str("o2lite-host://")?;
                 write_encoded(f, ensemble.as_bytes(), b"")?;
                 if let Some(port) = port {
                     write!(f, ":{port}")?;
                 }
-                QueryWriter::new(f).value("udp_port", *udp_port)
+                let mut q = QueryWriter::new(f);
+                q.value("udp_port", *udp_port)?;
+                q.flag("mdns", *mdns)
             }
             ChannelUrl::Oocsi {
                 handle,
@@ -1955,6 +1962,7 @@ mod tests {
                 ensemble: "ens".into(),
                 port: None,
                 udp_port: None,
+                mdns: None,
             }
         );
         assert_eq!(
@@ -1963,6 +1971,7 @@ mod tests {
                 ensemble: "ens".into(),
                 port: Some(64541),
                 udp_port: Some(64542),
+                mdns: None,
             }
         );
         assert_eq!(
@@ -1971,6 +1980,16 @@ mod tests {
                 ensemble: "ens".into(),
                 port: Some(0),
                 udp_port: Some(0),
+                mdns: None,
+            }
+        );
+        assert_eq!(
+            ok("o2lite-host://ens?mdns=0"),
+            ChannelUrl::O2liteHost {
+                ensemble: "ens".into(),
+                port: None,
+                udp_port: None,
+                mdns: Some(false),
             }
         );
         assert!(ok("o2lite-host://ens").is_listener());

@@ -117,7 +117,9 @@ fn o2lite() -> Result<(), String> {
         ..ContextOptions::default()
     })
     .map_err(err)?;
-    let h = host.open("host", "o2lite-host://rosco-demo").map_err(err)?;
+    let h = host
+        .open("host", "o2lite-host://rosco-demo?mdns=0")
+        .map_err(err)?;
     let (port, udp) = (
         host.port(h).map_err(err)?,
         host.o2_udp_port(h).map_err(err)?,

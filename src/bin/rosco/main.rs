@@ -36,6 +36,7 @@ usage:
                                       an O2lite host printing clients, services and messages
       --port P, --udp-port U          its TCP and UDP ports (default: any)
       --service NAME                  a service of its own (repeatable); messages are printed
+      --no-mdns                       do not advertise it by DNS-SD
       --count N, --timeout SECONDS    stop after N messages / after this long
   rosco o2lite client [options] ENSEMBLE [ADDRESS [TYPES [VALUES...]]]
                                       an O2lite client printing what happens; with ADDRESS it

@@ -105,13 +105,13 @@ fn host(args: &[String]) -> CmdResult {
     let (opts, rest) = split_flags(
         args,
         &["--port", "--udp-port", "--service", "--count", "--timeout"],
-        &[],
+        &["--no-mdns"],
     )?;
     let [ensemble] = rest else {
         return Err(usage("o2lite host needs an ENSEMBLE"));
     };
-    let (mut port, mut udp, mut services, mut count, mut timeout) =
-        (0u16, 0u16, Vec::new(), None, None);
+    let (mut port, mut udp, mut services, mut count, mut timeout, mut mdns) =
+        (0u16, 0u16, Vec::new(), None, None, 1);
     for (name, value) in opts {
         let v = value.unwrap_or_default();
         match name {
@@ -128,16 +128,13 @@ fn host(args: &[String]) -> CmdResult {
                         .map_err(|_| usage("--count needs a whole number"))?,
                 )
             }
+            "--no-mdns" => mdns = 0,
             _ => timeout = Some(seconds(v)?),
         }
     }
     let (ctx, seen, _) = printing_context()?;
-    let ch = ctx
-        .open(
-            "host",
-            &format!("o2lite-host://{ensemble}:{port}?udp_port={udp}"),
-        )
-        .map_err(fail)?;
+    let url = format!("o2lite-host://{ensemble}:{port}?udp_port={udp}&mdns={mdns}");
+    let ch = ctx.open("host", &url).map_err(fail)?;
     for s in services {
         ctx.o2_service_add(ch, s).map_err(fail)?;
     }
