@@ -399,3 +399,94 @@ fn garbage_peers_do_not_hurt_the_host() {
         .len()
         == 1));
 }
+
+#[test]
+fn bridges_between_o2_services_and_osc_channels() {
+    let s = setup(Mode::Poll);
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.client_events,
+        is_synced
+    ) == 1));
+    // An OSC synth the host delegates service "synth" to (its address without the service).
+    let synth = context(Mode::Threaded);
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let h = heard.clone();
+    synth
+        .methods()
+        .add_method(None, None, move |m, info| {
+            let args: Vec<String> = m.args().map(|a| format!("{a:?}")).collect();
+            let at = rosco::TimeTag::now();
+            h.lock().unwrap().push((
+                m.address_str().unwrap().to_string(),
+                args,
+                info.bundle_time,
+                at,
+            ));
+            Flow::Handled
+        })
+        .unwrap();
+    let synth_in = synth.open("in", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let to_synth = s
+        .host
+        .open(
+            "to-synth",
+            &format!("osc.udp://127.0.0.1:{}", synth.port(synth_in).unwrap()),
+        )
+        .unwrap();
+    s.host
+        .o2_bridge_to_osc(s.host_ch, "synth", to_synth, true)
+        .unwrap();
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "/synth/freq", &[Arg::Float(440.0)])
+        .unwrap();
+    let due = s.client.o2_time(s.client_ch).unwrap() + 0.2;
+    s.client
+        .o2_send(s.client_ch, due, true, "/synth/gate", &[Arg::Int(1)])
+        .unwrap();
+    assert!(
+        until(&[&s.host, &s.client], || heard.lock().unwrap().len() == 2),
+        "{:?}",
+        heard.lock().unwrap()
+    );
+    let got = heard.lock().unwrap().clone();
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.clone(), got[0].2),
+        ("/freq", vec!["Float(440.0)".to_string()], None)
+    );
+    assert_eq!(got[1].0, "/gate");
+    let bundle_time = got[1]
+        .2
+        .expect("a timestamped O2 message arrives as a timed bundle");
+    assert!(
+        got[1].3 >= bundle_time,
+        "delivered no earlier than its timetag"
+    );
+
+    // An OSC listening channel of the host feeds the client's service "client".
+    let osc_in = s
+        .host
+        .open("osc-in", "osc.udp://:0?bind=127.0.0.1")
+        .unwrap();
+    s.host
+        .osc_bridge_to_o2(osc_in, s.host_ch, "client", true, true)
+        .unwrap();
+    let at_client = record(&s.client, "/client/*");
+    let sender = context(Mode::Poll);
+    let out = sender
+        .open(
+            "out",
+            &format!("osc.udp://127.0.0.1:{}", s.host.port(osc_in).unwrap()),
+        )
+        .unwrap();
+    sender.send(out, "/echo", &[Arg::Int(5)]).unwrap();
+    assert!(until(&[&s.host, &s.client], || at_client
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+    let m = at_client.lock().unwrap()[0].clone();
+    assert_eq!(
+        (m.0.as_str(), m.1.as_str(), m.4),
+        ("/client/echo", "i", true)
+    );
+}

@@ -310,6 +310,79 @@ impl Context {
         }
     }
 
+    /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's
+    /// `o2host` does): every message for the service is sent on `osc`, with its address as
+    /// it is (`/service/...`) or, with `strip`, without the service part; a non-zero O2
+    /// timestamp becomes a bundle timetag (global time mapped to the system clock now).
+    /// On a host the service is offered as one of its own. Returns the bridging method.
+    pub fn o2_bridge_to_osc(
+        &self,
+        o2: ChannelId,
+        service: &str,
+        osc: ChannelId,
+        strip: bool,
+    ) -> Result<crate::dispatch::MethodId, Error> {
+        self.o2_service_add(o2, service)?;
+        let sender = self.sender();
+        let prefix = format!("/{service}");
+        let pattern = format!("/{service}//*");
+        let method = self
+            .methods()
+            .add_method(Some(&pattern), None, move |m, info| {
+                if info.channel != Some(o2) {
+                    return crate::dispatch::Flow::PassOn;
+                }
+                let address = match (strip, m.address_str()) {
+                    (true, Some(a)) => a
+                        .strip_prefix(prefix.as_str())
+                        .filter(|r| r.starts_with('/'))
+                        .unwrap_or(a),
+                    (_, Some(a)) => a,
+                    (_, None) => return crate::dispatch::Flow::Handled,
+                };
+                let timestamp = info.o2.map_or(0.0, |s| s.timestamp);
+                let _ = sender.forward_to_osc(osc, o2, timestamp, address, m);
+                crate::dispatch::Flow::Handled
+            })?;
+        Ok(method)
+    }
+
+    /// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite channel
+    /// `o2`: each message is sent to `/service` + its address when `prefix` is set, else to
+    /// its address as it is; a bundle's timetag becomes the O2 timestamp (immediate: 0).
+    /// Returns the bridging method (a catch-all for that channel).
+    pub fn osc_bridge_to_o2(
+        &self,
+        osc: ChannelId,
+        o2: ChannelId,
+        service: &str,
+        prefix: bool,
+        reliable: bool,
+    ) -> Result<crate::dispatch::MethodId, Error> {
+        let sender = self.sender();
+        let service = service.to_string();
+        let method = self.methods().add_method(None, None, move |m, info| {
+            if info.channel != Some(osc) {
+                return crate::dispatch::Flow::PassOn;
+            }
+            let Some(address) = m.address_str() else {
+                return crate::dispatch::Flow::Handled;
+            };
+            let address = match prefix {
+                true => format!("/{service}{address}"),
+                false => address.to_string(),
+            };
+            let timestamp = match info.bundle_time {
+                Some(t) if t.to_bits() > 1 => sender.global_at(o2, t).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            let args: Vec<Arg<'_>> = m.args().collect();
+            let _ = sender.o2_send(o2, timestamp, reliable, &address, &args);
+            crate::dispatch::Flow::Handled
+        })?;
+        Ok(method)
+    }
+
     /// Sets the callback for channel events (`None` removes it).
     pub fn set_event_callback(&self, callback: Option<impl Fn(&Event) + Send + Sync + 'static>) {
         *self.shared.events.write() =
@@ -584,6 +657,38 @@ impl Sender {
     /// not synchronised yet).
     pub fn o2_time(&self, id: ChannelId) -> Result<f64, Error> {
         self.with_o2(id, |_, role| Ok(role.global_time()))
+    }
+
+    /// The global time of O2lite channel `o2` at system time `t` (None before sync).
+    fn global_at(&self, o2: ChannelId, t: crate::time::TimeTag) -> Option<f64> {
+        let now_global = self.o2_time(o2).ok().filter(|g| *g >= 0.0)?;
+        let now = TimeTag::now().to_unix_secs_f64();
+        Some((now_global + (t.to_unix_secs_f64() - now)).max(0.0))
+    }
+
+    /// Sends an O2 message on an OSC channel: a bundle at the system time matching its
+    /// O2 timestamp, or a plain message for timestamp 0.
+    fn forward_to_osc(
+        &self,
+        osc: ChannelId,
+        o2: ChannelId,
+        timestamp: f64,
+        address: &str,
+        m: &crate::osc::Message<'_>,
+    ) -> Result<(), Error> {
+        with_buf(&ENCODE_BUF, |buf| {
+            let mut w = crate::osc::PacketWriter::new(buf);
+            let global_now = self.o2_time(o2).unwrap_or(-1.0);
+            if timestamp > 0.0 && global_now >= 0.0 {
+                let at = TimeTag::now().to_unix_secs_f64() + (timestamp - global_now);
+                w.begin_bundle(TimeTag::from_unix_secs_f64(at))?;
+                w.message_iter(address, m.args())?;
+                w.end_bundle()?;
+            } else {
+                w.message_iter(address, m.args())?;
+            }
+            self.send_packet(osc, buf)
+        })
     }
 
     /// The UDP port of an O2lite channel (a host's is what clients need besides its TCP
