@@ -67,6 +67,15 @@
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
+// The only O2 major version a client accepts (§4.1 rule 3).
+#define O2_VERSION_MAJOR 2
+
+// Length of the TXT `name` value `@PPPPPPPP:IIIIIIII:TTTT:UUUU`.
+#define PROC_NAME_LEN 28
+
+// Longest ensemble name that fits in one DNS label (an instance name is one label).
+#define ENSEMBLE_MAX_LEN 63
+
 // The largest body length an O2 host accepts in a TCP frame (hosts close the connection
 // when the length prefix is 65536 or more).
 #define MAX_TCP_FRAME 65535
@@ -693,7 +702,9 @@ uint64_t rosco_msg_bundle_time(const struct rosco_msg *m);
 // `m` is NULL or the running callback's message.
 uint64_t rosco_msg_received(const struct rosco_msg *m);
 
-// Points `data`/`len` at the message's bytes as received (to forward or log it).
+// Points `data`/`len` at the message's bytes as delivered (to forward or log it): as
+// received, except when the method's type spec coerced its arguments, then re-encoded
+// with the coerced types.
 //
 // # Safety
 // `m` is NULL or the running callback's message; `data` and `len` are writable.

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 const FRAC_PER_SEC: u128 = 1 << 32;
+/// The last second a timetag can name: the end of NTP era 1.
+const LAST_NTP_SECOND: f64 = ((1u64 << 33) - 1) as f64;
 
 /// An OSC timetag (NTP 32.32 fixed point).
 ///
@@ -126,8 +128,10 @@ impl TimeTag {
 
     /// The timetag of a float count of seconds since the Unix epoch.
     pub fn from_unix_secs_f64(secs: f64) -> TimeTag {
-        let ntp = (secs + NTP_UNIX_OFFSET as f64).max(0.0);
-        TimeTag::from_ntp_duration(Duration::from_secs_f64(ntp))
+        // Clamped to what timetags can name (1900 to the end of era 1, in 2104); NaN
+        // gives 1900.
+        let ntp = (secs + NTP_UNIX_OFFSET as f64).clamp(0.0, LAST_NTP_SECOND);
+        TimeTag::from_ntp_duration(Duration::try_from_secs_f64(ntp).unwrap_or_default())
     }
 
     /// How long after `earlier` this timetag is, or `None` if it is not later.
@@ -238,6 +242,19 @@ mod tests {
         assert!(TimeTag::default() < now);
         assert!(TimeTag::default() < TimeTag::IMMEDIATE);
         assert!(TimeTag::IMMEDIATE.is_immediate());
+    }
+
+    #[test]
+    fn huge_and_odd_float_seconds_saturate() {
+        for secs in [1e20, 1e300, f64::MAX, f64::INFINITY] {
+            assert_eq!(
+                TimeTag::from_unix_secs_f64(secs),
+                TimeTag::new(u32::MAX, 0),
+                "{secs}"
+            );
+        }
+        assert_eq!(TimeTag::from_unix_secs_f64(f64::NAN), TimeTag::default());
+        assert_eq!(TimeTag::from_unix_secs_f64(-1e300), TimeTag::default());
     }
 
     #[test]

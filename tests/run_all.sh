@@ -52,4 +52,7 @@ tests/netns/run.sh target/debug/rosco
 step "real peers: liblo, python-osc, osc4py3, aiolo"
 ROSCO_BIN="$PWD/target/debug/rosco" tests/interop/run.sh
 
+step "C API, C++ wrapper, CMake package: ctest (plain, ASan+UBSan, valgrind), install, consumer"
+tests/c_api.sh
+
 step "all suites passed"

@@ -273,6 +273,12 @@ pub unsafe extern "C" fn rosco_reply(
         // SAFETY: the caller passes NULL or a live builder.
         let b = unsafe { b.as_ref() }.ok_or_else(|| Failure::null("builder"))?;
         let entry = context(ctx)?;
+        if m.key != entry.key() {
+            return Err(Failure::new(
+                super::status::ROSCO_ERR_HANDLE,
+                "the message belongs to another context",
+            ));
+        }
         b.with_packet(|p| entry.ctx.reply_packet(m.info, p).map_err(Failure::from))
     })
 }

@@ -456,7 +456,9 @@ pub unsafe extern "C" fn rosco_msg_received(m: *const rosco_msg) -> u64 {
     })
 }
 
-/// Points `data`/`len` at the message's bytes as received (to forward or log it).
+/// Points `data`/`len` at the message's bytes as delivered (to forward or log it): as
+/// received, except when the method's type spec coerced its arguments, then re-encoded
+/// with the coerced types.
 ///
 /// # Safety
 /// `m` is NULL or the running callback's message; `data` and `len` are writable.

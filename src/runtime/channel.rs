@@ -8,12 +8,15 @@ use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
 use crate::osc::EncodeError;
-use crate::transport::stream::{Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT};
+use crate::transport::stream::{
+    release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
+};
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
 use parking_lot::{Mutex, RwLock};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +86,8 @@ pub(crate) struct Channel {
     pub(crate) kind: Kind,
     /// O2lite channels: the session side (see `o2.rs`).
     pub(crate) o2: Option<O2Role>,
+    /// Set once the I/O loop has reported a listening channel bound.
+    pub(crate) announced: std::sync::atomic::AtomicBool,
     pub(crate) stats: Stats,
     pub(crate) hooks: RwLock<Hooks>,
 }
@@ -92,8 +97,8 @@ pub(crate) enum Kind {
     UnixDgram {
         socket: UnixDatagram,
         dest: Option<PathBuf>,
-        /// A bound socket file, removed when the channel goes.
-        bound: Option<PathBuf>,
+        /// A bound socket file, removed (once) when the channel is closed or dropped.
+        bound: Mutex<Option<PathBuf>>,
     },
     Listener {
         listener: Listener,
@@ -140,13 +145,27 @@ pub(crate) enum ClientState {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Channel {
+    /// Closes what can be closed now, whoever still holds the channel: listening
+    /// addresses and socket files are freed, peers disconnected (see `release_fd`).
+    pub(crate) fn release(&self) {
         match &self.kind {
-            Kind::UnixDgram {
-                bound: Some(path), ..
-            } => {
-                let _ = std::fs::remove_file(path);
+            Kind::Udp(ep) => release_fd(ep.socket.as_raw_fd()),
+            Kind::UnixDgram { socket, bound, .. } => {
+                if let Some(path) = bound.lock().take() {
+                    release_fd(socket.as_raw_fd());
+                    let _ = std::fs::remove_file(path);
+                }
             }
-            Kind::Listener { peers, .. } => {
+            Kind::Listener {
+                listener, peers, ..
+            } => {
+                release_fd(listener.fd());
+                listener.remove_file();
                 for (_, conn) in peers.lock().iter() {
                     conn.close();
                 }
@@ -156,7 +175,10 @@ impl Drop for Channel {
                     conn.close();
                 }
             }
-            _ => {}
+            Kind::Local => {}
+        }
+        if let Some(role) = &self.o2 {
+            release_fd(role.udp().as_raw_fd());
         }
     }
 }
@@ -267,7 +289,7 @@ impl Channel {
                     Kind::UnixDgram {
                         socket,
                         dest: None,
-                        bound: Some(path.clone()),
+                        bound: Mutex::new(Some(path.clone())),
                     }
                 } else {
                     let socket = UnixDatagram::unbound()?;
@@ -275,7 +297,7 @@ impl Channel {
                     Kind::UnixDgram {
                         socket,
                         dest: Some(path.clone()),
-                        bound: None,
+                        bound: Mutex::new(None),
                     }
                 }
             }
@@ -346,6 +368,7 @@ impl Channel {
             limits,
             kind,
             o2,
+            announced: Default::default(),
             stats: Stats::default(),
             hooks: RwLock::default(),
         })
@@ -382,6 +405,7 @@ impl Channel {
             limits: Limits::of(&url, opts),
             url,
             o2: None,
+            announced: Default::default(),
             kind: Kind::Local,
             stats: Stats::default(),
             hooks: RwLock::default(),

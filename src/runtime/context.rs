@@ -16,7 +16,7 @@ use crate::receive::Receiver;
 use crate::time::TimeTag;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::os::unix::io::RawFd;
@@ -28,7 +28,12 @@ use std::time::{Duration, Instant};
 /// The name of the in-process channel every context has.
 pub const LOCAL: &str = "_local";
 
+/// How long `close` waits for the I/O loop to let go of a channel.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
 thread_local! {
+    /// Set while this thread runs `poll` (so its callbacks do not wait on themselves).
+    static IN_POLL: Cell<bool> = const { Cell::new(false) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -166,20 +171,20 @@ impl Context {
             names.insert(name.into(), id);
             id
         };
-        if let Some(local) = self
-            .shared
-            .channel(id)
-            .filter(|c| c.url.is_listener())
-            .and_then(|c| c.local_addr())
-        {
-            self.shared.emit(Event::Bound { channel: id, local });
-        }
+        // The I/O loop reports it bound (events come from the thread doing the I/O).
         self.shared.waker.wake();
         Ok(id)
     }
 
     /// Closes a channel: its sockets close and its peers are disconnected.
     pub fn close(&self, id: ChannelId) -> Result<(), Error> {
+        if self
+            .shared
+            .channel(id)
+            .is_some_and(|c| matches!(c.kind, Kind::Local))
+        {
+            return Err(Error::Unsupported("_local cannot be closed"));
+        }
         let channel = self
             .shared
             .channels
@@ -187,9 +192,29 @@ impl Context {
             .remove(id.0)
             .ok_or(Error::NoChannel)?;
         self.shared.names.write().remove(&channel.name);
+        // Addresses and socket files are freed now; the I/O loop may still hold the
+        // channel until its current round ends: wake it and wait (briefly) so the sockets
+        // themselves are closed when this returns, unless this thread runs the loop.
+        channel.release();
+        let on_io_thread = self.on_io_thread();
+        let in_own_poll = self.shared.options.mode == Mode::Poll && IN_POLL.with(Cell::get);
+        let until = Instant::now() + CLOSE_WAIT;
+        while Arc::strong_count(&channel) > 1
+            && !on_io_thread
+            && !in_own_poll
+            && Instant::now() < until
+        {
+            self.shared.waker.wake();
+            std::thread::sleep(Duration::from_micros(200));
+        }
         drop(channel);
         self.shared.waker.wake();
         Ok(())
+    }
+
+    fn on_io_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.thread.as_ref().is_some_and(|t| t.thread().id() == me)
     }
 
     /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
@@ -199,6 +224,13 @@ impl Context {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        let was = IN_POLL.with(|p| p.replace(true));
+        let result = self.poll_inner(timeout);
+        IN_POLL.with(|p| p.set(was));
+        result
+    }
+
+    fn poll_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         match self.shared.options.mode {
             Mode::Poll => {
                 let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
@@ -218,6 +250,11 @@ impl Context {
                 Ok(self.dispatch_queued(receiver, timeout))
             }
             Mode::Threaded => {
+                // Nothing runs here; a call from a callback would stall the I/O thread.
+                if self.on_io_thread() {
+                    return Err(Error::Busy);
+                }
+                let _one_at_a_time = self.receiver.try_lock().ok_or(Error::Busy)?;
                 std::thread::sleep(timeout.unwrap_or_default());
                 Ok(0)
             }
@@ -234,9 +271,13 @@ impl Context {
             self.shared.notify.drain();
             let mut n = 0;
             while let Some(item) = self.shared.pop_incoming() {
+                let late_before = receiver.stats().late;
                 n += receiver
                     .receive(&item.bytes, item.info, TimeTag::now())
                     .unwrap_or(0);
+                if receiver.stats().late > late_before {
+                    self.shared.late(item.info.channel);
+                }
                 self.shared.recycle(item);
             }
             n += receiver.run_due(TimeTag::now());

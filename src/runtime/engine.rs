@@ -131,6 +131,18 @@ impl Engine {
         self.shared.channels_into(&mut self.channels);
         let channels = std::mem::take(&mut self.channels);
         for ch in &channels {
+            if ch.url.is_listener()
+                && !ch
+                    .announced
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                if let Some(local) = ch.local_addr() {
+                    self.shared.emit(Event::Bound {
+                        channel: ch.id,
+                        local,
+                    });
+                }
+            }
             if let Some(role) = &ch.o2 {
                 self.poller
                     .add(std::os::unix::io::AsRawFd::as_raw_fd(role.udp()), read);
@@ -405,6 +417,7 @@ impl Engine {
             (Some(O2Role::Client { session, .. }), _) => session.lock().disconnected(),
             _ => {}
         }
+        let mut retry = None;
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
                 peers.lock().remove(p.0);
@@ -413,7 +426,7 @@ impl Engine {
                 let mut state = client.state.lock();
                 if matches!(&*state, ClientState::Connected(c) if Arc::ptr_eq(c, conn)) {
                     *state = client.after_failure(0, Vec::new());
-                    self.announce_retry(ch, &state);
+                    retry = Self::retry_event(ch, &state);
                 }
             }
             _ => {}
@@ -423,19 +436,24 @@ impl Engine {
             peer: conn.peer,
             reason: reason.to_string(),
         });
+        if let Some(e) = retry {
+            self.shared.emit(e);
+        }
     }
 
-    fn announce_retry(&self, ch: &Channel, state: &ClientState) {
+    /// The event a client's new state calls for. Events are emitted only after the
+    /// client's lock is released: a callback may use the channel.
+    fn retry_event(ch: &Channel, state: &ClientState) -> Option<Event> {
         match state {
             ClientState::Waiting {
                 retry_at, attempt, ..
-            } => self.shared.emit(Event::Reconnecting {
+            } => Some(Event::Reconnecting {
                 channel: ch.id,
                 attempt: *attempt,
                 delay: retry_at.saturating_duration_since(Instant::now()),
             }),
-            ClientState::GaveUp => self.shared.emit(Event::GaveUp { channel: ch.id }),
-            _ => {}
+            ClientState::GaveUp => Some(Event::GaveUp { channel: ch.id }),
+            _ => None,
         }
     }
 
@@ -492,11 +510,15 @@ impl Engine {
             }
             Err(e) => {
                 *state = client.after_failure(attempt, backlog);
+                let retry = Self::retry_event(ch, &state);
+                drop(state);
                 self.shared.log(
                     LogLevel::Debug,
                     format_args!("channel '{}': connect to {addr}: {e}", ch.name),
                 );
-                self.announce_retry(ch, &state);
+                if let Some(e) = retry {
+                    self.shared.emit(e);
+                }
             }
         }
     }
@@ -505,6 +527,7 @@ impl Engine {
     fn timers(&mut self, now: Instant) {
         let stall = self.shared.options.stall_timeout;
         let channels = std::mem::take(&mut self.channels);
+        let mut pending_events = Vec::new();
         for ch in &channels {
             match &ch.kind {
                 Kind::Client(client) => {
@@ -546,12 +569,12 @@ impl Engine {
                         *state = match client.attempt(attempt, backlog) {
                             Ok(next) => next,
                             Err((_, next)) => {
-                                self.announce_retry(ch, &next);
+                                pending_events.extend(Self::retry_event(ch, &next));
                                 next
                             }
                         };
                         if let ClientState::Connected(_) = &*state {
-                            self.shared.emit(Event::Connected {
+                            pending_events.push(Event::Connected {
                                 channel: ch.id,
                                 peer: None,
                             });
@@ -564,6 +587,9 @@ impl Engine {
                         _ => None,
                     };
                     drop(state);
+                    for e in pending_events.drain(..) {
+                        self.shared.emit(e);
+                    }
                     if let Some(conn) = stalled {
                         self.drop_stream(ch, None, &conn, "incomplete frame for too long");
                     }

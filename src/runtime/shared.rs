@@ -124,6 +124,16 @@ impl Shared {
         let _ = self.pool.push(item.bytes);
     }
 
+    /// A bundle arrived late on a channel: counted and reported.
+    pub(crate) fn late(&self, channel: Option<ChannelId>) {
+        if let Some(id) = channel {
+            if let Some(ch) = self.channel(id) {
+                super::event::Stats::add(&ch.stats.late, 1);
+            }
+            self.emit(Event::Late { channel: id });
+        }
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         let callback = self.events.read().clone();
         if let Some(callback) = callback {

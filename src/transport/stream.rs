@@ -257,10 +257,20 @@ impl StreamConn {
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    /// The socket file is removed once, by `release` or when dropped.
+    Unix(UnixListener, Mutex<Option<PathBuf>>),
 }
 
 impl Listener {
+    /// Removes a Unix listener's socket file (once).
+    pub(crate) fn remove_file(&self) {
+        if let Listener::Unix(_, path) = self {
+            if let Some(path) = path.lock().take() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     pub(crate) fn tcp(addr: SocketAddr, dual_stack: bool) -> io::Result<Listener> {
         let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         if addr.is_ipv6() && dual_stack {
@@ -285,7 +295,7 @@ impl Listener {
             other => other?,
         };
         l.set_nonblocking(true)?;
-        Ok(Listener::Unix(l, path.to_path_buf()))
+        Ok(Listener::Unix(l, Mutex::new(Some(path.to_path_buf()))))
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -318,9 +328,31 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
+        self.remove_file();
+    }
+}
+
+/// Frees the address a socket is bound to now, even while other code still holds the
+/// socket object: the descriptor is pointed at a fresh unbound socket (`dup2`), so the
+/// port or path can be bound again at once and any late use of the descriptor finds
+/// nothing to read. The placeholder is closed when the owner drops the socket.
+pub(crate) fn release_fd(fd: RawFd) {
+    // SAFETY: creating a socket has no preconditions.
+    let placeholder = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if placeholder < 0 {
+        return;
+    }
+    // SAFETY: both are open descriptors; dup2 atomically closes `fd`'s socket and makes
+    // `fd` refer to the placeholder, which we then close under its own number.
+    unsafe {
+        libc::dup2(placeholder, fd);
+        libc::close(placeholder);
     }
 }
 

@@ -1,0 +1,1334 @@
+// rosco.hpp: header-only C++17 wrapper over the rosco C API (include/rosco.h).
+// MIT OR Apache-2.0.
+//
+// Include it where you include <rosco.h> and link librosco. Everything here is inline;
+// any number of translation units may include it.
+//
+// ----------------------------------------------------------------------------------------
+// Synopsis
+//
+//   rosco::Context ctx;                                    // poll mode, default options
+//   rosco::Channel in  = ctx.open("in", "osc.udp://:0?bind=127.0.0.1");
+//   rosco::Channel out = ctx.open("out", "osc.udp://127.0.0.1:" + std::to_string(in.port()));
+//   rosco::Method m = ctx.on("/synth/*/freq", "f", [](const rosco::Message& msg) {
+//       float hz = msg.get<float>(0);                      // typed, throws on a wrong type
+//       msg.reply("/ack", msg.address(), hz);              // back to the sender
+//   });
+//   out.send("/synth/1/freq", 440.0f);                     // variadic, C++ types -> OSC tags
+//   ctx.poll(std::chrono::milliseconds(100));              // runs the handlers (poll mode)
+//
+// Types
+//   Error      std::runtime_error with the rosco_status and rosco_last_error() text.
+//   Options    chainable setters over rosco_ctx_options (mode, coercion, queueing, ...).
+//   Context    move-only owner of a rosco_ctx: open(), channel(), poll(), on(), on_any(),
+//              on_event(), on_log(), on_bundle(), on_exception(), wakeup_fd().
+//   Channel    a copyable value (context handle + channel handle): send(address, args...),
+//              send(builder), try_send(), send_raw(), port(), url(), stats(), flush(),
+//              close(). A Channel whose channel or context is gone throws ROSCO_ERR_HANDLE.
+//   Method     move-only registration of a handler; destroying it removes the method.
+//   Builder    move-only owner of a rosco_builder: message(a).add(x, y), bundle(t, fill),
+//              bundle_begin()/bundle_end(), array_begin()/array_end(), append_args(msg),
+//              bytes(), reset().
+//   Message    the view a handler receives: address(), typetags(), size(), type(i),
+//              get<T>(i), try_get<T>(i), source(), channel(), bundle_time(), received(),
+//              bytes(), reply(address, args...), reply(builder).
+//   TimeTag    NTP 32.32 time: now(), immediately(), from_now(d), from_unix(), + duration.
+//   Blob, Symbol, Char, Midi, Rgba, Impulse, ArrayBegin, ArrayEnd: OSC types C++ lacks.
+//
+// C++ type -> OSC type tag (send, reply, Builder::add) and back (Message::get<T>)
+//   int32_t (and smaller integers)  i      int64_t (any signed 64-bit integer)   h
+//   float                           f      double                                d
+//   const char*, std::string,       s      rosco::Symbol                         S
+//     std::string_view (get<> of these also accepts S)
+//   bool                            T / F  std::nullptr_t (send only)            N
+//   rosco::Impulse (send only)      I      rosco::Blob {pointer, size}           b
+//   rosco::Char                     c      rosco::Midi {port, status, d1, d2}    m
+//   rosco::Rgba {r, g, b, a}        r      rosco::TimeTag                        t
+//   rosco::ArrayBegin / ArrayEnd    [ ]
+// Unsigned 32/64-bit integers, plain `char` and `long double` are refused at compile time
+// (which OSC type they should become is ambiguous): cast them, or wrap in rosco::Char.
+// Strings are passed as bytes; one holding a NUL byte is refused (ROSCO_ERR_ARG), since
+// OSC strings end at the first NUL.
+//
+// ----------------------------------------------------------------------------------------
+// Errors: exceptions
+//
+// Every failing call throws rosco::Error, which carries the rosco_status (status(), with
+// its name from rosco_status_str() in name()) and the thread's rosco_last_error() text
+// (detail()), copied at the moment of failure. Exceptions are the natural C++17 choice
+// (no std::expected before C++23), constructors (Context, Builder) can only report
+// failure this way, and the error paths of a messaging program are rare: a bad URL, a
+// closed channel, a wrong argument type. Two cheap non-throwing forms exist where a
+// status is the better fit: Channel::try_send() returns the rosco_status (for audio or
+// real-time threads that must not unwind), and Message::try_get<T>() returns a
+// std::optional (for probing argument types). Destructors never throw.
+//
+// ----------------------------------------------------------------------------------------
+// Handlers, ownership and threads
+//
+// * A handler is any callable taking `const rosco::Message&` and returning bool (true:
+//   handled; for a literal address later methods are skipped, as liblo does) or void
+//   (always handled). Move-only callables are accepted. The wrapper owns it: it is moved
+//   into a heap holder handed to rosco_method_add() as `user`, with a `user_free` that
+//   deletes the holder. rosco calls that exactly once, when the method is removed (after
+//   any delivery in progress finishes), when the context is freed, or at once if the
+//   registration fails. So the callable is destroyed exactly once and never while it runs.
+// * Method is RAII: destroying (or move-assigning over) a Method removes its method. Keep
+//   the Method alive as long as the handler should run, or call detach() to leave the
+//   method registered until the context goes. Context::on() is [[nodiscard]] for this
+//   reason. A Method may outlive its Context: its destructor then does nothing (and
+//   remove() throws ROSCO_ERR_HANDLE); the handler went with the context.
+// * Every callback rosco calls is a noexcept trampoline that catches every exception. A
+//   handler that throws counts as having handled its message; the exception is reported to
+//   the context's exception handler (Context::on_exception) with a description of where it
+//   happened, or, if none is set, written as one line to std::cerr. Nothing unwinds into
+//   rosco. (The log callback is rosco's own channel and is not used for this.)
+// * Where handlers run: in poll and io-thread mode inside Context::poll() on the calling
+//   thread; in threaded mode on the context's I/O thread (guard shared state then). Event
+//   handlers run on the thread doing the I/O, and for the "bound" event on the thread
+//   calling open(). Log handlers may run on any of the context's threads.
+// * A Message is a borrowed view valid only during its handler: copy what you keep
+//   (std::string(msg.get<std::string_view>(0)), msg.get<std::string>(0)).
+// * Destroying a Context unregisters its event, log and bundle handlers and frees it. As
+//   in C, a call still running on another thread (a poll(), which in threaded mode sleeps
+//   for its whole timeout, or a send()) keeps the context alive until it returns, and
+//   method handlers may run until then; the handlers themselves stay valid (rosco owns
+//   them), so do not destroy what they use while another thread is inside such a call.
+// * Context, Channel and Method calls are thread-safe as the C functions are (sending
+//   from many threads while another polls is fine). One Builder object must not be
+//   modified by two threads at once; sending a finished Builder from several threads is
+//   fine. Channel::send(address, args...) builds into a per-thread builder, so after the
+//   first call on a thread it allocates nothing in C++ (strings given as
+//   std::string_view up to 255 bytes are copied on the stack to add their NUL).
+// * Implementation note: event, log and bundle callbacks take no `user_free` in the C API,
+//   so their storage (a heap "hub" shared by all the context's callbacks) is kept alive by
+//   an internal keeper method (literal address "/rosco.cpp/keeper", type spec "[[[[]]]]",
+//   which no ordinary message matches) whose `user_free` runs only when rosco really drops
+//   the context: after its I/O thread has stopped and after a poll() still running on
+//   another thread has returned. ~Context also unregisters those callbacks first.
+// ----------------------------------------------------------------------------------------
+
+#ifndef ROSCO_HPP
+#define ROSCO_HPP
+
+#include <rosco.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace rosco {
+
+/// A rosco_status: ROSCO_OK (0) or a negative ROSCO_ERR_* code.
+using Status = rosco_status;
+
+/// The library's version, `(major << 16) | (minor << 8) | patch`.
+inline std::uint32_t version() noexcept { return rosco_version(); }
+
+/// The version of the header this wrapper was compiled against.
+inline constexpr std::uint32_t header_version = ROSCO_VERSION;
+
+// ----------------------------------------------------------------------------------------
+// Errors
+
+/// A failed rosco call: its status code, the code's name and the library's detail text.
+class Error : public std::runtime_error {
+public:
+    /// `where` names the failing call; `detail` is the library's (or wrapper's) text.
+    Error(Status status, const std::string& where, const std::string& detail)
+        : std::runtime_error(where + ": " + rosco_status_str(status) +
+                             (detail.empty() ? std::string() : ": " + detail)),
+          status_(status),
+          detail_(detail) {}
+
+    /// The ROSCO_ERR_* code.
+    Status status() const noexcept { return status_; }
+    /// The code's name, e.g. "ROSCO_ERR_HANDLE" (static storage).
+    const char* name() const noexcept { return rosco_status_str(status_); }
+    /// The detail text (rosco_last_error() at the time of failure).
+    const std::string& detail() const noexcept { return detail_; }
+
+private:
+    Status status_;
+    std::string detail_;
+};
+
+namespace detail {
+
+template <class>
+inline constexpr bool dependent_false = false;
+
+/// Throws an Error for a failed C call, with the thread's rosco_last_error() text.
+[[noreturn]] inline void throw_status(Status status, const char* where) {
+    const char* text = rosco_last_error();
+    throw Error(status, where, text ? text : "");
+}
+
+/// Throws unless `status` is ROSCO_OK.
+inline void check(Status status, const char* where) {
+    if (status != ROSCO_OK) throw_status(status, where);
+}
+
+/// A NUL-terminated copy of a string view when it needs one: a `const char*` is used as
+/// is; a view is copied, onto the stack when short. `has_nul()` tells whether the text
+/// holds a NUL byte (which C would silently cut at).
+class ZStr {
+public:
+    explicit ZStr(const char* s) noexcept : p_(s) {}
+    explicit ZStr(const std::string& s) noexcept
+        : p_(s.c_str()), nul_(s.find('\0') != std::string::npos) {}
+    explicit ZStr(std::string_view s) {
+        nul_ = s.find('\0') != std::string_view::npos;
+        if (s.size() < sizeof small_) {
+            if (!s.empty()) std::memcpy(small_, s.data(), s.size());
+            small_[s.size()] = '\0';
+            p_ = small_;
+        } else {
+            big_.assign(s.data(), s.size());
+            p_ = big_.c_str();
+        }
+    }
+    ZStr(const ZStr&) = delete;
+    ZStr& operator=(const ZStr&) = delete;
+
+    const char* c_str() const noexcept { return p_; }
+    bool has_nul() const noexcept { return nul_; }
+
+    /// Throws ROSCO_ERR_ARG for a string holding a NUL byte.
+    const char* checked(const char* where) const {
+        if (nul_) throw Error(ROSCO_ERR_ARG, where, "string holds a NUL byte");
+        return p_;
+    }
+
+private:
+    const char* p_ = nullptr;
+    bool nul_ = false;
+    char small_[256];
+    std::string big_;
+};
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------------------
+// Values
+
+/// An OSC timetag (NTP 32.32 fixed point). 0 and 1 (`immediately()`) mean "now".
+struct TimeTag {
+    std::uint64_t bits = 0;
+
+    constexpr TimeTag() noexcept = default;
+    constexpr explicit TimeTag(std::uint64_t raw) noexcept : bits(raw) {}
+
+    /// The current time.
+    static TimeTag now() noexcept { return TimeTag(rosco_timetag_now()); }
+    /// The special timetag meaning "immediately" (1).
+    static constexpr TimeTag immediately() noexcept { return TimeTag(ROSCO_TIMETAG_IMMEDIATE); }
+    /// `d` from now.
+    template <class Rep, class Period>
+    static TimeTag from_now(std::chrono::duration<Rep, Period> d) noexcept {
+        return now() + d;
+    }
+    /// A moment given in seconds since the Unix epoch.
+    static TimeTag from_unix(double seconds) noexcept {
+        return TimeTag(rosco_timetag_from_unix(seconds));
+    }
+    /// A system-clock time point.
+    static TimeTag from(std::chrono::system_clock::time_point t) noexcept {
+        using seconds = std::chrono::duration<double>;
+        return from_unix(std::chrono::duration_cast<seconds>(t.time_since_epoch()).count());
+    }
+    /// Seconds since the Unix epoch (correct past 2036).
+    double to_unix() const noexcept { return rosco_timetag_to_unix(bits); }
+
+    /// This timetag plus a non-negative duration (a negative one leaves it unchanged).
+    template <class Rep, class Period>
+    TimeTag operator+(std::chrono::duration<Rep, Period> d) const noexcept {
+        return TimeTag(rosco_timetag_add(bits, std::chrono::duration<double>(d).count()));
+    }
+
+    friend constexpr bool operator==(TimeTag a, TimeTag b) noexcept { return a.bits == b.bits; }
+    friend constexpr bool operator!=(TimeTag a, TimeTag b) noexcept { return a.bits != b.bits; }
+};
+
+/// Bytes of an OSC blob (`b`): a non-owning pointer and size. A received blob points into
+/// the packet (valid during the handler only).
+struct Blob {
+    const std::uint8_t* data = nullptr;
+    std::size_t size = 0;
+
+    constexpr Blob() noexcept = default;
+    Blob(const void* bytes, std::size_t n) noexcept
+        : data(static_cast<const std::uint8_t*>(bytes)), size(n) {}
+    /// Any contiguous container of bytes (std::vector<uint8_t>, std::array, std::string).
+    template <class C,
+              class = std::enable_if_t<
+                  sizeof(*std::declval<const C&>().data()) == 1 &&
+                  std::is_convertible_v<decltype(std::declval<const C&>().size()), std::size_t>>>
+    Blob(const C& bytes) noexcept  // NOLINT: implicit on purpose
+        : data(reinterpret_cast<const std::uint8_t*>(bytes.data())), size(bytes.size()) {}
+    /// A byte array (all of it).
+    template <std::size_t N>
+    Blob(const std::uint8_t (&bytes)[N]) noexcept : data(bytes), size(N) {}  // NOLINT
+
+    const std::uint8_t* begin() const noexcept { return data; }
+    const std::uint8_t* end() const noexcept { return data + size; }
+    bool empty() const noexcept { return size == 0; }
+};
+
+/// An OSC symbol (`S`): a string of another type tag.
+struct Symbol {
+    std::string_view value;
+};
+
+/// An OSC character (`c`).
+struct Char {
+    char value = 0;
+};
+
+/// An OSC MIDI message (`m`): port, status, two data bytes.
+struct Midi {
+    std::uint8_t port = 0, status = 0, data1 = 0, data2 = 0;
+
+    /// As the C API packs it: 0xPPSSDDDD.
+    constexpr std::uint32_t packed() const noexcept {
+        return std::uint32_t(port) << 24 | std::uint32_t(status) << 16 |
+               std::uint32_t(data1) << 8 | std::uint32_t(data2);
+    }
+    static constexpr Midi unpack(std::uint32_t v) noexcept {
+        return Midi{std::uint8_t(v >> 24), std::uint8_t(v >> 16), std::uint8_t(v >> 8),
+                    std::uint8_t(v)};
+    }
+    friend constexpr bool operator==(Midi a, Midi b) noexcept { return a.packed() == b.packed(); }
+    friend constexpr bool operator!=(Midi a, Midi b) noexcept { return !(a == b); }
+};
+
+/// An OSC colour (`r`).
+struct Rgba {
+    std::uint8_t r = 0, g = 0, b = 0, a = 0;
+
+    /// As the C API packs it: 0xRRGGBBAA.
+    constexpr std::uint32_t packed() const noexcept {
+        return std::uint32_t(r) << 24 | std::uint32_t(g) << 16 | std::uint32_t(b) << 8 |
+               std::uint32_t(a);
+    }
+    static constexpr Rgba unpack(std::uint32_t v) noexcept {
+        return Rgba{std::uint8_t(v >> 24), std::uint8_t(v >> 16), std::uint8_t(v >> 8),
+                    std::uint8_t(v)};
+    }
+    friend constexpr bool operator==(Rgba x, Rgba y) noexcept { return x.packed() == y.packed(); }
+    friend constexpr bool operator!=(Rgba x, Rgba y) noexcept { return !(x == y); }
+};
+
+/// The OSC impulse (`I`, "bang").
+struct Impulse {};
+/// Opens an OSC array (`[`) among send arguments.
+struct ArrayBegin {};
+/// Closes an OSC array (`]`).
+struct ArrayEnd {};
+
+/// A channel's counters (packets and bytes in and out, malformed, dropped, late).
+using Stats = rosco_channel_stats;
+
+/// Threading modes (see rosco.h).
+enum class Mode : std::int32_t {
+    poll = ROSCO_MODE_POLL,            ///< everything inside Context::poll()
+    io_thread = ROSCO_MODE_IO_THREAD,  ///< I/O on a thread, handlers inside poll()
+    threaded = ROSCO_MODE_THREADED,    ///< handlers on the I/O thread
+};
+
+/// Log levels; a log handler receives its level and the more severe ones.
+enum class LogLevel : std::int32_t { error = 1, warning = 2, info = 3, debug = 4 };
+
+/// What an Event reports.
+enum class EventKind : std::int32_t {
+    bound = ROSCO_EVENT_BOUND,
+    connected = ROSCO_EVENT_CONNECTED,
+    disconnected = ROSCO_EVENT_DISCONNECTED,
+    reconnecting = ROSCO_EVENT_RECONNECTING,
+    gave_up = ROSCO_EVENT_GAVE_UP,
+    malformed = ROSCO_EVENT_MALFORMED,
+    dropped = ROSCO_EVENT_DROPPED,
+    late = ROSCO_EVENT_LATE,
+};
+
+/// Context options: the C defaults (poll mode, coercion on, bundles queued, ...) with
+/// chainable setters. `raw()` gives the C struct for fields without a setter.
+class Options {
+public:
+    Options() noexcept { rosco_ctx_options_init(&o_); }
+
+    Options& mode(Mode m) noexcept { o_.mode = static_cast<std::int32_t>(m); return *this; }
+    /// Coerce arguments to a method's type spec (`i h f d`, `s S`), as liblo does.
+    Options& coerce(bool on) noexcept { o_.coerce = on; return *this; }
+    /// Hold bundles with a future timetag until due (false: deliver at once).
+    Options& queue_bundles(bool on) noexcept { o_.queue_bundles = on; return *this; }
+    Options& max_frame(std::uint32_t bytes) noexcept { o_.max_frame = bytes; return *this; }
+    Options& max_stream_peers(std::uint32_t n) noexcept { o_.max_stream_peers = n; return *this; }
+    Options& queue_capacity(std::uint32_t n) noexcept { o_.queue_capacity = n; return *this; }
+    Options& stall_timeout(std::chrono::milliseconds t) noexcept {
+        o_.stall_timeout_ms = clamp_ms(t);
+        return *this;
+    }
+    Options& reconnect(bool on) noexcept { o_.reconnect = on; return *this; }
+    Options& reconnect_backoff(std::chrono::milliseconds first,
+                               std::chrono::milliseconds longest) noexcept {
+        o_.reconnect_initial_ms = clamp_ms(first);
+        o_.reconnect_max_ms = clamp_ms(longest);
+        return *this;
+    }
+    /// Reconnect attempts before giving up; 0 retries forever.
+    Options& reconnect_retries(std::uint32_t n) noexcept { o_.reconnect_retries = n; return *this; }
+
+    rosco_ctx_options& raw() noexcept { return o_; }
+    const rosco_ctx_options& raw() const noexcept { return o_; }
+
+private:
+    static std::uint32_t clamp_ms(std::chrono::milliseconds t) noexcept {
+        auto n = t.count();
+        if (n < 0) return 0;
+        if (n > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
+        return static_cast<std::uint32_t>(n);
+    }
+    rosco_ctx_options o_{};
+};
+
+class Builder;
+class Channel;
+class Message;
+
+namespace detail {
+
+/// Adds one C++ value to the open message of `b` (see the type table at the top).
+template <class T>
+void add_arg(rosco_builder* b, const T& v) {
+    using D = std::decay_t<T>;
+    const char* const where = "rosco::Builder::add";
+    if constexpr (std::is_same_v<D, bool>) {
+        check(rosco_builder_add_bool(b, v ? 1 : 0), where);
+    } else if constexpr (std::is_same_v<D, std::nullptr_t>) {
+        check(rosco_builder_add_nil(b), where);
+    } else if constexpr (std::is_same_v<D, Impulse>) {
+        check(rosco_builder_add_impulse(b), where);
+    } else if constexpr (std::is_same_v<D, ArrayBegin>) {
+        check(rosco_builder_array_begin(b), where);
+    } else if constexpr (std::is_same_v<D, ArrayEnd>) {
+        check(rosco_builder_array_end(b), where);
+    } else if constexpr (std::is_same_v<D, char> || std::is_same_v<D, wchar_t> ||
+                         std::is_same_v<D, char16_t> || std::is_same_v<D, char32_t>) {
+        static_assert(dependent_false<T>,
+                      "rosco: a plain char is ambiguous: send rosco::Char{c}, a string, or an int");
+    } else if constexpr (std::is_integral_v<D>) {
+        if constexpr ((std::is_signed_v<D> && sizeof(D) <= 4) ||
+                      (std::is_unsigned_v<D> && sizeof(D) < 4)) {
+            check(rosco_builder_add_i32(b, static_cast<std::int32_t>(v)), where);
+        } else if constexpr (std::is_signed_v<D> && sizeof(D) == 8) {
+            check(rosco_builder_add_i64(b, static_cast<std::int64_t>(v)), where);
+        } else {
+            static_assert(dependent_false<T>,
+                          "rosco: unsigned 32/64-bit integers have no OSC type: cast to "
+                          "int32_t (i) or int64_t (h)");
+        }
+    } else if constexpr (std::is_same_v<D, float>) {
+        check(rosco_builder_add_f32(b, v), where);
+    } else if constexpr (std::is_same_v<D, double>) {
+        check(rosco_builder_add_f64(b, v), where);
+    } else if constexpr (std::is_same_v<D, const char*> || std::is_same_v<D, char*>) {
+        check(rosco_builder_add_str(b, v), where);
+    } else if constexpr (std::is_same_v<D, std::string>) {
+        ZStr z(v);
+        check(rosco_builder_add_str(b, z.checked(where)), where);
+    } else if constexpr (std::is_same_v<D, std::string_view>) {
+        ZStr z(v);
+        check(rosco_builder_add_str(b, z.checked(where)), where);
+    } else if constexpr (std::is_same_v<D, Symbol>) {
+        ZStr z(v.value);
+        check(rosco_builder_add_symbol(b, z.checked(where)), where);
+    } else if constexpr (std::is_same_v<D, Blob>) {
+        check(rosco_builder_add_blob(b, v.data, v.size), where);
+    } else if constexpr (std::is_same_v<D, Char>) {
+        check(rosco_builder_add_char(b, static_cast<std::uint8_t>(v.value)), where);
+    } else if constexpr (std::is_same_v<D, Midi>) {
+        check(rosco_builder_add_midi(b, v.packed()), where);
+    } else if constexpr (std::is_same_v<D, Rgba>) {
+        check(rosco_builder_add_rgba(b, v.packed()), where);
+    } else if constexpr (std::is_same_v<D, TimeTag>) {
+        check(rosco_builder_add_timetag(b, v.bits), where);
+    } else if constexpr (std::is_same_v<D, long double>) {
+        static_assert(dependent_false<T>, "rosco: long double has no OSC type: cast to double");
+    } else {
+        static_assert(dependent_false<T>,
+                      "rosco: no OSC type for this C++ type (see the table in rosco.hpp)");
+    }
+}
+
+/// Starts a message at `address` in `b` and adds `args`.
+template <class... Args>
+void build(rosco_builder* b, std::string_view address, const Args&... args) {
+    ZStr a(address);
+    check(rosco_builder_message(b, a.checked("rosco_builder_message")), "rosco_builder_message");
+    (add_arg(b, args), ...);
+}
+
+/// This thread's reusable builder for send(address, args...) and reply(address, args...).
+struct ThreadBuilder {
+    rosco_builder* b = nullptr;
+    bool busy = false;
+    ThreadBuilder() = default;
+    ThreadBuilder(const ThreadBuilder&) = delete;
+    ThreadBuilder& operator=(const ThreadBuilder&) = delete;
+    ~ThreadBuilder() { rosco_builder_free(b); }
+};
+
+inline ThreadBuilder& thread_builder() {
+    static thread_local ThreadBuilder t;
+    return t;
+}
+
+/// Lends this thread's builder, or a fresh one if it is already lent (a log handler
+/// sending from inside a send, say).
+class ScratchBuilder {
+public:
+    ScratchBuilder() {
+        ThreadBuilder& t = thread_builder();
+        if (!t.busy) {
+            if (!t.b) t.b = rosco_builder_new();
+            if (!t.b) throw std::bad_alloc();
+            t.busy = true;
+            owner_ = &t;
+            b_ = t.b;
+        } else {
+            b_ = rosco_builder_new();
+            if (!b_) throw std::bad_alloc();
+        }
+    }
+    ~ScratchBuilder() {
+        if (owner_) owner_->busy = false;
+        else rosco_builder_free(b_);
+    }
+    ScratchBuilder(const ScratchBuilder&) = delete;
+    ScratchBuilder& operator=(const ScratchBuilder&) = delete;
+    rosco_builder* get() const noexcept { return b_; }
+
+private:
+    ThreadBuilder* owner_ = nullptr;
+    rosco_builder* b_ = nullptr;
+};
+
+/// Reads argument `i` as T into `out` (no exceptions). `why` is set for failures the
+/// wrapper itself detects (rosco_last_error() holds the detail otherwise).
+template <class T>
+Status read_arg(const rosco_msg* m, std::size_t index, T& out, const char*& why) noexcept {
+    using D = std::remove_cv_t<T>;
+    why = nullptr;
+    if (index > std::numeric_limits<std::uint32_t>::max()) {
+        why = "argument index too large";
+        return ROSCO_ERR_RANGE;
+    }
+    const auto i = static_cast<std::uint32_t>(index);
+    if constexpr (std::is_same_v<D, std::int32_t>) {
+        return rosco_msg_get_i32(m, i, &out);
+    } else if constexpr (std::is_same_v<D, std::int64_t>) {
+        return rosco_msg_get_i64(m, i, &out);
+    } else if constexpr (std::is_same_v<D, float>) {
+        return rosco_msg_get_f32(m, i, &out);
+    } else if constexpr (std::is_same_v<D, double>) {
+        return rosco_msg_get_f64(m, i, &out);
+    } else if constexpr (std::is_same_v<D, bool>) {
+        std::int32_t v = 0;
+        Status s = rosco_msg_get_bool(m, i, &v);
+        out = v != 0;
+        return s;
+    } else if constexpr (std::is_same_v<D, const char*>) {
+        return rosco_msg_get_str(m, i, &out);
+    } else if constexpr (std::is_same_v<D, std::string_view> || std::is_same_v<D, std::string>) {
+        const char* p = nullptr;
+        Status s = rosco_msg_get_str(m, i, &p);
+        if (s == ROSCO_OK) {
+            try {
+                out = D(p);
+            } catch (...) {
+                why = "out of memory copying a string";
+                return ROSCO_ERR_INTERNAL;
+            }
+        }
+        return s;
+    } else if constexpr (std::is_same_v<D, Symbol>) {
+        const char* tags = rosco_msg_typetags(m);
+        std::size_t n = tags ? std::strlen(tags) : 0;
+        if (i >= n) {
+            why = "argument index past the end";
+            return ROSCO_ERR_RANGE;
+        }
+        if (tags[i] != 'S') {
+            why = "argument is not 'S'";
+            return ROSCO_ERR_TYPE;
+        }
+        const char* p = nullptr;
+        Status s = rosco_msg_get_str(m, i, &p);
+        if (s == ROSCO_OK) out = Symbol{p};
+        return s;
+    } else if constexpr (std::is_same_v<D, Blob>) {
+        const std::uint8_t* p = nullptr;
+        std::size_t n = 0;
+        Status s = rosco_msg_get_blob(m, i, &p, &n);
+        if (s == ROSCO_OK) out = Blob(p, n);
+        return s;
+    } else if constexpr (std::is_same_v<D, Char>) {
+        std::uint8_t c = 0;
+        Status s = rosco_msg_get_char(m, i, &c);
+        out = Char{static_cast<char>(c)};
+        return s;
+    } else if constexpr (std::is_same_v<D, Midi>) {
+        std::uint32_t v = 0;
+        Status s = rosco_msg_get_midi(m, i, &v);
+        out = Midi::unpack(v);
+        return s;
+    } else if constexpr (std::is_same_v<D, Rgba>) {
+        std::uint32_t v = 0;
+        Status s = rosco_msg_get_rgba(m, i, &v);
+        out = Rgba::unpack(v);
+        return s;
+    } else if constexpr (std::is_same_v<D, TimeTag>) {
+        return rosco_msg_get_timetag(m, i, &out.bits);
+    } else {
+        static_assert(dependent_false<T>,
+                      "rosco: Message::get<T> supports int32_t, int64_t, float, double, bool, "
+                      "const char*, std::string_view, std::string, Symbol, Blob, Char, Midi, "
+                      "Rgba, TimeTag");
+        return ROSCO_ERR_ARG;
+    }
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------------------
+// Builder
+
+/// Owns a rosco_builder: a message or a (nested) bundle under construction, reusable.
+/// Move-only; a moved-from Builder throws ROSCO_ERR_NULL when used.
+class Builder {
+public:
+    Builder() : b_(rosco_builder_new()) {
+        if (!b_) throw std::bad_alloc();
+    }
+    ~Builder() { rosco_builder_free(b_); }
+    Builder(Builder&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+    Builder& operator=(Builder&& o) noexcept {
+        if (this != &o) {
+            rosco_builder_free(b_);
+            b_ = std::exchange(o.b_, nullptr);
+        }
+        return *this;
+    }
+    Builder(const Builder&) = delete;
+    Builder& operator=(const Builder&) = delete;
+
+    /// Starts a message. Outside a bundle it replaces what the builder held; inside one it
+    /// follows the previous message.
+    Builder& message(std::string_view address) {
+        detail::ZStr a(address);
+        detail::check(rosco_builder_message(b_, a.checked("rosco_builder_message")),
+                      "rosco_builder_message");
+        return *this;
+    }
+    /// Adds arguments to the open message (see the type table at the top).
+    template <class... Args>
+    Builder& add(const Args&... args) {
+        (detail::add_arg(b_, args), ...);
+        return *this;
+    }
+    Builder& array_begin() { return add(ArrayBegin{}); }
+    Builder& array_end() { return add(ArrayEnd{}); }
+    /// Copies every argument of a received message onto the open message.
+    Builder& append_args(const Message& m);
+
+    /// Opens a bundle (nested inside an open one, up to 32 deep).
+    Builder& bundle_begin(TimeTag t = TimeTag::immediately()) {
+        detail::check(rosco_builder_bundle_begin(b_, t.bits), "rosco_builder_bundle_begin");
+        return *this;
+    }
+    /// Closes the innermost open bundle.
+    Builder& bundle_end() {
+        detail::check(rosco_builder_bundle_end(b_), "rosco_builder_bundle_end");
+        return *this;
+    }
+    /// bundle_begin(t), fill(*this), bundle_end(). If `fill` throws, the builder is reset
+    /// and the exception passes on.
+    template <class F>
+    Builder& bundle(TimeTag t, F&& fill) {
+        bundle_begin(t);
+        try {
+            std::forward<F>(fill)(*this);
+        } catch (...) {
+            rosco_builder_reset(b_);
+            throw;
+        }
+        return bundle_end();
+    }
+
+    /// Empties the builder, keeping its memory.
+    Builder& reset() {
+        detail::check(rosco_builder_reset(b_), "rosco_builder_reset");
+        return *this;
+    }
+    /// The finished packet (closes an open message; fails while a bundle is open). Valid
+    /// until the builder changes.
+    Blob bytes() {
+        const std::uint8_t* p = nullptr;
+        std::size_t n = 0;
+        detail::check(rosco_builder_bytes(b_, &p, &n), "rosco_builder_bytes");
+        return Blob(p, n);
+    }
+
+    rosco_builder* raw() noexcept { return b_; }
+    const rosco_builder* raw() const noexcept { return b_; }
+
+private:
+    rosco_builder* b_;
+};
+
+// ----------------------------------------------------------------------------------------
+// Channel
+
+/// A channel of a context: a light, copyable value (two handles). It stays valid until
+/// it is closed or its context is destroyed; after that every call throws
+/// ROSCO_ERR_HANDLE. All calls are thread-safe.
+class Channel {
+public:
+    Channel() noexcept = default;
+    Channel(rosco_ctx ctx, rosco_channel ch) noexcept : ctx_(ctx), ch_(ch) {}
+
+    /// Sends one message (see the type table at the top for how arguments map). Built in
+    /// this thread's reusable builder: after the first call on a thread the C++ side
+    /// allocates nothing.
+    template <class... Args>
+    void send(std::string_view address, const Args&... args) const {
+        detail::ScratchBuilder b;
+        detail::build(b.get(), address, args...);
+        detail::check(rosco_send(ctx_, ch_, b.get()), "rosco_send");
+    }
+    /// Sends a builder's message or closed bundle.
+    void send(const Builder& b) const { detail::check(rosco_send(ctx_, ch_, b.raw()), "rosco_send"); }
+    /// Sends bytes as one packet (datagram or stream frame).
+    void send_raw(Blob bytes) const {
+        static const std::uint8_t none = 0;  // rosco wants a non-NULL pointer even for 0 bytes
+        const std::uint8_t* p = bytes.data == nullptr && bytes.size == 0 ? &none : bytes.data;
+        detail::check(rosco_send_raw(ctx_, ch_, p, bytes.size), "rosco_send_raw");
+    }
+    /// send(address, args...) returning the status instead of throwing (ROSCO_ERR_INTERNAL
+    /// if memory ran out). rosco_last_error() has the detail of library failures.
+    template <class... Args>
+    Status try_send(std::string_view address, const Args&... args) const noexcept {
+        try {
+            send(address, args...);
+            return ROSCO_OK;
+        } catch (const Error& e) {
+            return e.status();
+        } catch (...) {
+            return ROSCO_ERR_INTERNAL;
+        }
+    }
+
+    /// The local port its socket is bound to (a listener's real port, a sender's
+    /// ephemeral one). ROSCO_ERR_UNSUPPORTED for channels without an IP socket.
+    std::uint16_t port() const {
+        std::uint16_t p = 0;
+        detail::check(rosco_channel_port(ctx_, ch_, &p), "rosco_channel_port");
+        return p;
+    }
+    /// Its URL in liblo's form, with the real port.
+    std::string url() const {
+        std::string s(96, '\0');
+        for (;;) {
+            std::size_t needed = 0;
+            Status st = rosco_channel_url(ctx_, ch_, &s[0], s.size(), &needed);
+            if (st == ROSCO_OK) {
+                s.resize(needed);
+                return s;
+            }
+            if (st == ROSCO_ERR_RANGE && needed + 1 > s.size()) {
+                s.assign(needed + 1, '\0');
+                continue;
+            }
+            detail::throw_status(st, "rosco_channel_url");
+        }
+    }
+    /// Its counters.
+    Stats stats() const {
+        Stats s{};
+        detail::check(rosco_channel_stats_get(ctx_, ch_, &s), "rosco_channel_stats_get");
+        return s;
+    }
+    /// Waits up to `timeout` until a stream channel's output is written (ROSCO_ERR_TIMEOUT
+    /// otherwise). In poll mode it runs the I/O; not from a handler in poll mode.
+    void flush(std::chrono::milliseconds timeout) const {
+        auto n = timeout.count();
+        auto ms = n < 0 ? 0u
+                        : n > std::numeric_limits<std::uint32_t>::max()
+                              ? std::numeric_limits<std::uint32_t>::max()
+                              : static_cast<std::uint32_t>(n);
+        detail::check(rosco_channel_flush(ctx_, ch_, ms), "rosco_channel_flush");
+    }
+    /// Closes it: its sockets close and every copy of this Channel goes stale.
+    void close() const { detail::check(rosco_channel_close(ctx_, ch_), "rosco_channel_close"); }
+
+    rosco_channel handle() const noexcept { return ch_; }
+    rosco_ctx context() const noexcept { return ctx_; }
+
+    friend bool operator==(const Channel& a, const Channel& b) noexcept {
+        return a.ctx_.id == b.ctx_.id && a.ch_.id == b.ch_.id;
+    }
+    friend bool operator!=(const Channel& a, const Channel& b) noexcept { return !(a == b); }
+
+private:
+    rosco_ctx ctx_{};
+    rosco_channel ch_{};
+};
+
+// ----------------------------------------------------------------------------------------
+// Message
+
+/// A received message, as a handler sees it. Borrowed: valid only during the handler,
+/// and not copyable. Copy what you keep.
+class Message {
+public:
+    Message(const rosco_msg* m, rosco_ctx ctx) noexcept : m_(m), ctx_(ctx) {}
+    Message(const Message&) = delete;
+    Message& operator=(const Message&) = delete;
+
+    /// The address (or pattern) it was sent to.
+    std::string_view address() const noexcept { return view(rosco_msg_address(m_)); }
+    /// Its type tags without the leading ',' ("" when none).
+    std::string_view typetags() const noexcept { return view(rosco_msg_typetags(m_)); }
+    /// The number of arguments (= type tags, '[' and ']' included).
+    std::size_t size() const noexcept { return rosco_msg_argc(m_); }
+    bool empty() const noexcept { return size() == 0; }
+    /// The type tag of argument `i` (ROSCO_ERR_RANGE past the end).
+    char type(std::size_t i) const {
+        std::string_view t = typetags();
+        if (i >= t.size())
+            throw Error(ROSCO_ERR_RANGE, "rosco::Message::type", "argument index past the end");
+        return t[i];
+    }
+
+    /// Argument `i` as T (see the type table at the top). Throws ROSCO_ERR_TYPE when it has
+    /// another type, ROSCO_ERR_RANGE past the end. Strings and blobs point into the packet.
+    template <class T>
+    T get(std::size_t i) const {
+        T out{};
+        const char* why = nullptr;
+        Status s = detail::read_arg(m_, i, out, why);
+        if (s != ROSCO_OK) {
+            if (why) throw Error(s, "rosco::Message::get", why);
+            detail::throw_status(s, "rosco::Message::get");
+        }
+        return out;
+    }
+    /// Argument `i` as T, or nothing when it has another type or does not exist.
+    template <class T>
+    std::optional<T> try_get(std::size_t i) const noexcept {
+        T out{};
+        const char* why = nullptr;
+        if (detail::read_arg(m_, i, out, why) != ROSCO_OK) return std::nullopt;
+        return out;
+    }
+
+    /// The sender as "address:port", or "" when it did not come over IP.
+    std::string source() const {
+        char buf[128];
+        if (rosco_msg_source(m_, buf, sizeof buf) != ROSCO_OK) return std::string();
+        return std::string(buf);
+    }
+    /// The channel it arrived on.
+    Channel channel() const {
+        rosco_channel ch{};
+        detail::check(rosco_msg_channel(m_, &ch), "rosco_msg_channel");
+        return Channel(ctx_, ch);
+    }
+    /// The effective timetag of the bundle it came in; TimeTag{} (0) for a lone message.
+    TimeTag bundle_time() const noexcept { return TimeTag(rosco_msg_bundle_time(m_)); }
+    /// When its packet was received.
+    TimeTag received() const noexcept { return TimeTag(rosco_msg_received(m_)); }
+    /// Its bytes as received.
+    Blob bytes() const {
+        const std::uint8_t* p = nullptr;
+        std::size_t n = 0;
+        detail::check(rosco_msg_bytes(m_, &p, &n), "rosco_msg_bytes");
+        return Blob(p, n);
+    }
+
+    /// Answers the sender (its address for UDP, its connection for streams) on the channel
+    /// the message arrived on.
+    template <class... Args>
+    void reply(std::string_view address, const Args&... args) const {
+        detail::ScratchBuilder b;
+        detail::build(b.get(), address, args...);
+        detail::check(rosco_reply(ctx_, m_, b.get()), "rosco_reply");
+    }
+    /// Answers the sender with a builder's packet.
+    void reply(const Builder& b) const { detail::check(rosco_reply(ctx_, m_, b.raw()), "rosco_reply"); }
+
+    const rosco_msg* raw() const noexcept { return m_; }
+    rosco_ctx context() const noexcept { return ctx_; }
+
+private:
+    static std::string_view view(const char* s) noexcept { return s ? std::string_view(s) : std::string_view(); }
+    const rosco_msg* m_;
+    rosco_ctx ctx_;
+};
+
+inline Builder& Builder::append_args(const Message& m) {
+    const std::string_view tags = m.typetags();
+    for (std::size_t i = 0; i < tags.size(); ++i) {
+        switch (tags[i]) {
+            case 'i': add(m.get<std::int32_t>(i)); break;
+            case 'h': add(m.get<std::int64_t>(i)); break;
+            case 'f': add(m.get<float>(i)); break;
+            case 'd': add(m.get<double>(i)); break;
+            case 's': add(m.get<const char*>(i)); break;
+            case 'S': detail::check(rosco_builder_add_symbol(b_, m.get<const char*>(i)), "rosco::Builder::add"); break;
+            case 'b': add(m.get<Blob>(i)); break;
+            case 't': add(m.get<TimeTag>(i)); break;
+            case 'c': add(m.get<Char>(i)); break;
+            case 'm': add(m.get<Midi>(i)); break;
+            case 'r': add(m.get<Rgba>(i)); break;
+            case 'T': add(true); break;
+            case 'F': add(false); break;
+            case 'N': add(nullptr); break;
+            case 'I': add(Impulse{}); break;
+            case '[': add(ArrayBegin{}); break;
+            case ']': add(ArrayEnd{}); break;
+            default:
+                throw Error(ROSCO_ERR_ARG, "rosco::Builder::append_args",
+                            std::string("unknown type tag '") + tags[i] + "'");
+        }
+    }
+    return *this;
+}
+
+// ----------------------------------------------------------------------------------------
+// Method
+
+/// A registered handler. Move-only RAII: destroying it (or assigning over it) removes the
+/// method, and rosco then destroys the handler once no delivery uses it. detach() leaves
+/// the method registered until the context goes.
+class [[nodiscard]] Method {
+public:
+    Method() noexcept = default;
+    Method(rosco_ctx ctx, rosco_method m) noexcept : ctx_(ctx), m_(m) {}
+    ~Method() { release(); }
+    Method(Method&& o) noexcept : ctx_(o.ctx_), m_(std::exchange(o.m_, rosco_method{})) {}
+    Method& operator=(Method&& o) noexcept {
+        if (this != &o) {
+            release();
+            ctx_ = o.ctx_;
+            m_ = std::exchange(o.m_, rosco_method{});
+        }
+        return *this;
+    }
+    Method(const Method&) = delete;
+    Method& operator=(const Method&) = delete;
+
+    /// Removes the method now. Throws ROSCO_ERR_HANDLE if it is already gone (removed
+    /// through another copy of the handle, or its context destroyed). Empty afterwards.
+    void remove() {
+        rosco_method m = std::exchange(m_, rosco_method{});
+        detail::check(rosco_method_remove(ctx_, m), "rosco_method_remove");
+    }
+    /// Gives up ownership: the method stays until its context is destroyed (or until
+    /// rosco_method_remove() with the returned handle).
+    rosco_method detach() noexcept { return std::exchange(m_, rosco_method{}); }
+
+    /// True while this object owns a method.
+    explicit operator bool() const noexcept { return m_.id != 0; }
+    rosco_method handle() const noexcept { return m_; }
+
+private:
+    void release() noexcept {
+        if (m_.id != 0) rosco_method_remove(ctx_, std::exchange(m_, rosco_method{}));
+    }
+    rosco_ctx ctx_{};
+    rosco_method m_{};
+};
+
+// ----------------------------------------------------------------------------------------
+// Context
+
+/// An event, as an event handler sees it. Strings are valid during the handler only.
+struct Event {
+    EventKind kind;
+    Channel channel;
+    std::string_view peer;     ///< "address:port", or empty
+    std::string_view reason;   ///< why (disconnected, malformed), or empty
+    std::uint16_t port;        ///< local port (bound)
+    std::uint32_t attempt;     ///< reconnect attempt, from 1
+    std::chrono::milliseconds delay;  ///< wait before reconnecting
+    std::uint64_t count;       ///< packets dropped so far (dropped)
+};
+
+using EventHandler = std::function<void(const Event&)>;
+using LogHandler = std::function<void(LogLevel, std::string_view)>;
+using BundleHandler = std::function<void(TimeTag)>;
+/// Receives an exception a handler threw, and where ("handler for /a/b", "event handler").
+using ExceptionHandler = std::function<void(std::exception_ptr, std::string_view where)>;
+
+namespace detail {
+
+/// What all of a context's callbacks share: the replaceable event, log, bundle and
+/// exception handlers. Lives until the last of the Context object, rosco's keeper method
+/// and the method holders lets go.
+struct Hub : std::enable_shared_from_this<Hub> {
+    explicit Hub(rosco_ctx c) noexcept : ctx(c) {}
+
+    template <class Fn>
+    std::shared_ptr<const Fn> load(const std::shared_ptr<const Fn>& slot) const {
+        std::lock_guard<std::mutex> lock(mu);
+        return slot;
+    }
+    template <class Fn>
+    void store(std::shared_ptr<const Fn>& slot, std::shared_ptr<const Fn> fn) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            slot.swap(fn);
+        }
+        // The old handler (now in `fn`) goes here, outside the lock, unless a call still
+        // holds it.
+    }
+
+    /// Reports an exception from a callback; never throws.
+    void report(std::exception_ptr e, const char* what, const rosco_msg* m) const noexcept {
+        try {
+            std::string where = what;
+            if (m) {
+                const char* a = rosco_msg_address(m);
+                where += " ";
+                where += a ? a : "?";
+            }
+            if (auto fn = load(on_exception)) {
+                (*fn)(e, where);
+                return;
+            }
+            std::string text = "unknown exception";
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                text = x.what();
+            } catch (...) {
+            }
+            std::cerr << "rosco: " << where << " threw: " << text << std::endl;
+        } catch (...) {
+            // Nothing more can be done without letting it reach rosco.
+        }
+    }
+
+    const rosco_ctx ctx;
+    mutable std::mutex mu;
+    std::shared_ptr<const EventHandler> on_event;
+    std::shared_ptr<const LogHandler> on_log;
+    std::shared_ptr<const BundleHandler> on_bundle_start, on_bundle_end;
+    std::shared_ptr<const ExceptionHandler> on_exception;
+};
+
+/// A handler and the hub it reports to, owned by rosco through `user`/`user_free`.
+template <class F>
+struct MethodHolder {
+    template <class G>
+    MethodHolder(std::shared_ptr<Hub> h, G&& g) : hub(std::move(h)), fn(std::forward<G>(g)) {}
+    std::shared_ptr<Hub> hub;
+    F fn;
+};
+
+template <class F>
+std::int32_t method_trampoline(void* user, const rosco_msg* m) noexcept {
+    auto* h = static_cast<MethodHolder<F>*>(user);
+    try {
+        const Message msg(m, h->hub->ctx);
+        if constexpr (std::is_void_v<std::invoke_result_t<F&, const Message&>>) {
+            h->fn(msg);
+            return 0;
+        } else {
+            return static_cast<bool>(h->fn(msg)) ? 0 : 1;
+        }
+    } catch (...) {
+        h->hub->report(std::current_exception(), "handler for", m);
+        return 0;  // a throwing handler counts as having handled the message
+    }
+}
+
+template <class F>
+void method_free(void* user) noexcept {
+    delete static_cast<MethodHolder<F>*>(user);
+}
+
+/// The keeper method: never matches an ordinary message, and its user_free releases the
+/// hub when rosco drops the context.
+inline std::int32_t keeper_trampoline(void*, const rosco_msg*) noexcept { return 1; }
+inline void keeper_free(void* user) noexcept { delete static_cast<std::shared_ptr<Hub>*>(user); }
+inline constexpr const char* keeper_address = "/rosco.cpp/keeper";
+inline constexpr const char* keeper_typespec = "[[[[]]]]";
+
+inline void event_trampoline(void* user, const rosco_event* ev) noexcept {
+    auto* hub = static_cast<Hub*>(user);
+    try {
+        auto keep = hub->shared_from_this();  // in case the handler destroys the context
+        if (auto fn = hub->load(hub->on_event)) {
+            Event e{static_cast<EventKind>(ev->kind),
+                    Channel(hub->ctx, ev->channel),
+                    ev->peer ? std::string_view(ev->peer) : std::string_view(),
+                    ev->reason ? std::string_view(ev->reason) : std::string_view(),
+                    ev->port,
+                    ev->attempt,
+                    std::chrono::milliseconds(ev->delay_ms),
+                    ev->count};
+            try {
+                (*fn)(e);
+            } catch (...) {
+                hub->report(std::current_exception(), "event handler", nullptr);
+            }
+        }
+    } catch (...) {
+        hub->report(std::current_exception(), "event handler", nullptr);
+    }
+}
+
+inline void log_trampoline(void* user, std::int32_t level, const char* text) noexcept {
+    auto* hub = static_cast<Hub*>(user);
+    try {
+        auto keep = hub->shared_from_this();
+        if (auto fn = hub->load(hub->on_log)) {
+            try {
+                (*fn)(static_cast<LogLevel>(level), text ? std::string_view(text) : std::string_view());
+            } catch (...) {
+                hub->report(std::current_exception(), "log handler", nullptr);
+            }
+        }
+    } catch (...) {
+        hub->report(std::current_exception(), "log handler", nullptr);
+    }
+}
+
+inline void bundle_call(Hub* hub, bool start, std::uint64_t t) noexcept {
+    try {
+        auto keep = hub->shared_from_this();
+        if (auto fn = hub->load(start ? hub->on_bundle_start : hub->on_bundle_end)) {
+            try {
+                (*fn)(TimeTag(t));
+            } catch (...) {
+                hub->report(std::current_exception(), "bundle handler", nullptr);
+            }
+        }
+    } catch (...) {
+        hub->report(std::current_exception(), "bundle handler", nullptr);
+    }
+}
+inline void bundle_start_trampoline(void* user, std::uint64_t t) noexcept {
+    bundle_call(static_cast<Hub*>(user), true, t);
+}
+inline void bundle_end_trampoline(void* user, std::uint64_t t) noexcept {
+    bundle_call(static_cast<Hub*>(user), false, t);
+}
+
+inline std::int32_t clamp_timeout(std::chrono::milliseconds t) noexcept {
+    auto n = t.count();
+    if (n < 0) return -1;
+    if (n > std::numeric_limits<std::int32_t>::max()) return std::numeric_limits<std::int32_t>::max();
+    return static_cast<std::int32_t>(n);
+}
+
+}  // namespace detail
+
+/// A timeout for Context::poll(): wait until something is dispatched.
+inline constexpr std::chrono::milliseconds forever{-1};
+
+/// Owns a rosco context: its channels, methods, handlers and (in the threaded modes) its
+/// I/O thread. Move-only; destroying it closes every channel, stops the thread and
+/// destroys every handler registered through it. A moved-from or closed Context throws
+/// ROSCO_ERR_HANDLE when used.
+class Context {
+public:
+    explicit Context(const Options& options = Options()) {
+        detail::check(rosco_ctx_new(&options.raw(), &ctx_), "rosco_ctx_new");
+        try {
+            hub_ = std::make_shared<detail::Hub>(ctx_);
+            auto* keep = new std::shared_ptr<detail::Hub>(hub_);
+            rosco_method m{};
+            // rosco owns `keep` from here, and frees it itself if this fails.
+            detail::check(rosco_method_add(ctx_, detail::keeper_address, detail::keeper_typespec,
+                                           &detail::keeper_trampoline, keep, &detail::keeper_free, &m),
+                          "rosco_method_add");
+        } catch (...) {
+            rosco_ctx_free(ctx_);
+            throw;
+        }
+    }
+    ~Context() { close(); }
+    Context(Context&& o) noexcept : ctx_(std::exchange(o.ctx_, rosco_ctx{})), hub_(std::move(o.hub_)) {}
+    Context& operator=(Context&& o) noexcept {
+        if (this != &o) {
+            close();
+            ctx_ = std::exchange(o.ctx_, rosco_ctx{});
+            hub_ = std::move(o.hub_);
+        }
+        return *this;
+    }
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    /// Destroys the context now (what the destructor does). Channels and Methods of it go
+    /// stale. May be called from one of its own handlers.
+    void close() noexcept {
+        if (!hub_) return;
+        const rosco_ctx c = std::exchange(ctx_, rosco_ctx{});
+        hub_.reset();
+        rosco_ctx_set_event_callback(c, nullptr, nullptr);
+        rosco_ctx_set_log_callback(c, 1, nullptr, nullptr);
+        rosco_ctx_set_bundle_callbacks(c, nullptr, nullptr, nullptr);
+        rosco_ctx_free(c);
+    }
+
+    /// Opens a channel from a liblo-style URL under a unique name: "osc.udp://:PORT"
+    /// listens (port 0: any), "osc.udp://HOST:PORT" sends, likewise osc.tcp://, and
+    /// "osc.unix:///path[?listen][&stream]". Listeners are bound when this returns.
+    Channel open(std::string_view name, std::string_view url) {
+        detail::ZStr n(name), u(url);
+        rosco_channel ch{};
+        detail::check(rosco_channel_open(ctx_, n.checked("rosco_channel_open"),
+                                         u.checked("rosco_channel_open"), &ch),
+                      "rosco_channel_open");
+        return Channel(ctx_, ch);
+    }
+    /// The channel with this name (ROSCO_ERR_ARG if none).
+    Channel channel(std::string_view name) const {
+        detail::ZStr n(name);
+        rosco_channel ch{};
+        detail::check(rosco_channel_find(ctx_, n.checked("rosco_channel_find"), &ch),
+                      "rosco_channel_find");
+        return Channel(ctx_, ch);
+    }
+    /// The in-process channel "_local": what is sent on it is dispatched here.
+    Channel local() const { return channel("_local"); }
+
+    /// Runs the context for at most `timeout` (0: only what is ready; `rosco::forever`:
+    /// until something is dispatched) and returns the number of messages dispatched. Poll
+    /// mode does all I/O and runs handlers here; io-thread mode runs handlers here;
+    /// threaded mode only waits. ROSCO_ERR_BUSY from a handler or a second thread.
+    std::uint32_t poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+        const rosco_ctx c = ctx_;  // `this` is not touched after the call: a handler may destroy it
+        std::uint32_t n = 0;
+        detail::check(rosco_poll(c, detail::clamp_timeout(timeout), &n), "rosco_poll");
+        return n;
+    }
+
+    /// Registers `handler` for messages to `pattern` (a literal address or an OSC pattern)
+    /// whose type tags are `typespec` ("" for none; coerced if the option is on).
+    template <class F>
+    Method on(std::string_view pattern, std::string_view typespec, F&& handler) {
+        detail::ZStr p(pattern), t(typespec);
+        return add(p.checked("rosco_method_add"), t.checked("rosco_method_add"),
+                   std::forward<F>(handler));
+    }
+    /// Registers `handler` for messages to `pattern` with any arguments.
+    template <class F>
+    Method on(std::string_view pattern, F&& handler) {
+        detail::ZStr p(pattern);
+        return add(p.checked("rosco_method_add"), nullptr, std::forward<F>(handler));
+    }
+    /// Registers a catch-all handler (called in its registration position).
+    template <class F>
+    Method on_any(F&& handler) {
+        return add(nullptr, nullptr, std::forward<F>(handler));
+    }
+
+    /// Sets (or with an empty function removes) the event handler.
+    void on_event(EventHandler handler) {
+        detail::Hub& h = hub();
+        const bool set = static_cast<bool>(handler);
+        h.store(h.on_event, set ? std::make_shared<const EventHandler>(std::move(handler)) : nullptr);
+        detail::check(rosco_ctx_set_event_callback(ctx_, set ? &detail::event_trampoline : nullptr, &h),
+                      "rosco_ctx_set_event_callback");
+    }
+    /// Sets (or with an empty function removes) the log handler, receiving `level` and
+    /// more severe messages.
+    void on_log(LogLevel level, LogHandler handler) {
+        detail::Hub& h = hub();
+        const bool set = static_cast<bool>(handler);
+        h.store(h.on_log, set ? std::make_shared<const LogHandler>(std::move(handler)) : nullptr);
+        detail::check(rosco_ctx_set_log_callback(ctx_, static_cast<std::int32_t>(level),
+                                                 set ? &detail::log_trampoline : nullptr, &h),
+                      "rosco_ctx_set_log_callback");
+    }
+    /// Sets (or with empty functions removes) the handlers called before and after the
+    /// messages of each bundle, with its effective timetag.
+    void on_bundle(BundleHandler start, BundleHandler end) {
+        detail::Hub& h = hub();
+        const bool s = static_cast<bool>(start), e = static_cast<bool>(end);
+        h.store(h.on_bundle_start, s ? std::make_shared<const BundleHandler>(std::move(start)) : nullptr);
+        h.store(h.on_bundle_end, e ? std::make_shared<const BundleHandler>(std::move(end)) : nullptr);
+        detail::check(rosco_ctx_set_bundle_callbacks(ctx_, s ? &detail::bundle_start_trampoline : nullptr,
+                                                      e ? &detail::bundle_end_trampoline : nullptr, &h),
+                      "rosco_ctx_set_bundle_callbacks");
+    }
+    /// Sets (or with an empty function removes) what receives exceptions thrown by this
+    /// context's handlers; without one they are written to std::cerr.
+    void on_exception(ExceptionHandler handler) {
+        detail::Hub& h = hub();
+        h.store(h.on_exception,
+                handler ? std::make_shared<const ExceptionHandler>(std::move(handler)) : nullptr);
+    }
+
+    /// Io-thread mode: a descriptor readable while messages wait for poll() (for epoll,
+    /// select, Pd's sys_addpollfn; do not read or close it). -1 in the other modes.
+    int wakeup_fd() const {
+        std::int32_t fd = -1;
+        detail::check(rosco_ctx_wakeup_fd(ctx_, &fd), "rosco_ctx_wakeup_fd");
+        return fd;
+    }
+
+    rosco_ctx handle() const noexcept { return ctx_; }
+    /// True until moved from or closed.
+    explicit operator bool() const noexcept { return hub_ != nullptr; }
+
+private:
+    detail::Hub& hub() const {
+        if (!hub_) throw Error(ROSCO_ERR_HANDLE, "rosco::Context", "moved-from or closed context");
+        return *hub_;
+    }
+
+    template <class F>
+    Method add(const char* pattern, const char* typespec, F&& handler) {
+        using D = std::decay_t<F>;
+        static_assert(std::is_invocable_v<D&, const Message&>,
+                      "rosco: a handler is called as handler(const rosco::Message&)");
+        using R = std::invoke_result_t<D&, const Message&>;
+        static_assert(std::is_void_v<R> || std::is_convertible_v<R, bool>,
+                      "rosco: a handler returns bool (true: handled) or void");
+        auto holder = std::make_unique<detail::MethodHolder<D>>(hub_, std::forward<F>(handler));
+        rosco_method m{};
+        // rosco owns the holder from here, even when the call fails (it frees it then).
+        const Status s = rosco_method_add(ctx_, pattern, typespec, &detail::method_trampoline<D>,
+                                          holder.release(), &detail::method_free<D>, &m);
+        detail::check(s, "rosco_method_add");
+        return Method(ctx_, m);
+    }
+
+    rosco_ctx ctx_{};
+    std::shared_ptr<detail::Hub> hub_;
+};
+
+}  // namespace rosco
+
+#endif  // ROSCO_HPP
