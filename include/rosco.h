@@ -67,22 +67,6 @@
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
-// The only O2 major version a client accepts (§4.1 rule 3).
-#define O2_VERSION_MAJOR 2
-
-// Length of the TXT `name` value `@PPPPPPPP:IIIIIIII:TTTT:UUUU`.
-#define PROC_NAME_LEN 28
-
-// Longest ensemble name that fits in one DNS label (an instance name is one label).
-#define ENSEMBLE_MAX_LEN 63
-
-// The largest body length an O2 host accepts in a TCP frame (hosts close the connection
-// when the length prefix is 65536 or more).
-#define MAX_TCP_FRAME 65535
-
-// `misc` bit 0: the message is (to be) sent reliably, by TCP.
-#define MISC_RELIABLE 1
-
 // A message or bundle under construction. Create with `rosco_builder_new`, free with
 // `rosco_builder_free`. Not thread-safe while being built; sending only reads it.
 typedef struct rosco_builder rosco_builder;
@@ -510,8 +494,10 @@ rosco_status rosco_ctx_options_init(struct rosco_ctx_options *opts);
 rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ctx *out);
 
 // Frees a context: stops its thread, closes its channels, drops its methods (calling their
-// `user_free`). Afterwards the handle and its channel and method handles are stale. May be
-// called from a callback; the context then goes when that callback's `rosco_poll` returns.
+// `user_free`) and its event, log and bundle callbacks, even while other threads are inside
+// calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
+// starts after this returns. Afterwards the handle and its channel and method handles are
+// stale. May be called from a callback: the rest of that callback's round is skipped.
 //
 // Thread-safe.
 rosco_status rosco_ctx_free(struct rosco_ctx ctx);

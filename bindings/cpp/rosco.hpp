@@ -85,8 +85,9 @@
 //   rosco. (The log callback is rosco's own channel and is not used for this.)
 // * Where handlers run: in poll and io-thread mode inside Context::poll() on the calling
 //   thread; in threaded mode on the context's I/O thread (guard shared state then). Event
-//   handlers run on the thread doing the I/O, and for the "bound" event on the thread
-//   calling open(). Log handlers may run on any of the context's threads.
+//   handlers run on the thread doing the I/O (inside poll() in poll mode, so the "bound"
+//   event of a listener comes at the next poll()); log handlers may run on any of the
+//   context's threads.
 // * A Message is a borrowed view valid only during its handler: copy what you keep
 //   (std::string(msg.get<std::string_view>(0)), msg.get<std::string>(0)).
 // * Destroying a Context unregisters its event, log and bundle handlers and frees it. As

@@ -188,13 +188,19 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
 }
 
 /// Frees a context: stops its thread, closes its channels, drops its methods (calling their
-/// `user_free`). Afterwards the handle and its channel and method handles are stale. May be
-/// called from a callback; the context then goes when that callback's `rosco_poll` returns.
+/// `user_free`) and its event, log and bundle callbacks, even while other threads are inside
+/// calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
+/// starts after this returns. Afterwards the handle and its channel and method handles are
+/// stale. May be called from a callback: the rest of that callback's round is skipped.
 ///
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn rosco_ctx_free(ctx: rosco_ctx) -> rosco_status {
-    guard(|| unregister(ctx).map(drop))
+    guard(|| {
+        // Other threads may still be inside calls on it: stop it now, not when they return.
+        unregister(ctx)?.ctx.shutdown();
+        Ok(())
+    })
 }
 
 /// Runs the context for at most `timeout_ms` (negative: until something is dispatched;

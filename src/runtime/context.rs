@@ -72,7 +72,9 @@ pub struct Context {
     engine: Mutex<Option<Engine>>,
     /// Io-thread mode: the dispatching side, driven by `poll`.
     receiver: Mutex<Option<Receiver>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The I/O thread's id, to recognise calls from its callbacks.
+    io_thread: Option<std::thread::ThreadId>,
 }
 
 impl std::fmt::Debug for Context {
@@ -112,7 +114,8 @@ impl Context {
             },
             engine: Mutex::new(None),
             receiver: Mutex::new(None),
-            thread: None,
+            thread: Mutex::new(None),
+            io_thread: None,
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
             let shared = shared.clone();
@@ -126,15 +129,16 @@ impl Context {
             }
             Mode::IoThread => {
                 *ctx.receiver.get_mut() = Some(receiver());
-                ctx.thread = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
+                *ctx.thread.get_mut() = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
             }
             Mode::Threaded => {
-                ctx.thread = Some(spawn(Engine::new(
+                *ctx.thread.get_mut() = Some(spawn(Engine::new(
                     shared.clone(),
                     Sink::Direct(receiver()),
                 ))?)
             }
         }
+        ctx.io_thread = ctx.thread.get_mut().as_ref().map(|t| t.thread().id());
         Ok(ctx)
     }
 
@@ -214,7 +218,7 @@ impl Context {
 
     fn on_io_thread(&self) -> bool {
         let me = std::thread::current().id();
-        self.thread.as_ref().is_some_and(|t| t.thread().id() == me)
+        self.io_thread == Some(me)
     }
 
     /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
@@ -239,7 +243,10 @@ impl Context {
                 loop {
                     let left = until.map(|u| u.saturating_duration_since(Instant::now()));
                     let n = engine.turn(left);
-                    if n > 0 || left.is_some_and(|l| l.is_zero()) {
+                    if n > 0
+                        || left.is_some_and(|l| l.is_zero())
+                        || self.shared.closed.load(Ordering::Acquire)
+                    {
                         return Ok(n);
                     }
                 }
@@ -255,7 +262,10 @@ impl Context {
                     return Err(Error::Busy);
                 }
                 let _one_at_a_time = self.receiver.try_lock().ok_or(Error::Busy)?;
-                std::thread::sleep(timeout.unwrap_or_default());
+                let until = Instant::now() + timeout.unwrap_or_default();
+                while Instant::now() < until && !self.shared.closed.load(Ordering::Acquire) {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(5)));
+                }
                 Ok(0)
             }
         }
@@ -459,28 +469,53 @@ impl Context {
     }
 }
 
-impl Drop for Context {
-    fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
+impl Context {
+    /// Stops the context now, even while other threads are inside calls on it: the I/O
+    /// thread ends, a `poll` in progress elsewhere finishes its round, every method,
+    /// callback and channel goes. No callback starts after this returns (one already
+    /// running on another thread is waited for, unless this is called from a callback).
+    /// Dropping the context does the same; later calls return [`Error::Closed`].
+    pub fn shutdown(&self) {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.shared.waker.wake();
-        if let Some(thread) = self.thread.take() {
-            // Dropped from one of its own callbacks (threaded mode): the thread ends by
-            // itself when this turn returns; joining it here would wait forever.
-            if thread.thread().id() != std::thread::current().id() {
+        self.shared.notify.wake();
+        let me = std::thread::current().id();
+        if let Some(thread) = self.thread.lock().take() {
+            // From one of its own callbacks the thread ends by itself when this turn
+            // returns; joining it here would wait forever.
+            if thread.thread().id() != me {
                 let _ = thread.join();
             }
         }
-        *self.engine.get_mut() = None;
-        *self.receiver.get_mut() = None;
+        // Let a poll in progress on another thread finish its round.
+        if !IN_POLL.with(Cell::get) {
+            drop(self.engine.lock());
+            drop(self.receiver.lock());
+        }
         // Callbacks may hold senders: clearing the table breaks those reference cycles.
         self.shared.dispatcher.clear();
+        self.shared.dispatcher.set_bundle_callbacks(None, None);
         *self.shared.events.write() = None;
         *self.shared.log.write() = None;
-        let ids: Vec<_> = self.shared.channels.read().iter().map(|(h, _)| h).collect();
-        let mut channels = self.shared.channels.write();
-        for h in ids {
-            channels.remove(h);
+        let channels: Vec<_> = {
+            let mut table = self.shared.channels.write();
+            let ids: Vec<_> = table.iter().map(|(h, _)| h).collect();
+            ids.into_iter().filter_map(|h| table.remove(h)).collect()
+        };
+        self.shared.names.write().clear();
+        for ch in &channels {
+            ch.release();
         }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.shutdown();
+        *self.engine.get_mut() = None;
+        *self.receiver.get_mut() = None;
     }
 }
 

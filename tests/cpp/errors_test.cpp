@@ -45,6 +45,7 @@ void channels() {
     CHECK_THROWS_STATUS(ctx.open("in", test::udp_listen()), ROSCO_ERR_ARG);  // name taken
     CHECK_THROWS_STATUS(ctx.channel("nope"), ROSCO_ERR_ARG);
     CHECK_THROWS_STATUS(ctx.local().port(), ROSCO_ERR_UNSUPPORTED);  // no IP socket
+    CHECK_THROWS_STATUS(ctx.local().close(), ROSCO_ERR_UNSUPPORTED); // _local stays
 
     // A stale channel after close(): every call says ROSCO_ERR_HANDLE.
     rosco::Channel copy = in;

@@ -294,7 +294,8 @@ void methods_and_flow() {
     CHECK_EQ(second_tu_local_roundtrip(), 42);
 }
 
-// Events and log: bound on open (on the opening thread), debug log lines.
+// Events and log: "bound" after opening a listener (from the I/O loop: here, in poll()),
+// debug log lines.
 void events_and_log() {
     rosco::Context ctx;
     std::vector<rosco::EventKind> kinds;
@@ -314,6 +315,7 @@ void events_and_log() {
         ++log_lines;
     });
     rosco::Channel in = ctx.open("in", test::udp_listen());
+    CHECK(test::poll_until(ctx, [&] { return !kinds.empty(); }));
     CHECK(!kinds.empty() && kinds[0] == rosco::EventKind::bound);
     CHECK_EQ(bound_port, in.port());
     CHECK(bound_channel == in);

@@ -1,0 +1,91 @@
+/* rosco_ctx_free stops a context at once, even while another thread is inside a call on
+ * it: no method, event or bundle callback starts after it returns, and every user_free
+ * has run. (Regression test: freeing used to wait for the other thread's call to end.) */
+#include "check.h"
+#include <pthread.h>
+
+struct shared {
+    rosco_ctx ctx;
+    atomic_int polling;
+    atomic_int freed;          /* set right after rosco_ctx_free returned */
+    atomic_int late_calls;     /* callbacks that started after that */
+    atomic_int calls;
+    atomic_int user_freed;
+};
+
+static int on_msg(void *user, const rosco_msg *m)
+{
+    struct shared *s = user;
+    (void)m;
+    if (atomic_load(&s->freed))
+        atomic_fetch_add(&s->late_calls, 1);
+    atomic_fetch_add(&s->calls, 1);
+    return 0;
+}
+
+static void on_free(void *user)
+{
+    struct shared *s = user;
+    atomic_fetch_add(&s->user_freed, 1);
+}
+
+static void *poller(void *arg)
+{
+    struct shared *s = arg;
+    atomic_store(&s->polling, 1);
+    /* Returns early once the context is freed (CLOSED or HANDLE), never crashes. */
+    for (int i = 0; i < 20 && !atomic_load(&s->freed); i++)
+        rosco_poll(s->ctx, 100, NULL);
+    return NULL;
+}
+
+static void run(int32_t mode)
+{
+    struct shared s = {0};
+    rosco_ctx_options o = check_options(mode);
+    rosco_channel in, out;
+    rosco_method m;
+    uint16_t port;
+    pthread_t t;
+
+    if (!CHECK_OK(rosco_ctx_new(&o, &s.ctx)))
+        return;
+    CHECK_OK(check_udp_pair(s.ctx, "in", "out", &in, &out, &port));
+    CHECK_OK(rosco_method_add(s.ctx, "/x", NULL, on_msg, &s, on_free, &m));
+    rosco_builder *b = rosco_builder_new();
+    CHECK_OK(rosco_builder_message(b, "/x"));
+    CHECK_OK(rosco_send(s.ctx, out, b));
+    CHECK(pthread_create(&t, NULL, poller, &s) == 0);
+    int64_t deadline = check_now_ms() + check_scale_ms(3000);
+    while (atomic_load(&s.calls) == 0 && check_now_ms() < deadline)
+        check_sleep_ms(1);
+    CHECK(atomic_load(&s.calls) == 1);
+
+    /* Free while the other thread is (or is about to be) inside rosco_poll. */
+    CHECK_OK(rosco_ctx_free(s.ctx));
+    atomic_store(&s.freed, 1);
+    CHECK_INT(atomic_load(&s.user_freed), 1);
+    /* Traffic to the freed context's port reaches nobody. */
+    rosco_ctx other;
+    rosco_channel to;
+    char url[64];
+    CHECK_OK(rosco_ctx_new(NULL, &other));
+    snprintf(url, sizeof url, "osc.udp://127.0.0.1:%u", (unsigned)port);
+    CHECK_OK(rosco_channel_open(other, "to", url, &to));
+    for (int i = 0; i < 5; i++)
+        rosco_send(other, to, b);
+    check_sleep_ms(check_scale_ms(100));
+    CHECK_INT(atomic_load(&s.late_calls), 0);
+    CHECK_STATUS(rosco_send(s.ctx, out, b), ROSCO_ERR_HANDLE);
+    pthread_join(t, NULL);
+    CHECK_OK(rosco_ctx_free(other));
+    rosco_builder_free(b);
+}
+
+int main(void)
+{
+    const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        run(modes[i]);
+    return check_summary("free_test");
+}
