@@ -180,3 +180,23 @@ fn receive_path() {
         0
     );
 }
+
+#[test]
+fn context_udp_send() {
+    // The audio-thread path: encode into the thread's buffer, look the channel up under a
+    // read lock, sendto. Nothing allocates once the buffer has grown.
+    let ctx = rosco::Context::new(rosco::ContextOptions::default()).unwrap();
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+        )
+        .unwrap();
+    let sender = ctx.sender();
+    assert_eq!(
+        allocations(|| sender.send(tx, "/synth/1/freq", &ARGS).unwrap()),
+        0
+    );
+    assert_eq!(ctx.stats(tx).unwrap().packets_out, 1001);
+}

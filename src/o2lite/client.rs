@@ -1,6 +1,6 @@
 //! The O2lite client session (specs/o2lite.md §6–§7), sans-IO: the caller reports the
 //! TCP connection coming up or going down, hands in received messages with the local time,
-//! calls [`ClientSession::tick`] when [`ClientSession::next_deadline`] passes, and sends
+//! calls [`ClientSession::tick`] when the time it returned comes, and sends
 //! what [`Output`] collects.
 //!
 //! Unlike the reference clients, every new connection restarts clock synchronisation and
