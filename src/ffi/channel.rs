@@ -245,12 +245,11 @@ pub unsafe extern "C" fn rosco_send_raw(
     len: usize,
 ) -> rosco_status {
     guard(|| {
-        let bytes = match (data.is_null(), len) {
-            (_, 0) => &[][..],
-            (true, _) => return Err(Failure::null("data")),
-            // SAFETY: non-null and readable for `len` bytes by the caller's promise.
-            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
-        };
+        if data.is_null() {
+            return Err(Failure::null("data"));
+        }
+        // SAFETY: non-null and readable for `len` bytes by the caller's promise.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
         with_ctx_channel(ctx, ch, |c, id| {
             c.ctx.send_packet(id, bytes).map_err(Failure::from)
         })

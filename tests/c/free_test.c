@@ -45,7 +45,7 @@ static void run(int32_t mode)
     rosco_ctx_options o = check_options(mode);
     rosco_channel in, out;
     rosco_method m;
-    uint16_t port;
+    uint16_t port = 0;
     pthread_t t;
 
     if (!CHECK_OK(rosco_ctx_new(&o, &s.ctx)))
