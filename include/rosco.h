@@ -228,6 +228,8 @@ typedef void (*rosco_bundle_fn)(void *user, uint64_t timetag);
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -637,6 +639,13 @@ rosco_status rosco_msg_get_blob(const struct rosco_msg *m,
 // `m` is NULL or the running callback's message; `out` is writable.
 rosco_status rosco_msg_get_timetag(const struct rosco_msg *m, uint32_t index, uint64_t *out);
 
+// Argument `index`, a `t`, as seconds: O2 global seconds for a message that came over
+// O2lite, seconds since 1900 (era resolved) for an OSC timetag.
+//
+// # Safety
+// `m` is NULL or the running callback's message; `out` is writable.
+rosco_status rosco_msg_get_seconds(const struct rosco_msg *m, uint32_t index, double *out);
+
 // Argument `index` as a `c` (character code).
 //
 // # Safety
@@ -655,7 +664,7 @@ rosco_status rosco_msg_get_midi(const struct rosco_msg *m, uint32_t index, uint3
 // `m` is NULL or the running callback's message; `out` is writable.
 rosco_status rosco_msg_get_rgba(const struct rosco_msg *m, uint32_t index, uint32_t *out);
 
-// Argument `index` as `T` (1) or `F` (0).
+// Argument `index` as `T` or O2's `B` true (1), `F` or `B` false (0).
 //
 // # Safety
 // `m` is NULL or the running callback's message; `out` is writable.

@@ -116,7 +116,8 @@ impl TypeSpec {
         };
         let mut depth = 0usize;
         for &tag in spec.as_bytes() {
-            if !osc::TypeSet::ALL.contains(tag) {
+            // `B` (O2's boolean) is a type spec too: O2 messages carry it.
+            if !osc::TypeSet::O2.contains(tag) {
                 return Err(MethodError::BadTypeSpec { tag });
             }
             depth = match tag {
@@ -161,7 +162,8 @@ enum Accept {
 fn coercible(to: u8, from: u8) -> bool {
     let numeric = |t| matches!(t, b'i' | b'h' | b'f' | b'd');
     let text = |t| matches!(t, b's' | b'S');
-    to == from || (numeric(to) && numeric(from)) || (text(to) && text(from))
+    let boolean = to == b'B' && matches!(from, b'T' | b'F');
+    to == from || (numeric(to) && numeric(from)) || (text(to) && text(from)) || boolean
 }
 
 /// Converts an argument to the type `to` (which [`coercible`] allows).
@@ -173,6 +175,8 @@ fn coerce(arg: Arg<'_>, to: u8) -> Arg<'_> {
         (b'd', a) if a.tag() != b'd' => Arg::Double(a.as_f64().unwrap_or(0.0)),
         (b's', Arg::Symbol(s)) => Arg::Str(s),
         (b'S', Arg::Str(s)) => Arg::Symbol(s),
+        (b'B', Arg::True) => Arg::Bool(true),
+        (b'B', Arg::False) => Arg::Bool(false),
         (_, a) => a,
     }
 }
@@ -503,6 +507,11 @@ impl Dispatcher {
     }
 }
 
+static O2_DECODE: osc::DecodeOptions = osc::DecodeOptions {
+    allowed_types: osc::TypeSet::O2,
+    ..osc::DecodeOptions::DEFAULT
+};
+
 /// Re-encodes `msg` with the method's type spec into `buf` and returns a view of it.
 fn coerce_message<'b>(
     msg: &Message<'_>,
@@ -513,10 +522,11 @@ fn coerce_message<'b>(
         return None;
     };
     let args = msg.args().zip(tags.iter()).map(|(a, &t)| coerce(a, t));
-    PacketWriter::new(buf)
+    // O2-aware options: a coerced message may carry `B`.
+    PacketWriter::with_options(buf, &osc::O2_ENCODE)
         .message_iter(msg.address(), args)
         .ok()?;
-    match osc::decode(buf).ok()? {
+    match osc::decode_with(buf, &O2_DECODE).ok()? {
         Packet::Message(m) => Some(m),
         Packet::Bundle(_) => None,
     }
@@ -617,6 +627,29 @@ mod tests {
         assert!(d
             .add_method(Some("/bad[pattern"), None, |_, _| Flow::Handled)
             .is_err());
+    }
+
+    #[test]
+    fn o2_booleans_match_typespec_b_and_osc_booleans_coerce_to_them() {
+        let d = Dispatcher::new();
+        let log = Log::default();
+        d.add_method(Some("/b"), Some("B"), logger(&log, "B", Flow::PassOn))
+            .unwrap();
+        d.add_method(Some("/b"), Some("T"), logger(&log, "T", Flow::PassOn))
+            .unwrap();
+        let mut buf = Vec::new();
+        PacketWriter::with_options(&mut buf, &osc::O2_ENCODE)
+            .message("/b", &[Arg::Bool(false)])
+            .unwrap();
+        let Packet::Message(m) = osc::decode_with(&buf, &O2_DECODE).unwrap() else {
+            unreachable!()
+        };
+        d.dispatch(&m, &MsgInfo::default(), &mut DispatchScratch::default());
+        send(&d, "/b", &[Arg::True]);
+        assert_eq!(take(&log), ["B:Bool(false)", "B:Bool(true)", "T:True"]);
+        // Plain OSC has no `B`: neither end accepts it unless told to.
+        assert!(osc::decode(&buf).is_err());
+        assert!(encode_message("/b", &[Arg::Bool(true)], &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct ReceiveStats {
 #[derive(Debug)]
 pub struct Receiver {
     decode: DecodeOptions,
+    /// The same with O2's `B` allowed, for messages that came over O2lite.
+    decode_o2: DecodeOptions,
     state: State,
 }
 
@@ -73,6 +75,7 @@ impl Receiver {
     /// A receiver delivering to `dispatcher`.
     pub fn new(dispatcher: Arc<Dispatcher>, options: ReceiveOptions) -> Receiver {
         Receiver {
+            decode_o2: options.decode.with_o2_types(),
             decode: options.decode,
             state: State {
                 dispatcher,
@@ -93,7 +96,11 @@ impl Receiver {
         info: MsgInfo,
         now: TimeTag,
     ) -> Result<usize, DecodeError> {
-        let packet = match decode_with(packet, &self.decode) {
+        let opts = match info.o2 {
+            Some(_) => &self.decode_o2,
+            None => &self.decode,
+        };
+        let packet = match decode_with(packet, opts) {
             Ok(p) => p,
             Err(e) => {
                 self.state.stats.malformed += 1;

@@ -207,7 +207,7 @@ fn client_and_host_exchange_messages_and_synchronise() {
         let c = at_client.lock().unwrap().clone();
         assert!(
             c.iter()
-                .any(|m| m.0 == "/client/echo" && m.1 == "hTb" && m.4),
+                .any(|m| m.0 == "/client/echo" && m.1 == "hBb" && m.2[1] == "Bool(true)" && m.4),
             "{mode:?}: {c:?}"
         );
         assert!(c.iter().any(|m| m.1 == "i" && !m.4), "{mode:?}: {c:?}");

@@ -276,6 +276,31 @@ pub unsafe extern "C" fn rosco_msg_get_timetag(
     }
 }
 
+/// Argument `index`, a `t`, as seconds: O2 global seconds for a message that came over
+/// O2lite, seconds since 1900 (era resolved) for an OSC timetag.
+///
+/// # Safety
+/// `m` is NULL or the running callback's message; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_msg_get_seconds(
+    m: *const rosco_msg,
+    index: u32,
+    out: *mut f64,
+) -> rosco_status {
+    // SAFETY: the caller's promise.
+    let o2 = unsafe { view(m) }
+        .map(|v| v.info.o2.is_some())
+        .unwrap_or(false);
+    // SAFETY: forwarded promises.
+    unsafe {
+        get(m, index, out, "'t'", |a| match a {
+            Arg::Time(t) if o2 => Some(crate::runtime::fixed_to_seconds(t)),
+            Arg::Time(t) => Some(t.since_ntp_epoch().as_secs_f64()),
+            _ => None,
+        })
+    }
+}
+
 /// Argument `index` as a `c` (character code).
 ///
 /// # Safety
@@ -342,7 +367,7 @@ pub unsafe extern "C" fn rosco_msg_get_rgba(
     }
 }
 
-/// Argument `index` as `T` (1) or `F` (0).
+/// Argument `index` as `T` or O2's `B` true (1), `F` or `B` false (0).
 ///
 /// # Safety
 /// `m` is NULL or the running callback's message; `out` is writable.
@@ -355,8 +380,8 @@ pub unsafe extern "C" fn rosco_msg_get_bool(
     // SAFETY: forwarded promises.
     unsafe {
         get(m, index, out, "'T' or 'F'", |a| match a {
-            Arg::True => Some(1),
-            Arg::False => Some(0),
+            Arg::True | Arg::Bool(true) => Some(1),
+            Arg::False | Arg::Bool(false) => Some(0),
             _ => None,
         })
     }

@@ -47,6 +47,16 @@ impl DecodeOptions {
     };
 }
 
+impl DecodeOptions {
+    /// These options with O2's `B` allowed (for messages that came over O2lite).
+    pub fn with_o2_types(&self) -> DecodeOptions {
+        DecodeOptions {
+            allowed_types: self.allowed_types.union(TypeSet::O2),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions::DEFAULT
@@ -351,8 +361,13 @@ fn validate_message(
     let mut open_arrays = 0usize;
     let restricted = opts.allowed_types != TypeSet::ALL;
     for &tag in tags {
-        if restricted && !opts.allowed_types.contains(tag) && TypeSet::ALL.contains(tag) {
-            return Err(err(DecodeErrorKind::TypeNotAllowed { tag }, data_at + pos));
+        // `B` is O2's: an OSC decoder knows no such tag unless told to allow it.
+        if (restricted || tag == b'B') && !opts.allowed_types.contains(tag) {
+            let kind = match TypeSet::ALL.contains(tag) {
+                true => DecodeErrorKind::TypeNotAllowed { tag },
+                false => DecodeErrorKind::UnknownType { tag },
+            };
+            return Err(err(kind, data_at + pos));
         }
         match tag {
             b'[' => open_arrays += 1,
@@ -424,6 +439,7 @@ fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, Dec
         b'F' => Arg::False,
         b'N' => Arg::Nil,
         b'I' => Arg::Impulse,
+        b'B' => Arg::Bool(i32::from_be_bytes(four(take(data, pos, 4, tag)?)) != 0),
         b'[' => Arg::ArrayStart,
         b']' => Arg::ArrayEnd,
         _ => return Err(DecodeErrorKind::UnknownType { tag }),

@@ -25,6 +25,13 @@ pub struct EncodeOptions {
 
 static DEFAULT_OPTIONS: EncodeOptions = EncodeOptions::DEFAULT;
 
+/// Every type, O2's `B` included: for messages that came over, or go to, O2lite.
+pub(crate) static O2_OPTIONS: EncodeOptions = EncodeOptions {
+    allowed_types: TypeSet::O2,
+    check_address: false,
+    addresses: None,
+};
+
 impl EncodeOptions {
     /// The defaults: every type, basic address checks, no compression.
     pub const DEFAULT: EncodeOptions = EncodeOptions {
@@ -256,11 +263,17 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     for (index, arg) in args.clone().enumerate() {
         let arg = arg.borrow();
         count += 1;
-        if restricted && !opts.allowed_types.contains(arg.tag()) {
+        // `B` is O2's: an OSC encoder refuses it unless told to allow it.
+        if (restricted || arg.tag() == b'B') && !opts.allowed_types.contains(arg.tag()) {
             return Err(EncodeError::TypeNotAllowed { tag: arg.tag() });
         }
         payload += match *arg {
-            Arg::Int(_) | Arg::Float(_) | Arg::Char(_) | Arg::Rgba(_) | Arg::Midi(_) => 4,
+            Arg::Int(_)
+            | Arg::Float(_)
+            | Arg::Char(_)
+            | Arg::Rgba(_)
+            | Arg::Midi(_)
+            | Arg::Bool(_) => 4,
             Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
             Arg::Str(s) | Arg::Symbol(s) if s.contains(&0) => {
                 return Err(EncodeError::NulInString { index })
@@ -317,6 +330,7 @@ fn write_payload<'b>(buf: &'b mut [u8], arg: &Arg<'_>) -> &'b mut [u8] {
         Arg::Double(v) => put(buf, &v.to_bits().to_be_bytes()),
         Arg::Time(t) => put(buf, &t.to_bits().to_be_bytes()),
         Arg::Char(c) => put(buf, &[0, 0, 0, c]),
+        Arg::Bool(b) => put(buf, &[0, 0, 0, b as u8]),
         Arg::Rgba(b) | Arg::Midi(b) => put(buf, &b),
         Arg::Str(s) | Arg::Symbol(s) => {
             put(buf, s);

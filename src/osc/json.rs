@@ -117,6 +117,7 @@ fn write_arg(f: &mut fmt::Formatter<'_>, arg: &Arg<'_>, rest: &mut Args<'_>) -> 
         Arg::True => f.write_str(",\"value\":true")?,
         Arg::False => f.write_str(",\"value\":false")?,
         Arg::Nil => f.write_str(",\"value\":null")?,
+        Arg::Bool(b) => write!(f, ",\"value\":{b}")?,
         Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd | Arg::Time(_) => {}
     }
     f.write_char('}')

@@ -16,8 +16,8 @@ pub use address_table::{AddressTable, AddressTableError};
 pub use decode::{
     decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet, MAX_BUNDLE_DEPTH,
 };
-pub(crate) use encode::WriterState;
 pub use encode::{encode_message, EncodeOptions, PacketWriter};
+pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
 pub use hexdump::HexDump;

@@ -54,6 +54,7 @@ fn write_arg(f: &mut fmt::Formatter<'_>, arg: &Arg<'_>) -> fmt::Result {
         Arg::False => f.write_str("#F"),
         Arg::Nil => f.write_str("Nil"),
         Arg::Impulse => f.write_str("Infinitum"),
+        Arg::Bool(b) => write!(f, "{b}"),
         Arg::ArrayStart => f.write_str("["),
         Arg::ArrayEnd => f.write_str("]"),
     }

@@ -39,6 +39,9 @@ pub enum Arg<'a> {
     Nil,
     /// `I`: impulse (OSC 1.1), infinitum (OSC 1.0).
     Impulse,
+    /// `B`: an O2 boolean (int32 0/1). Not an OSC type: only messages that came over, or go
+    /// to, O2lite carry it; OSC encoders and decoders refuse it (see [`TypeSet::O2`]).
+    Bool(bool),
     /// `[`.
     ArrayStart,
     /// `]`.
@@ -78,6 +81,7 @@ impl<'a> Arg<'a> {
             Arg::False => b'F',
             Arg::Nil => b'N',
             Arg::Impulse => b'I',
+            Arg::Bool(_) => b'B',
             Arg::ArrayStart => b'[',
             Arg::ArrayEnd => b']',
         }
@@ -164,6 +168,7 @@ impl From<Arg<'_>> for OwnedArg {
             Arg::False => OwnedArg::Value(Arg::False),
             Arg::Nil => OwnedArg::Value(Arg::Nil),
             Arg::Impulse => OwnedArg::Value(Arg::Impulse),
+            Arg::Bool(b) => OwnedArg::Value(Arg::Bool(b)),
             Arg::ArrayStart => OwnedArg::Value(Arg::ArrayStart),
             Arg::ArrayEnd => OwnedArg::Value(Arg::ArrayEnd),
         }
@@ -181,6 +186,8 @@ pub struct TypeSet(u128);
 impl TypeSet {
     /// Every known type.
     pub const ALL: TypeSet = TypeSet::from_tags(ALL_TYPE_TAGS);
+    /// Every OSC type and O2's `B`: what messages from or to O2lite may carry.
+    pub const O2: TypeSet = TypeSet(TypeSet::ALL.0 | 1 << b'B');
     /// The OSC 1.0 required types `i f s b`.
     pub const OSC_1_0: TypeSet = TypeSet::from_tags(b"ifsb");
     /// The OSC 1.1 required types `i f s b T F N I t`.
@@ -197,6 +204,11 @@ impl TypeSet {
             i += 1;
         }
         TypeSet(bits)
+    }
+
+    /// The tags in either set.
+    pub const fn union(self, other: TypeSet) -> TypeSet {
+        TypeSet(self.0 | other.0)
     }
 
     /// True when `tag` is in the set.

@@ -125,7 +125,10 @@ impl Context {
         };
         match mode {
             Mode::Poll => {
-                *ctx.engine.get_mut() = Some(Engine::new(shared.clone(), Sink::Direct(receiver())))
+                *ctx.engine.get_mut() = Some(Engine::new(
+                    shared.clone(),
+                    Sink::Direct(Box::new(receiver())),
+                ))
             }
             Mode::IoThread => {
                 *ctx.receiver.get_mut() = Some(receiver());
@@ -134,7 +137,7 @@ impl Context {
             Mode::Threaded => {
                 *ctx.thread.get_mut() = Some(spawn(Engine::new(
                     shared.clone(),
-                    Sink::Direct(receiver()),
+                    Sink::Direct(Box::new(receiver())),
                 ))?)
             }
         }

@@ -33,7 +33,7 @@ const DISCOVERY_POLL: Duration = Duration::from_millis(100);
 /// Where validated packets go.
 pub(crate) enum Sink {
     /// Dispatch on this thread.
-    Direct(Receiver),
+    Direct(Box<Receiver>),
     /// Queue for `poll` on the user's thread.
     Queue,
 }
@@ -59,6 +59,7 @@ pub(crate) struct Engine {
     hook_buf: Vec<u8>,
     channels: Vec<Arc<Channel>>,
     decode: DecodeOptions,
+    decode_o2: DecodeOptions,
 }
 
 impl Engine {
@@ -72,6 +73,7 @@ impl Engine {
             buf: vec![0; RECV_BUFFER],
             hook_buf: Vec::new(),
             channels: Vec::new(),
+            decode_o2: decode.with_o2_types(),
             decode,
         }
     }
@@ -667,7 +669,15 @@ impl Engine {
                 }
                 result
             }
-            Sink::Queue => crate::osc::decode_with(packet, &self.decode).map(|_| {
+            Sink::Queue => crate::osc::decode_with(
+                packet,
+                if o2.is_some() {
+                    &self.decode_o2
+                } else {
+                    &self.decode
+                },
+            )
+            .map(|_| {
                 let item = Incoming::new(&self.shared, ch.id, info, packet);
                 if !self.shared.push_incoming(item) {
                     let total = Stats::add(&ch.stats.dropped, 1);

@@ -158,7 +158,8 @@ impl O2Role {
 
 /// Rewrites an O2 application message as an OSC message for rosco's method table: the
 /// leading `!` becomes `/`; `t` (global seconds) travels as a 32.32 fixed-point timetag of
-/// those seconds; `B` becomes `T`/`F`; a vector becomes an array of its elements.
+/// those seconds; `B` stays `B` (an O2-only type); a vector becomes an array of its
+/// elements.
 pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let mut address = Vec::with_capacity(msg.address().len());
     address.push(b'/');
@@ -172,7 +173,7 @@ pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), Encod
             O2Arg::Double(v) => args.push(Arg::Double(v)),
             O2Arg::Time(t) => args.push(Arg::Time(seconds_to_fixed(t))),
             O2Arg::Long(v) => args.push(Arg::Long(v)),
-            O2Arg::Bool(b) => args.push(Arg::bool(b)),
+            O2Arg::Bool(b) => args.push(Arg::Bool(b)),
             O2Arg::Blob(b) => args.push(Arg::Blob(b)),
             O2Arg::True => args.push(Arg::True),
             O2Arg::False => args.push(Arg::False),
@@ -199,7 +200,7 @@ pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), Encod
             }
         }
     }
-    PacketWriter::new(out).message(&address, &args)
+    PacketWriter::with_options(out, &crate::osc::O2_ENCODE).message(&address, &args)
 }
 
 /// The channel URL for an O2lite client of `ensemble`: discovery when `host` is `None`,
@@ -245,8 +246,9 @@ pub(crate) fn from_osc<'a>(
             Arg::Symbol(s) => O2Arg::Symbol(s),
             Arg::Char(c) => O2Arg::Char(c),
             Arg::Midi(m) => O2Arg::Midi(m),
-            Arg::True => O2Arg::True,
-            Arg::False => O2Arg::False,
+            // Booleans are written as O2 booleans (spec §16).
+            Arg::True | Arg::Bool(true) => O2Arg::Bool(true),
+            Arg::False | Arg::Bool(false) => O2Arg::Bool(false),
             Arg::Nil => O2Arg::Nil,
             Arg::Impulse => O2Arg::Infinitum,
             Arg::ArrayStart => O2Arg::ArrayStart,

@@ -172,6 +172,16 @@ static int32_t check_all_types(void *user, const rosco_msg *m)
                 fprintf(stderr, "  rosco_msg_get_%s(%u)\n", kind_name[k], past[j]);
         }
 
+    /* A timetag as seconds since 1900 (an O2 message's `t` gives O2 global seconds); its
+     * seconds field has the top bit clear, so by the RFC 4330 pivot it is past 2036. */
+    double secs = 0;
+    CHECK_OK(rosco_msg_get_seconds(m, 5, &secs));
+    secs -= 4294967296.0 + 0x01020304 + 0x05060708 / 4294967296.0;
+    CHECK(secs > -1e-6 && secs < 1e-6);
+    CHECK_ERR(rosco_msg_get_seconds(m, 6, &secs), ROSCO_ERR_TYPE);
+    CHECK_ERR(rosco_msg_get_seconds(m, NARGS, &secs), ROSCO_ERR_RANGE);
+    CHECK_ERR(rosco_msg_get_seconds(m, 5, NULL), ROSCO_ERR_NULL);
+
     /* The channel and the raw bytes. */
     rosco_channel ch = {0};
     CHECK_OK(rosco_msg_channel(m, &ch));
