@@ -21,17 +21,20 @@
 //   Error      std::runtime_error with the rosco_status and rosco_last_error() text.
 //   Options    chainable setters over rosco_ctx_options (mode, coercion, queueing, ...).
 //   Context    move-only owner of a rosco_ctx: open(), channel(), poll(), on(), on_any(),
-//              on_event(), on_log(), on_bundle(), on_exception(), wakeup_fd().
+//              on_event(), on_log(), on_bundle(), on_exception(), wakeup_fd(),
+//              o2lite_connect().
 //   Channel    a copyable value (context handle + channel handle): send(address, args...),
 //              send(builder), try_send(), send_raw(), port(), url(), stats(), flush(),
-//              close(). A Channel whose channel or context is gone throws ROSCO_ERR_HANDLE.
+//              close(); on O2lite channels also o2_service_add(), o2_service_remove(),
+//              o2_send(), o2_time(), o2_bridge_id(), o2_query(), o2_query_list().
+//              A Channel whose channel or context is gone throws ROSCO_ERR_HANDLE.
 //   Method     move-only registration of a handler; destroying it removes the method.
 //   Builder    move-only owner of a rosco_builder: message(a).add(x, y), bundle(t, fill),
 //              bundle_begin()/bundle_end(), array_begin()/array_end(), append_args(msg),
 //              bytes(), reset().
 //   Message    the view a handler receives: address(), typetags(), size(), type(i),
-//              get<T>(i), try_get<T>(i), source(), channel(), bundle_time(), received(),
-//              bytes(), reply(address, args...), reply(builder).
+//              get<T>(i), try_get<T>(i), get_seconds(i), source(), channel(),
+//              bundle_time(), received(), bytes(), reply(address, args...), reply(builder).
 //   TimeTag    NTP 32.32 time: now(), immediately(), from_now(d), from_unix(), + duration.
 //   Blob, Symbol, Char, Midi, Rgba, Impulse, ArrayBegin, ArrayEnd: OSC types C++ lacks.
 //
@@ -41,6 +44,7 @@
 //   const char*, std::string,       s      rosco::Symbol                         S
 //     std::string_view (get<> of these also accepts S)
 //   bool                            T / F  std::nullptr_t (send only)            N
+//     (get<bool> also reads O2's B; on O2lite a bool is sent as B)
 //   rosco::Impulse (send only)      I      rosco::Blob {pointer, size}           b
 //   rosco::Char                     c      rosco::Midi {port, status, d1, d2}    m
 //   rosco::Rgba {r, g, b, a}        r      rosco::TimeTag                        t
@@ -49,6 +53,54 @@
 // (which OSC type they should become is ambiguous): cast them, or wrap in rosco::Char.
 // Strings are passed as bytes; one holding a NUL byte is refused (ROSCO_ERR_ARG), since
 // OSC strings end at the first NUL.
+//
+// ----------------------------------------------------------------------------------------
+// O2lite
+//
+//   rosco::Context host(rosco::Options().mode(rosco::Mode::threaded));
+//   rosco::Channel h = host.open("host", "o2lite-host://myens?mdns=0");  // mdns=0: no DNS-SD
+//   h.o2_service_add("server");                   // the host's own service
+//   rosco::Context ctx;
+//   rosco::Channel c = ctx.o2lite_connect("myens", "127.0.0.1:" + std::to_string(h.port()));
+//   c.o2_service_add("client");                   // announced now and on every reconnection
+//   rosco::Method m = ctx.on("/client/note", [&](const rosco::Message& msg) { ... });
+//   ctx.on_event([](const rosco::Event& e) {
+//       if (e.kind == rosco::EventKind::o2 && e.o2_name() == "Synced") { ... }
+//   });
+//   ...once synchronised (o2_time() >= 0):
+//   c.o2_send(0, true, "/server/hello", 1, "two");          // now, by TCP
+//   c.o2_send(c.o2_time() + 0.5, false, "/server/later");   // due in 0.5 s, best effort
+//
+// * Context::o2lite_connect(ensemble, "host:port") connects to a host directly ("host:port:
+//   udp_port" also names its UDP port; without it everything goes by TCP);
+//   o2lite_connect(ensemble) finds the host by DNS-SD discovery on the local network. A
+//   host is a channel opened with open(name, "o2lite-host://ENSEMBLE[:PORT][?mdns=0]"); its
+//   TCP port is port(). The session (connect, services, clock sync, reconnect) runs in the
+//   background; its news arrives as events of kind EventKind::o2 whose `reason` describes
+//   it: Connected { bridge_id: 1 }, Synced { offset: .. }, Lost { .. }, Status { .. },
+//   List(..) on a client; ClientJoined { .. }, ClientLeft { .. }, ClientSynced { .. },
+//   ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. } on a host. Event::o2_name()
+//   gives the leading word ("Synced"). The text after it is for people, not for parsing.
+// * Incoming O2 messages reach ordinary methods (Context::on), the O2 address's leading
+//   '!' shown as '/': "!client/note" arrives as "/client/note". Message::bundle_time() is
+//   0 for them (the O2 timestamp is not available through the C API). A boolean arrives
+//   as O2's B (get<bool>() reads B, T and F). An O2 time argument (t) arrives as a TimeTag
+//   holding global seconds in 32.32 fixed point: Message::get_seconds(i) reads it as
+//   seconds.
+// * o2_send(timestamp, reliable, address, args...) sends one message to "/service/...":
+//   `timestamp` in O2 global seconds (0: now; a host holds a future one until due),
+//   `reliable` true for TCP, false for UDP (which goes by TCP when the host's UDP port is
+//   unknown). Messages are built as OSC, so the address starts with '/' (O2's
+//   "!service/..." form is refused with ROSCO_ERR_ARG). Arguments map as for send(),
+//   except that rosco::Rgba has no O2 form (ROSCO_ERR_UNSUPPORTED) and a rosco::TimeTag
+//   argument carries O2 global seconds in 32.32 fixed point (TimeTag(uint64_t(seconds *
+//   4294967296.0))). A Builder must hold a message, not a bundle (ROSCO_ERR_ARG). Errors:
+//   ROSCO_ERR_CLOSED while a client is not connected, ROSCO_ERR_UNSUPPORTED on a channel
+//   that is not O2lite.
+// * o2_time() is the ensemble's global time in seconds: -1 on a client not yet
+//   synchronised. o2_bridge_id() is the id the host gave a client, or std::nullopt while
+//   not connected (ROSCO_ERR_UNSUPPORTED on a host). o2_query(service) and o2_query_list()
+//   ask the host; the answers arrive as o2 events (Status { .. }, List(..)).
 //
 // ----------------------------------------------------------------------------------------
 // Errors: exceptions
@@ -364,6 +416,7 @@ enum class EventKind : std::int32_t {
     malformed = ROSCO_EVENT_MALFORMED,
     dropped = ROSCO_EVENT_DROPPED,
     late = ROSCO_EVENT_LATE,
+    o2 = ROSCO_EVENT_O2,  ///< O2lite news; `reason` describes it (Event::o2_name())
 };
 
 /// Context options: the C defaults (poll mode, coercion on, bundles queued, ...) with
@@ -787,6 +840,74 @@ public:
     /// Closes it: its sockets close and every copy of this Channel goes stale.
     void close() const { detail::check(rosco_channel_close(ctx_, ch_), "rosco_channel_close"); }
 
+    // O2lite (see "O2lite" at the top). On a channel that is not O2lite these throw
+    // ROSCO_ERR_UNSUPPORTED.
+
+    /// Offers `service` (1 to 63 bytes, no '/' or '!'): on a client it is announced to the
+    /// host now and on every reconnection, and messages to it ("/service/...") reach this
+    /// context's methods; on a host it is one of the host's own services (ROSCO_ERR_ARG if
+    /// a client offers that name). Offering a service again changes nothing.
+    void o2_service_add(std::string_view service) const {
+        detail::ZStr s(service);
+        detail::check(rosco_o2lite_service_add(ctx_, ch_, s.checked("rosco_o2lite_service_add")),
+                      "rosco_o2lite_service_add");
+    }
+    /// Withdraws a service offered with o2_service_add() (ROSCO_ERR_ARG if it was not).
+    void o2_service_remove(std::string_view service) const {
+        detail::ZStr s(service);
+        detail::check(
+            rosco_o2lite_service_remove(ctx_, ch_, s.checked("rosco_o2lite_service_remove")),
+            "rosco_o2lite_service_remove");
+    }
+    /// Sends one O2 message to `address` ("/service/...") with an O2 `timestamp` (global
+    /// seconds; 0: now) by TCP (`reliable`) or UDP. Arguments map as for send().
+    /// ROSCO_ERR_CLOSED while a client is not connected to its host.
+    template <class... Args>
+    void o2_send(double timestamp, bool reliable, std::string_view address,
+                 const Args&... args) const {
+        detail::ScratchBuilder b;
+        detail::build(b.get(), address, args...);
+        detail::check(rosco_o2lite_send(ctx_, ch_, b.get(), timestamp, reliable ? 1 : 0),
+                      "rosco_o2lite_send");
+    }
+    /// Sends a builder's message (not a bundle: O2 messages carry their own timestamp).
+    void o2_send(double timestamp, bool reliable, const Builder& b) const {
+        detail::check(rosco_o2lite_send(ctx_, ch_, b.raw(), timestamp, reliable ? 1 : 0),
+                      "rosco_o2lite_send");
+    }
+    /// Refused at compile time: a string literal where `reliable` belongs (it would
+    /// silently turn into `true`). Write o2_send(timestamp, reliable, address, args...).
+    template <std::size_t N, class... Args>
+    void o2_send(double, const char (&)[N], const Args&...) const = delete;
+    /// The ensemble's global time in seconds as this channel sees it; -1 on a client that
+    /// is not synchronised yet.
+    double o2_time() const {
+        double t = -1.0;
+        detail::check(rosco_o2lite_time(ctx_, ch_, &t), "rosco_o2lite_time");
+        return t;
+    }
+    /// A client's bridge id (given by the host), or std::nullopt while it is not
+    /// connected. ROSCO_ERR_UNSUPPORTED on a host.
+    std::optional<int> o2_bridge_id() const {
+        std::int32_t id = -1;
+        detail::check(rosco_o2lite_bridge_id(ctx_, ch_, &id), "rosco_o2lite_bridge_id");
+        if (id < 0) return std::nullopt;
+        return static_cast<int>(id);
+    }
+    /// Asks the host for the status of `service`; the answer arrives as an o2 event
+    /// ("Status { service: .., status: .. }"). A client only; ROSCO_ERR_CLOSED while it is
+    /// not connected.
+    void o2_query(std::string_view service) const {
+        detail::ZStr s(service);
+        detail::check(rosco_o2lite_query(ctx_, ch_, s.checked("rosco_o2lite_query")),
+                      "rosco_o2lite_query");
+    }
+    /// Asks the host for its whole service list; the answer arrives as an o2 event
+    /// ("List([..])"). A client only; ROSCO_ERR_CLOSED while it is not connected.
+    void o2_query_list() const {
+        detail::check(rosco_o2lite_query(ctx_, ch_, nullptr), "rosco_o2lite_query");
+    }
+
     rosco_channel handle() const noexcept { return ch_; }
     rosco_ctx context() const noexcept { return ctx_; }
 
@@ -845,6 +966,17 @@ public:
         T out{};
         const char* why = nullptr;
         if (detail::read_arg(m_, i, out, why) != ROSCO_OK) return std::nullopt;
+        return out;
+    }
+    /// Argument `i`, a `t`, as seconds: O2 global seconds for a message that came over
+    /// O2lite, seconds since 1900 for an OSC timetag. ROSCO_ERR_TYPE when it has another
+    /// type, ROSCO_ERR_RANGE past the end.
+    double get_seconds(std::size_t i) const {
+        if (i > std::numeric_limits<std::uint32_t>::max())
+            throw Error(ROSCO_ERR_RANGE, "rosco::Message::get_seconds", "argument index too large");
+        double out = 0;
+        detail::check(rosco_msg_get_seconds(m_, static_cast<std::uint32_t>(i), &out),
+                      "rosco::Message::get_seconds");
         return out;
     }
 
@@ -909,6 +1041,7 @@ inline Builder& Builder::append_args(const Message& m) {
             case 'r': add(m.get<Rgba>(i)); break;
             case 'T': add(true); break;
             case 'F': add(false); break;
+            case 'B': add(m.get<bool>(i)); break;  // O2's boolean: copied as T or F
             case 'N': add(nullptr); break;
             case 'I': add(Impulse{}); break;
             case '[': add(ArrayBegin{}); break;
@@ -974,11 +1107,21 @@ struct Event {
     EventKind kind;
     Channel channel;
     std::string_view peer;     ///< "address:port", or empty
-    std::string_view reason;   ///< why (disconnected, malformed), or empty
+    std::string_view reason;   ///< why (disconnected, malformed), what (o2), or empty
     std::uint16_t port;        ///< local port (bound)
     std::uint32_t attempt;     ///< reconnect attempt, from 1
     std::chrono::milliseconds delay;  ///< wait before reconnecting
     std::uint64_t count;       ///< packets dropped so far (dropped)
+
+    /// For an o2 event, the leading word of `reason`, naming what happened: "Connected",
+    /// "Synced", "Lost", "Status", "List" (client); "ClientJoined", "ClientLeft",
+    /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused" (host). Empty for other
+    /// kinds. Points into `reason` (valid during the handler only).
+    std::string_view o2_name() const noexcept {
+        if (kind != EventKind::o2) return std::string_view();
+        const std::size_t end = reason.find_first_of(" {(");
+        return reason.substr(0, end);
+    }
 };
 
 using EventHandler = std::function<void(const Event&)>;
@@ -1222,6 +1365,29 @@ public:
     }
     /// The in-process channel "_local": what is sent on it is dispatched here.
     Channel local() const { return channel("_local"); }
+
+    /// Connects to the O2 host of `ensemble` at `host_port` ("host:port", or
+    /// "host:port:udp_port" to also use the host's UDP port) and returns the O2lite client
+    /// channel, named "o2lite:ENSEMBLE" (so one per ensemble in a context: ROSCO_ERR_ARG for
+    /// a second). It returns at once: the session (connect, services, clock sync,
+    /// reconnect) runs in the background and reports by o2 events.
+    Channel o2lite_connect(std::string_view ensemble, std::string_view host_port) {
+        detail::ZStr e(ensemble), h(host_port);
+        rosco_channel ch{};
+        detail::check(rosco_o2lite_connect(ctx_, e.checked("rosco_o2lite_connect"),
+                                           h.checked("rosco_o2lite_connect"), &ch),
+                      "rosco_o2lite_connect");
+        return Channel(ctx_, ch);
+    }
+    /// Like o2lite_connect(ensemble, host_port), finding the host by DNS-SD discovery on
+    /// the local network (multicast DNS).
+    Channel o2lite_connect(std::string_view ensemble) {
+        detail::ZStr e(ensemble);
+        rosco_channel ch{};
+        detail::check(rosco_o2lite_connect(ctx_, e.checked("rosco_o2lite_connect"), nullptr, &ch),
+                      "rosco_o2lite_connect");
+        return Channel(ctx_, ch);
+    }
 
     /// Runs the context for at most `timeout` (0: only what is ready; `rosco::forever`:
     /// until something is dispatched) and returns the number of messages dispatched. Poll
