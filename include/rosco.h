@@ -499,7 +499,9 @@ rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ct
 // `user_free`) and its event, log and bundle callbacks, even while other threads are inside
 // calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 // starts after this returns. Afterwards the handle and its channel and method handles are
-// stale. May be called from a callback: the rest of that callback's round is skipped.
+// stale. May be called from a callback: the rest of that callback's round is skipped. A
+// call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
+// it was already inside the context.
 //
 // Thread-safe.
 rosco_status rosco_ctx_free(struct rosco_ctx ctx);
@@ -710,6 +712,8 @@ rosco_status rosco_msg_bytes(const struct rosco_msg *m, const uint8_t **data, si
 // or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
 // channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
 // the background (connect, services, clock sync, reconnect); events report it.
+// `ROSCO_ERR_ARG` when `ensemble` is empty or holds one of `/ ? # @ :`, or `host_port`
+// one of `/ ? # @`.
 //
 // Thread-safe.
 //
@@ -722,7 +726,8 @@ rosco_status rosco_o2lite_connect(struct rosco_ctx ctx,
 
 // Offers `service` on an O2lite channel: on a client it is announced to the host now and
 // on every reconnection, and messages to it reach this context's methods; on a host
-// (`o2lite-host://`) it is one of the host's own services.
+// (`o2lite-host://`) it is one of the host's own services. `ROSCO_ERR_ARG` for a name
+// that is not 1 to 63 bytes without `/` or `!`, or (on a host) one a client offers.
 //
 // Thread-safe.
 //

@@ -38,6 +38,8 @@ pub enum Error {
     Busy,
     /// The wait ended before the operation completed.
     Timeout,
+    /// An O2 service cannot be offered under this name (malformed, or another's).
+    Service(String),
 }
 
 impl fmt::Display for Error {
@@ -56,6 +58,7 @@ impl fmt::Display for Error {
             Error::Unsupported(why) => write!(f, "not supported: {why}"),
             Error::Busy => write!(f, "poll is already running on this context"),
             Error::Timeout => write!(f, "timed out"),
+            Error::Service(why) => write!(f, "O2 service {why}"),
         }
     }
 }

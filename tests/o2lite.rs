@@ -490,3 +490,42 @@ fn bridges_between_o2_services_and_osc_channels() {
         ("/client/echo", "i", true)
     );
 }
+
+#[test]
+fn names_urls_and_ports_are_checked_and_reported() {
+    let s = setup(Mode::Poll);
+    // The host's URL carries both real ports, and opens an equivalent host.
+    assert_eq!(
+        s.host.url(s.host_ch).unwrap(),
+        format!(
+            "o2lite-host://rosco-test:{}?udp_port={}&mdns=0",
+            s.port, s.udp
+        )
+    );
+    // A client is reached at its UDP port, connected or not.
+    assert_ne!(s.client.port(s.client_ch).unwrap(), 0);
+    // Service names follow one rule on both sides.
+    for bad in ["", "a/b", "!x", &"n".repeat(64)] {
+        for (ctx, ch) in [(&s.host, s.host_ch), (&s.client, s.client_ch)] {
+            let e = ctx.o2_service_add(ch, bad).unwrap_err();
+            assert!(matches!(e, rosco::Error::Service(_)), "{bad:?}: {e}");
+        }
+    }
+    s.host.o2_service_add(s.host_ch, &"n".repeat(63)).unwrap();
+    // Nothing can be slipped into a client URL through its parts.
+    let url = rosco::runtime::o2lite_url;
+    assert_eq!(
+        url("ens", Some("127.0.0.1:5:6")).unwrap(),
+        "o2lite://ens@127.0.0.1:5?udp_port=6"
+    );
+    assert_eq!(url("ens", None).unwrap(), "o2lite://ens");
+    for (ensemble, host) in [
+        ("ens", Some("127.0.0.1:1?udp_port=9")),
+        ("ens", Some("a@b:1")),
+        ("a/b", None),
+        ("", None),
+        ("e:1", Some("127.0.0.1:1")),
+    ] {
+        assert!(url(ensemble, host).is_err(), "{ensemble:?} {host:?}");
+    }
+}

@@ -191,7 +191,9 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
 /// `user_free`) and its event, log and bundle callbacks, even while other threads are inside
 /// calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 /// starts after this returns. Afterwards the handle and its channel and method handles are
-/// stale. May be called from a callback: the rest of that callback's round is skipped.
+/// stale. May be called from a callback: the rest of that callback's round is skipped. A
+/// call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
+/// it was already inside the context.
 ///
 /// Thread-safe.
 #[no_mangle]

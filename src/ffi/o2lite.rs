@@ -12,6 +12,8 @@ use std::ffi::c_char;
 /// or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
 /// channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
 /// the background (connect, services, clock sync, reconnect); events report it.
+/// `ROSCO_ERR_ARG` when `ensemble` is empty or holds one of `/ ? # @ :`, or `host_port`
+/// one of `/ ? # @`.
 ///
 /// Thread-safe.
 ///
@@ -32,7 +34,8 @@ pub unsafe extern "C" fn rosco_o2lite_connect(
             // SAFETY: non-null and NUL-terminated by the caller's promise.
             false => Some(unsafe { c_str(host_port, "host_port")? }),
         };
-        let url = crate::runtime::o2lite_url(ensemble, host);
+        let url = crate::runtime::o2lite_url(ensemble, host)
+            .map_err(|e| Failure::from(crate::Error::Url(e)))?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
@@ -48,7 +51,8 @@ pub unsafe extern "C" fn rosco_o2lite_connect(
 
 /// Offers `service` on an O2lite channel: on a client it is announced to the host now and
 /// on every reconnection, and messages to it reach this context's methods; on a host
-/// (`o2lite-host://`) it is one of the host's own services.
+/// (`o2lite-host://`) it is one of the host's own services. `ROSCO_ERR_ARG` for a name
+/// that is not 1 to 63 bytes without `/` or `!`, or (on a host) one a client offers.
 ///
 /// Thread-safe.
 ///

@@ -72,7 +72,8 @@ impl From<Error> for Failure {
             | Error::Decode(_)
             | Error::Method(_)
             | Error::NoName(_)
-            | Error::NameTaken(_) => ROSCO_ERR_ARG,
+            | Error::NameTaken(_)
+            | Error::Service(_) => ROSCO_ERR_ARG,
             Error::NoChannel => ROSCO_ERR_HANDLE,
             Error::Closed => ROSCO_ERR_CLOSED,
             Error::Full => ROSCO_ERR_FULL,

@@ -150,12 +150,10 @@ impl ClientSession {
         }
     }
 
-    /// Offers a service (announced now if connected, and on every connection). A name must
-    /// be non-empty and hold no `/` or `!`.
+    /// Offers a service (announced now if connected, and on every connection). The name
+    /// must pass [`check_service_name`](super::check_service_name).
     pub fn add_service(&mut self, name: &str, out: &mut Output) -> Result<(), &'static str> {
-        if name.is_empty() || name.contains(['/', '!']) || name.len() > 63 {
-            return Err("a service name is 1 to 63 bytes without '/' or '!'");
-        }
+        super::check_service_name(name)?;
         if !self.services.iter().any(|s| s == name) {
             self.services.push(name.to_string());
             if self.is_connected() {

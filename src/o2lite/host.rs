@@ -163,8 +163,16 @@ impl HostSession {
     }
 
     /// Offers a service of the host application; false if the name is taken.
-    pub fn add_local_service(&mut self, name: &str, out: &mut HostOutput) -> bool {
-        self.add_service(name, Owner::Local, out)
+    pub fn add_local_service(
+        &mut self,
+        name: &str,
+        out: &mut HostOutput,
+    ) -> Result<(), &'static str> {
+        super::check_service_name(name)?;
+        match self.add_service(name, Owner::Local, out) {
+            true => Ok(()),
+            false => Err("a client already offers this service"),
+        }
     }
 
     /// Withdraws a service of the host application.
@@ -333,7 +341,7 @@ impl HostSession {
                     return;
                 };
                 // Taps (is_service = 0) are optional and not offered by this host.
-                if name.is_empty() || name.contains(['/', '!']) || is_service == 0 {
+                if super::check_service_name(name).is_err() || is_service == 0 {
                     return;
                 }
                 if exists != 0 {
@@ -596,11 +604,14 @@ mod tests {
         p.client.add_service("synth", &mut c).unwrap();
         p.connect();
         let mut h = HostOutput::default();
-        assert!(p.host.add_local_service("server", &mut h));
+        assert!(p.host.add_local_service("server", &mut h).is_ok());
         assert!(
-            !p.host.add_local_service("synth", &mut h),
+            p.host.add_local_service("synth", &mut h).is_err(),
             "taken by the client"
         );
+        for bad in ["", "a/b", "!x", &"n".repeat(64)] {
+            assert!(p.host.add_local_service(bad, &mut h).is_err(), "{bad:?}");
+        }
         p.host
             .send(
                 0.0,

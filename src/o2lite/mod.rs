@@ -8,3 +8,11 @@ pub mod clock;
 pub mod discovery;
 pub mod host;
 pub mod message;
+
+/// Checks an O2 service name: 1 to 63 bytes, no `/` or `!` (they delimit addresses).
+pub fn check_service_name(name: &str) -> Result<(), &'static str> {
+    match name.is_empty() || name.len() > 63 || name.contains(['/', '!']) {
+        true => Err("a service name is 1 to 63 bytes without '/' or '!'"),
+        false => Ok(()),
+    }
+}

@@ -414,6 +414,10 @@ impl Channel {
 
     /// The local address a socket is bound to.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        // An O2lite client is reached at its UDP socket (its TCP connection comes and goes).
+        if let Some(role @ super::o2::O2Role::Client { .. }) = &self.o2 {
+            return role.udp().local_addr().ok();
+        }
         match &self.kind {
             Kind::Udp(ep) => ep.socket.local_addr().ok(),
             Kind::Listener { listener, .. } => listener.local_addr(),

@@ -692,14 +692,15 @@ impl Sender {
                     session
                         .lock()
                         .add_service(service, &mut out)
-                        .map_err(Error::Unsupported)?;
+                        .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
                     super::o2::flush_client(ch, role, &mut out);
                 }
                 O2Role::Host { session, .. } => {
                     let mut out = crate::o2lite::host::HostOutput::default();
-                    if !session.lock().add_local_service(service, &mut out) {
-                        return Err(Error::NameTaken(service.into()));
-                    }
+                    session
+                        .lock()
+                        .add_local_service(service, &mut out)
+                        .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
                     ch.queue_host_output(out);
                 }
             }
@@ -823,7 +824,8 @@ impl Sender {
         self.local_addr(id).map(|a| a.port())
     }
 
-    /// The channel's URL in liblo's form, with the real port for a listener on port 0.
+    /// The channel's URL in liblo's form, with the real port for a listener on port 0 (and
+    /// both real ports for an O2lite host).
     pub fn url(&self, id: ChannelId) -> Result<String, Error> {
         self.with_channel(id, |ch| {
             let mut url = ch.url.clone();
@@ -838,6 +840,12 @@ impl Sender {
             ) = (&mut url, ch.local_addr())
             {
                 *port = local.port();
+            }
+            if let (ChannelUrl::O2liteHost { port, udp_port, .. }, Some(local), Some(role)) =
+                (&mut url, ch.local_addr(), &ch.o2)
+            {
+                *port = Some(local.port());
+                *udp_port = role.udp().local_addr().ok().map(|a| a.port());
             }
             Ok(url.to_string())
         })

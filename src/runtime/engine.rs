@@ -18,6 +18,7 @@ use crate::osc::framing::FrameError;
 use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
 use crate::time::TimeTag;
+use crate::transport::batch::{RecvBatch, BATCH};
 use crate::transport::stream::StreamConn;
 use crate::transport::udp::{self, RECV_BUFFER};
 use std::io;
@@ -57,6 +58,8 @@ pub(crate) struct Engine {
     slots: Vec<Slot>,
     buf: Vec<u8>,
     hook_buf: Vec<u8>,
+    /// Datagrams received by one `recvmmsg`.
+    batch: RecvBatch,
     channels: Vec<Arc<Channel>>,
     decode: DecodeOptions,
     decode_o2: DecodeOptions,
@@ -71,6 +74,7 @@ impl Engine {
             poller: Poller::default(),
             slots: Vec::new(),
             buf: vec![0; RECV_BUFFER],
+            batch: RecvBatch::new(),
             hook_buf: Vec::new(),
             channels: Vec::new(),
             decode_o2: decode.with_o2_types(),
@@ -247,31 +251,56 @@ impl Engine {
 
     fn read_datagrams(&mut self, ch: &Arc<Channel>) -> usize {
         let mut dispatched = 0;
-        for _ in 0..DRAIN_BUDGET {
-            let (n, source) = match &ch.kind {
-                Kind::Udp(ep) => match ep.socket.recv_from(&mut self.buf) {
-                    Ok((n, from)) => (n, Some(udp::canonical(from))),
-                    Err(e) => return self.read_error(ch, e, dispatched),
-                },
-                Kind::UnixDgram { socket, .. } => match socket.recv(&mut self.buf) {
-                    Ok(n) => (n, None),
-                    Err(e) => return self.read_error(ch, e, dispatched),
-                },
-                _ => return dispatched,
-            };
-            if n > ch.limits.max_packet {
-                let why = format!(
-                    "datagram of {n} bytes or more, over the limit of {}",
-                    ch.limits.max_packet
-                );
-                self.malformed(ch, source, why, None);
-                continue;
+        match &ch.kind {
+            Kind::Udp(ep) => {
+                // Taken out of `self` while `datagram` borrows it; put back below.
+                let mut batch = std::mem::take(&mut self.batch);
+                for _ in 0..DRAIN_BUDGET / BATCH {
+                    let n = match batch.recv(&ep.socket) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            dispatched = self.read_error(ch, e, dispatched);
+                            break;
+                        }
+                    };
+                    for i in 0..n {
+                        let (data, from) = batch.get(i);
+                        dispatched += self.datagram(ch, from.map(udp::canonical), data);
+                    }
+                    if n < BATCH {
+                        break; // the queue was empty
+                    }
+                }
+                self.batch = batch;
             }
-            let packet = std::mem::take(&mut self.buf);
-            dispatched += self.packet(ch, source, None, &packet[..n]).unwrap_or(0);
-            self.buf = packet;
+            Kind::UnixDgram { socket, .. } => {
+                for _ in 0..DRAIN_BUDGET {
+                    let n = match socket.recv(&mut self.buf) {
+                        Ok(n) => n,
+                        Err(e) => return self.read_error(ch, e, dispatched),
+                    };
+                    let packet = std::mem::take(&mut self.buf);
+                    dispatched += self.datagram(ch, None, &packet[..n]);
+                    self.buf = packet;
+                }
+            }
+            _ => {}
         }
         dispatched
+    }
+
+    /// One datagram: refused over the channel's size limit, else handled as a packet.
+    fn datagram(&mut self, ch: &Arc<Channel>, source: Option<SocketAddr>, data: &[u8]) -> usize {
+        if data.len() > ch.limits.max_packet {
+            let why = format!(
+                "datagram of {} bytes or more, over the limit of {}",
+                data.len(),
+                ch.limits.max_packet
+            );
+            self.malformed(ch, source, why, None);
+            return 0;
+        }
+        self.packet(ch, source, None, data).unwrap_or(0)
     }
 
     fn read_error(&self, ch: &Channel, e: io::Error, dispatched: usize) -> usize {

@@ -14,6 +14,7 @@ use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Message};
 use crate::osc::{Arg, EncodeError, PacketWriter};
 use crate::time::TimeTag;
+use crate::transport::url::UrlError;
 use parking_lot::Mutex;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
@@ -205,16 +206,32 @@ pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), Encod
 
 /// The channel URL for an O2lite client of `ensemble`: discovery when `host` is `None`,
 /// else `host:port` or `host:port:udp_port` (the host's UDP port, for best-effort sends).
-pub fn o2lite_url(ensemble: &str, host: Option<&str>) -> String {
-    let Some(hp) = host else {
-        return format!("o2lite://{ensemble}");
+/// Characters that would change the URL's structure are refused rather than passed on.
+pub fn o2lite_url(ensemble: &str, host: Option<&str>) -> Result<String, UrlError> {
+    let refuse = |part: &str, what: &str, reason| UrlError {
+        url: format!("o2lite://{ensemble}@{}", host.unwrap_or("")),
+        part: format!("{what} '{part}'"),
+        reason,
     };
-    match hp.rsplitn(3, ':').collect::<Vec<_>>()[..] {
+    if ensemble.is_empty() || ensemble.contains(['/', '?', '#', '@', ':']) {
+        return Err(refuse(
+            ensemble,
+            "ensemble",
+            "empty, or holds one of / ? # @ :",
+        ));
+    }
+    let Some(hp) = host else {
+        return Ok(format!("o2lite://{ensemble}"));
+    };
+    if hp.contains(['/', '?', '#', '@']) {
+        return Err(refuse(hp, "host", "holds one of / ? # @"));
+    }
+    Ok(match hp.rsplitn(3, ':').collect::<Vec<_>>()[..] {
         [udp, tcp, h] if udp.parse::<u16>().is_ok() && tcp.parse::<u16>().is_ok() => {
             format!("o2lite://{ensemble}@{h}:{tcp}?udp_port={udp}")
         }
         _ => format!("o2lite://{ensemble}@{hp}"),
-    }
+    })
 }
 
 /// O2 global seconds as a 32.32 fixed-point value (exact to 2^-32 s), the form an O2 `t`

@@ -253,8 +253,13 @@ void host_and_client() {
     }, scaled(5s)));
     // The host cannot take a name a client offers. Bad service names are refused.
     CHECK_THROWS_STATUS(h.o2_service_add("client"), ROSCO_ERR_ARG);
-    CHECK_THROWS_ANY(c.o2_service_add("a/b"));
-    CHECK_THROWS_ANY(c.o2_service_add(""));
+    for (const char* bad : {"a/b", "", "!x"}) {
+        CHECK_THROWS_STATUS(c.o2_service_add(bad), ROSCO_ERR_ARG);
+        CHECK_THROWS_STATUS(h.o2_service_add(bad), ROSCO_ERR_ARG);
+    }
+    // The client is reached at its UDP port; the host's URL names its real ports.
+    CHECK(c.port() != 0);
+    CHECK(h.url().find(":" + std::to_string(h.port()) + "?udp_port=") != std::string::npos);
 
     // Both clocks agree on loopback (within a few ms; more under valgrind).
     const double tolerance = 0.002 * slow_factor();

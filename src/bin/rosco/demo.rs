@@ -138,7 +138,8 @@ fn o2lite() -> Result<(), String> {
     }));
     let got = Arc::new(AtomicUsize::new(0));
     let g = got.clone();
-    let url = rosco::runtime::o2lite_url("rosco-demo", Some(&format!("127.0.0.1:{port}:{udp}")));
+    let url = rosco::runtime::o2lite_url("rosco-demo", Some(&format!("127.0.0.1:{port}:{udp}")))
+        .map_err(|e| e.to_string())?;
     let c = client.open("o2", &url).map_err(err)?;
     client.o2_service_add(c, "synth").map_err(err)?;
     let clock = client.sender();

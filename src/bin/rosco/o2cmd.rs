@@ -170,7 +170,7 @@ fn client(args: &[String]) -> CmdResult {
             _ => reliable = false,
         }
     }
-    let url = rosco::runtime::o2lite_url(ensemble, host);
+    let url = rosco::runtime::o2lite_url(ensemble, host).map_err(|e| usage(&e.to_string()))?;
     let (ctx, seen, synced) = printing_context()?;
     let ch = ctx.open("o2", &url).map_err(fail)?;
     for s in services {
