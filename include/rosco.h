@@ -60,8 +60,8 @@
 // A bundle arrived after its time.
 #define ROSCO_EVENT_LATE 8
 
-// O2lite news: a client connected, synchronised or lost its host, a host's client joined
-// or left, a service appeared or went; `reason` describes it.
+// O2lite news: a client discovered, connected, synchronised or lost its host, a host's
+// client joined or left, a service appeared or went; `reason` describes it.
 #define ROSCO_EVENT_O2 9
 
 // The timetag meaning "immediately".

@@ -398,6 +398,32 @@ fn garbage_peers_do_not_hurt_the_host() {
         .unwrap()
         .len()
         == 1));
+
+    // A client that joins properly, then sends a type no one knows ('q'): that message is
+    // dropped, the next one arrives.
+    use rosco::o2lite::message::{encode_tcp, O2Arg};
+    let mut frames = Vec::new();
+    let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+    encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", &con).unwrap();
+    let unknown_at = frames.len();
+    encode_tcp(&mut frames, 0.0, b"!server/unknown", &[O2Arg::Int(1)]).unwrap();
+    let tag = unknown_at
+        + frames[unknown_at..]
+            .windows(2)
+            .position(|w| w == b",i")
+            .unwrap();
+    frames[tag + 1] = b'q';
+    encode_tcp(&mut frames, 0.0, b"!server/after", &[O2Arg::Int(2)]).unwrap();
+    let mut rogue = std::net::TcpStream::connect(addr).unwrap();
+    rogue.write_all(&frames).unwrap();
+    assert!(until(&[&s.host, &s.client], || at_host
+        .lock()
+        .unwrap()
+        .len()
+        == 2));
+    let h = at_host.lock().unwrap().clone();
+    assert_eq!(h[1].0, "/server/after", "{h:?}");
+    assert!(!h.iter().any(|m| m.0 == "/server/unknown"), "{h:?}");
 }
 
 #[test]

@@ -444,14 +444,20 @@ fn role_runtime() {
     let client = Context::new(ContextOptions::default()).unwrap();
     let synced = Arc::new(AtomicUsize::new(0));
     let s = synced.clone();
-    client.set_event_callback(Some(move |e: &Event| {
-        if let Event::O2Client {
+    let discovered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = discovered.clone();
+    client.set_event_callback(Some(move |e: &Event| match e {
+        Event::O2Client {
             event: ClientEvent::Synced { .. },
             ..
-        } = e
-        {
+        } => {
             s.fetch_add(1, Ordering::Relaxed);
         }
+        Event::O2Client {
+            event: ClientEvent::Discovered { tcp, .. },
+            ..
+        } => d.lock().unwrap().push(tcp.port()),
+        _ => {}
     }));
     let started = Instant::now();
     let ch = client.open("o2", &format!("o2lite://{ENSEMBLE}")).unwrap();
@@ -462,6 +468,11 @@ fn role_runtime() {
         synced.load(Ordering::Relaxed),
         1,
         "the client found, joined and synchronised with its host"
+    );
+    assert_eq!(
+        *discovered.lock().unwrap(),
+        [host.port(host_ch).unwrap()],
+        "one host discovered, the right one"
     );
     eprintln!(
         "discovered, connected and synchronised in {:.0} ms",

@@ -77,10 +77,11 @@
 //   host is a channel opened with open(name, "o2lite-host://ENSEMBLE[:PORT][?mdns=0]"); its
 //   TCP port is port(). The session (connect, services, clock sync, reconnect) runs in the
 //   background; its news arrives as events of kind EventKind::o2 whose `reason` describes
-//   it: Connected { bridge_id: 1 }, Synced { offset: .. }, Lost { .. }, Status { .. },
-//   List(..) on a client; ClientJoined { .. }, ClientLeft { .. }, ClientSynced { .. },
-//   ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. } on a host. Event::o2_name()
-//   gives the leading word ("Synced"). The text after it is for people, not for parsing.
+//   it: Discovered { .. }, Connected { bridge_id: 1 }, Synced { offset: .. }, Lost { .. },
+//   Status { .. }, List(..) on a client; ClientJoined { .. }, ClientLeft { .. },
+//   ClientSynced { .. }, ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. } on a
+//   host. Event::o2_name() gives the leading word ("Synced"). The text after it is for
+//   people, not for parsing.
 // * Incoming O2 messages reach ordinary methods (Context::on), the O2 address's leading
 //   '!' shown as '/': "!client/note" arrives as "/client/note". Message::bundle_time() is
 //   0 for them (the O2 timestamp is not available through the C API). A boolean arrives
@@ -1113,8 +1114,8 @@ struct Event {
     std::chrono::milliseconds delay;  ///< wait before reconnecting
     std::uint64_t count;       ///< packets dropped so far (dropped)
 
-    /// For an o2 event, the leading word of `reason`, naming what happened: "Connected",
-    /// "Synced", "Lost", "Status", "List" (client); "ClientJoined", "ClientLeft",
+    /// For an o2 event, the leading word of `reason`, naming what happened: "Discovered",
+    /// "Connected", "Synced", "Lost", "Status", "List" (client); "ClientJoined", "ClientLeft",
     /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused" (host). Empty for other
     /// kinds. Points into `reason` (valid during the handler only).
     std::string_view o2_name() const noexcept {

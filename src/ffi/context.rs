@@ -267,8 +267,8 @@ pub const ROSCO_EVENT_DROPPED: i32 = 7;
 /// A bundle arrived after its time.
 pub const ROSCO_EVENT_LATE: i32 = 8;
 
-/// O2lite news: a client connected, synchronised or lost its host, a host's client joined
-/// or left, a service appeared or went; `reason` describes it.
+/// O2lite news: a client discovered, connected, synchronised or lost its host, a host's
+/// client joined or left, a service appeared or went; `reason` describes it.
 pub const ROSCO_EVENT_O2: i32 = 9;
 
 /// One event. Strings are valid during the callback only; copy what you keep.

@@ -18,6 +18,13 @@ const ID_TIMEOUT: f64 = 3.0;
 /// What happened in a session, for the application.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
+    /// Discovery found a host of the ensemble; the client connects to it next.
+    Discovered {
+        /// Its DNS-SD instance name.
+        instance: String,
+        /// Its TCP address.
+        tcp: std::net::SocketAddr,
+    },
     /// The host answered `con`: the session is up.
     Connected {
         /// The bridge id the host assigned.

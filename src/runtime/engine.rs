@@ -580,6 +580,13 @@ impl Engine {
                             .map(|r| r.next_candidate());
                         match candidate {
                             Some(Some(c)) => {
+                                pending_events.push(Event::O2Client {
+                                    channel: ch.id,
+                                    event: ClientEvent::Discovered {
+                                        instance: c.instance,
+                                        tcp: c.tcp,
+                                    },
+                                });
                                 *client.target.lock() =
                                     crate::runtime::channel::ClientTarget::Tcp {
                                         addr: c.tcp,
