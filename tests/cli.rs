@@ -181,3 +181,106 @@ fn demo_runs() {
     );
     assert!(text.contains("delivered"), "{text}");
 }
+
+/// Lines of a child's stderr as they come, read on a thread.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line within 10 s for which `pick` gives something.
+fn wait_line<T>(
+    lines: &std::sync::mpsc::Receiver<String>,
+    mut pick: impl FnMut(&str) -> Option<T>,
+) -> T {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let line = lines.recv_timeout(left).expect("the line never came");
+        if let Some(v) = pick(&line) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn o2lite_host_and_clients_serve_as_test_peers() {
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_rosco");
+    // Dump mode: a host printing what reaches its service, and a client printing what
+    // reaches its own; both stop after --count messages.
+    let mut host = Command::new(bin)
+        .args(["o2lite", "host", "--no-mdns", "--service", "server"])
+        .args(["--count", "2", "--timeout", "20", "rosco-cli"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host_err = stderr_lines(&mut host);
+    let ports = wait_line(&host_err, |l| {
+        let rest = l.split_once("TCP port ")?.1;
+        let (tcp, udp) = rest.split_once(" and UDP port ")?;
+        Some(format!("127.0.0.1:{tcp}:{udp}"))
+    });
+    let listener = Command::new(bin)
+        .args([
+            "o2lite",
+            "client",
+            "--host",
+            &ports,
+            "--service",
+            "listener",
+        ])
+        .args(["--count", "1", "--timeout", "20", "rosco-cli"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_line(&host_err, |l| {
+        l.contains("ServiceAdded { name: \"listener\" }")
+            .then_some(())
+    });
+    // Send mode: one message each, by TCP, by UDP, and timestamped 0.3 s ahead.
+    let send = |extra: &[&str], message: &[&str]| {
+        let mut args = vec!["o2lite", "client", "--host", &ports];
+        args.extend(extra);
+        args.push("rosco-cli");
+        args.extend(message);
+        let out = rosco(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    send(&[], &["/listener/note", "s", "hi"]);
+    send(&["--udp"], &["/server/hello", "if", "42", "2.5"]);
+    send(&["--at", "0.3"], &["/server/later"]);
+
+    let host_out = host.wait_with_output().unwrap();
+    assert!(host_out.status.success(), "{host_out:?}");
+    let printed = stdout(&host_out);
+    assert!(
+        printed.contains("/server/hello if 42 2.500000 (timestamp 0.000000, udp)"),
+        "{printed}"
+    );
+    let later = printed
+        .lines()
+        .find(|l| l.starts_with("/server/later"))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        later.ends_with(", tcp)") && !later.contains("timestamp 0.000000"),
+        "{later}"
+    );
+    let listened = listener.wait_with_output().unwrap();
+    assert!(listened.status.success(), "{listened:?}");
+    assert_eq!(
+        stdout(&listened),
+        "/listener/note s \"hi\" (timestamp 0.000000, tcp)"
+    );
+}
