@@ -39,8 +39,9 @@ usage:
       --no-mdns                       do not advertise it by DNS-SD
       --count N, --timeout SECONDS    stop after N messages / after this long
   rosco o2lite client [options] ENSEMBLE [ADDRESS [TYPES [VALUES...]]]
-                                      an O2lite client printing what happens; with ADDRESS it
-                                      sends one message once connected
+                                      an O2lite client printing what happens: without
+                                      ADDRESS it dumps what reaches its services; with
+                                      ADDRESS it sends one message once connected
       --host H:P[:U]                  the host's address, TCP port and UDP port (no discovery)
       --service NAME                  offer a service (repeatable); its messages are printed
       --udp                           send by UDP instead of TCP
