@@ -635,7 +635,12 @@ static int reentry_child(void *arg)
         else
             (void)rosco_poll(r.ctx, 10, NULL);
     }
-    /* An event callback that started and never finished: stuck inside rosco. */
+    /* A callback that has started may still be running on the I/O thread: give it time
+     * to finish. One that never finishes is stuck inside rosco (the alarm ends a hang). */
+    deadline = check_now_ms() + check_scale_ms(1000);
+    while (atomic_load(&r.reconnecting) + atomic_load(&r.gave_up) > atomic_load(&r.calls_done) &&
+           check_now_ms() < deadline)
+        check_sleep_ms(5);
     if (atomic_load(&r.reconnecting) + atomic_load(&r.gave_up) > atomic_load(&r.calls_done))
         return 5;
     if (atomic_load(&r.reconnecting) < 1 || atomic_load(&r.gave_up) != 1 ||
