@@ -686,6 +686,13 @@ rosco_status rosco_msg_source(const struct rosco_msg *m, char *buf, size_t len);
 // `m` is NULL or the running callback's message; `out` is writable.
 rosco_status rosco_msg_channel(const struct rosco_msg *m, struct rosco_channel *out);
 
+// For a message that came over O2lite: its O2 timestamp (global seconds; 0 for "now") and
+// whether it came by TCP (1) or UDP (0). `ROSCO_ERR_RANGE` for any other message.
+//
+// # Safety
+// `m` is NULL or the running callback's message; `timestamp` and `reliable` are writable.
+rosco_status rosco_msg_o2_stamp(const struct rosco_msg *m, double *timestamp, int32_t *reliable);
+
 // The effective timetag of the bundle the message came in (NTP 32.32 bits), or 0 for a
 // message on its own.
 //

@@ -34,7 +34,8 @@
 //              bytes(), reset().
 //   Message    the view a handler receives: address(), typetags(), size(), type(i),
 //              get<T>(i), try_get<T>(i), get_seconds(i), source(), channel(),
-//              bundle_time(), received(), bytes(), reply(address, args...), reply(builder).
+//              bundle_time(), received(), o2_stamp(), bytes(), reply(address, args...),
+//              reply(builder).
 //   TimeTag    NTP 32.32 time: now(), immediately(), from_now(d), from_unix(), + duration.
 //   Blob, Symbol, Char, Midi, Rgba, Impulse, ArrayBegin, ArrayEnd: OSC types C++ lacks.
 //
@@ -84,7 +85,7 @@
 //   people, not for parsing.
 // * Incoming O2 messages reach ordinary methods (Context::on), the O2 address's leading
 //   '!' shown as '/': "!client/note" arrives as "/client/note". Message::bundle_time() is
-//   0 for them (the O2 timestamp is not available through the C API). A boolean arrives
+//   0 for them; Message::o2_stamp() gives their O2 timestamp and transport. A boolean arrives
 //   as O2's B (get<bool>() reads B, T and F). An O2 time argument (t) arrives as a TimeTag
 //   holding global seconds in 32.32 fixed point: Message::get_seconds(i) reads it as
 //   seconds.
@@ -464,6 +465,13 @@ private:
 class Builder;
 class Channel;
 class Message;
+
+/// How an O2 message travelled: its O2 timestamp (global seconds, 0 for "now") and whether
+/// it came by TCP (`reliable`) or UDP.
+struct O2Stamp {
+    double timestamp;
+    bool reliable;
+};
 
 namespace detail {
 
@@ -997,6 +1005,17 @@ public:
     TimeTag bundle_time() const noexcept { return TimeTag(rosco_msg_bundle_time(m_)); }
     /// When its packet was received.
     TimeTag received() const noexcept { return TimeTag(rosco_msg_received(m_)); }
+    /// For a message that came over O2lite: its O2 timestamp (global seconds, 0 for "now")
+    /// and whether it came by TCP; std::nullopt for any other message.
+    std::optional<O2Stamp> o2_stamp() const {
+        O2Stamp out{};
+        std::int32_t reliable = 0;
+        const Status s = rosco_msg_o2_stamp(m_, &out.timestamp, &reliable);
+        if (s == ROSCO_ERR_RANGE) return std::nullopt;
+        detail::check(s, "rosco_msg_o2_stamp");
+        out.reliable = reliable != 0;
+        return out;
+    }
     /// Its bytes as received.
     Blob bytes() const {
         const std::uint8_t* p = nullptr;

@@ -454,6 +454,38 @@ pub unsafe extern "C" fn rosco_msg_channel(
     })
 }
 
+/// For a message that came over O2lite: its O2 timestamp (global seconds; 0 for "now") and
+/// whether it came by TCP (1) or UDP (0). `ROSCO_ERR_RANGE` for any other message.
+///
+/// # Safety
+/// `m` is NULL or the running callback's message; `timestamp` and `reliable` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_msg_o2_stamp(
+    m: *const rosco_msg,
+    timestamp: *mut f64,
+    reliable: *mut i32,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller's promise.
+        let m = unsafe { view(m)? };
+        if timestamp.is_null() || reliable.is_null() {
+            return Err(Failure::null(match timestamp.is_null() {
+                true => "timestamp",
+                false => "reliable",
+            }));
+        }
+        let stamp = m
+            .info
+            .o2
+            .ok_or_else(|| Failure::new(ROSCO_ERR_RANGE, "the message did not come over O2lite"))?;
+        // SAFETY: both checked non-null; the caller passes writable pointers.
+        unsafe {
+            write_out(timestamp, stamp.timestamp, "timestamp")?;
+            write_out(reliable, i32::from(stamp.reliable), "reliable")
+        }
+    })
+}
+
 /// The effective timetag of the bundle the message came in (NTP 32.32 bits), or 0 for a
 /// message on its own.
 ///

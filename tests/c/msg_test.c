@@ -181,6 +181,13 @@ static int32_t check_all_types(void *user, const rosco_msg *m)
     CHECK_ERR(rosco_msg_get_seconds(m, 6, &secs), ROSCO_ERR_TYPE);
     CHECK_ERR(rosco_msg_get_seconds(m, NARGS, &secs), ROSCO_ERR_RANGE);
     CHECK_ERR(rosco_msg_get_seconds(m, 5, NULL), ROSCO_ERR_NULL);
+    /* Only a message that came over O2lite has an O2 timestamp. */
+    int32_t reliable = 7;
+    CHECK_ERR(rosco_msg_o2_stamp(m, &secs, &reliable), ROSCO_ERR_RANGE);
+    CHECK_INT(reliable, 7);
+    CHECK_ERR(rosco_msg_o2_stamp(m, NULL, &reliable), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_msg_o2_stamp(m, &secs, NULL), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_msg_o2_stamp(NULL, &secs, &reliable), ROSCO_ERR_NULL);
 
     /* The channel and the raw bytes. */
     rosco_channel ch = {0};

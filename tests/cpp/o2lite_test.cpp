@@ -195,6 +195,7 @@ void host_and_client() {
     Record host_events, client_events, at_host, at_client;
     std::mutex clock_mu;
     double host_clock_at_later = -1, client_clock_at_later = -1;
+    std::optional<rosco::O2Stamp> host_stamp_later, client_stamp_later;
 
     // The host: threaded mode, its handlers and events on its I/O thread.
     rosco::Context host(rosco::Options().mode(rosco::Mode::threaded));
@@ -211,6 +212,7 @@ void host_and_client() {
         if (m.address() == "/server/later") {
             std::lock_guard<std::mutex> l(clock_mu);
             host_clock_at_later = h.o2_time();
+            host_stamp_later = m.o2_stamp();
         }
         at_host.add(describe(m));
     });
@@ -232,6 +234,7 @@ void host_and_client() {
         if (m.address() == "/client/later") {
             std::lock_guard<std::mutex> l(clock_mu);
             client_clock_at_later = c.o2_time();
+            client_stamp_later = m.o2_stamp();
         }
         at_client.add(describe(m));
     });
@@ -302,6 +305,9 @@ void host_and_client() {
         std::printf("held message: due %.4f, arrived %.4f on the client's clock (%+.3f ms)\n", due,
                     client_clock_at_later, (client_clock_at_later - due) * 1e3);
         CHECK(client_clock_at_later >= due - tolerance);
+        // The O2 timestamp and the transport travel with the message.
+        CHECK(client_stamp_later.has_value() && client_stamp_later->timestamp == due &&
+              client_stamp_later->reliable);
     }
     CHECK(waited >= 0.2 - tolerance);
     // And one from the client to the host's own service, held until due on the host's
@@ -312,6 +318,7 @@ void host_and_client() {
     {
         std::lock_guard<std::mutex> l(clock_mu);
         CHECK(host_clock_at_later >= due2);
+        CHECK(host_stamp_later.has_value() && host_stamp_later->timestamp == due2);
     }
 
     // Errors on a connected client.

@@ -130,6 +130,7 @@ void every_type_round_trip() {
         CHECK(msg.channel() == in);
         CHECK(msg.bundle_time() == rosco::TimeTag());
         CHECK(std::fabs(msg.received().to_unix() - rosco::TimeTag::now().to_unix()) < 5.0);
+        CHECK(!msg.o2_stamp().has_value());  // an OSC message
         const rosco::Blob raw = msg.bytes();
         CHECK(raw.size > 4 && std::memcmp(raw.data, "/all", 4) == 0);
         CHECK(msg.raw() != nullptr);
