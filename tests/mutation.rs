@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 include!("support/roundtrip.rs");
 include!("support/streams.rs");
+include!("support/hex.rs");
 
 /// Mutants made from each vector: about 2 s for the whole test in a debug build.
 const MUTANTS_PER_VECTOR: usize = 400;
@@ -209,13 +210,6 @@ fn receiver() -> (Receiver, Arc<AtomicUsize>) {
     })
     .unwrap();
     (Receiver::new(d, ReceiveOptions::default()), seen)
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[derive(Debug, Default)]

@@ -11,6 +11,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+include!("support/hex.rs");
+
 fn context(mode: Mode) -> Context {
     Context::new(ContextOptions {
         mode,
@@ -348,22 +350,12 @@ fn garbage_peers_do_not_hurt_the_host() {
     // A full O2 process's peer handshake (captured from O2 2.0.1): refused.
     let mut peer = std::net::TcpStream::connect(addr).unwrap();
     let dy = "0000005400000001000000000000000021 5f6f322f6479002c7369737369696900000000726f73636f2d746573740000000200013030303030303030000000003766303030303031000000000000845900008875 00000036";
-    let dy: String = dy.chars().filter(|c| !c.is_whitespace()).collect();
-    let dy: Vec<u8> = (0..dy.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&dy[i..i + 2], 16).unwrap())
-        .collect();
-    peer.write_all(&dy).unwrap();
+    peer.write_all(&unhex(dy)).unwrap();
     // The legacy discovery request by UDP: dropped.
     let legacy = "0000000000000000000000002 15f6f322f6f326c6974652f64790000 2c7373696969000077726f6e672d656e730000003766303030303031000000000000000000000081da00000032";
-    let legacy: String = legacy.chars().filter(|c| !c.is_whitespace()).collect();
-    let legacy: Vec<u8> = (0..legacy.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&legacy[i..i + 2], 16).unwrap())
-        .collect();
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
-        .send_to(&legacy, ("127.0.0.1", s.udp))
+        .send_to(&unhex(legacy), ("127.0.0.1", s.udp))
         .unwrap();
     let refused = |e: &Event| {
         matches!(

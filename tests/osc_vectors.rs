@@ -14,12 +14,7 @@ fn vectors() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+include!("support/hex.rs");
 
 fn owned_args(args: &Value, out: &mut Vec<OwnedArg>) {
     for a in args.as_array().unwrap() {

@@ -374,6 +374,7 @@ fn tcp(out: &mut Output, address: &[u8], args: &[O2Arg<'_>]) {
 mod tests {
     use super::*;
     use crate::o2lite::message::decode;
+    use crate::osc::unhex as hex;
     use std::net::Ipv4Addr;
 
     /// Splits framed TCP output into (address, typetags) pairs.
@@ -563,12 +564,5 @@ mod tests {
         };
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].name, "client");
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
     }
 }

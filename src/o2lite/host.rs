@@ -713,13 +713,7 @@ mod tests {
             "deadbeef",
         ];
         for (i, hex) in vectors.iter().enumerate() {
-            let bytes: Vec<u8> = {
-                let h: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-                (0..h.len())
-                    .step_by(2)
-                    .map(|j| u8::from_str_radix(&h[j..j + 2], 16).unwrap())
-                    .collect()
-            };
+            let bytes = crate::osc::unhex(hex);
             let mut out = HostOutput::default();
             host.accepted(i as u64);
             host.tcp_frame(i as u64, None, &bytes, 0.0, &mut out);

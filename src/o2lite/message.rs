@@ -36,6 +36,7 @@
 //! - **TCP frames** whose body would exceed [`MAX_TCP_FRAME`] are refused by
 //!   [`encode_tcp`] ([`O2ErrorKind::FrameTooLong`]); [`decode`] itself has no length limit.
 
+use crate::osc::Tag;
 use std::fmt;
 use std::iter::FusedIterator;
 
@@ -220,19 +221,6 @@ impl fmt::Display for O2ErrorKind {
             O2ErrorKind::FrameTooLong => {
                 write!(f, "TCP frame body longer than {MAX_TCP_FRAME} bytes")
             }
-        }
-    }
-}
-
-/// Shows a type code as `'x'` when printable, `0xNN` otherwise.
-struct Tag(u8);
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_ascii_graphic() {
-            write!(f, "'{}'", self.0 as char)
-        } else {
-            write!(f, "0x{:02x}", self.0)
         }
     }
 }
@@ -756,13 +744,7 @@ mod tests {
 
     const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/o2lite.json");
 
-    fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use crate::osc::unhex;
 
     /// A body from parts: misc 0, timestamp 0, the address and type tags (with its `,`)
     /// padded as strings, then raw argument bytes.

@@ -504,12 +504,7 @@ fn read_u64(bytes: &[u8], pos: usize) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::osc::unhex as hex;
 
     fn kind(h: &str) -> DecodeErrorKind {
         decode(&hex(h)).unwrap_err().kind

@@ -187,8 +187,8 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Prints a tag byte readably: `'x'` or `0xNN`.
-struct Tag(u8);
+/// Prints a tag byte readably: `'x'` or `0xNN` (OSC and O2 errors alike).
+pub(crate) struct Tag(pub(crate) u8);
 
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

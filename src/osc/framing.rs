@@ -587,13 +587,7 @@ mod tests {
         }
     }
 
-    fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use crate::osc::unhex;
 
     /// Drains every frame and error currently available.
     fn drain(d: &mut Deframer) -> Vec<Result<Vec<u8>, FrameError>> {

@@ -6,6 +6,7 @@ mod address_table;
 mod decode;
 mod encode;
 mod error;
+pub(crate) use error::Tag;
 pub mod framing;
 mod hexdump;
 mod json;
@@ -20,6 +21,8 @@ pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
+#[cfg(test)]
+pub(crate) use hexdump::unhex;
 pub use hexdump::HexDump;
 pub use json::Json;
 pub use text::Text;

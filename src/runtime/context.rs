@@ -685,6 +685,7 @@ impl Sender {
     /// connection); on a host channel it is one of the host's own services, whose messages
     /// reach this context's methods.
     pub fn o2_service_add(&self, id: ChannelId, service: &str) -> Result<(), Error> {
+        let refused = |why| Error::Service(format!("'{service}': {why}"));
         self.with_o2(id, |ch, role| {
             match role {
                 O2Role::Client { session, .. } => {
@@ -692,7 +693,7 @@ impl Sender {
                     session
                         .lock()
                         .add_service(service, &mut out)
-                        .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
+                        .map_err(refused)?;
                     super::o2::flush_client(ch, role, &mut out);
                 }
                 O2Role::Host { session, .. } => {
@@ -700,7 +701,7 @@ impl Sender {
                     session
                         .lock()
                         .add_local_service(service, &mut out)
-                        .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
+                        .map_err(refused)?;
                     ch.queue_host_output(out);
                 }
             }

@@ -471,30 +471,22 @@ mod tests {
     fn connect_without_blocking() {
         let l = Listener::tcp("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let addr = l.local_addr().unwrap();
-        let c = Connecting::start(addr, None).unwrap();
-        let mut p = crate::runtime::poller::Poller::default();
-        p.add(
-            c.fd(),
-            crate::runtime::poller::Interest {
+        // Starts a connect and waits until it is writable (done or failed).
+        let connect = || {
+            let c = Connecting::start(addr, None).unwrap();
+            let mut p = crate::runtime::poller::Poller::default();
+            let write = crate::runtime::poller::Interest {
                 read: false,
                 write: true,
-            },
-        );
-        p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
-        let stream = c.finish().unwrap();
+            };
+            p.add(c.fd(), write);
+            p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
+            c
+        };
+        let stream = connect().finish().unwrap();
         assert_eq!(stream.peer_addr().unwrap(), addr);
         drop(l);
         // Nobody listens there any more: the connect fails, without blocking.
-        let c = Connecting::start(addr, None).unwrap();
-        let mut p = crate::runtime::poller::Poller::default();
-        p.add(
-            c.fd(),
-            crate::runtime::poller::Interest {
-                read: false,
-                write: true,
-            },
-        );
-        p.wait(Some(std::time::Duration::from_secs(2))).unwrap();
-        assert!(c.finish().is_err());
+        assert!(connect().finish().is_err());
     }
 }
