@@ -58,6 +58,8 @@ pub(crate) struct Engine {
     slots: Vec<Slot>,
     buf: Vec<u8>,
     hook_buf: Vec<u8>,
+    /// Room for an O2 address rewritten for the method table.
+    o2_address: Vec<u8>,
     /// Datagrams received by one `recvmmsg`.
     batch: RecvBatch,
     channels: Vec<Arc<Channel>>,
@@ -76,6 +78,7 @@ impl Engine {
             buf: vec![0; RECV_BUFFER],
             batch: RecvBatch::new(),
             hook_buf: Vec::new(),
+            o2_address: Vec::new(),
             channels: Vec::new(),
             decode_o2: decode.with_o2_types(),
             decode,
@@ -820,7 +823,7 @@ impl Engine {
         reliable: bool,
     ) -> usize {
         let mut osc = std::mem::take(&mut self.hook_buf);
-        let dispatched = match o2::to_osc(msg, &mut osc) {
+        let dispatched = match o2::to_osc(msg, &mut self.o2_address, &mut osc) {
             Ok(()) => self
                 .deliver(ch, source, peer, &osc, Some(o2::stamp(msg, reliable)))
                 .unwrap_or(0),

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::o2lite::client::{ClientSession, Output};
 use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RESTART_INTERVAL};
 use crate::o2lite::host::{HostOutput, HostSession};
-use crate::o2lite::message::{encode_tcp, O2Arg, O2Message};
+use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
 use crate::osc::{Arg, EncodeError, PacketWriter};
 use crate::time::TimeTag;
 use crate::transport::url::UrlError;
@@ -160,48 +160,74 @@ impl O2Role {
 /// Rewrites an O2 application message as an OSC message for rosco's method table: the
 /// leading `!` becomes `/`; `t` (global seconds) travels as a 32.32 fixed-point timetag of
 /// those seconds; `B` stays `B` (an O2-only type); a vector becomes an array of its
-/// elements.
-pub(crate) fn to_osc(msg: &O2Message<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let mut address = Vec::with_capacity(msg.address().len());
+/// elements. `address` is scratch room for the rewritten address, reused from message to
+/// message so that receiving allocates nothing.
+pub(crate) fn to_osc(
+    msg: &O2Message<'_>,
+    address: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    address.clear();
     address.push(b'/');
     address.extend_from_slice(msg.path());
-    let mut args: Vec<Arg<'_>> = Vec::with_capacity(msg.arg_count());
-    for a in msg.args() {
-        match a {
-            O2Arg::Int(v) => args.push(Arg::Int(v)),
-            O2Arg::Float(v) => args.push(Arg::Float(v)),
-            O2Arg::Str(s) => args.push(Arg::Str(s)),
-            O2Arg::Double(v) => args.push(Arg::Double(v)),
-            O2Arg::Time(t) => args.push(Arg::Time(seconds_to_fixed(t))),
-            O2Arg::Long(v) => args.push(Arg::Long(v)),
-            O2Arg::Bool(b) => args.push(Arg::Bool(b)),
-            O2Arg::Blob(b) => args.push(Arg::Blob(b)),
-            O2Arg::True => args.push(Arg::True),
-            O2Arg::False => args.push(Arg::False),
-            O2Arg::Nil => args.push(Arg::Nil),
-            O2Arg::Infinitum => args.push(Arg::Impulse),
-            O2Arg::Char(c) => args.push(Arg::Char(c)),
-            O2Arg::Midi(m) => args.push(Arg::Midi(m)),
-            O2Arg::Symbol(s) => args.push(Arg::Symbol(s)),
-            O2Arg::ArrayStart => args.push(Arg::ArrayStart),
-            O2Arg::ArrayEnd => args.push(Arg::ArrayEnd),
-            O2Arg::Vector { elem, data } => {
-                args.push(Arg::ArrayStart);
-                let size = crate::o2lite::message::vector_elem_size(elem).unwrap_or(4);
-                for e in data.chunks_exact(size) {
-                    let word = |n: usize| e[..n].iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
-                    args.push(match elem {
-                        b'i' => Arg::Int(word(4) as u32 as i32),
-                        b'f' => Arg::Float(f32::from_bits(word(4) as u32)),
-                        b'h' => Arg::Long(word(8) as i64),
-                        _ => Arg::Double(f64::from_bits(word(8))),
-                    });
-                }
-                args.push(Arg::ArrayEnd);
-            }
+    let args = OscArgs {
+        args: msg.args(),
+        vector: None,
+    };
+    PacketWriter::with_options(out, &crate::osc::O2_ENCODE).message_iter(&address[..], args)
+}
+
+/// The OSC form of an O2 message's arguments, one at a time.
+#[derive(Clone)]
+struct OscArgs<'a> {
+    args: O2Args<'a>,
+    /// A vector being expanded into an array: its element code and remaining elements.
+    vector: Option<(u8, std::slice::ChunksExact<'a, u8>)>,
+}
+
+impl<'a> Iterator for OscArgs<'a> {
+    type Item = Arg<'a>;
+
+    fn next(&mut self) -> Option<Arg<'a>> {
+        if let Some((elem, elements)) = &mut self.vector {
+            let elem = *elem;
+            let Some(e) = elements.next() else {
+                self.vector = None;
+                return Some(Arg::ArrayEnd);
+            };
+            let word = |n: usize| e[..n].iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+            return Some(match elem {
+                b'i' => Arg::Int(word(4) as u32 as i32),
+                b'f' => Arg::Float(f32::from_bits(word(4) as u32)),
+                b'h' => Arg::Long(word(8) as i64),
+                _ => Arg::Double(f64::from_bits(word(8))),
+            });
         }
+        Some(match self.args.next()? {
+            O2Arg::Int(v) => Arg::Int(v),
+            O2Arg::Float(v) => Arg::Float(v),
+            O2Arg::Str(s) => Arg::Str(s),
+            O2Arg::Double(v) => Arg::Double(v),
+            O2Arg::Time(t) => Arg::Time(seconds_to_fixed(t)),
+            O2Arg::Long(v) => Arg::Long(v),
+            O2Arg::Bool(b) => Arg::Bool(b),
+            O2Arg::Blob(b) => Arg::Blob(b),
+            O2Arg::True => Arg::True,
+            O2Arg::False => Arg::False,
+            O2Arg::Nil => Arg::Nil,
+            O2Arg::Infinitum => Arg::Impulse,
+            O2Arg::Char(c) => Arg::Char(c),
+            O2Arg::Midi(m) => Arg::Midi(m),
+            O2Arg::Symbol(s) => Arg::Symbol(s),
+            O2Arg::ArrayStart => Arg::ArrayStart,
+            O2Arg::ArrayEnd => Arg::ArrayEnd,
+            O2Arg::Vector { elem, data } => {
+                let size = crate::o2lite::message::vector_elem_size(elem).unwrap_or(4);
+                self.vector = Some((elem, data.chunks_exact(size)));
+                Arg::ArrayStart
+            }
+        })
     }
-    PacketWriter::with_options(out, &crate::osc::O2_ENCODE).message(&address, &args)
 }
 
 /// The channel URL for an O2lite client of `ensemble`: discovery when `host` is `None`,
@@ -365,5 +391,44 @@ pub(crate) fn flush_client(ch: &Channel, role: &O2Role, out: &mut Output) {
             }
             (None, None) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osc::{DecodeOptions, Packet};
+
+    #[test]
+    fn o2_messages_take_their_osc_form_for_the_method_table() {
+        let mut body = Vec::new();
+        let vector = O2Arg::Vector {
+            elem: b'i',
+            data: &[0, 0, 0, 2, 0xff, 0xff, 0xff, 0xfd],
+        };
+        let args = [O2Arg::Int(1), vector, O2Arg::Bool(true), O2Arg::Time(1.5)];
+        crate::o2lite::message::encode_body(&mut body, 1, 0.0, b"!svc/x", &args).unwrap();
+        let msg = crate::o2lite::message::decode(&body).unwrap();
+        let (mut address, mut out) = (Vec::new(), Vec::new());
+        to_osc(&msg, &mut address, &mut out).unwrap();
+        let opts = DecodeOptions::DEFAULT.with_o2_types();
+        let Packet::Message(m) = crate::osc::decode_with(&out, &opts).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(m.address(), b"/svc/x");
+        assert_eq!(m.typetags(), b"i[ii]Bt");
+        let got: Vec<Arg<'_>> = m.args().collect();
+        assert_eq!(
+            got,
+            [
+                Arg::Int(1),
+                Arg::ArrayStart,
+                Arg::Int(2),
+                Arg::Int(-3),
+                Arg::ArrayEnd,
+                Arg::Bool(true),
+                Arg::Time(seconds_to_fixed(1.5)),
+            ]
+        );
     }
 }
