@@ -116,8 +116,7 @@ impl<'a> Message<'a> {
     pub fn args(&self) -> Args<'a> {
         Args {
             tags: self.typetags(),
-            data: self.data,
-            pos: 0,
+            rest: self.data,
         }
     }
 
@@ -146,19 +145,21 @@ impl<'a> Message<'a> {
 #[derive(Debug, Clone)]
 pub struct Args<'a> {
     tags: &'a [u8],
-    data: &'a [u8],
-    pos: usize,
+    /// The argument data not read yet.
+    rest: &'a [u8],
 }
 
 impl<'a> Iterator for Args<'a> {
     type Item = Arg<'a>;
 
-    #[inline]
+    // Always inlined: returned through memory, a value is stored piecewise and then loaded
+    // whole, and the load waits for the stores to retire (a store-forwarding stall).
+    #[inline(always)]
     fn next(&mut self) -> Option<Arg<'a>> {
         let (&tag, rest) = self.tags.split_first()?;
         self.tags = rest;
         // The message was validated when it was decoded, so this cannot fail.
-        read_arg(tag, self.data, &mut self.pos).ok()
+        read_arg(tag, &mut self.rest).ok()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -206,6 +207,8 @@ pub struct Elements<'a> {
 impl<'a> Iterator for Elements<'a> {
     type Item = Packet<'a>;
 
+    // Always inlined, as `Args::next` is: an element's view is built where it is used.
+    #[inline(always)]
     fn next(&mut self) -> Option<Packet<'a>> {
         // Validated when the packet was decoded: sizes fit and contents parse.
         let size = read_i32(self.rest, 0)? as usize;
@@ -216,13 +219,14 @@ impl<'a> Iterator for Elements<'a> {
 }
 
 /// Decodes and validates a packet with the default options.
-#[inline]
+#[inline(always)]
 pub fn decode(packet: &[u8]) -> Result<Packet<'_>, DecodeError> {
     decode_with(packet, &DEFAULT_OPTIONS)
 }
 
-/// Decodes and validates a packet.
-#[inline]
+/// Decodes and validates a packet. Always inlined: the view is built where it is used,
+/// since copying it out of a call costs more than validating a small message.
+#[inline(always)]
 pub fn decode_with<'a>(
     packet: &'a [u8],
     opts: &'a DecodeOptions,
@@ -238,7 +242,9 @@ pub fn decode_with<'a>(
 }
 
 /// Validates the packet or element at `base` and returns its view. `depth` counts the
-/// bundles enclosing it.
+/// bundles enclosing it. Inlined into [`decode_with`] (and so into its callers) so that a
+/// message's view is built where it is used instead of being copied out through memory.
+#[inline(always)]
 fn validate<'a>(
     bytes: &'a [u8],
     base: usize,
@@ -248,41 +254,51 @@ fn validate<'a>(
     let packet = split(bytes, base, opts.addresses.as_deref())?;
     match packet {
         Packet::Message(m) => validate_message(&m, bytes, base, opts)?,
-        Packet::Bundle(_) => {
-            if depth + 1 > opts.max_depth {
-                return Err(DecodeError {
-                    kind: DecodeErrorKind::TooDeep {
-                        max: opts.max_depth,
-                    },
-                    offset: base,
-                });
-            }
-            let mut pos = 16;
-            while pos < bytes.len() {
-                let size = read_i32(bytes, pos).ok_or(DecodeError {
-                    kind: DecodeErrorKind::ElementSizeTruncated,
-                    offset: base + pos,
-                })?;
-                let fits = size > 0 && size % 4 == 0 && size as usize <= bytes.len() - pos - 4;
-                if !fits {
-                    return Err(DecodeError {
-                        kind: DecodeErrorKind::BadElementSize { size },
-                        offset: base + pos,
-                    });
-                }
-                let start = pos + 4;
-                let end = start + size as usize;
-                validate(&bytes[start..end], base + start, depth + 1, opts)?;
-                pos = end;
-            }
-        }
+        Packet::Bundle(_) => validate_elements(bytes, base, depth, opts)?,
     }
     Ok(packet)
 }
 
+/// Validates every element of the bundle at `base`.
+#[inline(never)]
+fn validate_elements(
+    bytes: &[u8],
+    base: usize,
+    depth: usize,
+    opts: &DecodeOptions,
+) -> Result<(), DecodeError> {
+    if depth + 1 > opts.max_depth {
+        return Err(DecodeError {
+            kind: DecodeErrorKind::TooDeep {
+                max: opts.max_depth,
+            },
+            offset: base,
+        });
+    }
+    let mut pos = 16;
+    while pos < bytes.len() {
+        let size = read_i32(bytes, pos).ok_or(DecodeError {
+            kind: DecodeErrorKind::ElementSizeTruncated,
+            offset: base + pos,
+        })?;
+        let fits = size > 0 && size % 4 == 0 && size as usize <= bytes.len() - pos - 4;
+        if !fits {
+            return Err(DecodeError {
+                kind: DecodeErrorKind::BadElementSize { size },
+                offset: base + pos,
+            });
+        }
+        let start = pos + 4;
+        let end = start + size as usize;
+        validate(&bytes[start..end], base + start, depth + 1, opts)?;
+        pos = end;
+    }
+    Ok(())
+}
+
 /// Finds the parts of a message (address, type tags, argument data) or a bundle header,
 /// without reading the arguments or the elements.
-#[inline]
+#[inline(always)]
 fn split<'a>(
     bytes: &'a [u8],
     base: usize,
@@ -307,8 +323,9 @@ fn split<'a>(
         }
         _ => return Err(err(DecodeErrorKind::NotOsc, 0)),
     }
-    let mut pos = 0;
-    let mut address = read_str(bytes, &mut pos).map_err(|k| err(k, pos))?;
+    let mut rest = bytes;
+    let mut address = read_str(&mut rest).map_err(|k| err(k, bytes.len() - rest.len()))?;
+    let mut pos = bytes.len() - rest.len();
     if let (Some(table), b"/") = (table, address) {
         let code = read_i32(bytes, pos)
             .ok_or(err(DecodeErrorKind::ArgumentTruncated { tag: b'i' }, pos))?;
@@ -326,13 +343,14 @@ fn split<'a>(
         }));
     }
     let tags_at = pos;
-    let tags = read_str(bytes, &mut pos).map_err(|k| err(k, pos))?;
+    let mut rest = &bytes[pos..];
+    let tags = read_str(&mut rest).map_err(|k| err(k, bytes.len() - rest.len()))?;
     match tags.split_first() {
         Some((b',', tags)) => Ok(Packet::Message(Message {
             raw: bytes,
             address,
             typetags: Some(tags),
-            data: &bytes[pos..],
+            data: rest,
         })),
         _ => Err(err(DecodeErrorKind::TypeTagsNoComma, tags_at)),
     }
@@ -340,6 +358,7 @@ fn split<'a>(
 
 /// Reads every argument once: types known and allowed, sizes, padding, brackets, and no
 /// bytes left over.
+#[inline(always)]
 fn validate_message(
     m: &Message<'_>,
     bytes: &[u8],
@@ -357,64 +376,108 @@ fn validate_message(
             false => Ok(()),
         };
     };
-    let mut pos = 0;
+    let data = m.data;
+    let mut rest = data;
+    let at = |rest: &[u8]| data_at + (data.len() - rest.len());
     let mut open_arrays = 0usize;
     let restricted = opts.allowed_types != TypeSet::ALL;
     for &tag in tags {
-        // `B` is O2's: an OSC decoder knows no such tag unless told to allow it.
-        if (restricted || tag == b'B') && !opts.allowed_types.contains(tag) {
-            let kind = match TypeSet::ALL.contains(tag) {
-                true => DecodeErrorKind::TypeNotAllowed { tag },
-                false => DecodeErrorKind::UnknownType { tag },
-            };
-            return Err(err(kind, data_at + pos));
+        if restricted && !opts.allowed_types.contains(tag) {
+            return Err(err(not_allowed(tag), at(rest)));
         }
-        match tag {
-            b'[' => open_arrays += 1,
-            b']' => {
-                open_arrays = open_arrays
-                    .checked_sub(1)
-                    .ok_or(err(DecodeErrorKind::UnbalancedArray, data_at + pos))?
+        match ARG_CLASS[tag as usize] {
+            n @ 0..=8 => match rest.get(n as usize..) {
+                Some(after) => rest = after,
+                None => return Err(err(DecodeErrorKind::ArgumentTruncated { tag }, at(rest))),
+            },
+            class => {
+                match class {
+                    OPEN_ARRAY => open_arrays += 1,
+                    CLOSE_ARRAY => {
+                        open_arrays = open_arrays
+                            .checked_sub(1)
+                            .ok_or(err(DecodeErrorKind::UnbalancedArray, at(rest)))?
+                    }
+                    // `B` is O2's: an OSC decoder knows no such tag unless told to allow it.
+                    O2_BOOL if !opts.allowed_types.contains(tag) => {
+                        return Err(err(not_allowed(tag), at(rest)))
+                    }
+                    _ => {}
+                }
+                let before = rest;
+                read_arg(tag, &mut rest).map_err(|kind| match kind {
+                    DecodeErrorKind::BadPadding => err(kind, at(rest)),
+                    _ => err(kind, at(before)),
+                })?;
             }
-            _ => {}
         }
-        let at = pos;
-        read_arg(tag, m.data, &mut pos).map_err(|kind| err(kind, data_at + at))?;
     }
     if open_arrays != 0 {
-        return Err(err(DecodeErrorKind::UnbalancedArray, data_at + pos));
+        return Err(err(DecodeErrorKind::UnbalancedArray, at(rest)));
     }
-    if pos != m.data.len() {
-        return Err(err(DecodeErrorKind::TrailingBytes, data_at + pos));
+    if !rest.is_empty() {
+        return Err(err(DecodeErrorKind::TrailingBytes, at(rest)));
     }
     Ok(())
 }
 
-/// Reads one argument of type `tag` at `*pos` and advances past it. Inlined so that
-/// validation, which discards the value, compiles to size checks only.
+/// Why a tag outside the decoder's allowed set is refused.
+fn not_allowed(tag: u8) -> DecodeErrorKind {
+    match TypeSet::ALL.contains(tag) {
+        true => DecodeErrorKind::TypeNotAllowed { tag },
+        false => DecodeErrorKind::UnknownType { tag },
+    }
+}
+
+/// How validation treats each type tag: its payload size when that is fixed (0, 4 or 8
+/// bytes, the common case, checked without reading it), or a class that needs a closer look.
+static ARG_CLASS: [u8; 256] = arg_classes();
+const OPEN_ARRAY: u8 = 9;
+const CLOSE_ARRAY: u8 = 10;
+const O2_BOOL: u8 = 11;
+const READ: u8 = 12;
+
+const fn arg_classes() -> [u8; 256] {
+    let mut t = [READ; 256];
+    let fixed: [(&[u8], u8); 3] = [(b"TFNI", 0), (b"ifrm", 4), (b"hdt", 8)];
+    let mut i = 0;
+    while i < fixed.len() {
+        let (tags, size) = fixed[i];
+        let mut j = 0;
+        while j < tags.len() {
+            t[tags[j] as usize] = size;
+            j += 1;
+        }
+        i += 1;
+    }
+    t[b'[' as usize] = OPEN_ARRAY;
+    t[b']' as usize] = CLOSE_ARRAY;
+    t[b'B' as usize] = O2_BOOL;
+    t
+}
+
+/// Reads one argument of type `tag` from the front of `rest` and moves past it. On a
+/// padding error `rest` starts at the offending byte. Inlined so that validation, which
+/// discards the value, compiles to size checks only.
 #[inline(always)]
-fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, DecodeErrorKind> {
-    let four = |b: &[u8]| [b[0], b[1], b[2], b[3]];
-    let eight = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+fn read_arg<'a>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, DecodeErrorKind> {
     Ok(match tag {
-        b'i' => Arg::Int(i32::from_be_bytes(four(take(data, pos, 4, tag)?))),
-        b'f' => Arg::Float(f32::from_bits(u32::from_be_bytes(four(take(
-            data, pos, 4, tag,
-        )?)))),
-        b'h' => Arg::Long(eight(take(data, pos, 8, tag)?) as i64),
-        b'd' => Arg::Double(f64::from_bits(eight(take(data, pos, 8, tag)?))),
-        b't' => Arg::Time(TimeTag::from_bits(eight(take(data, pos, 8, tag)?))),
-        b'r' => Arg::Rgba(four(take(data, pos, 4, tag)?)),
-        b'm' => Arg::Midi(four(take(data, pos, 4, tag)?)),
-        b'c' => match four(take(data, pos, 4, tag)?) {
+        b'i' => Arg::Int(i32::from_be_bytes(take(rest, tag)?)),
+        b'f' => Arg::Float(f32::from_be_bytes(take(rest, tag)?)),
+        b'h' => Arg::Long(i64::from_be_bytes(take(rest, tag)?)),
+        b'd' => Arg::Double(f64::from_be_bytes(take(rest, tag)?)),
+        b't' => Arg::Time(TimeTag::from_bits(u64::from_be_bytes(take(rest, tag)?))),
+        b'r' => Arg::Rgba(take(rest, tag)?),
+        b'm' => Arg::Midi(take(rest, tag)?),
+        b'c' => match take(rest, tag)? {
             [0, 0, 0, c] | [c, 0, 0, 0] => Arg::Char(c),
             _ => return Err(DecodeErrorKind::BadChar),
         },
         b's' | b'S' => {
-            if *pos >= data.len() {
+            if rest.is_empty() {
                 return Err(DecodeErrorKind::ArgumentTruncated { tag });
             }
-            let s = read_str(data, pos)?;
+            let s = read_str(rest)?;
             if tag == b's' {
                 Arg::Str(s)
             } else {
@@ -422,16 +485,23 @@ fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, Dec
             }
         }
         b'b' => {
-            let size = i32::from_be_bytes(four(take(data, pos, 4, tag)?));
+            let size = i32::from_be_bytes(take(rest, tag)?);
             let len = usize::try_from(size)
                 .ok()
-                .filter(|&n| n <= data.len() - *pos)
+                .filter(|&n| n <= rest.len())
                 .ok_or(DecodeErrorKind::BadBlobSize { size })?;
-            let blob = take(data, pos, len, tag)?;
-            let pad =
-                take(data, pos, pad4(len) - len, tag).map_err(|_| DecodeErrorKind::BadPadding)?;
-            if pad.iter().any(|&b| b != 0) {
-                return Err(DecodeErrorKind::BadPadding);
+            let (blob, after) = rest.split_at(len);
+            let pad = pad4(len) - len;
+            match after.get(..pad).map(|p| p.iter().position(|&b| b != 0)) {
+                Some(None) => *rest = &after[pad..],
+                Some(Some(bad)) => {
+                    *rest = &after[bad..];
+                    return Err(DecodeErrorKind::BadPadding);
+                }
+                None => {
+                    *rest = after;
+                    return Err(DecodeErrorKind::BadPadding);
+                }
             }
             Arg::Blob(blob)
         }
@@ -439,53 +509,55 @@ fn read_arg<'a>(tag: u8, data: &'a [u8], pos: &mut usize) -> Result<Arg<'a>, Dec
         b'F' => Arg::False,
         b'N' => Arg::Nil,
         b'I' => Arg::Impulse,
-        b'B' => Arg::Bool(i32::from_be_bytes(four(take(data, pos, 4, tag)?)) != 0),
+        b'B' => Arg::Bool(i32::from_be_bytes(take(rest, tag)?) != 0),
         b'[' => Arg::ArrayStart,
         b']' => Arg::ArrayEnd,
         _ => return Err(DecodeErrorKind::UnknownType { tag }),
     })
 }
 
-/// The next `n` bytes of an argument of type `tag`.
+/// The next `N` bytes of an argument of type `tag`.
 #[inline(always)]
-fn take<'a>(
-    data: &'a [u8],
-    pos: &mut usize,
-    n: usize,
-    tag: u8,
-) -> Result<&'a [u8], DecodeErrorKind> {
-    let bytes = data
-        .get(*pos..*pos + n)
+fn take<const N: usize>(rest: &mut &[u8], tag: u8) -> Result<[u8; N], DecodeErrorKind> {
+    let (head, after) = rest
+        .split_first_chunk::<N>()
         .ok_or(DecodeErrorKind::ArgumentTruncated { tag })?;
-    *pos += n;
-    Ok(bytes)
+    *rest = after;
+    Ok(*head)
 }
 
-/// Reads an OSC string at `*pos`: bytes up to a NUL, then zero padding to a multiple of 4.
-/// Strings start on 4-byte boundaries, so the NUL is searched a word at a time.
-#[inline]
-fn read_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeErrorKind> {
-    let start = *pos;
-    let mut at = start;
-    loop {
-        let w = bytes
-            .get(at..at + 4)
-            .ok_or(DecodeErrorKind::UnterminatedString)?;
-        let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+/// Reads an OSC string from the front of `rest`: bytes up to a NUL, then zero padding to a
+/// multiple of 4. Strings start on 4-byte boundaries, so the NUL is searched a word at a
+/// time (eight bytes at a time measured slower on typical addresses). On a padding error
+/// `rest` starts at the offending byte.
+#[inline(always)]
+fn read_str<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], DecodeErrorKind> {
+    let s = *rest;
+    let mut at = 0;
+    while let Some(&[a, b, c, d]) = s.get(at..at + 4) {
+        let word = u32::from_le_bytes([a, b, c, d]);
         // Flags the lowest zero byte exactly (higher flags may be false positives).
         let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
         if zeros != 0 {
-            let nul = (zeros.trailing_zeros() / 8) as usize;
-            if nul < 3 && word >> (8 * (nul + 1)) != 0 {
-                let bad = w[nul + 1..].iter().position(|&b| b != 0).unwrap_or(0);
-                *pos = at + nul + 1 + bad;
-                return Err(DecodeErrorKind::BadPadding);
+            let nul = at + (zeros.trailing_zeros() / 8) as usize;
+            // The NUL and every byte after it in this word must be zero.
+            if word >> (8 * (nul - at)) != 0 {
+                return Err(bad_padding(s, nul, rest));
             }
-            *pos = at + 4;
-            return Ok(&bytes[start..at + nul]);
+            *rest = &s[at + 4..];
+            return Ok(&s[..nul]);
         }
         at += 4;
     }
+    Err(DecodeErrorKind::UnterminatedString)
+}
+
+/// Points `rest` at the first non-zero byte after the NUL at `nul` in `s`.
+#[cold]
+fn bad_padding<'a>(s: &'a [u8], nul: usize, rest: &mut &'a [u8]) -> DecodeErrorKind {
+    let bad = s[nul..].iter().position(|&b| b != 0).unwrap_or(0);
+    *rest = &s[nul + bad..];
+    DecodeErrorKind::BadPadding
 }
 
 fn read_i32(bytes: &[u8], pos: usize) -> Option<i32> {

@@ -177,7 +177,7 @@ impl<'o, 't> PacketWriter<'o, 't> {
         address: impl AsRef<[u8]>,
         args: &[Arg<'_>],
     ) -> Result<(), EncodeError> {
-        self.message_iter(address, args.iter().copied())
+        self.write_message_element(address.as_ref(), args.iter())
     }
 
     /// Like [`message`](Self::message), with the arguments from an iterator (read twice:
@@ -190,12 +190,7 @@ impl<'o, 't> PacketWriter<'o, 't> {
     where
         I: Iterator<Item = Arg<'a>> + Clone,
     {
-        let start = self.out.len();
-        let result = self.write_message_element(address.as_ref(), args);
-        if result.is_err() {
-            self.out.truncate(start);
-        }
-        result
+        self.write_message_element(address.as_ref(), args)
     }
 
     /// Checks that every bundle is closed and returns the packet length.
@@ -206,17 +201,24 @@ impl<'o, 't> PacketWriter<'o, 't> {
         }
     }
 
+    /// Writes a message element; on error nothing of it stays in the buffer.
     fn write_message_element<'a, A: Borrow<Arg<'a>>>(
         &mut self,
         address: &[u8],
         args: impl Iterator<Item = A> + Clone,
     ) -> Result<(), EncodeError> {
-        let size_at = self.begin_element()?;
-        write_message(self.out, address, args, self.opts)?;
-        match self.depth {
-            0 => Ok(()),
-            _ => self.end_element(size_at),
+        let start = self.out.len();
+        let result = self.begin_element().and_then(|size_at| {
+            write_message(self.out, address, args, self.opts)?;
+            match self.depth {
+                0 => Ok(()),
+                _ => self.end_element(size_at),
+            }
+        });
+        if result.is_err() {
+            self.out.truncate(start);
         }
+        result
     }
 
     /// Reserves an element size field inside an open bundle; returns its offset.
@@ -239,8 +241,12 @@ impl<'o, 't> PacketWriter<'o, 't> {
     }
 }
 
-/// Writes a message in two passes: the first validates and sizes it, the second fills a
-/// zeroed region (so padding needs no work) with one resize of the buffer.
+/// Writes a message in two walks over the arguments. The first checks the types and sizes
+/// the message; the buffer then grows once, and the second walk fills it through a cursor
+/// over a plain slice (stores to a `Vec` itself would make the compiler reload its length
+/// after every byte), copying strings a word at a time with the NUL check folded in. On
+/// error the caller truncates what was written.
+#[inline(always)]
 fn write_message<'a, A: Borrow<Arg<'a>>>(
     out: &mut Vec<u8>,
     address: &[u8],
@@ -248,109 +254,142 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     opts: &EncodeOptions,
 ) -> Result<(), EncodeError> {
     let valid = address.first() == Some(&b'/')
-        && !address.contains(&0)
         && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok());
     if !valid {
         return Err(EncodeError::BadAddress);
     }
     let code = opts.addresses.as_ref().and_then(|t| t.code_of(address));
-    let address_len = match code {
-        Some(_) => 8,
-        None => padded_str_len(address.len()),
-    };
     let restricted = opts.allowed_types != TypeSet::ALL;
     let (mut count, mut payload, mut open_arrays) = (0, 0, 0usize);
-    for (index, arg) in args.clone().enumerate() {
+    for arg in args.clone() {
         let arg = arg.borrow();
-        count += 1;
+        let tag = arg.tag();
         // `B` is O2's: an OSC encoder refuses it unless told to allow it.
-        if (restricted || arg.tag() == b'B') && !opts.allowed_types.contains(arg.tag()) {
-            return Err(EncodeError::TypeNotAllowed { tag: arg.tag() });
+        if (restricted || tag == b'B') && !opts.allowed_types.contains(tag) {
+            return Err(EncodeError::TypeNotAllowed { tag });
         }
-        payload += match *arg {
-            Arg::Int(_)
-            | Arg::Float(_)
-            | Arg::Char(_)
-            | Arg::Rgba(_)
-            | Arg::Midi(_)
-            | Arg::Bool(_) => 4,
-            Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
-            Arg::Str(s) | Arg::Symbol(s) if s.contains(&0) => {
-                return Err(EncodeError::NulInString { index })
-            }
-            Arg::Str(s) | Arg::Symbol(s) => padded_str_len(s.len()),
-            Arg::Blob(b) if b.len() > i32::MAX as usize => {
-                return Err(EncodeError::BlobTooLarge { index })
-            }
-            Arg::Blob(b) => 4 + pad4(b.len()),
-            Arg::ArrayStart => {
-                open_arrays += 1;
-                0
-            }
-            Arg::ArrayEnd => {
+        match tag {
+            b'[' => open_arrays += 1,
+            b']' => {
                 open_arrays = open_arrays
                     .checked_sub(1)
-                    .ok_or(EncodeError::UnbalancedArray)?;
-                0
+                    .ok_or(EncodeError::UnbalancedArray)?
             }
-            Arg::True | Arg::False | Arg::Nil | Arg::Impulse => 0,
-        };
+            _ => {}
+        }
+        count += 1;
+        payload += payload_len(arg);
     }
     if open_arrays != 0 {
         return Err(EncodeError::UnbalancedArray);
     }
+    let address_len = match code {
+        Some(_) => 8,
+        None => padded_str_len(address.len()),
+    };
     let tags_len = padded_str_len(1 + count);
     let start = out.len();
     out.resize(start + address_len + tags_len + payload, 0);
-    let buf = &mut out[start..];
+    let mut w = Cursor(&mut out[start..]);
     match code {
         Some(code) => {
-            buf[0] = b'/';
-            buf[4..8].copy_from_slice(&code.to_be_bytes());
+            w.put([b'/', 0, 0, 0]);
+            w.put(code.to_be_bytes());
         }
-        None => buf[..address.len()].copy_from_slice(address),
+        None => w.str(address).map_err(|_| EncodeError::BadAddress)?,
     }
-    let (tags, mut data) = buf[address_len..].split_at_mut(tags_len);
+    let (tags, rest) = std::mem::take(&mut w.0).split_at_mut(tags_len);
     tags[0] = b',';
-    for (slot, arg) in tags[1..].iter_mut().zip(args) {
+    for (slot, arg) in tags[1..].iter_mut().zip(args.clone()) {
         *slot = arg.borrow().tag();
-        data = write_payload(std::mem::take(&mut data), arg.borrow());
+    }
+    w.0 = rest;
+    for (index, arg) in args.enumerate() {
+        w.payload(arg.borrow(), index)?;
     }
     Ok(())
 }
 
-/// Writes an argument's payload at the start of a zeroed region sized for it; returns the
-/// rest of the region.
-#[inline]
-fn write_payload<'b>(buf: &'b mut [u8], arg: &Arg<'_>) -> &'b mut [u8] {
-    match *arg {
-        Arg::Int(v) => put(buf, &v.to_be_bytes()),
-        Arg::Float(v) => put(buf, &v.to_bits().to_be_bytes()),
-        Arg::Long(v) => put(buf, &v.to_be_bytes()),
-        Arg::Double(v) => put(buf, &v.to_bits().to_be_bytes()),
-        Arg::Time(t) => put(buf, &t.to_bits().to_be_bytes()),
-        Arg::Char(c) => put(buf, &[0, 0, 0, c]),
-        Arg::Bool(b) => put(buf, &[0, 0, 0, b as u8]),
-        Arg::Rgba(b) | Arg::Midi(b) => put(buf, &b),
-        Arg::Str(s) | Arg::Symbol(s) => {
-            put(buf, s);
-            &mut buf[padded_str_len(s.len())..]
+/// Bytes an argument's payload takes on the wire.
+#[inline(always)]
+fn payload_len(arg: &Arg<'_>) -> usize {
+    match arg {
+        Arg::Int(_) | Arg::Float(_) | Arg::Char(_) | Arg::Rgba(_) | Arg::Midi(_) | Arg::Bool(_) => {
+            4
         }
-        Arg::Blob(b) => {
-            let rest = put(buf, &(b.len() as u32).to_be_bytes());
-            put(rest, b);
-            &mut rest[pad4(b.len())..]
-        }
-        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => buf,
+        Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
+        Arg::Str(s) | Arg::Symbol(s) => padded_str_len(s.len()),
+        Arg::Blob(b) => 4 + pad4(b.len()),
+        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => 0,
     }
 }
 
-/// Copies `bytes` to the start of `buf`; returns what follows them.
-#[inline(always)]
-fn put<'b>(buf: &'b mut [u8], bytes: &[u8]) -> &'b mut [u8] {
-    let (head, rest) = buf.split_at_mut(bytes.len());
-    head.copy_from_slice(bytes);
-    rest
+/// A NUL inside a string that is being written.
+struct NulInside;
+
+/// Writes into a zeroed region sized for what goes in it.
+struct Cursor<'b>(&'b mut [u8]);
+
+impl Cursor<'_> {
+    /// Writes `bytes` and moves past them.
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
+        let (head, rest) = std::mem::take(&mut self.0).split_at_mut(N);
+        head.copy_from_slice(&bytes);
+        self.0 = rest;
+    }
+
+    /// Writes `s` as an OSC string (a NUL and zero padding to a multiple of 4 follow it),
+    /// a word at a time; fails on a NUL inside `s`.
+    #[inline(always)]
+    fn str(&mut self, s: &[u8]) -> Result<(), NulInside> {
+        let mut words = s.chunks_exact(4);
+        for w in &mut words {
+            let w = [w[0], w[1], w[2], w[3]];
+            let v = u32::from_ne_bytes(w);
+            if v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080 != 0 {
+                return Err(NulInside);
+            }
+            self.put(w);
+        }
+        let mut last = [0u8; 4];
+        for (slot, &b) in last.iter_mut().zip(words.remainder()) {
+            if b == 0 {
+                return Err(NulInside);
+            }
+            *slot = b;
+        }
+        self.put(last);
+        Ok(())
+    }
+
+    /// Writes an argument's payload.
+    #[inline(always)]
+    fn payload(&mut self, arg: &Arg<'_>, index: usize) -> Result<(), EncodeError> {
+        match *arg {
+            Arg::Int(v) => self.put(v.to_be_bytes()),
+            Arg::Float(v) => self.put(v.to_be_bytes()),
+            Arg::Long(v) => self.put(v.to_be_bytes()),
+            Arg::Double(v) => self.put(v.to_be_bytes()),
+            Arg::Time(t) => self.put(t.to_bits().to_be_bytes()),
+            Arg::Char(c) => self.put([0, 0, 0, c]),
+            Arg::Bool(b) => self.put([0, 0, 0, b as u8]),
+            Arg::Rgba(b) | Arg::Midi(b) => self.put(b),
+            Arg::Str(s) | Arg::Symbol(s) => self
+                .str(s)
+                .map_err(|_| EncodeError::NulInString { index })?,
+            Arg::Blob(b) => {
+                let size =
+                    i32::try_from(b.len()).map_err(|_| EncodeError::BlobTooLarge { index })?;
+                self.put(size.to_be_bytes());
+                let (head, rest) = std::mem::take(&mut self.0).split_at_mut(pad4(b.len()));
+                head[..b.len()].copy_from_slice(b);
+                self.0 = rest;
+            }
+            Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => {}
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
