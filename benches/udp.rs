@@ -4,12 +4,14 @@
 //! - end to end: one sender thread streaming to one receiver;
 //! - round trip: ping-pong latency, median and p99, busy-polling and blocking.
 //!
-//! `cargo bench --bench udp` (liblo joins this table with the benchmark harness).
+//! `cargo bench --bench udp` (liblo joins this table with the benchmark harness); name parts
+//! to run only those: `receive`, `end-to-end`, `round-trip-busy-poll`, `round-trip-blocking`
+//! (or a piece of a name: `round-trip`).
 
 use rosco::dispatch::Flow;
 use rosco::osc::{encode_message, Arg};
 use rosco::{Context, ContextOptions, Mode};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,19 +65,27 @@ fn counting_context(mode: Mode) -> (Context, Arc<AtomicU64>) {
 const BURST: usize = 4000;
 const ROUNDS: usize = 40;
 
-/// Nanoseconds per packet to drain a pre-filled queue.
+/// Nanoseconds per packet to drain a pre-filled queue. Raw and rosco rounds alternate, so
+/// that both see the same machine (its speed drifts by more than the gap between them).
 fn receive_path() -> (f64, f64) {
     let pkt = packet();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-
     let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
     big_receive_buffer(&raw);
     raw.set_nonblocking(true).unwrap();
+    let raw_to = raw.local_addr().unwrap();
     let mut buf = [0u8; 65_536];
-    let mut raw_ns = Vec::new();
+    let (ctx, count) = counting_context(Mode::Poll);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let rosco_to = ("127.0.0.1", ctx.port(rx).unwrap())
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let (mut raw_ns, mut rosco_ns) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         for _ in 0..BURST {
-            tx.send_to(&pkt, raw.local_addr().unwrap()).unwrap();
+            tx.send_to(&pkt, raw_to).unwrap();
         }
         let t = Instant::now();
         let mut got = 0;
@@ -85,15 +95,9 @@ fn receive_path() -> (f64, f64) {
             }
         }
         raw_ns.push(t.elapsed().as_nanos() as f64 / BURST as f64);
-    }
 
-    let (ctx, count) = counting_context(Mode::Poll);
-    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
-    let to = ("127.0.0.1", ctx.port(rx).unwrap());
-    let mut rosco_ns = Vec::new();
-    for _ in 0..ROUNDS {
         for _ in 0..BURST {
-            tx.send_to(&pkt, to).unwrap();
+            tx.send_to(&pkt, rosco_to).unwrap();
         }
         let t = Instant::now();
         let target = count.load(Ordering::Relaxed) + BURST as u64;
@@ -105,7 +109,7 @@ fn receive_path() -> (f64, f64) {
     (median(&mut raw_ns), median(&mut rosco_ns))
 }
 
-const STREAM: Duration = Duration::from_millis(1500);
+const STREAM: Duration = Duration::from_millis(1000);
 
 /// Packets per second received while one thread streams as fast as it can.
 fn end_to_end(rosco: bool) -> f64 {
@@ -142,13 +146,14 @@ fn end_to_end(rosco: bool) -> f64 {
         });
         std::thread::spawn(move || {
             let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = SocketAddr::from(([127, 0, 0, 1], port));
             while !stop.load(Ordering::Relaxed) {
                 match (&ctx_sender, tx_id) {
                     (Some(s), Some(id)) => {
                         let _ = s.send(id, "/synth/1/freq", &ARGS);
                     }
                     _ => {
-                        let _ = raw.send_to(&pkt, ("127.0.0.1", port));
+                        let _ = raw.send_to(&pkt, to);
                     }
                 }
             }
@@ -165,87 +170,108 @@ fn end_to_end(rosco: bool) -> f64 {
 }
 
 const PINGS: usize = 20_000;
+const PING_CHUNK: usize = 1_000;
 
-/// Round-trip times in microseconds: (median, p99).
-fn round_trip(rosco: bool, busy: bool) -> (f64, f64) {
+/// Pins the calling thread (and the threads it starts afterwards) to `cpus`.
+fn pin(cpus: impl IntoIterator<Item = usize>) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it; the call reads
+    // a set of the size given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Round-trip times in microseconds, (median, p99) for raw then for rosco. The two take
+/// turns by chunks of pings, so that both see the same machine. Both echo sides run on
+/// the last CPU and the pinging side on the first: left to the scheduler, one echo thread
+/// may share the pinger's CPU (a cheap wake-up) and the other not (a cross-CPU wake-up,
+/// some 50 µs on this virtual machine), which measures the scheduler, not the code.
+fn round_trip(busy: bool) -> ((f64, f64), (f64, f64)) {
     let pkt = packet();
-    // The echo side: raw for raw, a threaded rosco context replying for rosco.
-    let (echo_port, _guard): (u16, Box<dyn std::any::Any>) = if rosco {
-        let ctx = Context::new(ContextOptions {
-            mode: Mode::Threaded,
-            ..ContextOptions::default()
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    pin([cpus - 1]);
+    // The echo sides: a raw socket on a thread, and a threaded rosco context replying.
+    let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let raw_echo_port = echo.local_addr().unwrap().port();
+    echo.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let echo_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 65_536];
+        while !s.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let echo_ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let sender = echo_ctx.sender();
+    echo_ctx
+        .methods()
+        .add_method(Some("/synth/1/freq"), None, move |_, info| {
+            let _ = sender.reply(info, "/synth/1/freq", &ARGS);
+            Flow::Handled
         })
         .unwrap();
-        let sender = ctx.sender();
-        ctx.methods()
-            .add_method(Some("/synth/1/freq"), None, move |_, info| {
-                let _ = sender.reply(info, "/synth/1/freq", &ARGS);
-                Flow::Handled
-            })
-            .unwrap();
-        let rx = ctx.open("echo", "osc.udp://:0?bind=127.0.0.1").unwrap();
-        (ctx.port(rx).unwrap(), Box::new(ctx))
-    } else {
-        let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = echo.local_addr().unwrap().port();
-        echo.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65_536];
-            while !s.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                    let _ = echo.send_to(&buf[..n], from);
-                }
-            }
-        });
-        struct Stop(Arc<AtomicBool>);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-        (port, Box::new(Stop(stop)))
+    let rx = echo_ctx
+        .open("echo", "osc.udp://:0?bind=127.0.0.1")
+        .unwrap();
+    let rosco_echo_port = echo_ctx.port(rx).unwrap();
+
+    pin([0]);
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.connect(("127.0.0.1", raw_echo_port)).unwrap();
+    raw.set_nonblocking(busy).unwrap();
+    let mut buf = [0u8; 65_536];
+    let mut raw_ping = || {
+        let t = Instant::now();
+        raw.send(&pkt).unwrap();
+        while raw.recv(&mut buf).is_err() {}
+        t.elapsed().as_nanos() as f64 / 1e3
     };
-    let mut rtts = Vec::with_capacity(PINGS);
-    if rosco {
-        let (ctx, count) = counting_context(Mode::Poll);
-        let tx = ctx
-            .open("tx", &format!("osc.udp://127.0.0.1:{echo_port}"))
-            .unwrap();
-        for i in 0..PINGS + 1000 {
-            let t = Instant::now();
-            ctx.send(tx, "/synth/1/freq", &ARGS).unwrap();
-            let target = i as u64 + 1;
-            while count.load(Ordering::Relaxed) < target {
-                let wait = if busy {
-                    Duration::ZERO
-                } else {
-                    Duration::from_secs(1)
-                };
-                ctx.poll(Some(wait)).unwrap();
-            }
-            if i >= 1000 {
-                rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
-            }
+    let (ctx, count) = counting_context(Mode::Poll);
+    let tx = ctx
+        .open("tx", &format!("osc.udp://127.0.0.1:{rosco_echo_port}"))
+        .unwrap();
+    let wait = match busy {
+        true => Duration::ZERO,
+        false => Duration::from_secs(1),
+    };
+    let rosco_ping = || {
+        let t = Instant::now();
+        let target = count.load(Ordering::Relaxed) + 1;
+        ctx.send(tx, "/synth/1/freq", &ARGS).unwrap();
+        while count.load(Ordering::Relaxed) < target {
+            ctx.poll(Some(wait)).unwrap();
         }
-    } else {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.connect(("127.0.0.1", echo_port)).unwrap();
-        s.set_nonblocking(busy).unwrap();
-        let mut buf = [0u8; 65_536];
-        for i in 0..PINGS + 1000 {
-            let t = Instant::now();
-            s.send(&pkt).unwrap();
-            while s.recv(&mut buf).is_err() {}
-            if i >= 1000 {
-                rtts.push(t.elapsed().as_nanos() as f64 / 1e3);
-            }
-        }
+        t.elapsed().as_nanos() as f64 / 1e3
+    };
+    for _ in 0..PING_CHUNK {
+        raw_ping();
+        rosco_ping();
     }
-    let p99 = percentile(&mut rtts, 0.99);
-    (median(&mut rtts), p99)
+    let (mut raw_rtts, mut rosco_rtts) = (Vec::new(), Vec::new());
+    for _ in 0..PINGS / PING_CHUNK {
+        raw_rtts.extend((0..PING_CHUNK).map(|_| raw_ping()));
+        rosco_rtts.extend((0..PING_CHUNK).map(|_| rosco_ping()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    echo_thread.join().unwrap();
+    pin(0..cpus);
+    let stats = |v: &mut Vec<f64>| {
+        let p99 = percentile(v, 0.99);
+        (median(v), p99)
+    };
+    (stats(&mut raw_rtts), stats(&mut rosco_rtts))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -263,25 +289,43 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // Other arguments choose parts by name: `cargo bench --bench udp -- receive`.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| part.contains(o.as_str()));
     println!("UDP loopback, rosco vs raw sockets (same run; 2-core machine)\n");
-    let (raw, ours) = receive_path();
-    println!(
-        "receive path (drain+decode+dispatch): raw {raw:.0} ns/pkt ({:.2} Mpkt/s), rosco {ours:.0} ns/pkt ({:.2} Mpkt/s): rosco = {:.0}% of raw",
-        1e3 / raw,
-        1e3 / ours,
-        100.0 * raw / ours
-    );
-    let (raw, ours) = (end_to_end(false), end_to_end(true));
-    println!(
-        "end to end (1 sender -> 1 receiver): raw {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw",
-        raw / 1e3,
-        ours / 1e3,
-        100.0 * ours / raw
-    );
+    if wanted("receive") {
+        let (raw, ours) = receive_path();
+        println!(
+            "receive path (drain+decode+dispatch): raw {raw:.0} ns/pkt ({:.2} Mpkt/s), rosco {ours:.0} ns/pkt ({:.2} Mpkt/s): rosco = {:.0}% of raw",
+            1e3 / raw,
+            1e3 / ours,
+            100.0 * raw / ours
+        );
+    }
+    if wanted("end-to-end") {
+        // Turns taken three times, as the machine's speed drifts between seconds.
+        let (mut raw, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            raw.push(end_to_end(false));
+            ours.push(end_to_end(true));
+        }
+        let (raw, ours) = (median(&mut raw), median(&mut ours));
+        println!(
+            "end to end (1 sender -> 1 receiver): raw {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw",
+            raw / 1e3,
+            ours / 1e3,
+            100.0 * ours / raw
+        );
+    }
     for busy in [true, false] {
         let style = if busy { "busy-poll" } else { "blocking" };
-        let (rm, rp) = round_trip(false, busy);
-        let (om, op) = round_trip(true, busy);
+        if !wanted(&format!("round-trip-{style}")) {
+            continue;
+        }
+        let ((rm, rp), (om, op)) = round_trip(busy);
         println!(
             "round trip, {style}: raw median {rm:.1} us p99 {rp:.1} us; rosco median {om:.1} us p99 {op:.1} us: p99 ratio {:.2}",
             op / rp

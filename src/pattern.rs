@@ -184,10 +184,15 @@ impl<'a> Pattern<'a> {
 /// A receiver uses this to decide whether an incoming address needs pattern matching or
 /// a plain lookup.
 pub fn is_pattern(address: &[u8]) -> bool {
-    address
-        .iter()
-        .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}'))
-        || address.windows(2).any(|w| w == b"//")
+    // One pass, as every incoming message is checked.
+    let mut prev = 0;
+    for &b in address {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}') || (b == b'/' && prev == b'/') {
+            return true;
+        }
+        prev = b;
+    }
+    false
 }
 
 /// One-shot convenience: `Pattern::new(pattern)?.matches(address)`.

@@ -1,7 +1,7 @@
 //! The context: channels opened by URL, the method table, the threading mode, and
 //! sending from any thread.
 
-use super::channel::{Channel, ClientState, Dest, Hooks, Kind, PacketHook};
+use super::channel::{Channel, ClientState, Dest, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
 use super::o2::O2Role;
@@ -464,10 +464,7 @@ impl Context {
         outgoing: Option<PacketHook>,
     ) -> Result<(), Error> {
         let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
-        *channel.hooks.write() = Hooks {
-            incoming: incoming.map(Arc::new),
-            outgoing: outgoing.map(Arc::new),
-        };
+        channel.hooks.set(incoming, outgoing);
         Ok(())
     }
 }
@@ -618,7 +615,7 @@ impl Sender {
     }
 
     fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
-        let hook = ch.hooks.read().outgoing.clone();
+        let hook = ch.hooks.outgoing();
         match hook {
             None => self.transmit_raw(ch, packet, dest),
             Some(hook) => with_buf(&HOOK_BUF, |out| {
