@@ -1,5 +1,6 @@
 //! Proves that the hot paths allocate nothing per message once their buffers have grown:
-//! encode, decode, framing, dispatch (literal, pattern, coerced) and the receive path.
+//! encode, decode, framing, dispatch (literal, pattern, coerced), the receive path, a UDP
+//! send through a `Context`, and an O2lite client's sends (UDP and TCP).
 //! A counting global allocator counts allocations made on the armed thread only.
 
 use rosco::dispatch::{DispatchScratch, Dispatcher, Flow, MsgInfo};
@@ -199,4 +200,58 @@ fn context_udp_send() {
         0
     );
     assert_eq!(ctx.stats(tx).unwrap().packets_out, 1001);
+}
+
+#[test]
+fn context_o2lite_client_send() {
+    // An O2lite client sending to its host, by UDP and by TCP: the OSC arguments are
+    // converted on the fly and the O2 datagram or frame is written into the thread's
+    // buffer. The host runs on loopback only (no mDNS).
+    let opts = || rosco::ContextOptions {
+        mode: rosco::Mode::Threaded,
+        ..rosco::ContextOptions::default()
+    };
+    let host = rosco::Context::new(opts()).unwrap();
+    let host_ch = host
+        .open("host", "o2lite-host://rosco-alloc?mdns=0")
+        .unwrap();
+    host.o2_service_add(host_ch, "server").unwrap();
+    // Counts per transport: [UDP, TCP].
+    let received = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    for (i, address) in ["/server/udp", "/server/tcp"].into_iter().enumerate() {
+        let r = received.clone();
+        host.methods()
+            .add_method(Some(address), None, move |_, _| {
+                r[i].fetch_add(1, Ordering::Relaxed);
+                Flow::Handled
+            })
+            .unwrap();
+    }
+    let client = rosco::Context::new(opts()).unwrap();
+    let url = format!(
+        "o2lite://rosco-alloc@127.0.0.1:{}?udp_port={}",
+        host.port(host_ch).unwrap(),
+        host.o2_udp_port(host_ch).unwrap()
+    );
+    let ch = client.open("o2", &url).unwrap();
+    let connected = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.o2_bridge_id(ch).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < connected,
+            "the client never joined"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for (reliable, address) in [(false, "/server/udp"), (true, "/server/tcp")] {
+        let send = || client.o2_send(ch, 0.0, reliable, address, &ARGS).unwrap();
+        assert_eq!(allocations(send), 0, "reliable: {reliable}");
+    }
+    // What was sent arrives: every TCP message; UDP datagrams too, unless the host's
+    // socket queue overflowed during the burst.
+    let arrived = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while received[1].load(Ordering::Relaxed) < 1001 && std::time::Instant::now() < arrived {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(received[1].load(Ordering::Relaxed), 1001);
+    assert!(received[0].load(Ordering::Relaxed) > 0);
 }

@@ -396,16 +396,16 @@ fn garbage_peers_do_not_hurt_the_host() {
     use rosco::o2lite::message::{encode_tcp, O2Arg};
     let mut frames = Vec::new();
     let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
-    encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", &con).unwrap();
+    encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", con).unwrap();
     let unknown_at = frames.len();
-    encode_tcp(&mut frames, 0.0, b"!server/unknown", &[O2Arg::Int(1)]).unwrap();
+    encode_tcp(&mut frames, 0.0, b"!server/unknown", [O2Arg::Int(1)]).unwrap();
     let tag = unknown_at
         + frames[unknown_at..]
             .windows(2)
             .position(|w| w == b",i")
             .unwrap();
     frames[tag + 1] = b'q';
-    encode_tcp(&mut frames, 0.0, b"!server/after", &[O2Arg::Int(2)]).unwrap();
+    encode_tcp(&mut frames, 0.0, b"!server/after", [O2Arg::Int(2)]).unwrap();
     let mut rogue = std::net::TcpStream::connect(addr).unwrap();
     rogue.write_all(&frames).unwrap();
     assert!(until(&[&s.host, &s.client], || at_host

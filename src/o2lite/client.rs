@@ -328,7 +328,7 @@ impl ClientSession {
                 if let Some(seq) = clock.poll(now) {
                     let mut datagram = Vec::new();
                     let args = [O2Arg::Int(*bridge_id), O2Arg::Int(seq), O2Arg::Str(CS_PUT)];
-                    encode_udp(&mut datagram, 0.0, b"!_o2/o2lite/cs/get", &args)
+                    encode_udp(&mut datagram, 0.0, b"!_o2/o2lite/cs/get", args)
                         .expect("a well-formed ping");
                     out.udp.push(datagram);
                 }

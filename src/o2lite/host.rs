@@ -303,8 +303,7 @@ impl HostSession {
             },
         );
         let mut frame = Vec::new();
-        encode_tcp(&mut frame, 0.0, b"!_o2/id", &[O2Arg::Int(bridge_id)])
-            .expect("a well-formed id");
+        encode_tcp(&mut frame, 0.0, b"!_o2/id", [O2Arg::Int(bridge_id)]).expect("a well-formed id");
         out.tcp.push((conn, frame));
         out.events.push(HostEvent::ClientJoined { conn, bridge_id });
     }
@@ -363,7 +362,7 @@ impl HostSession {
                 };
                 let mut datagram = Vec::new();
                 let time = O2Arg::Time(self.global_time(now));
-                if encode_udp(&mut datagram, 0.0, reply, &[O2Arg::Int(seq), time]).is_ok() {
+                if encode_udp(&mut datagram, 0.0, reply, [O2Arg::Int(seq), time]).is_ok() {
                     out.udp.push((client.udp, datagram));
                 }
             }
@@ -387,7 +386,7 @@ impl HostSession {
                     &mut frame,
                     0.0,
                     b"!_o2/st",
-                    &[O2Arg::Str(name), O2Arg::Int(status)],
+                    [O2Arg::Str(name), O2Arg::Int(status)],
                 )
                 .expect("well formed");
                 out.tcp.push((conn, frame));
@@ -401,7 +400,7 @@ impl HostSession {
                         O2Arg::Str(b"_o2"),
                         O2Arg::Str(b""),
                     ];
-                    encode_tcp(&mut frames, 0.0, b"!_o2/ls", &entry).expect("well formed");
+                    encode_tcp(&mut frames, 0.0, b"!_o2/ls", entry).expect("well formed");
                 }
                 let end = [
                     O2Arg::Str(b""),
@@ -409,7 +408,7 @@ impl HostSession {
                     O2Arg::Str(b""),
                     O2Arg::Str(b""),
                 ];
-                encode_tcp(&mut frames, 0.0, b"!_o2/ls", &end).expect("well formed");
+                encode_tcp(&mut frames, 0.0, b"!_o2/ls", end).expect("well formed");
                 out.tcp.push((conn, frames));
             }
             // Anything else for _o2 (including the legacy `dy`, which crashes O2 hosts) is
@@ -464,11 +463,11 @@ impl HostSession {
     }
 
     /// Sends a message from the host application to a service (a client's, or its own).
-    pub fn send(
+    pub fn send<'a, A: std::borrow::Borrow<O2Arg<'a>>>(
         &mut self,
         timestamp: f64,
         address: &[u8],
-        args: &[O2Arg<'_>],
+        args: impl IntoIterator<Item = A, IntoIter = impl Iterator<Item = A> + Clone>,
         reliable: bool,
         now: f64,
         out: &mut HostOutput,
@@ -616,7 +615,20 @@ mod tests {
             .send(
                 0.0,
                 b"/synth/freq",
-                &[O2Arg::Float(440.0)],
+                [O2Arg::Float(440.0)],
+                true,
+                1.0,
+                &mut h,
+            )
+            .unwrap();
+        p.host
+            .send(0.0, b"!synth/gate", [O2Arg::Bool(true)], false, 1.0, &mut h)
+            .unwrap();
+        p.host
+            .send(
+                0.0,
+                b"/nobody/x",
+                std::iter::empty::<O2Arg<'_>>(),
                 true,
                 1.0,
                 &mut h,
@@ -624,19 +636,13 @@ mod tests {
             .unwrap();
         p.host
             .send(
-                0.0,
-                b"!synth/gate",
-                &[O2Arg::Bool(true)],
-                false,
+                3.0,
+                b"/synth/later",
+                std::iter::empty::<O2Arg<'_>>(),
+                true,
                 1.0,
                 &mut h,
             )
-            .unwrap();
-        p.host
-            .send(0.0, b"/nobody/x", &[], true, 1.0, &mut h)
-            .unwrap();
-        p.host
-            .send(3.0, b"/synth/later", &[], true, 1.0, &mut h)
             .unwrap();
         p.pump(1.0, Output::default(), h);
         let got: Vec<(String, bool)> = p
@@ -664,7 +670,7 @@ mod tests {
         assert_eq!(h.tcp.len(), 1);
         // The client's messages to the host's own service come out as local deliveries.
         let mut c = Output::default();
-        crate::o2lite::message::encode_tcp(&mut c.tcp, 0.0, b"/server/echo", &[O2Arg::Int(1)])
+        crate::o2lite::message::encode_tcp(&mut c.tcp, 0.0, b"/server/echo", [O2Arg::Int(1)])
             .unwrap();
         let mut h = HostOutput::default();
         for body in bodies(&c.tcp) {
@@ -731,7 +737,7 @@ mod tests {
             O2Arg::Int(1),
             O2Arg::Int(50),
         ];
-        encode_udp(&mut body, 0.0, b"!_o2/o2lite/dy", &dy).unwrap();
+        encode_udp(&mut body, 0.0, b"!_o2/o2lite/dy", dy).unwrap();
         host.udp_datagram(&body, 0.0, &mut out);
         assert!(out.udp.is_empty() && out.tcp.is_empty());
     }

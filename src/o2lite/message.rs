@@ -37,6 +37,7 @@
 //!   [`encode_tcp`] ([`O2ErrorKind::FrameTooLong`]); [`decode`] itself has no length limit.
 
 use crate::osc::Tag;
+use std::borrow::Borrow;
 use std::fmt;
 use std::iter::FusedIterator;
 
@@ -574,15 +575,15 @@ pub fn decode(body: &[u8]) -> Result<O2Message<'_>, O2Error> {
 /// strings, bad vector element code/length, unbalanced arrays, blobs longer than
 /// `i32::MAX`. On error `out` is left unchanged; the error's offset is relative to the
 /// start of the body.
-pub fn encode_body(
+pub fn encode_body<'a, A: Borrow<O2Arg<'a>>>(
     out: &mut Vec<u8>,
     misc: i32,
     timestamp: f64,
     address: &[u8],
-    args: &[O2Arg<'_>],
+    args: impl IntoIterator<Item = A, IntoIter = impl Iterator<Item = A> + Clone>,
 ) -> Result<(), O2Error> {
     let start = out.len();
-    let result = write_body(out, start, misc, timestamp, address, args);
+    let result = write_body(out, start, misc, timestamp, address, args.into_iter());
     if result.is_err() {
         out.truncate(start);
     }
@@ -594,15 +595,22 @@ pub fn encode_body(
 /// The body is written with `misc` = 1 ([`MISC_RELIABLE`]). Besides the errors of
 /// [`encode_body`], a body longer than [`MAX_TCP_FRAME`] is refused with
 /// [`O2ErrorKind::FrameTooLong`]. On error `out` is left unchanged.
-pub fn encode_tcp(
+pub fn encode_tcp<'a, A: Borrow<O2Arg<'a>>>(
     out: &mut Vec<u8>,
     timestamp: f64,
     address: &[u8],
-    args: &[O2Arg<'_>],
+    args: impl IntoIterator<Item = A, IntoIter = impl Iterator<Item = A> + Clone>,
 ) -> Result<(), O2Error> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    let result = write_body(out, start + 4, MISC_RELIABLE, timestamp, address, args);
+    let result = write_body(
+        out,
+        start + 4,
+        MISC_RELIABLE,
+        timestamp,
+        address,
+        args.into_iter(),
+    );
     let len = out.len() - start - 4;
     let result = result.and_then(|()| match u32::try_from(len) {
         Ok(n) if len <= MAX_TCP_FRAME => {
@@ -620,11 +628,11 @@ pub fn encode_tcp(
 /// Appends a UDP datagram body (misc 0).
 ///
 /// Errors as [`encode_body`]; on error `out` is left unchanged.
-pub fn encode_udp(
+pub fn encode_udp<'a, A: Borrow<O2Arg<'a>>>(
     out: &mut Vec<u8>,
     timestamp: f64,
     address: &[u8],
-    args: &[O2Arg<'_>],
+    args: impl IntoIterator<Item = A, IntoIter = impl Iterator<Item = A> + Clone>,
 ) -> Result<(), O2Error> {
     encode_body(out, 0, timestamp, address, args)
 }
@@ -638,13 +646,13 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Writes the body at the end of `out`, whose body starts at `start`. May leave a
 /// partial body behind on error; the callers truncate.
-fn write_body(
+fn write_body<'a, A: Borrow<O2Arg<'a>>>(
     out: &mut Vec<u8>,
     start: usize,
     misc: i32,
     timestamp: f64,
     address: &[u8],
-    args: &[O2Arg<'_>],
+    args: impl Iterator<Item = A> + Clone,
 ) -> Result<(), O2Error> {
     if !matches!(address.first(), Some(b'/' | b'!')) {
         return Err(O2Error::new(O2ErrorKind::BadAddress, 12));
@@ -652,8 +660,10 @@ fn write_body(
     if let Some(i) = address.iter().position(|&b| b == 0) {
         return Err(O2Error::new(O2ErrorKind::BadAddress, 12 + i));
     }
-    let ntags = args.len() + args.iter().filter(|a| a.tag() == b'v').count();
-    out.reserve(12 + str_size(address.len()) + str_size(1 + ntags) + 8 * args.len());
+    let (count, vectors) = args.clone().fold((0, 0), |(n, v), a| {
+        (n + 1, v + usize::from(a.borrow().tag() == b'v'))
+    });
+    out.reserve(12 + str_size(address.len()) + str_size(1 + count + vectors) + 8 * count);
     out.extend_from_slice(&misc.to_be_bytes());
     out.extend_from_slice(&timestamp.to_bits().to_be_bytes());
     put_str(out, address);
@@ -662,7 +672,8 @@ fn write_body(
     let tt_at = out.len();
     out.push(b',');
     let mut depth = 0usize;
-    for arg in args {
+    for arg in args.clone() {
+        let arg = arg.borrow();
         let tag = arg.tag();
         let tag_at = out.len() - start;
         out.push(tag);
@@ -695,7 +706,7 @@ fn write_body(
     // Arguments.
     for arg in args {
         let at = out.len() - start;
-        match *arg {
+        match *arg.borrow() {
             O2Arg::Int(v) => out.extend_from_slice(&v.to_be_bytes()),
             O2Arg::Float(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
             O2Arg::Double(v) | O2Arg::Time(v) => out.extend_from_slice(&v.to_bits().to_be_bytes()),
@@ -952,7 +963,7 @@ mod tests {
             &mut out,
             0.0,
             b"/server/echo",
-            &[
+            [
                 O2Arg::Int(1001),
                 O2Arg::Float(3.5),
                 O2Arg::Str(b"hello"),
@@ -1157,7 +1168,7 @@ mod tests {
             O2Arg::Time(-0.0),
         ];
         let mut out = Vec::new();
-        encode_body(&mut out, i32::MIN, f64::NAN, b"/a", &args).expect("encode");
+        encode_body(&mut out, i32::MIN, f64::NAN, b"/a", args).expect("encode");
         let m = decode(&out).expect("decode");
         assert_eq!(m.misc(), i32::MIN);
         assert!(!m.reliable());
@@ -1203,7 +1214,7 @@ mod tests {
         ];
         for (address, service, path) in cases {
             let mut out = Vec::new();
-            encode_udp(&mut out, 0.0, address, &[]).expect("encode");
+            encode_udp(&mut out, 0.0, address, std::iter::empty::<O2Arg<'_>>()).expect("encode");
             let m = decode(&out).expect("decode");
             assert_eq!(m.address(), address);
             assert_eq!(m.service(), service);
@@ -1498,7 +1509,7 @@ mod tests {
         let max_body = MAX_TCP_FRAME & !3;
         let big = vec![7u8; max_body - 24];
         let mut out = vec![9];
-        encode_tcp(&mut out, 0.0, b"/a", &[O2Arg::Blob(&big)]).expect("fits");
+        encode_tcp(&mut out, 0.0, b"/a", [O2Arg::Blob(&big)]).expect("fits");
         assert_eq!(out.len(), 1 + 4 + max_body);
         assert_eq!(&out[1..5], &(max_body as u32).to_be_bytes());
         assert_eq!(decode(&out[5..]).expect("decode").arg_count(), 1);
@@ -1507,12 +1518,12 @@ mod tests {
         let big = vec![7u8; max_body - 23];
         let mut out = vec![9];
         assert_eq!(
-            encode_tcp(&mut out, 0.0, b"/a", &[O2Arg::Blob(&big)]),
+            encode_tcp(&mut out, 0.0, b"/a", [O2Arg::Blob(&big)]),
             Err(err(O2ErrorKind::FrameTooLong, MAX_TCP_FRAME))
         );
         assert_eq!(out, [9]);
         // UDP and bare bodies have no such limit here.
-        encode_udp(&mut out, 0.0, b"/a", &[O2Arg::Blob(&big)]).expect("udp");
+        encode_udp(&mut out, 0.0, b"/a", [O2Arg::Blob(&big)]).expect("udp");
         assert_eq!(out.len(), 1 + MAX_TCP_FRAME + 1);
         assert_eq!(decode(&out[1..]).expect("decode").arg_count(), 1);
     }

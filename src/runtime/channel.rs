@@ -478,9 +478,8 @@ impl Channel {
                     "send O2 bundles as timestamped messages",
                 ));
             };
-            let mut args = Vec::with_capacity(m.len());
-            super::o2::from_osc(m.args(), &mut args)?;
-            let wake = super::o2::send(self, role, 0.0, true, m.address(), &args)?;
+            let args = super::o2::o2_args(m.args())?;
+            let wake = super::o2::send(self, role, 0.0, true, m.address(), args)?;
             Stats::add(&self.stats.packets_out, 1);
             Stats::add(&self.stats.bytes_out, packet.len() as u64);
             return Ok(wake);

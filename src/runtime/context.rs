@@ -40,7 +40,7 @@ thread_local! {
 
 /// Runs `f` with this thread's reusable buffer, or a fresh one when it is in use (a hook
 /// that sends, say).
-fn with_buf<R>(
+pub(super) fn with_buf<R>(
     key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
     f: impl FnOnce(&mut Vec<u8>) -> R,
 ) -> R {
@@ -669,9 +669,8 @@ impl Sender {
         args: &[Arg<'_>],
     ) -> Result<(), Error> {
         self.with_o2(id, |ch, role| {
-            let mut o2_args = Vec::with_capacity(args.len());
-            super::o2::from_osc(args.iter().copied(), &mut o2_args)?;
-            if super::o2::send(ch, role, timestamp, reliable, address.as_bytes(), &o2_args)? {
+            let o2_args = super::o2::o2_args(args.iter().copied())?;
+            if super::o2::send(ch, role, timestamp, reliable, address.as_bytes(), o2_args)? {
                 self.shared.waker.wake();
             }
             Ok(())

@@ -6,6 +6,7 @@
 //! method table (specs/o2lite.md §16).
 
 use super::channel::Channel;
+use super::context::with_buf;
 use crate::dispatch::O2Stamp;
 use crate::error::Error;
 use crate::o2lite::client::{ClientSession, Output};
@@ -16,6 +17,7 @@ use crate::osc::{Arg, EncodeError, PacketWriter};
 use crate::time::TimeTag;
 use crate::transport::url::UrlError;
 use parking_lot::Mutex;
+use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
@@ -271,35 +273,39 @@ pub fn fixed_to_seconds(t: TimeTag) -> f64 {
     t.to_bits() as f64 / 4_294_967_296.0
 }
 
-/// Rewrites a message built with OSC arguments as O2 arguments. OSC colours have no O2
-/// form; a timetag argument is taken as O2 global seconds in 32.32 fixed point.
-pub(crate) fn from_osc<'a>(
-    args: impl Iterator<Item = Arg<'a>>,
-    out: &mut Vec<O2Arg<'a>>,
-) -> Result<(), Error> {
-    for a in args {
-        out.push(match a {
-            Arg::Int(v) => O2Arg::Int(v),
-            Arg::Float(v) => O2Arg::Float(v),
-            Arg::Str(s) => O2Arg::Str(s),
-            Arg::Blob(b) => O2Arg::Blob(b),
-            Arg::Long(v) => O2Arg::Long(v),
-            Arg::Time(t) => O2Arg::Time(fixed_to_seconds(t)),
-            Arg::Double(v) => O2Arg::Double(v),
-            Arg::Symbol(s) => O2Arg::Symbol(s),
-            Arg::Char(c) => O2Arg::Char(c),
-            Arg::Midi(m) => O2Arg::Midi(m),
-            // Booleans are written as O2 booleans (spec §16).
-            Arg::True | Arg::Bool(true) => O2Arg::Bool(true),
-            Arg::False | Arg::Bool(false) => O2Arg::Bool(false),
-            Arg::Nil => O2Arg::Nil,
-            Arg::Impulse => O2Arg::Infinitum,
-            Arg::ArrayStart => O2Arg::ArrayStart,
-            Arg::ArrayEnd => O2Arg::ArrayEnd,
-            Arg::Rgba(_) => return Err(Error::Unsupported("O2 has no RGBA type")),
-        });
+/// The O2 form of OSC arguments, checked first: OSC colours have no O2 form. A timetag
+/// argument is taken as O2 global seconds in 32.32 fixed point.
+pub(crate) fn o2_args<'a>(
+    args: impl Iterator<Item = Arg<'a>> + Clone,
+) -> Result<impl Iterator<Item = O2Arg<'a>> + Clone, Error> {
+    match args.clone().all(|a| o2_arg(a).is_some()) {
+        true => Ok(args.filter_map(o2_arg)),
+        false => Err(Error::Unsupported("O2 has no RGBA type")),
     }
-    Ok(())
+}
+
+/// One OSC argument as O2 sends it; `None` for an RGBA colour.
+fn o2_arg(a: Arg<'_>) -> Option<O2Arg<'_>> {
+    Some(match a {
+        Arg::Int(v) => O2Arg::Int(v),
+        Arg::Float(v) => O2Arg::Float(v),
+        Arg::Str(s) => O2Arg::Str(s),
+        Arg::Blob(b) => O2Arg::Blob(b),
+        Arg::Long(v) => O2Arg::Long(v),
+        Arg::Time(t) => O2Arg::Time(fixed_to_seconds(t)),
+        Arg::Double(v) => O2Arg::Double(v),
+        Arg::Symbol(s) => O2Arg::Symbol(s),
+        Arg::Char(c) => O2Arg::Char(c),
+        Arg::Midi(m) => O2Arg::Midi(m),
+        // Booleans are written as O2 booleans (spec §16).
+        Arg::True | Arg::Bool(true) => O2Arg::Bool(true),
+        Arg::False | Arg::Bool(false) => O2Arg::Bool(false),
+        Arg::Nil => O2Arg::Nil,
+        Arg::Impulse => O2Arg::Infinitum,
+        Arg::ArrayStart => O2Arg::ArrayStart,
+        Arg::ArrayEnd => O2Arg::ArrayEnd,
+        Arg::Rgba(_) => return None,
+    })
 }
 
 /// Stamps what the method table learns of an O2 message.
@@ -310,14 +316,21 @@ pub(crate) fn stamp(msg: &O2Message<'_>, via_tcp: bool) -> O2Stamp {
     }
 }
 
-/// Sends an application message on an O2 channel (TCP when `reliable`).
-pub(crate) fn send(
+thread_local! {
+    /// The O2 datagram or frame a client sends, reused (the OSC form being converted may
+    /// sit in the context's own encode buffer).
+    static SEND_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Sends an application message on an O2 channel (TCP when `reliable`). A client's send
+/// allocates nothing once this thread's buffer has grown.
+pub(crate) fn send<'a>(
     ch: &Channel,
     role: &O2Role,
     timestamp: f64,
     reliable: bool,
     address: &[u8],
-    args: &[O2Arg<'_>],
+    args: impl Iterator<Item = O2Arg<'a>> + Clone,
 ) -> Result<bool, Error> {
     let o2_err = |e: crate::o2lite::message::O2Error| {
         Error::Unsupported(
@@ -337,20 +350,21 @@ pub(crate) fn send(
                 return Err(Error::Closed);
             }
             let host_udp = *host_udp.lock();
-            match (reliable, host_udp) {
-                (false, Some(to)) => {
-                    let mut body = Vec::new();
-                    crate::o2lite::message::encode_udp(&mut body, timestamp, address, args)
-                        .map_err(o2_err)?;
-                    role.udp().send_to(&body, to)?;
-                    Ok(false)
+            with_buf(&SEND_BUF, |buf| {
+                buf.clear();
+                match (reliable, host_udp) {
+                    (false, Some(to)) => {
+                        crate::o2lite::message::encode_udp(buf, timestamp, address, args)
+                            .map_err(o2_err)?;
+                        role.udp().send_to(buf, to)?;
+                        Ok(false)
+                    }
+                    _ => {
+                        encode_tcp(buf, timestamp, address, args).map_err(o2_err)?;
+                        Ok(conn.send_framed(buf)?)
+                    }
                 }
-                _ => {
-                    let mut frame = Vec::new();
-                    encode_tcp(&mut frame, timestamp, address, args).map_err(o2_err)?;
-                    Ok(conn.send_framed(&frame)?)
-                }
-            }
+            })
         }
         O2Role::Host { session, .. } => {
             let mut out = HostOutput::default();
@@ -407,7 +421,7 @@ mod tests {
             data: &[0, 0, 0, 2, 0xff, 0xff, 0xff, 0xfd],
         };
         let args = [O2Arg::Int(1), vector, O2Arg::Bool(true), O2Arg::Time(1.5)];
-        crate::o2lite::message::encode_body(&mut body, 1, 0.0, b"!svc/x", &args).unwrap();
+        crate::o2lite::message::encode_body(&mut body, 1, 0.0, b"!svc/x", args).unwrap();
         let msg = crate::o2lite::message::decode(&body).unwrap();
         let (mut address, mut out) = (Vec::new(), Vec::new());
         to_osc(&msg, &mut address, &mut out).unwrap();
