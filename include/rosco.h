@@ -61,7 +61,8 @@
 #define ROSCO_EVENT_LATE 8
 
 // O2lite news: a client discovered, connected, synchronised or lost its host, a host's
-// client joined or left, a service appeared or went; `reason` describes it.
+// client joined or left, a service appeared or went, a message for a service nobody
+// offers was dropped (once per service name); `reason` describes it.
 #define ROSCO_EVENT_O2 9
 
 // The timetag meaning "immediately".

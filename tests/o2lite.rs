@@ -94,6 +94,19 @@ struct Setup {
     udp: u16,
 }
 
+impl Setup {
+    /// Waits until the client has synchronised its clock `times` times.
+    fn wait_synced(&self, times: usize) {
+        assert!(
+            until(&[&self.host, &self.client], || count(
+                &self.client_events,
+                is_synced
+            ) == times),
+            "not synchronised {times} time(s)"
+        );
+    }
+}
+
 fn setup(mode: Mode) -> Setup {
     // The host runs on its own thread, as a separate host process would.
     let host = context(Mode::Threaded);
@@ -314,10 +327,7 @@ fn host_restart_reconnects_and_resynchronises() {
 #[test]
 fn a_vanishing_client_takes_its_services_along() {
     let s = setup(Mode::Poll);
-    assert!(until(&[&s.host, &s.client], || count(
-        &s.client_events,
-        is_synced
-    ) == 1));
+    s.wait_synced(1);
     s.client.close(s.client_ch).unwrap();
     let removed = |e: &Event| matches!(e, Event::O2Host { event: HostEvent::ServiceRemoved { name }, .. } if name == "client");
     let left = |e: &Event| {
@@ -334,6 +344,34 @@ fn a_vanishing_client_takes_its_services_along() {
         removed
     ) == 1
         && count(&s.host_events, left) == 1));
+}
+
+#[test]
+fn messages_for_unknown_services_are_reported_by_the_host() {
+    let s = setup(Mode::Poll);
+    s.wait_synced(1);
+    let at_host = record(&s.host, "/server/*");
+    for _ in 0..3 {
+        s.client
+            .o2_send(s.client_ch, 0.0, true, "/nobody/x", &[Arg::Int(1)])
+            .unwrap();
+    }
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "/server/x", &[Arg::Int(1)])
+        .unwrap();
+    let unroutable = |e: &Event| matches!(e, Event::O2Host { event: HostEvent::Unroutable { service, .. }, .. } if service == "nobody");
+    // The message after them arrives, so all three were seen; one report for the name.
+    assert!(until(&[&s.host, &s.client], || at_host
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+    assert!(until(&[&s.host, &s.client], || count(
+        &s.host_events,
+        unroutable
+    ) == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(count(&s.host_events, unroutable), 1);
 }
 
 #[test]
@@ -378,10 +416,7 @@ fn garbage_peers_do_not_hurt_the_host() {
         dropped
     ) >= 3));
     // The real client still works.
-    assert!(until(&[&s.host, &s.client], || count(
-        &s.client_events,
-        is_synced
-    ) == 1));
+    s.wait_synced(1);
     s.client
         .o2_send(s.client_ch, 0.0, true, "/server/still", &[])
         .unwrap();
@@ -421,10 +456,7 @@ fn garbage_peers_do_not_hurt_the_host() {
 #[test]
 fn bridges_between_o2_services_and_osc_channels() {
     let s = setup(Mode::Poll);
-    assert!(until(&[&s.host, &s.client], || count(
-        &s.client_events,
-        is_synced
-    ) == 1));
+    s.wait_synced(1);
     // An OSC synth the host delegates service "synth" to (its address without the service).
     let synth = context(Mode::Threaded);
     let heard = Arc::new(Mutex::new(Vec::new()));

@@ -80,8 +80,9 @@
 //   background; its news arrives as events of kind EventKind::o2 whose `reason` describes
 //   it: Discovered { .. }, Connected { bridge_id: 1 }, Synced { offset: .. }, Lost { .. },
 //   Status { .. }, List(..) on a client; ClientJoined { .. }, ClientLeft { .. },
-//   ClientSynced { .. }, ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. } on a
-//   host. Event::o2_name() gives the leading word ("Synced"). The text after it is for
+//   ClientSynced { .. }, ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. },
+//   Unroutable { service: "..", total: .. } (a message for a service nobody offers was
+//   dropped; once per service name) on a host. Event::o2_name() gives the leading word ("Synced"). The text after it is for
 //   people, not for parsing.
 // * Incoming O2 messages reach ordinary methods (Context::on), the O2 address's leading
 //   '!' shown as '/': "!client/note" arrives as "/client/note". Message::bundle_time() is
@@ -1135,8 +1136,8 @@ struct Event {
 
     /// For an o2 event, the leading word of `reason`, naming what happened: "Discovered",
     /// "Connected", "Synced", "Lost", "Status", "List" (client); "ClientJoined", "ClientLeft",
-    /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused" (host). Empty for other
-    /// kinds. Points into `reason` (valid during the handler only).
+    /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused", "Unroutable" (host).
+    /// Empty for other kinds. Points into `reason` (valid during the handler only).
     std::string_view o2_name() const noexcept {
         if (kind != EventKind::o2) return std::string_view();
         const std::size_t end = reason.find_first_of(" {(");

@@ -268,7 +268,8 @@ pub const ROSCO_EVENT_DROPPED: i32 = 7;
 pub const ROSCO_EVENT_LATE: i32 = 8;
 
 /// O2lite news: a client discovered, connected, synchronised or lost its host, a host's
-/// client joined or left, a service appeared or went; `reason` describes it.
+/// client joined or left, a service appeared or went, a message for a service nobody
+/// offers was dropped (once per service name); `reason` describes it.
 pub const ROSCO_EVENT_O2: i32 = 9;
 
 /// One event. Strings are valid during the callback only; copy what you keep.

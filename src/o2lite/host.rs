@@ -11,7 +11,7 @@
 use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Message};
 use crate::schedule::Scheduler;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// The caller's name for one TCP connection.
@@ -65,7 +65,20 @@ pub enum HostEvent {
         /// Why.
         reason: String,
     },
+    /// A message for a service nobody offers was dropped. Reported once per service name
+    /// (for the first 64 names) until that service appears, so a
+    /// misaddressed stream does not flood the event callback; `total` counts every such
+    /// message since the host started.
+    Unroutable {
+        /// The service the message was for.
+        service: String,
+        /// Messages dropped so far for want of a service.
+        total: u64,
+    },
 }
+
+/// How many distinct unknown service names the host reports (names come from peers).
+const UNROUTABLE_NAMES: usize = 64;
 
 /// What the host wants done.
 #[derive(Debug, Default)]
@@ -125,6 +138,8 @@ pub struct HostSession {
     held: Scheduler<Held, Global>,
     /// Messages to services nobody offers.
     pub unroutable: u64,
+    /// Unknown service names already reported.
+    unroutable_reported: BTreeSet<String>,
 }
 
 /// Status codes of `st`/`ls` (spec §6.6).
@@ -144,6 +159,7 @@ impl HostSession {
             services: BTreeMap::new(),
             held: Scheduler::new(),
             unroutable: 0,
+            unroutable_reported: BTreeSet::new(),
         }
     }
 
@@ -192,6 +208,7 @@ impl HostSession {
             Some(_) => false,
             None => {
                 self.services.insert(name.into(), owner);
+                self.unroutable_reported.remove(name);
                 out.events
                     .push(HostEvent::ServiceAdded { name: name.into() });
                 true
@@ -441,7 +458,17 @@ impl HostSession {
     fn forward(&mut self, msg: &O2Message<'_>, reliable: bool, out: &mut HostOutput) {
         let service = std::str::from_utf8(msg.service()).unwrap_or("");
         match self.services.get(service).copied() {
-            None => self.unroutable += 1,
+            None => {
+                self.unroutable += 1;
+                let new = self.unroutable_reported.len() < UNROUTABLE_NAMES
+                    && self.unroutable_reported.insert(service.into());
+                if new {
+                    out.events.push(HostEvent::Unroutable {
+                        service: service.into(),
+                        total: self.unroutable,
+                    });
+                }
+            }
             Some(Owner::Local) => out.local.push((msg.as_bytes().to_vec(), reliable)),
             Some(Owner::Client(conn)) => {
                 let Some(client) = self.clients.get(&conn) else {
@@ -594,6 +621,46 @@ mod tests {
         assert!(p.client.is_synced());
         assert!((p.client.global_time(now) - p.host.global_time(now)).abs() < 1e-9);
         assert_eq!(p.host.status("synth"), STATUS_BRIDGE);
+    }
+
+    #[test]
+    fn unroutable_messages_are_counted_and_reported_once_per_service() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        let unroutable = |h: &HostOutput| -> Vec<(String, u64)> {
+            h.events
+                .iter()
+                .filter_map(|e| match e {
+                    HostEvent::Unroutable { service, total } => Some((service.clone(), *total)),
+                    _ => None,
+                })
+                .collect()
+        };
+        for address in [&b"/nobody/x"[..], b"/nobody/y", b"!other/z", b"/nobody/x"] {
+            host.send(0.0, address, [O2Arg::Int(1)], true, 1.0, &mut h)
+                .unwrap();
+        }
+        assert_eq!(host.unroutable, 4);
+        assert_eq!(
+            unroutable(&h),
+            [("nobody".to_string(), 1), ("other".to_string(), 3)]
+        );
+        // Once the service has come (and gone), it is reported again.
+        let mut h = HostOutput::default();
+        host.add_local_service("nobody", &mut h).unwrap();
+        assert!(host.remove_local_service("nobody", &mut h));
+        host.send(0.0, b"/nobody/x", [O2Arg::Int(1)], true, 1.0, &mut h)
+            .unwrap();
+        assert_eq!(unroutable(&h), [("nobody".to_string(), 5)]);
+        // Names come from peers: only so many are remembered.
+        let mut h = HostOutput::default();
+        for i in 0..2 * UNROUTABLE_NAMES {
+            let address = format!("/s{i}/x");
+            host.send(0.0, address.as_bytes(), [O2Arg::Nil], false, 1.0, &mut h)
+                .unwrap();
+        }
+        assert_eq!(unroutable(&h).len(), UNROUTABLE_NAMES - 2);
+        assert_eq!(host.unroutable, 5 + 2 * UNROUTABLE_NAMES as u64);
     }
 
     #[test]
