@@ -1,17 +1,24 @@
-//! UDP on loopback, rosco against raw sockets in the same run, reported as ratios:
+//! UDP and TCP on loopback: rosco against raw sockets and liblo in the same run, reported
+//! as ratios:
 //! - receive path: a socket queue pre-filled with packets, then drained, decoded and
 //!   dispatched to a counting callback (raw: drained only);
-//! - end to end: one sender thread streaming to one receiver;
+//! - end to end: one sender thread streaming to one receiver over UDP;
+//! - tcp: a TCP receiver kept full by a raw sender, and a library sender streaming to a
+//!   library receiver (rosco also with `?nodelay=0`);
 //! - round trip: ping-pong latency, median and p99, busy-polling and blocking.
 //!
-//! `cargo bench --bench udp` (liblo joins this table with the benchmark harness); name parts
-//! to run only those: `receive`, `end-to-end`, `round-trip-busy-poll`, `round-trip-blocking`
+//! `cargo bench --bench udp` (liblo from Debian's `liblo-dev`); name parts to run only
+//! those: `receive`, `end-to-end`, `tcp`, `round-trip-busy-poll`, `round-trip-blocking`
 //! (or a piece of a name: `round-trip`).
+
+#[path = "support/liblo.rs"]
+mod liblo;
 
 use rosco::dispatch::Flow;
 use rosco::osc::{encode_message, Arg};
 use rosco::{Context, ContextOptions, Mode};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,13 +33,13 @@ fn packet() -> Vec<u8> {
 }
 
 /// Lets the receive queue hold a whole burst (root may exceed rmem_max).
-fn big_receive_buffer(s: &UdpSocket) {
+fn big_receive_buffer(fd: std::os::unix::io::RawFd) {
     let size: libc::c_int = 32 << 20;
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: a valid socket and a pointer to a c_int of the given length.
         let r = unsafe {
             libc::setsockopt(
-                s.as_raw_fd(),
+                fd,
                 libc::SOL_SOCKET,
                 opt,
                 &size as *const _ as *const libc::c_void,
@@ -65,108 +72,230 @@ fn counting_context(mode: Mode) -> (Context, Arc<AtomicU64>) {
 const BURST: usize = 4000;
 const ROUNDS: usize = 40;
 
-/// Nanoseconds per packet to drain a pre-filled queue. Raw and rosco rounds alternate, so
-/// that both see the same machine (its speed drifts by more than the gap between them).
-fn receive_path() -> (f64, f64) {
+/// Nanoseconds per packet to drain a pre-filled queue, for raw sockets, liblo and rosco.
+/// Their rounds alternate, so that all see the same machine (its speed drifts by more than
+/// the gaps between them).
+fn receive_path() -> [f64; 3] {
     let pkt = packet();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
-    big_receive_buffer(&raw);
+    big_receive_buffer(raw.as_raw_fd());
     raw.set_nonblocking(true).unwrap();
-    let raw_to = raw.local_addr().unwrap();
     let mut buf = [0u8; 65_536];
+    let lo = liblo::Server::new(liblo::UDP);
+    big_receive_buffer(lo.fd());
     let (ctx, count) = counting_context(Mode::Poll);
     let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
-    let rosco_to = ("127.0.0.1", ctx.port(rx).unwrap())
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
-    let (mut raw_ns, mut rosco_ns) = (Vec::new(), Vec::new());
+    let to = [
+        raw.local_addr().unwrap(),
+        SocketAddr::from(([127, 0, 0, 1], lo.port())),
+        SocketAddr::from(([127, 0, 0, 1], ctx.port(rx).unwrap())),
+    ];
+    let mut ns: [Vec<f64>; 3] = Default::default();
     for _ in 0..ROUNDS {
-        for _ in 0..BURST {
-            tx.send_to(&pkt, raw_to).unwrap();
-        }
-        let t = Instant::now();
-        let mut got = 0;
-        while got < BURST {
-            if raw.recv_from(&mut buf).is_ok() {
-                got += 1;
+        for (i, times) in ns.iter_mut().enumerate() {
+            for _ in 0..BURST {
+                tx.send_to(&pkt, to[i]).unwrap();
             }
+            let t = Instant::now();
+            match i {
+                0 => {
+                    let mut got = 0;
+                    while got < BURST {
+                        if raw.recv_from(&mut buf).is_ok() {
+                            got += 1;
+                        }
+                    }
+                }
+                1 => {
+                    let target = lo.count() + BURST as u64;
+                    while lo.count() < target {
+                        lo.recv(0);
+                    }
+                }
+                _ => {
+                    let target = count.load(Ordering::Relaxed) + BURST as u64;
+                    while count.load(Ordering::Relaxed) < target {
+                        ctx.poll(Some(Duration::ZERO)).unwrap();
+                    }
+                }
+            }
+            times.push(t.elapsed().as_nanos() as f64 / BURST as f64);
         }
-        raw_ns.push(t.elapsed().as_nanos() as f64 / BURST as f64);
-
-        for _ in 0..BURST {
-            tx.send_to(&pkt, rosco_to).unwrap();
-        }
-        let t = Instant::now();
-        let target = count.load(Ordering::Relaxed) + BURST as u64;
-        while count.load(Ordering::Relaxed) < target {
-            ctx.poll(Some(Duration::ZERO)).unwrap();
-        }
-        rosco_ns.push(t.elapsed().as_nanos() as f64 / BURST as f64);
     }
-    (median(&mut raw_ns), median(&mut rosco_ns))
+    ns.map(|mut v| median(&mut v))
 }
 
 const STREAM: Duration = Duration::from_millis(1000);
 
-/// Packets per second received while one thread streams as fast as it can.
-fn end_to_end(rosco: bool) -> f64 {
-    let pkt = packet();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (received, port, ctx) = if rosco {
-        let (ctx, count) = counting_context(Mode::Threaded);
-        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
-        let port = ctx.port(rx).unwrap();
-        (count, port, Some(ctx))
-    } else {
-        let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = raw.local_addr().unwrap().port();
-        let count = Arc::new(AtomicU64::new(0));
-        let (c, stop) = (count.clone(), stop.clone());
-        raw.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65_536];
-            while !stop.load(Ordering::Relaxed) {
-                if raw.recv_from(&mut buf).is_ok() {
-                    c.fetch_add(1, Ordering::Relaxed);
+/// Who is measured: each side of a stream is raw sockets, liblo or rosco (over TCP,
+/// `RoscoNagle` is rosco with `?nodelay=0`, as liblo leaves Nagle's algorithm on).
+#[derive(Clone, Copy, PartialEq)]
+enum Peer {
+    Raw,
+    Liblo,
+    Rosco,
+    RoscoNagle,
+}
+
+const PEERS: [Peer; 3] = [Peer::Raw, Peer::Liblo, Peer::Rosco];
+
+/// The receiving side of a stream to `peer` (over TCP with `tcp`): the count of messages
+/// received, its port, and what keeps it alive until `stop`.
+fn receiver(
+    peer: Peer,
+    tcp: bool,
+    stop: &Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, u16, Box<dyn std::any::Any>) {
+    let scheme = if tcp { "osc.tcp" } else { "osc.udp" };
+    match peer {
+        Peer::Rosco | Peer::RoscoNagle => {
+            let (ctx, count) = counting_context(Mode::Threaded);
+            let rx = ctx
+                .open("rx", &format!("{scheme}://:0?bind=127.0.0.1"))
+                .unwrap();
+            let port = ctx.port(rx).unwrap();
+            (count, port, Box::new(ctx))
+        }
+        Peer::Raw => {
+            assert!(!tcp, "raw sockets have no TCP message framing here");
+            let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = raw.local_addr().unwrap().port();
+            let count = Arc::new(AtomicU64::new(0));
+            let (c, stop) = (count.clone(), stop.clone());
+            raw.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let t = std::thread::spawn(move || {
+                let mut buf = [0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if raw.recv_from(&mut buf).is_ok() {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
-        });
-        (count, port, None)
+            });
+            (count, port, Box::new(t))
+        }
+        Peer::Liblo => {
+            let lo = liblo::Server::new(if tcp { liblo::TCP } else { liblo::UDP });
+            let port = lo.port();
+            let count = Arc::new(AtomicU64::new(0));
+            let (c, stop) = (count.clone(), stop.clone());
+            let t = std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    lo.recv(50);
+                    c.store(lo.count(), Ordering::Relaxed);
+                }
+            });
+            (count, port, Box::new(t))
+        }
+    }
+}
+
+/// Messages per second received while one thread streams to `peer`'s receiver as fast as
+/// `peer`'s sender can, over UDP or (`tcp`) TCP. Raw sockets have no TCP message framing
+/// here: over TCP only liblo and rosco are measured.
+fn stream(peer: Peer, tcp: bool) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let scheme = if tcp { "osc.tcp" } else { "osc.udp" };
+    let query = if peer == Peer::RoscoNagle {
+        "?nodelay=0"
+    } else {
+        ""
     };
+    let (received, port, keep) = receiver(peer, tcp, &stop);
     let sender = {
         let stop = stop.clone();
-        let ctx_sender = ctx.as_ref().map(|c| c.sender());
-        let tx_id = ctx.as_ref().map(|c| {
-            c.open("tx", &format!("osc.udp://127.0.0.1:{port}"))
-                .unwrap()
-        });
+        let pkt = packet();
+        let ctx = match peer {
+            // Threaded: a TCP client needs the I/O loop to connect and to write what the
+            // socket did not take at once.
+            Peer::Rosco | Peer::RoscoNagle => Some(
+                Context::new(ContextOptions {
+                    mode: Mode::Threaded,
+                    ..ContextOptions::default()
+                })
+                .unwrap(),
+            ),
+            _ => None,
+        };
         std::thread::spawn(move || {
-            let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
             let to = SocketAddr::from(([127, 0, 0, 1], port));
-            while !stop.load(Ordering::Relaxed) {
-                match (&ctx_sender, tx_id) {
-                    (Some(s), Some(id)) => {
-                        let _ = s.send(id, "/synth/1/freq", &ARGS);
-                    }
-                    _ => {
+            match peer {
+                Peer::Raw => {
+                    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+                    while !stop.load(Ordering::Relaxed) {
                         let _ = raw.send_to(&pkt, to);
+                    }
+                }
+                Peer::Liblo => {
+                    let lo = liblo::Sender::new(if tcp { liblo::TCP } else { liblo::UDP }, port);
+                    while !stop.load(Ordering::Relaxed) {
+                        lo.send();
+                    }
+                }
+                Peer::Rosco | Peer::RoscoNagle => {
+                    let ctx = ctx.unwrap();
+                    let tx = ctx.open("tx", &format!("{scheme}://{to}{query}")).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        // Over TCP a full socket buffer answers `WouldBlock`: retry.
+                        let _ = ctx.send(tx, "/synth/1/freq", &ARGS);
                     }
                 }
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     let start = received.load(Ordering::Relaxed);
     std::thread::sleep(STREAM);
     let got = received.load(Ordering::Relaxed) - start;
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    drop(ctx);
+    drop(keep);
     got as f64 / STREAM.as_secs_f64()
+}
+
+/// Messages per second a TCP receiver (liblo or rosco) takes in while a raw sender keeps
+/// its connection full: 64 length-prefixed frames per write, so the receiver is the
+/// bottleneck.
+fn tcp_receive(peer: Peer) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (received, port, keep) = receiver(peer, true, &stop);
+    let sender = {
+        let stop = stop.clone();
+        let mut frames = Vec::new();
+        for _ in 0..64 {
+            let pkt = packet();
+            frames.extend_from_slice(&(pkt.len() as u32).to_be_bytes());
+            frames.extend_from_slice(&pkt);
+        }
+        std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if s.write_all(&frames).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let start = received.load(Ordering::Relaxed);
+    std::thread::sleep(STREAM);
+    let got = received.load(Ordering::Relaxed) - start;
+    stop.store(true, Ordering::Relaxed);
+    drop(keep);
+    sender.join().unwrap();
+    got as f64 / STREAM.as_secs_f64()
+}
+
+/// The median of three turns of `stream` for each peer, the turns interleaved.
+fn streams(peers: &[Peer], tcp: bool) -> Vec<f64> {
+    let mut rates = vec![Vec::new(); peers.len()];
+    for _ in 0..3 {
+        for (i, &peer) in peers.iter().enumerate() {
+            rates[i].push(stream(peer, tcp));
+        }
+    }
+    rates.iter_mut().map(|v| median(v)).collect()
 }
 
 const PINGS: usize = 20_000;
@@ -297,27 +426,46 @@ fn main() {
     let wanted = |part: &str| only.is_empty() || only.iter().any(|o| part.contains(o.as_str()));
     println!("UDP loopback, rosco vs raw sockets (same run; 2-core machine)\n");
     if wanted("receive") {
-        let (raw, ours) = receive_path();
+        let [raw, lo, ours] = receive_path();
         println!(
-            "receive path (drain+decode+dispatch): raw {raw:.0} ns/pkt ({:.2} Mpkt/s), rosco {ours:.0} ns/pkt ({:.2} Mpkt/s): rosco = {:.0}% of raw",
-            1e3 / raw,
-            1e3 / ours,
-            100.0 * raw / ours
+            "receive path (drain+decode+dispatch): raw {raw:.0} ns/pkt, liblo {lo:.0} ns/pkt, rosco {ours:.0} ns/pkt: rosco = {:.0}% of raw, {:.2}x liblo; liblo = {:.0}% of raw",
+            100.0 * raw / ours,
+            lo / ours,
+            100.0 * raw / lo
         );
     }
     if wanted("end-to-end") {
-        // Turns taken three times, as the machine's speed drifts between seconds.
-        let (mut raw, mut ours) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            raw.push(end_to_end(false));
-            ours.push(end_to_end(true));
-        }
-        let (raw, ours) = (median(&mut raw), median(&mut ours));
+        let r = streams(&PEERS, false);
         println!(
-            "end to end (1 sender -> 1 receiver): raw {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw",
-            raw / 1e3,
+            "end to end UDP (1 sender -> 1 receiver): raw {:.0} kpkt/s, liblo {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw, {:.2}x liblo",
+            r[0] / 1e3,
+            r[1] / 1e3,
+            r[2] / 1e3,
+            100.0 * r[2] / r[0],
+            r[2] / r[1]
+        );
+    }
+    if wanted("tcp") {
+        let (mut lo, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            lo.push(tcp_receive(Peer::Liblo));
+            ours.push(tcp_receive(Peer::Rosco));
+        }
+        let (lo, ours) = (median(&mut lo), median(&mut ours));
+        println!(
+            "TCP receive (a raw sender keeps the connection full): liblo {:.0} kmsg/s, rosco {:.0} kmsg/s: rosco = {:.2}x liblo",
+            lo / 1e3,
             ours / 1e3,
-            100.0 * ours / raw
+            ours / lo
+        );
+        let r = streams(&[Peer::Liblo, Peer::Rosco, Peer::RoscoNagle], true);
+        println!(
+            "end to end TCP (library sender -> library receiver): liblo {:.0} kmsg/s, rosco {:.0} kmsg/s ({:.2}x liblo), rosco ?nodelay=0 {:.0} kmsg/s ({:.2}x liblo)",
+            r[0] / 1e3,
+            r[1] / 1e3,
+            r[1] / r[0],
+            r[2] / 1e3,
+            r[2] / r[0]
         );
     }
     for busy in [true, false] {

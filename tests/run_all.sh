@@ -13,6 +13,8 @@ as_root() {
 # Debian packages: the real peers the tests talk to.
 apt_packages=()
 command -v oscsend >/dev/null 2>&1 || apt_packages+=(liblo-tools)
+# liblo itself, linked by `benches/udp.rs` to measure it beside rosco (`cargo bench`).
+[ -e /usr/include/lo/lo.h ] || apt_packages+=(liblo-dev)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     step "installing ${apt_packages[*]}"

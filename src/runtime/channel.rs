@@ -447,6 +447,14 @@ impl Channel {
         }
     }
 
+    /// Whether TCP connections of this channel set TCP_NODELAY (`?nodelay`, on by default).
+    pub(crate) fn nodelay(&self) -> bool {
+        match &self.url {
+            ChannelUrl::Tcp { opts, .. } => opts.nodelay.unwrap_or(true),
+            _ => true,
+        }
+    }
+
     /// The local address a socket is bound to.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         // An O2lite client is reached at its UDP socket (its TCP connection comes and goes).
@@ -623,6 +631,7 @@ impl Client {
                         Some(self.framing),
                         DeframeMode::Fixed(self.framing),
                         self.max_frame,
+                        true,
                     )
                 })
                 .map(|conn| ClientState::Connected(Arc::new(conn))),

@@ -356,7 +356,7 @@ impl Engine {
                 continue;
             }
             let peer = peer.map(udp::canonical);
-            match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame) {
+            match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame, ch.nodelay()) {
                 Ok(conn) => {
                     let handle = peers.lock().insert(Arc::new(conn));
                     if let Some(O2Role::Host { session, .. }) = &ch.o2 {
@@ -526,6 +526,7 @@ impl Engine {
                 Some(framing),
                 crate::osc::framing::DeframeMode::Fixed(framing),
                 ch.limits.max_frame,
+                ch.nodelay(),
             )
         });
         match connected {

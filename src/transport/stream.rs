@@ -96,11 +96,12 @@ impl StreamConn {
         send: Option<Framing>,
         read: DeframeMode,
         max_frame: usize,
+        nodelay: bool,
     ) -> io::Result<StreamConn> {
         match &stream {
             Stream::Tcp(s) => {
                 s.set_nonblocking(true)?;
-                s.set_nodelay(true)?;
+                s.set_nodelay(nodelay)?;
             }
             Stream::Unix(s) => s.set_nonblocking(true)?,
         }
@@ -410,6 +411,7 @@ mod tests {
                 Some(f),
                 DeframeMode::Detect,
                 DEFAULT_MAX_FRAME,
+                true,
             )
             .unwrap()
         };
@@ -430,6 +432,27 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         frames
+    }
+
+    #[test]
+    fn tcp_nodelay_follows_the_channel_option() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        for nodelay in [true, false] {
+            let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let conn = StreamConn::new(
+                Stream::Tcp(tcp),
+                None,
+                Some(Framing::LengthPrefix),
+                DeframeMode::Detect,
+                DEFAULT_MAX_FRAME,
+                nodelay,
+            )
+            .unwrap();
+            let Stream::Tcp(tcp) = conn.stream() else {
+                unreachable!("a TCP stream")
+            };
+            assert_eq!(tcp.nodelay().unwrap(), nodelay);
+        }
     }
 
     #[test]

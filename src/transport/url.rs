@@ -202,6 +202,7 @@ impl fmt::Display for StreamFraming {
 /// | `framing` | [`framing`](Self::framing) | `length`, `slip`, or `auto` (listening URLs only) |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295) |
 /// | `max_clients` | [`max_clients`](Self::max_clients) | simultaneous connections (at least 1); listening URLs only |
+/// | `nodelay` | [`nodelay`](Self::nodelay) | `0` or `1` (the default): TCP_NODELAY on the connections |
 /// | `reconnect` | [`reconnect`](Self::reconnect) | `0` or `1`; connecting URLs only |
 /// | `retries` | [`retries`](Self::retries) | reconnection attempts, 0 = forever; connecting URLs only |
 /// | `backoff_ms` | [`backoff_ms`](Self::backoff_ms) | delay before reconnecting (at least 1 ms); connecting URLs only |
@@ -217,6 +218,10 @@ pub struct TcpOptions {
     pub max_frame: Option<usize>,
     /// `?max_clients=N`: how many connections a listener accepts at once.
     pub max_clients: Option<usize>,
+    /// `?nodelay=0|1`: TCP_NODELAY, on by default so that each message leaves at once;
+    /// `0` lets the kernel gather small messages into fewer segments (Nagle), for more
+    /// messages per second from a sender that streams, at the cost of latency.
+    pub nodelay: Option<bool>,
     /// `?reconnect=0|1`: reconnect after the connection drops.
     pub reconnect: Option<bool>,
     /// `?retries=N`: reconnection attempts before giving up; 0 = forever.
@@ -470,7 +475,7 @@ const UDP_KEYS: &str =
     "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, max_packet)";
 const TCP_KEYS: &str = concat!(
     "unknown parameter (osc.tcp takes bind, local, framing, max_frame, max_clients, ",
-    "reconnect, retries, backoff_ms)"
+    "nodelay, reconnect, retries, backoff_ms)"
 );
 const UNIX_KEYS: &str = "unknown parameter (osc.unix takes listen, stream, framing, max_frame)";
 const O2LITE_KEYS: &str =
@@ -905,6 +910,7 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "max_clients" => {
                 opts.max_clients = Some(p.number(1, u64::from(u32::MAX), COUNT_RANGE)?);
             }
+            "nodelay" => opts.nodelay = Some(p.flag()?),
             _ if p.session(&mut session)? => {}
             _ => return p.fail(TCP_KEYS),
         }
@@ -1263,6 +1269,7 @@ impl fmt::Display for ChannelUrl {
                 q.value("framing", opts.framing)?;
                 q.value("max_frame", opts.max_frame)?;
                 q.value("max_clients", opts.max_clients)?;
+                q.flag("nodelay", opts.nodelay)?;
                 q.flag("reconnect", opts.reconnect)?;
                 q.value("retries", opts.retries)?;
                 q.value("backoff_ms", opts.backoff_ms)
@@ -1685,12 +1692,16 @@ mod tests {
                 framing: Some(StreamFraming::Slip),
                 max_frame: Some(1 << 20),
                 max_clients: None,
+                nodelay: None,
                 reconnect: Some(true),
                 retries: Some(0),
                 backoff_ms: Some(250),
             }
         );
         let opts = tcp("osc.tcp://:9000?framing=auto&max_clients=500&max_frame=4294967295").2;
+        assert_eq!(opts.nodelay, None);
+        assert_eq!(tcp("osc.tcp://:9000?nodelay=0").2.nodelay, Some(false));
+        assert_eq!(tcp("osc.tcp://h:1?nodelay=1").2.nodelay, Some(true));
         assert_eq!(opts.framing, Some(StreamFraming::Auto));
         assert_eq!(opts.max_clients, Some(500));
         assert_eq!(opts.max_frame, Some(4_294_967_295));
