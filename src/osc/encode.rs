@@ -241,11 +241,11 @@ impl<'o, 't> PacketWriter<'o, 't> {
     }
 }
 
-/// Writes a message in two walks over the arguments. The first checks the types and sizes
-/// the message; the buffer then grows once, and the second walk fills it through a cursor
-/// over a plain slice (stores to a `Vec` itself would make the compiler reload its length
-/// after every byte), copying strings a word at a time with the NUL check folded in. On
-/// error the caller truncates what was written.
+/// Writes a message. A first walk over the arguments checks their types and sizes the
+/// message; the buffer grows once; two more walks fill in the type tags and the payloads
+/// through a cursor over a plain slice (stores to a `Vec` itself would make the compiler
+/// reload its length after every byte), copying strings a word at a time with the NUL
+/// check folded in. On error the caller truncates what was written.
 #[inline(always)]
 fn write_message<'a, A: Borrow<Arg<'a>>>(
     out: &mut Vec<u8>,
@@ -261,9 +261,12 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     let code = opts.addresses.as_ref().and_then(|t| t.code_of(address));
     let restricted = opts.allowed_types != TypeSet::ALL;
     let (mut count, mut payload, mut open_arrays) = (0, 0, 0usize);
-    for arg in args.clone() {
+    for (index, arg) in args.clone().enumerate() {
         let arg = arg.borrow();
         let tag = arg.tag();
+        if matches!(arg, Arg::Blob(b) if b.len() > i32::MAX as usize) {
+            return Err(EncodeError::BlobTooLarge { index });
+        }
         // `B` is O2's: an OSC encoder refuses it unless told to allow it.
         if (restricted || tag == b'B') && !opts.allowed_types.contains(tag) {
             return Err(EncodeError::TypeNotAllowed { tag });
@@ -379,9 +382,8 @@ impl Cursor<'_> {
                 .str(s)
                 .map_err(|_| EncodeError::NulInString { index })?,
             Arg::Blob(b) => {
-                let size =
-                    i32::try_from(b.len()).map_err(|_| EncodeError::BlobTooLarge { index })?;
-                self.put(size.to_be_bytes());
+                // The first walk refused blobs over `i32::MAX` bytes.
+                self.put((b.len() as u32).to_be_bytes());
                 let (head, rest) = std::mem::take(&mut self.0).split_at_mut(pad4(b.len()));
                 head[..b.len()].copy_from_slice(b);
                 self.0 = rest;
