@@ -461,8 +461,9 @@ impl HostSession {
             None => {
                 self.unroutable += 1;
                 let new = self.unroutable_reported.len() < UNROUTABLE_NAMES
-                    && self.unroutable_reported.insert(service.into());
+                    && !self.unroutable_reported.contains(service);
                 if new {
+                    self.unroutable_reported.insert(service.into());
                     out.events.push(HostEvent::Unroutable {
                         service: service.into(),
                         total: self.unroutable,

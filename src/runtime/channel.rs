@@ -54,15 +54,16 @@ impl HookSlot {
     }
 
     pub(crate) fn incoming(&self) -> Option<Arc<PacketHook>> {
-        match self.any.load(Ordering::Acquire) {
-            true => self.hooks.read().incoming.clone(),
-            false => None,
-        }
+        self.get(|h| &h.incoming)
     }
 
     pub(crate) fn outgoing(&self) -> Option<Arc<PacketHook>> {
+        self.get(|h| &h.outgoing)
+    }
+
+    fn get(&self, which: fn(&Hooks) -> &Option<Arc<PacketHook>>) -> Option<Arc<PacketHook>> {
         match self.any.load(Ordering::Acquire) {
-            true => self.hooks.read().outgoing.clone(),
+            true => which(&self.hooks.read()).clone(),
             false => None,
         }
     }

@@ -278,9 +278,9 @@ pub fn fixed_to_seconds(t: TimeTag) -> f64 {
 pub(crate) fn o2_args<'a>(
     args: impl Iterator<Item = Arg<'a>> + Clone,
 ) -> Result<impl Iterator<Item = O2Arg<'a>> + Clone, Error> {
-    match args.clone().all(|a| o2_arg(a).is_some()) {
-        true => Ok(args.filter_map(o2_arg)),
-        false => Err(Error::Unsupported("O2 has no RGBA type")),
+    match args.clone().any(|a| matches!(a, Arg::Rgba(_))) {
+        false => Ok(args.filter_map(o2_arg)),
+        true => Err(Error::Unsupported("O2 has no RGBA type")),
     }
 }
 
