@@ -64,7 +64,7 @@ fn message(c: &mut Criterion) {
     g.bench_function("rosco encode+decode", |b| {
         b.iter(|| {
             encode_message(black_box("/synth/1/freq"), black_box(&ARGS), &mut buf).unwrap();
-            black_box(read_all(&decode(black_box(&buf)).unwrap()))
+            black_box(read_all(&decode(&buf).unwrap()))
         })
     });
     let packet = OscPacket::Message(rosc_message());
@@ -73,7 +73,7 @@ fn message(c: &mut Criterion) {
         b.iter(|| {
             rbuf.clear();
             rosc::encoder::encode_into(black_box(&packet), &mut rbuf).unwrap();
-            black_box(rosc::decoder::decode_udp(black_box(&rbuf)).unwrap());
+            black_box(rosc::decoder::decode_udp(&rbuf).unwrap());
         })
     });
     // What a rosc user pays per send: the message value is built (String, Vec) each time.
@@ -82,7 +82,7 @@ fn message(c: &mut Criterion) {
             rbuf.clear();
             let packet = OscPacket::Message(black_box(rosc_message()));
             rosc::encoder::encode_into(&packet, &mut rbuf).unwrap();
-            black_box(rosc::decoder::decode_udp(black_box(&rbuf)).unwrap());
+            black_box(rosc::decoder::decode_udp(&rbuf).unwrap());
         })
     });
     g.finish();
@@ -94,7 +94,7 @@ fn bundle(c: &mut Criterion) {
     g.bench_function("rosco encode+decode", |b| {
         b.iter(|| {
             write_bundle(&mut buf);
-            black_box(read_all(&decode(black_box(&buf)).unwrap()))
+            black_box(read_all(&decode(&buf).unwrap()))
         })
     });
     let packet = OscPacket::Bundle(OscBundle {
@@ -108,7 +108,7 @@ fn bundle(c: &mut Criterion) {
         b.iter(|| {
             rbuf.clear();
             rosc::encoder::encode_into(black_box(&packet), &mut rbuf).unwrap();
-            black_box(rosc::decoder::decode_udp(black_box(&rbuf)).unwrap());
+            black_box(rosc::decoder::decode_udp(&rbuf).unwrap());
         })
     });
     g.finish();

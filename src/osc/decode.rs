@@ -159,7 +159,7 @@ impl<'a> Iterator for Args<'a> {
         let (&tag, rest) = self.tags.split_first()?;
         self.tags = rest;
         // The message was validated when it was decoded, so this cannot fail.
-        read_arg(tag, &mut self.rest).ok()
+        read_arg::<()>(tag, &mut self.rest).ok()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -456,11 +456,29 @@ const fn arg_classes() -> [u8; 256] {
     t
 }
 
+/// What a failed read reports: the exact [`DecodeErrorKind`] while validating, nothing when
+/// reading back a packet already validated, so that there the error paths compile away.
+trait Failure {
+    fn of(kind: DecodeErrorKind) -> Self;
+}
+
+impl Failure for DecodeErrorKind {
+    #[inline(always)]
+    fn of(kind: DecodeErrorKind) -> Self {
+        kind
+    }
+}
+
+impl Failure for () {
+    #[inline(always)]
+    fn of(_: DecodeErrorKind) {}
+}
+
 /// Reads one argument of type `tag` from the front of `rest` and moves past it. On a
 /// padding error `rest` starts at the offending byte. Inlined so that validation, which
 /// discards the value, compiles to size checks only.
 #[inline(always)]
-fn read_arg<'a>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, DecodeErrorKind> {
+fn read_arg<'a, E: Failure>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, E> {
     Ok(match tag {
         b'i' => Arg::Int(i32::from_be_bytes(take(rest, tag)?)),
         b'f' => Arg::Float(f32::from_be_bytes(take(rest, tag)?)),
@@ -471,11 +489,11 @@ fn read_arg<'a>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, DecodeErrorKind
         b'm' => Arg::Midi(take(rest, tag)?),
         b'c' => match take(rest, tag)? {
             [0, 0, 0, c] | [c, 0, 0, 0] => Arg::Char(c),
-            _ => return Err(DecodeErrorKind::BadChar),
+            _ => return Err(E::of(DecodeErrorKind::BadChar)),
         },
         b's' | b'S' => {
             if rest.is_empty() {
-                return Err(DecodeErrorKind::ArgumentTruncated { tag });
+                return Err(E::of(DecodeErrorKind::ArgumentTruncated { tag }));
             }
             let s = read_str(rest)?;
             if tag == b's' {
@@ -489,18 +507,18 @@ fn read_arg<'a>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, DecodeErrorKind
             let len = usize::try_from(size)
                 .ok()
                 .filter(|&n| n <= rest.len())
-                .ok_or(DecodeErrorKind::BadBlobSize { size })?;
+                .ok_or_else(|| E::of(DecodeErrorKind::BadBlobSize { size }))?;
             let (blob, after) = rest.split_at(len);
             let pad = pad4(len) - len;
             match after.get(..pad).map(|p| p.iter().position(|&b| b != 0)) {
                 Some(None) => *rest = &after[pad..],
                 Some(Some(bad)) => {
                     *rest = &after[bad..];
-                    return Err(DecodeErrorKind::BadPadding);
+                    return Err(E::of(DecodeErrorKind::BadPadding));
                 }
                 None => {
                     *rest = after;
-                    return Err(DecodeErrorKind::BadPadding);
+                    return Err(E::of(DecodeErrorKind::BadPadding));
                 }
             }
             Arg::Blob(blob)
@@ -512,16 +530,16 @@ fn read_arg<'a>(tag: u8, rest: &mut &'a [u8]) -> Result<Arg<'a>, DecodeErrorKind
         b'B' => Arg::Bool(i32::from_be_bytes(take(rest, tag)?) != 0),
         b'[' => Arg::ArrayStart,
         b']' => Arg::ArrayEnd,
-        _ => return Err(DecodeErrorKind::UnknownType { tag }),
+        _ => return Err(E::of(DecodeErrorKind::UnknownType { tag })),
     })
 }
 
 /// The next `N` bytes of an argument of type `tag`.
 #[inline(always)]
-fn take<const N: usize>(rest: &mut &[u8], tag: u8) -> Result<[u8; N], DecodeErrorKind> {
+fn take<const N: usize, E: Failure>(rest: &mut &[u8], tag: u8) -> Result<[u8; N], E> {
     let (head, after) = rest
         .split_first_chunk::<N>()
-        .ok_or(DecodeErrorKind::ArgumentTruncated { tag })?;
+        .ok_or_else(|| E::of(DecodeErrorKind::ArgumentTruncated { tag }))?;
     *rest = after;
     Ok(*head)
 }
@@ -531,7 +549,7 @@ fn take<const N: usize>(rest: &mut &[u8], tag: u8) -> Result<[u8; N], DecodeErro
 /// time (eight bytes at a time measured slower on typical addresses). On a padding error
 /// `rest` starts at the offending byte.
 #[inline(always)]
-fn read_str<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], DecodeErrorKind> {
+fn read_str<'a, E: Failure>(rest: &mut &'a [u8]) -> Result<&'a [u8], E> {
     let s = *rest;
     let mut at = 0;
     while let Some(&[a, b, c, d]) = s.get(at..at + 4) {
@@ -542,14 +560,14 @@ fn read_str<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], DecodeErrorKind> {
             let nul = at + (zeros.trailing_zeros() / 8) as usize;
             // The NUL and every byte after it in this word must be zero.
             if word >> (8 * (nul - at)) != 0 {
-                return Err(bad_padding(s, nul, rest));
+                return Err(E::of(bad_padding(s, nul, rest)));
             }
             *rest = &s[at + 4..];
             return Ok(&s[..nul]);
         }
         at += 4;
     }
-    Err(DecodeErrorKind::UnterminatedString)
+    Err(E::of(DecodeErrorKind::UnterminatedString))
 }
 
 /// Points `rest` at the first non-zero byte after the NUL at `nul` in `s`.

@@ -9,6 +9,7 @@ use super::error::EncodeError;
 use super::types::{pad4, padded_str_len, Arg, TypeSet};
 use crate::time::TimeTag;
 use std::borrow::Borrow;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 /// Encoder options (osc4py3's out-of-band options for outgoing packets).
@@ -242,10 +243,10 @@ impl<'o, 't> PacketWriter<'o, 't> {
 }
 
 /// Writes a message. A first walk over the arguments checks their types and sizes the
-/// message; the buffer grows once; two more walks fill in the type tags and the payloads
-/// through a cursor over a plain slice (stores to a `Vec` itself would make the compiler
-/// reload its length after every byte), copying strings a word at a time with the NUL
-/// check folded in. On error the caller truncates what was written.
+/// message; a second writes each type tag and payload. Bytes go into the buffer's spare
+/// capacity through a cursor that writes every byte, padding included, so nothing is
+/// zeroed first and the `Vec`'s length is not reloaded after every store. On error nothing
+/// is added to the buffer.
 #[inline(always)]
 fn write_message<'a, A: Borrow<Arg<'a>>>(
     out: &mut Vec<u8>,
@@ -263,25 +264,35 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     let (mut count, mut payload, mut open_arrays) = (0, 0, 0usize);
     for (index, arg) in args.clone().enumerate() {
         let arg = arg.borrow();
-        let tag = arg.tag();
-        if matches!(arg, Arg::Blob(b) if b.len() > i32::MAX as usize) {
-            return Err(EncodeError::BlobTooLarge { index });
-        }
-        // `B` is O2's: an OSC encoder refuses it unless told to allow it.
-        if (restricted || tag == b'B') && !opts.allowed_types.contains(tag) {
-            return Err(EncodeError::TypeNotAllowed { tag });
-        }
-        match tag {
-            b'[' => open_arrays += 1,
-            b']' => {
+        payload += match *arg {
+            Arg::Int(_) | Arg::Float(_) | Arg::Char(_) | Arg::Rgba(_) | Arg::Midi(_) => 4,
+            Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
+            Arg::Str(s) | Arg::Symbol(s) => padded_str_len(s.len()),
+            Arg::Blob(b) if b.len() > i32::MAX as usize => {
+                return Err(EncodeError::BlobTooLarge { index })
+            }
+            Arg::Blob(b) => 4 + pad4(b.len()),
+            // `B` is O2's: an OSC encoder refuses it unless told to allow it.
+            Arg::Bool(_) if !opts.allowed_types.contains(b'B') => {
+                return Err(EncodeError::TypeNotAllowed { tag: b'B' })
+            }
+            Arg::Bool(_) => 4,
+            Arg::ArrayStart => {
+                open_arrays += 1;
+                0
+            }
+            Arg::ArrayEnd => {
                 open_arrays = open_arrays
                     .checked_sub(1)
-                    .ok_or(EncodeError::UnbalancedArray)?
+                    .ok_or(EncodeError::UnbalancedArray)?;
+                0
             }
-            _ => {}
+            Arg::True | Arg::False | Arg::Nil | Arg::Impulse => 0,
+        };
+        if restricted && !opts.allowed_types.contains(arg.tag()) {
+            return Err(EncodeError::TypeNotAllowed { tag: arg.tag() });
         }
         count += 1;
-        payload += payload_len(arg);
     }
     if open_arrays != 0 {
         return Err(EncodeError::UnbalancedArray);
@@ -291,9 +302,9 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
         None => padded_str_len(address.len()),
     };
     let tags_len = padded_str_len(1 + count);
-    let start = out.len();
-    out.resize(start + address_len + tags_len + payload, 0);
-    let mut w = Cursor(&mut out[start..]);
+    let len = address_len + tags_len + payload;
+    out.reserve(len);
+    let mut w = Cursor(&mut out.spare_capacity_mut()[..len]);
     match code {
         Some(code) => {
             w.put([b'/', 0, 0, 0]);
@@ -302,44 +313,63 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
         None => w.str(address).map_err(|_| EncodeError::BadAddress)?,
     }
     let (tags, rest) = std::mem::take(&mut w.0).split_at_mut(tags_len);
-    tags[0] = b',';
-    for (slot, arg) in tags[1..].iter_mut().zip(args.clone()) {
-        *slot = arg.borrow().tag();
-    }
+    let mut tags = Cursor(tags);
     w.0 = rest;
+    // Type tags are stored a word at a time: a decoder reading the packet at once loads
+    // them as words, and a load spanning several byte stores cannot be forwarded.
+    let (mut word, mut filled) = (u32::from(b','), 1);
     for (index, arg) in args.enumerate() {
-        w.payload(arg.borrow(), index)?;
-    }
-    Ok(())
-}
-
-/// Bytes an argument's payload takes on the wire.
-#[inline(always)]
-fn payload_len(arg: &Arg<'_>) -> usize {
-    match arg {
-        Arg::Int(_) | Arg::Float(_) | Arg::Char(_) | Arg::Rgba(_) | Arg::Midi(_) | Arg::Bool(_) => {
-            4
+        let arg = arg.borrow();
+        word |= u32::from(arg.tag()) << (8 * filled);
+        filled += 1;
+        if filled == 4 {
+            tags.put(word.to_le_bytes());
+            (word, filled) = (0, 0);
         }
-        Arg::Long(_) | Arg::Double(_) | Arg::Time(_) => 8,
-        Arg::Str(s) | Arg::Symbol(s) => padded_str_len(s.len()),
-        Arg::Blob(b) => 4 + pad4(b.len()),
-        Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => 0,
+        w.payload(arg, index)?;
     }
+    tags.put(word.to_le_bytes());
+    assert!(tags.0.is_empty(), "type tags miscounted");
+    // Sizes come from the same walk that wrote, so a mismatch is a bug; it must not let
+    // unwritten bytes into the buffer.
+    assert!(w.0.is_empty(), "message size miscomputed");
+    let new_len = out.len() + len;
+    // SAFETY: the cursors covered exactly the `len` bytes after the current length, and
+    // the assertions above check that they wrote every one of them.
+    unsafe { out.set_len(new_len) };
+    Ok(())
 }
 
 /// A NUL inside a string that is being written.
 struct NulInside;
 
-/// Writes into a zeroed region sized for what goes in it.
-struct Cursor<'b>(&'b mut [u8]);
+/// Writes into uninitialised spare capacity sized for what goes in it; every byte of it,
+/// padding included, is written.
+struct Cursor<'b>(&'b mut [MaybeUninit<u8>]);
 
 impl Cursor<'_> {
     /// Writes `bytes` and moves past them.
     #[inline(always)]
     fn put<const N: usize>(&mut self, bytes: [u8; N]) {
-        let (head, rest) = std::mem::take(&mut self.0).split_at_mut(N);
-        head.copy_from_slice(&bytes);
+        self.copy(&bytes);
+    }
+
+    /// Writes `bytes` and moves past them.
+    #[inline(always)]
+    fn copy(&mut self, bytes: &[u8]) {
+        let (head, rest) = std::mem::take(&mut self.0).split_at_mut(bytes.len());
+        for (slot, &b) in head.iter_mut().zip(bytes) {
+            slot.write(b);
+        }
         self.0 = rest;
+    }
+
+    /// Fills the rest with zeros.
+    #[inline(always)]
+    fn zeros(&mut self) {
+        for slot in std::mem::take(&mut self.0) {
+            slot.write(0);
+        }
     }
 
     /// Writes `s` as an OSC string (a NUL and zero padding to a multiple of 4 follow it),
@@ -348,12 +378,13 @@ impl Cursor<'_> {
     fn str(&mut self, s: &[u8]) -> Result<(), NulInside> {
         let mut words = s.chunks_exact(4);
         for w in &mut words {
-            let w = [w[0], w[1], w[2], w[3]];
-            let v = u32::from_ne_bytes(w);
+            // One load and one store per word: a word stored in pieces cannot be
+            // forwarded to a decoder that loads it whole.
+            let v = u32::from_ne_bytes(w.try_into().unwrap_or_default());
             if v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080 != 0 {
                 return Err(NulInside);
             }
-            self.put(w);
+            self.put(v.to_ne_bytes());
         }
         let mut last = [0u8; 4];
         for (slot, &b) in last.iter_mut().zip(words.remainder()) {
@@ -384,8 +415,9 @@ impl Cursor<'_> {
             Arg::Blob(b) => {
                 // The first walk refused blobs over `i32::MAX` bytes.
                 self.put((b.len() as u32).to_be_bytes());
-                let (head, rest) = std::mem::take(&mut self.0).split_at_mut(pad4(b.len()));
-                head[..b.len()].copy_from_slice(b);
+                self.copy(b);
+                let (pad, rest) = std::mem::take(&mut self.0).split_at_mut(pad4(b.len()) - b.len());
+                Cursor(pad).zeros();
                 self.0 = rest;
             }
             Arg::True | Arg::False | Arg::Nil | Arg::Impulse | Arg::ArrayStart | Arg::ArrayEnd => {}
