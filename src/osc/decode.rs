@@ -214,7 +214,7 @@ impl<'a> Iterator for Elements<'a> {
         let size = read_i32(self.rest, 0)? as usize;
         let elem = self.rest.get(4..4 + size)?;
         self.rest = &self.rest[4 + size..];
-        split(elem, 0, self.table).ok()
+        split::<()>(elem, self.table).ok()
     }
 }
 
@@ -251,7 +251,10 @@ fn validate<'a>(
     depth: usize,
     opts: &'a DecodeOptions,
 ) -> Result<Packet<'a>, DecodeError> {
-    let packet = split(bytes, base, opts.addresses.as_deref())?;
+    let packet = split(bytes, opts.addresses.as_deref()).map_err(|(kind, pos)| DecodeError {
+        kind,
+        offset: base + pos,
+    })?;
     match packet {
         Packet::Message(m) => validate_message(&m, bytes, base, opts)?,
         Packet::Bundle(_) => validate_elements(bytes, base, depth, opts)?,
@@ -297,24 +300,22 @@ fn validate_elements(
 }
 
 /// Finds the parts of a message (address, type tags, argument data) or a bundle header,
-/// without reading the arguments or the elements.
+/// without reading the arguments or the elements. An error comes with its offset in
+/// `bytes`.
 #[inline(always)]
-fn split<'a>(
+fn split<'a, E: Failure>(
     bytes: &'a [u8],
-    base: usize,
     table: Option<&'a AddressTable>,
-) -> Result<Packet<'a>, DecodeError> {
-    let err = |kind, pos: usize| DecodeError {
-        kind,
-        offset: base + pos,
-    };
+) -> Result<Packet<'a>, (E, usize)> {
+    let err = |kind, pos: usize| (E::of(kind), pos);
     match bytes.first() {
         Some(b'/') => {}
         Some(b'#') => {
             if bytes.len() < 8 || &bytes[..8] != BUNDLE_HEADER {
                 return Err(err(DecodeErrorKind::BadBundleHeader, 0));
             }
-            let tt = read_u64(bytes, 8).ok_or(err(DecodeErrorKind::BundleTimetagMissing, 8))?;
+            let tt =
+                read_u64(bytes, 8).ok_or_else(|| err(DecodeErrorKind::BundleTimetagMissing, 8))?;
             return Ok(Packet::Bundle(Bundle {
                 raw: bytes,
                 timetag: TimeTag::from_bits(tt),
@@ -324,14 +325,14 @@ fn split<'a>(
         _ => return Err(err(DecodeErrorKind::NotOsc, 0)),
     }
     let mut rest = bytes;
-    let mut address = read_str(&mut rest).map_err(|k| err(k, bytes.len() - rest.len()))?;
+    let mut address = read_str(&mut rest).map_err(|e| (e, bytes.len() - rest.len()))?;
     let mut pos = bytes.len() - rest.len();
     if let (Some(table), b"/") = (table, address) {
         let code = read_i32(bytes, pos)
-            .ok_or(err(DecodeErrorKind::ArgumentTruncated { tag: b'i' }, pos))?;
+            .ok_or_else(|| err(DecodeErrorKind::ArgumentTruncated { tag: b'i' }, pos))?;
         address = table
             .address_of(code)
-            .ok_or(err(DecodeErrorKind::UnknownAddressCode { code }, pos))?;
+            .ok_or_else(|| err(DecodeErrorKind::UnknownAddressCode { code }, pos))?;
         pos += 4;
     }
     if pos == bytes.len() {
@@ -344,7 +345,7 @@ fn split<'a>(
     }
     let tags_at = pos;
     let mut rest = &bytes[pos..];
-    let tags = read_str(&mut rest).map_err(|k| err(k, bytes.len() - rest.len()))?;
+    let tags = read_str(&mut rest).map_err(|e| (e, bytes.len() - rest.len()))?;
     match tags.split_first() {
         Some((b',', tags)) => Ok(Packet::Message(Message {
             raw: bytes,
@@ -456,13 +457,17 @@ const fn arg_classes() -> [u8; 256] {
     t
 }
 
-/// What a failed read reports: the exact [`DecodeErrorKind`] while validating, nothing when
-/// reading back a packet already validated, so that there the error paths compile away.
+/// What a failed read reports: the exact [`DecodeErrorKind`] while validating; nothing when
+/// reading back a packet already validated, where nothing is checked twice and the error
+/// paths compile away.
 trait Failure {
+    /// The bytes were validated already.
+    const TRUSTED: bool;
     fn of(kind: DecodeErrorKind) -> Self;
 }
 
 impl Failure for DecodeErrorKind {
+    const TRUSTED: bool = false;
     #[inline(always)]
     fn of(kind: DecodeErrorKind) -> Self {
         kind
@@ -470,6 +475,7 @@ impl Failure for DecodeErrorKind {
 }
 
 impl Failure for () {
+    const TRUSTED: bool = true;
     #[inline(always)]
     fn of(_: DecodeErrorKind) {}
 }
@@ -552,6 +558,20 @@ fn take<const N: usize, E: Failure>(rest: &mut &[u8], tag: u8) -> Result<[u8; N]
 fn read_str<'a, E: Failure>(rest: &mut &'a [u8]) -> Result<&'a [u8], E> {
     let s = *rest;
     let mut at = 0;
+    if E::TRUSTED {
+        // Valid: the first word whose last byte is zero ends the string, and in it every
+        // byte after the string is zero, so the highest non-zero byte is its last.
+        while let Some(&[a, b, c, d]) = s.get(at..at + 4) {
+            let word = u32::from_le_bytes([a, b, c, d]);
+            if word < 1 << 24 {
+                let len = at + (32 - word.leading_zeros() as usize + 7) / 8;
+                *rest = &s[at + 4..];
+                return Ok(&s[..len]);
+            }
+            at += 4;
+        }
+        return Err(E::of(DecodeErrorKind::UnterminatedString));
+    }
     while let Some(&[a, b, c, d]) = s.get(at..at + 4) {
         let word = u32::from_le_bytes([a, b, c, d]);
         // Flags the lowest zero byte exactly (higher flags may be false positives).
