@@ -564,7 +564,7 @@ fn read_str<'a, E: Failure>(rest: &mut &'a [u8]) -> Result<&'a [u8], E> {
         while let Some(&[a, b, c, d]) = s.get(at..at + 4) {
             let word = u32::from_le_bytes([a, b, c, d]);
             if word < 1 << 24 {
-                let len = at + (32 - word.leading_zeros() as usize + 7) / 8;
+                let len = at + (32 - word.leading_zeros() as usize).div_ceil(8);
                 *rest = &s[at + 4..];
                 return Ok(&s[..len]);
             }
