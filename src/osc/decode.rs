@@ -33,8 +33,6 @@ pub struct DecodeOptions {
     pub addresses: Option<Arc<AddressTable>>,
 }
 
-static DEFAULT_OPTIONS: DecodeOptions = DecodeOptions::DEFAULT;
-
 impl DecodeOptions {
     /// The defaults: every type, no address check, type tags optional, depth 32, no
     /// address compression.
@@ -221,7 +219,8 @@ impl<'a> Iterator for Elements<'a> {
 /// Decodes and validates a packet with the default options.
 #[inline(always)]
 pub fn decode(packet: &[u8]) -> Result<Packet<'_>, DecodeError> {
-    decode_with(packet, &DEFAULT_OPTIONS)
+    // The constant, not a static: its fields are known here, so the option checks fold.
+    decode_parts(packet, &DecodeOptions::DEFAULT, None)
 }
 
 /// Decodes and validates a packet. Always inlined: the view is built where it is used,
@@ -231,6 +230,17 @@ pub fn decode_with<'a>(
     packet: &'a [u8],
     opts: &'a DecodeOptions,
 ) -> Result<Packet<'a>, DecodeError> {
+    decode_parts(packet, opts, opts.addresses.as_deref())
+}
+
+/// [`decode_with`], the address table apart: the views borrow the packet and the table,
+/// not the options.
+#[inline(always)]
+fn decode_parts<'a>(
+    packet: &'a [u8],
+    opts: &DecodeOptions,
+    table: Option<&'a AddressTable>,
+) -> Result<Packet<'a>, DecodeError> {
     let at = |kind| DecodeError { kind, offset: 0 };
     if packet.is_empty() {
         return Err(at(DecodeErrorKind::Empty));
@@ -238,7 +248,7 @@ pub fn decode_with<'a>(
     if packet.len() % 4 != 0 {
         return Err(at(DecodeErrorKind::NotAligned { len: packet.len() }));
     }
-    validate(packet, 0, 0, opts)
+    validate(packet, 0, 0, opts, table)
 }
 
 /// Validates the packet or element at `base` and returns its view. `depth` counts the
@@ -249,15 +259,16 @@ fn validate<'a>(
     bytes: &'a [u8],
     base: usize,
     depth: usize,
-    opts: &'a DecodeOptions,
+    opts: &DecodeOptions,
+    table: Option<&'a AddressTable>,
 ) -> Result<Packet<'a>, DecodeError> {
-    let packet = split(bytes, opts.addresses.as_deref()).map_err(|(kind, pos)| DecodeError {
+    let packet = split(bytes, table).map_err(|(kind, pos)| DecodeError {
         kind,
         offset: base + pos,
     })?;
     match packet {
         Packet::Message(m) => validate_message(&m, bytes, base, opts)?,
-        Packet::Bundle(_) => validate_elements(bytes, base, depth, opts)?,
+        Packet::Bundle(_) => validate_elements(bytes, base, depth, opts, table)?,
     }
     Ok(packet)
 }
@@ -269,6 +280,7 @@ fn validate_elements(
     base: usize,
     depth: usize,
     opts: &DecodeOptions,
+    table: Option<&AddressTable>,
 ) -> Result<(), DecodeError> {
     if depth + 1 > opts.max_depth {
         return Err(DecodeError {
@@ -293,7 +305,7 @@ fn validate_elements(
         }
         let start = pos + 4;
         let end = start + size as usize;
-        validate(&bytes[start..end], base + start, depth + 1, opts)?;
+        validate(&bytes[start..end], base + start, depth + 1, opts, table)?;
         pos = end;
     }
     Ok(())

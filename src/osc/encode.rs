@@ -55,7 +55,8 @@ pub fn encode_message(
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     out.clear();
-    let result = write_message(out, address.as_ref(), args.iter(), &DEFAULT_OPTIONS);
+    // The constant, not the static: its fields are known here, so the option checks fold.
+    let result = write_message(out, address.as_ref(), args.iter(), &EncodeOptions::DEFAULT);
     if result.is_err() {
         out.clear();
     }
