@@ -418,7 +418,12 @@ fn validate_message(
                     _ => {}
                 }
                 let before = rest;
-                read_arg(tag, &mut rest).map_err(|kind| match kind {
+                // Strings, the common variable-size argument, skip `read_arg`'s dispatch.
+                let read = match class {
+                    STRING if !rest.is_empty() => read_str(&mut rest).map(drop),
+                    _ => read_arg(tag, &mut rest).map(drop),
+                };
+                read.map_err(|kind| match kind {
                     DecodeErrorKind::BadPadding => err(kind, at(rest)),
                     _ => err(kind, at(before)),
                 })?;
@@ -448,7 +453,8 @@ static ARG_CLASS: [u8; 256] = arg_classes();
 const OPEN_ARRAY: u8 = 9;
 const CLOSE_ARRAY: u8 = 10;
 const O2_BOOL: u8 = 11;
-const READ: u8 = 12;
+const STRING: u8 = 12;
+const READ: u8 = 13;
 
 const fn arg_classes() -> [u8; 256] {
     let mut t = [READ; 256];
@@ -466,6 +472,8 @@ const fn arg_classes() -> [u8; 256] {
     t[b'[' as usize] = OPEN_ARRAY;
     t[b']' as usize] = CLOSE_ARRAY;
     t[b'B' as usize] = O2_BOOL;
+    t[b's' as usize] = STRING;
+    t[b'S' as usize] = STRING;
     t
 }
 
