@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a callback tells the dispatcher (liblo: 0 = handled, non-zero = pass on).
@@ -272,7 +272,7 @@ impl AddressHasher {
 type BuildAddressHasher = BuildHasherDefault<AddressHasher>;
 
 /// The registered methods (no locking; [`Dispatcher`] adds it).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct MethodTable {
     methods: Slab<Arc<Method>>,
     literal: HashMap<Box<[u8]>, Vec<u32>, BuildAddressHasher>,
@@ -336,18 +336,18 @@ impl MethodTable {
         literal: bool,
         tags: &[u8],
         coerce: bool,
-        out: &mut Vec<(Arc<Method>, bool)>,
+        out: &mut Vec<(u32, bool)>,
     ) {
-        let mut push = |m: &Arc<Method>| match m.typespec.accepts(tags, coerce) {
+        let mut push = |i: u32, m: &Method| match m.typespec.accepts(tags, coerce) {
             Accept::No => {}
-            accept => out.push((m.clone(), accept == Accept::Coerced)),
+            accept => out.push((i, accept == Accept::Coerced)),
         };
         if !literal {
             let incoming = Pattern::new(address).ok();
             for &i in &self.order {
                 let m = self.method(i);
                 if route_matches_pattern(m, address, incoming.as_ref()) {
-                    push(m);
+                    push(i, m);
                 }
             }
             return;
@@ -362,7 +362,8 @@ impl MethodTable {
                 (_, Some(_)) => w.next(),
                 (None, None) => break,
             };
-            let m = self.method(*next.expect("peeked"));
+            let i = *next.expect("peeked");
+            let m = self.method(i);
             let reached = match &m.route {
                 Route::Literal(_) | Route::All => true,
                 Route::Pattern(p) => Pattern::new(p).is_ok_and(|p| p.matches(address)),
@@ -370,7 +371,7 @@ impl MethodTable {
                 Route::Regex(re) => re.is_match(address),
             };
             if reached {
-                push(m);
+                push(i, m);
             }
         }
     }
@@ -387,12 +388,25 @@ fn route_matches_pattern(m: &Method, address: &[u8], incoming: Option<&Pattern<'
     }
 }
 
-/// Reusable buffers for [`Dispatcher::dispatch`]; keep one per dispatching thread so
-/// dispatch allocates nothing once they have grown.
+/// Reusable state for [`Dispatcher::dispatch`]; keep one per dispatching thread so
+/// dispatch allocates nothing once its buffers have grown, and takes no lock while the
+/// method table is unchanged.
 #[derive(Default)]
 pub struct DispatchScratch {
-    matches: Vec<(Arc<Method>, bool)>,
+    /// The table as read at `version`, used again while the dispatcher is still there.
+    table: Option<Arc<MethodTable>>,
+    version: u64,
+    /// Indexes into `table` of the methods the message reaches, and whether by coercion.
+    matches: Vec<(u32, bool)>,
     coerced: Vec<u8>,
+}
+
+impl DispatchScratch {
+    /// Lets go of the table kept since the last dispatch, so that methods removed since
+    /// are freed. Call it when a run of dispatches is over (before waiting for more).
+    pub fn release(&mut self) {
+        self.table = None;
+    }
 }
 
 impl fmt::Debug for DispatchScratch {
@@ -405,12 +419,37 @@ impl fmt::Debug for DispatchScratch {
 pub type BundleCallback = Box<dyn Fn(TimeTag) + Send + Sync>;
 
 /// The method table with its lock and the delivery rules. Shareable between threads.
-#[derive(Default)]
+///
+/// Dispatch reads a shared copy of the table: a [`DispatchScratch`] keeps the one it read
+/// while `version` says the table has not changed, so dispatch takes no lock and clones
+/// nothing per message. A change copies the table first if a dispatch still holds it.
 pub struct Dispatcher {
-    table: Mutex<MethodTable>,
+    table: Mutex<Arc<MethodTable>>,
+    /// The table's state: a number no other state of any dispatcher's table has had.
+    version: AtomicU64,
     no_coercion: AtomicBool,
     bundle_start: Mutex<Option<Arc<BundleCallback>>>,
     bundle_end: Mutex<Option<Arc<BundleCallback>>>,
+}
+
+/// Table versions, shared by all dispatchers so that a scratch used with two of them
+/// never mistakes one's table for the other's.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    VERSIONS.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Dispatcher {
+            table: Mutex::default(),
+            version: AtomicU64::new(next_version()),
+            no_coercion: AtomicBool::default(),
+            bundle_start: Mutex::default(),
+            bundle_end: Mutex::default(),
+        }
+    }
 }
 
 impl fmt::Debug for Dispatcher {
@@ -451,7 +490,7 @@ impl Dispatcher {
                 }
             }
         };
-        Ok(self.table.lock().add(route, typespec, Box::new(callback)))
+        Ok(self.change(|t| t.add(route, typespec, Box::new(callback))))
     }
 
     /// Registers a method whose address filter is a regular expression, matched against
@@ -466,24 +505,30 @@ impl Dispatcher {
         let typespec = TypeSpec::parse(typespec)?;
         let re = regex::bytes::Regex::new(&format!("^(?:{regex})$"))
             .map_err(|e| MethodError::BadRegex(e.to_string()))?;
-        Ok(self
-            .table
-            .lock()
-            .add(Route::Regex(re), typespec, Box::new(callback)))
+        Ok(self.change(|t| t.add(Route::Regex(re), typespec, Box::new(callback))))
     }
 
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
     pub fn remove_method(&self, id: MethodId) -> bool {
-        self.table.lock().remove(id)
+        self.change(|t| t.remove(id))
     }
 
     /// Removes every method.
     pub fn clear(&self) {
+        self.change(|t| {
+            for &i in &t.order {
+                t.method(i).alive.store(false, Ordering::Release);
+            }
+            *t = MethodTable::default();
+        })
+    }
+
+    /// Changes the table (copied first if a dispatch holds it) and gives it a new version.
+    fn change<R>(&self, f: impl FnOnce(&mut MethodTable) -> R) -> R {
         let mut table = self.table.lock();
-        for &i in &table.order {
-            table.method(i).alive.store(false, Ordering::Release);
-        }
-        *table = MethodTable::default();
+        let result = f(Arc::make_mut(&mut table));
+        self.version.store(next_version(), Ordering::Release);
+        result
     }
 
     /// The number of registered methods.
@@ -522,21 +567,30 @@ impl Dispatcher {
         let address = msg.address();
         let literal = !pattern::is_pattern(address);
         let coerce = !self.no_coercion.load(Ordering::Relaxed);
-        self.table.lock().lookup(
-            address,
-            literal,
-            msg.typetags(),
-            coerce,
-            &mut scratch.matches,
-        );
+        let version = self.version.load(Ordering::Acquire);
+        if scratch.table.is_none() || scratch.version != version {
+            let table = self.table.lock();
+            scratch.version = self.version.load(Ordering::Relaxed);
+            scratch.table = Some(table.clone());
+        }
+        let DispatchScratch {
+            table,
+            matches,
+            coerced: coerce_buf,
+            ..
+        } = scratch;
+        let table = table.as_deref().expect("read above");
+        table.lookup(address, literal, msg.typetags(), coerce, matches);
         let mut called = 0;
-        for (method, coerced) in scratch.matches.drain(..) {
+        for (index, coerced) in matches.drain(..) {
+            let method = table.method(index);
+            // Removed since the table was read (perhaps by a callback just now).
             if !method.alive.load(Ordering::Acquire) {
                 continue;
             }
             let flow = match coerced {
                 false => (method.callback)(msg, info),
-                true => match coerce_message(msg, &method.typespec, &mut scratch.coerced) {
+                true => match coerce_message(msg, &method.typespec, coerce_buf) {
                     Some(m) => (method.callback)(&m, info),
                     None => continue,
                 },

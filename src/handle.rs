@@ -39,6 +39,7 @@ pub struct ChannelId(pub Handle);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerId(pub Handle);
 
+#[derive(Clone)]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
@@ -46,6 +47,7 @@ struct Slot<T> {
 
 /// A vector of slots addressed by [`Handle`]; freed slots are reused with a new
 /// generation.
+#[derive(Clone)]
 pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

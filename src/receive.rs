@@ -123,6 +123,12 @@ impl Receiver {
         dispatched
     }
 
+    /// Ends a run of deliveries: lets go of what dispatch kept between them, so that
+    /// methods removed meanwhile are freed (see [`DispatchScratch::release`]).
+    pub fn release(&mut self) {
+        self.state.scratch.release();
+    }
+
     /// When the next held bundle is due.
     pub fn next_deadline(&self) -> Option<TimeTag> {
         self.state.held.next_deadline()

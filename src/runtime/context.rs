@@ -294,6 +294,8 @@ impl Context {
                 self.shared.recycle(item);
             }
             n += receiver.run_due(TimeTag::now());
+            // Keep no method table while waiting or back with the caller.
+            receiver.release();
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
             if n > 0
                 || left.is_some_and(|l| l.is_zero())

@@ -116,7 +116,12 @@ impl Engine {
         self.timers(Instant::now());
         // Hold no channel between turns: a closed channel's socket closes now.
         self.slots.clear();
-        dispatched + self.deliver_queued() + self.run_due()
+        let dispatched = dispatched + self.deliver_queued() + self.run_due();
+        // Nor the method table: a method removed meanwhile is freed now.
+        if let Sink::Direct(receiver) = &mut self.sink {
+            receiver.release();
+        }
+        dispatched
     }
 
     /// Rebuilds the poll set from the open channels; returns the earliest timer.
