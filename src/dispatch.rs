@@ -795,6 +795,82 @@ mod tests {
         assert_eq!(*hits.lock().unwrap(), 4);
     }
 
+    /// One scratch across dispatches and dispatchers, as the engine keeps it: every
+    /// change shows at the next dispatch, tables never mix, and a release lets removed
+    /// methods go.
+    #[test]
+    fn a_kept_scratch_sees_every_change() {
+        let (a, b) = (Dispatcher::new(), Dispatcher::new());
+        let log = Log::default();
+        let mut scratch = DispatchScratch::default();
+        let mut buf = Vec::new();
+        encode_message("/x", &[], &mut buf).unwrap();
+        let Packet::Message(m) = osc::decode(&buf).unwrap() else {
+            unreachable!()
+        };
+        let mut run = |d: &Dispatcher| d.dispatch(&m, &MsgInfo::default(), &mut scratch);
+        let first = a
+            .add_method(Some("/x"), None, logger(&log, "a1", Flow::PassOn))
+            .unwrap();
+        assert_eq!(run(&a), 1);
+        assert_eq!(run(&b), 0);
+        b.add_method(Some("/x"), None, logger(&log, "b1", Flow::PassOn))
+            .unwrap();
+        assert_eq!(run(&b), 1);
+        a.add_method(None, None, logger(&log, "a2", Flow::PassOn))
+            .unwrap();
+        assert_eq!(run(&a), 2);
+        assert!(a.remove_method(first));
+        assert_eq!(run(&a), 1);
+        assert_eq!(take(&log), ["a1:", "b1:", "a1:", "a2:", "a2:"]);
+
+        // The scratch holds `a`'s table; a removal copies it and frees the method once
+        // the scratch lets go.
+        let token = Arc::new(());
+        let held = token.clone();
+        let id = a.add_method(Some("/y"), None, move |_, _| {
+            let _ = &held;
+            Flow::Handled
+        });
+        assert_eq!(run(&a), 1);
+        assert!(a.remove_method(id.unwrap()));
+        assert_eq!(Arc::strong_count(&token), 2);
+        scratch.release();
+        assert_eq!(Arc::strong_count(&token), 1);
+    }
+
+    /// A callback that removes itself and adds a method: the removal stops it at once,
+    /// the addition shows from the next message.
+    #[test]
+    fn callbacks_change_the_table_they_run_from() {
+        let d = Arc::new(Dispatcher::new());
+        let log = Log::default();
+        let id = Arc::new(StdMutex::new(None));
+        let (d2, id2, log2) = (d.clone(), id.clone(), log.clone());
+        let me = d
+            .add_method(Some("/x"), None, move |_, _| {
+                if let Some(me) = id2.lock().unwrap().take() {
+                    d2.remove_method(me);
+                    d2.add_method(Some("/x"), None, logger(&log2, "new", Flow::PassOn))
+                        .unwrap();
+                }
+                log2.lock().unwrap().push("once".into());
+                Flow::PassOn
+            })
+            .unwrap();
+        *id.lock().unwrap() = Some(me);
+        let mut scratch = DispatchScratch::default();
+        let mut buf = Vec::new();
+        encode_message("/x", &[], &mut buf).unwrap();
+        let Packet::Message(m) = osc::decode(&buf).unwrap() else {
+            unreachable!()
+        };
+        for _ in 0..2 {
+            d.dispatch(&m, &MsgInfo::default(), &mut scratch);
+        }
+        assert_eq!(take(&log), ["once", "new:"]);
+    }
+
     #[cfg(feature = "regex")]
     #[test]
     fn regex_methods() {
