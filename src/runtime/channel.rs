@@ -510,7 +510,7 @@ impl Channel {
                     Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
                 };
                 let to = match dest {
-                    Dest::Addr(_) => udp::for_socket(&ep.socket, to),
+                    Dest::Addr(_) => ep.send_address(to),
                     _ => to,
                 };
                 ep.socket.send_to(packet, to).map(sent)?;

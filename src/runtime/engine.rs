@@ -99,18 +99,34 @@ impl Engine {
             let until = next.duration_since(TimeTag::now()).unwrap_or_default();
             wait = min_opt(wait, Some(until));
         }
-        match self.poller.wait(wait) {
-            Ok(_) => {}
-            Err(e) => {
-                self.shared
-                    .log(LogLevel::Error, format_args!("poll failed: {e}"));
-                std::thread::sleep(Duration::from_millis(10));
+        let datagrams_only = self
+            .slots
+            .iter()
+            .all(|s| matches!(s, Slot::Wake | Slot::Datagram(_) | Slot::O2Udp(_)));
+        if wait == Some(Duration::ZERO) && datagrams_only {
+            // Not waiting (a caller busy-polling, or more to do at once): read the sockets
+            // directly. A read that finds nothing costs what asking `ppoll` would, and one
+            // that finds something saves the `ppoll` call. The wake-up pipe is drained by
+            // the next turn that waits.
+            for i in 0..self.slots.len() {
+                if !matches!(self.slots[i], Slot::Wake) {
+                    dispatched += self.handle(i, false, false);
+                }
             }
-        }
-        for i in 0..self.slots.len() {
-            let ready = self.poller.ready(i);
-            if ready.read || ready.write || ready.closed {
-                dispatched += self.handle(i, ready.write, ready.closed);
+        } else {
+            match self.poller.wait(wait) {
+                Ok(_) => {}
+                Err(e) => {
+                    self.shared
+                        .log(LogLevel::Error, format_args!("poll failed: {e}"));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            for i in 0..self.slots.len() {
+                let ready = self.poller.ready(i);
+                if ready.read || ready.write || ready.closed {
+                    dispatched += self.handle(i, ready.write, ready.closed);
+                }
             }
         }
         self.timers(Instant::now());

@@ -20,15 +20,32 @@ const SOCKET_RECV_BUFFER: usize = 4 << 20;
 pub(crate) struct UdpEndpoint {
     pub(crate) socket: UdpSocket,
     pub(crate) dest: Option<SocketAddr>,
+    /// The socket's family, read once: asking the kernel on every reply cost a system call.
+    v6: bool,
+}
+
+impl UdpEndpoint {
+    fn new(socket: UdpSocket, dest: Option<SocketAddr>) -> io::Result<UdpEndpoint> {
+        let v6 = socket.local_addr()?.is_ipv6();
+        Ok(UdpEndpoint { socket, dest, v6 })
+    }
+
+    /// The address to pass to `send_to`: an IPv6 socket reaches IPv4 peers through their
+    /// mapped address.
+    pub(crate) fn send_address(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(v4) if self.v6 => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => to,
+        }
+    }
 }
 
 /// Opens the socket for `osc.udp://[host]:port?options` (no host: listen).
 pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Result<UdpEndpoint> {
     let Some(host) = host else {
-        return Ok(UdpEndpoint {
-            socket: listen(port, opts)?,
-            dest: None,
-        });
+        return UdpEndpoint::new(listen(port, opts)?, None);
     };
     let dest = resolve(host, port)?;
     let socket = if dest.ip().is_multicast() {
@@ -36,10 +53,7 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
     } else {
         sender(dest, opts)?
     };
-    Ok(UdpEndpoint {
-        socket,
-        dest: Some(dest),
-    })
+    UdpEndpoint::new(socket, Some(dest))
 }
 
 /// An address as people write it: IPv4 peers seen through a dual-stack socket arrive as
@@ -51,17 +65,6 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
             None => addr,
         },
         v4 => v4,
-    }
-}
-
-/// The address to pass to `send_to` on `socket`: an IPv6 socket reaches IPv4 peers through
-/// their mapped address.
-pub(crate) fn for_socket(socket: &UdpSocket, to: SocketAddr) -> SocketAddr {
-    match (to, socket.local_addr()) {
-        (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => {
-            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-        }
-        _ => to,
     }
 }
 
