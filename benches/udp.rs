@@ -128,14 +128,16 @@ fn receive_path() -> [f64; 3] {
 
 const STREAM: Duration = Duration::from_millis(1000);
 
-/// Who is measured: each side of a stream is raw sockets, liblo or rosco (over TCP,
-/// `RoscoNagle` is rosco with `?nodelay=0`, as liblo leaves Nagle's algorithm on; over
-/// UDP, `RoscoListening` sends from a context whose I/O thread waits for replies on the
-/// sending socket).
+/// Who is measured: each side of a stream is raw sockets, liblo or rosco. Over TCP liblo
+/// leaves Nagle's algorithm on and rosco turns it off: `RoscoNagle` is rosco with
+/// `?nodelay=0`, `LibloNoDelay` liblo with `lo_address_set_tcp_nodelay`. Over UDP,
+/// `RoscoListening` sends from a context whose I/O thread waits for replies on the sending
+/// socket.
 #[derive(Clone, Copy, PartialEq)]
 enum Peer {
     Raw,
     Liblo,
+    LibloNoDelay,
     Rosco,
     RoscoNagle,
     RoscoListening,
@@ -178,7 +180,7 @@ fn receiver(
             });
             (count, port, Box::new(t))
         }
-        Peer::Liblo => {
+        Peer::Liblo | Peer::LibloNoDelay => {
             let lo = liblo::Server::new(if tcp { liblo::TCP } else { liblo::UDP });
             let port = lo.port();
             let count = Arc::new(AtomicU64::new(0));
@@ -218,7 +220,7 @@ fn stream(peer: Peer, tcp: bool) -> f64 {
         let mode = match peer {
             Peer::Rosco if !tcp => Some(Mode::Poll),
             Peer::Rosco | Peer::RoscoNagle | Peer::RoscoListening => Some(Mode::Threaded),
-            Peer::Raw | Peer::Liblo => None,
+            Peer::Raw | Peer::Liblo | Peer::LibloNoDelay => None,
         };
         let ctx = mode.map(|mode| {
             Context::new(ContextOptions {
@@ -236,8 +238,11 @@ fn stream(peer: Peer, tcp: bool) -> f64 {
                         let _ = raw.send_to(&pkt, to);
                     }
                 }
-                Peer::Liblo => {
+                Peer::Liblo | Peer::LibloNoDelay => {
                     let lo = liblo::Sender::new(if tcp { liblo::TCP } else { liblo::UDP }, port);
+                    if peer == Peer::LibloNoDelay {
+                        lo.set_tcp_nodelay();
+                    }
                     while !stop.load(Ordering::Relaxed) {
                         lo.send();
                     }
@@ -470,14 +475,27 @@ fn main() {
             ours / 1e3,
             ours / lo
         );
-        let r = streams(&[Peer::Liblo, Peer::Rosco, Peer::RoscoNagle], true);
+        let r = streams(
+            &[
+                Peer::Liblo,
+                Peer::RoscoNagle,
+                Peer::LibloNoDelay,
+                Peer::Rosco,
+            ],
+            true,
+        );
         println!(
-            "end to end TCP (library sender -> library receiver): liblo {:.0} kmsg/s, rosco {:.0} kmsg/s ({:.2}x liblo), rosco ?nodelay=0 {:.0} kmsg/s ({:.2}x liblo)",
+            "end to end TCP (library sender -> library receiver), Nagle on (liblo's default): liblo {:.0} kmsg/s, rosco ?nodelay=0 {:.0} kmsg/s: rosco = {:.2}x liblo",
             r[0] / 1e3,
             r[1] / 1e3,
             r[1] / r[0],
+        );
+        println!(
+            "end to end TCP, TCP_NODELAY (rosco's default): liblo {:.0} kmsg/s, rosco {:.0} kmsg/s: rosco = {:.2}x liblo; rosco = {:.2}x liblo with Nagle",
             r[2] / 1e3,
-            r[2] / r[0]
+            r[3] / 1e3,
+            r[3] / r[2],
+            r[3] / r[0],
         );
     }
     for busy in [true, false] {

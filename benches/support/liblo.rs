@@ -34,6 +34,7 @@ extern "C" {
     fn lo_server_recv_noblock(s: Raw, timeout_ms: c_int) -> c_int;
     fn lo_address_new_with_proto(proto: c_int, host: *const c_char, port: *const c_char) -> Raw;
     fn lo_address_free(a: Raw);
+    fn lo_address_set_tcp_nodelay(a: Raw, enable: c_int) -> c_int;
     fn lo_message_new() -> Raw;
     fn lo_message_free(m: Raw);
     fn lo_message_add_int32(m: Raw, v: i32) -> c_int;
@@ -139,6 +140,12 @@ impl Sender {
             lo_message_add_string(message, c"sine".as_ptr());
             Sender { address, message }
         }
+    }
+
+    /// Turns Nagle's algorithm off (liblo leaves it on) for the TCP connection it opens.
+    pub(crate) fn set_tcp_nodelay(&self) {
+        // SAFETY: a valid address.
+        unsafe { lo_address_set_tcp_nodelay(self.address, 1) };
     }
 
     /// Sends the message; false when liblo reports an error.
