@@ -56,7 +56,13 @@ pub fn encode_message(
 ) -> Result<(), EncodeError> {
     out.clear();
     // The constant, not the static: its fields are known here, so the option checks fold.
-    let result = write_message(out, address.as_ref(), args.iter(), &EncodeOptions::DEFAULT);
+    let result = write_message(
+        out,
+        address.as_ref(),
+        args.iter(),
+        &EncodeOptions::DEFAULT,
+        false,
+    );
     if result.is_err() {
         out.clear();
     }
@@ -203,27 +209,20 @@ impl<'o, 't> PacketWriter<'o, 't> {
         }
     }
 
-    /// Writes a message element; on error nothing of it stays in the buffer.
+    /// Writes a message element (inside a bundle, its size first); on error nothing of it
+    /// stays in the buffer.
     fn write_message_element<'a, A: Borrow<Arg<'a>>>(
         &mut self,
         address: &[u8],
         args: impl Iterator<Item = A> + Clone,
     ) -> Result<(), EncodeError> {
-        let start = self.out.len();
-        let result = self.begin_element().and_then(|size_at| {
-            write_message(self.out, address, args, self.opts)?;
-            match self.depth {
-                0 => Ok(()),
-                _ => self.end_element(size_at),
-            }
-        });
-        if result.is_err() {
-            self.out.truncate(start);
+        if self.depth == 0 && !self.out.is_empty() {
+            return Err(EncodeError::BadNesting);
         }
-        result
+        write_message(self.out, address, args, self.opts, self.depth > 0)
     }
 
-    /// Reserves an element size field inside an open bundle; returns its offset.
+    /// Reserves a bundle's size field inside an open bundle; returns its offset.
     fn begin_element(&mut self) -> Result<usize, EncodeError> {
         if self.depth == 0 && !self.out.is_empty() {
             return Err(EncodeError::BadNesting);
@@ -243,8 +242,9 @@ impl<'o, 't> PacketWriter<'o, 't> {
     }
 }
 
-/// Writes a message. A first walk over the arguments checks their types and sizes the
-/// message; a second writes each type tag and payload. Bytes go into the buffer's spare
+/// Writes a message, after its size when it is a bundle element (`sized`). A first walk
+/// over the arguments checks their types and sizes the message; a second writes each type
+/// tag and payload. Bytes go into the buffer's spare
 /// capacity through a cursor that writes every byte, padding included, so nothing is
 /// zeroed first and the `Vec`'s length is not reloaded after every store. On error nothing
 /// is added to the buffer.
@@ -254,6 +254,7 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     address: &[u8],
     args: impl Iterator<Item = A> + Clone,
     opts: &EncodeOptions,
+    sized: bool,
 ) -> Result<(), EncodeError> {
     let valid = address.first() == Some(&b'/')
         && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok());
@@ -303,9 +304,14 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
         None => padded_str_len(address.len()),
     };
     let tags_len = padded_str_len(1 + count);
-    let len = address_len + tags_len + payload;
+    let message_len = address_len + tags_len + payload;
+    let len = message_len + if sized { 4 } else { 0 };
     out.reserve(len);
     let mut w = Cursor(&mut out.spare_capacity_mut()[..len]);
+    if sized {
+        let size = i32::try_from(message_len).map_err(|_| EncodeError::TooLarge)?;
+        w.put(size.to_be_bytes());
+    }
     match code {
         Some(code) => {
             w.put([b'/', 0, 0, 0]);
