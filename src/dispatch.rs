@@ -490,7 +490,7 @@ impl Dispatcher {
                 }
             }
         };
-        Ok(self.change(|t| t.add(route, typespec, Box::new(callback))))
+        Ok(self.change(|t| Arc::make_mut(t).add(route, typespec, Box::new(callback))))
     }
 
     /// Registers a method whose address filter is a regular expression, matched against
@@ -505,12 +505,12 @@ impl Dispatcher {
         let typespec = TypeSpec::parse(typespec)?;
         let re = regex::bytes::Regex::new(&format!("^(?:{regex})$"))
             .map_err(|e| MethodError::BadRegex(e.to_string()))?;
-        Ok(self.change(|t| t.add(Route::Regex(re), typespec, Box::new(callback))))
+        Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, Box::new(callback))))
     }
 
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
     pub fn remove_method(&self, id: MethodId) -> bool {
-        self.change(|t| t.remove(id))
+        self.change(|t| Arc::make_mut(t).remove(id))
     }
 
     /// Removes every method.
@@ -519,14 +519,16 @@ impl Dispatcher {
             for &i in &t.order {
                 t.method(i).alive.store(false, Ordering::Release);
             }
-            *t = MethodTable::default();
+            // A new table: no copy of the old one for a dispatch that may hold it.
+            *t = Arc::default();
         })
     }
 
-    /// Changes the table (copied first if a dispatch holds it) and gives it a new version.
-    fn change<R>(&self, f: impl FnOnce(&mut MethodTable) -> R) -> R {
+    /// Changes the table (through `Arc::make_mut`, which copies it first if a dispatch
+    /// holds it) and gives it a new version.
+    fn change<R>(&self, f: impl FnOnce(&mut Arc<MethodTable>) -> R) -> R {
         let mut table = self.table.lock();
-        let result = f(Arc::make_mut(&mut table));
+        let result = f(&mut table);
         self.version.store(next_version(), Ordering::Release);
         result
     }
@@ -836,6 +838,22 @@ mod tests {
         assert!(a.remove_method(id.unwrap()));
         assert_eq!(Arc::strong_count(&token), 2);
         scratch.release();
+        assert_eq!(Arc::strong_count(&token), 1);
+
+        // `clear` while the scratch holds the table: the next dispatch reaches nothing
+        // and lets the old table, and its methods, go.
+        let token = Arc::new(());
+        let held = token.clone();
+        a.add_method(Some("/x"), None, move |_, _| {
+            let _ = &held;
+            Flow::PassOn
+        })
+        .unwrap();
+        let mut run = |d: &Dispatcher| d.dispatch(&m, &MsgInfo::default(), &mut scratch);
+        assert_eq!(run(&a), 2);
+        a.clear();
+        assert_eq!(Arc::strong_count(&token), 2);
+        assert_eq!(run(&a), 0);
         assert_eq!(Arc::strong_count(&token), 1);
     }
 
