@@ -2,13 +2,14 @@
 //! as ratios:
 //! - receive path: a socket queue pre-filled with packets, then drained, decoded and
 //!   dispatched to a counting callback (raw: drained only);
-//! - end to end: one sender thread streaming to one receiver over UDP;
+//! - end to end: one sender thread streaming to one receiver over UDP, and the sender's
+//!   cost alone;
 //! - tcp: a TCP receiver kept full by a raw sender, and a library sender streaming to a
 //!   library receiver (rosco also with `?nodelay=0`);
 //! - round trip: ping-pong latency, median and p99, busy-polling and blocking.
 //!
 //! `cargo bench --bench udp` (liblo from Debian's `liblo-dev`); name parts to run only
-//! those: `receive`, `end-to-end`, `tcp`, `round-trip-busy-poll`, `round-trip-blocking`
+//! those: `receive`, `end-to-end`, `send`, `tcp`, `round-trip-busy-poll`, `round-trip-blocking`
 //! (or a piece of a name: `round-trip`).
 
 #[path = "support/liblo.rs"]
@@ -316,6 +317,54 @@ fn streams(peers: &[Peer], tcp: bool) -> Vec<f64> {
 const PINGS: usize = 20_000;
 const PING_CHUNK: usize = 1_000;
 
+const SENDS: u32 = 20_000;
+
+/// Nanoseconds per UDP send, the sender alone (to a socket nobody reads, which drops what
+/// overflows): raw sockets, liblo, rosco from a poll-mode context, rosco from a threaded
+/// one (its I/O thread waiting on the socket for replies). Rounds alternate, the median
+/// is kept: the stream figures are noisy, this is what the sender adds.
+fn send_cost() -> [f64; 4] {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = sink.local_addr().unwrap();
+    let pkt = packet();
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let lo = liblo::Sender::new(liblo::UDP, to.port());
+    let context = |mode| {
+        let ctx = Context::new(ContextOptions {
+            mode,
+            ..ContextOptions::default()
+        })
+        .unwrap();
+        let ch = ctx.open("tx", &format!("osc.udp://{to}")).unwrap();
+        (ctx, ch)
+    };
+    let (poll, poll_tx) = context(Mode::Poll);
+    let (threaded, threaded_tx) = context(Mode::Threaded);
+    let time = |send: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..SENDS {
+            send();
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(SENDS)
+    };
+    let mut rounds = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..15 {
+        rounds[0].push(time(&mut || {
+            let _ = raw.send_to(&pkt, to);
+        }));
+        rounds[1].push(time(&mut || {
+            lo.send();
+        }));
+        rounds[2].push(time(&mut || {
+            let _ = poll.send(poll_tx, "/synth/1/freq", &ARGS);
+        }));
+        rounds[3].push(time(&mut || {
+            let _ = threaded.send(threaded_tx, "/synth/1/freq", &ARGS);
+        }));
+    }
+    rounds.map(|mut r| median(&mut r))
+}
+
 /// Pins the calling thread (and the threads it starts afterwards) to `cpus`.
 fn pin(cpus: impl IntoIterator<Item = usize>) {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it; the call reads
@@ -460,6 +509,14 @@ fn main() {
             r[2] / r[1],
             r[3] / 1e3,
             100.0 * r[3] / r[0]
+        );
+    }
+    if wanted("send") {
+        let [raw, lo, poll, threaded] = send_cost();
+        println!(
+            "UDP send, the sender alone: raw {raw:.0} ns, liblo {lo:.0} ns, rosco {poll:.0} ns ({:.0}% of raw's rate), rosco threaded {threaded:.0} ns ({:.0}%)",
+            100.0 * raw / poll,
+            100.0 * raw / threaded
         );
     }
     if wanted("tcp") {
