@@ -13,6 +13,7 @@
 //! (or a piece of a name: `round-trip`).
 
 #[path = "support/liblo.rs"]
+#[allow(dead_code)] // shared with the codec benchmark, which uses the rest
 mod liblo;
 
 use rosco::dispatch::Flow;

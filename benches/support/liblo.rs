@@ -1,7 +1,8 @@
 //! The few liblo calls the benchmarks make (liblo 0.31, Debian's `liblo-dev`), so that
-//! liblo runs in the same process and the same run as rosco and raw sockets.
+//! liblo runs in the same process and the same run as rosco, rosc and raw sockets. Each
+//! benchmark uses part of it.
 
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 type Raw = *mut c_void;
@@ -41,6 +42,24 @@ extern "C" {
     fn lo_message_add_float(m: Raw, v: f32) -> c_int;
     fn lo_message_add_string(m: Raw, s: *const c_char) -> c_int;
     fn lo_send_message(a: Raw, path: *const c_char, m: Raw) -> c_int;
+    fn lo_message_length(m: Raw, path: *const c_char) -> usize;
+    fn lo_message_serialise(
+        m: Raw,
+        path: *const c_char,
+        to: *mut c_void,
+        size: *mut usize,
+    ) -> *mut c_void;
+    fn lo_message_deserialise(data: *mut c_void, size: usize, result: *mut c_int) -> Raw;
+    fn lo_message_get_types(m: Raw) -> *const c_char;
+    fn lo_message_get_argv(m: Raw) -> *mut *mut LoArg;
+}
+
+/// The part of liblo's `lo_arg` union the benchmark message reads.
+#[repr(C)]
+union LoArg {
+    i: i32,
+    f: f32,
+    s: c_char,
 }
 
 unsafe extern "C" fn count_one(
@@ -162,5 +181,75 @@ impl Drop for Sender {
             lo_message_free(self.message);
             lo_address_free(self.address);
         }
+    }
+}
+
+/// The benchmark message as a liblo message object, built once (liblo's best case):
+/// encoding serialises it into a caller's buffer, decoding deserialises a packet into a
+/// new object, as `lo_server` does, and reads every argument.
+pub(crate) struct Codec {
+    message: Raw,
+}
+
+impl Codec {
+    pub(crate) fn new() -> Codec {
+        // SAFETY: a new message filled with valid arguments.
+        unsafe {
+            let message = lo_message_new();
+            lo_message_add_int32(message, 440);
+            lo_message_add_float(message, 0.5);
+            lo_message_add_string(message, c"sine".as_ptr());
+            Codec { message }
+        }
+    }
+
+    /// Serialises the message into `out`; returns its length.
+    pub(crate) fn encode(&self, out: &mut [u8]) -> usize {
+        let path = c"/synth/1/freq".as_ptr();
+        let mut size = 0;
+        // SAFETY: a valid message and path; `out` has room for the length liblo reports.
+        unsafe {
+            assert!(lo_message_length(self.message, path) <= out.len());
+            lo_message_serialise(self.message, path, out.as_mut_ptr().cast(), &mut size);
+        }
+        size
+    }
+}
+
+impl Drop for Codec {
+    fn drop(&mut self) {
+        // SAFETY: freed once.
+        unsafe { lo_message_free(self.message) }
+    }
+}
+
+/// Deserialises `packet` and folds every argument's value into a checksum, as the codec
+/// benchmark does for rosco and rosc.
+pub(crate) fn decode_read(packet: &mut [u8]) -> u64 {
+    let mut result = 0;
+    // SAFETY: liblo reads `packet.len()` bytes and copies them into the new message; the
+    // type string and argument pointers it returns live until the message is freed, and
+    // each argument is read as its type tag says.
+    unsafe {
+        let m = lo_message_deserialise(packet.as_mut_ptr().cast(), packet.len(), &mut result);
+        assert!(!m.is_null(), "liblo rejected the packet: {result}");
+        let types = CStr::from_ptr(lo_message_get_types(m)).to_bytes();
+        let argv = lo_message_get_argv(m);
+        let mut sum = 0u64;
+        for (i, &tag) in types.iter().enumerate() {
+            let arg = *argv.add(i);
+            sum = sum.wrapping_add(match tag {
+                b'i' => (*arg).i as u64,
+                b'f' => (*arg).f.to_bits().into(),
+                b's' | b'S' => CStr::from_ptr(&(*arg).s)
+                    .to_bytes()
+                    .iter()
+                    .map(|&b| u64::from(b))
+                    .sum(),
+                _ => 0,
+            });
+        }
+        lo_message_free(m);
+        sum
     }
 }
