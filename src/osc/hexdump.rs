@@ -36,16 +36,9 @@ impl fmt::Display for HexDump<'_> {
     }
 }
 
-/// The bytes a hex string spells (whitespace ignored): the inverse of a dump, for tests.
+// `unhex`, the inverse of a dump, for the unit tests: the integration tests' own.
 #[cfg(test)]
-pub(crate) fn unhex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd hex length");
-    digits
-        .chunks(2)
-        .map(|d| u8::from_str_radix(std::str::from_utf8(d).unwrap(), 16).expect("hex"))
-        .collect()
-}
+include!("../../tests/support/hex.rs");
 
 #[cfg(test)]
 mod tests {

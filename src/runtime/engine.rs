@@ -99,11 +99,12 @@ impl Engine {
             let until = next.duration_since(TimeTag::now()).unwrap_or_default();
             wait = min_opt(wait, Some(until));
         }
-        let datagrams_only = self
-            .slots
-            .iter()
-            .all(|s| matches!(s, Slot::Wake | Slot::Datagram(_) | Slot::O2Udp(_)));
-        if wait == Some(Duration::ZERO) && datagrams_only {
+        let datagrams_only = || {
+            self.slots
+                .iter()
+                .all(|s| matches!(s, Slot::Wake | Slot::Datagram(_) | Slot::O2Udp(_)))
+        };
+        if wait == Some(Duration::ZERO) && datagrams_only() {
             // Not waiting (a caller busy-polling, or more to do at once): read the sockets
             // directly. A read that finds nothing costs what asking `ppoll` would, and one
             // that finds something saves the `ppoll` call. The wake-up pipe is drained by

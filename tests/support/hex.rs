@@ -1,7 +1,8 @@
-// Shared by the integration tests, which `include!` this file.
+// Shared by the integration tests and the library's unit tests (`osc::hexdump`), which
+// `include!` this file.
 
 /// The bytes a hex string spells (whitespace ignored).
-fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     assert!(digits.len() % 2 == 0, "odd hex length");
     digits
