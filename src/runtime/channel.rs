@@ -563,7 +563,11 @@ impl Channel {
 fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {
     conn.send(packet).map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock => Error::Full,
-        io::ErrorKind::NotConnected => Error::Closed,
+        // The peer closed its end (EPIPE, ECONNRESET): the same as a send after a close.
+        io::ErrorKind::NotConnected
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => Error::Closed,
         _ => Error::Io(e),
     })
 }

@@ -1,16 +1,18 @@
 //! Stream connections (TCP and Unix stream sockets): framed writes from any thread, the
 //! read side's deframer, listeners, and non-blocking connects.
 //!
-//! A frame is written with one system call (`writev` of the length prefix and the packet,
-//! or one SLIP-escaped buffer). When the socket cannot take it all, the rest waits in the
-//! connection's output buffer and the I/O loop finishes it when the socket is writable, so
-//! a sender never blocks.
+//! A frame is written with one system call, from one buffer: on loopback a `send` of a
+//! small frame costs about a quarter less than a `writev` of its prefix and packet, far
+//! more than copying the packet behind its prefix. When the socket cannot take it all, the
+//! rest waits in the connection's output buffer and the I/O loop finishes it when the
+//! socket is writable, so a sender never blocks. Writes never raise SIGPIPE: a host that
+//! left it at its default would die when a peer closes.
 
 use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
 use parking_lot::Mutex;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::cell::RefCell;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -36,11 +38,12 @@ impl Stream {
         }
     }
 
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
-        }
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let socket = match self {
+            Stream::Tcp(s) => SockRef::from(s),
+            Stream::Unix(s) => SockRef::from(s),
+        };
+        socket.send_with_flags(buf, libc::MSG_NOSIGNAL)
     }
 
     fn shutdown(&self) {
@@ -86,7 +89,7 @@ pub(crate) struct StreamConn {
 }
 
 thread_local! {
-    static SLIP_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static FRAME_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl StreamConn {
@@ -170,29 +173,23 @@ impl StreamConn {
         if self.is_closed() {
             return Err(io::ErrorKind::NotConnected.into());
         }
+        let framing = self.send_framing();
+        if framing == Framing::LengthPrefix && u32::try_from(packet.len()).is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "packet too large",
+            ));
+        }
         let mut out = self.out.lock();
         if out.len() > MAX_PENDING_OUT {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        match self.send_framing() {
-            Framing::LengthPrefix => {
-                let len = u32::try_from(packet.len())
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet too large"))?;
-                let prefix = len.to_be_bytes();
-                let parts = [IoSlice::new(&prefix), IoSlice::new(packet)];
-                self.write_or_queue(&mut out, &parts, |out| {
-                    out.extend_from_slice(&prefix);
-                    out.extend_from_slice(packet);
-                })
-            }
-            Framing::Slip => SLIP_SCRATCH.with(|scratch| {
-                let mut frame = scratch.borrow_mut();
-                frame.clear();
-                encode_frame(Framing::Slip, packet, &mut frame);
-                let parts = [IoSlice::new(&frame)];
-                self.write_or_queue(&mut out, &parts, |out| out.extend_from_slice(&frame))
-            }),
-        }
+        FRAME_SCRATCH.with(|scratch| {
+            let mut frame = scratch.borrow_mut();
+            frame.clear();
+            encode_frame(framing, packet, &mut frame);
+            self.write_or_queue(&mut out, &frame)
+        })
     }
 
     /// Sends bytes that are already framed (a client's backlog), ahead of later sends.
@@ -201,46 +198,30 @@ impl StreamConn {
             return Ok(false);
         }
         let mut out = self.out.lock();
-        self.write_or_queue(&mut out, &[IoSlice::new(framed)], |out| {
-            out.extend_from_slice(framed)
-        })
+        self.write_or_queue(&mut out, framed)
     }
 
-    /// Writes `parts` at once when nothing is queued; queues what is not written.
-    fn write_or_queue(
-        &self,
-        out: &mut Vec<u8>,
-        parts: &[IoSlice<'_>],
-        queue_all: impl FnOnce(&mut Vec<u8>),
-    ) -> io::Result<bool> {
+    /// Writes `frame` at once when nothing is queued; queues what is not written.
+    fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8]) -> io::Result<bool> {
         if !out.is_empty() {
-            queue_all(out);
+            out.extend_from_slice(frame);
             return Ok(true);
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let written = match self.stream.write_vectored(parts) {
+        let written = match self.stream.write(frame) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
-        if written == total {
-            return Ok(false);
-        }
-        let mut skip = written;
-        for p in parts {
-            let take = skip.min(p.len());
-            out.extend_from_slice(&p[take..]);
-            skip -= take;
-        }
-        Ok(true)
+        out.extend_from_slice(&frame[written..]);
+        Ok(written < frame.len())
     }
 
     /// Writes queued output; true when none is left.
     pub(crate) fn flush(&self) -> io::Result<bool> {
         let mut out = self.out.lock();
         while !out.is_empty() {
-            match self.stream.write_vectored(&[IoSlice::new(&out)]) {
+            match self.stream.write(&out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     out.drain(..n);

@@ -3,7 +3,12 @@
  * path of the channel functions (NULLs, bad URLs, stale, zero and foreign handles). */
 #include "check.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 /* What a recording method saw. */
 struct rec {
@@ -546,6 +551,73 @@ static void test_stream_client_states(rosco_ctx ctx)
     rosco_builder_free(b);
 }
 
+/* A peer that closes its end of a stream: sends report ROSCO_ERR_CLOSED or keep the packet
+ * for the next connection, and the process lives. SIGPIPE keeps its default action here
+ * (fatal), as in a host that never touched it: a write to a closed socket must not raise
+ * it. `unix_path` NULL: a TCP client told not to reconnect, which ends closed; otherwise a
+ * Unix stream client, which reconnects to the listener that is still there. */
+static void test_closed_peer(rosco_ctx ctx, const char *unix_path)
+{
+    struct sockaddr_storage addr = {0};
+    socklen_t addr_len;
+    char url[160];
+    int lfd = socket(unix_path ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
+    CHECK(lfd >= 0);
+    if (unix_path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&addr;
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof un->sun_path, "%s", unix_path);
+        addr_len = sizeof *un;
+        snprintf(url, sizeof url, "osc.unix://%s?stream", unix_path);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr_len = sizeof *in;
+    }
+    CHECK(bind(lfd, (struct sockaddr *)&addr, addr_len) == 0);
+    CHECK(listen(lfd, 1) == 0);
+    if (!unix_path) {
+        CHECK(getsockname(lfd, (struct sockaddr *)&addr, &addr_len) == 0);
+        snprintf(url, sizeof url, "osc.tcp://127.0.0.1:%u?reconnect=0",
+                 (unsigned)ntohs(((struct sockaddr_in *)&addr)->sin_port));
+    }
+    rosco_channel ch;
+    if (!CHECK_OK(rosco_channel_open(ctx, "to-closing", url, &ch))) {
+        close(lfd);
+        return;
+    }
+    rosco_builder *b = message_i("/gone", 1);
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    for (int connection = 0; connection < (unix_path ? 2 : 1); connection++) {
+        int64_t deadline = check_now_ms() + check_scale_ms(3000);
+        pfd.revents = 0;
+        while (poll(&pfd, 1, 0) == 0 && check_now_ms() < deadline)
+            (void)rosco_poll(ctx, 10, NULL);
+        int peer = pfd.revents ? accept(lfd, NULL, NULL) : -1;
+        if (!CHECK(peer >= 0))
+            break;
+        close(peer);
+        /* Until the client notices: every send succeeds or says the peer is gone. */
+        rosco_status s = ROSCO_OK;
+        int bad = 0;
+        deadline = check_now_ms() + check_scale_ms(unix_path ? 300 : 3000);
+        while (check_now_ms() < deadline && (unix_path || s == ROSCO_OK)) {
+            s = rosco_send(ctx, ch, b);
+            bad += s != ROSCO_OK && s != ROSCO_ERR_CLOSED;
+            (void)rosco_poll(ctx, 1, NULL);
+        }
+        CHECK_INT(bad, 0);
+        if (!unix_path) {
+            CHECK_STATUS(s, ROSCO_ERR_CLOSED);
+            CHECK_ERR(rosco_send(ctx, ch, b), ROSCO_ERR_CLOSED);
+        }
+    }
+    CHECK_OK(rosco_channel_close(ctx, ch));
+    rosco_builder_free(b);
+    close(lfd);
+}
+
 /* "Closes a channel: its sockets close": once rosco_channel_close returns, the port or
  * path is free again, in every mode. */
 static void test_close_then_reopen(int32_t mode)
@@ -689,6 +761,9 @@ int main(void)
     char path[96], listen_url[160], client_url[160];
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD};
 
+    /* A host that leaves SIGPIPE alone (test_closed_peer). */
+    signal(SIGPIPE, SIG_DFL);
+
     for (int i = 0; i < 2; i++) {
         rosco_ctx_options o = check_options(modes[i]);
         rosco_ctx ctx;
@@ -723,6 +798,11 @@ int main(void)
         test_local(ctx);
         test_foreign_and_zero(ctx);
         test_stream_client_states(ctx);
+        test_closed_peer(ctx, NULL);
+        check_temp_path(path, sizeof path, "closing");
+        unlink(path);
+        test_closed_peer(ctx, path);
+        unlink(path);
         CHECK_OK(rosco_ctx_free(ctx));
         if (CHECK_FAILURES != before)
             fprintf(stderr, "  (failures above in %s mode)\n", check_mode_name(modes[i]));
