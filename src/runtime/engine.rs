@@ -11,7 +11,7 @@ use super::o2::{self, O2Role};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
 use crate::dispatch::{MsgInfo, O2Stamp};
-use crate::handle::PeerId;
+use crate::handle::{ChannelId, PeerId};
 use crate::o2lite::client::{ClientEvent, Output, Received};
 use crate::o2lite::host::HostOutput;
 use crate::osc::framing::FrameError;
@@ -30,6 +30,10 @@ use std::time::{Duration, Instant};
 const DRAIN_BUDGET: usize = 512;
 /// How often a discovering O2lite client looks for a host found meanwhile.
 const DISCOVERY_POLL: Duration = Duration::from_millis(100);
+/// How long a listener whose `accept` failed for want of a resource (descriptors, memory)
+/// is left out of the poll set. Its waiting peer keeps it readable, so retrying at once
+/// would spin; the peer stays in the kernel's backlog meanwhile.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Where validated packets go.
 pub(crate) enum Sink {
@@ -63,6 +67,8 @@ pub(crate) struct Engine {
     /// Datagrams received by one `recvmmsg`.
     batch: RecvBatch,
     channels: Vec<Arc<Channel>>,
+    /// Listeners not polled until the time given (see `ACCEPT_PAUSE`).
+    accept_paused: Vec<(ChannelId, Instant)>,
     decode: DecodeOptions,
     decode_o2: DecodeOptions,
 }
@@ -80,6 +86,7 @@ impl Engine {
             hook_buf: Vec::new(),
             o2_address: Vec::new(),
             channels: Vec::new(),
+            accept_paused: Vec::new(),
             decode_o2: decode.with_o2_types(),
             decode,
         }
@@ -158,6 +165,7 @@ impl Engine {
             write: false,
         };
         let mut deadline: Option<Instant> = None;
+        self.accept_paused.retain(|&(_, until)| until > now);
         let stall = self.shared.options.stall_timeout;
         self.shared.channels_into(&mut self.channels);
         let channels = std::mem::take(&mut self.channels);
@@ -194,8 +202,13 @@ impl Engine {
                 Kind::Listener {
                     listener, peers, ..
                 } => {
-                    self.poller.add(listener.fd(), read);
-                    self.slots.push(Slot::Listener(ch.clone()));
+                    match self.accept_paused.iter().find(|(id, _)| *id == ch.id) {
+                        Some(&(_, until)) => deadline = min_instant(deadline, Some(until)),
+                        None => {
+                            self.poller.add(listener.fd(), read);
+                            self.slots.push(Slot::Listener(ch.clone()));
+                        }
+                    }
                     for (h, conn) in peers.lock().iter() {
                         let interest = Interest {
                             read: true,
@@ -361,11 +374,20 @@ impl Engine {
             let (stream, peer) = match listener.accept() {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
+                // The peer gave up before it was accepted: on to the next one.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.shared.log(
                         LogLevel::Warn,
-                        format_args!("channel '{}': accept: {e}", ch.name),
+                        format_args!(
+                            "channel '{}': accept: {e}; trying again in {} ms",
+                            ch.name,
+                            ACCEPT_PAUSE.as_millis()
+                        ),
                     );
+                    self.accept_paused
+                        .push((ch.id, Instant::now() + ACCEPT_PAUSE));
                     return;
                 }
             };
