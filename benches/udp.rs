@@ -198,10 +198,35 @@ fn receiver(
     }
 }
 
-/// Messages per second received while one thread streams to `peer`'s receiver as fast as
-/// `peer`'s sender can, over UDP or (`tcp`) TCP. Raw sockets have no TCP message framing
-/// here: over TCP only liblo and rosco are measured.
-fn stream(peer: Peer, tcp: bool) -> f64 {
+/// Datagrams the kernel dropped so far because a receiving socket's buffer was full
+/// (`RcvbufErrors` in `/proc/net/snmp`, all UDP sockets of the machine).
+fn udp_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A stream's rate and what its receiver lost.
+#[derive(Clone, Copy, Default)]
+struct Rate {
+    /// Messages received per second.
+    received: f64,
+    /// Datagrams dropped per second for want of room in the receiving socket (UDP).
+    dropped: f64,
+}
+
+/// Messages received while one thread streams to `peer`'s receiver as fast as `peer`'s
+/// sender can, over UDP or (`tcp`) TCP. Raw sockets have no TCP message framing here:
+/// over TCP only liblo and rosco are measured.
+fn stream(peer: Peer, tcp: bool) -> Rate {
     let stop = Arc::new(AtomicBool::new(false));
     let scheme = if tcp { "osc.tcp" } else { "osc.udp" };
     let query = if peer == Peer::RoscoNagle {
@@ -261,13 +286,17 @@ fn stream(peer: Peer, tcp: bool) -> f64 {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    let start = received.load(Ordering::Relaxed);
+    let (start, drops) = (received.load(Ordering::Relaxed), udp_drops());
     std::thread::sleep(STREAM);
     let got = received.load(Ordering::Relaxed) - start;
+    let dropped = udp_drops() - drops;
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     drop(keep);
-    got as f64 / STREAM.as_secs_f64()
+    Rate {
+        received: got as f64 / STREAM.as_secs_f64(),
+        dropped: dropped as f64 / STREAM.as_secs_f64(),
+    }
 }
 
 /// Messages per second a TCP receiver (liblo or rosco) takes in while a raw sender keeps
@@ -303,16 +332,26 @@ fn tcp_receive(peer: Peer) -> f64 {
     got as f64 / STREAM.as_secs_f64()
 }
 
-/// The median of five turns of `stream` for each peer, the turns interleaved (a stream's
-/// rate on this machine moves by a tenth from one second to the next).
-fn streams(peers: &[Peer], tcp: bool) -> Vec<f64> {
+/// For each peer, the median rate of five turns of `stream` and the mean rate of drops,
+/// the turns interleaved (a stream's rate on this machine moves by a tenth from one second
+/// to the next).
+fn streams(peers: &[Peer], tcp: bool) -> Vec<Rate> {
     let mut rates = vec![Vec::new(); peers.len()];
     for _ in 0..5 {
         for (i, &peer) in peers.iter().enumerate() {
             rates[i].push(stream(peer, tcp));
         }
     }
-    rates.iter_mut().map(|v| median(v)).collect()
+    rates
+        .iter()
+        .map(|turns| {
+            let mut received: Vec<f64> = turns.iter().map(|r| r.received).collect();
+            Rate {
+                received: median(&mut received),
+                dropped: turns.iter().map(|r| r.dropped).sum::<f64>() / turns.len() as f64,
+            }
+        })
+        .collect()
 }
 
 const PINGS: usize = 20_000;
@@ -501,15 +540,20 @@ fn main() {
     }
     if wanted("end-to-end") {
         let r = streams(&PEERS, false);
+        let [raw, lo, ours, listening] = [0, 1, 2, 3].map(|i| r[i].received);
         println!(
             "end to end UDP (1 sender -> 1 receiver): raw {:.0} kpkt/s, liblo {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw, {:.2}x liblo; rosco sending from a socket its I/O thread listens on {:.0} kpkt/s ({:.0}% of raw)",
-            r[0] / 1e3,
-            r[1] / 1e3,
-            r[2] / 1e3,
-            100.0 * r[2] / r[0],
-            r[2] / r[1],
-            r[3] / 1e3,
-            100.0 * r[3] / r[0]
+            raw / 1e3,
+            lo / 1e3,
+            ours / 1e3,
+            100.0 * ours / raw,
+            ours / lo,
+            listening / 1e3,
+            100.0 * listening / raw
+        );
+        println!(
+            "  dropped by the kernel (receive buffer full), per second: raw {:.0}, liblo {:.0}, rosco {:.0}, rosco listening {:.0}",
+            r[0].dropped, r[1].dropped, r[2].dropped, r[3].dropped
         );
     }
     if wanted("send") {
@@ -533,7 +577,7 @@ fn main() {
             ours / 1e3,
             ours / lo
         );
-        let r = streams(
+        let r: Vec<f64> = streams(
             &[
                 Peer::Liblo,
                 Peer::RoscoNagle,
@@ -541,7 +585,10 @@ fn main() {
                 Peer::Rosco,
             ],
             true,
-        );
+        )
+        .iter()
+        .map(|r| r.received)
+        .collect();
         println!(
             "end to end TCP (library sender -> library receiver), Nagle on (liblo's default): liblo {:.0} kmsg/s, rosco ?nodelay=0 {:.0} kmsg/s: rosco = {:.2}x liblo",
             r[0] / 1e3,
