@@ -561,7 +561,12 @@ impl Channel {
 }
 
 fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {
-    conn.send(packet).map_err(|e| match e.kind() {
+    conn.send(packet).map_err(stream_error)
+}
+
+/// A stream write's failure as senders see it.
+pub(crate) fn stream_error(e: io::Error) -> Error {
+    match e.kind() {
         io::ErrorKind::WouldBlock => Error::Full,
         // The peer closed its end (EPIPE, ECONNRESET): the same as a send after a close.
         io::ErrorKind::NotConnected
@@ -569,7 +574,7 @@ fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted => Error::Closed,
         _ => Error::Io(e),
-    })
+    }
 }
 
 impl Client {

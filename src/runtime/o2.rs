@@ -361,7 +361,7 @@ pub(crate) fn send<'a>(
                     }
                     _ => {
                         encode_tcp(buf, timestamp, address, args).map_err(o2_err)?;
-                        Ok(conn.send_framed(buf)?)
+                        conn.send_framed(buf).map_err(super::channel::stream_error)
                     }
                 }
             })
