@@ -68,6 +68,10 @@
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
+// The most packets a context's receive queue can hold (its room is allocated up front,
+// about 140 bytes a packet).
+#define MAX_QUEUE_CAPACITY (1 << 20)
+
 // A message or bundle under construction. Create with `rosco_builder_new`, free with
 // `rosco_builder_free`. Not thread-safe while being built; sending only reads it.
 typedef struct rosco_builder rosco_builder;
@@ -123,15 +127,15 @@ typedef struct rosco_ctx_options {
   uint32_t max_frame;
   // Most peers on one stream listener.
   uint32_t max_stream_peers;
-  // Received packets waiting for `rosco_poll` in io-thread mode.
+  // Received packets waiting for `rosco_poll` in io-thread mode (1 to 1,048,576).
   uint32_t queue_capacity;
   // A stream peer leaving half a frame this long (ms) is disconnected.
   uint32_t stall_timeout_ms;
   // Non-zero: stream clients reconnect after losing their connection.
   int32_t reconnect;
-  // First reconnect wait in ms (doubling each attempt).
+  // First reconnect wait in ms (doubling each attempt; waits are at least 10 ms).
   uint32_t reconnect_initial_ms;
-  // Longest reconnect wait in ms.
+  // Longest reconnect wait in ms (a value under the first wait means the first wait).
   uint32_t reconnect_max_ms;
   // Reconnect attempts before giving up; 0 retries forever.
   uint32_t reconnect_retries;

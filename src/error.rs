@@ -40,6 +40,8 @@ pub enum Error {
     Timeout,
     /// An O2 service cannot be offered under this name (malformed, or another's).
     Service(String),
+    /// A context option is out of its range.
+    BadOption(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -59,6 +61,7 @@ impl fmt::Display for Error {
             Error::Busy => write!(f, "poll is already running on this context"),
             Error::Timeout => write!(f, "timed out"),
             Error::Service(why) => write!(f, "O2 service {why}"),
+            Error::BadOption(why) => write!(f, "bad option: {why}"),
         }
     }
 }

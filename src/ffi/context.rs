@@ -31,15 +31,15 @@ pub struct rosco_ctx_options {
     pub max_frame: u32,
     /// Most peers on one stream listener.
     pub max_stream_peers: u32,
-    /// Received packets waiting for `rosco_poll` in io-thread mode.
+    /// Received packets waiting for `rosco_poll` in io-thread mode (1 to 1,048,576).
     pub queue_capacity: u32,
     /// A stream peer leaving half a frame this long (ms) is disconnected.
     pub stall_timeout_ms: u32,
     /// Non-zero: stream clients reconnect after losing their connection.
     pub reconnect: i32,
-    /// First reconnect wait in ms (doubling each attempt).
+    /// First reconnect wait in ms (doubling each attempt; waits are at least 10 ms).
     pub reconnect_initial_ms: u32,
-    /// Longest reconnect wait in ms.
+    /// Longest reconnect wait in ms (a value under the first wait means the first wait).
     pub reconnect_max_ms: u32,
     /// Reconnect attempts before giving up; 0 retries forever.
     pub reconnect_retries: u32,

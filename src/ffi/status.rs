@@ -73,7 +73,8 @@ impl From<Error> for Failure {
             | Error::Method(_)
             | Error::NoName(_)
             | Error::NameTaken(_)
-            | Error::Service(_) => ROSCO_ERR_ARG,
+            | Error::Service(_)
+            | Error::BadOption(_) => ROSCO_ERR_ARG,
             Error::NoChannel => ROSCO_ERR_HANDLE,
             Error::Closed => ROSCO_ERR_CLOSED,
             Error::Full => ROSCO_ERR_FULL,

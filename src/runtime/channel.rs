@@ -3,7 +3,7 @@
 
 use super::event::Stats;
 use super::o2::O2Role;
-use super::options::{ContextOptions, Reconnect};
+use super::options::{ContextOptions, Reconnect, MIN_RECONNECT_WAIT};
 use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
@@ -670,9 +670,14 @@ impl Client {
 
     /// The state after attempt `attempt` failed: wait and retry, or give up.
     pub(crate) fn after_failure(&self, attempt: u32, backlog: Vec<u8>) -> ClientState {
-        match self.reconnect.delay(attempt + 1) {
-            Some(delay) => ClientState::Waiting {
-                retry_at: Instant::now() + delay,
+        // A wait too long to represent never ends: the same as giving up.
+        match self
+            .reconnect
+            .delay(attempt + 1)
+            .and_then(|delay| Instant::now().checked_add(delay))
+        {
+            Some(retry_at) => ClientState::Waiting {
+                retry_at,
                 attempt: attempt + 1,
                 backlog,
             },
@@ -706,6 +711,8 @@ impl Reconnect {
         let factor = 1u32
             .checked_shl(attempt.saturating_sub(1))
             .unwrap_or(u32::MAX);
-        Some(self.initial.saturating_mul(factor).min(self.max))
+        // A zero first wait or maximum would retry on every turn of the I/O loop.
+        let first = self.initial.max(MIN_RECONNECT_WAIT);
+        Some(first.saturating_mul(factor).min(self.max.max(first)))
     }
 }

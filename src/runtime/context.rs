@@ -30,6 +30,8 @@ pub const LOCAL: &str = "_local";
 
 /// How long `close` waits for the I/O loop to let go of a channel.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// How often a threaded context's `poll` looks whether the context closed while it waits.
+const POLL_NAP: Duration = Duration::from_millis(5);
 
 thread_local! {
     /// Set while this thread runs `poll` (so its callbacks do not wait on themselves).
@@ -242,7 +244,7 @@ impl Context {
             Mode::Poll => {
                 let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
                 let engine = engine.as_mut().ok_or(Error::Closed)?;
-                let until = timeout.map(|t| Instant::now() + t);
+                let until = deadline(timeout);
                 loop {
                     let left = until.map(|u| u.saturating_duration_since(Instant::now()));
                     let n = engine.turn(left);
@@ -265,9 +267,15 @@ impl Context {
                     return Err(Error::Busy);
                 }
                 let _one_at_a_time = self.receiver.try_lock().ok_or(Error::Busy)?;
-                let until = Instant::now() + timeout.unwrap_or_default();
-                while Instant::now() < until && !self.shared.closed.load(Ordering::Acquire) {
-                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(5)));
+                // Waits as the other modes do (`None`: until the context closes), so a
+                // loop around `poll` does not spin.
+                let until = deadline(timeout);
+                while !self.shared.closed.load(Ordering::Acquire) {
+                    let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+                    if left.is_some_and(|l| l.is_zero()) {
+                        break;
+                    }
+                    std::thread::sleep(left.map_or(POLL_NAP, |l| l.min(POLL_NAP)));
                 }
                 Ok(0)
             }
@@ -277,11 +285,11 @@ impl Context {
     /// Io-thread mode: dispatches queued packets and due bundles, waiting on the wake-up
     /// descriptor for at most `timeout`.
     fn dispatch_queued(&self, receiver: &mut Receiver, timeout: Option<Duration>) -> usize {
-        let until = timeout.map(|t| Instant::now() + t);
+        let until = deadline(timeout);
         let mut poller = Poller::default();
         loop {
             // Drain the descriptor first, so a packet queued after this is never missed.
-            self.shared.notify.drain();
+            self.shared.take_notification();
             let mut n = 0;
             while let Some(item) = self.shared.pop_incoming() {
                 let late_before = receiver.stats().late;
@@ -334,8 +342,16 @@ impl Context {
     /// Waits until everything sent on a stream channel has been written (a client is
     /// connected and its output is empty), driving the I/O in poll mode.
     pub fn flush(&self, id: ChannelId, timeout: Duration) -> Result<(), Error> {
-        let until = Instant::now() + timeout;
+        // Only the I/O thread can finish a write or a connect: from one of its callbacks,
+        // waiting would only wait out the timeout (and hold up `free` meanwhile).
+        if self.shared.options.mode == Mode::Threaded && self.on_io_thread() {
+            return Err(Error::Busy);
+        }
+        let until = deadline(Some(timeout));
         loop {
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
             let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
             let done = match &channel.kind {
                 Kind::Client(c) => match &*c.state.lock() {
@@ -350,7 +366,9 @@ impl Context {
             if done {
                 return Ok(());
             }
-            let left = until.saturating_duration_since(Instant::now());
+            let left = until.map_or(Duration::MAX, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Err(Error::Timeout);
             }
@@ -519,6 +537,12 @@ impl Drop for Context {
         *self.engine.get_mut() = None;
         *self.receiver.get_mut() = None;
     }
+}
+
+/// When a wait of `timeout` from now ends; `None` for never (no timeout, or one too long to
+/// represent, such as `Duration::MAX`).
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    Instant::now().checked_add(timeout?)
 }
 
 fn io_thread(mut engine: Engine, shared: Arc<Shared>) {

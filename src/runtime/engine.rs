@@ -991,7 +991,7 @@ impl Engine {
                 next
             }
         };
-        next.map(|t| role.instant(t))
+        next.and_then(|t| role.instant(t))
     }
 
     fn malformed(
@@ -1042,7 +1042,10 @@ impl Engine {
 
 fn stall_deadline(conn: &StreamConn, stall: Duration) -> Option<Instant> {
     let reader = conn.reader.lock();
-    (reader.deframer.pending() > 0).then(|| reader.last_progress + stall)
+    // A stall timeout too long to add means never.
+    (reader.deframer.pending() > 0)
+        .then(|| reader.last_progress.checked_add(stall))
+        .flatten()
 }
 
 fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {

@@ -141,12 +141,14 @@ impl O2Role {
         }
     }
 
-    /// The local time `secs` from the epoch, as an `Instant`.
-    pub(crate) fn instant(&self, secs: f64) -> Instant {
+    /// The local time `secs` from the epoch, as an `Instant`; `None` when it is too far
+    /// away to represent (a peer's timestamp can be any number): it never comes.
+    pub(crate) fn instant(&self, secs: f64) -> Option<Instant> {
         let epoch = match self {
             O2Role::Client { epoch, .. } | O2Role::Host { epoch, .. } => *epoch,
         };
-        epoch + std::time::Duration::from_secs_f64(secs.max(0.0))
+        let after = std::time::Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
+        epoch.checked_add(after)
     }
 
     /// Global time now (-1 for a client not yet synchronised).

@@ -18,8 +18,16 @@ pub enum Mode {
     Threaded,
 }
 
+/// The shortest wait between reconnect attempts, whatever the settings say: a zero wait
+/// would retry on every turn of the I/O loop.
+pub const MIN_RECONNECT_WAIT: Duration = Duration::from_millis(10);
+
+/// The most packets a context's receive queue can hold (its room is allocated up front,
+/// about 140 bytes a packet).
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
 /// When and how often a stream client reconnects after losing (or failing to make) its
-/// connection.
+/// connection. Waits are at least [`MIN_RECONNECT_WAIT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconnect {
     /// Reconnect at all.
@@ -74,6 +82,7 @@ pub struct ContextOptions {
     /// Most peers connected to one stream listener at once; more are refused.
     pub max_stream_peers: usize,
     /// Received packets waiting for `poll` in io-thread mode; more are dropped and counted.
+    /// At most [`MAX_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
     /// A stream peer that leaves half a frame unfinished this long is disconnected.
     pub stall_timeout: Duration,

@@ -3,9 +3,10 @@
 
 use super::channel::Channel;
 use super::event::{Event, LogLevel};
-use super::options::ContextOptions;
+use super::options::{ContextOptions, MAX_QUEUE_CAPACITY};
 use super::poller::Waker;
 use crate::dispatch::{Dispatcher, MsgInfo};
+use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) waker: Waker,
     /// Readable while packets wait in `queue` (io-thread mode's wake-up descriptor).
     pub(crate) notify: Waker,
+    /// True from a push that signalled `notify` until the consumer takes the signal: a
+    /// push signals when none is pending, whatever it saw of the queue.
+    notified: AtomicBool,
     queue: ArrayQueue<Incoming>,
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: RwLock<Option<Arc<EventCallback>>>,
@@ -65,8 +69,12 @@ impl Shared {
     pub(crate) fn new(
         options: ContextOptions,
         dispatcher: Arc<Dispatcher>,
-    ) -> std::io::Result<Shared> {
+    ) -> Result<Shared, Error> {
         let capacity = options.queue_capacity.max(1);
+        if capacity > MAX_QUEUE_CAPACITY {
+            // Allocated up front: a failed allocation aborts the process.
+            return Err(Error::BadOption("queue_capacity is over 1,048,576"));
+        }
         Ok(Shared {
             options,
             dispatcher,
@@ -74,6 +82,7 @@ impl Shared {
             names: RwLock::new(HashMap::new()),
             waker: Waker::new()?,
             notify: Waker::new()?,
+            notified: AtomicBool::new(false),
             queue: ArrayQueue::new(capacity),
             pool: ArrayQueue::new(capacity),
             events: RwLock::new(None),
@@ -94,12 +103,13 @@ impl Shared {
     }
 
     /// Queues a packet for dispatch and signals the wake-up descriptor; false (and the
-    /// buffer back in the pool) when the queue is full.
+    /// buffer back in the pool) when the queue is full. (Signalling only into an empty
+    /// queue lost wake-ups: the consumer could empty the queue between the check and the
+    /// push, and every later push then saw a non-empty queue.)
     pub(crate) fn push_incoming(&self, item: Incoming) -> bool {
-        let was_empty = self.queue.is_empty();
         match self.queue.push(item) {
             Ok(()) => {
-                if was_empty {
+                if !self.notified.swap(true, Ordering::AcqRel) {
                     self.notify.wake();
                 }
                 true
@@ -109,6 +119,13 @@ impl Shared {
                 false
             }
         }
+    }
+
+    /// Takes the wake-up signal before the queue is drained: a push after this signals
+    /// again.
+    pub(crate) fn take_notification(&self) {
+        self.notify.drain();
+        self.notified.swap(false, Ordering::AcqRel);
     }
 
     pub(crate) fn pop_incoming(&self) -> Option<Incoming> {
@@ -151,5 +168,55 @@ impl Shared {
         if let Some(callback) = callback {
             callback(level, &args.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::poller::{Interest, Poller};
+    use crate::time::TimeTag;
+    use std::time::Duration;
+
+    fn signalled(shared: &Shared) -> bool {
+        let mut poller = Poller::default();
+        let interest = Interest {
+            read: true,
+            write: false,
+        };
+        poller.add(shared.notify.fd(), interest);
+        poller.wait(Some(Duration::ZERO)).unwrap();
+        poller.ready(0).read
+    }
+
+    #[test]
+    fn a_push_after_the_consumer_took_the_signal_signals_again() {
+        let shared = Shared::new(ContextOptions::default(), Arc::new(Dispatcher::new())).unwrap();
+        let ch = shared.channels.write().next_handle();
+        let item = || {
+            Incoming::new(
+                &shared,
+                ChannelId(ch),
+                MsgInfo::new(TimeTag::IMMEDIATE),
+                b"x",
+            )
+        };
+        assert!(shared.push_incoming(item()));
+        assert!(signalled(&shared));
+        // A second push while the signal is pending writes nothing more.
+        assert!(shared.push_incoming(item()));
+        shared.take_notification();
+        assert!(!signalled(&shared));
+        // The consumer has taken the signal but not yet emptied the queue: a push now must
+        // signal, or it is lost if the consumer empties the queue before the push lands.
+        assert!(shared.push_incoming(item()));
+        assert!(signalled(&shared));
+        shared.take_notification();
+        let mut popped = 0;
+        while shared.pop_incoming().is_some() {
+            popped += 1;
+        }
+        assert_eq!(popped, 3);
+        assert!(!signalled(&shared));
     }
 }

@@ -149,6 +149,12 @@ static void test_new_errors(void)
     o = check_options(ROSCO_MODE_POLL);
     o.reconnect_initial_ms = 0;
     CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
+    /* The queue's room is allocated up front: too much once aborted the process. */
+    o = check_options(ROSCO_MODE_POLL);
+    o.queue_capacity = 0xffffffffu;
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
+    o.queue_capacity = 1048577;
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
     CHECK(ctx.id == 0x5555);
 }
 
