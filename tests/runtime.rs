@@ -525,6 +525,38 @@ fn errors_are_clear() {
 }
 
 #[test]
+fn flush_from_a_threaded_callback_is_busy() {
+    // Only the I/O thread can finish a write, and the callback is running on it.
+    let ctx = Arc::new(context(Mode::Threaded));
+    let rx = ctx.open("rx", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    let tx = ctx
+        .open("tx", &format!("osc.tcp://127.0.0.1:{port}"))
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (weak, s) = (Arc::downgrade(&ctx), seen.clone());
+    ctx.methods()
+        .add_method(Some("/flush"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            if let Some(ctx) = weak.upgrade() {
+                let start = Instant::now();
+                let result = ctx.flush(tx, Duration::from_secs(5));
+                s.lock()
+                    .unwrap()
+                    .push((format!("{result:?}"), start.elapsed()));
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    ctx.send(tx, "/flush", &[]).unwrap();
+    assert!(until(&ctx, || !seen.lock().unwrap().is_empty()));
+    let (result, took) = seen.lock().unwrap()[0].clone();
+    assert_eq!(result, "Err(Busy)");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // From another thread it works.
+    ctx.flush(tx, Duration::from_secs(5)).unwrap();
+}
+
+#[test]
 fn url_limits_apply_per_channel() {
     let ctx = context(Mode::Poll);
     let log = record(&ctx);
