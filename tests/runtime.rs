@@ -557,6 +557,55 @@ fn flush_from_a_threaded_callback_is_busy() {
 }
 
 #[test]
+fn a_flooding_stream_peer_does_not_starve_other_channels() {
+    let ctx = context(Mode::Threaded);
+    let pings = Arc::new(Mutex::new(0));
+    let p = pings.clone();
+    ctx.methods()
+        .add_method(Some("/ping"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            *p.lock().unwrap() += 1;
+            Flow::Handled
+        })
+        .unwrap();
+    // Callbacks slower than the peer sends: its socket never empties.
+    ctx.methods()
+        .add_method(Some("/f"), None, |_: &Message<'_>, _: &MsgInfo| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(2) {}
+            Flow::Handled
+        })
+        .unwrap();
+    let udp = ctx.open("udp", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let udp_port = ctx.port(udp).unwrap();
+    let tcp = ctx.open("tcp", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let tcp_port = ctx.port(tcp).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let mut s = TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+        std::thread::spawn(move || {
+            let frame = [0u8, 0, 0, 8, b'/', b'f', 0, 0, b',', 0, 0, 0];
+            let chunk = frame.repeat(8000);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let pinger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    pinger
+        .send_to(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", udp_port))
+        .unwrap();
+    let reached = until(&ctx, || *pings.lock().unwrap() == 1);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(reached, "the UDP ping waited behind the TCP flood");
+    assert!(ctx.stats(tcp).unwrap().packets_in > 0);
+}
+
+#[test]
 fn url_limits_apply_per_channel() {
     let ctx = context(Mode::Poll);
     let log = record(&ctx);

@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 /// Datagrams read from one socket per wake-up before the others get their turn.
 const DRAIN_BUDGET: usize = 512;
+/// Reads from one stream per wake-up (of up to `RECV_BUFFER` bytes each) before the others
+/// get their turn: a peer that keeps its socket full must not starve other channels and
+/// timers.
+const STREAM_READ_BUDGET: usize = 16;
 /// How often a discovering O2lite client looks for a host found meanwhile.
 const DISCOVERY_POLL: Duration = Duration::from_millis(100);
 /// How long a listener whose `accept` failed for want of a resource (descriptors, memory)
@@ -434,15 +438,18 @@ impl Engine {
         }
         let mut dispatched = 0;
         let mut reader = conn.reader.lock();
-        let mut eof = false;
-        loop {
+        let (mut eof, mut drained) = (false, false);
+        for _ in 0..STREAM_READ_BUDGET {
             match reader.deframer.read_from(&mut conn.stream(), RECV_BUFFER) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(_) => reader.last_progress = Instant::now(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     drop(reader);
@@ -477,7 +484,8 @@ impl Engine {
             }
         }
         drop(reader);
-        if eof || (closed && !writable) {
+        // A hang-up with data still unread (the budget ran out) waits for the next turn.
+        if eof || (closed && !writable && drained) {
             self.drop_stream(ch, peer, conn, "closed by peer");
         }
         dispatched
