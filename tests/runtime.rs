@@ -606,6 +606,76 @@ fn a_flooding_stream_peer_does_not_starve_other_channels() {
 }
 
 #[test]
+fn a_unix_listener_with_a_full_backlog_blocks_nobody() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let path = std::env::temp_dir().join(format!("rosco-backlog-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let server = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    server.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    server.listen(0).unwrap();
+    // Fill the backlog: nothing is accepted.
+    let mut pending = Vec::new();
+    loop {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        match s.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => pending.push(s),
+            Err(_) => break,
+        }
+    }
+    let ctx = context(Mode::Threaded);
+    let pings = Arc::new(Mutex::new(0));
+    let p = pings.clone();
+    ctx.methods()
+        .add_method(Some("/ping"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            *p.lock().unwrap() += 1;
+            Flow::Handled
+        })
+        .unwrap();
+    let udp = ctx.open("udp", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let udp_port = ctx.port(udp).unwrap();
+    let start = Instant::now();
+    let url = format!("osc.unix://{}?stream", path.display());
+    let c = ctx.open("c", &url).unwrap();
+    ctx.send(c, "/kept", &[]).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The I/O loop goes on meanwhile (reconnect attempts included).
+    std::thread::sleep(Duration::from_millis(300));
+    let pinger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    pinger
+        .send_to(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", udp_port))
+        .unwrap();
+    assert!(until(&ctx, || *pings.lock().unwrap() == 1));
+    // Room in the backlog again: the client connects and what it kept arrives.
+    drop(pending);
+    let mut kept = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    server.set_nonblocking(true).unwrap();
+    while Instant::now() < deadline {
+        let Ok((conn, _)) = server.accept() else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let mut conn = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(conn));
+        conn.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = conn.read(&mut buf) {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        if !kept.is_empty() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    assert!(kept.windows(5).any(|w| w == b"/kept"), "{kept:?}");
+}
+
+#[test]
 fn url_limits_apply_per_channel() {
     let ctx = context(Mode::Poll);
     let log = record(&ctx);

@@ -9,7 +9,7 @@ use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
 use crate::osc::EncodeError;
 use crate::transport::stream::{
-    release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
+    connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -633,7 +633,7 @@ impl Client {
                     backlog: Vec::new(),
                 })
             }
-            ClientTarget::Unix(path) => UnixStream::connect(path)
+            ClientTarget::Unix(path) => connect_unix(path)
                 .and_then(|s| {
                     StreamConn::new(
                         Stream::Unix(s),

@@ -338,6 +338,16 @@ pub(crate) fn release_fd(fd: RawFd) {
     }
 }
 
+/// Connects a Unix stream socket without blocking: a listener whose backlog is full
+/// refuses at once (`WouldBlock`) instead of holding the caller, which may be the I/O loop
+/// or a sender holding the client's state.
+pub(crate) fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&socket2::SockAddr::unix(path)?)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
+}
+
 /// A TCP connect under way without blocking.
 #[derive(Debug)]
 pub(crate) struct Connecting {
