@@ -939,8 +939,13 @@ impl Engine {
                 .lock()
                 .get(crate::handle::Handle::from_bits(conn))
                 .cloned();
-            if let Some(peer) = peer {
-                let _ = peer.send_framed(&frame);
+            // A peer that stopped reading gets no more, and that is counted.
+            if peer.is_some_and(|peer| peer.send_framed(&frame).is_err()) {
+                let total = Stats::add(&ch.stats.dropped, 1);
+                self.shared.emit(Event::Dropped {
+                    channel: ch.id,
+                    total,
+                });
             }
         }
         for (to, datagram) in out.udp {

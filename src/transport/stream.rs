@@ -181,9 +181,6 @@ impl StreamConn {
             ));
         }
         let mut out = self.out.lock();
-        if out.len() > MAX_PENDING_OUT {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
         FRAME_SCRATCH.with(|scratch| {
             let mut frame = scratch.borrow_mut();
             frame.clear();
@@ -201,8 +198,13 @@ impl StreamConn {
         self.write_or_queue(&mut out, framed)
     }
 
-    /// Writes `frame` at once when nothing is queued; queues what is not written.
+    /// Writes `frame` at once when nothing is queued; queues what is not written. Refuses
+    /// (`WouldBlock`) while more than `MAX_PENDING_OUT` bytes wait: a peer that stops
+    /// reading must not grow this without bound.
     fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8]) -> io::Result<bool> {
+        if out.len() > MAX_PENDING_OUT {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if !out.is_empty() {
             out.extend_from_slice(frame);
             return Ok(true);
@@ -479,6 +481,31 @@ mod tests {
         }
         assert!(a.flush().unwrap());
         assert!(!a.wants_write());
+    }
+
+    #[test]
+    fn output_for_a_peer_that_stops_reading_is_bounded() {
+        let (a, _never_reads) = pair();
+        let chunk = vec![7u8; 64 << 10];
+        let (mut sent, mut framed_sent) = (0usize, 0usize);
+        let refused = loop {
+            match a.send(&chunk) {
+                Ok(_) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 1000, "sends never refused");
+        };
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        // Already-framed output (O2lite's) is held to the same bound.
+        let refused = loop {
+            match a.send_framed(&chunk) {
+                Ok(_) => framed_sent += 1,
+                Err(e) => break e,
+            }
+            assert!(framed_sent < 1000, "framed sends never refused");
+        };
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        assert!(a.out.lock().len() <= MAX_PENDING_OUT + chunk.len() + 4);
     }
 
     #[test]
