@@ -20,13 +20,21 @@ pub struct ReceiveOptions {
     /// Hold bundles with a future timetag until it is due. Off: deliver every bundle at
     /// once, ignoring its timetag (liblo's `lo_server_enable_queue(0)`).
     pub queue_bundles: bool,
+    /// Most bytes of bundles held at once; a bundle that would go over is dropped and
+    /// counted. Anyone who can send a packet can send far-future bundles: without a bound
+    /// they would fill memory.
+    pub max_held_bytes: usize,
 }
+
+/// The default [`ReceiveOptions::max_held_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 16 << 20;
 
 impl Default for ReceiveOptions {
     fn default() -> Self {
         ReceiveOptions {
             decode: DecodeOptions::DEFAULT,
             queue_bundles: true,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         }
     }
 }
@@ -44,6 +52,8 @@ pub struct ReceiveStats {
     pub late: u64,
     /// Bundles held for later so far.
     pub held: u64,
+    /// Bundles dropped because those held already filled `max_held_bytes`.
+    pub dropped: u64,
 }
 
 /// Decodes packets and delivers their messages on time.
@@ -60,6 +70,9 @@ struct State {
     dispatcher: Arc<Dispatcher>,
     queue_bundles: bool,
     held: Scheduler<Held>,
+    /// Bytes of the bundles in `held`, at most `max_held_bytes`.
+    held_bytes: usize,
+    max_held_bytes: usize,
     scratch: DispatchScratch,
     stats: ReceiveStats,
 }
@@ -81,6 +94,8 @@ impl Receiver {
                 dispatcher,
                 queue_bundles: options.queue_bundles,
                 held: Scheduler::new(),
+                held_bytes: 0,
+                max_held_bytes: options.max_held_bytes,
                 scratch: DispatchScratch::default(),
                 stats: ReceiveStats::default(),
             },
@@ -115,6 +130,7 @@ impl Receiver {
     pub fn run_due(&mut self, now: TimeTag) -> usize {
         let mut dispatched = 0;
         while let Some((at, held)) = self.state.held.pop_due(now) {
+            self.state.held_bytes -= held.bundle.len();
             // Held bytes were validated on arrival with these same options.
             if let Ok(Packet::Bundle(b)) = decode_with(&held.bundle, &self.decode) {
                 dispatched += self.state.bundle(b, Some(at), held.info, now, false);
@@ -184,9 +200,20 @@ impl State {
         let effective = outer.map_or(b.timetag(), |o| o.max(b.timetag()));
         if self.queue_bundles {
             if effective > now {
+                let bytes = b.as_bytes();
+                if self.held_bytes + bytes.len() > self.max_held_bytes {
+                    self.stats.dropped += 1;
+                    return 0;
+                }
                 self.stats.held += 1;
-                let bundle = b.as_bytes().into();
-                self.held.push(effective, Held { bundle, info });
+                self.held_bytes += bytes.len();
+                self.held.push(
+                    effective,
+                    Held {
+                        bundle: bytes.into(),
+                        info,
+                    },
+                );
                 return 0;
             }
             let stamped = effective.to_bits() > 1;
@@ -256,6 +283,37 @@ mod tests {
         w.end_bundle().unwrap();
         w.finish().unwrap();
         buf
+    }
+
+    #[test]
+    fn held_bundles_are_bounded_in_bytes() {
+        let d = Arc::new(Dispatcher::new());
+        let mut r = Receiver::new(
+            d,
+            ReceiveOptions {
+                max_held_bytes: 100,
+                ..ReceiveOptions::default()
+            },
+        );
+        let t0 = TimeTag::new(0xe000_0000, 0);
+        let at = t0 + Duration::from_secs(3600);
+        let mut one = Vec::new();
+        let mut w = PacketWriter::new(&mut one);
+        w.begin_bundle(at).unwrap();
+        w.message("/later", &[Arg::Int(1)]).unwrap();
+        w.end_bundle().unwrap();
+        w.finish().unwrap();
+        let fits = 100 / one.len();
+        for _ in 0..fits + 3 {
+            assert_eq!(r.receive(&one, MsgInfo::new(t0), t0), Ok(0));
+        }
+        assert_eq!(r.held(), fits);
+        assert_eq!((r.stats().held, r.stats().dropped), (fits as u64, 3));
+        // Delivered bundles make room again.
+        assert_eq!(r.run_due(at), fits);
+        assert_eq!(r.held(), 0);
+        assert_eq!(r.receive(&one, MsgInfo::new(t0), t0), Ok(0));
+        assert_eq!(r.held(), 1);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use rosco::dispatch::{Flow, MsgInfo};
 use rosco::o2lite::message::{encode_udp, O2Arg};
-use rosco::osc::{Arg, Message};
+use rosco::osc::{Arg, Message, PacketWriter};
 use rosco::runtime::{Event, MAX_QUEUE_CAPACITY};
-use rosco::{Context, ContextOptions, Error, Mode};
+use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,4 +166,45 @@ fn a_zero_reconnect_wait_does_not_retry_every_turn() {
     let n = attempts.load(Ordering::Relaxed);
     // At least 10 ms apart (`MIN_RECONNECT_WAIT`): some 30 at most.
     assert!((1..=40).contains(&n), "{n} reconnect attempts in 300 ms");
+}
+
+#[test]
+fn far_future_bundles_are_held_up_to_a_bound() {
+    for mode in [Mode::Poll, Mode::IoThread] {
+        let mut options = ContextOptions {
+            mode,
+            ..ContextOptions::default()
+        };
+        options.receive.max_held_bytes = 1000;
+        let ctx = Context::new(options).unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        ctx.set_event_callback(Some(move |e: &Event| {
+            if let Event::Dropped { .. } = e {
+                d.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let port = ctx.port(rx).unwrap();
+        // Anyone can send bundles timed years ahead.
+        let mut bundle = Vec::new();
+        let mut w = PacketWriter::new(&mut bundle);
+        w.begin_bundle(TimeTag::now() + Duration::from_secs(5 * 365 * 86_400))
+            .unwrap();
+        w.message("/later", &[Arg::Blob(&[0; 100])]).unwrap();
+        w.end_bundle().unwrap();
+        w.finish().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..20 {
+            peer.send_to(&bundle, ("127.0.0.1", port)).unwrap();
+        }
+        let fits = 1000 / bundle.len();
+        assert!(until(&ctx, || ctx.stats(rx).unwrap().packets_in == 20));
+        assert!(until(&ctx, || dropped.load(Ordering::Relaxed) == 20 - fits));
+        assert_eq!(
+            ctx.stats(rx).unwrap().dropped,
+            (20 - fits) as u64,
+            "{mode:?}"
+        );
+    }
 }

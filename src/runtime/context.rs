@@ -292,13 +292,12 @@ impl Context {
             self.shared.take_notification();
             let mut n = 0;
             while let Some(item) = self.shared.pop_incoming() {
-                let late_before = receiver.stats().late;
+                let before = receiver.stats();
                 n += receiver
                     .receive(&item.bytes, item.info, TimeTag::now())
                     .unwrap_or(0);
-                if receiver.stats().late > late_before {
-                    self.shared.late(item.info.channel);
-                }
+                self.shared
+                    .received(item.info.channel, before, receiver.stats());
                 self.shared.recycle(item);
             }
             n += receiver.run_due(TimeTag::now());

@@ -764,12 +764,9 @@ impl Engine {
         let is_stream = peer.is_some() || matches!(ch.kind, Kind::Client(_));
         let checked = match &mut self.sink {
             Sink::Direct(receiver) => {
-                let late_before = receiver.stats().late;
+                let before = receiver.stats();
                 let result = receiver.receive(packet, info, now);
-                if receiver.stats().late > late_before {
-                    Stats::add(&ch.stats.late, 1);
-                    self.shared.emit(Event::Late { channel: ch.id });
-                }
+                self.shared.received(Some(ch.id), before, receiver.stats());
                 result
             }
             Sink::Queue => crate::osc::decode_with(

@@ -2,12 +2,13 @@
 //! the receive queue, the wake-ups, and the event and log callbacks.
 
 use super::channel::Channel;
-use super::event::{Event, LogLevel};
+use super::event::{Event, LogLevel, Stats};
 use super::options::{ContextOptions, MAX_QUEUE_CAPACITY};
 use super::poller::Waker;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
+use crate::receive::ReceiveStats;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -141,13 +142,29 @@ impl Shared {
         let _ = self.pool.push(item.bytes);
     }
 
-    /// A bundle arrived late on a channel: counted and reported.
-    pub(crate) fn late(&self, channel: Option<ChannelId>) {
-        if let Some(id) = channel {
-            if let Some(ch) = self.channel(id) {
-                super::event::Stats::add(&ch.stats.late, 1);
+    /// Counts and reports what receiving one packet on `channel` changed in a receiver's
+    /// counters (`before` to `after`): a bundle that came late, one dropped for want of
+    /// room to hold it.
+    pub(crate) fn received(
+        &self,
+        channel: Option<ChannelId>,
+        before: ReceiveStats,
+        after: ReceiveStats,
+    ) {
+        let Some(id) = channel else { return };
+        if after.late == before.late && after.dropped == before.dropped {
+            return;
+        }
+        let ch = self.channel(id);
+        if after.late > before.late {
+            if let Some(ch) = &ch {
+                Stats::add(&ch.stats.late, 1);
             }
             self.emit(Event::Late { channel: id });
+        }
+        if after.dropped > before.dropped {
+            let total = ch.map_or(0, |ch| Stats::add(&ch.stats.dropped, 1));
+            self.emit(Event::Dropped { channel: id, total });
         }
     }
 
