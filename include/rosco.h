@@ -68,6 +68,47 @@
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
+// The most entries a service list keeps: the host sends them one by one until an empty
+// name, so a list is cut short here. A rosco host lists at most
+// [`MAX_SERVICES`](super::host::MAX_SERVICES) services of clients, plus its own.
+#define MAX_LISTING 16384
+
+// The most bytes of text (names, processes, properties) a service list keeps: 4 MiB, room
+// for [`MAX_LISTING`] entries with 63-byte names and 190 bytes of properties each.
+#define MAX_LISTING_BYTES (4 << 20)
+
+// The most instances of the ensemble a browse keeps track of: normally one host, a few
+// renamed ones (`ens (2)`) at most. Further instances are ignored until
+// [`Browser::restart`] starts afresh.
+#define MAX_INSTANCES 64
+
+// The most messages held for later. Anyone who reaches the UDP port can send timestamped
+// messages; 4096, the default depth of a context's receive queue, is far more than
+// applications keep scheduled ahead.
+#define MAX_HELD 4096
+
+// The most bytes of message bodies held for later: 8 MiB, as much as a stream connection
+// may have waiting for output (a hundred or so of the largest, 64 KiB, messages).
+#define MAX_HELD_BYTES (8 << 20)
+
+// How far ahead of global time (seconds) a timestamp may be and the message still held:
+// about 32 years, longer than any host runs, and short of the Unix or NTP epoch seconds
+// (1.7e9 and more) that a client confusing its clocks would send, which are dropped.
+// It also keeps the deadline representable as a local instant on every platform.
+#define MAX_HOLD_AHEAD 1e9
+
+// The most services one client may offer. O2lite clients are small programs (reference
+// clients send a handful of names after each connection): a thousand is ample.
+#define MAX_CLIENT_SERVICES 1024
+
+// The most services the host's table takes from clients (its own are not limited). With
+// each client limited, this bounds the table whatever the number of connections, and
+// with it an `ls` reply (about 100 bytes a service, under 2 MiB).
+#define MAX_SERVICES 16384
+
+// The default [`ReceiveOptions::max_held_bytes`]: 16 MiB.
+#define DEFAULT_MAX_HELD_BYTES (16 << 20)
+
 // The most packets a context's receive queue can hold (its room is allocated up front,
 // about 140 bytes a packet).
 #define MAX_QUEUE_CAPACITY (1 << 20)
@@ -442,7 +483,9 @@ rosco_status rosco_channel_stats_get(struct rosco_ctx ctx,
 // Waits up to `timeout_ms` until everything sent on a stream channel is written (a client
 // is connected and its output empty). In poll mode this runs the I/O (and callbacks).
 //
-// Not from a callback in poll mode (`ROSCO_ERR_BUSY`).
+// Not from a callback in poll or threaded mode, nor in poll mode while another thread is
+// in `rosco_poll` (`ROSCO_ERR_BUSY`: only the thread doing the I/O can finish the writes).
+// `ROSCO_ERR_CLOSED` when the context is freed meanwhile.
 rosco_status rosco_channel_flush(struct rosco_ctx ctx,
                                  struct rosco_channel ch,
                                  uint32_t timeout_ms);
@@ -534,13 +577,20 @@ rosco_status rosco_poll(struct rosco_ctx ctx, int32_t timeout_ms, uint32_t *disp
 rosco_status rosco_ctx_wakeup_fd(struct rosco_ctx ctx, int32_t *out);
 
 // Sets (or with `cb` NULL removes) the event callback. It runs on the thread doing the
-// I/O: the caller of `rosco_poll` in poll mode, the I/O thread in the other modes.
+// I/O: the caller of `rosco_poll` in poll mode, the I/O thread in the other modes, except
+// that in io-thread mode the events of timed bundles (late, dropped for want of room to
+// hold them) come from `rosco_poll`'s thread, where bundles are delivered: there it may
+// run on two threads at once. Once this returns, the previous callback is not running on
+// another thread and will not run again, so its `user` may be freed (called from inside a
+// callback, this cannot wait for calls under way on other threads).
 //
 // Thread-safe.
 rosco_status rosco_ctx_set_event_callback(struct rosco_ctx ctx, rosco_event_fn cb, void *user);
 
 // Sets (or with `cb` NULL removes) the log callback, receiving messages at `level` and
-// more severe (1 error .. 4 debug). It may run on any of the context's threads.
+// more severe (1 error .. 4 debug). It may run on any of the context's threads. Once this
+// returns, the previous callback is not running on another thread and will not run again
+// (as for `rosco_ctx_set_event_callback`).
 //
 // Thread-safe.
 rosco_status rosco_ctx_set_log_callback(struct rosco_ctx ctx,
@@ -551,7 +601,8 @@ rosco_status rosco_ctx_set_log_callback(struct rosco_ctx ctx,
 // Registers a method and writes its handle to `out`. `pattern`: a literal address
 // (`/synth/1/freq`), an OSC pattern (`/synth/*/freq`), or NULL for a catch-all.
 // `typespec`: NULL for any arguments, `""` for none, or tags like `"ifs"`. `user` is
-// passed to `fn`; `user_free` (may be NULL) is called with it when the method goes.
+// passed to `fn`; `user_free` (may be NULL) is called with it when the method goes, and
+// before this returns when the add fails.
 // Matching methods are called in registration order.
 //
 // Thread-safe; may be called from a callback.
@@ -574,6 +625,8 @@ rosco_status rosco_method_remove(struct rosco_ctx ctx, struct rosco_method m);
 
 // Sets (or with NULL removes) the callbacks called before and after the messages of each
 // bundle are dispatched (liblo's bundle handlers). They run where method callbacks run.
+// Once this returns, the previous ones are not running on another thread and will not run
+// again (as for `rosco_ctx_set_event_callback`).
 //
 // Thread-safe.
 rosco_status rosco_ctx_set_bundle_callbacks(struct rosco_ctx ctx,

@@ -16,6 +16,7 @@
 //! The table is locked only to collect the matches; callbacks run unlocked, so they may
 //! add and remove methods (themselves included) and dispatch further messages.
 
+use crate::callback_slot::CallbackSlot;
 use crate::handle::{ChannelId, Handle, PeerId, Slab};
 use crate::osc::{self, Arg, Message, Packet, PacketWriter};
 use crate::pattern::{self, AddressPatternError, Pattern};
@@ -428,8 +429,8 @@ pub struct Dispatcher {
     /// The table's state: a number no other state of any dispatcher's table has had.
     version: AtomicU64,
     no_coercion: AtomicBool,
-    bundle_start: Mutex<Option<Arc<BundleCallback>>>,
-    bundle_end: Mutex<Option<Arc<BundleCallback>>>,
+    bundle_start: CallbackSlot<BundleCallback>,
+    bundle_end: CallbackSlot<BundleCallback>,
 }
 
 /// Table versions, shared by all dispatchers so that a scratch used with two of them
@@ -446,8 +447,8 @@ impl Default for Dispatcher {
             table: Mutex::default(),
             version: AtomicU64::new(next_version()),
             no_coercion: AtomicBool::default(),
-            bundle_start: Mutex::default(),
-            bundle_end: Mutex::default(),
+            bundle_start: CallbackSlot::default(),
+            bundle_end: CallbackSlot::default(),
         }
     }
 }
@@ -543,20 +544,20 @@ impl Dispatcher {
         self.len() == 0
     }
 
-    /// Sets the bundle-start and bundle-end callbacks (`None` removes them).
+    /// Sets the bundle-start and bundle-end callbacks (`None` removes them). Once this
+    /// returns the previous ones are not running on any other thread, and will not run
+    /// again.
     pub fn set_bundle_callbacks(&self, start: Option<BundleCallback>, end: Option<BundleCallback>) {
-        *self.bundle_start.lock() = start.map(Arc::new);
-        *self.bundle_end.lock() = end.map(Arc::new);
+        self.bundle_start.set(start.map(Arc::new));
+        self.bundle_end.set(end.map(Arc::new));
     }
 
     pub(crate) fn bundle_boundary(&self, start: bool, timetag: TimeTag) {
-        let hook = match start {
-            true => self.bundle_start.lock().clone(),
-            false => self.bundle_end.lock().clone(),
+        let slot = match start {
+            true => &self.bundle_start,
+            false => &self.bundle_end,
         };
-        if let Some(hook) = hook {
-            hook(timetag);
-        }
+        slot.call(|hook| hook(timetag));
     }
 
     /// Delivers one message to the methods it reaches; returns how many were called.

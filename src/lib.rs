@@ -8,6 +8,7 @@
 //! [`transport`] and [`runtime`] add sockets, threads and clocks: a [`Context`] opens
 //! channels by URL and runs in one of three threading modes.
 
+mod callback_slot;
 pub mod dispatch;
 mod error;
 pub mod ffi;

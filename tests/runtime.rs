@@ -522,6 +522,28 @@ fn errors_are_clear() {
     ));
     let e = ctx.open("u", "osc.xyz://h:1").unwrap_err();
     assert!(e.to_string().contains("osc.xyz"), "{e}");
+    // A client not connected yet keeps what is sent, within the bound on waiting output.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let waiting = ctx
+        .open("waiting", &format!("osc.tcp://127.0.0.1:{port}"))
+        .unwrap();
+    let huge = vec![0u8; 9 << 20];
+    assert!(matches!(
+        ctx.send_packet(waiting, &huge),
+        Err(rosco::Error::Full)
+    ));
+    ctx.send(waiting, "/small", &[]).unwrap();
+    // After shutdown nothing opens: the channel would outlive the context.
+    ctx.shutdown();
+    assert!(ctx.is_closed());
+    assert!(matches!(
+        ctx.open("late", "osc.udp://:0"),
+        Err(rosco::Error::Closed)
+    ));
 }
 
 #[test]

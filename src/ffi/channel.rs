@@ -191,7 +191,9 @@ pub unsafe extern "C" fn rosco_channel_stats_get(
 /// Waits up to `timeout_ms` until everything sent on a stream channel is written (a client
 /// is connected and its output empty). In poll mode this runs the I/O (and callbacks).
 ///
-/// Not from a callback in poll mode (`ROSCO_ERR_BUSY`).
+/// Not from a callback in poll or threaded mode, nor in poll mode while another thread is
+/// in `rosco_poll` (`ROSCO_ERR_BUSY`: only the thread doing the I/O can finish the writes).
+/// `ROSCO_ERR_CLOSED` when the context is freed meanwhile.
 #[no_mangle]
 pub extern "C" fn rosco_channel_flush(
     ctx: rosco_ctx,

@@ -315,7 +315,12 @@ unsafe impl Send for UserData {}
 unsafe impl Sync for UserData {}
 
 /// Sets (or with `cb` NULL removes) the event callback. It runs on the thread doing the
-/// I/O: the caller of `rosco_poll` in poll mode, the I/O thread in the other modes.
+/// I/O: the caller of `rosco_poll` in poll mode, the I/O thread in the other modes, except
+/// that in io-thread mode the events of timed bundles (late, dropped for want of room to
+/// hold them) come from `rosco_poll`'s thread, where bundles are delivered: there it may
+/// run on two threads at once. Once this returns, the previous callback is not running on
+/// another thread and will not run again, so its `user` may be freed (called from inside a
+/// callback, this cannot wait for calls under way on other threads).
 ///
 /// Thread-safe.
 #[no_mangle]
@@ -449,7 +454,9 @@ pub extern "C" fn rosco_ctx_set_event_callback(
 }
 
 /// Sets (or with `cb` NULL removes) the log callback, receiving messages at `level` and
-/// more severe (1 error .. 4 debug). It may run on any of the context's threads.
+/// more severe (1 error .. 4 debug). It may run on any of the context's threads. Once this
+/// returns, the previous callback is not running on another thread and will not run again
+/// (as for `rosco_ctx_set_event_callback`).
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -42,7 +42,8 @@ impl Drop for Owned {
 /// Registers a method and writes its handle to `out`. `pattern`: a literal address
 /// (`/synth/1/freq`), an OSC pattern (`/synth/*/freq`), or NULL for a catch-all.
 /// `typespec`: NULL for any arguments, `""` for none, or tags like `"ifs"`. `user` is
-/// passed to `fn`; `user_free` (may be NULL) is called with it when the method goes.
+/// passed to `fn`; `user_free` (may be NULL) is called with it when the method goes, and
+/// before this returns when the add fails.
 /// Matching methods are called in registration order.
 ///
 /// Thread-safe; may be called from a callback.
@@ -93,6 +94,12 @@ pub unsafe extern "C" fn rosco_method_add(
                 }
             })
             .map_err(|e| Failure::arg(e.to_string()))?;
+        // Freed meanwhile on another thread: `rosco_ctx_free` may have cleared the methods
+        // before this one went in, and it must not outlive the free (nor its `user_free`).
+        if entry.ctx.is_closed() {
+            entry.ctx.methods().remove_method(id);
+            return Err(crate::Error::Closed.into());
+        }
         // SAFETY: checked non-null; the caller passes a writable handle.
         unsafe { write_out(out, entry.method_handle(id), "out") }
     })
@@ -118,6 +125,8 @@ pub extern "C" fn rosco_method_remove(ctx: rosco_ctx, m: rosco_method) -> rosco_
 
 /// Sets (or with NULL removes) the callbacks called before and after the messages of each
 /// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run.
+/// Once this returns, the previous ones are not running on another thread and will not run
+/// again (as for `rosco_ctx_set_event_callback`).
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -691,7 +691,9 @@ impl Client {
         match &mut *state {
             ClientState::Connected(conn) => send_stream(conn, packet),
             ClientState::Connecting { backlog, .. } | ClientState::Waiting { backlog, .. } => {
-                if backlog.len() > MAX_PENDING_OUT {
+                // Bounded like a connection's output; this also keeps a packet too large
+                // to frame (over 4 GiB) out of the framing.
+                if backlog.len() + packet.len() > MAX_PENDING_OUT {
                     return Err(Error::Full);
                 }
                 encode_frame(self.framing, packet, backlog);

@@ -171,6 +171,11 @@ impl Context {
         let id = {
             let mut channels = self.shared.channels.write();
             let mut names = self.shared.names.write();
+            // Closed meanwhile: `shutdown` has taken (or is about to take) every channel
+            // it will ever close, so this one would outlive it.
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
             if names.contains_key(name) {
                 return Err(Error::NameTaken(name.into()));
             }
@@ -456,21 +461,25 @@ impl Context {
         Ok(method)
     }
 
-    /// Sets the callback for channel events (`None` removes it).
+    /// Sets the callback for channel events (`None` removes it). Once this returns the
+    /// previous callback is not running on any other thread, and will not run again.
     pub fn set_event_callback(&self, callback: Option<impl Fn(&Event) + Send + Sync + 'static>) {
-        *self.shared.events.write() =
-            callback.map(|c| Arc::new(Box::new(c) as super::shared::EventCallback));
+        self.shared
+            .events
+            .set(callback.map(|c| Arc::new(Box::new(c) as super::shared::EventCallback)));
     }
 
-    /// Sets the log callback and the most detailed level it receives.
+    /// Sets the log callback and the most detailed level it receives. Once this returns
+    /// the previous callback is not running on any other thread, and will not run again.
     pub fn set_log_callback(
         &self,
         level: LogLevel,
         callback: Option<impl Fn(LogLevel, &str) + Send + Sync + 'static>,
     ) {
         self.shared.log_level.store(level as u8, Ordering::Relaxed);
-        *self.shared.log.write() =
-            callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback));
+        self.shared
+            .log
+            .set(callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback)));
     }
 
     /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
@@ -489,6 +498,11 @@ impl Context {
 }
 
 impl Context {
+    /// True once [`shutdown`](Self::shutdown) has begun.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
     /// Stops the context now, even while other threads are inside calls on it: the I/O
     /// thread ends, a `poll` in progress elsewhere finishes its round, every method,
     /// callback and channel goes. No callback starts after this returns (one already
@@ -516,8 +530,8 @@ impl Context {
         // Callbacks may hold senders: clearing the table breaks those reference cycles.
         self.shared.dispatcher.clear();
         self.shared.dispatcher.set_bundle_callbacks(None, None);
-        *self.shared.events.write() = None;
-        *self.shared.log.write() = None;
+        self.shared.events.set(None);
+        self.shared.log.set(None);
         let channels: Vec<_> = {
             let mut table = self.shared.channels.write();
             let ids: Vec<_> = table.iter().map(|(h, _)| h).collect();

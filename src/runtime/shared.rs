@@ -5,6 +5,7 @@ use super::channel::Channel;
 use super::event::{Event, LogLevel, Stats};
 use super::options::{ContextOptions, MAX_QUEUE_CAPACITY};
 use super::poller::Waker;
+use crate::callback_slot::CallbackSlot;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
@@ -60,8 +61,8 @@ pub(crate) struct Shared {
     notified: AtomicBool,
     queue: ArrayQueue<Incoming>,
     pool: ArrayQueue<Vec<u8>>,
-    pub(crate) events: RwLock<Option<Arc<EventCallback>>>,
-    pub(crate) log: RwLock<Option<Arc<LogCallback>>>,
+    pub(crate) events: CallbackSlot<EventCallback>,
+    pub(crate) log: CallbackSlot<LogCallback>,
     pub(crate) log_level: AtomicU8,
     pub(crate) closed: AtomicBool,
 }
@@ -86,8 +87,8 @@ impl Shared {
             notified: AtomicBool::new(false),
             queue: ArrayQueue::new(capacity),
             pool: ArrayQueue::new(capacity),
-            events: RwLock::new(None),
-            log: RwLock::new(None),
+            events: CallbackSlot::default(),
+            log: CallbackSlot::default(),
             log_level: AtomicU8::new(LogLevel::Info as u8),
             closed: AtomicBool::new(false),
         })
@@ -169,10 +170,7 @@ impl Shared {
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        let callback = self.events.read().clone();
-        if let Some(callback) = callback {
-            callback(&event);
-        }
+        self.events.call(|callback| callback(&event));
         self.log(LogLevel::Debug, format_args!("event: {event:?}"));
     }
 
@@ -181,10 +179,7 @@ impl Shared {
         if level as u8 > self.log_level.load(Ordering::Relaxed) {
             return;
         }
-        let callback = self.log.read().clone();
-        if let Some(callback) = callback {
-            callback(level, &args.to_string());
-        }
+        self.log.call(|callback| callback(level, &args.to_string()));
     }
 }
 

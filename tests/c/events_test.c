@@ -663,6 +663,73 @@ static void test_reentrant_events(int32_t mode)
                 check_mode_name(mode));
 }
 
+/* ---- removing a callback while events flow ------------------------------------------ */
+
+struct owner {
+    atomic_int released; /* the caller has removed the callback and let `user` go */
+    atomic_int after_release;
+};
+
+static void owned_event(void *user, const rosco_event *e)
+{
+    struct owner *o = user;
+    (void)e;
+    if (atomic_load(&o->released))
+        atomic_fetch_add(&o->after_release, 1);
+}
+
+struct flood {
+    atomic_int stop;
+    uint16_t port;
+};
+
+static void *flood_malformed(void *arg)
+{
+    struct flood *f = arg;
+    const struct timespec pause = {0, 100000};
+    while (!atomic_load(&f->stop)) {
+        for (int i = 0; i < 50; i++)
+            raw_udp_send(f->port, "garbage!", 8, NULL);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* Once rosco_ctx_set_event_callback returns, the callback it replaced is not running and
+ * does not run again: its `user` may be freed at once. (It once could still be running, or
+ * start, on the I/O thread.) */
+static void test_replace_while_events_flow(void)
+{
+    rosco_ctx_options o = check_options(ROSCO_MODE_THREADED);
+    rosco_ctx ctx;
+    rosco_channel in;
+    if (!CHECK_OK(rosco_ctx_new(&o, &ctx)))
+        return;
+    struct flood f = {0};
+    CHECK_OK(rosco_channel_open(ctx, "in", "osc.udp://:0?bind=127.0.0.1", &in));
+    CHECK_OK(rosco_channel_port(ctx, in, &f.port));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, flood_malformed, &f) == 0);
+    enum { ROUNDS = 3000 };
+    const struct timespec pause = {0, 200000};
+    static struct owner owners[ROUNDS];
+    /* Fewer rounds where everything runs ten times slower (valgrind). */
+    const int rounds = ROUNDS / check_slow_factor();
+    for (int i = 0; i < rounds; i++) {
+        CHECK_OK(rosco_ctx_set_event_callback(ctx, owned_event, &owners[i]));
+        nanosleep(&pause, NULL);
+        CHECK_OK(rosco_ctx_set_event_callback(ctx, NULL, NULL));
+        atomic_store(&owners[i].released, 1);
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(t, NULL);
+    int late = 0;
+    for (int i = 0; i < rounds; i++)
+        late += atomic_load(&owners[i].after_release);
+    CHECK_INT(late, 0);
+    CHECK_OK(rosco_ctx_free(ctx));
+}
+
 int main(void)
 {
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
@@ -677,5 +744,6 @@ int main(void)
         test_log(modes[i]);
     }
     test_dropped();
+    test_replace_while_events_flow();
     return check_summary("events_test");
 }

@@ -1,0 +1,126 @@
+//! A replaceable callback that is not running once replaced: [`CallbackSlot::set`] returns
+//! only after calls of the previous callback on other threads have ended, so whatever the
+//! previous one used (a C caller's `user` pointer) can be freed as soon as it returns.
+
+use parking_lot::{Mutex, RwLock};
+use std::cell::Cell;
+use std::sync::Arc;
+
+thread_local! {
+    /// Calls of any slot's callback running on this thread: a callback that replaces a
+    /// callback cannot wait for its own call to end.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One callback (or none), called from any thread.
+pub(crate) struct CallbackSlot<T: ?Sized> {
+    current: Mutex<Option<Arc<T>>>,
+    /// Held shared for the length of every call, and briefly exclusively by `set`, which
+    /// so waits for the calls under way to end.
+    calls: RwLock<()>,
+}
+
+impl<T: ?Sized> Default for CallbackSlot<T> {
+    fn default() -> Self {
+        CallbackSlot {
+            current: Mutex::new(None),
+            calls: RwLock::new(()),
+        }
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for CallbackSlot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.current.lock().is_some();
+        f.debug_struct("CallbackSlot").field("set", &set).finish()
+    }
+}
+
+impl<T: ?Sized> CallbackSlot<T> {
+    /// Runs `call` with the callback, if one is set.
+    pub(crate) fn call<R>(&self, call: impl FnOnce(&T) -> R) -> Option<R> {
+        // Recursive: a callback may cause another call (an event logged, say) while `set`
+        // waits on another thread.
+        let _calls = self.calls.read_recursive();
+        let callback = self.current.lock().clone()?;
+        DEPTH.with(|d| d.set(d.get() + 1));
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                DEPTH.with(|d| d.set(d.get() - 1));
+            }
+        }
+        let _leave = Leave;
+        Some(call(&callback))
+    }
+
+    /// Replaces the callback (`None` removes it). Returns once calls of the previous one
+    /// on other threads have ended, except when called from inside a callback, which
+    /// cannot wait for its own call.
+    pub(crate) fn set(&self, callback: Option<Arc<T>>) {
+        let previous = std::mem::replace(&mut *self.current.lock(), callback);
+        if DEPTH.with(Cell::get) == 0 {
+            drop(self.calls.write());
+        }
+        drop(previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    type Hook = dyn Fn() + Send + Sync;
+
+    #[test]
+    fn set_returns_after_the_running_call_ends() {
+        let slot = Arc::new(CallbackSlot::<Hook>::default());
+        let (running, done) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (r, d) = (running.clone(), done.clone());
+        slot.set(Some(Arc::new(move || {
+            r.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            d.store(true, Ordering::SeqCst);
+        })));
+        let caller = {
+            let slot = slot.clone();
+            std::thread::spawn(move || slot.call(|f| f()))
+        };
+        while !running.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        slot.set(None);
+        assert!(
+            done.load(Ordering::SeqCst),
+            "set returned while the old callback ran"
+        );
+        assert!(caller.join().unwrap().is_some());
+        assert!(slot.call(|f| f()).is_none());
+    }
+
+    #[test]
+    fn a_callback_may_replace_itself_and_call_others() {
+        let slot = Arc::new(CallbackSlot::<Hook>::default());
+        let other = Arc::new(CallbackSlot::<Hook>::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        other.set(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        let (s, o) = (Arc::downgrade(&slot), other.clone());
+        slot.set(Some(Arc::new(move || {
+            o.call(|f| f());
+            if let Some(slot) = s.upgrade() {
+                slot.set(None);
+            }
+        })));
+        assert!(slot.call(|f| f()).is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(slot.call(|f| f()).is_none());
+    }
+}
