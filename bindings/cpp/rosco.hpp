@@ -82,7 +82,9 @@
 //   Status { .. }, List(..) on a client; ClientJoined { .. }, ClientLeft { .. },
 //   ClientSynced { .. }, ServiceAdded { .. }, ServiceRemoved { .. }, Refused { .. },
 //   Unroutable { service: "..", total: .. } (a message for a service nobody offers was
-//   dropped; once per service name) on a host. Event::o2_name() gives the leading word ("Synced"). The text after it is for
+//   dropped; once per service name), ServiceRefused { .. } (a client offered more services
+//   than the host takes), NotHeld { reason: "..", total: .. } (a timestamped message
+//   dropped instead of held) on a host. Event::o2_name() gives the leading word ("Synced"). The text after it is for
 //   people, not for parsing.
 // * Incoming O2 messages reach ordinary methods (Context::on), the O2 address's leading
 //   '!' shown as '/': "!client/note" arrives as "/client/note". Message::bundle_time() is
@@ -1136,7 +1138,8 @@ struct Event {
 
     /// For an o2 event, the leading word of `reason`, naming what happened: "Discovered",
     /// "Connected", "Synced", "Lost", "Status", "List" (client); "ClientJoined", "ClientLeft",
-    /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused", "Unroutable" (host).
+    /// "ClientSynced", "ServiceAdded", "ServiceRemoved", "Refused", "Unroutable",
+    /// "ServiceRefused", "NotHeld" (host).
     /// Empty for other kinds. Points into `reason` (valid during the handler only).
     std::string_view o2_name() const noexcept {
         if (kind != EventKind::o2) return std::string_view();

@@ -15,6 +15,15 @@ const CS_PUT: &[u8] = b"!_o2/cs/put";
 /// How long to wait for `!_o2/id` after `con`.
 const ID_TIMEOUT: f64 = 3.0;
 
+/// The most entries a service list keeps: the host sends them one by one until an empty
+/// name, so a list is cut short here. A rosco host lists at most
+/// [`MAX_SERVICES`](super::host::MAX_SERVICES) services of clients, plus its own.
+pub const MAX_LISTING: usize = 16_384;
+
+/// The most bytes of text (names, processes, properties) a service list keeps: 4 MiB, room
+/// for [`MAX_LISTING`] entries with 63-byte names and 190 bytes of properties each.
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+
 /// What happened in a session, for the application.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
@@ -47,7 +56,8 @@ pub enum ClientEvent {
         /// O2 status code (-1 unknown, 0..8 as in spec §6.6).
         status: i32,
     },
-    /// A complete reply to [`ClientSession::query_list`].
+    /// A complete reply to [`ClientSession::query_list`], cut short after [`MAX_LISTING`]
+    /// entries or [`MAX_LISTING_BYTES`] of text.
     List(Vec<ServiceEntry>),
 }
 
@@ -82,7 +92,8 @@ pub enum Received {
     Handled,
     /// An application message: dispatch it.
     Deliver,
-    /// Dropped (not connected yet, or a control message that does not parse).
+    /// Dropped (not connected yet, or a control message that does not parse or came by UDP
+    /// when it must come by TCP).
     Dropped,
 }
 
@@ -105,6 +116,8 @@ pub struct ClientSession {
     services: Vec<String>,
     phase: Phase,
     listing: Vec<ServiceEntry>,
+    /// Text bytes of the list so far, counting entries cut.
+    listing_bytes: usize,
     /// Seconds without a clock reply after which the host is taken for dead.
     pub dead_after: f64,
 }
@@ -122,6 +135,7 @@ impl ClientSession {
             services: Vec::new(),
             phase: Phase::Idle,
             listing: Vec::new(),
+            listing_bytes: 0,
             dead_after: 30.0,
         }
     }
@@ -193,12 +207,14 @@ impl ClientSession {
         );
         self.phase = Phase::AwaitId { since: now };
         self.listing.clear();
+        self.listing_bytes = 0;
     }
 
     /// The TCP connection is gone: the bridge id and clock state are forgotten.
     pub fn disconnected(&mut self) {
         self.phase = Phase::Idle;
         self.listing.clear();
+        self.listing_bytes = 0;
     }
 
     /// A message from the host (`via_tcp` tells which transport brought it).
@@ -257,7 +273,8 @@ impl ClientSession {
                 }
                 true
             }
-            (b"_o2/st", b"si") => {
+            // Replies to queries come by TCP (spec §6.6); by UDP anyone could send them.
+            (b"_o2/st", b"si") if via_tcp => {
                 let (Some(O2Arg::Str(name)), Some(O2Arg::Int(status))) = (args.next(), args.next())
                 else {
                     return Received::Dropped;
@@ -268,7 +285,7 @@ impl ClientSession {
                 });
                 true
             }
-            (b"_o2/ls", b"siss") => {
+            (b"_o2/ls", b"siss") if via_tcp => {
                 let text = |a: Option<O2Arg<'_>>| match a {
                     Some(O2Arg::Str(s)) => String::from_utf8_lossy(s).into_owned(),
                     _ => String::new(),
@@ -280,15 +297,21 @@ impl ClientSession {
                 };
                 let (process, properties) = (text(args.next()), text(args.next()));
                 if name.is_empty() {
+                    self.listing_bytes = 0;
                     out.events
                         .push(ClientEvent::List(std::mem::take(&mut self.listing)));
                 } else {
-                    self.listing.push(ServiceEntry {
-                        name,
-                        status,
-                        process,
-                        properties,
-                    });
+                    // Entries cut count too, so the list is cut short rather than holed.
+                    let size = name.len() + process.len() + properties.len();
+                    self.listing_bytes = self.listing_bytes.saturating_add(size);
+                    if self.listing.len() < MAX_LISTING && self.listing_bytes <= MAX_LISTING_BYTES {
+                        self.listing.push(ServiceEntry {
+                            name,
+                            status,
+                            process,
+                            properties,
+                        });
+                    }
                 }
                 true
             }
@@ -564,5 +587,73 @@ mod tests {
         };
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].name, "client");
+    }
+
+    #[test]
+    fn lists_come_by_tcp_and_are_cut_short() {
+        let mut s = ClientSession::new();
+        let mut out = Output::default();
+        s.connected(0.0, Ipv4Addr::LOCALHOST, 1, &mut out);
+        let mut buf = Vec::new();
+        host_msg(&mut buf, b"!_o2/id", &[O2Arg::Int(1)]);
+        s.receive(&decode(&buf).unwrap(), true, 0.0, &mut out);
+        out = Output::default();
+        let mut entry = |s: &mut ClientSession, name: &[u8], props: &[u8], via_tcp| {
+            let args = [
+                O2Arg::Str(name),
+                O2Arg::Int(4),
+                O2Arg::Str(b"_o2"),
+                O2Arg::Str(props),
+            ];
+            host_msg(&mut buf, b"!_o2/ls", &args);
+            s.receive(&decode(&buf).unwrap(), via_tcp, 0.0, &mut out)
+        };
+        // By UDP (anyone can send that), neither entries nor the end are taken.
+        assert_eq!(entry(&mut s, b"x", b"", false), Received::Dropped);
+        assert_eq!(entry(&mut s, b"", b"", false), Received::Dropped);
+        // By TCP, a list too long is cut at MAX_LISTING entries ...
+        for i in 0..MAX_LISTING + 10 {
+            assert_eq!(
+                entry(&mut s, format!("s{i}").as_bytes(), b"", true),
+                Received::Handled
+            );
+        }
+        entry(&mut s, b"", b"", true);
+        // ... or at MAX_LISTING_BYTES of text, and not holed by a short entry after.
+        let props = vec![b'p'; 60_000];
+        for _ in 0..MAX_LISTING_BYTES / props.len() + 1 {
+            entry(&mut s, b"big", &props, true);
+        }
+        entry(&mut s, b"small", b"", true);
+        entry(&mut s, b"", b"", true);
+        entry(&mut s, b"after", b"", true);
+        entry(&mut s, b"", b"", true);
+        let lists: Vec<&Vec<ServiceEntry>> = out
+            .events
+            .iter()
+            .map(|e| match e {
+                ClientEvent::List(l) => l,
+                e => panic!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(lists.len(), 3);
+        assert_eq!(lists[0].len(), MAX_LISTING);
+        assert_eq!(
+            lists[0][MAX_LISTING - 1].name,
+            format!("s{}", MAX_LISTING - 1)
+        );
+        assert_eq!(lists[1].len(), MAX_LISTING_BYTES / (props.len() + 6));
+        assert!(lists[1].iter().all(|e| e.name == "big"));
+        assert_eq!(lists[2].len(), 1, "the next list is whole");
+        // A status reply by UDP is dropped too.
+        host_msg(
+            &mut buf,
+            b"!_o2/st",
+            &[O2Arg::Str(b"server"), O2Arg::Int(4)],
+        );
+        assert_eq!(
+            s.receive(&decode(&buf).unwrap(), false, 0.0, &mut out),
+            Received::Dropped
+        );
     }
 }

@@ -54,6 +54,11 @@ pub const RESTART_INTERVAL: Duration = Duration::from_secs(20);
 /// Longest ensemble name that fits in one DNS label (an instance name is one label).
 pub const ENSEMBLE_MAX_LEN: usize = 63;
 
+/// The most instances of the ensemble a browse keeps track of: normally one host, a few
+/// renamed ones (`ens (2)`) at most. Further instances are ignored until
+/// [`Browser::restart`] starts afresh.
+pub const MAX_INSTANCES: usize = 64;
+
 /// The TXT `name` field of an O2 host: `"@PPPPPPPP:IIIIIIII:TTTT:UUUU"`.
 ///
 /// `PPPPPPPP` is the public IPv4 address (`00000000` when unknown), `IIIIIIII` the LAN
@@ -413,8 +418,11 @@ impl Candidates {
                     Some(c) if self.known.contains(&c) => {}
                     Some(c) => {
                         self.forget(&instance);
-                        self.known.push(c.clone());
-                        self.pending.push_back(c);
+                        // Anyone on the LAN can announce instances: only so many are kept.
+                        if self.known.len() < MAX_INSTANCES {
+                            self.known.push(c.clone());
+                            self.pending.push_back(c);
+                        }
                     }
                     None => self.forget(&instance),
                 }
@@ -864,6 +872,31 @@ mod tests {
         c.handle("ens", removed("ens (2)"));
         c.handle("ens", resolved("ens", 0xaa29, NAME, "9.0.0"));
         assert!(c.pending.is_empty() && c.known.is_empty());
+    }
+
+    #[test]
+    fn only_so_many_instances_are_kept() {
+        let mut c = Candidates::default();
+        for i in 0..2 * MAX_INSTANCES {
+            c.handle(
+                "ens",
+                resolved(&format!("ens ({i})"), 0xaa29, NAME, "2.0.1"),
+            );
+        }
+        assert_eq!(
+            (c.known.len(), c.pending.len()),
+            (MAX_INSTANCES, MAX_INSTANCES)
+        );
+        // Taken ones still count; a known one may change; one gone makes room.
+        c.pending.clear();
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "2.0.1"));
+        c.handle("ens", resolved("ens (0)", 0xaa29, NAME, "2.1.0"));
+        assert_eq!(c.pending.len(), 1);
+        assert_eq!(c.pending[0].instance, "ens (0)");
+        c.handle("ens", removed("ens (1)"));
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "2.0.1"));
+        assert_eq!(c.pending.back().unwrap().instance, "ens");
+        assert_eq!(c.known.len(), MAX_INSTANCES);
     }
 
     #[test]

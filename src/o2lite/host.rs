@@ -7,6 +7,10 @@
 //! full O2 process's `!_o2/dy`. Services are routed by name with the reliability the
 //! sender chose; messages with a future timestamp are held until due; a client's services
 //! go when its connection does. Bridge ids are never reused.
+//!
+//! Whatever peers send is bounded: [`MAX_HELD`] messages or [`MAX_HELD_BYTES`] held,
+//! [`MAX_CLIENT_SERVICES`] services a client and [`MAX_SERVICES`] in all; what does not fit
+//! is dropped and reported ([`HostEvent::NotHeld`], [`HostEvent::ServiceRefused`]).
 
 use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Message};
 use crate::schedule::Scheduler;
@@ -65,6 +69,26 @@ pub enum HostEvent {
         /// Why.
         reason: String,
     },
+    /// A client's `sv` was refused: the client offers [`MAX_CLIENT_SERVICES`] already, or
+    /// the host [`MAX_SERVICES`]. Reported for the first refusal on each connection; the
+    /// client is not told (as when the name is taken, spec §6.3).
+    ServiceRefused {
+        /// The client's connection.
+        conn: ConnId,
+        /// The service refused.
+        name: String,
+    },
+    /// A timestamped message was dropped instead of held: the hold queue was full, or the
+    /// timestamp is not finite or more than [`MAX_HOLD_AHEAD`] seconds ahead. Reported for
+    /// the first such message, then again only once a held message has been delivered, so
+    /// a flood does not flood the event callback; `total` counts every such message since
+    /// the host started.
+    NotHeld {
+        /// Why.
+        reason: &'static str,
+        /// Messages not held so far.
+        total: u64,
+    },
     /// A message for a service nobody offers was dropped. Reported once per service name
     /// (for the first 64 names) until that service appears, so a
     /// misaddressed stream does not flood the event callback; `total` counts every such
@@ -79,6 +103,30 @@ pub enum HostEvent {
 
 /// How many distinct unknown service names the host reports (names come from peers).
 const UNROUTABLE_NAMES: usize = 64;
+
+/// The most messages held for later. Anyone who reaches the UDP port can send timestamped
+/// messages; 4096, the default depth of a context's receive queue, is far more than
+/// applications keep scheduled ahead.
+pub const MAX_HELD: usize = 4096;
+
+/// The most bytes of message bodies held for later: 8 MiB, as much as a stream connection
+/// may have waiting for output (a hundred or so of the largest, 64 KiB, messages).
+pub const MAX_HELD_BYTES: usize = 8 << 20;
+
+/// How far ahead of global time (seconds) a timestamp may be and the message still held:
+/// about 32 years, longer than any host runs, and short of the Unix or NTP epoch seconds
+/// (1.7e9 and more) that a client confusing its clocks would send, which are dropped.
+/// It also keeps the deadline representable as a local instant on every platform.
+pub const MAX_HOLD_AHEAD: f64 = 1e9;
+
+/// The most services one client may offer. O2lite clients are small programs (reference
+/// clients send a handful of names after each connection): a thousand is ample.
+pub const MAX_CLIENT_SERVICES: usize = 1024;
+
+/// The most services the host's table takes from clients (its own are not limited). With
+/// each client limited, this bounds the table whatever the number of connections, and
+/// with it an `ls` reply (about 100 bytes a service, under 2 MiB).
+pub const MAX_SERVICES: usize = 16_384;
 
 /// What the host wants done.
 #[derive(Debug, Default)]
@@ -100,6 +148,10 @@ struct Client {
     bridge_id: i32,
     udp: SocketAddr,
     synced: bool,
+    /// Services it offers.
+    services: usize,
+    /// A refused `sv` has been reported.
+    refusal_reported: bool,
 }
 
 /// A held message: its body and its reliability.
@@ -136,6 +188,12 @@ pub struct HostSession {
     clients: HashMap<ConnId, Client>,
     services: BTreeMap<String, Owner>,
     held: Scheduler<Held, Global>,
+    /// Bytes of the held bodies.
+    held_bytes: usize,
+    /// Timestamped messages dropped instead of held.
+    pub not_held: u64,
+    /// A drop has been reported and no held message delivered since.
+    not_held_reported: bool,
     /// Messages to services nobody offers.
     pub unroutable: u64,
     /// Unknown service names already reported.
@@ -158,6 +216,9 @@ impl HostSession {
             clients: HashMap::new(),
             services: BTreeMap::new(),
             held: Scheduler::new(),
+            held_bytes: 0,
+            not_held: 0,
+            not_held_reported: false,
             unroutable: 0,
             unroutable_reported: BTreeSet::new(),
         }
@@ -214,6 +275,27 @@ impl HostSession {
                 true
             }
         }
+    }
+
+    /// A client's `sv`: a new name is taken while the client and the host have room.
+    fn add_client_service(&mut self, conn: ConnId, name: &str, out: &mut HostOutput) {
+        // Taken by another, or already the client's (a properties update): nothing to count.
+        let (Some(client), false) = (
+            self.clients.get_mut(&conn),
+            self.services.contains_key(name),
+        ) else {
+            return;
+        };
+        if client.services >= MAX_CLIENT_SERVICES || self.services.len() >= MAX_SERVICES {
+            if !client.refusal_reported {
+                client.refusal_reported = true;
+                let name = name.into();
+                out.events.push(HostEvent::ServiceRefused { conn, name });
+            }
+            return;
+        }
+        client.services += 1;
+        self.add_service(name, Owner::Client(conn), out);
     }
 
     /// A TCP connection was accepted.
@@ -317,6 +399,8 @@ impl HostSession {
                 bridge_id,
                 udp: SocketAddr::V4(SocketAddrV4::new(ip, port)),
                 synced: false,
+                services: 0,
+                refusal_reported: false,
             },
         );
         let mut frame = Vec::new();
@@ -361,9 +445,12 @@ impl HostSession {
                     return;
                 }
                 if exists != 0 {
-                    self.add_service(name, Owner::Client(conn), out);
+                    self.add_client_service(conn, name, out);
                 } else if self.services.get(name) == Some(&Owner::Client(conn)) {
                     self.services.remove(name);
+                    if let Some(c) = self.clients.get_mut(&conn) {
+                        c.services -= 1;
+                    }
                     out.events
                         .push(HostEvent::ServiceRemoved { name: name.into() });
                 }
@@ -448,11 +535,30 @@ impl HostSession {
     /// Sends an application message (from the host application, or routed) to its service.
     fn route(&mut self, msg: &O2Message<'_>, reliable: bool, now: f64, out: &mut HostOutput) {
         let ts = msg.timestamp();
-        if ts > 0.0 && ts > self.global_time(now) {
-            let body = msg.as_bytes().to_vec();
+        let ahead = ts - self.global_time(now);
+        if !ts.is_finite() || ahead > MAX_HOLD_AHEAD {
+            return self.drop_timed("a timestamp not finite or too far ahead", out);
+        }
+        if ts > 0.0 && ahead > 0.0 {
+            let body = msg.as_bytes();
+            if self.held.len() >= MAX_HELD || self.held_bytes + body.len() > MAX_HELD_BYTES {
+                return self.drop_timed("the hold queue is full", out);
+            }
+            self.held_bytes += body.len();
+            let body = body.to_vec();
             return self.held.push(Global(ts), Held { body, reliable });
         }
         self.forward(msg, reliable, out);
+    }
+
+    /// Drops a timestamped message that is not to be held.
+    fn drop_timed(&mut self, reason: &'static str, out: &mut HostOutput) {
+        self.not_held += 1;
+        if !self.not_held_reported {
+            self.not_held_reported = true;
+            let total = self.not_held;
+            out.events.push(HostEvent::NotHeld { reason, total });
+        }
     }
 
     fn forward(&mut self, msg: &O2Message<'_>, reliable: bool, out: &mut HostOutput) {
@@ -491,6 +597,7 @@ impl HostSession {
     }
 
     /// Sends a message from the host application to a service (a client's, or its own).
+    /// A timestamped message that cannot be held is dropped and reported, as a client's is.
     pub fn send<'a, A: std::borrow::Borrow<O2Arg<'a>>>(
         &mut self,
         timestamp: f64,
@@ -510,6 +617,8 @@ impl HostSession {
     /// Releases held messages that are due; returns when the next one is (local time).
     pub fn tick(&mut self, now: f64, out: &mut HostOutput) -> Option<f64> {
         while let Some((_, held)) = self.held.pop_due(Global(self.global_time(now))) {
+            self.held_bytes -= held.body.len();
+            self.not_held_reported = false;
             if let Ok(msg) = decode(&held.body) {
                 self.forward(&msg, held.reliable, out);
             }
@@ -773,6 +882,129 @@ mod tests {
         p.conn = 2;
         p.connect();
         assert_eq!(p.client.bridge_id(), Some(2));
+    }
+
+    #[test]
+    fn held_messages_are_bounded() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.add_local_service("s", &mut h).unwrap();
+        let reports = |h: &mut HostOutput| -> Vec<(&'static str, u64)> {
+            std::mem::take(&mut h.events)
+                .into_iter()
+                .filter_map(|e| match e {
+                    HostEvent::NotHeld { reason, total } => Some((reason, total)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let send = |host: &mut HostSession, ts: f64, arg: O2Arg<'_>, h: &mut HostOutput| {
+            host.send(ts, b"/s/x", [arg], true, 1.0, h).unwrap()
+        };
+        // No times, or too far ahead: dropped, reported once.
+        let far = 1.0 + MAX_HOLD_AHEAD;
+        for ts in [f64::INFINITY, f64::NAN, f64::NEG_INFINITY, far + 1.0] {
+            send(&mut host, ts, O2Arg::Int(0), &mut h);
+        }
+        let bad = "a timestamp not finite or too far ahead";
+        assert_eq!(reports(&mut h), [(bad, 1)]);
+        assert!(h.local.is_empty() && host.held.is_empty());
+        assert_eq!(host.not_held, 4);
+        // Just far enough is held; a delivery makes the next drop reported again.
+        send(&mut host, far, O2Arg::Int(0), &mut h);
+        send(&mut host, 1.5, O2Arg::Int(0), &mut h);
+        assert_eq!(host.tick(1.5, &mut h), Some(far));
+        assert_eq!((h.local.len(), host.held.len()), (1, 1));
+        let far_bytes = host.held_bytes;
+        // A full queue drops the newest.
+        for i in 0..MAX_HELD {
+            send(&mut host, 3.0, O2Arg::Int(i as i32), &mut h);
+        }
+        assert_eq!(host.held.len(), MAX_HELD);
+        assert_eq!(reports(&mut h), [("the hold queue is full", 5)]);
+        h.local.clear();
+        host.tick(3.0, &mut h);
+        assert_eq!(h.local.len(), MAX_HELD - 1);
+        let last = decode(&h.local[MAX_HELD - 2].0).unwrap();
+        assert_eq!(last.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 2)));
+        assert_eq!(host.held_bytes, far_bytes);
+        // So does a queue holding its weight in bytes.
+        h.local.clear();
+        let blob = vec![0; 60_000];
+        for _ in 0..MAX_HELD_BYTES / blob.len() + 1 {
+            send(&mut host, 4.0, O2Arg::Blob(&blob), &mut h);
+        }
+        assert_eq!(reports(&mut h), [("the hold queue is full", 6)]);
+        host.tick(4.0, &mut h);
+        let big = h.local[0].0.len();
+        assert_eq!(h.local.len(), (MAX_HELD_BYTES - far_bytes) / big);
+        assert_eq!((host.held.len(), host.held_bytes), (1, far_bytes));
+    }
+
+    #[test]
+    fn services_are_bounded_per_client_and_in_all() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        let join = |host: &mut HostSession, conn: ConnId, h: &mut HostOutput| {
+            let mut body = Vec::new();
+            let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+            encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/con", con).unwrap();
+            host.accepted(conn);
+            host.tcp_frame(conn, None, &body, 0.0, h);
+        };
+        let sv = |host: &mut HostSession, conn: ConnId, name: &str, exists, h: &mut HostOutput| {
+            let mut body = Vec::new();
+            let args = [
+                O2Arg::Str(name.as_bytes()),
+                O2Arg::Int(exists),
+                O2Arg::Int(1),
+                O2Arg::Str(b""),
+                O2Arg::Int(0),
+            ];
+            encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/sv", args).unwrap();
+            host.tcp_frame(conn, None, &body, 0.0, h);
+        };
+        let refused = |h: &mut HostOutput| -> Vec<(ConnId, String)> {
+            std::mem::take(&mut h.events)
+                .into_iter()
+                .filter_map(|e| match e {
+                    HostEvent::ServiceRefused { conn, name } => Some((conn, name)),
+                    _ => None,
+                })
+                .collect()
+        };
+        join(&mut host, 1, &mut h);
+        for i in 0..MAX_CLIENT_SERVICES + 2 {
+            sv(&mut host, 1, &format!("a{i}"), 1, &mut h);
+        }
+        let last = format!("a{MAX_CLIENT_SERVICES}");
+        assert_eq!(refused(&mut h), [(1, last.clone())], "reported once");
+        assert_eq!(host.services().count(), MAX_CLIENT_SERVICES);
+        // Updating one it offers is no new service; withdrawing one makes room.
+        sv(&mut host, 1, "a0", 1, &mut h);
+        sv(&mut host, 1, "a1", 0, &mut h);
+        sv(&mut host, 1, &last, 1, &mut h);
+        assert!(refused(&mut h).is_empty());
+        assert_eq!(host.status(&last), STATUS_BRIDGE_NO_TIME);
+        // Clients together fill the table up to the bound.
+        let mut conn = 1;
+        while host.services.len() < MAX_SERVICES {
+            conn += 1;
+            join(&mut host, conn, &mut h);
+            for i in 0..MAX_CLIENT_SERVICES.min(MAX_SERVICES - host.services.len()) {
+                sv(&mut host, conn, &format!("c{conn}-{i}"), 1, &mut h);
+            }
+        }
+        assert!(refused(&mut h).is_empty());
+        join(&mut host, conn + 1, &mut h);
+        sv(&mut host, conn + 1, "late", 1, &mut h);
+        assert_eq!(refused(&mut h), [(conn + 1, "late".to_string())]);
+        // The host's own services are not limited; a client leaving makes room.
+        host.add_local_service("own", &mut h).unwrap();
+        host.closed(1, &mut h);
+        sv(&mut host, conn + 1, "late", 1, &mut h);
+        assert_eq!(host.status("late"), STATUS_BRIDGE_NO_TIME);
+        assert_eq!(host.services.len(), MAX_SERVICES - MAX_CLIENT_SERVICES + 2);
     }
 
     #[test]

@@ -1,0 +1,455 @@
+//! O2lite over loopback sockets, from peers that send more than anyone should keep: a
+//! rosco host against raw clients, and a rosco client against a raw host.
+
+use rosco::dispatch::{Flow, MsgInfo};
+use rosco::o2lite::client::{ClientEvent, MAX_LISTING, MAX_LISTING_BYTES};
+use rosco::o2lite::host::{
+    HostEvent, MAX_CLIENT_SERVICES, MAX_HELD, MAX_HELD_BYTES, MAX_HOLD_AHEAD, MAX_SERVICES,
+};
+use rosco::o2lite::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg};
+use rosco::osc::{Arg, Message};
+use rosco::runtime::Event;
+use rosco::{ChannelId, Context, ContextOptions, Mode};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn context() -> Context {
+    Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        ..ContextOptions::default()
+    })
+    .unwrap()
+}
+
+type Events = Arc<Mutex<Vec<Event>>>;
+
+fn events(ctx: &Context) -> Events {
+    let seen = Events::default();
+    let s = seen.clone();
+    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
+    seen
+}
+
+/// The first int argument of every message matching `pattern`.
+fn record(ctx: &Context, pattern: &str) -> Arc<Mutex<Vec<i32>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    ctx.methods()
+        .add_method(Some(pattern), None, move |m: &Message<'_>, _: &MsgInfo| {
+            if let Some(Arg::Int(i)) = m.args().next() {
+                l.lock().unwrap().push(i);
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    log
+}
+
+/// Waits until `done`, for at most 20 s (every context runs on its own thread).
+fn until(mut done: impl FnMut() -> bool) -> bool {
+    let stop = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < stop {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    done()
+}
+
+fn host_events(events: &Events) -> Vec<HostEvent> {
+    let events = events.lock().unwrap();
+    let host = events.iter().filter_map(|e| match e {
+        Event::O2Host { event, .. } => Some(event.clone()),
+        _ => None,
+    });
+    host.collect()
+}
+
+fn client_events(events: &Events) -> Vec<ClientEvent> {
+    let events = events.lock().unwrap();
+    let client = events.iter().filter_map(|e| match e {
+        Event::O2Client { event, .. } => Some(event.clone()),
+        _ => None,
+    });
+    client.collect()
+}
+
+/// Reads one framed message body.
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    body
+}
+
+/// Appends a framed message.
+fn frame(out: &mut Vec<u8>, ts: f64, address: &[u8], args: &[O2Arg<'_>]) {
+    encode_tcp(out, ts, address, args).unwrap();
+}
+
+struct Host {
+    ctx: Context,
+    ch: ChannelId,
+    events: Events,
+    /// First int arguments delivered to the host's service `server`.
+    heard: Arc<Mutex<Vec<i32>>>,
+    port: u16,
+    udp: u16,
+}
+
+fn host() -> Host {
+    let ctx = context();
+    let events = events(&ctx);
+    let ch = ctx.open("host", "o2lite-host://limits?mdns=0").unwrap();
+    ctx.o2_service_add(ch, "server").unwrap();
+    let heard = record(&ctx, "/server/*");
+    Host {
+        port: ctx.port(ch).unwrap(),
+        udp: ctx.o2_udp_port(ch).unwrap(),
+        ctx,
+        ch,
+        events,
+        heard,
+    }
+}
+
+impl Host {
+    /// A raw client that has completed `con`.
+    fn join(&self) -> TcpStream {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut con = Vec::new();
+        let args = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+        encode_tcp(&mut con, 0.0, b"!_o2/o2lite/con", args).unwrap();
+        s.write_all(&con).unwrap();
+        assert_eq!(decode(&read_frame(&mut s)).unwrap().address(), b"!_o2/id");
+        s
+    }
+
+    /// Sends an untimed message with `marker` to `server` on `s` and waits for it, so that
+    /// everything sent before it on `s` has been handled.
+    fn sync(&self, s: &mut TcpStream, marker: i32) {
+        let mut f = Vec::new();
+        frame(&mut f, 0.0, b"/server/mark", &[O2Arg::Int(marker)]);
+        s.write_all(&f).unwrap();
+        assert!(until(|| self.heard.lock().unwrap().contains(&marker)));
+    }
+
+    /// The same by UDP (loopback datagrams between two sockets arrive in order).
+    fn sync_udp(&self, s: &UdpSocket, marker: i32) {
+        let mut d = Vec::new();
+        encode_udp(&mut d, 0.0, b"/server/mark", [O2Arg::Int(marker)]).unwrap();
+        s.send_to(&d, ("127.0.0.1", self.udp)).unwrap();
+        assert!(until(|| self.heard.lock().unwrap().contains(&marker)));
+    }
+
+    /// What was delivered, markers (negative) left out.
+    fn held(&self) -> Vec<i32> {
+        let heard = self.heard.lock().unwrap();
+        heard.iter().copied().filter(|&i| i >= 0).collect()
+    }
+
+    fn not_held(&self) -> Vec<(&'static str, u64)> {
+        let host = host_events(&self.events).into_iter();
+        let not_held = host.filter_map(|e| match e {
+            HostEvent::NotHeld { reason, total } => Some((reason, total)),
+            _ => None,
+        });
+        not_held.collect()
+    }
+
+    fn time(&self) -> f64 {
+        self.ctx.o2_time(self.ch).unwrap()
+    }
+}
+
+const FULL: &str = "the hold queue is full";
+const BAD_TIME: &str = "a timestamp not finite or too far ahead";
+
+#[test]
+fn the_host_holds_so_many_messages_and_refuses_absurd_times() {
+    let h = host();
+    let mut s = h.join();
+    // Timestamps that are no times, or too far ahead, by TCP and by UDP: never delivered,
+    // reported once.
+    let mut f = Vec::new();
+    let far = h.time() + MAX_HOLD_AHEAD + 10.0;
+    for (ts, i) in [(f64::INFINITY, -1), (f64::NAN, -2), (far, -3)] {
+        frame(&mut f, ts, b"/server/x", &[O2Arg::Int(i)]);
+    }
+    s.write_all(&f).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut d = Vec::new();
+    encode_udp(&mut d, f64::INFINITY, b"/server/x", [O2Arg::Int(-4)]).unwrap();
+    udp.send_to(&d, ("127.0.0.1", h.udp)).unwrap();
+    h.sync(&mut s, -100);
+    h.sync_udp(&udp, -101);
+    assert_eq!(h.not_held(), [(BAD_TIME, 1)]);
+    // A held message delivered: the next drop is reported again.
+    f.clear();
+    frame(&mut f, h.time() + 0.05, b"/server/mark", &[O2Arg::Int(-5)]);
+    s.write_all(&f).unwrap();
+    assert!(until(|| h.heard.lock().unwrap().contains(&-5)));
+
+    // One more than the queue holds, by TCP, then by UDP: the extra ones are dropped.
+    let due = h.time() + 3.0;
+    f.clear();
+    for i in 0..=MAX_HELD as i32 {
+        frame(&mut f, due, b"/server/x", &[O2Arg::Int(i)]);
+    }
+    s.write_all(&f).unwrap();
+    h.sync(&mut s, -102);
+    d.clear();
+    encode_udp(&mut d, due, b"/server/x", [O2Arg::Int(-6)]).unwrap();
+    udp.send_to(&d, ("127.0.0.1", h.udp)).unwrap();
+    h.sync_udp(&udp, -103);
+    assert!(
+        h.time() < due,
+        "too slow to fill the queue before it is due"
+    );
+    // Reported at the first extra one (the fifth message not held), not at the second.
+    assert_eq!(h.not_held(), [(BAD_TIME, 1), (FULL, 5)]);
+    assert!(until(|| h.held().len() == MAX_HELD));
+    std::thread::sleep(Duration::from_millis(200));
+    let held: Vec<i32> = (0..MAX_HELD as i32).collect();
+    assert_eq!(h.held(), held, "in order, and nothing else");
+    let heard = h.heard.lock().unwrap().clone();
+    assert!(!heard.iter().any(|i| [-1, -2, -3, -4, -6].contains(i)));
+}
+
+#[test]
+fn the_host_holds_so_many_bytes() {
+    let h = host();
+    let mut s = h.join();
+    let blob = vec![7; 60_000];
+    let mut body = Vec::new();
+    encode_body(
+        &mut body,
+        1,
+        1.0,
+        b"/server/x",
+        [O2Arg::Int(0), O2Arg::Blob(&blob)],
+    )
+    .unwrap();
+    let fit = MAX_HELD_BYTES / body.len();
+    let due = h.time() + 3.0;
+    let mut f = Vec::new();
+    for i in 0..fit as i32 + 10 {
+        frame(
+            &mut f,
+            due,
+            b"/server/x",
+            &[O2Arg::Int(i), O2Arg::Blob(&blob)],
+        );
+    }
+    s.write_all(&f).unwrap();
+    h.sync(&mut s, -100);
+    assert!(
+        h.time() < due,
+        "too slow to fill the queue before it is due"
+    );
+    assert_eq!(h.not_held(), [(FULL, 1)]);
+    assert!(until(|| h.held().len() == fit));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(h.held(), (0..fit as i32).collect::<Vec<_>>());
+}
+
+fn sv(out: &mut Vec<u8>, name: &str, exists: i32) {
+    let args = [
+        O2Arg::Str(name.as_bytes()),
+        O2Arg::Int(exists),
+        O2Arg::Int(1),
+        O2Arg::Str(b""),
+        O2Arg::Int(0),
+    ];
+    encode_tcp(out, 0.0, b"!_o2/o2lite/sv", args).unwrap();
+}
+
+/// The host's service list, asked for on `s`.
+fn list(s: &mut TcpStream) -> Vec<String> {
+    let mut ls = Vec::new();
+    encode_tcp(
+        &mut ls,
+        0.0,
+        b"/_o2/o2lite/ls",
+        std::iter::empty::<O2Arg<'_>>(),
+    )
+    .unwrap();
+    s.write_all(&ls).unwrap();
+    let mut names = Vec::new();
+    loop {
+        let body = read_frame(s);
+        let m = decode(&body).unwrap();
+        assert_eq!(m.address(), b"!_o2/ls");
+        match m.args().next() {
+            Some(O2Arg::Str(b"")) => return names,
+            Some(O2Arg::Str(name)) => names.push(String::from_utf8(name.to_vec()).unwrap()),
+            a => panic!("{a:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_host_takes_so_many_services() {
+    let h = host();
+    let refused = || -> Vec<String> {
+        let host = host_events(&h.events).into_iter();
+        let refused = host.filter_map(|e| match e {
+            HostEvent::ServiceRefused { name, .. } => Some(name),
+            _ => None,
+        });
+        refused.collect()
+    };
+    // One client with too many: the extra ones are refused, reported once.
+    let mut a = h.join();
+    let mut f = Vec::new();
+    for i in 0..MAX_CLIENT_SERVICES + 5 {
+        sv(&mut f, &format!("a{i}"), 1);
+    }
+    a.write_all(&f).unwrap();
+    let names = list(&mut a);
+    assert_eq!(names.len(), 1 + MAX_CLIENT_SERVICES);
+    assert!(!names.contains(&format!("a{MAX_CLIENT_SERVICES}")));
+    assert_eq!(refused(), [format!("a{MAX_CLIENT_SERVICES}")]);
+    // Withdrawing one makes room for another.
+    f.clear();
+    sv(&mut f, "a0", 0);
+    sv(&mut f, "again", 1);
+    a.write_all(&f).unwrap();
+    let names = list(&mut a);
+    assert!(names.contains(&"again".to_string()) && !names.contains(&"a0".to_string()));
+
+    // Clients together fill the table; then even a new client is refused.
+    let mut others = Vec::new();
+    let mut room = MAX_SERVICES - names.len();
+    while room > 0 {
+        let mut c = h.join();
+        let k = others.len();
+        f.clear();
+        for i in 0..MAX_CLIENT_SERVICES.min(room) {
+            sv(&mut f, &format!("c{k}-{i}"), 1);
+        }
+        room -= MAX_CLIENT_SERVICES.min(room);
+        c.write_all(&f).unwrap();
+        others.push(c);
+    }
+    let mut late = h.join();
+    f.clear();
+    sv(&mut f, "late", 1);
+    late.write_all(&f).unwrap();
+    let names = list(&mut late);
+    assert_eq!(names.len(), MAX_SERVICES);
+    assert!(!names.contains(&"late".to_string()));
+    assert_eq!(refused().len(), 2);
+    assert_eq!(refused()[1], "late");
+    // A client that leaves takes its services along, making room.
+    drop(a);
+    let removed = || {
+        let host = host_events(&h.events).into_iter();
+        host.filter(|e| matches!(e, HostEvent::ServiceRemoved { .. }))
+            .count()
+    };
+    assert!(until(|| removed() == MAX_CLIENT_SERVICES + 1));
+    late.write_all(&f).unwrap();
+    let names = list(&mut late);
+    assert!(names.contains(&"late".to_string()));
+    assert_eq!(names.len(), MAX_SERVICES - MAX_CLIENT_SERVICES + 1);
+}
+
+/// `!_o2/ls` entries with `properties`, then the end of the list, framed.
+fn entries(names: impl IntoIterator<Item = String>, properties: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    for name in names.into_iter().chain([String::new()]) {
+        let args = [
+            O2Arg::Str(name.as_bytes()),
+            O2Arg::Int(4),
+            O2Arg::Str(b"_o2"),
+            O2Arg::Str(properties),
+        ];
+        encode_tcp(&mut f, 0.0, b"!_o2/ls", args).unwrap();
+    }
+    f
+}
+
+#[test]
+fn the_client_takes_lists_by_tcp_and_so_long() {
+    // A raw host: a TCP listener, and a UDP socket the client sends its clock pings to.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ctx = context();
+    let events = events(&ctx);
+    let url = format!(
+        "o2lite://limits@127.0.0.1:{}?udp_port={}",
+        listener.local_addr().unwrap().port(),
+        host_udp.local_addr().unwrap().port()
+    );
+    let ch = ctx.open("o2", &url).unwrap();
+    ctx.o2_service_add(ch, "client").unwrap();
+    let heard = record(&ctx, "/client/*");
+    let (mut host, _) = listener.accept().unwrap();
+    assert_eq!(
+        decode(&read_frame(&mut host)).unwrap().address(),
+        b"!_o2/o2lite/con"
+    );
+    let mut id = Vec::new();
+    encode_tcp(&mut id, 0.0, b"!_o2/id", [O2Arg::Int(7)]).unwrap();
+    host.write_all(&id).unwrap();
+    assert!(until(|| ctx.o2_bridge_id(ch).unwrap() == Some(7)));
+    let lists = || -> Vec<Vec<String>> {
+        let client = client_events(&events).into_iter();
+        let lists = client.filter_map(|e| match e {
+            ClientEvent::List(l) => Some(l.into_iter().map(|e| e.name).collect()),
+            _ => None,
+        });
+        lists.collect()
+    };
+
+    // Anyone can send to the client's UDP port: a list and a status by UDP are ignored.
+    let anyone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", ctx.o2_udp_port(ch).unwrap());
+    let mut spoofed = entries(["spoof".to_string()], b"");
+    encode_tcp(
+        &mut spoofed,
+        0.0,
+        b"!_o2/st",
+        [O2Arg::Str(b"x"), O2Arg::Int(4)],
+    )
+    .unwrap();
+    encode_tcp(&mut spoofed, 0.0, b"/client/mark", [O2Arg::Int(1)]).unwrap();
+    let mut rest = &spoofed[..];
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        anyone.send_to(&rest[4..4 + len], to).unwrap();
+        rest = &rest[4 + len..];
+    }
+    assert!(until(|| heard.lock().unwrap().contains(&1)));
+    let spoofed_news = client_events(&events)
+        .into_iter()
+        .filter(|e| matches!(e, ClientEvent::List(_) | ClientEvent::Status { .. }))
+        .count();
+    assert_eq!(spoofed_news, 0);
+
+    // By TCP, lists too long are cut short, in entries and in bytes; the next is whole.
+    let names = |n: usize| (0..n).map(|i| format!("s{i}"));
+    host.write_all(&entries(names(MAX_LISTING + 5), b""))
+        .unwrap();
+    let properties = vec![b'p'; 60_000];
+    let mut text = 0;
+    let fit = names(usize::MAX)
+        .take_while(|n| {
+            text += n.len() + "_o2".len() + properties.len();
+            text <= MAX_LISTING_BYTES
+        })
+        .count();
+    host.write_all(&entries(names(fit + 5), &properties))
+        .unwrap();
+    host.write_all(&entries(names(2), b"")).unwrap();
+    assert!(until(|| lists().len() == 3));
+    let lists = lists();
+    assert_eq!(lists[0], names(MAX_LISTING).collect::<Vec<_>>());
+    assert_eq!(lists[1], names(fit).collect::<Vec<_>>());
+    assert_eq!(lists[2], ["s0", "s1"]);
+}
