@@ -6,29 +6,15 @@ use rosco::o2lite::client::ClientEvent;
 use rosco::o2lite::host::HostEvent;
 use rosco::osc::{Arg, Message};
 use rosco::runtime::Event;
-use rosco::{ChannelId, Context, ContextOptions, Mode};
+use rosco::{ChannelId, Context, Mode};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 include!("support/hex.rs");
 
-fn context(mode: Mode) -> Context {
-    Context::new(ContextOptions {
-        mode,
-        ..ContextOptions::default()
-    })
-    .unwrap()
-}
-
-type Events = Arc<Mutex<Vec<Event>>>;
-
-fn events(ctx: &Context) -> Events {
-    let seen = Events::default();
-    let s = seen.clone();
-    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
-    seen
-}
+include!("support/contexts.rs");
+use contexts::{context, events, Events};
 
 /// Records (address, typetags, args, O2 timestamp, reliable, global time at arrival).
 type Log = Arc<Mutex<Vec<(String, String, Vec<String>, f64, bool)>>>;

@@ -9,27 +9,17 @@ use rosco::o2lite::host::{
 use rosco::o2lite::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg};
 use rosco::osc::{Arg, Message};
 use rosco::runtime::Event;
-use rosco::{ChannelId, Context, ContextOptions, Mode};
+use rosco::{ChannelId, Context, Mode};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+include!("support/contexts.rs");
+use contexts::{events, Events};
+
 fn context() -> Context {
-    Context::new(ContextOptions {
-        mode: Mode::Threaded,
-        ..ContextOptions::default()
-    })
-    .unwrap()
-}
-
-type Events = Arc<Mutex<Vec<Event>>>;
-
-fn events(ctx: &Context) -> Events {
-    let seen = Events::default();
-    let s = seen.clone();
-    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
-    seen
+    contexts::context(Mode::Threaded)
 }
 
 /// The first int argument of every message matching `pattern`.

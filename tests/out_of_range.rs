@@ -13,13 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn context(mode: Mode) -> Context {
-    Context::new(ContextOptions {
-        mode,
-        ..ContextOptions::default()
-    })
-    .unwrap()
-}
+include!("support/contexts.rs");
+use contexts::context;
 
 fn counter(ctx: &Context, address: &str) -> Arc<AtomicUsize> {
     let n = Arc::new(AtomicUsize::new(0));

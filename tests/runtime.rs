@@ -14,13 +14,8 @@ use std::time::{Duration, Instant};
 
 const MODES: [Mode; 3] = [Mode::Poll, Mode::IoThread, Mode::Threaded];
 
-fn context(mode: Mode) -> Context {
-    Context::new(ContextOptions {
-        mode,
-        ..ContextOptions::default()
-    })
-    .unwrap()
-}
+include!("support/contexts.rs");
+use contexts::{context, events};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -56,13 +51,6 @@ fn until(ctx: &Context, mut done: impl FnMut() -> bool) -> bool {
 
 fn len(log: &Log) -> usize {
     log.lock().unwrap().len()
-}
-
-fn events(ctx: &Context) -> Arc<Mutex<Vec<Event>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    ctx.set_event_callback(Some(move |e: &Event| s.lock().unwrap().push(e.clone())));
-    seen
 }
 
 #[test]
