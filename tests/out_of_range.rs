@@ -2,9 +2,8 @@
 //! option values): refused with an error or taken to mean "never", and never a panic or
 //! a busy loop.
 
-use rosco::dispatch::{Flow, MsgInfo};
 use rosco::o2lite::message::{encode_udp, O2Arg};
-use rosco::osc::{Arg, Message, PacketWriter};
+use rosco::osc::{Arg, PacketWriter};
 use rosco::runtime::{Event, MAX_QUEUE_CAPACITY};
 use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::Write;
@@ -14,19 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 include!("support/contexts.rs");
-use contexts::context;
-
-fn counter(ctx: &Context, address: &str) -> Arc<AtomicUsize> {
-    let n = Arc::new(AtomicUsize::new(0));
-    let c = n.clone();
-    ctx.methods()
-        .add_method(Some(address), None, move |_: &Message<'_>, _: &MsgInfo| {
-            c.fetch_add(1, Ordering::Relaxed);
-            Flow::Handled
-        })
-        .unwrap();
-    n
-}
+use contexts::{context, counter};
 
 /// Polls `ctx` until `done` or 5 s pass; every poll must succeed.
 fn until(ctx: &Context, mut done: impl FnMut() -> bool) -> bool {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const MODES: [Mode; 3] = [Mode::Poll, Mode::IoThread, Mode::Threaded];
 
 include!("support/contexts.rs");
-use contexts::{context, events};
+use contexts::{context, counter, events};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -569,14 +569,7 @@ fn flush_from_a_threaded_callback_is_busy() {
 #[test]
 fn a_flooding_stream_peer_does_not_starve_other_channels() {
     let ctx = context(Mode::Threaded);
-    let pings = Arc::new(Mutex::new(0));
-    let p = pings.clone();
-    ctx.methods()
-        .add_method(Some("/ping"), None, move |_: &Message<'_>, _: &MsgInfo| {
-            *p.lock().unwrap() += 1;
-            Flow::Handled
-        })
-        .unwrap();
+    let pings = counter(&ctx, "/ping");
     // Callbacks slower than the peer sends: its socket never empties.
     ctx.methods()
         .add_method(Some("/f"), None, |_: &Message<'_>, _: &MsgInfo| {
@@ -608,7 +601,9 @@ fn a_flooding_stream_peer_does_not_starve_other_channels() {
     pinger
         .send_to(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", udp_port))
         .unwrap();
-    let reached = until(&ctx, || *pings.lock().unwrap() == 1);
+    let reached = until(&ctx, || {
+        pings.load(std::sync::atomic::Ordering::Relaxed) == 1
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flood.join().unwrap();
     assert!(reached, "the UDP ping waited behind the TCP flood");
@@ -634,14 +629,7 @@ fn a_unix_listener_with_a_full_backlog_blocks_nobody() {
         }
     }
     let ctx = context(Mode::Threaded);
-    let pings = Arc::new(Mutex::new(0));
-    let p = pings.clone();
-    ctx.methods()
-        .add_method(Some("/ping"), None, move |_: &Message<'_>, _: &MsgInfo| {
-            *p.lock().unwrap() += 1;
-            Flow::Handled
-        })
-        .unwrap();
+    let pings = counter(&ctx, "/ping");
     let udp = ctx.open("udp", "osc.udp://:0?bind=127.0.0.1").unwrap();
     let udp_port = ctx.port(udp).unwrap();
     let start = Instant::now();
@@ -659,7 +647,9 @@ fn a_unix_listener_with_a_full_backlog_blocks_nobody() {
     pinger
         .send_to(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", udp_port))
         .unwrap();
-    assert!(until(&ctx, || *pings.lock().unwrap() == 1));
+    assert!(until(&ctx, || pings
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1));
     // Room in the backlog again: the client connects and what it kept arrives.
     drop(pending);
     let mut kept = Vec::new();

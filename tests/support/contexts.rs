@@ -3,8 +3,11 @@
 /// Contexts, and what they report, for the tests.
 #[allow(dead_code)] // each test file uses a part
 mod contexts {
+    use rosco::dispatch::{Flow, MsgInfo};
+    use rosco::osc::Message;
     use rosco::runtime::Event;
     use rosco::{Context, ContextOptions, Mode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     /// A context in `mode`, with the default options.
@@ -18,6 +21,19 @@ mod contexts {
 
     /// Every event a context reported, in order.
     pub(crate) type Events = Arc<Mutex<Vec<Event>>>;
+
+    /// Counts the messages to `address` that reach `ctx`'s methods.
+    pub(crate) fn counter(ctx: &Context, address: &str) -> Arc<AtomicUsize> {
+        let n = Arc::new(AtomicUsize::new(0));
+        let c = n.clone();
+        ctx.methods()
+            .add_method(Some(address), None, move |_: &Message<'_>, _: &MsgInfo| {
+                c.fetch_add(1, Ordering::Relaxed);
+                Flow::Handled
+            })
+            .unwrap();
+        n
+    }
 
     /// Records the events `ctx` reports from now on.
     pub(crate) fn events(ctx: &Context) -> Events {
