@@ -119,6 +119,10 @@ pub const MAX_HELD_BYTES: usize = 8 << 20;
 /// It also keeps the deadline representable as a local instant on every platform.
 pub const MAX_HOLD_AHEAD: f64 = 1e9;
 
+/// How long (seconds) a new connection has to send `con`: one that does not is closed, or
+/// idle connections could take every peer slot of the listener.
+pub const CON_TIMEOUT: f64 = 10.0;
+
 /// The most services one client may offer. O2lite clients are small programs (reference
 /// clients send a handful of names after each connection): a thousand is ample.
 pub const MAX_CLIENT_SERVICES: usize = 1024;
@@ -184,7 +188,8 @@ impl Ord for Global {
 pub struct HostSession {
     started: f64,
     next_bridge: i32,
-    pending: Vec<ConnId>,
+    /// Connections that have not sent `con` yet, with when they were accepted.
+    pending: Vec<(ConnId, f64)>,
     clients: HashMap<ConnId, Client>,
     services: BTreeMap<String, Owner>,
     held: Scheduler<Held, Global>,
@@ -298,14 +303,19 @@ impl HostSession {
         self.add_service(name, Owner::Client(conn), out);
     }
 
-    /// A TCP connection was accepted.
-    pub fn accepted(&mut self, conn: ConnId) {
-        self.pending.push(conn);
+    /// A TCP connection was accepted at `now` (local seconds): it has [`CON_TIMEOUT`] to
+    /// send `con`.
+    pub fn accepted(&mut self, conn: ConnId, now: f64) {
+        self.pending.push((conn, now));
+    }
+
+    fn is_pending(&self, conn: ConnId) -> bool {
+        self.pending.iter().any(|&(c, _)| c == conn)
     }
 
     /// A TCP connection ended.
     pub fn closed(&mut self, conn: ConnId, out: &mut HostOutput) {
-        self.pending.retain(|&c| c != conn);
+        self.pending.retain(|&(c, _)| c != conn);
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
@@ -326,7 +336,7 @@ impl HostSession {
     }
 
     fn refuse(&mut self, conn: ConnId, reason: String, out: &mut HostOutput) {
-        self.pending.retain(|&c| c != conn);
+        self.pending.retain(|&(c, _)| c != conn);
         out.close.push(conn);
         out.events.push(HostEvent::Refused { conn, reason });
     }
@@ -342,13 +352,13 @@ impl HostSession {
     ) {
         let msg = match decode(body) {
             Ok(m) => m,
-            Err(e) if self.pending.contains(&conn) => {
+            Err(e) if self.is_pending(conn) => {
                 return self.refuse(conn, format!("first frame: {e}"), out)
             }
             // A client's malformed message is dropped; the session goes on.
             Err(_) => return,
         };
-        if self.pending.contains(&conn) {
+        if self.is_pending(conn) {
             return self.first_frame(conn, peer_ip, &msg, out);
         }
         if !self.clients.contains_key(&conn) {
@@ -390,7 +400,7 @@ impl HostSession {
         if ip.is_unspecified() {
             ip = peer_ip.unwrap_or(Ipv4Addr::LOCALHOST);
         }
-        self.pending.retain(|&c| c != conn);
+        self.pending.retain(|&(c, _)| c != conn);
         let bridge_id = self.next_bridge;
         self.next_bridge += 1;
         self.clients.insert(
@@ -614,7 +624,8 @@ impl HostSession {
         Ok(())
     }
 
-    /// Releases held messages that are due; returns when the next one is (local time).
+    /// Releases held messages that are due and closes connections that did not send `con`
+    /// in time; returns when to come back (local time).
     pub fn tick(&mut self, now: f64, out: &mut HostOutput) -> Option<f64> {
         while let Some((_, held)) = self.held.pop_due(Global(self.global_time(now))) {
             self.held_bytes -= held.body.len();
@@ -623,7 +634,18 @@ impl HostSession {
                 self.forward(&msg, held.reliable, out);
             }
         }
-        self.held.next_deadline().map(|t| t.0 + self.started)
+        let silent: Vec<ConnId> = self
+            .pending
+            .iter()
+            .filter(|&&(_, since)| now - since >= CON_TIMEOUT)
+            .map(|&(c, _)| c)
+            .collect();
+        for conn in silent {
+            self.refuse(conn, format!("no con within {CON_TIMEOUT} s"), out);
+        }
+        let held = self.held.next_deadline().map(|t| t.0 + self.started);
+        let con = self.pending.iter().map(|&(_, since)| since + CON_TIMEOUT);
+        held.into_iter().chain(con).reduce(f64::min)
     }
 }
 
@@ -703,11 +725,26 @@ mod tests {
 
         fn connect(&mut self) {
             let mut c = Output::default();
-            self.host.accepted(self.conn);
+            self.host.accepted(self.conn, 0.0);
             self.client
                 .connected(0.0, Ipv4Addr::LOCALHOST, 4000, &mut c);
             self.pump(0.0, c, HostOutput::default());
         }
+    }
+
+    #[test]
+    fn a_connection_that_never_sends_con_is_closed() {
+        let mut host = HostSession::new(0.0);
+        let mut out = HostOutput::default();
+        host.accepted(7, 100.0);
+        assert_eq!(host.tick(105.0, &mut out), Some(100.0 + CON_TIMEOUT));
+        assert!(out.close.is_empty());
+        assert_eq!(host.tick(100.0 + CON_TIMEOUT, &mut out), None);
+        assert_eq!(out.close, [7]);
+        assert!(matches!(
+            out.events[..],
+            [HostEvent::Refused { conn: 7, .. }]
+        ));
     }
 
     #[test]
@@ -949,7 +986,7 @@ mod tests {
             let mut body = Vec::new();
             let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
             encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/con", con).unwrap();
-            host.accepted(conn);
+            host.accepted(conn, 0.0);
             host.tcp_frame(conn, None, &body, 0.0, h);
         };
         let sv = |host: &mut HostSession, conn: ConnId, name: &str, exists, h: &mut HostOutput| {
@@ -1021,7 +1058,7 @@ mod tests {
         for (i, hex) in vectors.iter().enumerate() {
             let bytes = crate::osc::unhex(hex);
             let mut out = HostOutput::default();
-            host.accepted(i as u64);
+            host.accepted(i as u64, 0.0);
             host.tcp_frame(i as u64, None, &bytes, 0.0, &mut out);
             assert_eq!(out.close, [i as u64], "vector {i}");
             assert!(matches!(out.events[..], [HostEvent::Refused { .. }]));

@@ -407,8 +407,8 @@ impl Engine {
             match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame, ch.nodelay()) {
                 Ok(conn) => {
                     let handle = peers.lock().insert(Arc::new(conn));
-                    if let Some(O2Role::Host { session, .. }) = &ch.o2 {
-                        session.lock().accepted(handle.to_bits());
+                    if let Some(role @ O2Role::Host { session, .. }) = &ch.o2 {
+                        session.lock().accepted(handle.to_bits(), role.now());
                     }
                     self.shared.emit(Event::Connected {
                         channel: ch.id,
