@@ -68,51 +68,6 @@
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
-// The most entries a service list keeps: the host sends them one by one until an empty
-// name, so a list is cut short here. A rosco host lists at most
-// [`MAX_SERVICES`](super::host::MAX_SERVICES) services of clients, plus its own.
-#define MAX_LISTING 16384
-
-// The most bytes of text (names, processes, properties) a service list keeps: 4 MiB, room
-// for [`MAX_LISTING`] entries with 63-byte names and 190 bytes of properties each.
-#define MAX_LISTING_BYTES (4 << 20)
-
-// The most instances of the ensemble a browse keeps track of: normally one host, a few
-// renamed ones (`ens (2)`) at most. Further instances are ignored until
-// [`Browser::restart`] starts afresh.
-#define MAX_INSTANCES 64
-
-// The most messages held for later. Anyone who reaches the UDP port can send timestamped
-// messages; 4096, the default depth of a context's receive queue, is far more than
-// applications keep scheduled ahead.
-#define MAX_HELD 4096
-
-// The most bytes of message bodies held for later: 8 MiB, as much as a stream connection
-// may have waiting for output (a hundred or so of the largest, 64 KiB, messages).
-#define MAX_HELD_BYTES (8 << 20)
-
-// How far ahead of global time (seconds) a timestamp may be and the message still held:
-// about 32 years, longer than any host runs, and short of the Unix or NTP epoch seconds
-// (1.7e9 and more) that a client confusing its clocks would send, which are dropped.
-// It also keeps the deadline representable as a local instant on every platform.
-#define MAX_HOLD_AHEAD 1e9
-
-// The most services one client may offer. O2lite clients are small programs (reference
-// clients send a handful of names after each connection): a thousand is ample.
-#define MAX_CLIENT_SERVICES 1024
-
-// The most services the host's table takes from clients (its own are not limited). With
-// each client limited, this bounds the table whatever the number of connections, and
-// with it an `ls` reply (about 100 bytes a service, under 2 MiB).
-#define MAX_SERVICES 16384
-
-// The default [`ReceiveOptions::max_held_bytes`]: 16 MiB.
-#define DEFAULT_MAX_HELD_BYTES (16 << 20)
-
-// The most packets a context's receive queue can hold (its room is allocated up front,
-// about 140 bytes a packet).
-#define MAX_QUEUE_CAPACITY (1 << 20)
-
 // A message or bundle under construction. Create with `rosco_builder_new`, free with
 // `rosco_builder_free`. Not thread-safe while being built; sending only reads it.
 typedef struct rosco_builder rosco_builder;

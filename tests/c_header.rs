@@ -19,6 +19,15 @@ fn header_is_fresh() {
         !generated.contains("Option_"),
         "an Option<fn> alias leaked into the header"
     );
+    // The Rust API's public constants are not the C API's: unprefixed, they would also
+    // clash with names in C programs (cbindgen.toml's `exclude`).
+    let leaked: Vec<&str> = generated
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| !name.starts_with("ROSCO_") && !name.starts_with("ROSCO_H"))
+        .collect();
+    assert!(leaked.is_empty(), "unprefixed macros in the header: {leaked:?}");
     let path = root.join("include/rosco.h");
     if std::env::var_os("ROSCO_UPDATE_HEADER").is_some() {
         std::fs::write(&path, &generated).unwrap();
