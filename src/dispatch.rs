@@ -308,10 +308,10 @@ impl MethodTable {
         MethodId(handle)
     }
 
-    fn remove(&mut self, id: MethodId) -> bool {
-        let Some(method) = self.methods.remove(id.0) else {
-            return false;
-        };
+    /// Takes a method out; the caller drops it (maybe its last reference, which frees
+    /// the callback and what it holds) once the table's lock is released.
+    fn remove(&mut self, id: MethodId) -> Option<Arc<Method>> {
+        let method = self.methods.remove(id.0)?;
         method.alive.store(false, Ordering::Release);
         let index = id.0.to_bits() as u32;
         let unlist = |list: &mut Vec<u32>| list.retain(|&i| i != index);
@@ -321,7 +321,7 @@ impl MethodTable {
             unlist(list);
             !list.is_empty()
         });
-        true
+        Some(method)
     }
 
     fn method(&self, index: u32) -> &Arc<Method> {
@@ -511,18 +511,23 @@ impl Dispatcher {
 
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
     pub fn remove_method(&self, id: MethodId) -> bool {
-        self.change(|t| Arc::make_mut(t).remove(id))
+        // Dropped after the lock is released: freeing the callback may run code (a C
+        // `user_free`, a captured value's destructor) that adds or removes methods.
+        let removed = self.change(|t| Arc::make_mut(t).remove(id));
+        removed.is_some()
     }
 
     /// Removes every method.
     pub fn clear(&self) {
-        self.change(|t| {
+        let old = self.change(|t| {
             for &i in &t.order {
                 t.method(i).alive.store(false, Ordering::Release);
             }
             // A new table: no copy of the old one for a dispatch that may hold it.
-            *t = Arc::default();
-        })
+            std::mem::take(t)
+        });
+        // As in `remove_method`: the methods go after the lock is released.
+        drop(old);
     }
 
     /// Changes the table (through `Arc::make_mut`, which copies it first if a dispatch
@@ -637,6 +642,51 @@ mod tests {
     use super::*;
     use crate::osc::encode_message;
     use std::sync::Mutex as StdMutex;
+
+    /// Adds and removes a method on `dispatcher` when dropped, as a C `user_free` or a
+    /// captured value's destructor may.
+    struct TouchesTheTableOnDrop(std::sync::Weak<Dispatcher>);
+
+    impl Drop for TouchesTheTableOnDrop {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.upgrade() {
+                let id = d
+                    .add_method(Some("/other"), None, |_, _| Flow::Handled)
+                    .unwrap();
+                assert!(d.remove_method(id));
+            }
+        }
+    }
+
+    #[test]
+    fn freeing_a_removed_callback_may_change_the_table() {
+        let d = Arc::new(Dispatcher::new());
+        let guard = TouchesTheTableOnDrop(Arc::downgrade(&d));
+        let id = d
+            .add_method(Some("/a"), None, move |_, _| {
+                let _ = &guard;
+                Flow::Handled
+            })
+            .unwrap();
+        let guard = TouchesTheTableOnDrop(Arc::downgrade(&d));
+        d.add_method(None, None, move |_, _| {
+            let _ = &guard;
+            Flow::Handled
+        })
+        .unwrap();
+        // On another thread, so that a deadlock fails the test instead of hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        let d2 = d.clone();
+        std::thread::spawn(move || {
+            assert!(d2.remove_method(id));
+            d2.clear();
+            done.send(d2.len()).unwrap();
+        });
+        let left = finished
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("removing a method deadlocked on its own table");
+        assert_eq!(left, 0);
+    }
 
     type Log = Arc<StdMutex<Vec<String>>>;
 
