@@ -43,11 +43,13 @@ impl<T: ?Sized> CallbackSlot<T> {
         // waits on another thread.
         let _calls = self.calls.read_recursive();
         let callback = self.current.lock().clone()?;
-        DEPTH.with(|d| d.set(d.get() + 1));
+        // (`try_with`: at thread exit, a context dropped by a thread-local's destructor
+        // may still report events.)
+        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
         struct Leave;
         impl Drop for Leave {
             fn drop(&mut self) {
-                DEPTH.with(|d| d.set(d.get() - 1));
+                let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
             }
         }
         let _leave = Leave;
@@ -59,7 +61,7 @@ impl<T: ?Sized> CallbackSlot<T> {
     /// cannot wait for its own call.
     pub(crate) fn set(&self, callback: Option<Arc<T>>) {
         let previous = std::mem::replace(&mut *self.current.lock(), callback);
-        if DEPTH.with(Cell::get) == 0 {
+        if DEPTH.try_with(Cell::get).unwrap_or(0) == 0 {
             drop(self.calls.write());
         }
         drop(previous);

@@ -20,6 +20,7 @@ pub mod receive;
 pub mod runtime;
 pub mod schedule;
 pub mod time;
+mod thread_buf;
 pub mod transport;
 
 pub use error::Error;

@@ -4,6 +4,7 @@
 
 use super::status::{c_str, guard, rosco_status, Failure};
 use crate::osc::{Arg, PacketWriter, WriterState};
+use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use std::cell::RefCell;
 use std::ffi::c_char;
@@ -99,13 +100,7 @@ impl rosco_builder {
                 false => f(&self.packet),
             };
         }
-        SEND_BUF.with(|cell| {
-            let mut fresh = Vec::new();
-            let mut borrowed = cell.try_borrow_mut();
-            let buf = match borrowed.as_mut() {
-                Ok(b) => &mut **b,
-                Err(_) => &mut fresh,
-            };
+        with_buf(&SEND_BUF, |buf| {
             PacketWriter::new(buf)
                 .message_iter(&self.address, self.args())
                 .map_err(|e| Failure::arg(e.to_string()))?;

@@ -92,7 +92,8 @@ thread_local! {
 
 fn set_last_error(detail: &str) {
     let text = CString::new(detail.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+    // Gone at thread exit (a call from a thread-local's destructor): nothing to keep.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = text);
 }
 
 /// Runs an entry point's body: its failure becomes a status and the thread's error
@@ -195,7 +196,9 @@ pub extern "C" fn rosco_status_str(status: rosco_status) -> *const c_char {
 /// Thread-safe (each thread has its own).
 #[no_mangle]
 pub extern "C" fn rosco_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::handle::ChannelId;
 use crate::osc::{encode_message, Arg};
 use crate::receive::Receiver;
+use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
@@ -38,18 +39,6 @@ thread_local! {
     static IN_POLL: Cell<bool> = const { Cell::new(false) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's reusable buffer, or a fresh one when it is in use (a hook
-/// that sends, say).
-pub(super) fn with_buf<R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => f(&mut buf),
-        Err(_) => f(&mut Vec::new()),
-    })
 }
 
 /// Sends on a context's channels from any thread. Cheap to clone; keep one in a callback

@@ -6,7 +6,6 @@
 //! method table (specs/o2lite.md §16).
 
 use super::channel::Channel;
-use super::context::with_buf;
 use crate::dispatch::O2Stamp;
 use crate::error::Error;
 use crate::o2lite::client::{ClientSession, Output};
@@ -14,6 +13,7 @@ use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RE
 use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
 use crate::osc::{Arg, EncodeError, PacketWriter};
+use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::url::UrlError;
 use parking_lot::Mutex;

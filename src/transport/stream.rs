@@ -9,6 +9,7 @@
 //! left it at its default would die when a peer closes.
 
 use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
+use crate::thread_buf::with_buf;
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::cell::RefCell;
@@ -181,11 +182,10 @@ impl StreamConn {
             ));
         }
         let mut out = self.out.lock();
-        FRAME_SCRATCH.with(|scratch| {
-            let mut frame = scratch.borrow_mut();
+        with_buf(&FRAME_SCRATCH, |frame| {
             frame.clear();
-            encode_frame(framing, packet, &mut frame);
-            self.write_or_queue(&mut out, &frame)
+            encode_frame(framing, packet, frame);
+            self.write_or_queue(&mut out, frame)
         })
     }
 
