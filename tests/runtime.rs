@@ -730,3 +730,37 @@ fn url_limits_apply_per_channel() {
         seen.lock().unwrap()
     );
 }
+
+#[test]
+fn poll_returns_while_callbacks_keep_sending_to_local() {
+    for mode in [Mode::Poll, Mode::IoThread] {
+        let ctx = Arc::new(context(mode));
+        let weak = Arc::downgrade(&ctx);
+        ctx.methods()
+            .add_method(Some("/ping"), None, move |_: &Message<'_>, _: &MsgInfo| {
+                if let Some(ctx) = weak.upgrade() {
+                    ctx.send_to("_local", "/ping", &[]).unwrap();
+                }
+                Flow::PassOn
+            })
+            .unwrap();
+        let pings = counter(&ctx, "/ping");
+        ctx.send_to("_local", "/ping", &[]).unwrap();
+        // On another thread, so that a poll that never returns fails the test.
+        let (done, polled) = std::sync::mpsc::channel();
+        let c = ctx.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                done.send(c.poll(Some(Duration::from_millis(20))).is_ok())
+                    .unwrap();
+            }
+        });
+        for _ in 0..3 {
+            let ok = polled.recv_timeout(Duration::from_secs(5));
+            assert_eq!(ok, Ok(true), "{mode:?}: poll did not return");
+        }
+        // One message per round: each callback's send waits for the next.
+        let n = pings.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((3..=6).contains(&n), "{mode:?}: {n}");
+    }
+}

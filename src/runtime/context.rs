@@ -284,16 +284,7 @@ impl Context {
         loop {
             // Drain the descriptor first, so a packet queued after this is never missed.
             self.shared.take_notification();
-            let mut n = 0;
-            while let Some(item) = self.shared.pop_incoming() {
-                let before = receiver.stats();
-                n += receiver
-                    .receive(&item.bytes, item.info, TimeTag::now())
-                    .unwrap_or(0);
-                self.shared
-                    .received(item.info.channel, before, receiver.stats());
-                self.shared.recycle(item);
-            }
+            let mut n = self.shared.deliver_incoming(receiver);
             n += receiver.run_due(TimeTag::now());
             // Keep no method table while waiting or back with the caller.
             receiver.release();

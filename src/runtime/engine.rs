@@ -1022,17 +1022,10 @@ impl Engine {
 
     /// In poll and threaded modes: packets sent to `_local`.
     fn deliver_queued(&mut self) -> usize {
-        let Sink::Direct(receiver) = &mut self.sink else {
-            return 0;
-        };
-        let mut dispatched = 0;
-        while let Some(item) = self.shared.pop_incoming() {
-            dispatched += receiver
-                .receive(&item.bytes, item.info, TimeTag::now())
-                .unwrap_or(0);
-            self.shared.recycle(item);
+        match &mut self.sink {
+            Sink::Direct(receiver) => self.shared.deliver_incoming(receiver),
+            Sink::Queue => 0,
         }
-        dispatched
     }
 
     fn run_due(&mut self) -> usize {

@@ -9,7 +9,8 @@ use crate::callback_slot::CallbackSlot;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
-use crate::receive::ReceiveStats;
+use crate::receive::{ReceiveStats, Receiver};
+use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -130,8 +131,22 @@ impl Shared {
         self.notified.swap(false, Ordering::AcqRel);
     }
 
-    pub(crate) fn pop_incoming(&self) -> Option<Incoming> {
-        self.queue.pop()
+    /// Delivers the packets queued now, not those their callbacks queue meanwhile (a
+    /// callback sending to `_local` would otherwise keep the caller here for good: they
+    /// wait for the next round, which the push has signalled). Reports late and dropped
+    /// bundles; returns the messages dispatched.
+    pub(crate) fn deliver_incoming(&self, receiver: &mut Receiver) -> usize {
+        let mut dispatched = 0;
+        for _ in 0..self.queue.len() {
+            let Some(item) = self.queue.pop() else { break };
+            let before = receiver.stats();
+            dispatched += receiver
+                .receive(&item.bytes, item.info, TimeTag::now())
+                .unwrap_or(0);
+            self.received(item.info.channel, before, receiver.stats());
+            self.recycle(item);
+        }
+        dispatched
     }
 
     pub(crate) fn has_incoming(&self) -> bool {
@@ -225,7 +240,7 @@ mod tests {
         assert!(signalled(&shared));
         shared.take_notification();
         let mut popped = 0;
-        while shared.pop_incoming().is_some() {
+        while shared.queue.pop().is_some() {
             popped += 1;
         }
         assert_eq!(popped, 3);
