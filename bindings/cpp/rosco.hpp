@@ -28,7 +28,8 @@
 //              close(); on O2lite channels also o2_service_add(), o2_service_remove(),
 //              o2_send(), o2_time(), o2_bridge_id(), o2_query(), o2_query_list().
 //              A Channel whose channel or context is gone throws ROSCO_ERR_HANDLE.
-//   Method     move-only registration of a handler; destroying it removes the method.
+//   Method     move-only registration of a handler; destroying it removes the method
+//              (after waiting for a call of the handler under way on another thread).
 //   Builder    move-only owner of a rosco_builder: message(a).add(x, y), bundle(t, fill),
 //              bundle_begin()/bundle_end(), array_begin()/array_end(), append_args(msg),
 //              bytes(), reset().
@@ -135,6 +136,20 @@
 //   method registered until the context goes. Context::on() is [[nodiscard]] for this
 //   reason. A Method may outlive its Context: its destructor then does nothing (and
 //   remove() throws ROSCO_ERR_HANDLE); the handler went with the context.
+// * Removal waits for the handler: once ~Method, Method::remove() or an assignment over a
+//   Method returns, its handler is not running on another thread (the I/O thread in
+//   threaded mode, a thread inside poll() in the other modes), and from the moment removal
+//   begins no new call enters it (a message already on its way to it is passed on, as if
+//   the method were gone). So the usual pattern is safe: an object owning a Method whose
+//   handler captures `this` may be destroyed on any thread while messages arrive. A handler
+//   may remove its own Method or destroy the object owning it (removal does not wait for
+//   calls the current thread is inside). The price is the usual one of waiting: do not
+//   destroy or remove a Method while holding a lock (or anything else) its handler may be
+//   waiting for, or both threads wait forever. That includes doing it from an event or
+//   log handler on the I/O thread (io-thread mode) while the method's handler, inside
+//   poll(), waits for that thread (Context::on_event(), on_log(), Channel::flush()). A
+//   Method made from a raw rosco_method (the two-handle constructor) or given up with
+//   detach() has no such guarantee, as in C.
 // * Every callback rosco calls is a noexcept trampoline that catches every exception. A
 //   handler that throws counts as having handled its message; the exception is reported to
 //   the context's exception handler (Context::on_exception) with a description of where it
@@ -157,7 +172,10 @@
 //   modified by two threads at once; sending a finished Builder from several threads is
 //   fine. Channel::send(address, args...) builds into a per-thread builder, so after the
 //   first call on a thread it allocates nothing in C++ (strings given as
-//   std::string_view up to 255 bytes are copied on the stack to add their NUL).
+//   std::string_view up to 255 bytes are copied on the stack to add their NUL). That
+//   builder is freed with the thread's thread_local objects; a send after that (from a
+//   static object's destructor at exit, or a thread_local's destroyed later) builds in a
+//   temporary builder instead.
 // * Implementation note: event, log and bundle callbacks take no `user_free` in the C API,
 //   so their storage (a heap "hub" shared by all the context's callbacks) is kept alive by
 //   an internal keeper method (literal address "/rosco.cpp/keeper", type spec "[[[[]]]]",
@@ -171,6 +189,7 @@
 
 #include <rosco.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -186,6 +205,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -550,29 +570,47 @@ void build(rosco_builder* b, std::string_view address, const Args&... args) {
 }
 
 /// This thread's reusable builder for send(address, args...) and reply(address, args...).
+/// Trivially destructible, so it stays usable while the thread's (or, on the main thread,
+/// the program's) other objects are destroyed: a ThreadBuilderReaper frees the builder when
+/// the thread's thread_local objects go and marks it `dead`; a send after that (from a
+/// later thread_local or a static object's destructor) builds in a temporary builder.
 struct ThreadBuilder {
-    rosco_builder* b = nullptr;
-    bool busy = false;
-    ThreadBuilder() = default;
-    ThreadBuilder(const ThreadBuilder&) = delete;
-    ThreadBuilder& operator=(const ThreadBuilder&) = delete;
-    ~ThreadBuilder() { rosco_builder_free(b); }
+    rosco_builder* b;
+    bool busy;
+    bool dead;
 };
 
-inline ThreadBuilder& thread_builder() {
-    static thread_local ThreadBuilder t;
+inline ThreadBuilder& thread_builder() noexcept {
+    static thread_local ThreadBuilder t{nullptr, false, false};
     return t;
 }
 
+/// Frees this thread's builder with the thread's thread_local objects (a thread_local
+/// itself, constructed just before the builder is first created).
+struct ThreadBuilderReaper {
+    ThreadBuilderReaper() noexcept = default;
+    ThreadBuilderReaper(const ThreadBuilderReaper&) = delete;
+    ThreadBuilderReaper& operator=(const ThreadBuilderReaper&) = delete;
+    ~ThreadBuilderReaper() {
+        ThreadBuilder& t = thread_builder();
+        t.dead = true;
+        if (!t.busy) rosco_builder_free(std::exchange(t.b, nullptr));  // else ~ScratchBuilder frees it
+    }
+};
+
 /// Lends this thread's builder, or a fresh one if it is already lent (a log handler
-/// sending from inside a send, say).
+/// sending from inside a send, say) or the thread's builder is gone (thread exit).
 class ScratchBuilder {
 public:
     ScratchBuilder() {
         ThreadBuilder& t = thread_builder();
-        if (!t.busy) {
-            if (!t.b) t.b = rosco_builder_new();
-            if (!t.b) throw std::bad_alloc();
+        if (!t.busy && !t.dead) {
+            if (!t.b) {
+                static thread_local ThreadBuilderReaper reaper;  // registered before b exists
+                (void)reaper;
+                t.b = rosco_builder_new();
+                if (!t.b) throw std::bad_alloc();
+            }
             t.busy = true;
             owner_ = &t;
             b_ = t.b;
@@ -582,8 +620,12 @@ public:
         }
     }
     ~ScratchBuilder() {
-        if (owner_) owner_->busy = false;
-        else rosco_builder_free(b_);
+        if (owner_) {
+            owner_->busy = false;
+            if (owner_->dead) rosco_builder_free(std::exchange(owner_->b, nullptr));
+        } else {
+            rosco_builder_free(b_);
+        }
     }
     ScratchBuilder(const ScratchBuilder&) = delete;
     ScratchBuilder& operator=(const ScratchBuilder&) = delete;
@@ -1080,46 +1122,125 @@ inline Builder& Builder::append_args(const Message& m) {
 // ----------------------------------------------------------------------------------------
 // Method
 
+namespace detail {
+
+/// What a Method object shares with its handler's holder (which rosco owns): how many
+/// calls of the handler are under way, and whether removal has begun. Lets ~Method wait
+/// for calls running on other threads, and keeps new calls out once removal has begun.
+struct MethodGate {
+    std::atomic<int> running{0};
+    std::atomic<bool> removed{false};
+};
+
+/// A handler call under way on this thread: a stack of them (nested calls) through
+/// gate_top(), so that removal from inside the handler does not wait for itself.
+struct GateFrame {
+    const MethodGate* gate;
+    const GateFrame* prev;
+};
+
+inline const GateFrame*& gate_top() noexcept {
+    static thread_local const GateFrame* top = nullptr;
+    return top;
+}
+
+/// Counts one call of a handler from before the `removed` check to after the handler
+/// (and any exception report) has finished.
+class GateCall {
+public:
+    explicit GateCall(MethodGate& g) noexcept : gate_(g), frame_{&g, gate_top()} {
+        gate_.running.fetch_add(1, std::memory_order_seq_cst);
+        gate_top() = &frame_;
+    }
+    ~GateCall() {
+        gate_top() = frame_.prev;
+        gate_.running.fetch_sub(1, std::memory_order_seq_cst);  // the last touch of the call
+    }
+    GateCall(const GateCall&) = delete;
+    GateCall& operator=(const GateCall&) = delete;
+    /// True once removal has begun: the handler must not be called.
+    bool closed() const noexcept { return gate_.removed.load(std::memory_order_seq_cst); }
+
+private:
+    MethodGate& gate_;
+    GateFrame frame_;
+};
+
+/// Begins removal: no call enters the handler from now on. Then waits until no call of
+/// it is running on another thread (calls this thread is inside are not waited for).
+inline void close_gate(MethodGate& g) noexcept {
+    g.removed.store(true, std::memory_order_seq_cst);
+    int own = 0;
+    for (const GateFrame* f = gate_top(); f; f = f->prev)
+        if (f->gate == &g) ++own;
+    for (unsigned spins = 0; g.running.load(std::memory_order_seq_cst) > own; ++spins) {
+        if (spins < 100) std::this_thread::yield();
+        else std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
+}  // namespace detail
+
 /// A registered handler. Move-only RAII: destroying it (or assigning over it) removes the
-/// method, and rosco then destroys the handler once no delivery uses it. detach() leaves
-/// the method registered until the context goes.
+/// method. Once the destructor, remove() or the assignment returns, the handler is not
+/// running on another thread and will not be called again (see "Handlers, ownership and
+/// threads" at the top); rosco then destroys the handler once no delivery uses it.
+/// detach() leaves the method registered until the context goes.
 class [[nodiscard]] Method {
 public:
     Method() noexcept = default;
+    /// Adopts a method registered through the C API. The wrapper does not know its
+    /// handler, so removal does not wait for calls under way (as rosco_method_remove()).
     Method(rosco_ctx ctx, rosco_method m) noexcept : ctx_(ctx), m_(m) {}
     ~Method() { release(); }
-    Method(Method&& o) noexcept : ctx_(o.ctx_), m_(std::exchange(o.m_, rosco_method{})) {}
+    Method(Method&& o) noexcept
+        : ctx_(o.ctx_), m_(std::exchange(o.m_, rosco_method{})), gate_(std::move(o.gate_)) {}
     Method& operator=(Method&& o) noexcept {
         if (this != &o) {
             release();
             ctx_ = o.ctx_;
             m_ = std::exchange(o.m_, rosco_method{});
+            gate_ = std::move(o.gate_);
         }
         return *this;
     }
     Method(const Method&) = delete;
     Method& operator=(const Method&) = delete;
 
-    /// Removes the method now. Throws ROSCO_ERR_HANDLE if it is already gone (removed
-    /// through another copy of the handle, or its context destroyed). Empty afterwards.
+    /// Removes the method now: waits until its handler is not running on another thread,
+    /// and no call enters the handler from the moment this is called. Throws
+    /// ROSCO_ERR_HANDLE if it is already gone (removed through another copy of the handle,
+    /// or its context destroyed). Empty afterwards.
     void remove() {
-        rosco_method m = std::exchange(m_, rosco_method{});
+        const rosco_method m = std::exchange(m_, rosco_method{});
+        if (const std::shared_ptr<detail::MethodGate> g = std::move(gate_)) detail::close_gate(*g);
         detail::check(rosco_method_remove(ctx_, m), "rosco_method_remove");
     }
     /// Gives up ownership: the method stays until its context is destroyed (or until
-    /// rosco_method_remove() with the returned handle).
-    rosco_method detach() noexcept { return std::exchange(m_, rosco_method{}); }
+    /// rosco_method_remove() with the returned handle, which does not wait for calls under
+    /// way on other threads).
+    rosco_method detach() noexcept {
+        gate_.reset();
+        return std::exchange(m_, rosco_method{});
+    }
 
     /// True while this object owns a method.
     explicit operator bool() const noexcept { return m_.id != 0; }
     rosco_method handle() const noexcept { return m_; }
 
 private:
+    friend class Context;
+    Method(rosco_ctx ctx, rosco_method m, std::shared_ptr<detail::MethodGate> gate) noexcept
+        : ctx_(ctx), m_(m), gate_(std::move(gate)) {}
+
     void release() noexcept {
+        // The gate first: rosco_method_remove may free the holder (and the handler) at once.
+        if (const std::shared_ptr<detail::MethodGate> g = std::move(gate_)) detail::close_gate(*g);
         if (m_.id != 0) rosco_method_remove(ctx_, std::exchange(m_, rosco_method{}));
     }
     rosco_ctx ctx_{};
     rosco_method m_{};
+    std::shared_ptr<detail::MethodGate> gate_;  // null for an adopted or empty Method
 };
 
 // ----------------------------------------------------------------------------------------
@@ -1215,14 +1336,20 @@ struct Hub : std::enable_shared_from_this<Hub> {
 template <class F>
 struct MethodHolder {
     template <class G>
-    MethodHolder(std::shared_ptr<Hub> h, G&& g) : hub(std::move(h)), fn(std::forward<G>(g)) {}
+    MethodHolder(std::shared_ptr<Hub> h, std::shared_ptr<MethodGate> mg, G&& g)
+        : hub(std::move(h)), gate(std::move(mg)), fn(std::forward<G>(g)) {}
     std::shared_ptr<Hub> hub;
+    std::shared_ptr<MethodGate> gate;  // shared with the Method object
     F fn;
 };
 
 template <class F>
 std::int32_t method_trampoline(void* user, const rosco_msg* m) noexcept {
     auto* h = static_cast<MethodHolder<F>*>(user);
+    const GateCall call(*h->gate);
+    // Removal has begun (~Method may be returning now): act as if the method were gone and
+    // pass the message on.
+    if (call.closed()) return 1;
     try {
         const Message msg(m, h->hub->ctx);
         if constexpr (std::is_void_v<std::invoke_result_t<F&, const Message&>>) {
@@ -1507,13 +1634,14 @@ private:
         using R = std::invoke_result_t<D&, const Message&>;
         static_assert(std::is_void_v<R> || std::is_convertible_v<R, bool>,
                       "rosco: a handler returns bool (true: handled) or void");
-        auto holder = std::make_unique<detail::MethodHolder<D>>(hub_, std::forward<F>(handler));
+        auto gate = std::make_shared<detail::MethodGate>();
+        auto holder = std::make_unique<detail::MethodHolder<D>>(hub_, gate, std::forward<F>(handler));
         rosco_method m{};
         // rosco owns the holder from here, even when the call fails (it frees it then).
         const Status s = rosco_method_add(ctx_, pattern, typespec, &detail::method_trampoline<D>,
                                           holder.release(), &detail::method_free<D>, &m);
         detail::check(s, "rosco_method_add");
-        return Method(ctx_, m);
+        return Method(ctx_, m, std::move(gate));
     }
 
     rosco_ctx ctx_{};
