@@ -231,6 +231,8 @@ typedef void (*rosco_bundle_fn)(void *user, uint64_t timetag);
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -835,7 +837,8 @@ uint64_t rosco_timetag_from_unix(double seconds);
 double rosco_timetag_to_unix(uint64_t timetag);
 
 // The timetag `seconds` (non-negative) after `timetag`; `timetag` itself for negative or
-// non-finite `seconds`.
+// non-finite `seconds`. A time after the last a timetag can name (2104-02-26 09:42:23
+// UTC) gives that last one.
 //
 // Thread-safe.
 uint64_t rosco_timetag_add(uint64_t timetag, double seconds);

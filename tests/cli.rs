@@ -284,3 +284,188 @@ fn o2lite_host_and_clients_serve_as_test_peers() {
         "/listener/note s \"hi\" (timestamp 0.000000, tcp)"
     );
 }
+
+/// Runs `rosco` with `input` on stdin.
+fn rosco_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rosco"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    out
+}
+
+/// Asserts a usage error: exit 2, one line on stderr containing `text`, no panic.
+fn assert_usage_error(args: &[&str], text: &str) {
+    let out = rosco(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{args:?}: one-line error, got {err:?}"
+    );
+    assert!(
+        err.starts_with("rosco: ") && err.contains(text),
+        "{args:?}: {err}"
+    );
+}
+
+#[test]
+fn decode_json_of_100000_nested_arrays() {
+    // Rendering recursed once per array level and overflowed the stack.
+    let depth = 100_000;
+    let tags = format!(",{}{}", "[".repeat(depth), "]".repeat(depth));
+    let mut packet = b"/a\0\0".to_vec();
+    packet.extend_from_slice(tags.as_bytes());
+    packet.extend(std::iter::repeat(0).take(4 - tags.len() % 4));
+    let hex: String = packet.iter().map(|b| format!("{b:02x}")).collect();
+    let out = rosco_stdin(&["decode", "--json"], hex.as_bytes());
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let array = r#"{"type":"array","items":["#;
+    let expected = format!(
+        r#"{{"kind":"message","address":"/a","typetags":"{tags}","args":[{}{}]}}"#,
+        array.repeat(depth),
+        "]}".repeat(depth)
+    );
+    assert!(text == expected, "output differs ({} bytes)", text.len());
+}
+
+#[test]
+fn huge_durations_are_usage_errors_or_forever() {
+    // Too far ahead for a timetag (past 2104), or for a Duration: usage errors, not panics
+    // or a time wrapped into the past.
+    for at in ["1e300", "1e19", "4294967296", "4294967286", "2500000000"] {
+        assert_usage_error(
+            &["send", "--at", at, "osc.udp://127.0.0.1:9", "/a"],
+            "out of range",
+        );
+    }
+    assert_usage_error(
+        &[
+            "o2lite",
+            "client",
+            "--host",
+            "127.0.0.1:1:1",
+            "--at",
+            "1e300",
+            "e",
+            "/a",
+        ],
+        "out of range",
+    );
+    for bad in ["-1", "nan", "x", "-inf"] {
+        assert_usage_error(&["dump", "--timeout", bad, "0"], "not a number of seconds");
+        assert_usage_error(
+            &["send", "--at", bad, "osc.udp://127.0.0.1:9", "/a"],
+            "not a number of seconds",
+        );
+    }
+    // A timeout too long for the clock (or infinite) means no time limit: --count 0
+    // returns at once, after the deadline is worked out.
+    for t in ["1e300", "1e19", "18446744073709551616", "inf"] {
+        for args in [
+            &["dump", "--timeout", t, "--count", "0", "0"][..],
+            &[
+                "o2lite",
+                "host",
+                "--no-mdns",
+                "--timeout",
+                t,
+                "--count",
+                "0",
+                "e",
+            ],
+            &[
+                "o2lite",
+                "client",
+                "--host",
+                "127.0.0.1:1:1",
+                "--timeout",
+                t,
+                "--count",
+                "0",
+                "e",
+            ],
+        ] {
+            let out = rosco(args);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn dump_with_an_endless_timeout_waits_and_send_at_far_ahead_is_timed_right() {
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_rosco");
+    let mut dump = Command::new(bin)
+        .args(["dump", "--json", "--count", "1", "--timeout", "1e300", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut dump);
+    let port = wait_line(&lines, |l| {
+        let rest = l.split_once("listening on osc.udp://")?.1;
+        Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
+    });
+    // 1e9 s (31.7 years) ahead: past the 2036 rollover, within NTP era 1 (ends 2104).
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let url = format!("osc.udp://127.0.0.1:{port}");
+    let sent = rosco(&["send", "--at", "1000000000", &url, "/late", "i", "1"]);
+    assert!(sent.status.success(), "{sent:?}");
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = dump.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let sec = json["timetag"]["sec"].as_u64().unwrap();
+    let ntp = |unix: u64| (unix + 2_208_988_800 + 1_000_000_000) % (1 << 32);
+    assert!(
+        (ntp(before)..=ntp(after) + 1).contains(&sec),
+        "timetag seconds {sec}, expected {}..={}",
+        ntp(before),
+        ntp(after)
+    );
+    assert_eq!(json["elements"][0]["address"], "/late");
+}
+
+#[test]
+fn hex_arguments_take_hex_digits_only() {
+    // from_str_radix alone takes a leading '+'.
+    for (types, word) in [
+        ("b", "+1+2"),
+        ("m", "+0903c7f"),
+        ("r", "+1"),
+        ("t", "+1.+2"),
+    ] {
+        let out = rosco(&["encode", "/a", types, word]);
+        assert_eq!(out.status.code(), Some(2), "{types} {word}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(word));
+    }
+    let out = rosco(&["decode", "+2+f+6+1+0+0+0+0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(rosco(&["encode", "/a", "bm", "0102", "0x00903c7f"])
+        .status
+        .success());
+}

@@ -33,7 +33,8 @@ pub extern "C" fn rosco_timetag_to_unix(timetag: u64) -> f64 {
 }
 
 /// The timetag `seconds` (non-negative) after `timetag`; `timetag` itself for negative or
-/// non-finite `seconds`.
+/// non-finite `seconds`. A time after the last a timetag can name (2104-02-26 09:42:23
+/// UTC) gives that last one.
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -1,7 +1,7 @@
 //! JSON rendering of decoded packets, in the shape of the `decoded` field of
 //! `shared/vectors/osc-vectors.json` (used by `rosco decode --json` and `rosco dump --json`).
 
-use super::decode::{Args, Packet};
+use super::decode::{Args, Elements, Message, Packet};
 use super::types::Arg;
 use crate::time::TimeTag;
 use std::fmt::{self, Write};
@@ -16,67 +16,106 @@ impl fmt::Display for Json<'_> {
     }
 }
 
+/// Writes a packet without recursing: nested bundles are kept on a heap stack, so a packet
+/// decoded with a large `max_depth` cannot exhaust the thread's stack.
 fn write_packet(f: &mut fmt::Formatter<'_>, p: &Packet<'_>) -> fmt::Result {
-    match p {
-        Packet::Message(m) => {
-            f.write_str("{\"kind\":\"message\",\"address\":")?;
-            write_text(f, m.address())?;
-            f.write_str(",\"typetags\":")?;
-            if m.has_typetags() {
-                f.write_str("\",")?;
-                write_escaped(f, &String::from_utf8_lossy(m.typetags()))?;
-                f.write_char('"')?;
-            } else {
-                f.write_str("null")?;
+    // The element iterators of the open bundles, innermost last; `bool` is "nothing
+    // written in it yet".
+    let mut open: Vec<(Elements<'_>, bool)> = Vec::new();
+    let mut next = Some(*p);
+    loop {
+        match next.take() {
+            Some(Packet::Message(m)) => write_message(f, &m)?,
+            Some(Packet::Bundle(b)) => {
+                f.write_str("{\"kind\":\"bundle\",\"timetag\":")?;
+                write_timetag(f, b.timetag(), "")?;
+                f.write_str(",\"elements\":[")?;
+                open.push((b.elements(), true));
             }
-            f.write_str(",\"args\":")?;
-            write_args(f, &mut m.args())?;
-            f.write_char('}')
+            None => {}
         }
-        Packet::Bundle(b) => {
-            f.write_str("{\"kind\":\"bundle\",\"timetag\":")?;
-            write_timetag(f, b.timetag(), "")?;
-            f.write_str(",\"elements\":[")?;
-            for (i, e) in b.elements().enumerate() {
-                if i > 0 {
-                    f.write_char(',')?;
+        // The next element of the innermost open bundle, closing the finished ones.
+        loop {
+            let Some((elements, first)) = open.last_mut() else {
+                return Ok(());
+            };
+            match elements.next() {
+                Some(e) => {
+                    if !*first {
+                        f.write_char(',')?;
+                    }
+                    *first = false;
+                    next = Some(e);
+                    break;
                 }
-                write_packet(f, &e)?;
+                None => {
+                    open.pop();
+                    f.write_str("]}")?;
+                }
             }
-            f.write_str("]}")
         }
     }
 }
 
-/// Writes arguments as a JSON list until the end or a closing `]`, nesting arrays.
-fn write_args(f: &mut fmt::Formatter<'_>, args: &mut Args<'_>) -> fmt::Result {
+fn write_message(f: &mut fmt::Formatter<'_>, m: &Message<'_>) -> fmt::Result {
+    f.write_str("{\"kind\":\"message\",\"address\":")?;
+    write_text(f, m.address())?;
+    f.write_str(",\"typetags\":")?;
+    if m.has_typetags() {
+        f.write_str("\",")?;
+        write_escaped(f, &String::from_utf8_lossy(m.typetags()))?;
+        f.write_char('"')?;
+    } else {
+        f.write_str("null")?;
+    }
+    f.write_str(",\"args\":")?;
+    write_args(f, m.args())?;
+    f.write_char('}')
+}
+
+/// Writes arguments as a JSON list, nesting arrays, until the end or a `]` closing the list
+/// itself. Iterative: `Args` yields array brackets flat, so only a depth count is kept and
+/// any nesting depth renders in constant stack.
+fn write_args(f: &mut fmt::Formatter<'_>, args: Args<'_>) -> fmt::Result {
     f.write_char('[')?;
+    // Open arrays inside the list; `first` is "nothing written yet at this level".
+    let mut depth = 0usize;
     let mut first = true;
-    while let Some(arg) = args.next() {
-        if arg == Arg::ArrayEnd {
-            break;
+    for arg in args {
+        match arg {
+            Arg::ArrayEnd if depth == 0 => break,
+            Arg::ArrayEnd => {
+                depth -= 1;
+                first = false;
+                f.write_str("]}")?;
+            }
+            _ => {
+                if !first {
+                    f.write_char(',')?;
+                }
+                if arg == Arg::ArrayStart {
+                    depth += 1;
+                    first = true;
+                    f.write_str("{\"type\":\"array\",\"items\":[")?;
+                } else {
+                    first = false;
+                    write_arg(f, &arg)?;
+                }
+            }
         }
-        if !first {
-            f.write_char(',')?;
-        }
-        first = false;
-        write_arg(f, &arg, args)?;
+    }
+    // Arrays the type tags leave open are closed at the end of the arguments.
+    for _ in 0..depth {
+        f.write_str("]}")?;
     }
     f.write_char(']')
 }
 
-fn write_arg(f: &mut fmt::Formatter<'_>, arg: &Arg<'_>, rest: &mut Args<'_>) -> fmt::Result {
+/// One argument other than an array bracket.
+fn write_arg(f: &mut fmt::Formatter<'_>, arg: &Arg<'_>) -> fmt::Result {
     let tag = arg.tag() as char;
-    match *arg {
-        Arg::ArrayStart => {
-            f.write_str("{\"type\":\"array\",\"items\":")?;
-            write_args(f, rest)?;
-            return f.write_char('}');
-        }
-        Arg::Time(t) => {
-            return write_timetag(f, t, "\"type\":\"t\",");
-        }
-        _ => {}
+    if let Arg::Time(t) = *arg {
+        return write_timetag(f, t, "\"type\":\"t\",");
     }
     write!(f, "{{\"type\":\"{tag}\"")?;
     match *arg {

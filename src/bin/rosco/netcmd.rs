@@ -50,12 +50,52 @@ pub(crate) fn split_flags<'a>(
     Ok((opts, &args[i..]))
 }
 
-pub(crate) fn seconds(v: &str) -> Result<Duration, CmdError> {
+/// A non-negative, finite number of seconds (fractions allowed).
+fn non_negative(v: &str) -> Result<f64, CmdError> {
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
         .ok_or_else(|| usage(&format!("not a number of seconds: '{v}'")))
+}
+
+/// A number of seconds, as for `--at`; too many for a `Duration` (about 1.8e19 s) is a
+/// usage error.
+pub(crate) fn seconds(v: &str) -> Result<Duration, CmdError> {
+    Duration::try_from_secs_f64(non_negative(v)?)
+        .map_err(|_| usage(&format!("not a number of seconds: '{v}' is out of range")))
+}
+
+/// A `--timeout`: a number of seconds, where one too long to count (`inf` included) means
+/// no time limit, given as `Duration::MAX`; see [`deadline`].
+pub(crate) fn timeout(v: &str) -> Result<Duration, CmdError> {
+    let secs = match v.parse::<f64>() {
+        Ok(f64::INFINITY) => f64::INFINITY,
+        _ => non_negative(v)?,
+    };
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// When a timeout that starts now ends; `None` when there is none, or when it ends too far
+/// ahead for the clock to count (which waits for ever, as such a timeout means).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// The timetag `v` seconds from now, for `send --at`: a usage error when no timetag can
+/// name that time (past 2104-02-26, the end of NTP era 1), rather than a time wrapped
+/// into the past.
+fn timetag_after(v: &str) -> Result<TimeTag, CmdError> {
+    let delay = Duration::try_from_secs_f64(non_negative(v)?).ok();
+    delay.and_then(TimeTag::checked_after).ok_or_else(|| {
+        let most = TimeTag::MAX
+            .duration_since(TimeTag::now())
+            .unwrap_or_default()
+            .as_secs();
+        usage(&format!(
+            "--at {v} is out of range: a timetag names no time after \
+             2104-02-26 09:42:23 UTC ({most} seconds from now)"
+        ))
+    })
 }
 
 pub(crate) fn dump(args: &[String]) -> CmdResult {
@@ -78,7 +118,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                         .map_err(|_| usage("--count needs a whole number"))?,
                 )
             }
-            ("--timeout", Some(v)) => timeout = Some(seconds(v)?),
+            ("--timeout", Some(v)) => timeout = Some(self::timeout(v)?),
             _ => unreachable!("split_flags knows these"),
         }
     }
@@ -128,7 +168,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
             .map_err(fail)?;
     }
     eprintln!("rosco: listening on {}", ctx.url(id).map_err(fail)?);
-    let until = timeout.map(|t| Instant::now() + t);
+    let until = deadline(timeout);
     loop {
         if count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
             return Ok(());
@@ -160,7 +200,7 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
                     "--tcp-framing is slip or length, not '{other}'"
                 )))
             }
-            ("--at", Some(v)) => at = Some(seconds(v)?),
+            ("--at", Some(v)) => at = Some(timetag_after(v)?),
             ("--raw", Some(v)) => {
                 raw = Some(oscargs::hex_bytes(v).ok_or_else(|| usage("--raw needs hex bytes"))?)
             }
@@ -193,8 +233,8 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         .map_err(|e| fail(format!("cannot deliver to {url}: {e}")))
 }
 
-/// The message, or a bundle holding it `at` from now.
-fn build(message: &[String], at: Option<Duration>) -> Result<Vec<u8>, CmdError> {
+/// The message, or a bundle holding it timed `at`.
+fn build(message: &[String], at: Option<TimeTag>) -> Result<Vec<u8>, CmdError> {
     let (address, rest) = message
         .split_first()
         .ok_or_else(|| usage("send needs an ADDRESS (or --raw HEX)"))?;
@@ -206,8 +246,8 @@ fn build(message: &[String], at: Option<Duration>) -> Result<Vec<u8>, CmdError> 
     let mut buf = Vec::new();
     let mut w = PacketWriter::new(&mut buf);
     let written = match at {
-        Some(delay) => w
-            .begin_bundle(TimeTag::after(delay))
+        Some(at) => w
+            .begin_bundle(at)
             .and_then(|()| w.message(address, &args))
             .and_then(|()| w.end_bundle()),
         None => w.message(address, &args),

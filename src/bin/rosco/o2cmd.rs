@@ -1,7 +1,7 @@
 //! `rosco o2lite host` and `rosco o2lite client`: an O2lite host or client that prints what
 //! happens (connections, clock sync, messages), and can send a message; test peers.
 
-use crate::netcmd::{fail, seconds, split_flags, usage};
+use crate::netcmd::{deadline, fail, seconds, split_flags, timeout as timeout_arg, usage};
 use crate::oscargs;
 use crate::CmdResult;
 use rosco::dispatch::Flow;
@@ -86,7 +86,7 @@ fn run_until(
     timeout: Option<Duration>,
     mut done: impl FnMut() -> bool,
 ) -> CmdResult {
-    let until = timeout.map(|t| Instant::now() + t);
+    let until = deadline(timeout);
     loop {
         if done() || count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
             return Ok(());
@@ -129,7 +129,7 @@ fn host(args: &[String]) -> CmdResult {
                 )
             }
             "--no-mdns" => mdns = 0,
-            _ => timeout = Some(seconds(v)?),
+            _ => timeout = Some(timeout_arg(v)?),
         }
     }
     let (ctx, seen, _) = printing_context()?;
@@ -165,7 +165,7 @@ fn client(args: &[String]) -> CmdResult {
                         .map_err(|_| usage("--count needs a whole number"))?,
                 )
             }
-            "--timeout" => timeout = Some(seconds(v)?),
+            "--timeout" => timeout = Some(timeout_arg(v)?),
             "--at" => at = Some(seconds(v)?),
             _ => reliable = false,
         }

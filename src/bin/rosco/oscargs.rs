@@ -57,8 +57,14 @@ pub(crate) fn parse(types: &str, values: &[String]) -> Result<Vec<OwnedArg>, Str
     }
 }
 
+/// Hex digits only: `from_str_radix` alone also takes a leading `+`.
+fn hex_digits(digits: &str) -> Option<&str> {
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digits)
+}
+
+/// Up to 8 hex digits, after an optional `0x`.
 fn hex_u32(word: &str) -> Option<u32> {
-    let digits = word.strip_prefix("0x").unwrap_or(word);
+    let digits = hex_digits(word.strip_prefix("0x").unwrap_or(word))?;
     (digits.len() <= 8).then_some(())?;
     u32::from_str_radix(digits, 16).ok()
 }
@@ -71,7 +77,7 @@ pub(crate) fn hex_bytes(word: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    if digits.len() % 2 != 0 {
+    if digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     digits
@@ -87,8 +93,8 @@ fn parse_timetag(word: &str) -> Option<TimeTag> {
         _ => {
             let (sec, frac) = word.split_once('.')?;
             Some(TimeTag::new(
-                u32::from_str_radix(sec, 16).ok()?,
-                u32::from_str_radix(frac, 16).ok()?,
+                u32::from_str_radix(hex_digits(sec)?, 16).ok()?,
+                u32::from_str_radix(hex_digits(frac)?, 16).ok()?,
             ))
         }
     }
@@ -143,5 +149,39 @@ mod tests {
             .contains("more values"));
         assert!(parse("q", &[]).unwrap_err().contains("'q'"));
         assert!(parse("b", &words(&["123"])).is_err());
+        // Hex digits only: `from_str_radix` alone takes a leading '+'.
+        for (types, word) in [
+            ("b", "+1+2"),
+            ("b", "0x+1"),
+            ("b", "-1"),
+            ("b", "1g"),
+            ("m", "+0903c7f"),
+            ("m", "0x+903c7f"),
+            ("m", "-1"),
+            ("m", "0x"),
+            ("m", ""),
+            ("r", "+1"),
+            ("r", "ff00ff00 "),
+            ("t", "+1.2"),
+            ("t", "1.+2"),
+            ("t", ".1"),
+            ("t", "1."),
+            ("t", "-1.0"),
+        ] {
+            assert!(
+                parse(types, &words(&[word])).is_err(),
+                "{types} {word:?} was taken"
+            );
+        }
+        assert_eq!(hex_bytes("+1+2"), None);
+        assert_eq!(hex_bytes("0x 01 ff\n"), Some(vec![1, 0xff]));
+        assert_eq!(hex_bytes(""), Some(vec![]));
+        assert_eq!(
+            parse("rt", &words(&["0xFF00ff00", "A.b"])).unwrap(),
+            [
+                OwnedArg::Value(Arg::Rgba([0xff, 0, 0xff, 0])),
+                OwnedArg::Value(Arg::Time(TimeTag::new(0xa, 0xb)))
+            ]
+        );
     }
 }
