@@ -19,8 +19,8 @@ pub mod pattern;
 pub mod receive;
 pub mod runtime;
 pub mod schedule;
-pub mod time;
 mod thread_buf;
+pub mod time;
 pub mod transport;
 
 pub use error::Error;
