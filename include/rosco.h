@@ -135,6 +135,9 @@ typedef struct rosco_ctx_options {
   uint32_t reconnect_max_ms;
   // Reconnect attempts before giving up; 0 retries forever.
   uint32_t reconnect_retries;
+  // Most bytes of bundles held for a future time; a bundle that would go over is dropped
+  // and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
+  uint32_t max_held_bytes;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.
@@ -482,7 +485,7 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 
 // Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 // 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-// forever) and sets its `size`.
+// forever, 16 MiB of held bundles) and sets its `size`.
 //
 // Thread-safe.
 //

@@ -471,6 +471,8 @@ public:
     }
     /// Reconnect attempts before giving up; 0 retries forever.
     Options& reconnect_retries(std::uint32_t n) noexcept { o_.reconnect_retries = n; return *this; }
+    /// Most bytes of bundles held for a future time; one over it is dropped and reported.
+    Options& max_held_bytes(std::uint32_t n) noexcept { o_.max_held_bytes = n; return *this; }
 
     rosco_ctx_options& raw() noexcept { return o_; }
     const rosco_ctx_options& raw() const noexcept { return o_; }

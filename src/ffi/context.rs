@@ -43,6 +43,9 @@ pub struct rosco_ctx_options {
     pub reconnect_max_ms: u32,
     /// Reconnect attempts before giving up; 0 retries forever.
     pub reconnect_retries: u32,
+    /// Most bytes of bundles held for a future time; a bundle that would go over is dropped
+    /// and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
+    pub max_held_bytes: u32,
 }
 
 impl rosco_ctx_options {
@@ -66,6 +69,7 @@ impl rosco_ctx_options {
             reconnect_initial_ms: ms(o.reconnect.initial),
             reconnect_max_ms: ms(o.reconnect.max),
             reconnect_retries: o.reconnect.retries,
+            max_held_bytes: clamp(o.receive.max_held_bytes),
         }
     }
 
@@ -114,13 +118,14 @@ impl rosco_ctx_options {
         )? as u64);
         o.reconnect.max = Duration::from_millis(field!(reconnect_max_ms) as u64);
         o.reconnect.retries = field!(reconnect_retries);
+        o.receive.max_held_bytes = field!(max_held_bytes) as usize;
         Ok(o)
     }
 }
 
 /// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 /// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-/// forever) and sets its `size`.
+/// forever, 16 MiB of held bundles) and sets its `size`.
 ///
 /// Thread-safe.
 ///

@@ -110,6 +110,7 @@ static void test_options_init(void)
     CHECK_INT(o.reconnect_initial_ms, 100);
     CHECK_INT(o.reconnect_max_ms, 5000);
     CHECK_INT(o.reconnect_retries, 0);
+    CHECK_INT(o.max_held_bytes, 16 * 1024 * 1024);
     CHECK_ERR(rosco_ctx_options_init(NULL), ROSCO_ERR_NULL);
 }
 
@@ -156,6 +157,34 @@ static void test_new_errors(void)
     o.queue_capacity = 1048577;
     CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
     CHECK(ctx.id == 0x5555);
+}
+
+/* max_held_bytes bounds what waits for its time: a bundle over it is dropped, counted and
+ * reported; one that fits is held and delivered. */
+static void test_max_held_bytes(void)
+{
+    rosco_ctx_options o = check_options(ROSCO_MODE_POLL);
+    o.max_held_bytes = 100;
+    rosco_ctx ctx;
+    rosco_channel local;
+    if (!CHECK_OK(rosco_ctx_new(&o, &ctx)))
+        return;
+    CHECK_OK(rosco_channel_find(ctx, "_local", &local));
+    rosco_builder *b = rosco_builder_new();
+    uint64_t soon = rosco_timetag_add(rosco_timetag_now(), 0.05);
+    CHECK_OK(rosco_builder_bundle_begin(b, soon));
+    CHECK_OK(rosco_builder_message(b, "/held"));
+    CHECK_OK(rosco_builder_add_blob(b, (const uint8_t *)"0123456789", 10));
+    CHECK_OK(rosco_builder_bundle_end(b));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(rosco_send(ctx, local, b));
+    check_poll_for(ctx, 200);
+    rosco_channel_stats st;
+    CHECK_OK(rosco_channel_stats_get(ctx, local, &st));
+    /* 48-byte bundles: two fit in 100 bytes, the third does not. */
+    CHECK_INT(st.dropped, 1);
+    rosco_builder_free(b);
+    CHECK_OK(rosco_ctx_free(ctx));
 }
 
 static void test_sizes(void)
@@ -586,6 +615,7 @@ int main(void)
     test_options_init();
     test_new_errors();
     test_sizes();
+    test_max_held_bytes();
     test_invalid_handles();
     for (int i = 0; i < 3; i++) {
         int before = CHECK_FAILURES;
