@@ -7,9 +7,35 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 thread_local! {
-    /// Calls of any slot's callback running on this thread: a callback that replaces a
-    /// callback cannot wait for its own call to end.
+    /// Callbacks running on this thread (a slot's, or a method's: see [`in_callback`]).
+    /// From inside one, `set` does not wait: the call it would wait for may be its own, or
+    /// may be waiting for this one to end (a `shutdown` waiting for a `poll` whose method
+    /// callback is replacing the event callback that called `shutdown`).
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as inside a callback until the guard drops.
+struct Depth;
+
+impl Depth {
+    fn enter() -> Depth {
+        // (`try_with`: at thread exit, a context dropped by a thread-local's destructor
+        // may still report events.)
+        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
+        Depth
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Runs `f`, which calls user callbacks (method dispatch), as a callback for `set`.
+pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
+    let _depth = Depth::enter();
+    f()
 }
 
 /// One callback (or none), called from any thread.
@@ -43,16 +69,7 @@ impl<T: ?Sized> CallbackSlot<T> {
         // waits on another thread.
         let _calls = self.calls.read_recursive();
         let callback = self.current.lock().clone()?;
-        // (`try_with`: at thread exit, a context dropped by a thread-local's destructor
-        // may still report events.)
-        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
-        struct Leave;
-        impl Drop for Leave {
-            fn drop(&mut self) {
-                let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
-            }
-        }
-        let _leave = Leave;
+        let _depth = Depth::enter();
         Some(call(&callback))
     }
 

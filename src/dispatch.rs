@@ -16,7 +16,7 @@
 //! The table is locked only to collect the matches; callbacks run unlocked, so they may
 //! add and remove methods (themselves included) and dispatch further messages.
 
-use crate::callback_slot::CallbackSlot;
+use crate::callback_slot::{in_callback, CallbackSlot};
 use crate::handle::{ChannelId, Handle, PeerId, Slab};
 use crate::osc::{self, Arg, Message, Packet, PacketWriter};
 use crate::pattern::{self, AddressPatternError, Pattern};
@@ -577,9 +577,14 @@ impl Dispatcher {
         let coerce = !self.no_coercion.load(Ordering::Relaxed);
         let version = self.version.load(Ordering::Acquire);
         if scratch.table.is_none() || scratch.version != version {
-            let table = self.table.lock();
-            scratch.version = self.version.load(Ordering::Relaxed);
-            scratch.table = Some(table.clone());
+            // The copy this replaces may hold the last reference to a removed method: it
+            // goes after the lock is released (see `remove_method`).
+            let previous = {
+                let table = self.table.lock();
+                scratch.version = self.version.load(Ordering::Relaxed);
+                scratch.table.replace(table.clone())
+            };
+            drop(previous);
         }
         let DispatchScratch {
             table,
@@ -589,26 +594,30 @@ impl Dispatcher {
         } = scratch;
         let table = table.as_deref().expect("read above");
         table.lookup(address, literal, msg.typetags(), coerce, matches);
-        let mut called = 0;
-        for (index, coerced) in matches.drain(..) {
-            let method = table.method(index);
-            // Removed since the table was read (perhaps by a callback just now).
-            if !method.alive.load(Ordering::Acquire) {
-                continue;
+        // Callbacks may replace other callbacks: marked so that `CallbackSlot::set` does
+        // not wait for what may be waiting for this thread.
+        in_callback(|| {
+            let mut called = 0;
+            for (index, coerced) in matches.drain(..) {
+                let method = table.method(index);
+                // Removed since the table was read (perhaps by a callback just now).
+                if !method.alive.load(Ordering::Acquire) {
+                    continue;
+                }
+                let flow = match coerced {
+                    false => (method.callback)(msg, info),
+                    true => match coerce_message(msg, &method.typespec, coerce_buf) {
+                        Some(m) => (method.callback)(&m, info),
+                        None => continue,
+                    },
+                };
+                called += 1;
+                if literal && flow == Flow::Handled {
+                    break;
+                }
             }
-            let flow = match coerced {
-                false => (method.callback)(msg, info),
-                true => match coerce_message(msg, &method.typespec, coerce_buf) {
-                    Some(m) => (method.callback)(&m, info),
-                    None => continue,
-                },
-            };
-            called += 1;
-            if literal && flow == Flow::Handled {
-                break;
-            }
-        }
-        called
+            called
+        })
     }
 }
 

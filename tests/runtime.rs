@@ -764,3 +764,124 @@ fn poll_returns_while_callbacks_keep_sending_to_local() {
         assert!((3..=6).contains(&n), "{mode:?}: {n}");
     }
 }
+
+/// Adds and removes a method when dropped, as a C `user_free` or a C++ handler owning
+/// another `Method` does.
+struct TouchesMethodsOnDrop(std::sync::Weak<rosco::dispatch::Dispatcher>);
+
+impl Drop for TouchesMethodsOnDrop {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.upgrade() {
+            let id = d.add_method(Some("/other"), None, |_, _| Flow::Handled);
+            d.remove_method(id.unwrap());
+        }
+    }
+}
+
+/// Runs `f` on another thread; false if it has not returned within 5 s (a deadlock).
+fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    finished.recv_timeout(Duration::from_secs(5)).is_ok()
+}
+
+#[test]
+fn a_method_that_removes_itself_may_own_what_changes_the_table() {
+    let ctx = Arc::new(context(Mode::Poll));
+    let methods = ctx.methods().clone();
+    let guard = TouchesMethodsOnDrop(Arc::downgrade(&methods));
+    let me = Arc::new(Mutex::new(None));
+    let (m, d) = (me.clone(), Arc::downgrade(&methods));
+    let id = methods
+        .add_method(Some("/once"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            let _ = &guard;
+            if let (Some(id), Some(d)) = (m.lock().unwrap().take(), d.upgrade()) {
+                d.remove_method(id);
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    *me.lock().unwrap() = Some(id);
+    let later = counter(&ctx, "/later");
+    // The second message, in the same round, reloads the table: the removed method's
+    // last reference goes then.
+    ctx.send_to("_local", "/once", &[]).unwrap();
+    ctx.send_to("_local", "/later", &[]).unwrap();
+    let c = ctx.clone();
+    assert!(returns(move || {
+        c.poll(Some(Duration::from_millis(100))).unwrap();
+    }));
+    assert_eq!(later.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_method_may_replace_the_event_callback_while_an_event_shuts_the_context_down() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let ctx = Arc::new(context(Mode::IoThread));
+    let (in_event, in_method) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (weak, flag) = (Arc::downgrade(&ctx), in_event.clone());
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if let Event::Bound { .. } = e {
+            flag.store(true, SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(ctx) = weak.upgrade() {
+                ctx.shutdown(); // waits for the poll below to end
+            }
+        }
+    }));
+    let (weak, flag, entered) = (Arc::downgrade(&ctx), in_event.clone(), in_method.clone());
+    ctx.methods()
+        .add_method(Some("/go"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            entered.store(true, SeqCst);
+            while !flag.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if let Some(ctx) = weak.upgrade() {
+                ctx.set_event_callback(None::<fn(&Event)>);
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    ctx.send_to("_local", "/go", &[]).unwrap();
+    let c = ctx.clone();
+    let polled =
+        std::thread::spawn(move || returns(move || drop(c.poll(Some(Duration::from_secs(2))))));
+    while !in_method.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ctx.open("u", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    assert!(
+        polled.join().unwrap(),
+        "poll and shutdown waited for each other"
+    );
+}
+
+#[test]
+fn io_thread_callbacks_cannot_flush_or_poll() {
+    let ctx = Arc::new(context(Mode::IoThread));
+    let rx = ctx.open("rx", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (weak, s) = (Arc::downgrade(&ctx), seen.clone());
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if let (Event::Connected { channel, .. }, Some(ctx)) = (e, weak.upgrade()) {
+            let start = Instant::now();
+            let flushed = ctx.flush(*channel, Duration::from_secs(3));
+            let polled = ctx.poll(Some(Duration::from_secs(3)));
+            s.lock()
+                .unwrap()
+                .push((format!("{flushed:?} {polled:?}"), start.elapsed()));
+        }
+    }));
+    let _peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(until(&ctx, || !seen.lock().unwrap().is_empty()));
+    let (result, took) = seen.lock().unwrap()[0].clone();
+    assert_eq!(result, "Err(Busy) Err(Busy)");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}

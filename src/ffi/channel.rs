@@ -191,8 +191,10 @@ pub unsafe extern "C" fn rosco_channel_stats_get(
 /// Waits up to `timeout_ms` until everything sent on a stream channel is written (a client
 /// is connected and its output empty). In poll mode this runs the I/O (and callbacks).
 ///
-/// Not from a callback in poll or threaded mode, nor in poll mode while another thread is
-/// in `rosco_poll` (`ROSCO_ERR_BUSY`: only the thread doing the I/O can finish the writes).
+/// Not from a callback running on the thread doing the I/O (any callback in poll and
+/// threaded modes, an event or log callback in io-thread mode), nor in poll mode while
+/// another thread is in `rosco_poll` (`ROSCO_ERR_BUSY`: only the thread doing the I/O can
+/// finish the writes).
 /// `ROSCO_ERR_CLOSED` when the context is freed meanwhile.
 #[no_mangle]
 pub extern "C" fn rosco_channel_flush(

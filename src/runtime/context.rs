@@ -251,6 +251,11 @@ impl Context {
                 }
             }
             Mode::IoThread => {
+                // From an event or log callback on the I/O thread: the messages this would
+                // wait for can only come from that thread.
+                if self.on_io_thread() {
+                    return Err(Error::Busy);
+                }
                 let mut receiver = self.receiver.try_lock().ok_or(Error::Busy)?;
                 let receiver = receiver.as_mut().ok_or(Error::Closed)?;
                 Ok(self.dispatch_queued(receiver, timeout))
@@ -326,9 +331,10 @@ impl Context {
     /// Waits until everything sent on a stream channel has been written (a client is
     /// connected and its output is empty), driving the I/O in poll mode.
     pub fn flush(&self, id: ChannelId, timeout: Duration) -> Result<(), Error> {
-        // Only the I/O thread can finish a write or a connect: from one of its callbacks,
-        // waiting would only wait out the timeout (and hold up `free` meanwhile).
-        if self.shared.options.mode == Mode::Threaded && self.on_io_thread() {
+        // Only the I/O thread can finish a write or a connect: from one of its callbacks
+        // (methods in threaded mode, events and logs in io-thread mode), waiting would only
+        // wait out the timeout (and hold up `free` meanwhile).
+        if self.on_io_thread() {
             return Err(Error::Busy);
         }
         let until = deadline(Some(timeout));
