@@ -17,15 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* mode_name(rosco::Mode m) {
-    switch (m) {
-        case rosco::Mode::poll: return "poll";
-        case rosco::Mode::io_thread: return "io_thread";
-        case rosco::Mode::threaded: return "threaded";
-    }
-    return "?";
-}
-
 /// How many calls of a Synth handler are between entering and leaving the user's code.
 std::atomic<int> inside{0};
 /// Handler calls that began after their Method's removal had returned, and members
@@ -109,7 +100,7 @@ void destroy_waits(rosco::Mode mode) {
     CHECK_EQ(inside.load(), 0);
     CHECK_EQ(destroyed_while_inside.load(), 0);
     if (inside.load() != 0) {
-        std::fprintf(stderr, "%s: ~Method returned while the handler ran\n", mode_name(mode));
+        std::fprintf(stderr, "%s: ~Method returned while the handler ran\n", test::mode_name(mode));
         std::this_thread::sleep_for(100ms);  // let it finish on freed memory before we go on
     }
 }
@@ -171,7 +162,7 @@ void stress(rosco::Mode mode, std::chrono::milliseconds duration) {
     poller.reset();
     CHECK_EQ(late_calls.load(), 0);
     CHECK_EQ(destroyed_while_inside.load(), 0);
-    std::printf("%s: %ld objects deleted under traffic\n", mode_name(mode), rounds);
+    std::printf("%s: %ld objects deleted under traffic\n", test::mode_name(mode), rounds);
 }
 
 /// Removal from inside the handler does not wait for itself: removing its own Method,

@@ -20,15 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* mode_name(rosco::Mode m) {
-    switch (m) {
-        case rosco::Mode::poll: return "poll";
-        case rosco::Mode::io_thread: return "io_thread";
-        case rosco::Mode::threaded: return "threaded";
-    }
-    return "?";
-}
-
 /// Thread-safe record of what handlers saw (they run on the I/O thread in threaded mode).
 struct Record {
     mutable std::mutex mu;
@@ -92,7 +83,7 @@ void tcp_round_trip(rosco::Mode mode) {
 }
 
 void unix_datagram(rosco::Mode mode) {
-    const std::string path = "/tmp/rosco-cpp-" + std::to_string(::getpid()) + "-" + mode_name(mode) + ".sock";
+    const std::string path = "/tmp/rosco-cpp-" + std::to_string(::getpid()) + "-" + test::mode_name(mode) + ".sock";
     rosco::Context ctx(rosco::Options().mode(mode));
     rosco::Channel rx = ctx.open("rx", "osc.unix://" + path + "?listen");
     rosco::Channel tx = ctx.open("tx", "osc.unix://" + path);
@@ -278,7 +269,7 @@ int main() {
         } catch (const std::exception& e) {
             test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
         }
-        std::printf("mode %s: %s\n", mode_name(mode), test::failures() == before ? "ok" : "FAILED");
+        std::printf("mode %s: %s\n", test::mode_name(mode), test::failures() == before ? "ok" : "FAILED");
     }
     return test::result("modes_test");
 }

@@ -47,6 +47,16 @@ bool poll_until(rosco::Context& ctx, Pred done,
     return true;
 }
 
+/// A mode's name, for messages.
+inline const char* mode_name(rosco::Mode m) {
+    switch (m) {
+        case rosco::Mode::poll: return "poll";
+        case rosco::Mode::io_thread: return "io_thread";
+        case rosco::Mode::threaded: return "threaded";
+    }
+    return "?";
+}
+
 /// A loopback UDP listener URL on an ephemeral port.
 inline const char* udp_listen() { return "osc.udp://:0?bind=127.0.0.1"; }
 inline std::string udp_to(std::uint16_t port) {
