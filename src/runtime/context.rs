@@ -224,7 +224,7 @@ impl Context {
     /// mode does all I/O and callbacks here; io-thread mode runs the callbacks of waiting
     /// messages here; threaded mode only waits. Returns the messages dispatched.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let was = IN_POLL.with(|p| p.replace(true));
@@ -242,10 +242,7 @@ impl Context {
                 loop {
                     let left = until.map(|u| u.saturating_duration_since(Instant::now()));
                     let n = engine.turn(left);
-                    if n > 0
-                        || left.is_some_and(|l| l.is_zero())
-                        || self.shared.closed.load(Ordering::Acquire)
-                    {
+                    if n > 0 || left.is_some_and(|l| l.is_zero()) || self.is_closed() {
                         return Ok(n);
                     }
                 }
@@ -269,7 +266,7 @@ impl Context {
                 // Waits as the other modes do (`None`: until the context closes), so a
                 // loop around `poll` does not spin.
                 let until = deadline(timeout);
-                while !self.shared.closed.load(Ordering::Acquire) {
+                while !self.is_closed() {
                     let left = until.map(|u| u.saturating_duration_since(Instant::now()));
                     if left.is_some_and(|l| l.is_zero()) {
                         break;
@@ -294,10 +291,7 @@ impl Context {
             // Keep no method table while waiting or back with the caller.
             receiver.release();
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            if n > 0
-                || left.is_some_and(|l| l.is_zero())
-                || self.shared.closed.load(Ordering::Acquire)
-            {
+            if n > 0 || left.is_some_and(|l| l.is_zero()) || self.is_closed() {
                 return n;
             }
             let due = receiver
@@ -339,7 +333,7 @@ impl Context {
         }
         let until = deadline(Some(timeout));
         loop {
-            if self.shared.closed.load(Ordering::Acquire) {
+            if self.is_closed() {
                 return Err(Error::Closed);
             }
             let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;

@@ -780,11 +780,7 @@ impl Engine {
             .map(|_| {
                 let item = Incoming::new(&self.shared, ch.id, info, packet);
                 if !self.shared.push_incoming(item) {
-                    let total = Stats::add(&ch.stats.dropped, 1);
-                    self.shared.emit(Event::Dropped {
-                        channel: ch.id,
-                        total,
-                    });
+                    self.shared.dropped(ch);
                 }
                 0
             }),
@@ -938,11 +934,7 @@ impl Engine {
                 .cloned();
             // A peer that stopped reading gets no more, and that is counted.
             if peer.is_some_and(|peer| peer.send_framed(&frame).is_err()) {
-                let total = Stats::add(&ch.stats.dropped, 1);
-                self.shared.emit(Event::Dropped {
-                    channel: ch.id,
-                    total,
-                });
+                self.shared.dropped(ch);
             }
         }
         for (to, datagram) in out.udp {

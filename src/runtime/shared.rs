@@ -179,9 +179,23 @@ impl Shared {
             self.emit(Event::Late { channel: id });
         }
         if after.dropped > before.dropped {
-            let total = ch.map_or(0, |ch| Stats::add(&ch.stats.dropped, 1));
-            self.emit(Event::Dropped { channel: id, total });
+            match &ch {
+                Some(ch) => self.dropped(ch),
+                None => self.emit(Event::Dropped {
+                    channel: id,
+                    total: 0,
+                }),
+            }
         }
+    }
+
+    /// Counts something dropped on `ch` (a packet, a bundle, a frame) and reports it.
+    pub(crate) fn dropped(&self, ch: &Channel) {
+        let total = Stats::add(&ch.stats.dropped, 1);
+        self.emit(Event::Dropped {
+            channel: ch.id,
+            total,
+        });
     }
 
     pub(crate) fn emit(&self, event: Event) {
