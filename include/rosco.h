@@ -408,7 +408,8 @@ rosco_status rosco_channel_close(struct rosco_ctx ctx, struct rosco_channel ch);
 // `out` is writable.
 rosco_status rosco_channel_port(struct rosco_ctx ctx, struct rosco_channel ch, uint16_t *out);
 
-// Looks a channel up by name (`"_local"` always exists).
+// Looks a channel up by name (`"_local"` always exists). `ROSCO_ERR_ARG` when no channel
+// has the name, `ROSCO_ERR_CLOSED` when the context is being freed.
 //
 // Thread-safe.
 //

@@ -508,6 +508,10 @@ fn errors_are_clear() {
         ctx.send(tx, "no-slash", &[]),
         Err(rosco::Error::Encode(_))
     ));
+    assert!(matches!(
+        ctx.send_to("nobody", "/x", &[]),
+        Err(rosco::Error::NoName(_))
+    ));
     let e = ctx.open("u", "osc.xyz://h:1").unwrap_err();
     assert!(e.to_string().contains("osc.xyz"), "{e}");
     // A client not connected yet keeps what is sent, within the bound on waiting output.
@@ -530,6 +534,15 @@ fn errors_are_clear() {
     assert!(ctx.is_closed());
     assert!(matches!(
         ctx.open("late", "osc.udp://:0"),
+        Err(rosco::Error::Closed)
+    ));
+    // The names went with the channels: a send by name says closed, not "no such name".
+    assert!(matches!(
+        ctx.send_to("tx", "/x", &[]),
+        Err(rosco::Error::Closed)
+    ));
+    assert!(matches!(
+        ctx.send_to_names(&["tx", "waiting"], "/x", &[]),
         Err(rosco::Error::Closed)
     ));
 }

@@ -67,7 +67,8 @@ pub unsafe extern "C" fn rosco_channel_port(
     })
 }
 
-/// Looks a channel up by name (`"_local"` always exists).
+/// Looks a channel up by name (`"_local"` always exists). `ROSCO_ERR_ARG` when no channel
+/// has the name, `ROSCO_ERR_CLOSED` when the context is being freed.
 ///
 /// Thread-safe.
 ///
@@ -83,10 +84,7 @@ pub unsafe extern "C" fn rosco_channel_find(
         // SAFETY: the caller passes a NUL-terminated string (or NULL, rejected).
         let name = unsafe { c_str(name, "name")? };
         let entry = context(ctx)?;
-        let id = entry
-            .ctx
-            .channel_id(name)
-            .ok_or_else(|| Failure::arg(format!("no channel named '{name}'")))?;
+        let id = entry.ctx.named(name)?;
         // SAFETY: the caller passes NULL or a writable handle.
         unsafe { write_out(out, entry.channel_handle(id), "out") }
     })

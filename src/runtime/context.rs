@@ -478,11 +478,6 @@ impl Context {
 }
 
 impl Context {
-    /// True once [`shutdown`](Self::shutdown) has begun.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
-    }
-
     /// Stops the context now, even while other threads are inside calls on it: the I/O
     /// thread ends, a `poll` in progress elsewhere finishes its round, every method,
     /// callback and channel goes. No callback starts after this returns (one already
@@ -552,12 +547,17 @@ fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
 }
 
 impl Sender {
+    /// True once [`Context::shutdown`] has begun.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
     fn with_channel<R>(
         &self,
         id: ChannelId,
         f: impl FnOnce(&Channel) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let channels = self.shared.channels.read();
@@ -581,10 +581,7 @@ impl Sender {
 
     /// Sends a message on the channel with this name (`_local` dispatches in-process).
     pub fn send_to(&self, name: &str, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
-        let id = self
-            .channel_id(name)
-            .ok_or_else(|| Error::NoName(name.into()))?;
-        self.send(id, address, args)
+        self.send(self.named(name)?, address, args)
     }
 
     /// Sends a message on each named channel (osc4py3's light coupling with a group of
@@ -599,10 +596,7 @@ impl Sender {
             encode_message(address, args, buf)?;
             let mut first_error = None;
             for name in names {
-                let result = match self.channel_id(name) {
-                    Some(id) => self.send_packet(id, buf),
-                    None => Err(Error::NoName(name.to_string())),
-                };
+                let result = self.named(name).and_then(|id| self.send_packet(id, buf));
                 if let Err(e) = result {
                     first_error.get_or_insert(e);
                 }
@@ -824,6 +818,16 @@ impl Sender {
     /// The channel with this name.
     pub fn channel_id(&self, name: &str) -> Option<ChannelId> {
         self.shared.names.read().get(name).copied()
+    }
+
+    /// The channel with this name, or why there is none: [`Error::Closed`] once the
+    /// context is shut down (the names went with the channels), else [`Error::NoName`].
+    pub fn named(&self, name: &str) -> Result<ChannelId, Error> {
+        match self.channel_id(name) {
+            Some(id) => Ok(id),
+            None if self.is_closed() => Err(Error::Closed),
+            None => Err(Error::NoName(name.into())),
+        }
     }
 
     /// The local address a channel's socket is bound to (a listener's port, a sender's
