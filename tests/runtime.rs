@@ -173,6 +173,89 @@ fn tcp_both_framings_and_replies_to_the_peer() {
     }
 }
 
+/// A peer that sends one request (`/q count size`), shuts its sending side, waits a while
+/// and reads until the end: what it got back (frames, each frame's size) and when the
+/// server closed.
+fn half_closing_peer(port: u16, count: i32, size: i32) -> std::thread::JoinHandle<Vec<usize>> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // A small window, so that the replies back up into the server's own output queue.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut s = TcpStream::from(socket);
+    let mut request = Vec::new();
+    rosco::osc::encode_message("/q", &[Arg::Int(count), Arg::Int(size)], &mut request).unwrap();
+    s.write_all(&(request.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&request).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        let mut frames = Vec::new();
+        let mut rest = &all[..];
+        while let Some((len, after)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            frames.push(len);
+            rest = &after[len.min(after.len())..];
+        }
+        frames
+    })
+}
+
+#[test]
+fn a_peer_that_finished_sending_still_gets_its_replies() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let seen = events(&ctx);
+        let server = ctx.open("server", "osc.tcp://:0").unwrap();
+        let port = ctx.port(server).unwrap();
+        let sender = ctx.sender();
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let f = failures.clone();
+        ctx.methods()
+            .add_method(Some("/q"), Some("ii"), move |m, info| {
+                let mut args = m.args();
+                let (Some(Arg::Int(count)), Some(Arg::Int(size))) = (args.next(), args.next())
+                else {
+                    unreachable!("the type spec says ii")
+                };
+                let blob = vec![7u8; size as usize];
+                for _ in 0..count {
+                    if let Err(e) = sender.reply(info, "/a", &[Arg::Blob(&blob)]) {
+                        f.lock().unwrap().push(e.to_string());
+                    }
+                }
+                Flow::Handled
+            })
+            .unwrap();
+        // One small reply (in io-thread mode the callback runs after the end was read);
+        // then 6 MB, more than the kernel holds, so most waits in the server's queue.
+        for (count, size) in [(1, 8), (60, 100_000)] {
+            let peer = half_closing_peer(port, count, size);
+            assert!(until(&ctx, || peer.is_finished()), "{mode:?} {count}");
+            let frames = peer.join().unwrap();
+            assert_eq!(failures.lock().unwrap().len(), 0, "{mode:?}: {failures:?}");
+            assert_eq!(frames.len(), count as usize, "{mode:?} {count}x{size}");
+            assert!(frames.iter().all(|&n| n > size as usize), "{mode:?}");
+        }
+        let closed = || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Event::Disconnected { reason, .. } if reason == "closed by peer"))
+                .count()
+        };
+        assert!(
+            until(&ctx, || closed() == 2),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+    }
+}
+
 #[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));

@@ -19,7 +19,7 @@ use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
 use crate::time::TimeTag;
 use crate::transport::batch::{RecvBatch, BATCH};
-use crate::transport::stream::StreamConn;
+use crate::transport::stream::{Finished, Reader, StreamConn};
 use crate::transport::udp::{self, RECV_BUFFER};
 use std::io;
 use std::net::SocketAddr;
@@ -38,6 +38,13 @@ const DISCOVERY_POLL: Duration = Duration::from_millis(100);
 /// is left out of the poll set. Its waiting peer keeps it readable, so retrying at once
 /// would spin; the peer stays in the kernel's backlog meanwhile.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long a connection whose peer finished sending is kept for what is owed to it.
+const FINISHED_LINGER: Duration = Duration::from_secs(10);
+
+/// How often such a connection looks whether callbacks on another thread are done with
+/// its messages.
+const FINISHED_CHECK: Duration = Duration::from_millis(5);
 
 /// Where validated packets go.
 pub(crate) enum Sink {
@@ -214,25 +221,15 @@ impl Engine {
                         }
                     }
                     for (h, conn) in peers.lock().iter() {
-                        let interest = Interest {
-                            read: true,
-                            write: conn.wants_write(),
-                        };
-                        self.poller.add(conn.fd(), interest);
+                        deadline = min_instant(deadline, self.watch(conn, stall, now));
                         self.slots
                             .push(Slot::Peer(ch.clone(), PeerId(h), conn.clone()));
-                        deadline = min_instant(deadline, stall_deadline(conn, stall));
                     }
                 }
                 Kind::Client(client) => match &*client.state.lock() {
                     ClientState::Connected(conn) => {
-                        let interest = Interest {
-                            read: true,
-                            write: conn.wants_write(),
-                        };
-                        self.poller.add(conn.fd(), interest);
+                        deadline = min_instant(deadline, self.watch(conn, stall, now));
                         self.slots.push(Slot::Client(ch.clone(), conn.clone()));
-                        deadline = min_instant(deadline, stall_deadline(conn, stall));
                     }
                     ClientState::Connecting { connecting, .. } => {
                         self.poller.add(
@@ -254,6 +251,23 @@ impl Engine {
         }
         self.channels = channels;
         deadline.map(|d| d.max(now))
+    }
+
+    /// Adds a stream connection to the poll set; returns when its timer is due: the end of
+    /// a stall, or for one whose peer finished sending, the next look at what is owed.
+    fn watch(&mut self, conn: &StreamConn, stall: Duration, now: Instant) -> Option<Instant> {
+        let reader = conn.reader.lock();
+        let interest = Interest {
+            read: reader.finished.is_none(),
+            write: conn.wants_write(),
+        };
+        self.poller.add(conn.fd(), interest);
+        match &reader.finished {
+            // Callbacks on another thread do not wake this loop when they are done.
+            Some(f) if f.round.is_some() => Some(f.until.min(now + FINISHED_CHECK)),
+            Some(f) => Some(f.until),
+            None => stall_deadline(&reader, stall),
+        }
     }
 
     fn handle(&mut self, i: usize, writable: bool, closed: bool) -> usize {
@@ -438,6 +452,14 @@ impl Engine {
         }
         let mut dispatched = 0;
         let mut reader = conn.reader.lock();
+        if reader.finished.is_some() {
+            // Nothing more to read; a hang-up means nothing owed can be taken any more.
+            drop(reader);
+            if closed {
+                self.drop_stream(ch, peer, conn, "closed by peer");
+            }
+            return 0;
+        }
         let (mut eof, mut drained) = (false, false);
         for _ in 0..STREAM_READ_BUDGET {
             match reader.deframer.read_from(&mut conn.stream(), RECV_BUFFER) {
@@ -483,12 +505,45 @@ impl Engine {
                 }
             }
         }
+        if eof {
+            let finished = Finished {
+                round: match self.sink {
+                    Sink::Queue => Some(self.shared.delivery_mark()),
+                    Sink::Direct(_) => None,
+                },
+                until: Instant::now() + FINISHED_LINGER,
+            };
+            if self.owed(conn, &finished) {
+                reader.finished = Some(finished);
+                return dispatched;
+            }
+        }
         drop(reader);
         // A hang-up with data still unread (the budget ran out) waits for the next turn.
         if eof || (closed && !writable && drained) {
             self.drop_stream(ch, peer, conn, "closed by peer");
         }
         dispatched
+    }
+
+    /// True while a connection whose peer finished sending has output to take or replies
+    /// to its messages may still come.
+    fn owed(&self, conn: &StreamConn, finished: &Finished) -> bool {
+        conn.wants_write() || finished.round.is_some_and(|r| !self.shared.delivered(r))
+    }
+
+    /// Why a connection ends now, if it does: half a frame for too long, or its peer
+    /// finished sending and nothing more is owed to it (or it was kept long enough).
+    fn conn_end(&self, conn: &StreamConn, now: Instant) -> Option<&'static str> {
+        let reader = conn.reader.lock();
+        match &reader.finished {
+            Some(f) if !self.owed(conn, f) => Some("closed by peer"),
+            Some(f) if f.until <= now => Some("closed by peer; what was owed to it not taken"),
+            Some(_) => None,
+            None => stall_deadline(&reader, self.shared.options.stall_timeout)
+                .is_some_and(|d| d <= now)
+                .then_some("incomplete frame for too long"),
+        }
     }
 
     fn frame_error(&self, ch: &Channel, source: Option<SocketAddr>, e: FrameError) {
@@ -620,9 +675,9 @@ impl Engine {
         }
     }
 
-    /// Reconnects clients whose wait is over and drops peers stalled mid-frame.
+    /// Reconnects clients whose wait is over; ends connections stalled mid-frame, and those
+    /// whose peer finished sending once nothing more is owed to them.
     fn timers(&mut self, now: Instant) {
-        let stall = self.shared.options.stall_timeout;
         let channels = std::mem::take(&mut self.channels);
         let mut pending_events = Vec::new();
         for ch in &channels {
@@ -684,29 +739,31 @@ impl Engine {
                             });
                         }
                     }
-                    let stalled = match &*state {
-                        ClientState::Connected(conn) => stall_deadline(conn, stall)
-                            .is_some_and(|d| d <= now)
-                            .then(|| conn.clone()),
+                    let ending = match &*state {
+                        ClientState::Connected(conn) => {
+                            self.conn_end(conn, now).map(|why| (conn.clone(), why))
+                        }
                         _ => None,
                     };
                     drop(state);
                     for e in pending_events.drain(..) {
                         self.shared.emit(e);
                     }
-                    if let Some(conn) = stalled {
-                        self.drop_stream(ch, None, &conn, "incomplete frame for too long");
+                    if let Some((conn, why)) = ending {
+                        self.drop_stream(ch, None, &conn, why);
                     }
                 }
                 Kind::Listener { peers, .. } => {
-                    let stalled: Vec<(PeerId, Arc<StreamConn>)> = peers
+                    let ending: Vec<(PeerId, Arc<StreamConn>, &str)> = peers
                         .lock()
                         .iter()
-                        .filter(|(_, c)| stall_deadline(c, stall).is_some_and(|d| d <= now))
-                        .map(|(h, c)| (PeerId(h), c.clone()))
+                        .filter_map(|(h, c)| {
+                            let why = self.conn_end(c, now)?;
+                            Some((PeerId(h), c.clone(), why))
+                        })
                         .collect();
-                    for (peer, conn) in stalled {
-                        self.drop_stream(ch, Some(peer), &conn, "incomplete frame for too long");
+                    for (peer, conn, why) in ending {
+                        self.drop_stream(ch, Some(peer), &conn, why);
                     }
                 }
                 _ => {}
@@ -1037,8 +1094,7 @@ impl Engine {
     }
 }
 
-fn stall_deadline(conn: &StreamConn, stall: Duration) -> Option<Instant> {
-    let reader = conn.reader.lock();
+fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
     // A stall timeout too long to add means never.
     (reader.deframer.pending() > 0)
         .then(|| reader.last_progress.checked_add(stall))

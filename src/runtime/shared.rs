@@ -14,7 +14,7 @@ use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The event callback.
@@ -61,6 +61,11 @@ pub(crate) struct Shared {
     /// push signals when none is pending, whatever it saw of the queue.
     notified: AtomicBool,
     queue: ArrayQueue<Incoming>,
+    /// Delivery rounds begun and ended (one at a time: each holds its receiver): lets a connection whose
+    /// peer finished sending wait until its last messages' callbacks, which may reply on
+    /// it, have run.
+    rounds_begun: AtomicU64,
+    rounds_ended: AtomicU64,
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: CallbackSlot<EventCallback>,
     pub(crate) log: CallbackSlot<LogCallback>,
@@ -87,6 +92,8 @@ impl Shared {
             notify: Waker::new()?,
             notified: AtomicBool::new(false),
             queue: ArrayQueue::new(capacity),
+            rounds_begun: AtomicU64::new(0),
+            rounds_ended: AtomicU64::new(0),
             pool: ArrayQueue::new(capacity),
             events: CallbackSlot::default(),
             log: CallbackSlot::default(),
@@ -137,6 +144,9 @@ impl Shared {
     /// bundles; returns the messages dispatched.
     pub(crate) fn deliver_incoming(&self, receiver: &mut Receiver) -> usize {
         let mut dispatched = 0;
+        // Before the first pop: a packet seen gone from the queue was taken by a round
+        // counted here (see `delivery_mark`).
+        let round = self.rounds_begun.fetch_add(1, Ordering::SeqCst) + 1;
         for _ in 0..self.queue.len() {
             let Some(item) = self.queue.pop() else { break };
             let before = receiver.stats();
@@ -146,7 +156,21 @@ impl Shared {
             self.received(item.info.channel, before, receiver.stats());
             self.recycle(item);
         }
+        self.rounds_ended.store(round, Ordering::SeqCst);
         dispatched
+    }
+
+    /// The delivery round whose end means every packet queued so far has been dispatched:
+    /// the one in progress when the queue is empty (it may have taken the last of them),
+    /// else the next.
+    pub(crate) fn delivery_mark(&self) -> u64 {
+        let empty = self.queue.is_empty();
+        self.rounds_begun.load(Ordering::SeqCst) + u64::from(!empty)
+    }
+
+    /// True once delivery round `mark` has ended.
+    pub(crate) fn delivered(&self, mark: u64) -> bool {
+        self.rounds_ended.load(Ordering::SeqCst) >= mark
     }
 
     pub(crate) fn has_incoming(&self) -> bool {

@@ -70,6 +70,20 @@ pub(crate) struct Reader {
     pub(crate) deframer: Deframer,
     /// When a byte last arrived, to drop peers that leave half a frame forever.
     pub(crate) last_progress: Instant,
+    /// Set when the peer has finished sending (end of stream).
+    pub(crate) finished: Option<Finished>,
+}
+
+/// A connection whose peer finished sending stays for what is owed to it (its output, and
+/// replies to its last messages when they are dispatched on another thread), up to a
+/// limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished {
+    /// The delivery round after which its messages' callbacks have run (`None`: they ran
+    /// as they were read).
+    pub(crate) round: Option<u64>,
+    /// When it goes, owed or not.
+    pub(crate) until: Instant,
 }
 
 const FRAMING_UNKNOWN: u8 = 0;
@@ -122,6 +136,7 @@ impl StreamConn {
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
                 last_progress: Instant::now(),
+                finished: None,
             }),
         })
     }
