@@ -163,6 +163,11 @@ typedef struct rosco_event {
 // Event callback: `user` as given, the event valid during the call.
 typedef void (*rosco_event_fn)(void *user, const struct rosco_event *event);
 
+// Accept callback: `user` as given, the listener channel, the peer as `address:port`
+// (NULL for Unix sockets, valid during the call). Returns non-zero to accept the
+// connection, 0 to refuse it.
+typedef int32_t (*rosco_accept_fn)(void *user, struct rosco_channel listener, const char *peer);
+
 // Log callback: `level` is 1 error, 2 warning, 3 info, 4 debug; `message` valid during
 // the call.
 typedef void (*rosco_log_fn)(void *user, int32_t level, const char *message);
@@ -431,6 +436,20 @@ rosco_status rosco_channel_url(struct rosco_ctx ctx,
                                size_t len,
                                size_t *needed);
 
+// Copies the name the channel was opened with into `buf` of `len` bytes, as
+// `rosco_channel_url` does (osc4py3 tells handlers the reader's name; here
+// `rosco_msg_channel` leads to it).
+//
+// Thread-safe.
+//
+// # Safety
+// `buf` is writable for `len` bytes (or NULL when `len` is 0); `needed` is NULL or writable.
+rosco_status rosco_channel_name(struct rosco_ctx ctx,
+                                struct rosco_channel ch,
+                                char *buf,
+                                size_t len,
+                                size_t *needed);
+
 // Writes a channel's counters to `out`.
 //
 // Thread-safe.
@@ -550,6 +569,15 @@ rosco_status rosco_ctx_wakeup_fd(struct rosco_ctx ctx, int32_t *out);
 // Thread-safe.
 rosco_status rosco_ctx_set_event_callback(struct rosco_ctx ctx, rosco_event_fn cb, void *user);
 
+// Sets (or with `cb` NULL removes) the callback that accepts or refuses each incoming
+// stream connection (osc4py3's connection request handler). It runs on the thread doing
+// the I/O, as the event callback does; a refused connection is closed at once and
+// reported as `ROSCO_EVENT_DISCONNECTED`. Once this returns, the previous callback is not
+// running on another thread and will not run again.
+//
+// Thread-safe.
+rosco_status rosco_ctx_set_accept_callback(struct rosco_ctx ctx, rosco_accept_fn cb, void *user);
+
 // Sets (or with `cb` NULL removes) the log callback, receiving messages at `level` and
 // more severe (1 error .. 4 debug). It may run on any of the context's threads. Once this
 // returns, the previous callback is not running on another thread and will not run again
@@ -596,6 +624,16 @@ rosco_status rosco_ctx_set_bundle_callbacks(struct rosco_ctx ctx,
                                             rosco_bundle_fn start,
                                             rosco_bundle_fn end,
                                             void *user);
+
+// Matches an OSC address pattern against an address, as dispatch does (OSC 1.0 and
+// 1.1's `//`): writes 1 to `matched` when it matches, 0 when not. `ROSCO_ERR_ARG` for a
+// malformed pattern (the detail says why).
+//
+// Thread-safe.
+//
+// # Safety
+// `pattern` and `address` are NUL-terminated strings; `matched` is writable.
+rosco_status rosco_pattern_match(const char *pattern, const char *address, int32_t *matched);
 
 // The address (or pattern) the message was sent to; NULL only for a NULL `m`.
 //
@@ -797,6 +835,15 @@ rosco_status rosco_o2lite_send(struct rosco_ctx ctx,
 // # Safety
 // `out` is writable.
 rosco_status rosco_o2lite_time(struct rosco_ctx ctx, struct rosco_channel ch, double *out);
+
+// Writes an O2lite channel's UDP port: a host's is what its clients need besides the TCP
+// port (`rosco_channel_port`); a client's is where its host sends datagrams.
+//
+// Thread-safe.
+//
+// # Safety
+// `out` is writable.
+rosco_status rosco_o2lite_udp_port(struct rosco_ctx ctx, struct rosco_channel ch, uint16_t *out);
 
 // Writes a client channel's bridge id, or -1 while it is not connected to a host.
 //

@@ -427,16 +427,36 @@ fn garbage_peers_do_not_hurt_the_host() {
             .unwrap();
     frames[tag + 1] = b'q';
     encode_tcp(&mut frames, 0.0, b"!server/after", [O2Arg::Int(2)]).unwrap();
+    // A 5-byte blob with stale bytes in its padding, as o2lite.c sends it: taken.
+    let blob_at = frames.len();
+    encode_tcp(
+        &mut frames,
+        0.0,
+        b"!server/blob",
+        [O2Arg::Blob(&[1, 2, 3, 4, 5])],
+    )
+    .unwrap();
+    let last = frames.len() - 1;
+    assert_eq!(frames[blob_at..][..4], [0, 0, 0, 44], "the frame's length");
+    frames[last - 1] = 1;
     let mut rogue = std::net::TcpStream::connect(addr).unwrap();
     rogue.write_all(&frames).unwrap();
     assert!(until(&[&s.host, &s.client], || at_host
         .lock()
         .unwrap()
         .len()
-        == 2));
+        == 3));
     let h = at_host.lock().unwrap().clone();
     assert_eq!(h[1].0, "/server/after", "{h:?}");
+    assert_eq!(h[2].0, "/server/blob", "{h:?}");
     assert!(!h.iter().any(|m| m.0 == "/server/unknown"), "{h:?}");
+    // The dropped one is reported, with its sender.
+    let rogue_addr = rogue.local_addr().unwrap();
+    let malformed = |e: &Event| {
+        matches!(e, Event::Malformed { channel, source: Some(a), reason, .. }
+            if *channel == s.host_ch && *a == rogue_addr && reason.contains("type"))
+    };
+    assert_eq!(count(&s.host_events, malformed), 1, "{:?}", s.host_events);
 }
 
 #[test]

@@ -257,6 +257,79 @@ fn a_peer_that_finished_sending_still_gets_its_replies() {
 }
 
 #[test]
+fn an_accept_filter_refuses_connections_and_channels_have_names() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let seen = events(&ctx);
+        let server = ctx.open("server", "osc.tcp://:0").unwrap();
+        let port = ctx.port(server).unwrap();
+        let names = Arc::new(Mutex::new(Vec::new()));
+        let (n, sender) = (names.clone(), ctx.sender());
+        ctx.methods()
+            .add_method(Some("/hello"), None, move |_, info| {
+                let name = sender.channel_name(info.channel.unwrap()).unwrap();
+                n.lock().unwrap().push(name);
+                Flow::Handled
+            })
+            .unwrap();
+        // Another loopback address stands for a host the application does not trust.
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let a = asked.clone();
+        ctx.set_accept_filter(Some(move |ch, peer: Option<std::net::SocketAddr>| {
+            a.lock().unwrap().push(ch);
+            peer.is_some_and(|p| p.ip() != std::net::Ipv4Addr::new(127, 0, 0, 2))
+        }));
+        let connect_from = |ip: [u8; 4]| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&std::net::SocketAddr::from((ip, 0)).into())
+                .unwrap();
+            socket
+                .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let mut s = TcpStream::from(socket);
+            s.write_all(&[
+                0, 0, 0, 12, b'/', b'h', b'e', b'l', b'l', b'o', 0, 0, b',', 0, 0, 0,
+            ])
+            .unwrap();
+            s
+        };
+        let mut stranger = connect_from([127, 0, 0, 2]);
+        let _friend = connect_from([127, 0, 0, 1]);
+        let refused = || {
+            seen.lock().unwrap().iter().any(|e| {
+                matches!(e, Event::Disconnected { peer: Some(p), reason, .. }
+                    if reason == "refused by the accept filter" && p.ip().to_string() == "127.0.0.2")
+            })
+        };
+        assert!(
+            until(&ctx, || refused() && names.lock().unwrap().len() == 1),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+        stranger
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(stranger.read(&mut [0u8; 4]).unwrap_or(0), 0, "{mode:?}");
+        assert_eq!(*asked.lock().unwrap(), [server, server], "{mode:?}");
+        assert_eq!(names.lock().unwrap()[0], "server", "{mode:?}");
+        // Without a filter everyone is welcome again.
+        ctx.set_accept_filter(None::<fn(_, _) -> bool>);
+        let _stranger = connect_from([127, 0, 0, 2]);
+        assert!(until(&ctx, || names.lock().unwrap().len() == 2), "{mode:?}");
+        assert_eq!(asked.lock().unwrap().len(), 2, "{mode:?}");
+        let gone = ctx.open("gone", "osc.udp://:0").unwrap();
+        assert_eq!(ctx.channel_name(gone).unwrap(), "gone");
+        ctx.close(gone).unwrap();
+        assert!(matches!(
+            ctx.channel_name(gone),
+            Err(rosco::Error::NoChannel)
+        ));
+    }
+}
+
+#[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -301,6 +301,17 @@ private:
 
 }  // namespace detail
 
+/// Matches an OSC address pattern against an address, as dispatch does (OSC 1.0 and 1.1's
+/// "//"). Throws ROSCO_ERR_ARG for a malformed pattern.
+inline bool pattern_match(std::string_view pattern, std::string_view address) {
+    detail::ZStr p(pattern), a(address);
+    std::int32_t matched = 0;
+    detail::check(rosco_pattern_match(p.checked("rosco_pattern_match"),
+                                      a.checked("rosco_pattern_match"), &matched),
+                  "rosco_pattern_match");
+    return matched != 0;
+}
+
 // ----------------------------------------------------------------------------------------
 // Values
 
@@ -861,22 +872,9 @@ public:
         return p;
     }
     /// Its URL in liblo's form, with the real port.
-    std::string url() const {
-        std::string s(96, '\0');
-        for (;;) {
-            std::size_t needed = 0;
-            Status st = rosco_channel_url(ctx_, ch_, &s[0], s.size(), &needed);
-            if (st == ROSCO_OK) {
-                s.resize(needed);
-                return s;
-            }
-            if (st == ROSCO_ERR_RANGE && needed + 1 > s.size()) {
-                s.assign(needed + 1, '\0');
-                continue;
-            }
-            detail::throw_status(st, "rosco_channel_url");
-        }
-    }
+    std::string url() const { return text(rosco_channel_url, "rosco_channel_url"); }
+    /// The name it was opened with.
+    std::string name() const { return text(rosco_channel_name, "rosco_channel_name"); }
     /// Its counters.
     Stats stats() const {
         Stats s{};
@@ -950,6 +948,13 @@ public:
         if (id < 0) return std::nullopt;
         return static_cast<int>(id);
     }
+    /// An O2lite channel's UDP port: a host's is what its clients need besides port();
+    /// a client's is where its host sends datagrams.
+    std::uint16_t o2_udp_port() const {
+        std::uint16_t p = 0;
+        detail::check(rosco_o2lite_udp_port(ctx_, ch_, &p), "rosco_o2lite_udp_port");
+        return p;
+    }
     /// Asks the host for the status of `service`; the answer arrives as an o2 event
     /// ("Status { service: .., status: .. }"). A client only; ROSCO_ERR_CLOSED while it is
     /// not connected.
@@ -973,6 +978,25 @@ public:
     friend bool operator!=(const Channel& a, const Channel& b) noexcept { return !(a == b); }
 
 private:
+    /// A string from a rosco_channel_url-shaped call, in a buffer grown to fit.
+    template <class Fetch>
+    std::string text(Fetch fetch, const char* what) const {
+        std::string s(96, '\0');
+        for (;;) {
+            std::size_t needed = 0;
+            Status st = fetch(ctx_, ch_, &s[0], s.size(), &needed);
+            if (st == ROSCO_OK) {
+                s.resize(needed);
+                return s;
+            }
+            if (st == ROSCO_ERR_RANGE && needed + 1 > s.size()) {
+                s.assign(needed + 1, '\0');
+                continue;
+            }
+            detail::throw_status(st, what);
+        }
+    }
+
     rosco_ctx ctx_{};
     rosco_channel ch_{};
 };
@@ -1274,6 +1298,9 @@ struct Event {
 using EventHandler = std::function<void(const Event&)>;
 using LogHandler = std::function<void(LogLevel, std::string_view)>;
 using BundleHandler = std::function<void(TimeTag)>;
+/// Accepts (true) or refuses an incoming stream connection: the listener and the peer as
+/// "address:port" (empty for Unix sockets).
+using AcceptHandler = std::function<bool(const Channel& listener, std::string_view peer)>;
 /// Receives an exception a handler threw, and where ("handler for /a/b", "event handler").
 using ExceptionHandler = std::function<void(std::exception_ptr, std::string_view where)>;
 
@@ -1331,6 +1358,7 @@ struct Hub : std::enable_shared_from_this<Hub> {
     std::shared_ptr<const EventHandler> on_event;
     std::shared_ptr<const LogHandler> on_log;
     std::shared_ptr<const BundleHandler> on_bundle_start, on_bundle_end;
+    std::shared_ptr<const AcceptHandler> on_accept;
     std::shared_ptr<const ExceptionHandler> on_exception;
 };
 
@@ -1399,6 +1427,20 @@ inline void event_trampoline(void* user, const rosco_event* ev) noexcept {
         }
     } catch (...) {
         hub->report(std::current_exception(), "event handler", nullptr);
+    }
+}
+
+inline std::int32_t accept_trampoline(void* user, rosco_channel listener, const char* peer) noexcept {
+    auto* hub = static_cast<Hub*>(user);
+    try {
+        auto keep = hub->shared_from_this();
+        if (auto fn = hub->load(hub->on_accept))
+            return (*fn)(Channel(hub->ctx, listener), peer ? std::string_view(peer) : std::string_view()) ? 1 : 0;
+        return 1;
+    } catch (...) {
+        // A throwing filter refuses: it could not say yes.
+        hub->report(std::current_exception(), "accept handler", nullptr);
+        return 0;
     }
 }
 
@@ -1494,6 +1536,7 @@ public:
         rosco_ctx_set_event_callback(c, nullptr, nullptr);
         rosco_ctx_set_log_callback(c, 1, nullptr, nullptr);
         rosco_ctx_set_bundle_callbacks(c, nullptr, nullptr, nullptr);
+        rosco_ctx_set_accept_callback(c, nullptr, nullptr);
         rosco_ctx_free(c);
     }
 
@@ -1580,6 +1623,16 @@ public:
         h.store(h.on_event, set ? std::make_shared<const EventHandler>(std::move(handler)) : nullptr);
         detail::check(rosco_ctx_set_event_callback(ctx_, set ? &detail::event_trampoline : nullptr, &h),
                       "rosco_ctx_set_event_callback");
+    }
+    /// Sets (or with an empty function removes) the handler that accepts or refuses each
+    /// incoming stream connection; it runs where events do. A refused connection is closed
+    /// at once and reported as a disconnected event; a handler that throws refuses.
+    void on_accept(AcceptHandler handler) {
+        detail::Hub& h = hub();
+        const bool set = static_cast<bool>(handler);
+        h.store(h.on_accept, set ? std::make_shared<const AcceptHandler>(std::move(handler)) : nullptr);
+        detail::check(rosco_ctx_set_accept_callback(ctx_, set ? &detail::accept_trampoline : nullptr, &h),
+                      "rosco_ctx_set_accept_callback");
     }
     /// Sets (or with an empty function removes) the log handler, receiving `level` and
     /// more severe messages.

@@ -266,8 +266,8 @@ static int selftest(void) {
     struct client c;
     rosco_ctx_options opts;
     rosco_method m;
-    uint16_t port = 0;
-    char host_port[32];
+    uint16_t port = 0, udp_port = 0;
+    char host_port[40];
     int passed = 0;
 
     memset(&h, 0, sizeof h);
@@ -279,11 +279,14 @@ static int selftest(void) {
     if (ok(rosco_ctx_set_event_callback(h.ctx, host_on_event, &h), "rosco_ctx_set_event_callback") &&
         ok(rosco_channel_open(h.ctx, "host", "o2lite-host://rosco-selftest?mdns=0", &h.ch), "opening the host") &&
         ok(rosco_channel_port(h.ctx, h.ch, &port), "rosco_channel_port") &&
+        ok(rosco_o2lite_udp_port(h.ctx, h.ch, &udp_port), "rosco_o2lite_udp_port") &&
         ok(rosco_o2lite_service_add(h.ctx, h.ch, "server"), "rosco_o2lite_service_add (host)") &&
         ok(rosco_method_add(h.ctx, "/server/hello", NULL, host_on_hello, &h, NULL, &m), "rosco_method_add")) {
-        /* The host's TCP port; its UDP port is not known here, so everything goes by TCP. */
-        snprintf(host_port, sizeof host_port, "127.0.0.1:%u", (unsigned)port);
-        printf("host for ensemble 'rosco-selftest' on TCP port %u\n", (unsigned)port);
+        /* Both of the host's ports: the client's clock pings and unreliable sends go by UDP. */
+        snprintf(host_port, sizeof host_port, "127.0.0.1:%u:%u", (unsigned)port,
+                 (unsigned)udp_port);
+        printf("host for ensemble 'rosco-selftest' on TCP port %u, UDP port %u\n",
+               (unsigned)port, (unsigned)udp_port);
 
         if (client_start(&c, "rosco-selftest", host_port)) {
             /* Clock sync takes about half a second; then one message each way. */

@@ -2,7 +2,7 @@
 //! time, bundles nest. It keeps every buffer between uses, so building and sending
 //! allocate nothing once it has grown.
 
-use super::status::{c_str, guard, rosco_status, Failure};
+use super::status::{c_bytes, c_str, guard, rosco_status, Failure};
 use crate::osc::{Arg, PacketWriter, WriterState};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
@@ -454,14 +454,4 @@ pub unsafe extern "C" fn rosco_builder_add_blob(
         }
         b.push_bytes(bytes, Slot::Blob)
     })
-}
-
-/// # Safety
-/// `p` is NULL or a NUL-terminated string valid for `'a`.
-unsafe fn c_bytes<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
-    if p.is_null() {
-        return Err(Failure::null(what));
-    }
-    // SAFETY: the caller's promise.
-    Ok(unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
 }

@@ -5,7 +5,7 @@ use super::builder::rosco_builder;
 use super::context::with_ctx_channel;
 use super::handles::{context, rosco_channel, rosco_ctx};
 use super::msg::{rosco_msg, view};
-use super::status::{c_str, guard, rosco_status, write_out, Failure};
+use super::status::{c_str, guard, rosco_status, write_out, write_text, Failure};
 use std::ffi::c_char;
 use std::time::Duration;
 
@@ -108,32 +108,33 @@ pub unsafe extern "C" fn rosco_channel_url(
 ) -> rosco_status {
     guard(|| {
         let url = with_ctx_channel(ctx, ch, |c, id| c.ctx.url(id).map_err(Failure::from))?;
-        if !needed.is_null() {
-            // SAFETY: non-null and writable by the caller's promise.
-            unsafe { needed.write(url.len()) };
-        }
-        if len == 0 {
-            return Err(Failure::new(
-                super::status::ROSCO_ERR_RANGE,
-                "buffer of 0 bytes",
-            ));
-        }
-        if buf.is_null() {
-            return Err(Failure::null("buf"));
-        }
-        let n = url.len().min(len - 1);
-        // SAFETY: `buf` has `len` writable bytes and we write `n + 1 <= len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(url.as_ptr(), buf as *mut u8, n);
-            buf.add(n).write(0);
-        }
-        match n < url.len() {
-            true => Err(Failure::new(
-                super::status::ROSCO_ERR_RANGE,
-                "buffer too small for the URL",
-            )),
-            false => Ok(()),
-        }
+        // SAFETY: the caller's promise, passed on.
+        unsafe { write_text(&url, buf, len, needed, "URL") }
+    })
+}
+
+/// Copies the name the channel was opened with into `buf` of `len` bytes, as
+/// `rosco_channel_url` does (osc4py3 tells handlers the reader's name; here
+/// `rosco_msg_channel` leads to it).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `buf` is writable for `len` bytes (or NULL when `len` is 0); `needed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_channel_name(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> rosco_status {
+    guard(|| {
+        let name = with_ctx_channel(ctx, ch, |c, id| {
+            c.ctx.channel_name(id).map_err(Failure::from)
+        })?;
+        // SAFETY: the caller's promise, passed on.
+        unsafe { write_text(&name, buf, len, needed, "name") }
     })
 }
 

@@ -2,8 +2,10 @@
 
 use super::handles::{context, register, rosco_channel, rosco_ctx, unregister, CtxEntry};
 use super::status::{guard, rosco_status, write_out, Failure};
+use crate::handle::ChannelId;
 use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode};
 use std::ffi::{c_char, c_void, CString};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Everything happens inside `rosco_poll` on the caller's thread.
@@ -440,9 +442,7 @@ pub extern "C" fn rosco_ctx_set_event_callback(
             let (peer, reason) = (text(peer), text(reason));
             let event = rosco_event {
                 kind,
-                channel: rosco_channel {
-                    id: channel.0.to_bits() ^ key,
-                },
+                channel: rosco_channel::of(key, channel),
                 peer: peer.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
                 reason: reason.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
                 port,
@@ -454,6 +454,52 @@ pub extern "C" fn rosco_ctx_set_event_callback(
             // for the call.
             unsafe { cb(user.0, &event) };
         }));
+        Ok(())
+    })
+}
+
+/// Accept callback: `user` as given, the listener channel, the peer as `address:port`
+/// (NULL for Unix sockets, valid during the call). Returns non-zero to accept the
+/// connection, 0 to refuse it.
+#[allow(non_camel_case_types)]
+pub type rosco_accept_fn = Option<
+    unsafe extern "C" fn(user: *mut c_void, listener: rosco_channel, peer: *const c_char) -> i32,
+>;
+
+/// Sets (or with `cb` NULL removes) the callback that accepts or refuses each incoming
+/// stream connection (osc4py3's connection request handler). It runs on the thread doing
+/// the I/O, as the event callback does; a refused connection is closed at once and
+/// reported as `ROSCO_EVENT_DISCONNECTED`. Once this returns, the previous callback is not
+/// running on another thread and will not run again.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn rosco_ctx_set_accept_callback(
+    ctx: rosco_ctx,
+    cb: rosco_accept_fn,
+    user: *mut c_void,
+) -> rosco_status {
+    guard(|| {
+        let entry = context(ctx)?;
+        let Some(cb) = cb else {
+            entry
+                .ctx
+                .set_accept_filter(None::<fn(ChannelId, Option<SocketAddr>) -> bool>);
+            return Ok(());
+        };
+        let user = UserData(user);
+        let key = entry.key();
+        entry
+            .ctx
+            .set_accept_filter(Some(move |channel: ChannelId, peer: Option<SocketAddr>| {
+                let user = &user;
+                let peer = peer.and_then(|p| CString::new(p.to_string()).ok());
+                let listener = rosco_channel::of(key, channel);
+                let peer = peer.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+                // SAFETY: the caller's callback with its user data and a string that lives
+                // for the call.
+                unsafe { cb(user.0, listener, peer) != 0 }
+            }));
         Ok(())
     })
 }

@@ -28,6 +28,16 @@ pub struct rosco_channel {
     pub id: u64,
 }
 
+impl rosco_channel {
+    /// The handle of channel `id` in the context whose key is `key` (for callbacks, which
+    /// hold the key rather than the context's entry).
+    pub(crate) fn of(key: u64, id: ChannelId) -> rosco_channel {
+        rosco_channel {
+            id: id.0.to_bits() ^ key,
+        }
+    }
+}
+
 /// A method handle, valid with the context it was added to.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +60,7 @@ impl CtxEntry {
     }
 
     pub(crate) fn channel_handle(&self, id: ChannelId) -> rosco_channel {
-        rosco_channel {
-            id: id.0.to_bits() ^ self.key,
-        }
+        rosco_channel::of(self.key, id)
     }
 
     pub(crate) fn method(&self, m: rosco_method) -> MethodId {

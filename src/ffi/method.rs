@@ -3,7 +3,7 @@
 use super::context::UserData;
 use super::handles::{context, rosco_ctx, rosco_method};
 use super::msg::{rosco_msg, MsgView};
-use super::status::{guard, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE};
+use super::status::{c_bytes, guard, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE};
 use crate::dispatch::Flow;
 use std::ffi::{c_char, c_void, CStr};
 
@@ -166,4 +166,29 @@ unsafe fn optional_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a st
     s.to_str()
         .map(Some)
         .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
+}
+
+/// Matches an OSC address pattern against an address, as dispatch does (OSC 1.0 and
+/// 1.1's `//`): writes 1 to `matched` when it matches, 0 when not. `ROSCO_ERR_ARG` for a
+/// malformed pattern (the detail says why).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `pattern` and `address` are NUL-terminated strings; `matched` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_pattern_match(
+    pattern: *const c_char,
+    address: *const c_char,
+    matched: *mut i32,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes NUL-terminated strings (or NULL, rejected).
+        let (pattern, address) =
+            unsafe { (c_bytes(pattern, "pattern")?, c_bytes(address, "address")?) };
+        let m = crate::pattern::matches(pattern, address)
+            .map_err(|e| Failure::arg(format!("pattern: {e}")))?;
+        // SAFETY: the caller passes NULL or a writable int.
+        unsafe { write_out(matched, i32::from(m), "matched") }
+    })
 }

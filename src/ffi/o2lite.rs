@@ -159,6 +159,28 @@ pub unsafe extern "C" fn rosco_o2lite_time(
     })
 }
 
+/// Writes an O2lite channel's UDP port: a host's is what its clients need besides the TCP
+/// port (`rosco_channel_port`); a client's is where its host sends datagrams.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_udp_port(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    out: *mut u16,
+) -> rosco_status {
+    guard(|| {
+        let port = with_ctx_channel(ctx, ch, |e, id| {
+            e.ctx.o2_udp_port(id).map_err(Failure::from)
+        })?;
+        // SAFETY: the caller passes NULL or a writable u16.
+        unsafe { write_out(out, port, "out") }
+    })
+}
+
 /// Writes a client channel's bridge id, or -1 while it is not connected to a host.
 ///
 /// Thread-safe.

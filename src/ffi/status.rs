@@ -152,6 +152,18 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, 
         .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
 }
 
+/// A required C string's bytes (any encoding).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn c_bytes<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], Failure> {
+    if p.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: the caller's promise.
+    Ok(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
 /// Writes through a required out-pointer.
 ///
 /// # Safety
@@ -163,6 +175,45 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<(
     // SAFETY: non-null and, by the caller's promise, valid for a write.
     unsafe { out.write(value) };
     Ok(())
+}
+
+/// Copies `text` into `buf` of `len` bytes, NUL-terminated, and writes the length it needs
+/// (without the NUL) to `needed` when not NULL. A too-small buffer gets a truncated,
+/// terminated copy and `ROSCO_ERR_RANGE`.
+///
+/// # Safety
+/// `buf` is writable for `len` bytes (or NULL when `len` is 0); `needed` is NULL or
+/// writable.
+pub(crate) unsafe fn write_text(
+    text: &str,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+    what: &str,
+) -> Result<(), Failure> {
+    if !needed.is_null() {
+        // SAFETY: non-null and writable by the caller's promise.
+        unsafe { needed.write(text.len()) };
+    }
+    if len == 0 {
+        return Err(Failure::new(ROSCO_ERR_RANGE, "buffer of 0 bytes"));
+    }
+    if buf.is_null() {
+        return Err(Failure::null("buf"));
+    }
+    let n = text.len().min(len - 1);
+    // SAFETY: `buf` has `len` writable bytes and we write `n + 1 <= len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
+        buf.add(n).write(0);
+    }
+    match n < text.len() {
+        true => Err(Failure::new(
+            ROSCO_ERR_RANGE,
+            format!("buffer too small for the {what}"),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// The name of a status code, for messages: `"ROSCO_ERR_HANDLE"`. Never NULL; unknown

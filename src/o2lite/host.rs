@@ -12,7 +12,7 @@
 //! [`MAX_CLIENT_SERVICES`] services a client and [`MAX_SERVICES`] in all; what does not fit
 //! is dropped and reported ([`HostEvent::NotHeld`], [`HostEvent::ServiceRefused`]).
 
-use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Message};
+use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Error, O2Message};
 use crate::schedule::Scheduler;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -341,7 +341,9 @@ impl HostSession {
         out.events.push(HostEvent::Refused { conn, reason });
     }
 
-    /// A TCP frame's body from `conn`; `peer_ip` is the connection's remote address.
+    /// A TCP frame's body from `conn`; `peer_ip` is the connection's remote address. A
+    /// client's malformed message is dropped and returned as an error (the session goes
+    /// on); a malformed first frame refuses the connection.
     pub fn tcp_frame(
         &mut self,
         conn: ConnId,
@@ -349,25 +351,21 @@ impl HostSession {
         body: &[u8],
         now: f64,
         out: &mut HostOutput,
-    ) {
+    ) -> Result<(), O2Error> {
         let msg = match decode(body) {
             Ok(m) => m,
             Err(e) if self.is_pending(conn) => {
-                return self.refuse(conn, format!("first frame: {e}"), out)
+                self.refuse(conn, format!("first frame: {e}"), out);
+                return Ok(());
             }
-            // A client's malformed message is dropped; the session goes on.
-            Err(_) => return,
+            Err(e) => return Err(e),
         };
         if self.is_pending(conn) {
-            return self.first_frame(conn, peer_ip, &msg, out);
+            self.first_frame(conn, peer_ip, &msg, out);
+        } else if self.clients.contains_key(&conn) {
+            self.message(Some(conn), &msg, now, out);
         }
-        if !self.clients.contains_key(&conn) {
-            return;
-        }
-        if msg.service() == b"_o2" {
-            return self.control(Some(conn), &msg, now, out);
-        }
-        self.route(&msg, true, now, out);
+        Ok(())
     }
 
     fn first_frame(
@@ -419,13 +417,30 @@ impl HostSession {
         out.events.push(HostEvent::ClientJoined { conn, bridge_id });
     }
 
-    /// A UDP datagram (clock pings, best-effort application messages).
-    pub fn udp_datagram(&mut self, body: &[u8], now: f64, out: &mut HostOutput) {
-        let Ok(msg) = decode(body) else { return };
-        if msg.service() == b"_o2" {
-            return self.control(None, &msg, now, out);
+    /// A UDP datagram (clock pings, best-effort application messages); a malformed one is
+    /// dropped and returned as an error.
+    pub fn udp_datagram(
+        &mut self,
+        body: &[u8],
+        now: f64,
+        out: &mut HostOutput,
+    ) -> Result<(), O2Error> {
+        self.message(None, &decode(body)?, now, out);
+        Ok(())
+    }
+
+    /// A client's message (`conn` is None for UDP): control, or routed to its service.
+    fn message(
+        &mut self,
+        conn: Option<ConnId>,
+        msg: &O2Message<'_>,
+        now: f64,
+        out: &mut HostOutput,
+    ) {
+        match msg.service() == b"_o2" {
+            true => self.control(conn, msg, now, out),
+            false => self.route(msg, conn.is_some(), now, out),
         }
-        self.route(&msg, false, now, out);
     }
 
     /// `/_o2/o2lite/...` control messages (`conn` is None for UDP).
@@ -692,11 +707,12 @@ mod tests {
                 let mut moved = false;
                 for body in bodies(&std::mem::take(&mut c.tcp)) {
                     self.host
-                        .tcp_frame(self.conn, Some(Ipv4Addr::LOCALHOST), &body, now, &mut h);
+                        .tcp_frame(self.conn, Some(Ipv4Addr::LOCALHOST), &body, now, &mut h)
+                        .unwrap();
                     moved = true;
                 }
                 for d in std::mem::take(&mut c.udp) {
-                    self.host.udp_datagram(&d, now, &mut h);
+                    self.host.udp_datagram(&d, now, &mut h).unwrap();
                     moved = true;
                 }
                 self.events.append(&mut c.events);
@@ -888,7 +904,7 @@ mod tests {
             .unwrap();
         let mut h = HostOutput::default();
         for body in bodies(&c.tcp) {
-            p.host.tcp_frame(1, None, &body, 4.0, &mut h);
+            p.host.tcp_frame(1, None, &body, 4.0, &mut h).unwrap();
         }
         assert_eq!(h.local.len(), 1);
         assert!(h.local[0].1);
@@ -987,7 +1003,7 @@ mod tests {
             let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
             encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/con", con).unwrap();
             host.accepted(conn, 0.0);
-            host.tcp_frame(conn, None, &body, 0.0, h);
+            host.tcp_frame(conn, None, &body, 0.0, h).unwrap();
         };
         let sv = |host: &mut HostSession, conn: ConnId, name: &str, exists, h: &mut HostOutput| {
             let mut body = Vec::new();
@@ -999,7 +1015,7 @@ mod tests {
                 O2Arg::Int(0),
             ];
             encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/sv", args).unwrap();
-            host.tcp_frame(conn, None, &body, 0.0, h);
+            host.tcp_frame(conn, None, &body, 0.0, h).unwrap();
         };
         let refused = |h: &mut HostOutput| -> Vec<(ConnId, String)> {
             std::mem::take(&mut h.events)
@@ -1059,7 +1075,8 @@ mod tests {
             let bytes = crate::osc::unhex(hex);
             let mut out = HostOutput::default();
             host.accepted(i as u64, 0.0);
-            host.tcp_frame(i as u64, None, &bytes, 0.0, &mut out);
+            host.tcp_frame(i as u64, None, &bytes, 0.0, &mut out)
+                .unwrap();
             assert_eq!(out.close, [i as u64], "vector {i}");
             assert!(matches!(out.events[..], [HostEvent::Refused { .. }]));
         }
@@ -1075,7 +1092,7 @@ mod tests {
             O2Arg::Int(50),
         ];
         encode_udp(&mut body, 0.0, b"!_o2/o2lite/dy", dy).unwrap();
-        host.udp_datagram(&body, 0.0, &mut out);
+        host.udp_datagram(&body, 0.0, &mut out).unwrap();
         assert!(out.udp.is_empty() && out.tcp.is_empty());
     }
 }

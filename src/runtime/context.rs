@@ -462,6 +462,20 @@ impl Context {
             .set(callback.map(|c| Arc::new(Box::new(c) as super::shared::LogCallback)));
     }
 
+    /// Sets the filter that accepts or refuses each incoming stream connection (osc4py3's
+    /// connection request handler; `None` accepts all). It runs on the thread doing the
+    /// I/O, with the listener channel and the peer's address (`None` for Unix sockets); a
+    /// refused connection is closed at once and reported as [`Event::Disconnected`]. Once
+    /// this returns the previous filter is not running on another thread.
+    pub fn set_accept_filter(
+        &self,
+        filter: Option<impl Fn(ChannelId, Option<SocketAddr>) -> bool + Send + Sync + 'static>,
+    ) {
+        self.shared
+            .accept
+            .set(filter.map(|f| Arc::new(Box::new(f) as super::shared::AcceptFilter)));
+    }
+
     /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
     /// (incoming) and on the sending thread (outgoing); they must not open or close
     /// channels.
@@ -869,6 +883,12 @@ impl Sender {
             }
             Ok(url.to_string())
         })
+    }
+
+    /// The name a channel was opened with (osc4py3 hands it to handlers as the reader's
+    /// name; here a message's [`MsgInfo::channel`] leads to it).
+    pub fn channel_name(&self, id: ChannelId) -> Result<String, Error> {
+        self.with_channel(id, |ch| Ok(ch.name.to_string()))
     }
 
     /// A channel's counters.

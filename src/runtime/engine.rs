@@ -418,6 +418,14 @@ impl Engine {
                 continue;
             }
             let peer = peer.map(udp::canonical);
+            if self.shared.accept.call(|accept| accept(ch.id, peer)) == Some(false) {
+                self.shared.emit(Event::Disconnected {
+                    channel: ch.id,
+                    peer,
+                    reason: "refused by the accept filter".into(),
+                });
+                continue;
+            }
             match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame, ch.nodelay()) {
                 Ok(conn) => {
                     let handle = peers.lock().insert(Arc::new(conn));
@@ -911,7 +919,7 @@ impl Engine {
             }
             O2Role::Host { session, .. } => {
                 let mut out = HostOutput::default();
-                match (via_tcp, peer) {
+                let result = match (via_tcp, peer) {
                     (true, Some(p)) => {
                         let ip = source.and_then(|s| match s {
                             SocketAddr::V4(a) => Some(*a.ip()),
@@ -922,6 +930,9 @@ impl Engine {
                             .tcp_frame(p.0.to_bits(), ip, raw, now, &mut out)
                     }
                     _ => session.lock().udp_datagram(raw, now, &mut out),
+                };
+                if let Err(e) = result {
+                    self.malformed(ch, source, e.to_string(), None);
                 }
                 self.o2_host_output(ch, out)
             }

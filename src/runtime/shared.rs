@@ -14,6 +14,7 @@ use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -21,6 +22,10 @@ use std::sync::Arc;
 pub type EventCallback = Box<dyn Fn(&Event) + Send + Sync>;
 /// The log callback.
 pub type LogCallback = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// Accepts (true) or refuses an incoming stream connection: the listener channel and the
+/// peer's address (`None` for Unix sockets).
+pub type AcceptFilter = Box<dyn Fn(ChannelId, Option<SocketAddr>) -> bool + Send + Sync>;
 
 /// A validated packet waiting to be dispatched, in a buffer borrowed from the pool.
 pub(crate) struct Incoming {
@@ -69,6 +74,7 @@ pub(crate) struct Shared {
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: CallbackSlot<EventCallback>,
     pub(crate) log: CallbackSlot<LogCallback>,
+    pub(crate) accept: CallbackSlot<AcceptFilter>,
     pub(crate) log_level: AtomicU8,
     pub(crate) closed: AtomicBool,
 }
@@ -97,6 +103,7 @@ impl Shared {
             pool: ArrayQueue::new(capacity),
             events: CallbackSlot::default(),
             log: CallbackSlot::default(),
+            accept: CallbackSlot::default(),
             log_level: AtomicU8::new(LogLevel::Info as u8),
             closed: AtomicBool::new(false),
         })

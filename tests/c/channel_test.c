@@ -618,6 +618,89 @@ static void test_closed_peer(rosco_ctx ctx, const char *unix_path)
     close(lfd);
 }
 
+/* Accept callback: refuses peers from 127.0.0.2 (standing for an untrusted host). */
+struct gate {
+    rosco_channel listener;
+    atomic_int calls;
+    atomic_int wrong_listener;
+};
+
+static int32_t gate_accept(void *user, rosco_channel listener, const char *peer)
+{
+    struct gate *g = user;
+    atomic_fetch_add(&g->calls, 1);
+    if (listener.id != g->listener.id)
+        atomic_fetch_add(&g->wrong_listener, 1);
+    return peer && strncmp(peer, "127.0.0.2:", 10) != 0;
+}
+
+/* A raw TCP connection from `from` (dotted IPv4) to 127.0.0.1:port, or -1. */
+static int connect_from(const char *from, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &a.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        return -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Polls until the raw connection `fd` is closed by rosco (1) or `ms` pass (0). */
+static int closed_within(rosco_ctx ctx, int fd, int ms)
+{
+    int64_t deadline = check_now_ms() + check_scale_ms(ms);
+    char c;
+    while (check_now_ms() < deadline) {
+        if (recv(fd, &c, 1, MSG_DONTWAIT) == 0)
+            return 1;
+        (void)rosco_poll(ctx, 10, NULL);
+    }
+    return 0;
+}
+
+static void test_accept_callback(rosco_ctx ctx)
+{
+    struct gate g = {0};
+    uint16_t port;
+    char name[8];
+    size_t needed = 0;
+
+    if (!CHECK_OK(rosco_channel_open(ctx, "gate", "osc.tcp://:0?bind=127.0.0.1", &g.listener)))
+        return;
+    CHECK_OK(rosco_channel_port(ctx, g.listener, &port));
+    CHECK_OK(rosco_channel_name(ctx, g.listener, name, sizeof name, &needed));
+    CHECK_STR(name, "gate");
+    CHECK_INT(needed, 4);
+    CHECK_ERR(rosco_channel_name(ctx, g.listener, name, 4, NULL), ROSCO_ERR_RANGE);
+    CHECK_STR(name, "gat");
+    CHECK_OK(rosco_ctx_set_accept_callback(ctx, gate_accept, &g));
+    int stranger = connect_from("127.0.0.2", port);
+    int friend = connect_from("127.0.0.1", port);
+    CHECK(stranger >= 0 && friend >= 0);
+    CHECK(closed_within(ctx, stranger, 3000));
+    POLL_UNTIL(ctx, atomic_load(&g.calls) == 2, 3000);
+    CHECK(!closed_within(ctx, friend, 100));
+    CHECK_INT(atomic_load(&g.calls), 2);
+    CHECK_INT(atomic_load(&g.wrong_listener), 0);
+    /* Removed: everyone is accepted, and the old callback is not called again. */
+    CHECK_OK(rosco_ctx_set_accept_callback(ctx, NULL, NULL));
+    int again = connect_from("127.0.0.2", port);
+    CHECK(again >= 0);
+    CHECK(!closed_within(ctx, again, 200));
+    CHECK_INT(atomic_load(&g.calls), 2);
+    close(stranger);
+    close(friend);
+    close(again);
+    CHECK_OK(rosco_channel_close(ctx, g.listener));
+    CHECK_ERR(rosco_channel_name(ctx, g.listener, name, sizeof name, NULL), ROSCO_ERR_HANDLE);
+}
+
 /* "Closes a channel: its sockets close": once rosco_channel_close returns, the port or
  * path is free again, in every mode. */
 static void test_close_then_reopen(int32_t mode)
@@ -798,6 +881,7 @@ int main(void)
         test_local(ctx);
         test_foreign_and_zero(ctx);
         test_stream_client_states(ctx);
+        test_accept_callback(ctx);
         test_closed_peer(ctx, NULL);
         check_temp_path(path, sizeof path, "closing");
         unlink(path);

@@ -863,6 +863,34 @@ static void test_bundle_callbacks(rosco_ctx ctx, rosco_channel local)
     rosco_builder_free(b);
 }
 
+/* Matching on its own, as dispatch matches (OSC 1.0 and 1.1). */
+static void test_pattern_match(void)
+{
+    static const struct {
+        const char *pattern, *address;
+        int32_t want;
+    } cases[] = {
+        {"/synth/*/freq", "/synth/1/freq", 1},
+        {"/synth/[0-9]/{freq,gain}", "/synth/7/gain", 1},
+        {"/synth/[!0-9]", "/synth/1", 0},
+        {"//freq", "/synth/1/freq", 1},
+        {"/a?c", "/abcd", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t matched = -1;
+        CHECK_OK(rosco_pattern_match(cases[i].pattern, cases[i].address, &matched));
+        if (!CHECK_INT(matched, cases[i].want))
+            fprintf(stderr, "  %s against %s\n", cases[i].pattern, cases[i].address);
+    }
+    int32_t matched = -1;
+    CHECK_ERR(rosco_pattern_match("/synth/[1-", "/synth/1", &matched), ROSCO_ERR_ARG);
+    CHECK(strstr(rosco_last_error(), "pattern") != NULL);
+    CHECK_INT(matched, -1);
+    CHECK_ERR(rosco_pattern_match(NULL, "/a", &matched), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_pattern_match("/a", NULL, &matched), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_pattern_match("/a", "/a", NULL), ROSCO_ERR_NULL);
+}
+
 int main(void)
 {
     rosco_ctx ctx;
@@ -877,6 +905,7 @@ int main(void)
     test_bundle_callbacks(ctx, local);
     CHECK_OK(rosco_ctx_free(ctx));
 
+    test_pattern_match();
     test_typespecs(1);
     test_typespecs(0);
     test_user_free();

@@ -262,7 +262,9 @@ void host_and_client() {
     }
     // The client is reached at its UDP port; the host's URL names its real ports.
     CHECK(c.port() != 0);
-    CHECK(h.url().find(":" + std::to_string(h.port()) + "?udp_port=") != std::string::npos);
+    CHECK(h.url().find(":" + std::to_string(h.port()) + "?udp_port=" +
+                       std::to_string(h.o2_udp_port())) != std::string::npos);
+    CHECK(c.o2_udp_port() != 0);
 
     // Both clocks agree on loopback (within a few ms; more under valgrind).
     const double tolerance = 0.002 * slow_factor();

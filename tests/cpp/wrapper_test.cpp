@@ -354,6 +354,44 @@ void events_and_log() {
     CHECK_THROWS_STATUS(copy.port(), ROSCO_ERR_HANDLE);
 }
 
+void accept_names_and_patterns() {
+    rosco::Context ctx;
+    rosco::Channel server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1");
+    CHECK_EQ(server.name(), std::string("server"));
+    std::vector<std::string> peers;
+    rosco::Channel asked_for;
+    ctx.on_accept([&](const rosco::Channel& listener, std::string_view peer) {
+        asked_for = listener;
+        peers.emplace_back(peer);
+        return false;
+    });
+    std::string reason;
+    ctx.on_event([&](const rosco::Event& e) {
+        if (e.kind == rosco::EventKind::disconnected && e.channel == server)
+            reason = std::string(e.reason);
+    });
+    rosco::Channel refused = ctx.open("refused", test::tcp_to(server.port()));
+    CHECK(test::poll_until(ctx, [&] { return !reason.empty(); }));
+    CHECK_EQ(reason, std::string("refused by the accept filter"));
+    CHECK(peers.size() == 1 && peers[0].find("127.0.0.1:") == 0);
+    CHECK(asked_for == server);
+    refused.close();
+
+    // Without the handler the next client is taken, and its message arrives.
+    ctx.on_accept(nullptr);
+    int got = 0;
+    rosco::Method m = ctx.on("/in", [&](const rosco::Message&) { ++got; });
+    rosco::Channel client = ctx.open("client", test::tcp_to(server.port()));
+    client.send("/in", 1);
+    CHECK(test::poll_until(ctx, [&] { return got == 1; }));
+    CHECK_EQ(peers.size(), std::size_t{1});
+    CHECK_EQ(client.name(), std::string("client"));
+
+    CHECK(rosco::pattern_match("/synth/*/freq", "/synth/1/freq"));
+    CHECK(!rosco::pattern_match("/synth/[!0-9]", "/synth/1"));
+    CHECK_THROWS_STATUS(rosco::pattern_match("/synth/{a,b", "/synth/a"), ROSCO_ERR_ARG);
+}
+
 }  // namespace
 
 int main() {
@@ -363,6 +401,7 @@ int main() {
         builder_bundles_and_replies();
         methods_and_flow();
         events_and_log();
+        accept_names_and_patterns();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }
