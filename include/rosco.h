@@ -36,6 +36,13 @@
 // Callbacks run on the background I/O thread.
 #define ROSCO_MODE_THREADED 2
 
+// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
+// bundle with its timetag).
+#define ROSCO_TRACE_TEXT 1
+
+// `rosco_ctx_options.trace`: each packet as a hex dump.
+#define ROSCO_TRACE_HEX 2
+
 // A channel was bound; `port` is its local port.
 #define ROSCO_EVENT_BOUND 1
 
@@ -138,6 +145,9 @@ typedef struct rosco_ctx_options {
   // Most bytes of bundles held for a future time; a bundle that would go over is dropped
   // and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
   uint32_t max_held_bytes;
+  // Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
+  // `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
+  int32_t trace;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.
@@ -507,7 +517,7 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 
 // Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 // 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-// forever, 16 MiB of held bundles) and sets its `size`.
+// forever, 16 MiB of held bundles, no packet trace) and sets its `size`.
 //
 // Thread-safe.
 //

@@ -330,6 +330,66 @@ fn an_accept_filter_refuses_connections_and_channels_have_names() {
 }
 
 #[test]
+fn packets_are_traced_in_the_log_when_asked() {
+    let ctx = Context::new(ContextOptions {
+        trace: rosco::runtime::Trace {
+            text: true,
+            hex: true,
+        },
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    ctx.set_log_callback(
+        rosco::runtime::LogLevel::Debug,
+        Some(move |_, text: &str| l.lock().unwrap().push(text.to_string())),
+    );
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let tx = ctx
+        .open(
+            "tx",
+            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+        )
+        .unwrap();
+    ctx.send(tx, "/a", &[Arg::Int(1), Arg::str("x")]).unwrap();
+    let mut bundle = Vec::new();
+    let mut w = PacketWriter::new(&mut bundle);
+    w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+    w.message("/b", &[]).unwrap();
+    w.message("/c", &[Arg::Float(0.5)]).unwrap();
+    w.end_bundle().unwrap();
+    ctx.send_packet(tx, &bundle).unwrap();
+    assert!(until(&ctx, || len(&log) == 3));
+    let lines = lines.lock().unwrap().clone();
+    let find = |start: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in {lines:#?}"))
+            .clone()
+    };
+    let sent = find("channel 'tx' sends: /a is 1 \"x\"\n0000  2f 61 00 00");
+    assert!(sent.ends_with("|/a..,is.....x...|"), "{sent}");
+    let received = find("channel 'rx' receives (127.0.0.1:");
+    assert!(received.contains("): /a is 1 \"x\"\n0000"), "{received}");
+    find("channel 'tx' sends: #bundle 00000000.00000001 [/b ; /c f 0.500000]\n0000  23 62 75 6e");
+    // Off (the default): no packet is formatted.
+    let quiet = context(Mode::Poll);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    quiet.set_log_callback(
+        rosco::runtime::LogLevel::Debug,
+        Some(move |_, text: &str| l.lock().unwrap().push(text.to_string())),
+    );
+    let out = quiet.open("out", "osc.udp://127.0.0.1:9").unwrap();
+    quiet.send(out, "/a", &[]).unwrap();
+    quiet.poll(Some(Duration::from_millis(20))).unwrap();
+    assert!(!lines.lock().unwrap().iter().any(|l| l.contains("sends")));
+}
+
+#[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -484,6 +484,12 @@ public:
     Options& reconnect_retries(std::uint32_t n) noexcept { o_.reconnect_retries = n; return *this; }
     /// Most bytes of bundles held for a future time; one over it is dropped and reported.
     Options& max_held_bytes(std::uint32_t n) noexcept { o_.max_held_bytes = n; return *this; }
+    /// Writes every packet sent and received to the log at debug level, as text and/or as
+    /// a hex dump (see on_log()).
+    Options& trace(bool text, bool hex) noexcept {
+        o_.trace = (text ? ROSCO_TRACE_TEXT : 0) | (hex ? ROSCO_TRACE_HEX : 0);
+        return *this;
+    }
 
     rosco_ctx_options& raw() noexcept { return o_; }
     const rosco_ctx_options& raw() const noexcept { return o_; }

@@ -48,7 +48,16 @@ pub struct rosco_ctx_options {
     /// Most bytes of bundles held for a future time; a bundle that would go over is dropped
     /// and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
     pub max_held_bytes: u32,
+    /// Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
+    /// `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
+    pub trace: i32,
 }
+
+/// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
+/// bundle with its timetag).
+pub const ROSCO_TRACE_TEXT: i32 = 1;
+/// `rosco_ctx_options.trace`: each packet as a hex dump.
+pub const ROSCO_TRACE_HEX: i32 = 2;
 
 impl rosco_ctx_options {
     fn from_rust(o: &ContextOptions) -> rosco_ctx_options {
@@ -72,6 +81,8 @@ impl rosco_ctx_options {
             reconnect_max_ms: ms(o.reconnect.max),
             reconnect_retries: o.reconnect.retries,
             max_held_bytes: clamp(o.receive.max_held_bytes),
+            trace: (i32::from(o.trace.text) * ROSCO_TRACE_TEXT)
+                | (i32::from(o.trace.hex) * ROSCO_TRACE_HEX),
         }
     }
 
@@ -121,13 +132,21 @@ impl rosco_ctx_options {
         o.reconnect.max = Duration::from_millis(field!(reconnect_max_ms) as u64);
         o.reconnect.retries = field!(reconnect_retries);
         o.receive.max_held_bytes = field!(max_held_bytes) as usize;
+        let trace = field!(trace);
+        if trace & !(ROSCO_TRACE_TEXT | ROSCO_TRACE_HEX) != 0 {
+            return Err(Failure::arg(format!(
+                "trace {trace} is not a set of ROSCO_TRACE_* flags"
+            )));
+        }
+        o.trace.text = trace & ROSCO_TRACE_TEXT != 0;
+        o.trace.hex = trace & ROSCO_TRACE_HEX != 0;
         Ok(o)
     }
 }
 
 /// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 /// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-/// forever, 16 MiB of held bundles) and sets its `size`.
+/// forever, 16 MiB of held bundles, no packet trace) and sets its `size`.
 ///
 /// Thread-safe.
 ///

@@ -25,5 +25,5 @@ pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
 pub(crate) use hexdump::unhex;
 pub use hexdump::HexDump;
 pub use json::Json;
-pub use text::Text;
+pub use text::{PacketText, Text};
 pub use types::{Arg, OwnedArg, TypeSet, ALL_TYPE_TAGS};

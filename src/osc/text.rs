@@ -2,7 +2,7 @@
 //! `/a/b ifsSchdTFNIm 1 2.500000 "str" 'sym 'x' 5 3.250000 #T #F Nil Infinitum MIDI [0x00 0x90 0x3c 0x7f]`.
 //! Types liblo lacks are shown in the same spirit (`RGBA [...]`, arrays as `[ ... ]`).
 
-use super::decode::Message;
+use super::decode::{Message, Packet};
 use super::types::Arg;
 use std::fmt;
 
@@ -24,6 +24,27 @@ impl fmt::Display for Text<'_, '_> {
             write_arg(f, &arg)?;
         }
         Ok(())
+    }
+}
+
+/// Displays a packet on one line: a message as [`Text`] does, a bundle as
+/// `#bundle TIMETAG [element; element]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketText<'p, 'a>(pub &'p Packet<'a>);
+
+impl fmt::Display for PacketText<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Packet::Message(m) => Text(m).fmt(f),
+            Packet::Bundle(b) => {
+                write!(f, "#bundle {} [", b.timetag())?;
+                for (i, e) in b.elements().enumerate() {
+                    f.write_str(if i == 0 { "" } else { "; " })?;
+                    PacketText(&e).fmt(f)?;
+                }
+                f.write_str("]")
+            }
+        }
     }
 }
 

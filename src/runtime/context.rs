@@ -642,6 +642,11 @@ impl Sender {
     }
 
     fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
+        let to = match dest {
+            Dest::Addr(a) => Some(a),
+            _ => None,
+        };
+        self.shared.trace(&ch.name, "sends", to, packet);
         let hook = ch.hooks.outgoing();
         match hook {
             None => self.transmit_raw(ch, packet, dest),
@@ -658,6 +663,7 @@ impl Sender {
     fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
         if let Kind::Local = ch.kind {
             crate::osc::decode(packet).map_err(Error::Decode)?;
+            self.shared.trace(&ch.name, "receives", None, packet);
             let info = MsgInfo::new(TimeTag::now());
             let item = Incoming::new(&self.shared, ch.id, info, packet);
             if !self.shared.push_incoming(item) {

@@ -821,6 +821,7 @@ impl Engine {
         now: TimeTag,
         o2: Option<O2Stamp>,
     ) -> Result<usize, String> {
+        self.shared.trace(&ch.name, "receives", source, packet);
         let mut info = MsgInfo::new(now)
             .with_source(source)
             .with_channel(Some(ch.id))

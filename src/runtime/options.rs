@@ -88,6 +88,18 @@ pub struct ContextOptions {
     pub stall_timeout: Duration,
     /// Stream clients' reconnect policy (a URL's parameters override it per channel).
     pub reconnect: Reconnect,
+    /// Packets sent and received written to the log at debug level.
+    pub trace: Trace,
+}
+
+/// How packets are traced in the log (osc4py3's `dumppacket` and `dumpraw` options; the log
+/// callback stands for its `dumpfile`). Off by default; with both off nothing is formatted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// As text: a message as `rosco dump` prints it, a bundle with its timetag.
+    pub text: bool,
+    /// As a hex dump of its bytes.
+    pub hex: bool,
 }
 
 impl Default for ContextOptions {
@@ -101,6 +113,7 @@ impl Default for ContextOptions {
             queue_capacity: 4096,
             stall_timeout: Duration::from_secs(10),
             reconnect: Reconnect::default(),
+            trace: Trace::default(),
         }
     }
 }

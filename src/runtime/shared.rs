@@ -3,17 +3,19 @@
 
 use super::channel::Channel;
 use super::event::{Event, LogLevel, Stats};
-use super::options::{ContextOptions, MAX_QUEUE_CAPACITY};
+use super::options::{ContextOptions, Trace, MAX_QUEUE_CAPACITY};
 use super::poller::Waker;
 use crate::callback_slot::CallbackSlot;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
+use crate::osc::{HexDump, PacketText};
 use crate::receive::{ReceiveStats, Receiver};
 use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -235,11 +237,58 @@ impl Shared {
     }
 
     /// Logs at `level`; the message is only formatted when someone listens at that level.
+    /// Writes a packet a channel sent or received to the log, as the trace options say
+    /// (`way`: "sends", "receives"; `peer`: the other end, when known).
+    pub(crate) fn trace(&self, channel: &str, way: &str, peer: Option<SocketAddr>, packet: &[u8]) {
+        let trace = self.options.trace;
+        if !(trace.text || trace.hex) {
+            return;
+        }
+        let peer = Peer(peer);
+        self.log(
+            LogLevel::Debug,
+            format_args!("channel '{channel}' {way}{peer}: {}", Traced(trace, packet)),
+        );
+    }
+
     pub(crate) fn log(&self, level: LogLevel, args: std::fmt::Arguments<'_>) {
         if level as u8 > self.log_level.load(Ordering::Relaxed) {
             return;
         }
         self.log.call(|callback| callback(level, &args.to_string()));
+    }
+}
+
+/// ` from ADDRESS` / ` to ADDRESS` when the other end is known.
+struct Peer(Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, " ({a})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A packet as the trace options show it: text, then a hex dump on the following lines.
+struct Traced<'a>(Trace, &'a [u8]);
+
+impl fmt::Display for Traced<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Traced(trace, packet) = self;
+        if trace.text {
+            match crate::osc::decode(packet) {
+                Ok(p) => write!(f, "{}", PacketText(&p))?,
+                Err(e) => write!(f, "not OSC ({e})")?,
+            }
+        } else {
+            write!(f, "{} bytes", packet.len())?;
+        }
+        if trace.hex {
+            write!(f, "\n{}", HexDump(packet))?;
+        }
+        Ok(())
     }
 }
 

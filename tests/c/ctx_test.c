@@ -111,6 +111,7 @@ static void test_options_init(void)
     CHECK_INT(o.reconnect_max_ms, 5000);
     CHECK_INT(o.reconnect_retries, 0);
     CHECK_INT(o.max_held_bytes, 16 * 1024 * 1024);
+    CHECK_INT(o.trace, 0);
     CHECK_ERR(rosco_ctx_options_init(NULL), ROSCO_ERR_NULL);
 }
 
@@ -185,6 +186,47 @@ static void test_max_held_bytes(void)
     CHECK_INT(st.dropped, 1);
     rosco_builder_free(b);
     CHECK_OK(rosco_ctx_free(ctx));
+}
+
+/* Trace: every packet sent and received, as text and hex, at debug level in the log. */
+struct trace_log {
+    int sent, received;
+};
+
+static void on_trace(void *user, int32_t level, const char *message)
+{
+    struct trace_log *t = user;
+    if (level != 4)
+        return;
+    if (strstr(message, "channel '_local' sends: /traced i 7\n0000  2f 74 72 61"))
+        t->sent++;
+    if (strstr(message, "channel '_local' receives: /traced i 7\n0000"))
+        t->received++;
+}
+
+static void test_trace(void)
+{
+    rosco_ctx_options o = check_options(ROSCO_MODE_POLL);
+    o.trace = ROSCO_TRACE_TEXT | ROSCO_TRACE_HEX;
+    rosco_ctx ctx;
+    rosco_channel local;
+    struct trace_log t = {0, 0};
+    if (!CHECK_OK(rosco_ctx_new(&o, &ctx)))
+        return;
+    CHECK_OK(rosco_ctx_set_log_callback(ctx, 4, on_trace, &t));
+    CHECK_OK(rosco_channel_find(ctx, "_local", &local));
+    rosco_builder *b = rosco_builder_new();
+    CHECK_OK(rosco_builder_message(b, "/traced"));
+    CHECK_OK(rosco_builder_add_i32(b, 7));
+    CHECK_OK(rosco_send(ctx, local, b));
+    check_poll_for(ctx, 50);
+    CHECK_INT(t.sent, 1);
+    CHECK_INT(t.received, 1);
+    rosco_builder_free(b);
+    CHECK_OK(rosco_ctx_free(ctx));
+    /* Only the two flags. */
+    o.trace = 4;
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
 }
 
 static void test_sizes(void)
@@ -616,6 +658,7 @@ int main(void)
     test_new_errors();
     test_sizes();
     test_max_held_bytes();
+    test_trace();
     test_invalid_handles();
     for (int i = 0; i < 3; i++) {
         int before = CHECK_FAILURES;

@@ -58,7 +58,7 @@ void values_and_options() {
     CHECK_EQ(o.raw().coerce, 1);
     o.mode(rosco::Mode::threaded).coerce(false).queue_bundles(false).max_frame(4096)
         .max_stream_peers(7).queue_capacity(64).stall_timeout(2s).reconnect(false)
-        .reconnect_backoff(10ms, 20ms).reconnect_retries(3).max_held_bytes(1000);
+        .reconnect_backoff(10ms, 20ms).reconnect_retries(3).max_held_bytes(1000).trace(true, false);
     CHECK_EQ(o.raw().mode, ROSCO_MODE_THREADED);
     CHECK_EQ(o.raw().coerce, 0);
     CHECK_EQ(o.raw().queue_bundles, 0);
@@ -71,6 +71,7 @@ void values_and_options() {
     CHECK_EQ(o.raw().reconnect_max_ms, 20u);
     CHECK_EQ(o.raw().reconnect_retries, 3u);
     CHECK_EQ(o.raw().max_held_bytes, 1000u);
+    CHECK_EQ(o.raw().trace, ROSCO_TRACE_TEXT);
     rosco::Context threaded(o);  // the options are accepted
     CHECK(static_cast<bool>(threaded));
 }
