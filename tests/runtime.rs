@@ -390,6 +390,70 @@ fn packets_are_traced_in_the_log_when_asked() {
 }
 
 #[test]
+fn subscriptions_keep_messages_for_the_application() {
+    use rosco::osc::OwnedArg;
+    for mode in MODES {
+        let ctx = context(mode);
+        let methods_before = ctx.methods().len();
+        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let tx = ctx
+            .open(
+                "tx",
+                &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
+            )
+            .unwrap();
+        // Two routes merged into one queue of three; a second subscriber; a method.
+        let mut notes = ctx.subscribe(Some("/note/*"), None, 3).unwrap();
+        notes.also(Some("/cc"), Some("i")).unwrap();
+        let on = ctx.subscribe(Some("/note/on"), Some("ii"), 16).unwrap();
+        let counted = counter(&ctx, "/note/on");
+        assert!(ctx.subscribe(Some("/bad["), None, 1).is_err());
+        ctx.send(tx, "/note/on", &[Arg::Int(60), Arg::Int(100)])
+            .unwrap();
+        ctx.send(tx, "/cc", &[Arg::str("not an int")]).unwrap();
+        ctx.send(tx, "/cc", &[Arg::Int(7)]).unwrap();
+        ctx.send(tx, "/note/off", &[Arg::Int(60)]).unwrap();
+        ctx.send(tx, "/note/x", &[]).unwrap(); // the fourth for a queue of three
+        let taken = |sub: &rosco::runtime::Subscription| match mode {
+            // Threaded: the I/O thread fills the queue while this waits.
+            Mode::Threaded => sub.recv_timeout(Duration::from_secs(5)),
+            _ => {
+                until(&ctx, || !sub.is_empty());
+                sub.try_recv()
+            }
+        };
+        let first = taken(&notes).expect("a message");
+        assert_eq!(first.address, "/note/on", "{mode:?}");
+        assert_eq!(
+            first.args,
+            [
+                OwnedArg::Value(Arg::Int(60)),
+                OwnedArg::Value(Arg::Int(100))
+            ]
+        );
+        assert_eq!(first.info.channel, Some(rx));
+        assert!(first.info.source.is_some());
+        let on_first = taken(&on).expect("the same message for the second subscriber");
+        assert_eq!(on_first.address, "/note/on");
+        assert!(
+            until(&ctx, || notes.len() == 2 && notes.dropped() == 1),
+            "{mode:?}"
+        );
+        let rest: Vec<_> = std::iter::from_fn(|| notes.try_recv())
+            .map(|r| r.address)
+            .collect();
+        assert_eq!(rest, ["/cc", "/note/off"], "{mode:?}");
+        assert!(notes.try_recv().is_none());
+        assert!(notes.recv_timeout(Duration::from_millis(20)).is_none());
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Dropping a subscription removes its methods.
+        drop(notes);
+        drop(on);
+        assert_eq!(ctx.methods().len(), methods_before + 1, "{mode:?}");
+    }
+}
+
+#[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -8,6 +8,7 @@ use super::o2::O2Role;
 use super::options::{ContextOptions, Mode};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
+use super::subscription::Subscription;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::ChannelId;
@@ -439,6 +440,20 @@ impl Context {
             crate::dispatch::Flow::Handled
         })?;
         Ok(method)
+    }
+
+    /// Subscribes to the messages to `address` (a literal address, an OSC pattern, or
+    /// `None` for all) whose arguments fit `typespec`: they are kept, at most `capacity`
+    /// of them, for the application to take (aiolo's `route.sub()`). See [`Subscription`].
+    pub fn subscribe(
+        &self,
+        address: Option<&str>,
+        typespec: Option<&str>,
+        capacity: usize,
+    ) -> Result<Subscription, Error> {
+        let mut sub = Subscription::new(self.shared.dispatcher.clone(), capacity);
+        sub.also(address, typespec)?;
+        Ok(sub)
     }
 
     /// Sets the callback for channel events (`None` removes it). Once this returns the

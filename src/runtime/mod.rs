@@ -15,6 +15,7 @@ mod o2;
 mod options;
 pub(crate) mod poller;
 mod shared;
+mod subscription;
 
 pub use channel::PacketHook;
 pub use context::{Context, Sender, LOCAL};
@@ -22,3 +23,4 @@ pub use event::{ChannelStats, Event, LogLevel};
 pub use o2::{fixed_to_seconds, o2lite_url, seconds_to_fixed};
 pub use options::{ContextOptions, Mode, Reconnect, Trace, MAX_QUEUE_CAPACITY, MIN_RECONNECT_WAIT};
 pub use shared::{AcceptFilter, EventCallback, LogCallback};
+pub use subscription::{Received, Subscription};

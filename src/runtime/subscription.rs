@@ -1,0 +1,138 @@
+//! Subscriptions: the messages that match one or more routes, kept in a bounded queue for
+//! the application to take when it wants them (aiolo's `route.sub()`), instead of a
+//! callback.
+
+use crate::dispatch::{Dispatcher, Flow, MethodId, MsgInfo};
+use crate::error::Error;
+use crate::osc::{Message, OwnedArg};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A message kept by a subscription: it owns its address and arguments.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The address it was sent to.
+    pub address: String,
+    /// Its arguments (array brackets included).
+    pub args: Vec<OwnedArg>,
+    /// Where and when it arrived, its bundle's time.
+    pub info: MsgInfo,
+}
+
+/// What the subscription's methods and its owner share.
+#[derive(Debug)]
+struct Queue {
+    items: Mutex<VecDeque<Received>>,
+    arrived: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+/// Messages matching the routes given to [`Context::subscribe`](crate::Context::subscribe)
+/// and [`also`](Self::also), in arrival order, at most `capacity` of them (later ones are
+/// dropped and counted). Every subscriber gets every matching message: its methods pass
+/// each message on (`Flow::PassOn`), so other methods and subscriptions see it too.
+///
+/// Messages enter the queue where callbacks run: inside `poll` in poll and io-thread
+/// modes (take them after polling), on the I/O thread in threaded mode (where
+/// [`recv_timeout`](Self::recv_timeout) waits for them). Dropping the subscription
+/// removes its methods.
+#[derive(Debug)]
+pub struct Subscription {
+    queue: Arc<Queue>,
+    dispatcher: Arc<Dispatcher>,
+    methods: Vec<MethodId>,
+}
+
+impl Subscription {
+    pub(crate) fn new(dispatcher: Arc<Dispatcher>, capacity: usize) -> Subscription {
+        Subscription {
+            queue: Arc::new(Queue {
+                items: Mutex::new(VecDeque::new()),
+                arrived: Condvar::new(),
+                capacity: capacity.max(1),
+                dropped: AtomicU64::new(0),
+            }),
+            dispatcher,
+            methods: Vec::new(),
+        }
+    }
+
+    /// Adds a route to this subscription (aiolo merges subscriptions with `|`): `address`
+    /// is a literal address, an OSC pattern, or `None` for every message; `typespec` as
+    /// for methods.
+    pub fn also(&mut self, address: Option<&str>, typespec: Option<&str>) -> Result<(), Error> {
+        let queue = self.queue.clone();
+        let id = self.dispatcher.add_method(
+            address,
+            typespec,
+            move |m: &Message<'_>, info: &MsgInfo| {
+                queue.push(m, info);
+                Flow::PassOn
+            },
+        )?;
+        self.methods.push(id);
+        Ok(())
+    }
+
+    /// The oldest message waiting, if any.
+    pub fn try_recv(&self) -> Option<Received> {
+        self.queue.items.lock().pop_front()
+    }
+
+    /// The oldest message, waiting up to `timeout` for one to arrive.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Received> {
+        let mut items = self.queue.items.lock();
+        if items.is_empty() {
+            // A timeout too long to represent waits as long as a wait can.
+            let _ = self
+                .queue
+                .arrived
+                .wait_while_for(&mut items, |i| i.is_empty(), timeout);
+        }
+        items.pop_front()
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.queue.items.lock().len()
+    }
+
+    /// True when no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        for id in self.methods.drain(..) {
+            self.dispatcher.remove_method(id);
+        }
+    }
+}
+
+impl Queue {
+    fn push(&self, m: &Message<'_>, info: &MsgInfo) {
+        let mut items = self.items.lock();
+        if items.len() >= self.capacity {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        items.push_back(Received {
+            address: String::from_utf8_lossy(m.address()).into_owned(),
+            args: m.args().map(OwnedArg::from).collect(),
+            info: *info,
+        });
+        drop(items);
+        self.arrived.notify_one();
+    }
+}
