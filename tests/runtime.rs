@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const MODES: [Mode; 3] = [Mode::Poll, Mode::IoThread, Mode::Threaded];
 
 include!("support/contexts.rs");
-use contexts::{context, counter, events};
+use contexts::{context, counter, events, udp_pair};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -346,13 +346,7 @@ fn packets_are_traced_in_the_log_when_asked() {
         Some(move |_, text: &str| l.lock().unwrap().push(text.to_string())),
     );
     let log = record(&ctx);
-    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
-    let tx = ctx
-        .open(
-            "tx",
-            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-        )
-        .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
     ctx.send(tx, "/a", &[Arg::Int(1), Arg::str("x")]).unwrap();
     let mut bundle = Vec::new();
     let mut w = PacketWriter::new(&mut bundle);
@@ -395,13 +389,7 @@ fn subscriptions_keep_messages_for_the_application() {
     for mode in MODES {
         let ctx = context(mode);
         let methods_before = ctx.methods().len();
-        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
-        let tx = ctx
-            .open(
-                "tx",
-                &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-            )
-            .unwrap();
+        let (rx, tx) = udp_pair(&ctx);
         // Two routes merged into one queue of three; a second subscriber; a method.
         let mut notes = ctx.subscribe(Some("/note/*"), None, 3).unwrap();
         notes.also(Some("/cc"), Some("i")).unwrap();
@@ -504,13 +492,7 @@ fn timed_bundles_arrive_at_their_time_in_every_mode() {
                 Flow::Handled
             })
             .unwrap();
-        let rx = ctx.open("rx", "osc.udp://:0").unwrap();
-        let tx = ctx
-            .open(
-                "tx",
-                &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-            )
-            .unwrap();
+        let (_rx, tx) = udp_pair(&ctx);
         let at = TimeTag::after(Duration::from_millis(150));
         let mut buf = Vec::new();
         let mut w = PacketWriter::new(&mut buf);
@@ -675,13 +657,7 @@ fn a_slow_consumer_drops_and_counts() {
     })
     .unwrap();
     let log = record(&ctx);
-    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
-    let tx = ctx
-        .open(
-            "tx",
-            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-        )
-        .unwrap();
+    let (rx, tx) = udp_pair(&ctx);
     // Nobody polls while 2,000 packets arrive: the queue holds 16.
     for i in 0..2000 {
         ctx.send(tx, "/flood", &[Arg::Int(i)]).unwrap();
@@ -708,13 +684,7 @@ fn a_slow_consumer_drops_and_counts() {
 fn packet_hooks_transform_both_ways() {
     let ctx = context(Mode::Poll);
     let log = record(&ctx);
-    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
-    let tx = ctx
-        .open(
-            "tx",
-            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-        )
-        .unwrap();
+    let (rx, tx) = udp_pair(&ctx);
     let xor = |raw: &[u8], out: &mut Vec<u8>| {
         out.extend(raw.iter().map(|b| b ^ 0x5a));
         true
@@ -738,13 +708,7 @@ fn io_thread_mode_has_a_wakeup_descriptor() {
         .expect("io-thread mode exposes a descriptor");
     assert!(context(Mode::Poll).wakeup_fd().is_none());
     let log = record(&ctx);
-    let rx = ctx.open("rx", "osc.udp://:0").unwrap();
-    let tx = ctx
-        .open(
-            "tx",
-            &format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap()),
-        )
-        .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
     ctx.send(tx, "/wake", &[]).unwrap();
     let mut pfd = libc_pollfd(fd);
     assert_eq!(

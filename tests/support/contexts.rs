@@ -6,7 +6,7 @@ mod contexts {
     use rosco::dispatch::{Flow, MsgInfo};
     use rosco::osc::Message;
     use rosco::runtime::Event;
-    use rosco::{Context, ContextOptions, Mode};
+    use rosco::{ChannelId, Context, ContextOptions, Mode};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -17,6 +17,13 @@ mod contexts {
             ..ContextOptions::default()
         })
         .unwrap()
+    }
+
+    /// A UDP listener "rx" on loopback and a sender "tx" to it.
+    pub(crate) fn udp_pair(ctx: &Context) -> (ChannelId, ChannelId) {
+        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let to = format!("osc.udp://127.0.0.1:{}", ctx.port(rx).unwrap());
+        (rx, ctx.open("tx", &to).unwrap())
     }
 
     /// Every event a context reported, in order.
