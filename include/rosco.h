@@ -82,6 +82,9 @@ typedef struct rosco_builder rosco_builder;
 // A received message (opaque, borrowed, valid during its callback only).
 typedef struct rosco_msg rosco_msg;
 
+// A subscription (opaque): see `rosco_sub_new`.
+typedef struct rosco_sub rosco_sub;
+
 // The result of every fallible call: `ROSCO_OK` (0) or a negative error code.
 typedef int32_t rosco_status;
 
@@ -883,6 +886,64 @@ const char *rosco_status_str(rosco_status status);
 //
 // Thread-safe (each thread has its own).
 const char *rosco_last_error(void);
+
+// Subscribes to the messages to `pattern` (a literal address, an OSC pattern, or NULL
+// for all) whose arguments fit `typespec` (NULL: any, as for `rosco_method_add`): they
+// are kept, at most `capacity` of them (later ones are dropped and counted), for
+// `rosco_sub_take` (aiolo's `route.sub()`). Every subscriber gets every matching message;
+// methods see it too. Messages enter the queue where callbacks run: inside `rosco_poll`
+// in poll and io-thread modes, on the I/O thread in threaded mode. Free it with
+// `rosco_sub_free` (before or after its context).
+//
+// Thread-safe.
+//
+// # Safety
+// `pattern` and `typespec` are NULL or NUL-terminated strings; `out` is writable.
+rosco_status rosco_sub_new(struct rosco_ctx ctx,
+                           const char *pattern,
+                           const char *typespec,
+                           uint32_t capacity,
+                           struct rosco_sub **out);
+
+// Adds a route to the subscription (aiolo merges subscriptions with `|`).
+//
+// Not while another call on this subscription is under way.
+//
+// # Safety
+// `sub` is NULL or a live subscription; the strings are NULL or NUL-terminated.
+rosco_status rosco_sub_also(struct rosco_sub *sub, const char *pattern, const char *typespec);
+
+// Takes the oldest message, waiting up to `timeout_ms` for one (0: only what is there),
+// and passes it to `fn_` on this thread (its return value is ignored; the message, read
+// with the `rosco_msg_*` accessors, is valid during the call). `ROSCO_ERR_TIMEOUT` when
+// none came.
+//
+// Thread-safe (each message goes to one taker).
+//
+// # Safety
+// `sub` is NULL or a live subscription.
+rosco_status rosco_sub_take(const struct rosco_sub *sub,
+                            uint32_t timeout_ms,
+                            rosco_method_fn fn_,
+                            void *user);
+
+// Writes how many messages wait and how many were dropped (the queue was full). Either
+// pointer may be NULL.
+//
+// Thread-safe.
+//
+// # Safety
+// `sub` is NULL or a live subscription; `waiting` and `dropped` are NULL or writable.
+rosco_status rosco_sub_counts(const struct rosco_sub *sub, uint32_t *waiting, uint64_t *dropped);
+
+// Frees a subscription: its routes are removed, its waiting messages dropped. NULL is
+// ignored.
+//
+// Not while another call on this subscription is under way.
+//
+// # Safety
+// `sub` is NULL or a subscription from `rosco_sub_new`, not used afterwards.
+void rosco_sub_free(struct rosco_sub *sub);
 
 // The current time as a timetag (NTP 32.32 bits).
 //

@@ -636,10 +636,24 @@ fn coerce_message<'b>(
         return None;
     };
     let args = msg.args().zip(tags.iter()).map(|(a, &t)| coerce(a, t));
-    // O2-aware options: a coerced message may carry `B`.
+    rewrite(msg.address(), args, buf)
+}
+
+/// Writes a message into `buf` and returns a view of it. O2-aware: the message may carry
+/// `B` (it may have come over O2lite).
+pub(crate) fn rewrite<'b, 'a>(
+    address: &[u8],
+    args: impl Iterator<Item = Arg<'a>> + Clone,
+    buf: &'b mut Vec<u8>,
+) -> Option<Message<'b>> {
     PacketWriter::with_options(buf, &osc::O2_ENCODE)
-        .message_iter(msg.address(), args)
+        .message_iter(address, args)
         .ok()?;
+    rewritten(buf)
+}
+
+/// The message [`rewrite`] wrote into `buf`.
+pub(crate) fn rewritten(buf: &[u8]) -> Option<Message<'_>> {
     match osc::decode_with(buf, &O2_DECODE).ok()? {
         Packet::Message(m) => Some(m),
         Packet::Bundle(_) => None,

@@ -385,7 +385,6 @@ fn packets_are_traced_in_the_log_when_asked() {
 
 #[test]
 fn subscriptions_keep_messages_for_the_application() {
-    use rosco::osc::OwnedArg;
     for mode in MODES {
         let ctx = context(mode);
         let methods_before = ctx.methods().len();
@@ -411,24 +410,19 @@ fn subscriptions_keep_messages_for_the_application() {
             }
         };
         let first = taken(&notes).expect("a message");
-        assert_eq!(first.address, "/note/on", "{mode:?}");
-        assert_eq!(
-            first.args,
-            [
-                OwnedArg::Value(Arg::Int(60)),
-                OwnedArg::Value(Arg::Int(100))
-            ]
-        );
+        let m = first.message();
+        assert_eq!(m.address_str(), Some("/note/on"), "{mode:?}");
+        assert_eq!(m.args().collect::<Vec<_>>(), [Arg::Int(60), Arg::Int(100)]);
         assert_eq!(first.info.channel, Some(rx));
         assert!(first.info.source.is_some());
         let on_first = taken(&on).expect("the same message for the second subscriber");
-        assert_eq!(on_first.address, "/note/on");
+        assert_eq!(on_first.message().address(), b"/note/on");
         assert!(
             until(&ctx, || notes.len() == 2 && notes.dropped() == 1),
             "{mode:?}"
         );
         let rest: Vec<_> = std::iter::from_fn(|| notes.try_recv())
-            .map(|r| r.address)
+            .map(|r| r.message().address_str().unwrap().to_string())
             .collect();
         assert_eq!(rest, ["/cc", "/note/off"], "{mode:?}");
         assert!(notes.try_recv().is_none());

@@ -1499,6 +1499,98 @@ inline std::int32_t clamp_timeout(std::chrono::milliseconds t) noexcept {
 /// A timeout for Context::poll(): wait until something is dispatched.
 inline constexpr std::chrono::milliseconds forever{-1};
 
+namespace detail {
+
+/// A take() handler and the exception it threw, for rosco_sub_take.
+template <class F>
+struct Take {
+    F& fn;
+    rosco_ctx ctx;
+    std::exception_ptr error;
+};
+
+template <class F>
+std::int32_t take_trampoline(void* user, const rosco_msg* m) noexcept {
+    auto* t = static_cast<Take<F>*>(user);
+    try {
+        const Message msg(m, t->ctx);
+        t->fn(msg);
+    } catch (...) {
+        t->error = std::current_exception();
+    }
+    return 0;
+}
+
+}  // namespace detail
+
+/// Messages matching one or more routes, kept in a queue to be taken on the caller's
+/// thread, with no handler called from rosco's (aiolo's route.sub()). From
+/// Context::subscribe(). Move-only; destroying it removes its routes (before or after its
+/// Context is gone).
+class Subscription {
+public:
+    Subscription() noexcept = default;
+    Subscription(Subscription&& o) noexcept : sub_(std::exchange(o.sub_, nullptr)), ctx_(o.ctx_) {}
+    Subscription& operator=(Subscription&& o) noexcept {
+        if (this != &o) {
+            rosco_sub_free(sub_);
+            sub_ = std::exchange(o.sub_, nullptr);
+            ctx_ = o.ctx_;
+        }
+        return *this;
+    }
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+    ~Subscription() { rosco_sub_free(sub_); }
+
+    /// Adds a route (aiolo's `|`): messages to `pattern` whose type tags are `typespec`.
+    void also(std::string_view pattern, std::string_view typespec) {
+        detail::ZStr p(pattern), t(typespec);
+        detail::check(rosco_sub_also(sub_, p.checked("rosco_sub_also"), t.checked("rosco_sub_also")),
+                      "rosco_sub_also");
+    }
+    /// Adds a route: messages to `pattern` with any arguments.
+    void also(std::string_view pattern) {
+        detail::ZStr p(pattern);
+        detail::check(rosco_sub_also(sub_, p.checked("rosco_sub_also"), nullptr), "rosco_sub_also");
+    }
+    /// Takes the oldest message, waiting up to `timeout` for one, and calls
+    /// `handler(const rosco::Message&)` with it here; false when none came. What the
+    /// handler throws is rethrown.
+    template <class F>
+    bool take(F&& handler, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+        const auto n = timeout.count();
+        const auto ms = n <= 0 ? 0u
+                        : n > std::numeric_limits<std::uint32_t>::max()
+                            ? std::numeric_limits<std::uint32_t>::max()
+                            : static_cast<std::uint32_t>(n);
+        detail::Take<std::remove_reference_t<F>> t{handler, ctx_, nullptr};
+        const Status s = rosco_sub_take(sub_, ms, &detail::take_trampoline<std::remove_reference_t<F>>, &t);
+        if (s == ROSCO_ERR_TIMEOUT) return false;
+        detail::check(s, "rosco_sub_take");
+        if (t.error) std::rethrow_exception(t.error);
+        return true;
+    }
+    /// Messages waiting.
+    std::uint32_t waiting() const {
+        std::uint32_t w = 0;
+        detail::check(rosco_sub_counts(sub_, &w, nullptr), "rosco_sub_counts");
+        return w;
+    }
+    /// Messages dropped because the queue was full.
+    std::uint64_t dropped() const {
+        std::uint64_t d = 0;
+        detail::check(rosco_sub_counts(sub_, nullptr, &d), "rosco_sub_counts");
+        return d;
+    }
+
+private:
+    friend class Context;
+    Subscription(rosco_sub* s, rosco_ctx c) noexcept : sub_(s), ctx_(c) {}
+    rosco_sub* sub_ = nullptr;
+    rosco_ctx ctx_{};
+};
+
 /// Owns a rosco context: its channels, methods, handlers and (in the threaded modes) its
 /// I/O thread. Move-only; destroying it closes every channel, stops the thread and
 /// destroys every handler registered through it. A moved-from or closed Context throws
@@ -1622,6 +1714,20 @@ public:
         return add(nullptr, nullptr, std::forward<F>(handler));
     }
 
+    /// Subscribes to the messages to `pattern` whose type tags are `typespec`, keeping at
+    /// most `capacity` of them for Subscription::take(). They arrive where handlers run:
+    /// in poll() in the poll and io-thread modes, on the I/O thread in threaded mode.
+    Subscription subscribe(std::string_view pattern, std::string_view typespec,
+                           std::uint32_t capacity = 1024) {
+        detail::ZStr p(pattern), t(typespec);
+        return subscribe(p.checked("rosco_sub_new"), t.checked("rosco_sub_new"), capacity);
+    }
+    /// Subscribes to the messages to `pattern` with any arguments.
+    Subscription subscribe(std::string_view pattern, std::uint32_t capacity = 1024) {
+        detail::ZStr p(pattern);
+        return subscribe(p.checked("rosco_sub_new"), nullptr, capacity);
+    }
+
     /// Sets (or with an empty function removes) the event handler.
     void on_event(EventHandler handler) {
         detail::Hub& h = hub();
@@ -1703,6 +1809,12 @@ private:
                                           holder.release(), &detail::method_free<D>, &m);
         detail::check(s, "rosco_method_add");
         return Method(ctx_, m, std::move(gate));
+    }
+
+    Subscription subscribe(const char* pattern, const char* typespec, std::uint32_t capacity) {
+        rosco_sub* sub = nullptr;
+        detail::check(rosco_sub_new(ctx_, pattern, typespec, capacity, &sub), "rosco_sub_new");
+        return Subscription(sub, ctx_);
     }
 
     rosco_ctx ctx_{};

@@ -3,9 +3,11 @@
 use super::context::UserData;
 use super::handles::{context, rosco_ctx, rosco_method};
 use super::msg::{rosco_msg, MsgView};
-use super::status::{c_bytes, guard, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE};
+use super::status::{
+    c_bytes, guard, optional_str, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE,
+};
 use crate::dispatch::Flow;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 
 /// A method callback. Return 0 when the message is handled (for a literal address, later
 /// methods are skipped), non-zero to pass it on. `msg` is valid during the call only.
@@ -153,19 +155,6 @@ pub extern "C" fn rosco_ctx_set_bundle_callbacks(
             .set_bundle_callbacks(hook(start), hook(end));
         Ok(())
     })
-}
-
-/// # Safety
-/// `p` is NULL or a NUL-terminated string valid for `'a`.
-unsafe fn optional_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Failure> {
-    if p.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: the caller's promise.
-    let s = unsafe { CStr::from_ptr(p) };
-    s.to_str()
-        .map(Some)
-        .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
 }
 
 /// Matches an OSC address pattern against an address, as dispatch does (OSC 1.0 and

@@ -14,4 +14,5 @@ pub mod method;
 pub mod msg;
 pub mod o2lite;
 pub mod status;
+pub mod subscription;
 pub mod time;

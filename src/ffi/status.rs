@@ -152,6 +152,24 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, 
         .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
 }
 
+/// An optional C string (NULL gives `None`), which must be UTF-8.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn optional_str<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller's promise.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
+}
+
 /// A required C string's bytes (any encoding).
 ///
 /// # Safety

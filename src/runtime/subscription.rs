@@ -2,24 +2,29 @@
 //! the application to take when it wants them (aiolo's `route.sub()`), instead of a
 //! callback.
 
-use crate::dispatch::{Dispatcher, Flow, MethodId, MsgInfo};
+use crate::dispatch::{rewrite, rewritten, Dispatcher, Flow, MethodId, MsgInfo};
 use crate::error::Error;
-use crate::osc::{Message, OwnedArg};
+use crate::osc::Message;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A message kept by a subscription: it owns its address and arguments.
+/// A message kept by a subscription, in a buffer of its own.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// The address it was sent to.
-    pub address: String,
-    /// Its arguments (array brackets included).
-    pub args: Vec<OwnedArg>,
+    /// The message, encoded (with its address decompressed, if it was sent compressed).
+    bytes: Vec<u8>,
     /// Where and when it arrived, its bundle's time.
     pub info: MsgInfo,
+}
+
+impl Received {
+    /// The message, read as a received one is.
+    pub fn message(&self) -> Message<'_> {
+        rewritten(&self.bytes).expect("a message written by rewrite")
+    }
 }
 
 /// What the subscription's methods and its owner share.
@@ -127,11 +132,13 @@ impl Queue {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        items.push_back(Received {
-            address: String::from_utf8_lossy(m.address()).into_owned(),
-            args: m.args().map(OwnedArg::from).collect(),
-            info: *info,
-        });
+        let mut bytes = Vec::with_capacity(m.as_bytes().len());
+        if rewrite(m.address(), m.args(), &mut bytes).is_none() {
+            // Only a message too large to encode again fails, which a received one is not.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        items.push_back(Received { bytes, info: *info });
         drop(items);
         self.arrived.notify_one();
     }

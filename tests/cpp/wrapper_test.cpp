@@ -393,6 +393,45 @@ void accept_names_and_patterns() {
     CHECK_THROWS_STATUS(rosco::pattern_match("/synth/{a,b", "/synth/a"), ROSCO_ERR_ARG);
 }
 
+void subscriptions() {
+    rosco::Context ctx;
+    rosco::Channel in = ctx.open("in", test::udp_listen());
+    rosco::Channel out = ctx.open("out", test::udp_to(in.port()));
+    rosco::Subscription notes = ctx.subscribe("/note/*", 2);
+    notes.also("/cc", "i");
+    out.send("/note/on", 60);
+    out.send("/cc", 7);
+    out.send("/note/off", 60);  // the third for a queue of two
+    CHECK(test::poll_until(ctx, [&] { return notes.waiting() == 2; }));
+    std::vector<std::string> got;
+    int first = 0;
+    CHECK(notes.take([&](const rosco::Message& m) {
+        got.emplace_back(m.address());
+        first = m.get<std::int32_t>(0);
+        CHECK(m.channel() == in);
+    }));
+    CHECK(notes.take([&](const rosco::Message& m) { got.emplace_back(m.address()); }));
+    CHECK(!notes.take([&](const rosco::Message&) { got.emplace_back("?"); }, 10ms));
+    CHECK(got == (std::vector<std::string>{"/note/on", "/cc"}));
+    CHECK_EQ(first, 60);
+    CHECK_EQ(notes.dropped(), std::uint64_t{1});
+    // What the handler throws comes back out of take().
+    out.send("/note/x", 1);
+    CHECK(test::poll_until(ctx, [&] { return notes.waiting() == 1; }));
+    bool threw = false;
+    try {
+        notes.take([](const rosco::Message&) { throw std::runtime_error("from the handler"); });
+    } catch (const std::runtime_error&) {
+        threw = true;
+    }
+    CHECK(threw);
+    // Moved, and outliving its context.
+    rosco::Subscription moved = std::move(notes);
+    CHECK_THROWS_STATUS(ctx.subscribe("/bad["), ROSCO_ERR_ARG);
+    ctx.close();
+    CHECK(!moved.take([](const rosco::Message&) {}));
+}
+
 }  // namespace
 
 int main() {
@@ -403,6 +442,7 @@ int main() {
         methods_and_flow();
         events_and_log();
         accept_names_and_patterns();
+        subscriptions();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }
