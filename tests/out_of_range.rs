@@ -90,10 +90,11 @@ fn the_longest_timeouts_mean_never() {
 #[test]
 fn a_threaded_poll_without_timeout_waits_until_the_context_closes() {
     let ctx = Arc::new(context(Mode::Threaded));
+    // Timed from here: the thread may start late, but it cannot end before the shutdown.
+    let start = Instant::now();
     let waiting = {
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let start = Instant::now();
             let result = ctx.poll(None);
             (result.map_err(|e| e.to_string()), start.elapsed())
         })
