@@ -786,6 +786,19 @@ uint64_t rosco_msg_received(const struct rosco_msg *m);
 // `m` is NULL or the running callback's message; `data` and `len` are writable.
 rosco_status rosco_msg_bytes(const struct rosco_msg *m, const uint8_t **data, size_t *len);
 
+// Validates a packet whole, as a channel does, and passes each of its messages in order
+// to `fn_` with `user` (its return value is ignored), for a caller doing its own I/O
+// (osc4py3's `oscbuildparse`, oscpack). A message in a bundle gets the bundle's effective
+// timetag (`rosco_msg_bundle_time`); it came from no channel. Nothing reaches any method.
+// `ROSCO_ERR_ARG` for a packet that fails validation (the detail says what and where), in
+// which case `fn_` is not called at all.
+//
+// Thread-safe.
+//
+// # Safety
+// `data` is readable for `len` bytes (or NULL when `len` is 0).
+rosco_status rosco_decode(const uint8_t *data, size_t len, rosco_method_fn fn_, void *user);
+
 // Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
 // `host_port` (`"host:port"`, or `"host:port:udp_port"` to also use the host's UDP port),
 // or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the

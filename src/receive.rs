@@ -197,7 +197,7 @@ impl State {
         now: TimeTag,
         arrived: bool,
     ) -> usize {
-        let effective = outer.map_or(b.timetag(), |o| o.max(b.timetag()));
+        let effective = b.effective_time(outer);
         if self.queue_bundles {
             if effective > now {
                 let bytes = b.as_bytes();

@@ -1501,17 +1501,19 @@ inline constexpr std::chrono::milliseconds forever{-1};
 
 namespace detail {
 
-/// A take() handler and the exception it threw, for rosco_sub_take.
+/// A handler given messages on the caller's thread (Subscription::take(), decode()), and
+/// the first exception it threw: later messages are skipped, and it is rethrown after.
 template <class F>
-struct Take {
+struct Visit {
     F& fn;
     rosco_ctx ctx;
     std::exception_ptr error;
 };
 
 template <class F>
-std::int32_t take_trampoline(void* user, const rosco_msg* m) noexcept {
-    auto* t = static_cast<Take<F>*>(user);
+std::int32_t visit_trampoline(void* user, const rosco_msg* m) noexcept {
+    auto* t = static_cast<Visit<F>*>(user);
+    if (t->error) return 0;
     try {
         const Message msg(m, t->ctx);
         t->fn(msg);
@@ -1522,6 +1524,19 @@ std::int32_t take_trampoline(void* user, const rosco_msg* m) noexcept {
 }
 
 }  // namespace detail
+
+/// Validates `packet` (any contiguous bytes) and calls `handler(const rosco::Message&)`
+/// with each of its messages in order, on this thread (for a caller doing its own I/O;
+/// Message::bundle_time() gives a bundle's effective timetag). Throws ROSCO_ERR_ARG for a
+/// packet that fails validation, before any call; rethrows what the handler throws.
+template <class F>
+void decode(Blob packet, F&& handler) {
+    detail::Visit<std::remove_reference_t<F>> v{handler, rosco_ctx{}, nullptr};
+    detail::check(rosco_decode(packet.data, packet.size,
+                               &detail::visit_trampoline<std::remove_reference_t<F>>, &v),
+                  "rosco_decode");
+    if (v.error) std::rethrow_exception(v.error);
+}
 
 /// Messages matching one or more routes, kept in a queue to be taken on the caller's
 /// thread, with no handler called from rosco's (aiolo's route.sub()). From
@@ -1564,8 +1579,8 @@ public:
                         : n > std::numeric_limits<std::uint32_t>::max()
                             ? std::numeric_limits<std::uint32_t>::max()
                             : static_cast<std::uint32_t>(n);
-        detail::Take<std::remove_reference_t<F>> t{handler, ctx_, nullptr};
-        const Status s = rosco_sub_take(sub_, ms, &detail::take_trampoline<std::remove_reference_t<F>>, &t);
+        detail::Visit<std::remove_reference_t<F>> t{handler, ctx_, nullptr};
+        const Status s = rosco_sub_take(sub_, ms, &detail::visit_trampoline<std::remove_reference_t<F>>, &t);
         if (s == ROSCO_ERR_TIMEOUT) return false;
         detail::check(s, "rosco_sub_take");
         if (t.error) std::rethrow_exception(t.error);

@@ -536,3 +536,64 @@ pub unsafe extern "C" fn rosco_msg_bytes(
         }
     })
 }
+
+/// Validates a packet whole, as a channel does, and passes each of its messages in order
+/// to `fn_` with `user` (its return value is ignored), for a caller doing its own I/O
+/// (osc4py3's `oscbuildparse`, oscpack). A message in a bundle gets the bundle's effective
+/// timetag (`rosco_msg_bundle_time`); it came from no channel. Nothing reaches any method.
+/// `ROSCO_ERR_ARG` for a packet that fails validation (the detail says what and where), in
+/// which case `fn_` is not called at all.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `data` is readable for `len` bytes (or NULL when `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn rosco_decode(
+    data: *const u8,
+    len: usize,
+    fn_: super::method::rosco_method_fn,
+    user: *mut std::ffi::c_void,
+) -> rosco_status {
+    guard(|| {
+        let callback = fn_.ok_or_else(|| Failure::null("fn"))?;
+        let bytes: &[u8] = match (data.is_null(), len) {
+            (true, 0) => &[],
+            (true, _) => return Err(Failure::null("data")),
+            // SAFETY: readable for `len` bytes by the caller's promise.
+            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
+        };
+        let packet = crate::osc::decode(bytes).map_err(crate::Error::Decode)?;
+        let info = MsgInfo::new(crate::TimeTag::now());
+        visit(&packet, None, &info, &mut |msg, info| {
+            let view = MsgView { msg, info, key: 0 };
+            // SAFETY: the caller's callback with its user data and a message that lives
+            // for the call.
+            unsafe { callback(user, view.as_ptr()) };
+        });
+        Ok(())
+    })
+}
+
+/// Each message of a packet with its bundle's effective time.
+fn visit(
+    p: &crate::osc::Packet<'_>,
+    outer: Option<crate::TimeTag>,
+    info: &MsgInfo,
+    f: &mut dyn FnMut(&Message<'_>, &MsgInfo),
+) {
+    match p {
+        crate::osc::Packet::Message(m) => f(
+            m,
+            &MsgInfo {
+                bundle_time: outer,
+                ..*info
+            },
+        ),
+        crate::osc::Packet::Bundle(b) => {
+            for e in b.elements() {
+                visit(&e, Some(b.effective_time(outer)), info, f);
+            }
+        }
+    }
+}

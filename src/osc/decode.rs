@@ -181,6 +181,12 @@ impl<'a> Bundle<'a> {
         self.timetag
     }
 
+    /// When the bundle is due inside a parent due at `outer` (`None`: it is the packet):
+    /// the later of the two times (specs/osc.md §5).
+    pub fn effective_time(&self, outer: Option<TimeTag>) -> TimeTag {
+        outer.map_or(self.timetag, |o| o.max(self.timetag))
+    }
+
     /// The elements (messages and bundles) in order.
     pub fn elements(&self) -> Elements<'a> {
         Elements {

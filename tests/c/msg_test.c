@@ -455,11 +455,90 @@ static void test_timed(int32_t mode, int queue_bundles)
                 check_mode_name(mode), queue_bundles);
 }
 
+/* rosco_decode: a packet read without a context, as a caller doing its own I/O would. */
+struct decoded {
+    int count;
+    char addresses[4][16];
+    uint64_t times[4];
+    int32_t ints[4];
+    rosco_status channel;
+};
+
+static int32_t on_decoded(void *user, const rosco_msg *m)
+{
+    struct decoded *d = user;
+    if (d->count < 4) {
+        snprintf(d->addresses[d->count], sizeof d->addresses[0], "%s", rosco_msg_address(m));
+        d->times[d->count] = rosco_msg_bundle_time(m);
+        d->ints[d->count] = -1;
+        if (rosco_msg_argc(m) == 1)
+            (void)rosco_msg_get_i32(m, 0, &d->ints[d->count]);
+        rosco_channel ch;
+        d->channel = rosco_msg_channel(m, &ch);
+    }
+    d->count++;
+    return 1;
+}
+
+static void test_decode(void)
+{
+    rosco_builder *b = rosco_builder_new();
+    const uint8_t *data;
+    size_t len;
+    struct decoded d = {0};
+    const uint64_t later = 0x0000000200000000ull, earlier = 0x0000000100000000ull;
+
+    /* A bundle at `later` holding a message and a bundle at `earlier` (so due at `later`)
+     * holding two more. */
+    CHECK_OK(rosco_builder_bundle_begin(b, later));
+    CHECK_OK(rosco_builder_message(b, "/a"));
+    CHECK_OK(rosco_builder_add_i32(b, 1));
+    CHECK_OK(rosco_builder_bundle_begin(b, earlier));
+    CHECK_OK(rosco_builder_message(b, "/b"));
+    CHECK_OK(rosco_builder_add_i32(b, 2));
+    CHECK_OK(rosco_builder_message(b, "/c"));
+    CHECK_OK(rosco_builder_bundle_end(b));
+    CHECK_OK(rosco_builder_bundle_end(b));
+    CHECK_OK(rosco_builder_bytes(b, &data, &len));
+    CHECK_OK(rosco_decode(data, len, on_decoded, &d));
+    CHECK_INT(d.count, 3);
+    CHECK_STR(d.addresses[0], "/a");
+    CHECK_STR(d.addresses[1], "/b");
+    CHECK_STR(d.addresses[2], "/c");
+    CHECK(d.times[0] == later && d.times[1] == later && d.times[2] == later);
+    CHECK_INT(d.ints[0], 1);
+    CHECK_INT(d.ints[1], 2);
+    CHECK_INT(d.ints[2], -1);
+    CHECK_INT(d.channel, ROSCO_ERR_RANGE); /* it came from no channel */
+
+    /* A message on its own: no bundle time. */
+    memset(&d, 0, sizeof d);
+    CHECK_OK(rosco_builder_reset(b));
+    CHECK_OK(rosco_builder_message(b, "/solo"));
+    CHECK_OK(rosco_builder_add_i32(b, 9));
+    CHECK_OK(rosco_builder_bytes(b, &data, &len));
+    CHECK_OK(rosco_decode(data, len, on_decoded, &d));
+    CHECK_INT(d.count, 1);
+    CHECK(d.times[0] == 0);
+    CHECK_INT(d.ints[0], 9);
+
+    /* A packet cut short is refused whole: nothing is passed on, the detail says where. */
+    memset(&d, 0, sizeof d);
+    CHECK_ERR(rosco_decode(data, len - 1, on_decoded, &d), ROSCO_ERR_ARG);
+    CHECK(strstr(rosco_last_error(), "offset") != NULL);
+    CHECK_INT(d.count, 0);
+    CHECK_ERR(rosco_decode(NULL, 0, on_decoded, &d), ROSCO_ERR_ARG); /* empty */
+    CHECK_ERR(rosco_decode(NULL, 4, on_decoded, &d), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_decode(data, len, NULL, &d), ROSCO_ERR_NULL);
+    rosco_builder_free(b);
+}
+
 int main(void)
 {
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
     test_null_msg();
     test_shapes();
+    test_decode();
     for (int i = 0; i < 3; i++) {
         test_all_types(modes[i]);
         test_timed(modes[i], 1);

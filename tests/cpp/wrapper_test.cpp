@@ -393,6 +393,24 @@ void accept_names_and_patterns() {
     CHECK_THROWS_STATUS(rosco::pattern_match("/synth/{a,b", "/synth/a"), ROSCO_ERR_ARG);
 }
 
+void decoding_alone() {
+    rosco::Builder b;
+    b.bundle_begin(rosco::TimeTag::immediately());
+    b.message("/a").add(1);
+    b.message("/b").add("two");
+    b.bundle_end();
+    const rosco::Blob bytes = b.bytes();
+    std::vector<std::uint8_t> packet(bytes.data, bytes.data + bytes.size);
+    std::vector<std::string> seen;
+    rosco::decode(packet, [&](const rosco::Message& m) {
+        seen.emplace_back(m.address());
+        CHECK(m.bundle_time() == rosco::TimeTag::immediately());
+    });
+    CHECK(seen == (std::vector<std::string>{"/a", "/b"}));
+    packet.pop_back();
+    CHECK_THROWS_STATUS(rosco::decode(packet, [](const rosco::Message&) {}), ROSCO_ERR_ARG);
+}
+
 void subscriptions() {
     rosco::Context ctx;
     rosco::Channel in = ctx.open("in", test::udp_listen());
@@ -443,6 +461,7 @@ int main() {
         events_and_log();
         accept_names_and_patterns();
         subscriptions();
+        decoding_alone();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }
