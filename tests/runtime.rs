@@ -436,6 +436,31 @@ fn subscriptions_keep_messages_for_the_application() {
 }
 
 #[test]
+fn a_sender_can_ask_for_an_address_family() {
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let tcp_rx = ctx.open("tcp-rx", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let (port, tcp_port) = (ctx.port(rx).unwrap(), ctx.port(tcp_rx).unwrap());
+    let udp = format!("osc.udp://localhost:{port}?family=4");
+    let tx = ctx.open("tx", &udp).unwrap();
+    assert_eq!(
+        ctx.url(tx).unwrap(),
+        format!("osc.udp://localhost:{port}/?family=4")
+    );
+    let tcp = format!("osc.tcp://localhost:{tcp_port}?family=4");
+    let tcp_tx = ctx.open("tcp-tx", &tcp).unwrap();
+    ctx.send(tx, "/udp", &[]).unwrap();
+    ctx.send(tcp_tx, "/tcp", &[]).unwrap();
+    assert!(until(&ctx, || len(&log) == 2));
+    // An address of the other family cannot be had.
+    let e = ctx
+        .open("v6", "osc.udp://127.0.0.1:9?family=6")
+        .unwrap_err();
+    assert!(e.to_string().contains("family 6"), "{e}");
+}
+
+#[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

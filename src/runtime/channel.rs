@@ -271,7 +271,7 @@ impl Channel {
                 port,
                 opts: t,
             } => {
-                let addr = udp::resolve(host, *port)?;
+                let addr = udp::resolve(host, *port, t.family)?;
                 let local = t.local.map(|p| {
                     let ip = t.bind.unwrap_or(match addr {
                         SocketAddr::V4(_) => IpAddr::from(Ipv4Addr::UNSPECIFIED),
@@ -342,7 +342,7 @@ impl Channel {
                 opts: s,
                 ..
             } => {
-                let addr = udp::resolve(host, *port)?;
+                let addr = udp::resolve(host, *port, None)?;
                 o2 = Some(O2Role::client(
                     s.udp_port.map(|p| SocketAddr::new(addr.ip(), p)),
                     0,

@@ -3,7 +3,7 @@
 //! (joined, with interface, TTL and loopback, and port sharing between receivers) and
 //! broadcast.
 
-use super::url::{Host, UdpOptions};
+use super::url::{Host, IpFamily, UdpOptions};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -47,7 +47,7 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
     let Some(host) = host else {
         return UdpEndpoint::new(listen(port, opts)?, None);
     };
-    let dest = resolve(host, port)?;
+    let dest = resolve(host, port, opts.family)?;
     let socket = if dest.ip().is_multicast() {
         multicast(dest, opts)?
     } else {
@@ -68,23 +68,31 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Resolves a host and port, preferring IPv4 for names (liblo peers are IPv4-only by
-/// default, and `localhost` resolving to `::1` first is a known trap).
-pub(crate) fn resolve(host: &Host, port: u16) -> io::Result<SocketAddr> {
-    match host {
-        Host::Ip(ip) => Ok(SocketAddr::new(*ip, port)),
-        Host::Name(name) => {
-            let addrs: Vec<SocketAddr> = (name.as_str(), port).to_socket_addrs()?.collect();
-            addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied()
-                .ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve '{name}'"))
-                })
-        }
-    }
+/// Resolves a host and port: a name to an address of `family`, or with none, IPv4 first
+/// (liblo peers are IPv4-only by default, and `localhost` resolving to `::1` first is a
+/// known trap).
+pub(crate) fn resolve(host: &Host, port: u16, family: Option<IpFamily>) -> io::Result<SocketAddr> {
+    let fits = |a: &SocketAddr| match family {
+        Some(IpFamily::V4) => a.is_ipv4(),
+        Some(IpFamily::V6) => a.is_ipv6(),
+        None => true,
+    };
+    let addrs: Vec<SocketAddr> = match host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+        Host::Name(name) => (name.as_str(), port).to_socket_addrs()?.collect(),
+    };
+    let fitting = || addrs.iter().filter(|a| fits(a));
+    fitting()
+        .find(|a| a.is_ipv4())
+        .or_else(|| fitting().next())
+        .copied()
+        .ok_or_else(|| {
+            let family = family.map_or(String::new(), |f| format!(" (family {f})"));
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no address for '{host}'{family}"),
+            )
+        })
 }
 
 fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
@@ -290,10 +298,21 @@ mod tests {
     }
 
     #[test]
-    fn names_prefer_ipv4() {
-        let a = resolve(&Host::Name("localhost".into()), 9000).unwrap();
+    fn names_prefer_ipv4_unless_a_family_is_asked_for() {
+        let localhost = Host::Name("localhost".into());
+        let a = resolve(&localhost, 9000, None).unwrap();
         assert_eq!(a, "127.0.0.1:9000".parse().unwrap());
-        assert!(resolve(&Host::Name("no-such-host.invalid".into()), 1).is_err());
+        let a = resolve(&localhost, 9000, Some(IpFamily::V4)).unwrap();
+        assert_eq!(a, "127.0.0.1:9000".parse().unwrap());
+        assert!(resolve(&Host::Name("no-such-host.invalid".into()), 1, None).is_err());
+        // An address literal of the other family has no address of the family asked for.
+        let v6 = Host::Ip("::1".parse().unwrap());
+        assert_eq!(
+            resolve(&v6, 7, Some(IpFamily::V6)).unwrap(),
+            "[::1]:7".parse().unwrap()
+        );
+        let e = resolve(&v6, 7, Some(IpFamily::V4)).unwrap_err();
+        assert_eq!(e.to_string(), "no address for '[::1]' (family 4)");
     }
 
     #[test]

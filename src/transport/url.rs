@@ -145,6 +145,7 @@ pub enum Host {
 /// | `broadcast` | [`broadcast`](Self::broadcast) | allow sending broadcasts, `0` or `1`; sending URLs only |
 /// | `reuse` | [`reuse`](Self::reuse) | SO_REUSEADDR/SO_REUSEPORT, `0` or `1` |
 /// | `max_packet` | [`max_packet`](Self::max_packet) | largest datagram in bytes (1-65535) |
+/// | `family` | [`family`](Self::family) | `4` or `6`: the host name's addresses taken; sending URLs only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UdpOptions {
     /// `?bind=ADDR`: the local address to bind to.
@@ -164,6 +165,27 @@ pub struct UdpOptions {
     pub reuse: Option<bool>,
     /// `?max_packet=BYTES`: the largest datagram sent or received.
     pub max_packet: Option<usize>,
+    /// `?family=4|6`: resolve the host name to addresses of this family only (by default
+    /// IPv4 first).
+    pub family: Option<IpFamily>,
+}
+
+/// The address family a host name resolves to (osc4py3's `forceipv4`/`forceipv6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// `4`: IPv4 only.
+    V4,
+    /// `6`: IPv6 only.
+    V6,
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IpFamily::V4 => "4",
+            IpFamily::V6 => "6",
+        })
+    }
 }
 
 /// How packets are framed on a byte stream (specs/osc.md §7).
@@ -207,6 +229,7 @@ impl fmt::Display for StreamFraming {
 /// | `reconnect` | [`reconnect`](Self::reconnect) | `0` or `1`; connecting URLs only |
 /// | `retries` | [`retries`](Self::retries) | reconnection attempts, 0 = forever; connecting URLs only |
 /// | `backoff_ms` | [`backoff_ms`](Self::backoff_ms) | delay before reconnecting (at least 1 ms); connecting URLs only |
+/// | `family` | [`family`](Self::family) | `4` or `6`: the host name's addresses taken; connecting URLs only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TcpOptions {
     /// `?bind=ADDR`: the local address to bind to.
@@ -229,6 +252,9 @@ pub struct TcpOptions {
     pub retries: Option<u32>,
     /// `?backoff_ms=MS`: the delay before a reconnection attempt.
     pub backoff_ms: Option<u64>,
+    /// `?family=4|6`: resolve the host name to addresses of this family only (by default
+    /// IPv4 first).
+    pub family: Option<IpFamily>,
 }
 
 /// `osc.unix` parameters.
@@ -472,11 +498,13 @@ const COUNT_RANGE: &str = "out of range (1-4294967295)";
 const RETRIES_RANGE: &str = "out of range (0-4294967295)";
 const BACKOFF_RANGE: &str = "out of range (1-18446744073709551615)";
 
-const UDP_KEYS: &str =
-    "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, max_packet)";
+const UDP_KEYS: &str = concat!(
+    "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, ",
+    "max_packet, family)"
+);
 const TCP_KEYS: &str = concat!(
     "unknown parameter (osc.tcp takes bind, local, framing, max_frame, max_clients, ",
-    "nodelay, reconnect, retries, backoff_ms)"
+    "nodelay, reconnect, retries, backoff_ms, family)"
 );
 const UNIX_KEYS: &str = "unknown parameter (osc.unix takes listen, stream, framing, max_frame)";
 const O2LITE_KEYS: &str =
@@ -834,6 +862,14 @@ impl Param<'_> {
         parsed.map_or_else(|| bad(self.whole(), "not an IP address"), Ok)
     }
 
+    fn family(&self) -> Res<IpFamily> {
+        match self.text()?.as_str() {
+            "4" => Ok(IpFamily::V4),
+            "6" => Ok(IpFamily::V6),
+            _ => bad(self.whole(), "expected 4 or 6"),
+        }
+    }
+
     fn framing(&self) -> Res<StreamFraming> {
         match self.text()?.as_str() {
             "length" => Ok(StreamFraming::Length),
@@ -888,13 +924,14 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "max_packet" => {
                 opts.max_packet = Some(p.number(1, 65535, "out of range (1-65535)")?);
             }
+            "family" => opts.family = Some(p.family()?),
             _ => return p.fail(UDP_KEYS),
         }
     }
     if host.is_none() {
         forbid(
             params,
-            &["local", "broadcast"],
+            &["local", "broadcast", "family"],
             "only for a sending URL (one with a host)",
         )?;
     }
@@ -915,6 +952,7 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
                 opts.max_clients = Some(p.number(1, u64::from(u32::MAX), COUNT_RANGE)?);
             }
             "nodelay" => opts.nodelay = Some(p.flag()?),
+            "family" => opts.family = Some(p.family()?),
             _ if p.session(&mut session)? => {}
             _ => return p.fail(TCP_KEYS),
         }
@@ -925,7 +963,7 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
     if host.is_none() {
         forbid(
             params,
-            &["local", "reconnect", "retries", "backoff_ms"],
+            &["local", "reconnect", "retries", "backoff_ms", "family"],
             "only for a connecting URL (one with a host)",
         )?;
     } else {
@@ -1262,7 +1300,8 @@ impl fmt::Display for ChannelUrl {
                 q.flag("loop", opts.loopback)?;
                 q.flag("broadcast", opts.broadcast)?;
                 q.flag("reuse", opts.reuse)?;
-                q.value("max_packet", opts.max_packet)
+                q.value("max_packet", opts.max_packet)?;
+                q.value("family", opts.family)
             }
             ChannelUrl::Tcp { host, port, opts } => {
                 f.write_str("osc.tcp://")?;
@@ -1276,7 +1315,8 @@ impl fmt::Display for ChannelUrl {
                 q.flag("nodelay", opts.nodelay)?;
                 q.flag("reconnect", opts.reconnect)?;
                 q.value("retries", opts.retries)?;
-                q.value("backoff_ms", opts.backoff_ms)
+                q.value("backoff_ms", opts.backoff_ms)?;
+                q.value("family", opts.family)
             }
             ChannelUrl::Unix { path, opts } => {
                 f.write_str("osc.unix://")?;
@@ -1596,7 +1636,7 @@ mod tests {
     fn udp_options() {
         let (host, port, opts) = udp(
             "osc.udp://239.1.2.3:7000/?bind=192.168.1.5&local=7001&iface=eth0&ttl=4&loop=0\
-             &broadcast=1&reuse=1&max_packet=1500",
+             &broadcast=1&reuse=1&max_packet=1500&family=4",
         );
         assert_eq!((host, port), (v4(239, 1, 2, 3), 7000));
         assert_eq!(
@@ -1610,6 +1650,7 @@ mod tests {
                 broadcast: Some(true),
                 reuse: Some(true),
                 max_packet: Some(1500),
+                family: Some(IpFamily::V4),
             }
         );
         let opts = udp("osc.udp://:9000?bind=::1&iface=192.168.1.5&ttl=0&loop&reuse=false").2;
@@ -1680,13 +1721,16 @@ mod tests {
         // Options that only a sending URL can use.
         err("osc.udp://:9000?local=9001", "parameter 'local'");
         err("osc.udp://:9000?broadcast=1", "parameter 'broadcast'");
+        err("osc.udp://:9000?family=6", "parameter 'family'");
+        err("osc.udp://h:9000?family=5", "family=5");
+        assert_eq!(udp("osc.udp://h:1?family=6").2.family, Some(IpFamily::V6));
     }
 
     #[test]
     fn tcp_options() {
         let (_, _, opts) = tcp(
             "osc.tcp://127.0.0.1:9000/?bind=127.0.0.1&local=5000&framing=slip&max_frame=1048576\
-             &reconnect=1&retries=0&backoff_ms=250",
+             &reconnect=1&retries=0&backoff_ms=250&family=6",
         );
         assert_eq!(
             opts,
@@ -1700,6 +1744,7 @@ mod tests {
                 reconnect: Some(true),
                 retries: Some(0),
                 backoff_ms: Some(250),
+                family: Some(IpFamily::V6),
             }
         );
         let opts = tcp("osc.tcp://:9000?framing=auto&max_clients=500&max_frame=4294967295").2;
