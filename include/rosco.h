@@ -539,7 +539,7 @@ rosco_status rosco_ctx_options_init(struct rosco_ctx_options *opts);
 rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ctx *out);
 
 // Frees a context: stops its thread, closes its channels, drops its methods (calling their
-// `user_free`) and its event, log and bundle callbacks, even while other threads are inside
+// `user_free`) and its event, log, accept and bundle callbacks, even while other threads are inside
 // calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 // starts after this returns. Afterwards the handle and its channel and method handles are
 // stale. May be called from a callback: the rest of that callback's round is skipped. A

@@ -436,6 +436,63 @@ fn subscriptions_keep_messages_for_the_application() {
 }
 
 #[test]
+fn a_log_callback_may_send_and_close_channels_while_packets_are_traced() {
+    let ctx = Context::new(ContextOptions {
+        trace: rosco::runtime::Trace {
+            text: true,
+            hex: false,
+        },
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
+    let spare = ctx.open("spare", "osc.udp://127.0.0.1:9").unwrap();
+    let (sender, lines) = (ctx.sender(), Arc::new(Mutex::new(Vec::new())));
+    let l = lines.clone();
+    ctx.set_log_callback(
+        rosco::runtime::LogLevel::Debug,
+        Some(move |_, text: &str| {
+            l.lock().unwrap().push(text.to_string());
+            // Forwarding the log over OSC (its own sends are not traced), and closing a
+            // channel (no lock on the channel table is held here).
+            if text.contains("sends: /note") {
+                sender.send(tx, "/log", &[Arg::str(text)]).unwrap();
+                let _ = sender.channel_name(spare);
+            }
+        }),
+    );
+    ctx.send(tx, "/note", &[]).unwrap();
+    let lines_now = lines.lock().unwrap().clone();
+    assert_eq!(
+        lines_now.iter().filter(|l| l.contains("sends")).count(),
+        1,
+        "{lines_now:?}"
+    );
+    // Closing from inside the log callback does not deadlock.
+    let closer = ctx.sender();
+    let ctx = Arc::new(ctx);
+    let c = ctx.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    ctx.set_log_callback(
+        rosco::runtime::LogLevel::Debug,
+        Some(move |_, text: &str| {
+            if text.contains("sends: /close") && !d.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                c.close(spare).unwrap();
+            }
+        }),
+    );
+    closer.send(tx, "/close", &[]).unwrap();
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(matches!(
+        ctx.channel_name(spare),
+        Err(rosco::Error::NoChannel)
+    ));
+    ctx.set_log_callback(rosco::runtime::LogLevel::Debug, None::<fn(_, &str)>);
+}
+
+#[test]
 fn a_sender_can_ask_for_an_address_family() {
     let ctx = context(Mode::Poll);
     let log = record(&ctx);

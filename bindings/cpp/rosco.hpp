@@ -1735,12 +1735,12 @@ public:
     Subscription subscribe(std::string_view pattern, std::string_view typespec,
                            std::uint32_t capacity = 1024) {
         detail::ZStr p(pattern), t(typespec);
-        return subscribe(p.checked("rosco_sub_new"), t.checked("rosco_sub_new"), capacity);
+        return make_subscription(p.checked("rosco_sub_new"), t.checked("rosco_sub_new"), capacity);
     }
     /// Subscribes to the messages to `pattern` with any arguments.
     Subscription subscribe(std::string_view pattern, std::uint32_t capacity = 1024) {
         detail::ZStr p(pattern);
-        return subscribe(p.checked("rosco_sub_new"), nullptr, capacity);
+        return make_subscription(p.checked("rosco_sub_new"), nullptr, capacity);
     }
 
     /// Sets (or with an empty function removes) the event handler.
@@ -1826,7 +1826,7 @@ private:
         return Method(ctx_, m, std::move(gate));
     }
 
-    Subscription subscribe(const char* pattern, const char* typespec, std::uint32_t capacity) {
+    Subscription make_subscription(const char* pattern, const char* typespec, std::uint32_t capacity) {
         rosco_sub* sub = nullptr;
         detail::check(rosco_sub_new(ctx_, pattern, typespec, capacity, &sub), "rosco_sub_new");
         return Subscription(sub, ctx_);

@@ -214,7 +214,7 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
 }
 
 /// Frees a context: stops its thread, closes its channels, drops its methods (calling their
-/// `user_free`) and its event, log and bundle callbacks, even while other threads are inside
+/// `user_free`) and its event, log, accept and bundle callbacks, even while other threads are inside
 /// calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 /// starts after this returns. Afterwards the handle and its channel and method handles are
 /// stale. May be called from a callback: the rest of that callback's round is skipped. A

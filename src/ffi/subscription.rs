@@ -47,18 +47,8 @@ pub unsafe extern "C" fn rosco_sub_new(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
-        if capacity == 0 {
-            return Err(Failure::arg("capacity must be at least 1"));
-        }
         let entry = context(ctx)?;
-        let sub = entry
-            .ctx
-            .subscribe(pattern, typespec, capacity as usize)
-            .map_err(|e| Failure::arg(e.to_string()))?;
-        // Freed meanwhile on another thread: its methods must not outlive the free.
-        if entry.ctx.is_closed() {
-            return Err(crate::Error::Closed.into());
-        }
+        let sub = entry.ctx.subscribe(pattern, typespec, capacity as usize)?;
         let sub = Box::new(rosco_sub {
             sub,
             key: entry.key(),

@@ -451,8 +451,17 @@ impl Context {
         typespec: Option<&str>,
         capacity: usize,
     ) -> Result<Subscription, Error> {
+        if capacity == 0 {
+            return Err(Error::BadOption(
+                "a subscription's capacity must be at least 1",
+            ));
+        }
         let mut sub = Subscription::new(self.shared.dispatcher.clone(), capacity);
         sub.also(address, typespec)?;
+        // Shut down meanwhile: its method would outlive the table's clearing.
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         Ok(sub)
     }
 
@@ -536,6 +545,7 @@ impl Context {
         self.shared.dispatcher.set_bundle_callbacks(None, None);
         self.shared.events.set(None);
         self.shared.log.set(None);
+        self.shared.accept.set(None);
         let channels: Vec<_> = {
             let mut table = self.shared.channels.write();
             let ids: Vec<_> = table.iter().map(|(h, _)| h).collect();
@@ -589,9 +599,10 @@ impl Sender {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let channels = self.shared.channels.read();
-        let channel = channels.get(id.0).ok_or(Error::NoChannel)?;
-        f(channel)
+        // Not under the table's lock: `f` may call user code (hooks, the log callback when
+        // tracing) that opens or closes channels.
+        let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
+        f(&channel)
     }
 
     /// Sends raw bytes as one packet (datagram or frame) on a channel.

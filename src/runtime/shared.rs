@@ -14,6 +14,7 @@ use crate::receive::{ReceiveStats, Receiver};
 use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -170,11 +171,14 @@ impl Shared {
     }
 
     /// The delivery round whose end means every packet queued so far has been dispatched:
-    /// the one in progress when the queue is empty (it may have taken the last of them),
-    /// else the next.
+    /// with the queue empty, the latest begun (it may have taken the last of them); else
+    /// the first to begin after this call began, which takes all of them.
     pub(crate) fn delivery_mark(&self) -> u64 {
-        let empty = self.queue.is_empty();
-        self.rounds_begun.load(Ordering::SeqCst) + u64::from(!empty)
+        let before = self.rounds_begun.load(Ordering::SeqCst);
+        match self.queue.is_empty() {
+            true => self.rounds_begun.load(Ordering::SeqCst),
+            false => before + 1,
+        }
     }
 
     /// True once delivery round `mark` has ended.
@@ -236,21 +240,25 @@ impl Shared {
         self.log(LogLevel::Debug, format_args!("event: {event:?}"));
     }
 
-    /// Logs at `level`; the message is only formatted when someone listens at that level.
     /// Writes a packet a channel sent or received to the log, as the trace options say
-    /// (`way`: "sends", "receives"; `peer`: the other end, when known).
+    /// (`way`: "sends", "receives"; `peer`: the other end, when known). Not what the log
+    /// callback itself sends: that would trace itself without end.
     pub(crate) fn trace(&self, channel: &str, way: &str, peer: Option<SocketAddr>, packet: &[u8]) {
         let trace = self.options.trace;
-        if !(trace.text || trace.hex) {
+        // (At thread exit, with the flag gone, nothing is traced.)
+        if !(trace.text || trace.hex) || TRACING.try_with(Cell::get).unwrap_or(true) {
             return;
         }
+        let _ = TRACING.try_with(|t| t.set(true));
         let peer = Peer(peer);
         self.log(
             LogLevel::Debug,
             format_args!("channel '{channel}' {way}{peer}: {}", Traced(trace, packet)),
         );
+        let _ = TRACING.try_with(|t| t.set(false));
     }
 
+    /// Logs at `level`; the message is only formatted when someone listens at that level.
     pub(crate) fn log(&self, level: LogLevel, args: std::fmt::Arguments<'_>) {
         if level as u8 > self.log_level.load(Ordering::Relaxed) {
             return;
@@ -259,7 +267,12 @@ impl Shared {
     }
 }
 
-/// ` from ADDRESS` / ` to ADDRESS` when the other end is known.
+thread_local! {
+    /// True while this thread logs a traced packet.
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// ` (ADDRESS)` when the other end is known.
 struct Peer(Option<SocketAddr>);
 
 impl fmt::Display for Peer {

@@ -58,7 +58,7 @@ impl Subscription {
             queue: Arc::new(Queue {
                 items: Mutex::new(VecDeque::new()),
                 arrived: Condvar::new(),
-                capacity: capacity.max(1),
+                capacity,
                 dropped: AtomicU64::new(0),
             }),
             dispatcher,

@@ -415,6 +415,7 @@ void subscriptions() {
     rosco::Context ctx;
     rosco::Channel in = ctx.open("in", test::udp_listen());
     rosco::Channel out = ctx.open("out", test::udp_to(in.port()));
+    rosco::Subscription typed = ctx.subscribe("/typed", "i", 4);
     rosco::Subscription notes = ctx.subscribe("/note/*", 2);
     notes.also("/cc", "i");
     out.send("/note/on", 60);
