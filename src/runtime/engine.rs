@@ -867,7 +867,6 @@ impl Engine {
     /// Drains an O2 channel's UDP socket into its session.
     fn read_o2_datagrams(&mut self, ch: &Arc<Channel>) -> usize {
         let Some(role) = &ch.o2 else { return 0 };
-        let host_ip = role.host_ip(ch);
         let mut dispatched = 0;
         for _ in 0..DRAIN_BUDGET {
             let (n, from) = match role.udp().recv_from(&mut self.buf) {
@@ -875,14 +874,10 @@ impl Engine {
                 Err(e) => return self.read_error(ch, e, dispatched),
             };
             ch.stats.count_received(n);
+            // From any address, as O2 and o2lite.c take them: a host with several
+            // interfaces sends from the one its route picks, not the one it was reached at
+            // (a clock reply still has to carry the sequence number of the ping in flight).
             let from = udp::canonical(from);
-            // Anyone can send a datagram: a client takes them from its host only (a forged
-            // clock reply would skew its clock).
-            if host_ip.is_some_and(|ip| !o2::same_host(ip, from.ip())) {
-                let reason = "an O2lite datagram from another machine than the host";
-                self.malformed(ch, Some(from), reason.into(), None);
-                continue;
-            }
             let packet = std::mem::take(&mut self.buf);
             dispatched += self.o2_packet(ch, role, Some(from), None, &packet[..n], false);
             self.buf = packet;

@@ -15,22 +15,11 @@ use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
 use crate::osc::{Arg, EncodeError, PacketWriter};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
-use crate::transport::udp::canonical;
 use crate::transport::url::UrlError;
 use parking_lot::Mutex;
 use std::cell::RefCell;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
-
-/// True when both addresses are one host's: equal, taking `::1` for `127.0.0.1` (a host
-/// reached at `[::1]` answers from its IPv4 socket, O2 being IPv4 only).
-pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
-    let v4 = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        ip => ip,
-    };
-    v4(a) == v4(b)
-}
 
 /// The O2 side of a channel.
 pub(crate) enum O2Role {
@@ -135,14 +124,6 @@ impl O2Role {
                 ..
             }
         )
-    }
-
-    /// A connected client's host address (its TCP peer's), which its datagrams come from.
-    pub(crate) fn host_ip(&self, ch: &Channel) -> Option<IpAddr> {
-        match self {
-            O2Role::Client { .. } => ch.connected_stream()?.peer.map(|a| canonical(a).ip()),
-            O2Role::Host { .. } => None,
-        }
     }
 
     pub(crate) fn udp(&self) -> &UdpSocket {
