@@ -329,22 +329,30 @@ fn an_accept_filter_refuses_connections_and_channels_have_names() {
     }
 }
 
-#[test]
-fn packets_are_traced_in_the_log_when_asked() {
-    let ctx = Context::new(ContextOptions {
-        trace: rosco::runtime::Trace {
-            text: true,
-            hex: true,
-        },
+/// A poll-mode context tracing packets as text and/or hex.
+fn traced(text: bool, hex: bool) -> Context {
+    Context::new(ContextOptions {
+        trace: rosco::runtime::Trace { text, hex },
         ..ContextOptions::default()
     })
-    .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
+    .unwrap()
+}
+
+/// Every line `ctx` logs at debug level and above from now on.
+fn log_lines(ctx: &Context) -> Log {
+    let lines = Log::default();
     let l = lines.clone();
     ctx.set_log_callback(
         rosco::runtime::LogLevel::Debug,
         Some(move |_, text: &str| l.lock().unwrap().push(text.to_string())),
     );
+    lines
+}
+
+#[test]
+fn packets_are_traced_in_the_log_when_asked() {
+    let ctx = traced(true, true);
+    let lines = log_lines(&ctx);
     let log = record(&ctx);
     let (_rx, tx) = udp_pair(&ctx);
     ctx.send(tx, "/a", &[Arg::Int(1), Arg::str("x")]).unwrap();
@@ -371,12 +379,7 @@ fn packets_are_traced_in_the_log_when_asked() {
     find("channel 'tx' sends: #bundle 00000000.00000001 [/b ; /c f 0.500000]\n0000  23 62 75 6e");
     // Off (the default): no packet is formatted.
     let quiet = context(Mode::Poll);
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l = lines.clone();
-    quiet.set_log_callback(
-        rosco::runtime::LogLevel::Debug,
-        Some(move |_, text: &str| l.lock().unwrap().push(text.to_string())),
-    );
+    let lines = log_lines(&quiet);
     let out = quiet.open("out", "osc.udp://127.0.0.1:9").unwrap();
     quiet.send(out, "/a", &[]).unwrap();
     quiet.poll(Some(Duration::from_millis(20))).unwrap();
@@ -442,14 +445,7 @@ fn subscriptions_keep_messages_for_the_application() {
 
 #[test]
 fn a_log_callback_may_send_and_close_channels_while_packets_are_traced() {
-    let ctx = Context::new(ContextOptions {
-        trace: rosco::runtime::Trace {
-            text: true,
-            hex: false,
-        },
-        ..ContextOptions::default()
-    })
-    .unwrap();
+    let ctx = traced(true, false);
     let (_rx, tx) = udp_pair(&ctx);
     let spare = ctx.open("spare", "osc.udp://127.0.0.1:9").unwrap();
     let (sender, lines) = (ctx.sender(), Arc::new(Mutex::new(Vec::new())));

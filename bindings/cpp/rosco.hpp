@@ -261,6 +261,14 @@ inline void check(Status status, const char* where) {
     if (status != ROSCO_OK) throw_status(status, where);
 }
 
+/// A duration in whole milliseconds for the C API: negative gives 0, too long the most.
+inline std::uint32_t clamp_ms(std::chrono::milliseconds t) noexcept {
+    const auto n = t.count();
+    if (n < 0) return 0;
+    if (n > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
+    return static_cast<std::uint32_t>(n);
+}
+
 /// A NUL-terminated copy of a string view when it needs one: a `const char*` is used as
 /// is; a view is copied, onto the stack when short. `has_nul()` tells whether the text
 /// holds a NUL byte (which C would silently cut at).
@@ -470,14 +478,14 @@ public:
     Options& max_stream_peers(std::uint32_t n) noexcept { o_.max_stream_peers = n; return *this; }
     Options& queue_capacity(std::uint32_t n) noexcept { o_.queue_capacity = n; return *this; }
     Options& stall_timeout(std::chrono::milliseconds t) noexcept {
-        o_.stall_timeout_ms = clamp_ms(t);
+        o_.stall_timeout_ms = detail::clamp_ms(t);
         return *this;
     }
     Options& reconnect(bool on) noexcept { o_.reconnect = on; return *this; }
     Options& reconnect_backoff(std::chrono::milliseconds first,
                                std::chrono::milliseconds longest) noexcept {
-        o_.reconnect_initial_ms = clamp_ms(first);
-        o_.reconnect_max_ms = clamp_ms(longest);
+        o_.reconnect_initial_ms = detail::clamp_ms(first);
+        o_.reconnect_max_ms = detail::clamp_ms(longest);
         return *this;
     }
     /// Reconnect attempts before giving up; 0 retries forever.
@@ -495,12 +503,6 @@ public:
     const rosco_ctx_options& raw() const noexcept { return o_; }
 
 private:
-    static std::uint32_t clamp_ms(std::chrono::milliseconds t) noexcept {
-        auto n = t.count();
-        if (n < 0) return 0;
-        if (n > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
-        return static_cast<std::uint32_t>(n);
-    }
     rosco_ctx_options o_{};
 };
 
@@ -890,12 +892,7 @@ public:
     /// Waits up to `timeout` until a stream channel's output is written (ROSCO_ERR_TIMEOUT
     /// otherwise). In poll mode it runs the I/O; not from a handler in poll mode.
     void flush(std::chrono::milliseconds timeout) const {
-        auto n = timeout.count();
-        auto ms = n < 0 ? 0u
-                        : n > std::numeric_limits<std::uint32_t>::max()
-                              ? std::numeric_limits<std::uint32_t>::max()
-                              : static_cast<std::uint32_t>(n);
-        detail::check(rosco_channel_flush(ctx_, ch_, ms), "rosco_channel_flush");
+        detail::check(rosco_channel_flush(ctx_, ch_, detail::clamp_ms(timeout)), "rosco_channel_flush");
     }
     /// Closes it: its sockets close and every copy of this Channel goes stale.
     void close() const { detail::check(rosco_channel_close(ctx_, ch_), "rosco_channel_close"); }
@@ -1574,13 +1571,9 @@ public:
     /// handler throws is rethrown.
     template <class F>
     bool take(F&& handler, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
-        const auto n = timeout.count();
-        const auto ms = n <= 0 ? 0u
-                        : n > std::numeric_limits<std::uint32_t>::max()
-                            ? std::numeric_limits<std::uint32_t>::max()
-                            : static_cast<std::uint32_t>(n);
         detail::Visit<std::remove_reference_t<F>> t{handler, ctx_, nullptr};
-        const Status s = rosco_sub_take(sub_, ms, &detail::visit_trampoline<std::remove_reference_t<F>>, &t);
+        const Status s = rosco_sub_take(sub_, detail::clamp_ms(timeout),
+                                        &detail::visit_trampoline<std::remove_reference_t<F>>, &t);
         if (s == ROSCO_ERR_TIMEOUT) return false;
         detail::check(s, "rosco_sub_take");
         if (t.error) std::rethrow_exception(t.error);

@@ -6,6 +6,9 @@ use super::context::with_ctx_channel;
 use super::handles::{context, rosco_channel, rosco_ctx};
 use super::msg::{rosco_msg, view};
 use super::status::{c_str, guard, rosco_status, write_out, write_text, Failure};
+use crate::handle::ChannelId;
+use crate::runtime::Sender;
+use crate::Error;
 use std::ffi::c_char;
 use std::time::Duration;
 
@@ -106,11 +109,8 @@ pub unsafe extern "C" fn rosco_channel_url(
     len: usize,
     needed: *mut usize,
 ) -> rosco_status {
-    guard(|| {
-        let url = with_ctx_channel(ctx, ch, |c, id| c.ctx.url(id).map_err(Failure::from))?;
-        // SAFETY: the caller's promise, passed on.
-        unsafe { write_text(&url, buf, len, needed, "URL") }
-    })
+    // SAFETY: the caller's promise, passed on.
+    unsafe { channel_text(ctx, ch, buf, len, needed, "URL", Sender::url) }
 }
 
 /// Copies the name the channel was opened with into `buf` of `len` bytes, as
@@ -129,12 +129,27 @@ pub unsafe extern "C" fn rosco_channel_name(
     len: usize,
     needed: *mut usize,
 ) -> rosco_status {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { channel_text(ctx, ch, buf, len, needed, "name", Sender::channel_name) }
+}
+
+/// A channel's text (its URL, its name) copied out as `write_text` does.
+///
+/// # Safety
+/// As for `write_text`.
+unsafe fn channel_text(
+    ctx: rosco_ctx,
+    ch: rosco_channel,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+    what: &str,
+    text: fn(&Sender, ChannelId) -> Result<String, Error>,
+) -> rosco_status {
     guard(|| {
-        let name = with_ctx_channel(ctx, ch, |c, id| {
-            c.ctx.channel_name(id).map_err(Failure::from)
-        })?;
+        let text = with_ctx_channel(ctx, ch, |c, id| text(&c.ctx, id).map_err(Failure::from))?;
         // SAFETY: the caller's promise, passed on.
-        unsafe { write_text(&name, buf, len, needed, "name") }
+        unsafe { write_text(&text, buf, len, needed, what) }
     })
 }
 
