@@ -151,6 +151,24 @@ typedef struct rosco_ctx_options {
   // Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
   // `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
   int32_t trace;
+  // The type tags accepted in received messages and allowed in sent ones, as a string
+  // such as `"ifsb"` (copied); NULL: every OSC type.
+  const char *types;
+  // Non-zero: refuse addresses that break the OSC address syntax, received and sent.
+  int32_t check_address;
+  // Non-zero: refuse received messages without a type-tag string.
+  int32_t require_typetags;
+  // Non-zero: addresses, strings, symbols and chars must be ASCII, received and sent
+  // (osc4py3's default).
+  int32_t ascii_only;
+  // Address compression, both ways (the SMC 2011 scheme: an address in the table is
+  // sent as `/` and its int32 code): `address_count` codes and the addresses they stand
+  // for (copied). NULL and 0: none.
+  const int32_t *address_codes;
+  // The addresses of `address_codes`, in the same order.
+  const char *const *addresses;
+  // The number of entries in `address_codes` and `addresses`.
+  uint32_t address_count;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.
@@ -520,7 +538,8 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 
 // Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 // 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-// forever, 16 MiB of held bundles, no packet trace) and sets its `size`.
+// forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
+// tags optional, any bytes in text, no address compression) and sets its `size`.
 //
 // Thread-safe.
 //
@@ -534,8 +553,8 @@ rosco_status rosco_ctx_options_init(struct rosco_ctx_options *opts);
 // Thread-safe.
 //
 // # Safety
-// `opts` is NULL or points to an options struct at least `opts->size` bytes long;
-// `out` is writable.
+// `opts` is NULL or points to an options struct at least `opts->size` bytes long whose
+// `types` and address table are NULL or valid as documented; `out` is writable.
 rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ctx *out);
 
 // Frees a context: stops its thread, closes its channels, drops its methods (calling their

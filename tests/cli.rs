@@ -95,6 +95,11 @@ fn decode_options_restrict() {
         rosco(&["decode", "--types", "f", int]).status.code(),
         Some(1)
     );
+    let latin1 = "2f6100002c730000e9000000"; // "/a" ,s "\xe9"
+    assert!(rosco(&["decode", latin1]).status.success());
+    let out = rosco(&["decode", "--ascii", latin1]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ASCII"));
     let dump = stdout(&rosco(&["decode", "--hexdump", int]));
     assert!(dump.starts_with("0000  2f 69 00 00 2c 69"), "{dump}");
     assert_eq!(rosco(&["decode", "zz"]).status.code(), Some(2));

@@ -241,6 +241,7 @@ fn mutated_vectors_never_panic_and_round_trip() {
     let strict = DecodeOptions {
         check_address: true,
         require_typetags: true,
+        ascii_only: true,
         ..DecodeOptions::DEFAULT
     };
     let times = [

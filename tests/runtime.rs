@@ -1219,3 +1219,41 @@ fn io_thread_callbacks_cannot_flush_or_poll() {
     assert_eq!(result, "Err(Busy) Err(Busy)");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+#[test]
+fn the_encoder_options_apply_to_what_the_context_sends() {
+    use rosco::osc::{AddressTable, EncodeError, TypeSet};
+    let mut table = AddressTable::new();
+    table.insert(3, "/synth/1/freq").unwrap();
+    let table = Some(Arc::new(table));
+    let mut options = ContextOptions::default();
+    options.encode.addresses = table.clone();
+    options.encode.allowed_types = TypeSet::OSC_1_0;
+    options.encode.ascii_only = true;
+    options.receive.decode.addresses = table;
+    let ctx = Context::new(options).unwrap();
+    let log = record(&ctx);
+    let (input, out) = udp_pair(&ctx);
+    ctx.send(out, "/synth/1/freq", &[Arg::Int(440)]).unwrap();
+    assert!(until(&ctx, || len(&log) == 1));
+    assert_eq!(log.lock().unwrap()[0], "/synth/1/freq Int(440)");
+    // 16 bytes: "/" and the code stand for the address.
+    assert_eq!(ctx.stats(input).unwrap().bytes_in, 16);
+    let refused = |args: &[Arg<'_>]| match ctx.send(out, "/x", args) {
+        Err(rosco::Error::Encode(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refused(&[Arg::Long(1)]),
+        EncodeError::TypeNotAllowed { tag: b'h' }
+    );
+    assert_eq!(
+        refused(&[Arg::str("café")]),
+        EncodeError::NotAscii { index: 0 }
+    );
+    // Bytes already encoded go out as they are.
+    let mut buf = Vec::new();
+    rosco::osc::encode_message("/x", &[Arg::Long(1)], &mut buf).unwrap();
+    ctx.send_packet(out, &buf).unwrap();
+    assert!(until(&ctx, || len(&log) == 2));
+}

@@ -498,12 +498,49 @@ public:
         o_.trace = (text ? ROSCO_TRACE_TEXT : 0) | (hex ? ROSCO_TRACE_HEX : 0);
         return *this;
     }
+    /// The type tags accepted in received messages and allowed in sent ones ("ifsb").
+    Options& types(std::string tags) {
+        types_ = std::move(tags);
+        has_types_ = true;
+        return *this;
+    }
+    /// Refuse addresses that break the OSC address syntax, received and sent.
+    Options& check_address(bool on) noexcept { o_.check_address = on; return *this; }
+    /// Refuse received messages without a type-tag string.
+    Options& require_typetags(bool on) noexcept { o_.require_typetags = on; return *this; }
+    /// Addresses, strings, symbols and chars must be ASCII, received and sent.
+    Options& ascii_only(bool on) noexcept { o_.ascii_only = on; return *this; }
+    /// Address compression, both ways: `address` is sent as `/` and `code`.
+    Options& address_code(std::int32_t code, std::string address) {
+        codes_.push_back(code);
+        addresses_.push_back(std::move(address));
+        return *this;
+    }
 
+    /// The C struct; types() and address_code() are added to it by create().
     rosco_ctx_options& raw() noexcept { return o_; }
     const rosco_ctx_options& raw() const noexcept { return o_; }
 
+    /// rosco_ctx_new with these options (which it copies).
+    rosco_status create(rosco_ctx* out) const {
+        rosco_ctx_options o = o_;
+        std::vector<const char*> addresses;
+        for (const auto& a : addresses_) addresses.push_back(a.c_str());
+        if (has_types_) o.types = types_.c_str();
+        if (!codes_.empty()) {
+            o.address_codes = codes_.data();
+            o.addresses = addresses.data();
+            o.address_count = static_cast<std::uint32_t>(codes_.size());
+        }
+        return rosco_ctx_new(&o, out);
+    }
+
 private:
     rosco_ctx_options o_{};
+    std::string types_;
+    bool has_types_ = false;
+    std::vector<std::int32_t> codes_;
+    std::vector<std::string> addresses_;
 };
 
 class Builder;
@@ -1606,7 +1643,7 @@ private:
 class Context {
 public:
     explicit Context(const Options& options = Options()) {
-        detail::check(rosco_ctx_new(&options.raw(), &ctx_), "rosco_ctx_new");
+        detail::check(options.create(&ctx_), "rosco_ctx_new");
         try {
             hub_ = std::make_shared<detail::Hub>(ctx_);
             auto* keep = new std::shared_ptr<detail::Hub>(hub_);

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let strict = DecodeOptions {
         check_address: true,
         require_typetags: true,
+        ascii_only: true,
         ..DecodeOptions::DEFAULT
     };
     let checked = roundtrip::check_packet(data, &strict);

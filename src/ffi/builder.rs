@@ -3,7 +3,7 @@
 //! allocate nothing once it has grown.
 
 use super::status::{c_bytes, c_str, guard, rosco_status, Failure};
-use crate::osc::{Arg, PacketWriter, WriterState};
+use crate::osc::{Arg, EncodeOptions, PacketWriter, WriterState};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use std::cell::RefCell;
@@ -84,9 +84,11 @@ impl rosco_builder {
     }
 
     /// Runs `f` with the finished packet: a closed bundle, or the one open message (encoded
-    /// into a thread-local buffer, so a `const` builder can be sent from several threads).
+    /// with `opts` into a thread-local buffer, so a `const` builder can be sent from several
+    /// threads).
     pub(crate) fn with_packet<R>(
         &self,
+        opts: &EncodeOptions,
         f: impl FnOnce(&[u8]) -> Result<R, Failure>,
     ) -> Result<R, Failure> {
         if self.state.depth() > 0 {
@@ -101,7 +103,7 @@ impl rosco_builder {
             };
         }
         with_buf(&SEND_BUF, |buf| {
-            PacketWriter::new(buf)
+            PacketWriter::with_options(buf, opts)
                 .message_iter(&self.address, self.args())
                 .map_err(|e| Failure::arg(e.to_string()))?;
             f(buf)
@@ -257,7 +259,7 @@ pub unsafe extern "C" fn rosco_builder_bytes(
             b.packet = packet;
             b.open = false;
         }
-        b.with_packet(|p| {
+        b.with_packet(&EncodeOptions::DEFAULT, |p| {
             // SAFETY: both checked non-null; the caller passes writable pointers.
             unsafe {
                 data.write(p.as_ptr());

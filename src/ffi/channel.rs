@@ -244,7 +244,9 @@ pub unsafe extern "C" fn rosco_send(
         // SAFETY: the caller passes NULL or a live builder.
         let b = unsafe { b.as_ref() }.ok_or_else(|| Failure::null("builder"))?;
         with_ctx_channel(ctx, ch, |c, id| {
-            b.with_packet(|p| c.ctx.send_packet(id, p).map_err(Failure::from))
+            b.with_packet(&c.ctx.options().encode, |p| {
+                c.ctx.send_packet(id, p).map_err(Failure::from)
+            })
         })
     })
 }
@@ -297,6 +299,8 @@ pub unsafe extern "C" fn rosco_reply(
                 "the message belongs to another context",
             ));
         }
-        b.with_packet(|p| entry.ctx.reply_packet(m.info, p).map_err(Failure::from))
+        b.with_packet(&entry.ctx.options().encode, |p| {
+            entry.ctx.reply_packet(m.info, p).map_err(Failure::from)
+        })
     })
 }

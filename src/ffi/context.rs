@@ -1,11 +1,13 @@
 //! Contexts: options, creation, polling, the wake-up descriptor, events and logging.
 
 use super::handles::{context, register, rosco_channel, rosco_ctx, unregister, CtxEntry};
-use super::status::{guard, rosco_status, write_out, Failure};
+use super::status::{c_str, guard, optional_str, rosco_status, write_out, Failure};
 use crate::handle::ChannelId;
+use crate::osc::{AddressTable, TypeSet};
 use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode};
 use std::ffi::{c_char, c_void, CString};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything happens inside `rosco_poll` on the caller's thread.
@@ -51,6 +53,24 @@ pub struct rosco_ctx_options {
     /// Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
     /// `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
     pub trace: i32,
+    /// The type tags accepted in received messages and allowed in sent ones, as a string
+    /// such as `"ifsb"` (copied); NULL: every OSC type.
+    pub types: *const c_char,
+    /// Non-zero: refuse addresses that break the OSC address syntax, received and sent.
+    pub check_address: i32,
+    /// Non-zero: refuse received messages without a type-tag string.
+    pub require_typetags: i32,
+    /// Non-zero: addresses, strings, symbols and chars must be ASCII, received and sent
+    /// (osc4py3's default).
+    pub ascii_only: i32,
+    /// Address compression, both ways (the SMC 2011 scheme: an address in the table is
+    /// sent as `/` and its int32 code): `address_count` codes and the addresses they stand
+    /// for (copied). NULL and 0: none.
+    pub address_codes: *const i32,
+    /// The addresses of `address_codes`, in the same order.
+    pub addresses: *const *const c_char,
+    /// The number of entries in `address_codes` and `addresses`.
+    pub address_count: u32,
 }
 
 /// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
@@ -83,10 +103,19 @@ impl rosco_ctx_options {
             max_held_bytes: clamp(o.receive.max_held_bytes),
             trace: (i32::from(o.trace.text) * ROSCO_TRACE_TEXT)
                 | (i32::from(o.trace.hex) * ROSCO_TRACE_HEX),
+            types: std::ptr::null(),
+            check_address: o.receive.decode.check_address as i32,
+            require_typetags: o.receive.decode.require_typetags as i32,
+            ascii_only: o.receive.decode.ascii_only as i32,
+            address_codes: std::ptr::null(),
+            addresses: std::ptr::null(),
+            address_count: 0,
         }
     }
 
-    fn to_rust(self) -> Result<ContextOptions, Failure> {
+    /// # Safety
+    /// The pointers among the fields `size` covers are NULL or valid as their comments say.
+    unsafe fn to_rust(self) -> Result<ContextOptions, Failure> {
         let mut o = ContextOptions::default();
         // Fields past what the caller's struct holds keep their defaults.
         let defaults = rosco_ctx_options::from_rust(&o);
@@ -140,13 +169,79 @@ impl rosco_ctx_options {
         }
         o.trace.text = trace & ROSCO_TRACE_TEXT != 0;
         o.trace.hex = trace & ROSCO_TRACE_HEX != 0;
+        let (decode, encode) = (&mut o.receive.decode, &mut o.encode);
+        // SAFETY: the caller's promise on `types`.
+        if let Some(types) = unsafe { optional_str(field!(types), "types") }? {
+            let set = type_set(types)?;
+            (decode.allowed_types, encode.allowed_types) = (set, set);
+        }
+        decode.check_address = field!(check_address) != 0;
+        encode.check_address = decode.check_address;
+        decode.require_typetags = field!(require_typetags) != 0;
+        decode.ascii_only = field!(ascii_only) != 0;
+        encode.ascii_only = decode.ascii_only;
+        // SAFETY: the caller's promise on the table's arrays.
+        let table = unsafe {
+            address_table(
+                field!(address_codes),
+                field!(addresses),
+                field!(address_count),
+            )
+        }?;
+        (decode.addresses, encode.addresses) = (table.clone(), table);
         Ok(o)
     }
 }
 
+/// The type tags in `types`, each one known.
+fn type_set(types: &str) -> Result<TypeSet, Failure> {
+    match types.bytes().find(|&t| !TypeSet::ALL.contains(t)) {
+        Some(t) => Err(Failure::arg(format!(
+            "types: unknown type tag {}",
+            t as char
+        ))),
+        None => Ok(TypeSet::from_tags(types.as_bytes())),
+    }
+}
+
+/// The address compression table given by two arrays of `count` entries.
+///
+/// # Safety
+/// With `count` non-zero, `codes` and `addresses` hold `count` entries and each address is
+/// a NUL-terminated string.
+unsafe fn address_table(
+    codes: *const i32,
+    addresses: *const *const c_char,
+    count: u32,
+) -> Result<Option<Arc<AddressTable>>, Failure> {
+    if count == 0 {
+        return Ok(None);
+    }
+    if codes.is_null() || addresses.is_null() {
+        return Err(Failure::null("address_codes or addresses"));
+    }
+    // SAFETY: the caller's promise.
+    let (codes, addresses) = unsafe {
+        (
+            std::slice::from_raw_parts(codes, count as usize),
+            std::slice::from_raw_parts(addresses, count as usize),
+        )
+    };
+    let mut table = AddressTable::new();
+    for (&code, &address) in codes.iter().zip(addresses) {
+        // SAFETY: the caller's promise.
+        let address = unsafe { c_str(address, "addresses") }?;
+        table
+            .insert(code, address)
+            .map_err(|e| Failure::arg(format!("addresses: '{address}': {e}")))?;
+    }
+    Ok(Some(Arc::new(table)))
+}
+
 /// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 /// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-/// forever, 16 MiB of held bundles, no packet trace) and sets its `size`.
+/// forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
+/// tags optional, any bytes in text, no address compression) and sets its `size`.
 ///
 /// Thread-safe.
 ///
@@ -172,8 +267,8 @@ pub unsafe extern "C" fn rosco_ctx_options_init(opts: *mut rosco_ctx_options) ->
 /// Thread-safe.
 ///
 /// # Safety
-/// `opts` is NULL or points to an options struct at least `opts->size` bytes long;
-/// `out` is writable.
+/// `opts` is NULL or points to an options struct at least `opts->size` bytes long whose
+/// `types` and address table are NULL or valid as documented; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn rosco_ctx_new(
     opts: *const rosco_ctx_options,
@@ -198,7 +293,8 @@ pub unsafe extern "C" fn rosco_ctx_new(
 /// Reads as much of the caller's options struct as its `size` says it has.
 ///
 /// # Safety
-/// `opts` points to a struct at least `opts->size` bytes long (and at least 4).
+/// `opts` points to a struct at least `opts->size` bytes long (and at least 4) whose
+/// pointers are NULL or valid.
 unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions, Failure> {
     // SAFETY: every version of the struct starts with the u32 `size`.
     let size = unsafe { (opts as *const u32).read_unaligned() } as usize;
@@ -210,7 +306,8 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
         std::ptr::copy_nonoverlapping(opts as *const u8, &mut copy as *mut _ as *mut u8, len)
     };
     copy.size = len as u32;
-    copy.to_rust()
+    // SAFETY: the caller's promise on the pointers in the struct.
+    unsafe { copy.to_rust() }
 }
 
 /// Frees a context: stops its thread, closes its channels, drops its methods (calling their

@@ -119,7 +119,8 @@ pub unsafe extern "C" fn rosco_o2lite_send(
             ));
         }
         with_ctx_channel(ctx, ch, |e, id| {
-            b.with_packet(|p| {
+            // Plain OSC first; it is re-encoded as O2 below.
+            b.with_packet(&crate::osc::EncodeOptions::DEFAULT, |p| {
                 let crate::osc::Packet::Message(m) =
                     crate::osc::decode(p).map_err(|e| Failure::arg(e.to_string()))?
                 else {

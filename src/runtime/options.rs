@@ -1,6 +1,7 @@
 //! How a context runs: its threading mode and limits.
 
 use crate::osc::framing::DEFAULT_MAX_FRAME;
+use crate::osc::EncodeOptions;
 use crate::receive::ReceiveOptions;
 use std::time::Duration;
 
@@ -75,6 +76,10 @@ pub struct ContextOptions {
     pub mode: Mode,
     /// Decoding options and whether timed bundles are held until due.
     pub receive: ReceiveOptions,
+    /// Encoder options for the messages the context encodes (`send`, `send_to`, `reply`):
+    /// allowed types, address checks, address compression, ASCII-only text. Packets
+    /// sent as bytes go out as they are.
+    pub encode: EncodeOptions,
     /// Coerce arguments to a method's type spec between `i h f d` and between `s S`.
     pub coerce: bool,
     /// Largest stream frame accepted (bytes); a peer announcing more is disconnected.
@@ -107,6 +112,7 @@ impl Default for ContextOptions {
         ContextOptions {
             mode: Mode::Poll,
             receive: ReceiveOptions::default(),
+            encode: EncodeOptions::DEFAULT,
             coerce: true,
             max_frame: DEFAULT_MAX_FRAME,
             max_stream_peers: 500,

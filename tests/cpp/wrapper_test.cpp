@@ -411,6 +411,25 @@ void decoding_alone() {
     CHECK_THROWS_STATUS(rosco::decode(packet, [](const rosco::Message&) {}), ROSCO_ERR_ARG);
 }
 
+// Codec options: allowed types and address compression both ways, checks on what is sent.
+void codec_options() {
+    rosco::Context ctx(rosco::Options().types("if").address_code(7, "/synth/1/freq")
+                           .check_address(true).ascii_only(true).require_typetags(true));
+    rosco::Channel in = ctx.open("in", test::udp_listen());
+    rosco::Channel out = ctx.open("out", test::udp_to(in.port()));
+    std::atomic<int> seen{0};
+    rosco::Method m = ctx.on("/synth/1/freq", [&](const rosco::Message& msg) {
+        CHECK_EQ(msg.get<std::int32_t>(0), 440);
+        ++seen;
+    });
+    out.send("/synth/1/freq", 440);
+    CHECK(test::poll_until(ctx, [&] { return seen == 1; }));
+    CHECK_EQ(in.stats().bytes_in, std::uint64_t{16});  // "/" and the code, not the address
+    CHECK_THROWS_STATUS(out.send("/synth/1/freq", "sine"), ROSCO_ERR_ARG);
+    CHECK_THROWS_STATUS(out.send("/a b", 1), ROSCO_ERR_ARG);
+    CHECK_THROWS_STATUS(rosco::Context(rosco::Options().types("iz")), ROSCO_ERR_ARG);
+}
+
 void subscriptions() {
     rosco::Context ctx;
     rosco::Channel in = ctx.open("in", test::udp_listen());
@@ -463,6 +482,7 @@ int main() {
         accept_names_and_patterns();
         subscriptions();
         decoding_alone();
+        codec_options();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }

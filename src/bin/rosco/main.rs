@@ -19,6 +19,7 @@ usage:
       --require-typetags              reject messages without a type-tag string
       --check-address                 reject addresses that break the OSC syntax
       --types TAGS                    reject packets with types outside TAGS
+      --ascii                         reject text (address, strings, chars) that is not ASCII
   rosco encode ADDRESS [TYPES [VALUES...]]
                                       print a message as hex (oscsend's argument syntax)
   rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)
@@ -91,6 +92,7 @@ fn decode(args: &[String]) -> CmdResult {
             "--hexdump" => hexdump = true,
             "--require-typetags" => opts.require_typetags = true,
             "--check-address" => opts.check_address = true,
+            "--ascii" => opts.ascii_only = true,
             "--types" => {
                 let tags = it.next().ok_or_else(|| usage_error("--types needs TAGS"))?;
                 opts.allowed_types = TypeSet::from_tags(tags.as_bytes());
