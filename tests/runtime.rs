@@ -426,7 +426,10 @@ fn subscriptions_keep_messages_for_the_application() {
             .collect();
         assert_eq!(rest, ["/cc", "/note/off"], "{mode:?}");
         assert!(notes.try_recv().is_none());
-        assert!(notes.recv_timeout(Duration::from_millis(20)).is_none());
+        assert!(matches!(
+            notes.recv_timeout(Duration::from_millis(20)),
+            Err(rosco::Error::Timeout)
+        ));
         if mode == Mode::Threaded {
             // A wait gets what the I/O thread delivers meanwhile.
             ctx.send(tx, "/note/late", &[]).unwrap();
@@ -440,6 +443,37 @@ fn subscriptions_keep_messages_for_the_application() {
         drop(notes);
         drop(on);
         assert_eq!(ctx.methods().len(), methods_before + 1, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_wait_on_a_subscription_ends_when_its_context_shuts_down() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let sub = ctx.subscribe(None, None, 4).unwrap();
+        ctx.send_to("_local", "/kept", &[]).unwrap();
+        assert!(until(&ctx, || sub.len() == 1), "{mode:?}");
+        assert!(!sub.is_closed());
+        let waiter = std::thread::spawn(move || {
+            let kept = sub.recv_timeout(Duration::from_secs(60)).map(drop);
+            let started = Instant::now();
+            let after = sub.recv_timeout(Duration::from_secs(60));
+            (kept, after.map(drop), started.elapsed(), sub.is_closed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        ctx.shutdown();
+        let (kept, after, waited, closed) = waiter.join().unwrap();
+        assert!(
+            kept.is_ok(),
+            "{mode:?}: a message kept before shutdown is still taken"
+        );
+        assert!(
+            matches!(after, Err(rosco::Error::Closed)),
+            "{mode:?}: {after:?}"
+        );
+        // Far under the 60 s asked for: the shutdown ended the wait.
+        assert!(waited < Duration::from_secs(30), "{mode:?}: {waited:?}");
+        assert!(closed);
     }
 }
 

@@ -1604,7 +1604,8 @@ public:
         detail::check(rosco_sub_also(sub_, p.checked("rosco_sub_also"), nullptr), "rosco_sub_also");
     }
     /// Takes the oldest message, waiting up to `timeout` for one, and calls
-    /// `handler(const rosco::Message&)` with it here; false when none came. What the
+    /// `handler(const rosco::Message&)` with it here; false when none came. Throws
+    /// ROSCO_ERR_CLOSED, at once, when none waits and the context is gone. What the
     /// handler throws is rethrown.
     template <class F>
     bool take(F&& handler, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {

@@ -4,7 +4,10 @@
 use super::handles::{context, rosco_ctx};
 use super::method::rosco_method_fn;
 use super::msg::MsgView;
-use super::status::{guard, optional_str, rosco_status, write_out, Failure, ROSCO_ERR_TIMEOUT};
+use super::status::{
+    guard, optional_str, rosco_status, write_out, Failure, ROSCO_ERR_CLOSED, ROSCO_ERR_TIMEOUT,
+};
+use crate::error::Error;
 use crate::runtime::Subscription;
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
@@ -89,7 +92,7 @@ pub unsafe extern "C" fn rosco_sub_also(
 /// Takes the oldest message, waiting up to `timeout_ms` for one (0: only what is there),
 /// and passes it to `fn_` on this thread (its return value is ignored; the message, read
 /// with the `rosco_msg_*` accessors, is valid during the call). `ROSCO_ERR_TIMEOUT` when
-/// none came.
+/// none came; `ROSCO_ERR_CLOSED`, at once, when none waits and the context was freed.
 ///
 /// Thread-safe (each message goes to one taker).
 ///
@@ -107,10 +110,16 @@ pub unsafe extern "C" fn rosco_sub_take(
         let sub = unsafe { sub.as_ref() }.ok_or_else(|| Failure::null("sub"))?;
         let callback = fn_.ok_or_else(|| Failure::null("fn"))?;
         let received = match timeout_ms {
-            0 => sub.sub.try_recv(),
+            0 => sub.sub.try_recv().ok_or(match sub.sub.is_closed() {
+                true => Error::Closed,
+                false => Error::Timeout,
+            }),
             ms => sub.sub.recv_timeout(Duration::from_millis(ms.into())),
         }
-        .ok_or_else(|| Failure::new(ROSCO_ERR_TIMEOUT, "no message came"))?;
+        .map_err(|e| match e {
+            Error::Closed => Failure::new(ROSCO_ERR_CLOSED, "the context was freed"),
+            _ => Failure::new(ROSCO_ERR_TIMEOUT, "no message came"),
+        })?;
         let msg = received.message();
         let view = MsgView {
             msg: &msg,

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::osc::Message;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +31,25 @@ impl Received {
 #[derive(Debug)]
 struct Queue {
     items: Mutex<VecDeque<Received>>,
+    /// Signalled when a message arrives and when the last route goes.
     arrived: Condvar,
     capacity: usize,
     dropped: AtomicU64,
+    /// Routes still in the method table. The context drops them all when it shuts down:
+    /// then nothing more can arrive, and a wait ends at once.
+    routes: AtomicUsize,
+}
+
+/// Feeds a queue from one route's method; dropped with the method.
+struct Feed(Arc<Queue>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        // Under the lock, so that a waiter cannot check between the count and the signal.
+        let _items = self.0.items.lock();
+        self.0.routes.fetch_sub(1, Ordering::Release);
+        self.0.arrived.notify_all();
+    }
 }
 
 /// Messages matching the routes given to [`Context::subscribe`](crate::Context::subscribe)
@@ -60,6 +76,7 @@ impl Subscription {
                 arrived: Condvar::new(),
                 capacity,
                 dropped: AtomicU64::new(0),
+                routes: AtomicUsize::new(0),
             }),
             dispatcher,
             methods: Vec::new(),
@@ -70,12 +87,13 @@ impl Subscription {
     /// is a literal address, an OSC pattern, or `None` for every message; `typespec` as
     /// for methods.
     pub fn also(&mut self, address: Option<&str>, typespec: Option<&str>) -> Result<(), Error> {
-        let queue = self.queue.clone();
+        self.queue.routes.fetch_add(1, Ordering::Relaxed);
+        let feed = Feed(self.queue.clone());
         let id = self.dispatcher.add_method(
             address,
             typespec,
             move |m: &Message<'_>, info: &MsgInfo| {
-                queue.push(m, info);
+                feed.0.push(m, info);
                 Flow::PassOn
             },
         )?;
@@ -88,17 +106,29 @@ impl Subscription {
         self.queue.items.lock().pop_front()
     }
 
-    /// The oldest message, waiting up to `timeout` for one to arrive.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Received> {
+    /// The oldest message, waiting up to `timeout` for one to arrive: `Error::Timeout` when
+    /// none came, `Error::Closed` at once when none waits and the context has shut down.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Received, Error> {
         let mut items = self.queue.items.lock();
-        if items.is_empty() {
+        if items.is_empty() && !self.is_closed() {
             // A timeout too long to represent waits as long as a wait can.
-            let _ = self
-                .queue
-                .arrived
-                .wait_while_for(&mut items, |i| i.is_empty(), timeout);
+            let _ = self.queue.arrived.wait_while_for(
+                &mut items,
+                |i| i.is_empty() && !self.is_closed(),
+                timeout,
+            );
         }
-        items.pop_front()
+        match items.pop_front() {
+            Some(received) => Ok(received),
+            None if self.is_closed() => Err(Error::Closed),
+            None => Err(Error::Timeout),
+        }
+    }
+
+    /// True once no message can arrive any more: the context has shut down (the messages
+    /// already kept can still be taken).
+    pub fn is_closed(&self) -> bool {
+        self.queue.routes.load(Ordering::Acquire) == 0
     }
 
     /// Messages waiting.
