@@ -948,7 +948,7 @@ rosco_status rosco_sub_also(struct rosco_sub *sub, const char *pattern, const ch
 // Takes the oldest message, waiting up to `timeout_ms` for one (0: only what is there),
 // and passes it to `fn_` on this thread (its return value is ignored; the message, read
 // with the `rosco_msg_*` accessors, is valid during the call). `ROSCO_ERR_TIMEOUT` when
-// none came.
+// none came; `ROSCO_ERR_CLOSED`, at once, when none waits and the context was freed.
 //
 // Thread-safe (each message goes to one taker).
 //

@@ -124,7 +124,7 @@ fn local_names_and_groups() {
 #[test]
 fn tcp_both_framings_and_replies_to_the_peer() {
     for mode in MODES {
-        for framing in ["length", "slip"] {
+        for framing in ["length", "slip", "slip-single"] {
             let ctx = context(mode);
             let seen = events(&ctx);
             let server = ctx.open("server", "osc.tcp://:0").unwrap();
@@ -171,6 +171,27 @@ fn tcp_both_framings_and_replies_to_the_peer() {
             assert_eq!(connected, 2, "{mode:?} {framing}: client and server side");
         }
     }
+}
+
+#[test]
+fn slip_single_sends_no_leading_end() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Threaded: the I/O thread connects and writes while this one reads.
+    let ctx = context(Mode::Threaded);
+    let client = ctx
+        .open(
+            "c",
+            &format!("osc.tcp://127.0.0.1:{port}?framing=slip-single"),
+        )
+        .unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    ctx.send(client, "/x", &[]).unwrap();
+    ctx.send(client, "/y", &[]).unwrap();
+    let mut got = [0u8; 18];
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"/x\0\0,\0\0\0\xC0/y\0\0,\0\0\0\xC0");
 }
 
 /// A peer that sends one request (`/q count size`), shuts its sending side, waits a while

@@ -6,7 +6,8 @@
 //! * [`Framing::LengthPrefix`] (OSC 1.0): a 4-byte big-endian length, then the
 //!   packet. What liblo and most OSC 1.0 tools send by default.
 //! * [`Framing::Slip`] (OSC 1.1): SLIP (RFC 1055) with an END byte before and
-//!   after every packet. The receiver also accepts liblo 0.31's single-END form.
+//!   after every packet. The receiver also accepts liblo 0.31's single-END form,
+//!   which [`Framing::SlipSingleEnd`] sends.
 //!
 //! This module is sans-IO: [`encode_frame`] appends a framed packet to a
 //! caller-owned buffer, and a [`Deframer`] takes received bytes in chunks of
@@ -41,6 +42,10 @@ pub enum Framing {
     LengthPrefix,
     /// OSC 1.1: SLIP (RFC 1055); sent with an END byte before and after each packet.
     Slip,
+    /// SLIP sent with an END byte after each packet only (liblo 0.31's form, osc4py3's
+    /// `write_slip_flagatstart=False`), for receivers that take a leading END as an empty
+    /// packet. Read as [`Framing::Slip`].
+    SlipSingleEnd,
 }
 
 /// Appends one framed packet to `out` (does not clear it).
@@ -63,11 +68,13 @@ pub fn encode_frame(framing: Framing, packet: &[u8], out: &mut Vec<u8>) {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(packet);
         }
-        Framing::Slip => {
+        Framing::Slip | Framing::SlipSingleEnd => {
             // Reserve the exact size up front so `out` grows at most once.
             let specials = packet.iter().filter(|&&b| b == END || b == ESC).count();
             out.reserve(packet.len() + specials + 2);
-            out.push(END);
+            if framing == Framing::Slip {
+                out.push(END);
+            }
             let mut rest = packet;
             while let Some(i) = rest.iter().position(|&b| b == END || b == ESC) {
                 out.extend_from_slice(&rest[..i]);
@@ -231,6 +238,7 @@ impl Deframer {
     pub fn new(mode: DeframeMode, max_frame: usize) -> Deframer {
         Deframer {
             framing: match mode {
+                DeframeMode::Fixed(Framing::SlipSingleEnd) => Some(Framing::Slip),
                 DeframeMode::Fixed(f) => Some(f),
                 DeframeMode::Detect => None,
             },
@@ -285,7 +293,7 @@ impl Deframer {
         match self.framing {
             None => {}
             Some(Framing::LengthPrefix) => self.push_length_prefixed(bytes),
-            Some(Framing::Slip) => self.push_slip(bytes),
+            Some(Framing::Slip | Framing::SlipSingleEnd) => self.push_slip(bytes),
         }
     }
 
@@ -770,6 +778,25 @@ mod tests {
         let mut empty = Vec::new();
         encode_frame(Framing::Slip, &[], &mut empty);
         assert_eq!(empty, [END, END]);
+    }
+
+    #[test]
+    fn single_end_slip_is_read_as_slip() {
+        let mut stream = Vec::new();
+        // "/a" ,b with the blob C0 DB: no END before, the specials escaped, END after.
+        let blob = b"/a\0\0,b\0\0\0\0\0\x02\xC0\xDB\0\0";
+        encode_frame(Framing::SlipSingleEnd, blob, &mut stream);
+        assert_eq!(stream[..12], blob[..12]);
+        assert_eq!(stream[12..], [ESC, ESC_END, ESC, ESC_ESC, 0, 0, END]);
+        encode_frame(Framing::SlipSingleEnd, b"/b\0\0", &mut stream);
+        let fixed = Deframer::new(DeframeMode::Fixed(Framing::SlipSingleEnd), 64);
+        assert_eq!(fixed.framing(), Some(Framing::Slip));
+        for mut d in [fixed, Deframer::new(DeframeMode::Detect, 64)] {
+            d.push(&stream);
+            assert_eq!(d.next_frame().unwrap().unwrap(), blob);
+            assert_eq!(d.next_frame().unwrap().unwrap(), b"/b\0\0");
+            assert!(d.next_frame().is_none());
+        }
     }
 
     #[test]

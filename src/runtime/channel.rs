@@ -222,6 +222,9 @@ impl Channel {
 fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
     match f {
         Some(StreamFraming::Slip) => (Framing::Slip, DeframeMode::Fixed(Framing::Slip)),
+        Some(StreamFraming::SlipSingleEnd) => {
+            (Framing::SlipSingleEnd, DeframeMode::Fixed(Framing::Slip))
+        }
         Some(StreamFraming::Length) => (
             Framing::LengthPrefix,
             DeframeMode::Fixed(Framing::LengthPrefix),

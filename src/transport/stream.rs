@@ -89,6 +89,7 @@ pub(crate) struct Finished {
 const FRAMING_UNKNOWN: u8 = 0;
 const FRAMING_LENGTH: u8 = 1;
 const FRAMING_SLIP: u8 = 2;
+const FRAMING_SLIP_SINGLE_END: u8 = 3;
 
 /// One stream connection, shared between the I/O loop (reading, flushing) and senders.
 #[derive(Debug)]
@@ -130,6 +131,7 @@ impl StreamConn {
                 None => FRAMING_UNKNOWN,
                 Some(Framing::LengthPrefix) => FRAMING_LENGTH,
                 Some(Framing::Slip) => FRAMING_SLIP,
+                Some(Framing::SlipSingleEnd) => FRAMING_SLIP_SINGLE_END,
             }),
             out: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -154,6 +156,7 @@ impl StreamConn {
         let v = match f {
             Framing::LengthPrefix => FRAMING_LENGTH,
             Framing::Slip => FRAMING_SLIP,
+            Framing::SlipSingleEnd => FRAMING_SLIP_SINGLE_END,
         };
         let _ =
             self.framing
@@ -163,6 +166,7 @@ impl StreamConn {
     fn send_framing(&self) -> Framing {
         match self.framing.load(Ordering::Relaxed) {
             FRAMING_SLIP => Framing::Slip,
+            FRAMING_SLIP_SINGLE_END => Framing::SlipSingleEnd,
             _ => Framing::LengthPrefix,
         }
     }

@@ -195,16 +195,20 @@ pub enum StreamFraming {
     Length,
     /// `slip`: OSC 1.1, SLIP with an END byte before and after each packet.
     Slip,
+    /// `slip-single`: SLIP sent with an END byte after each packet only (liblo 0.31,
+    /// osc4py3's `write_slip_flagatstart=False`); read as `slip`.
+    SlipSingleEnd,
     /// `auto`: detect per connection (listening URLs only).
     Auto,
 }
 
 impl StreamFraming {
-    /// The parameter value: `length`, `slip` or `auto`.
+    /// The parameter value: `length`, `slip`, `slip-single` or `auto`.
     pub fn as_str(self) -> &'static str {
         match self {
             StreamFraming::Length => "length",
             StreamFraming::Slip => "slip",
+            StreamFraming::SlipSingleEnd => "slip-single",
             StreamFraming::Auto => "auto",
         }
     }
@@ -222,7 +226,7 @@ impl fmt::Display for StreamFraming {
 /// |---|---|---|
 /// | `bind` | [`bind`](Self::bind) | local IP address |
 /// | `local` | [`local`](Self::local) | local port of a connecting socket (0-65535); connecting URLs only |
-/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, or `auto` (listening URLs only) |
+/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single` (SLIP with no leading END), or `auto` (listening URLs only) |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295) |
 /// | `max_clients` | [`max_clients`](Self::max_clients) | simultaneous connections (at least 1); listening URLs only |
 /// | `nodelay` | [`nodelay`](Self::nodelay) | `0` or `1` (the default): TCP_NODELAY on the connections |
@@ -263,7 +267,7 @@ pub struct TcpOptions {
 /// |---|---|---|
 /// | `listen` | [`listen`](Self::listen) | bind the path instead of sending to it (`listen` alone means `1`) |
 /// | `stream` | [`stream`](Self::stream) | SOCK_STREAM instead of SOCK_DGRAM |
-/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, or `auto` (with `listen` only); with `stream` only |
+/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single`, or `auto` (with `listen` only); with `stream` only |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295); with `stream` only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnixOptions {
@@ -874,8 +878,9 @@ impl Param<'_> {
         match self.text()?.as_str() {
             "length" => Ok(StreamFraming::Length),
             "slip" => Ok(StreamFraming::Slip),
+            "slip-single" => Ok(StreamFraming::SlipSingleEnd),
             "auto" => Ok(StreamFraming::Auto),
-            _ => bad(self.whole(), "expected length, slip or auto"),
+            _ => bad(self.whole(), "expected length, slip, slip-single or auto"),
         }
     }
 
@@ -1751,6 +1756,10 @@ mod tests {
         assert_eq!(opts.nodelay, None);
         assert_eq!(tcp("osc.tcp://:9000?nodelay=0").2.nodelay, Some(false));
         assert_eq!(tcp("osc.tcp://h:1?nodelay=1").2.nodelay, Some(true));
+        assert_eq!(
+            tcp("osc.tcp://h:1?framing=slip-single").2.framing,
+            Some(StreamFraming::SlipSingleEnd)
+        );
         assert_eq!(opts.framing, Some(StreamFraming::Auto));
         assert_eq!(opts.max_clients, Some(500));
         assert_eq!(opts.max_frame, Some(4_294_967_295));
@@ -2265,6 +2274,7 @@ mod tests {
         assert_eq!(ok(&url.to_string()), url);
         assert_eq!(StreamFraming::Length.to_string(), "length");
         assert_eq!(StreamFraming::Slip.as_str(), "slip");
+        assert_eq!(StreamFraming::SlipSingleEnd.as_str(), "slip-single");
         assert_eq!(StreamFraming::Auto.as_str(), "auto");
     }
 

@@ -30,7 +30,9 @@ usage:
       --no-queue                      deliver timed bundles at once
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
                                       send one message (oscsend's argument syntax)
-      --tcp-framing slip|length       framing on osc.tcp:// (default: length prefix)
+      --tcp-framing slip|slip-single|length
+                                      framing on osc.tcp:// (default: length prefix;
+                                      slip-single: SLIP without the leading END)
       --at SECONDS                    send it in a bundle timed this far ahead
       --raw HEX                       send these bytes as one packet instead
   rosco o2lite host [options] ENSEMBLE

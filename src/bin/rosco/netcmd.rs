@@ -194,10 +194,11 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
     for (name, value) in opts {
         match (name, value) {
             ("--tcp-framing", Some("slip")) => framing = Some(StreamFraming::Slip),
+            ("--tcp-framing", Some("slip-single")) => framing = Some(StreamFraming::SlipSingleEnd),
             ("--tcp-framing", Some("length")) => framing = Some(StreamFraming::Length),
             ("--tcp-framing", Some(other)) => {
                 return Err(usage(&format!(
-                    "--tcp-framing is slip or length, not '{other}'"
+                    "--tcp-framing is slip, slip-single or length, not '{other}'"
                 )))
             }
             ("--at", Some(v)) => at = Some(timetag_after(v)?),
