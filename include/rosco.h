@@ -169,6 +169,10 @@ typedef struct rosco_ctx_options {
   const char *const *addresses;
   // The number of entries in `address_codes` and `addresses`.
   uint32_t address_count;
+  // Longest address pattern accepted in bytes (literal addresses have no limit); longer
+  // ones are refused as malformed, since matching one costs up to its length times each
+  // method's address length. 0: no limit.
+  uint32_t max_pattern_len;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.
@@ -539,7 +543,8 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 // Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 // 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
 // forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
-// tags optional, any bytes in text, no address compression) and sets its `size`.
+// tags optional, any bytes in text, no address compression, patterns up to 1 KiB) and sets
+// its `size`.
 //
 // Thread-safe.
 //

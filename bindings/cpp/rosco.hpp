@@ -510,6 +510,8 @@ public:
     Options& require_typetags(bool on) noexcept { o_.require_typetags = on; return *this; }
     /// Addresses, strings, symbols and chars must be ASCII, received and sent.
     Options& ascii_only(bool on) noexcept { o_.ascii_only = on; return *this; }
+    /// Longest address pattern accepted in bytes (0: no limit).
+    Options& max_pattern_len(std::uint32_t bytes) noexcept { o_.max_pattern_len = bytes; return *this; }
     /// Address compression, both ways: `address` is sent as `/` and `code`.
     Options& address_code(std::int32_t code, std::string address) {
         codes_.push_back(code);

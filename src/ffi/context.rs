@@ -71,6 +71,10 @@ pub struct rosco_ctx_options {
     pub addresses: *const *const c_char,
     /// The number of entries in `address_codes` and `addresses`.
     pub address_count: u32,
+    /// Longest address pattern accepted in bytes (literal addresses have no limit); longer
+    /// ones are refused as malformed, since matching one costs up to its length times each
+    /// method's address length. 0: no limit.
+    pub max_pattern_len: u32,
 }
 
 /// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
@@ -110,6 +114,7 @@ impl rosco_ctx_options {
             address_codes: std::ptr::null(),
             addresses: std::ptr::null(),
             address_count: 0,
+            max_pattern_len: clamp(o.receive.decode.max_pattern_len),
         }
     }
 
@@ -189,6 +194,10 @@ impl rosco_ctx_options {
             )
         }?;
         (decode.addresses, encode.addresses) = (table.clone(), table);
+        decode.max_pattern_len = match field!(max_pattern_len) {
+            0 => usize::MAX,
+            n => n as usize,
+        };
         Ok(o)
     }
 }
@@ -241,7 +250,8 @@ unsafe fn address_table(
 /// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
 /// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
 /// forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
-/// tags optional, any bytes in text, no address compression) and sets its `size`.
+/// tags optional, any bytes in text, no address compression, patterns up to 1 KiB) and sets
+/// its `size`.
 ///
 /// Thread-safe.
 ///

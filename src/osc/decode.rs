@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// The deepest bundle nesting accepted by default; the outermost bundle is depth 1.
 pub const MAX_BUNDLE_DEPTH: usize = 32;
 
+/// The default [`DecodeOptions::max_pattern_len`]: 1 KiB.
+pub const DEFAULT_MAX_PATTERN_LEN: usize = 1024;
+
 const BUNDLE_HEADER: &[u8; 8] = b"#bundle\0";
 
 /// Decoder options (osc4py3's out-of-band options for incoming packets).
@@ -34,11 +37,16 @@ pub struct DecodeOptions {
     /// Reject addresses, strings, symbols and chars with bytes over 127 (osc4py3 decodes
     /// text as strict ASCII by default).
     pub ascii_only: bool,
+    /// Longest address *pattern* accepted (literal addresses have no limit). Matching a
+    /// pattern against a method costs up to its length times the method's address length,
+    /// so a sender of 60 KB brace lists could otherwise hold a receiver for milliseconds
+    /// per method and message.
+    pub max_pattern_len: usize,
 }
 
 impl DecodeOptions {
     /// The defaults: every type, no address check, type tags optional, depth 32, no
-    /// address compression, any bytes in text.
+    /// address compression, any bytes in text, patterns up to 1 KiB.
     pub const DEFAULT: DecodeOptions = DecodeOptions {
         allowed_types: TypeSet::ALL,
         check_address: false,
@@ -46,6 +54,7 @@ impl DecodeOptions {
         max_depth: MAX_BUNDLE_DEPTH,
         addresses: None,
         ascii_only: false,
+        max_pattern_len: DEFAULT_MAX_PATTERN_LEN,
     };
 }
 
@@ -395,6 +404,14 @@ fn validate_message(
     }
     if opts.ascii_only && !m.address.is_ascii() {
         return Err(err(DecodeErrorKind::NotAscii, base));
+    }
+    if m.address.len() > opts.max_pattern_len && crate::pattern::is_pattern(m.address) {
+        return Err(err(
+            DecodeErrorKind::PatternTooLong {
+                max: opts.max_pattern_len,
+            },
+            base,
+        ));
     }
     let Some(tags) = m.typetags else {
         return match opts.require_typetags {
@@ -833,6 +850,31 @@ mod tests {
             err("2f6100002c630000000000e9"),
             Err((DecodeErrorKind::NotAscii, 8))
         );
+    }
+
+    #[test]
+    fn long_patterns_are_refused_long_literals_not() {
+        let message = |address: &[u8]| {
+            let mut p = address.to_vec();
+            p.resize(address.len() / 4 * 4 + 4, 0);
+            p.extend_from_slice(b",\0\0\0");
+            p
+        };
+        let alternatives = vec!["ab"; 400].join(",");
+        let pattern = message(format!("/x/{{{alternatives}}}").as_bytes());
+        let literal = message(format!("/x/{}", "a".repeat(5000)).as_bytes());
+        assert!(pattern.len() > DEFAULT_MAX_PATTERN_LEN);
+        let err = decode(&pattern).unwrap_err();
+        assert_eq!(
+            (err.kind, err.offset),
+            (DecodeErrorKind::PatternTooLong { max: 1024 }, 0)
+        );
+        assert!(decode(&literal).is_ok());
+        let roomy = DecodeOptions {
+            max_pattern_len: 2048,
+            ..DecodeOptions::DEFAULT
+        };
+        assert!(decode_with(&pattern, &roomy).is_ok());
     }
 
     #[test]

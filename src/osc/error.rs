@@ -83,6 +83,11 @@ pub enum DecodeErrorKind {
     },
     /// A byte over 127 in the address, a string or a char (with `ascii_only` on).
     NotAscii,
+    /// An address pattern longer than `max_pattern_len`.
+    PatternTooLong {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl fmt::Display for DecodeErrorKind {
@@ -126,6 +131,9 @@ impl fmt::Display for DecodeErrorKind {
                 write!(f, "unknown compressed address code {code}")
             }
             DecodeErrorKind::NotAscii => write!(f, "text that is not ASCII"),
+            DecodeErrorKind::PatternTooLong { max } => {
+                write!(f, "address pattern longer than {max} bytes")
+            }
         }
     }
 }

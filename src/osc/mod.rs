@@ -15,7 +15,8 @@ mod types;
 
 pub use address_table::{AddressTable, AddressTableError};
 pub use decode::{
-    decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet, MAX_BUNDLE_DEPTH,
+    decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet,
+    DEFAULT_MAX_PATTERN_LEN, MAX_BUNDLE_DEPTH,
 };
 pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};

@@ -91,6 +91,7 @@ static void test_defaults(void)
     CHECK_INT(o.ascii_only, 0);
     CHECK(o.address_codes == NULL && o.addresses == NULL);
     CHECK_INT(o.address_count, 0);
+    CHECK_INT(o.max_pattern_len, 1024);
 
     /* Without options every type, any text and any address syntax pass both ways. */
     struct rig r;
@@ -216,6 +217,54 @@ static void test_compression(void)
     CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_NULL);
 }
 
+/* Address patterns are limited in length (matching one costs up to its length times each
+ * method's address length); literal addresses are not. */
+static void send_address(struct rig *r, const char *address)
+{
+    uint8_t packet[4200] = {0};
+    size_t len = strlen(address);
+    memcpy(packet, address, len);
+    len = (len / 4 + 1) * 4;
+    memcpy(packet + len, ",\0\0\0", 4);
+    rosco_channel_stats st;
+    CHECK_OK(rosco_channel_stats_get(r->ctx, r->in, &st));
+    uint64_t before = st.packets_in;
+    CHECK_OK(rosco_send_raw(r->ctx, r->out, packet, len + 4));
+    CHECK(POLL_UNTIL(r->ctx, (rosco_channel_stats_get(r->ctx, r->in, &st),
+                              st.packets_in == before + 1),
+                     3000));
+    check_poll_for(r->ctx, 20);
+}
+
+static void test_pattern_length(void)
+{
+    char pattern[4096], literal[4096];
+    strcpy(pattern, "/x/{");
+    for (int i = 0; i < 600; i++)
+        strcat(pattern, i ? ",ab" : "ab");
+    strcat(pattern, "}");
+    literal[0] = '/';
+    memset(literal + 1, 'x', 3000);
+    literal[3001] = '\0';
+    rosco_method m;
+    for (int limit = 0; limit < 2; limit++) {
+        rosco_ctx_options o = check_options(ROSCO_MODE_POLL);
+        if (limit == 0)
+            o.max_pattern_len = 0; /* no limit */
+        struct rig r;
+        if (!rig_open(&r, o))
+            return;
+        struct got x = {0};
+        CHECK_OK(rosco_method_add(r.ctx, "/x/ab", NULL, record, &x, NULL, &m));
+        send_address(&r, pattern);
+        send_address(&r, literal);
+        CHECK_INT(malformed(&r), limit ? 1 : 0);
+        CHECK_INT(atomic_load(&x.n), limit ? 0 : 1);
+        CHECK_INT(atomic_load(&r.got.n), limit ? 1 : 2); /* the literal reaches the catch-all */
+        CHECK_OK(rosco_ctx_free(r.ctx));
+    }
+}
+
 /* A caller built against an older header passes a smaller struct: the new fields keep
  * their defaults whatever lies beyond it. */
 static void test_older_struct(void)
@@ -238,6 +287,7 @@ int main(void)
     test_types();
     test_checks();
     test_compression();
+    test_pattern_length();
     test_older_struct();
     return check_summary("codec_options_test");
 }
