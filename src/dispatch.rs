@@ -331,19 +331,22 @@ impl MethodTable {
     }
 
     /// Collects the methods `address` reaches, in registration order.
+    /// Returns whether `address` is literal (not a pattern).
     fn lookup(
         &self,
         address: &[u8],
-        literal: bool,
         tags: &[u8],
         coerce: bool,
         out: &mut Vec<(u32, bool)>,
-    ) {
+    ) -> bool {
         let mut push = |i: u32, m: &Method| match m.typespec.accepts(tags, coerce) {
             Accept::No => {}
             accept => out.push((i, accept == Accept::Coerced)),
         };
-        if !literal {
+        // A literal method's address has no pattern syntax: found among them, the address
+        // needs no scan for it (the scan cost a tenth of a received message's handling).
+        let listed = self.literal.get(address);
+        if listed.is_none() && pattern::is_pattern(address) {
             let incoming = Pattern::new(address).ok();
             for &i in &self.order {
                 let m = self.method(i);
@@ -351,10 +354,10 @@ impl MethodTable {
                     push(i, m);
                 }
             }
-            return;
+            return false;
         }
         // Merge the literal list for this address with the wild list, by registration.
-        let literal = self.literal.get(address).map_or(&[][..], |v| &v[..]);
+        let literal = listed.map_or(&[][..], |v| &v[..]);
         let (mut l, mut w) = (literal.iter().peekable(), self.wild.iter().peekable());
         loop {
             let next = match (l.peek(), w.peek()) {
@@ -375,6 +378,7 @@ impl MethodTable {
                 push(i, m);
             }
         }
+        true
     }
 }
 
@@ -573,7 +577,6 @@ impl Dispatcher {
         scratch: &mut DispatchScratch,
     ) -> usize {
         let address = msg.address();
-        let literal = !pattern::is_pattern(address);
         let coerce = !self.no_coercion.load(Ordering::Relaxed);
         let version = self.version.load(Ordering::Acquire);
         if scratch.table.is_none() || scratch.version != version {
@@ -593,7 +596,7 @@ impl Dispatcher {
             ..
         } = scratch;
         let table = table.as_deref().expect("read above");
-        table.lookup(address, literal, msg.typetags(), coerce, matches);
+        let literal = table.lookup(address, msg.typetags(), coerce, matches);
         // Callbacks may replace other callbacks: marked so that `CallbackSlot::set` does
         // not wait for what may be waiting for this thread.
         in_callback(|| {
