@@ -152,7 +152,8 @@ typedef struct rosco_ctx_options {
   // `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
   int32_t trace;
   // The type tags accepted in received messages and allowed in sent ones, as a string
-  // such as `"ifsb"` (copied); NULL: every OSC type.
+  // such as `"ifsb"` (copied; at least one tag); NULL: every OSC type. O2lite traffic
+  // keeps O2's own types.
   const char *types;
   // Non-zero: refuse addresses that break the OSC address syntax, received and sent.
   int32_t check_address;
@@ -317,7 +318,8 @@ rosco_status rosco_builder_bundle_begin(struct rosco_builder *b, uint64_t timeta
 rosco_status rosco_builder_bundle_end(struct rosco_builder *b);
 
 // Points `data`/`len` at the finished packet (valid until the builder changes), closing
-// the open message. Fails while a bundle is open.
+// the open message: encoded with the default codec options, it is sent as it is from then
+// on (see `rosco_send`). Fails while a bundle is open.
 //
 // # Safety
 // `b` is NULL or a live builder; `data` and `len` are writable.
@@ -509,8 +511,11 @@ rosco_status rosco_channel_flush(struct rosco_ctx ctx,
 
 // Sends the builder's packet (a message, or a closed bundle) on a channel: to its
 // destination, or for a stream listener to every connected peer. `"_local"` dispatches
-// in-process. A UDP send allocates nothing once the thread's buffer has grown and takes no
-// contended lock: it may be called from an audio thread.
+// in-process. A single message is encoded here with the context's codec options (types,
+// address check, ASCII, compression); a bundle, or a message whose bytes were read with
+// `rosco_builder_bytes`, was encoded with the defaults and goes out as it is. A UDP send
+// allocates nothing once the thread's buffer has grown and takes no contended lock: it may
+// be called from an audio thread.
 //
 // Thread-safe (the builder is only read).
 //
@@ -942,7 +947,8 @@ rosco_status rosco_sub_new(struct rosco_ctx ctx,
                            uint32_t capacity,
                            struct rosco_sub **out);
 
-// Adds a route to the subscription (aiolo merges subscriptions with `|`).
+// Adds a route to the subscription (aiolo merges subscriptions with `|`);
+// `ROSCO_ERR_CLOSED` once its context was freed.
 //
 // Not while another call on this subscription is under way.
 //

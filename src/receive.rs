@@ -7,7 +7,9 @@
 //! delivered with its parent.
 
 use crate::dispatch::{DispatchScratch, Dispatcher, MsgInfo};
-use crate::osc::{decode_with, Bundle, DecodeError, DecodeOptions, Packet};
+use crate::osc::{
+    decode_with, Bundle, DecodeError, DecodeOptions, Packet, DEFAULT_MAX_PATTERN_LEN,
+};
 use crate::schedule::Scheduler;
 use crate::time::TimeTag;
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use std::sync::Arc;
 /// How received packets are handled.
 #[derive(Debug, Clone)]
 pub struct ReceiveOptions {
-    /// Decoder options (allowed types, address checks, address decompression...).
+    /// Decoder options (allowed types, address checks, address decompression...). By
+    /// default the decoder's, with address patterns limited to
+    /// [`DEFAULT_MAX_PATTERN_LEN`] bytes.
     pub decode: DecodeOptions,
     /// Hold bundles with a future timetag until it is due. Off: deliver every bundle at
     /// once, ignoring its timetag (liblo's `lo_server_enable_queue(0)`).
@@ -32,7 +36,10 @@ pub const DEFAULT_MAX_HELD_BYTES: usize = 16 << 20;
 impl Default for ReceiveOptions {
     fn default() -> Self {
         ReceiveOptions {
-            decode: DecodeOptions::DEFAULT,
+            decode: DecodeOptions {
+                max_pattern_len: DEFAULT_MAX_PATTERN_LEN,
+                ..DecodeOptions::DEFAULT
+            },
             queue_bundles: true,
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         }

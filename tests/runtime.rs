@@ -496,6 +496,15 @@ fn a_wait_on_a_subscription_ends_when_its_context_shuts_down() {
         assert!(waited < Duration::from_secs(30), "{mode:?}: {waited:?}");
         assert!(closed);
     }
+    // No route can be added once the context is gone.
+    let ctx = context(Mode::Poll);
+    let mut sub = ctx.subscribe(None, None, 1).unwrap();
+    ctx.shutdown();
+    assert!(matches!(
+        sub.also(Some("/x"), None),
+        Err(rosco::Error::Closed)
+    ));
+    assert!(sub.is_closed());
 }
 
 #[test]
@@ -1311,4 +1320,50 @@ fn the_encoder_options_apply_to_what_the_context_sends() {
     rosco::osc::encode_message("/x", &[Arg::Long(1)], &mut buf).unwrap();
     ctx.send_packet(out, &buf).unwrap();
     assert!(until(&ctx, || len(&log) == 2));
+    // `_local` reads compressed messages back with the context's table.
+    ctx.send_to("_local", "/synth/1/freq", &[Arg::Int(1)])
+        .unwrap();
+    assert!(until(&ctx, || len(&log) == 3));
+    assert_eq!(log.lock().unwrap()[2], "/synth/1/freq Int(1)");
+}
+
+#[test]
+fn long_patterns_are_refused_unless_the_limit_is_lifted() {
+    let alternatives = vec!["ab"; 600].join(",");
+    let pattern = format!("/x/{{{alternatives}}}");
+    for limit in [None, Some(usize::MAX)] {
+        let mut options = ContextOptions::default();
+        if let Some(limit) = limit {
+            options.receive.decode.max_pattern_len = limit;
+        }
+        let ctx = Context::new(options).unwrap();
+        // A method that needs coercion (i to f) and a subscription read the message again.
+        let coerced = Log::default();
+        let c = coerced.clone();
+        ctx.methods()
+            .add_method(Some("/x/ab"), Some("f"), move |m, _| {
+                c.lock().unwrap().push(format!("{:?}", m.arg(0)));
+                Flow::Handled
+            })
+            .unwrap();
+        let sub = ctx.subscribe(Some("/x/ab"), None, 4).unwrap();
+        let (input, out) = udp_pair(&ctx);
+        ctx.send(out, &pattern, &[Arg::Int(2)]).unwrap();
+        let local = ctx.send_to("_local", &pattern, &[Arg::Int(3)]);
+        match limit {
+            None => {
+                assert!(until(&ctx, || ctx.stats(input).unwrap().malformed == 1));
+                assert!(matches!(local, Err(rosco::Error::Decode(_))), "{local:?}");
+                assert!(coerced.lock().unwrap().is_empty());
+            }
+            Some(_) => {
+                local.unwrap();
+                assert!(until(&ctx, || len(&coerced) == 2 && sub.len() == 2));
+                let mut got = coerced.lock().unwrap().clone();
+                got.sort();
+                assert_eq!(got, ["Some(Float(2.0))", "Some(Float(3.0))"]);
+                assert_eq!(sub.dropped(), 0);
+            }
+        }
+    }
 }

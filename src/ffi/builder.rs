@@ -234,7 +234,8 @@ pub unsafe extern "C" fn rosco_builder_bundle_end(b: *mut rosco_builder) -> rosc
 }
 
 /// Points `data`/`len` at the finished packet (valid until the builder changes), closing
-/// the open message. Fails while a bundle is open.
+/// the open message: encoded with the default codec options, it is sent as it is from then
+/// on (see `rosco_send`). Fails while a bundle is open.
 ///
 /// # Safety
 /// `b` is NULL or a live builder; `data` and `len` are writable.

@@ -54,7 +54,8 @@ pub struct rosco_ctx_options {
     /// `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
     pub trace: i32,
     /// The type tags accepted in received messages and allowed in sent ones, as a string
-    /// such as `"ifsb"` (copied); NULL: every OSC type.
+    /// such as `"ifsb"` (copied; at least one tag); NULL: every OSC type. O2lite traffic
+    /// keeps O2's own types.
     pub types: *const c_char,
     /// Non-zero: refuse addresses that break the OSC address syntax, received and sent.
     pub check_address: i32,
@@ -114,7 +115,10 @@ impl rosco_ctx_options {
             address_codes: std::ptr::null(),
             addresses: std::ptr::null(),
             address_count: 0,
-            max_pattern_len: clamp(o.receive.decode.max_pattern_len),
+            max_pattern_len: match o.receive.decode.max_pattern_len {
+                usize::MAX => 0,
+                n => clamp(n),
+            },
         }
     }
 
@@ -204,6 +208,9 @@ impl rosco_ctx_options {
 
 /// The type tags in `types`, each one known.
 fn type_set(types: &str) -> Result<TypeSet, Failure> {
+    if types.is_empty() {
+        return Err(Failure::arg("types is empty: NULL allows every type"));
+    }
     match types.bytes().find(|&t| !TypeSet::ALL.contains(t)) {
         Some(t) => Err(Failure::arg(format!(
             "types: unknown type tag {}",
@@ -240,6 +247,12 @@ unsafe fn address_table(
     for (&code, &address) in codes.iter().zip(addresses) {
         // SAFETY: the caller's promise.
         let address = unsafe { c_str(address, "addresses") }?;
+        // The two sides must hold the same table: a repeated entry is a mistake to show.
+        if table.address_of(code).is_some() || table.code_of(address.as_bytes()).is_some() {
+            return Err(Failure::arg(format!(
+                "addresses: code {code} or '{address}' is given twice"
+            )));
+        }
         table
             .insert(code, address)
             .map_err(|e| Failure::arg(format!("addresses: '{address}': {e}")))?;

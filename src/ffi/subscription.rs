@@ -61,7 +61,8 @@ pub unsafe extern "C" fn rosco_sub_new(
     })
 }
 
-/// Adds a route to the subscription (aiolo merges subscriptions with `|`).
+/// Adds a route to the subscription (aiolo merges subscriptions with `|`);
+/// `ROSCO_ERR_CLOSED` once its context was freed.
 ///
 /// Not while another call on this subscription is under way.
 ///
@@ -83,9 +84,10 @@ pub unsafe extern "C" fn rosco_sub_also(
                 optional_str(typespec, "typespec")?,
             )
         };
-        sub.sub
-            .also(pattern, typespec)
-            .map_err(|e| Failure::arg(e.to_string()))
+        sub.sub.also(pattern, typespec).map_err(|e| match e {
+            Error::Closed => Failure::new(ROSCO_ERR_CLOSED, "the context was freed"),
+            e => Failure::arg(e.to_string()),
+        })
     })
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// The deepest bundle nesting accepted by default; the outermost bundle is depth 1.
 pub const MAX_BUNDLE_DEPTH: usize = 32;
 
-/// The default [`DecodeOptions::max_pattern_len`]: 1 KiB.
+/// A context's default [`DecodeOptions::max_pattern_len`]: 1 KiB.
 pub const DEFAULT_MAX_PATTERN_LEN: usize = 1024;
 
 const BUNDLE_HEADER: &[u8; 8] = b"#bundle\0";
@@ -37,16 +37,17 @@ pub struct DecodeOptions {
     /// Reject addresses, strings, symbols and chars with bytes over 127 (osc4py3 decodes
     /// text as strict ASCII by default).
     pub ascii_only: bool,
-    /// Longest address *pattern* accepted (literal addresses have no limit). Matching a
-    /// pattern against a method costs up to its length times the method's address length,
-    /// so a sender of 60 KB brace lists could otherwise hold a receiver for milliseconds
-    /// per method and message.
+    /// Longest address *pattern* accepted (literal addresses have no limit; `usize::MAX`:
+    /// none, the decoder's default). Matching a pattern against a method costs up to its
+    /// length times the method's address length, so a sender of 60 KB brace lists could
+    /// hold a receiver for milliseconds per method and message: a context's receiver takes
+    /// [`DEFAULT_MAX_PATTERN_LEN`] unless told otherwise.
     pub max_pattern_len: usize,
 }
 
 impl DecodeOptions {
     /// The defaults: every type, no address check, type tags optional, depth 32, no
-    /// address compression, any bytes in text, patterns up to 1 KiB.
+    /// address compression, any bytes in text, patterns of any length.
     pub const DEFAULT: DecodeOptions = DecodeOptions {
         allowed_types: TypeSet::ALL,
         check_address: false,
@@ -54,7 +55,7 @@ impl DecodeOptions {
         max_depth: MAX_BUNDLE_DEPTH,
         addresses: None,
         ascii_only: false,
-        max_pattern_len: DEFAULT_MAX_PATTERN_LEN,
+        max_pattern_len: usize::MAX,
     };
 }
 
@@ -863,18 +864,18 @@ mod tests {
         let alternatives = vec!["ab"; 400].join(",");
         let pattern = message(format!("/x/{{{alternatives}}}").as_bytes());
         let literal = message(format!("/x/{}", "a".repeat(5000)).as_bytes());
+        let limited = DecodeOptions {
+            max_pattern_len: DEFAULT_MAX_PATTERN_LEN,
+            ..DecodeOptions::DEFAULT
+        };
         assert!(pattern.len() > DEFAULT_MAX_PATTERN_LEN);
-        let err = decode(&pattern).unwrap_err();
+        let err = decode_with(&pattern, &limited).unwrap_err();
         assert_eq!(
             (err.kind, err.offset),
             (DecodeErrorKind::PatternTooLong { max: 1024 }, 0)
         );
-        assert!(decode(&literal).is_ok());
-        let roomy = DecodeOptions {
-            max_pattern_len: 2048,
-            ..DecodeOptions::DEFAULT
-        };
-        assert!(decode_with(&pattern, &roomy).is_ok());
+        assert!(decode_with(&literal, &limited).is_ok());
+        assert!(decode(&pattern).is_ok(), "the decoder alone has no limit");
     }
 
     #[test]

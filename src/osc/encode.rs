@@ -38,7 +38,8 @@ pub(crate) static O2_OPTIONS: EncodeOptions = EncodeOptions {
 };
 
 impl EncodeOptions {
-    /// The defaults: every type, basic address checks, no compression, any bytes in text.
+    /// The defaults: every type, only the basic address checks (a leading `/`, no NUL), no
+    /// compression, any bytes in text.
     pub const DEFAULT: EncodeOptions = EncodeOptions {
         allowed_types: TypeSet::ALL,
         check_address: false,

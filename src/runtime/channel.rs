@@ -7,7 +7,7 @@ use super::options::{ContextOptions, Reconnect, MIN_RECONNECT_WAIT};
 use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
-use crate::osc::EncodeError;
+use crate::osc::{DecodeOptions, EncodeError, EncodeOptions, TypeSet};
 use crate::transport::stream::{
     connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
 };
@@ -480,11 +480,22 @@ impl Channel {
     }
 
     /// Sends one packet (already through the outgoing hook). Returns true when the I/O loop
-    /// must be woken to finish writing or connecting.
-    pub(crate) fn send(&self, packet: &[u8], dest: Dest) -> Result<bool, Error> {
+    /// must be woken to finish writing or connecting. `encoded` are the options the packet
+    /// may have been encoded with (an O2lite channel reads it back, compressed or not).
+    pub(crate) fn send(
+        &self,
+        packet: &[u8],
+        dest: Dest,
+        encoded: &EncodeOptions,
+    ) -> Result<bool, Error> {
         if let Some(role) = &self.o2 {
+            let opts = DecodeOptions {
+                allowed_types: TypeSet::O2,
+                addresses: encoded.addresses.clone(),
+                ..DecodeOptions::DEFAULT
+            };
             let crate::osc::Packet::Message(m) =
-                crate::osc::decode(packet).map_err(Error::Decode)?
+                crate::osc::decode_with(packet, &opts).map_err(Error::Decode)?
             else {
                 return Err(Error::Unsupported(
                     "send O2 bundles as timestamped messages",

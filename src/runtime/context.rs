@@ -701,7 +701,9 @@ impl Sender {
 
     fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
         if let Kind::Local = ch.kind {
-            crate::osc::decode(packet).map_err(Error::Decode)?;
+            // Checked as the receiver will check it (the context's table decompresses).
+            crate::osc::decode_with(packet, &self.shared.options.receive.decode)
+                .map_err(Error::Decode)?;
             self.shared.trace(&ch.name, "receives", None, packet);
             let info = MsgInfo::new(TimeTag::now());
             let item = Incoming::new(&self.shared, ch.id, info, packet);
@@ -711,7 +713,7 @@ impl Sender {
             self.shared.waker.wake();
             return Ok(());
         }
-        if ch.send(packet, dest)? {
+        if ch.send(packet, dest, &self.shared.options.encode)? {
             self.shared.waker.wake();
         }
         Ok(())

@@ -85,8 +85,11 @@ impl Subscription {
 
     /// Adds a route to this subscription (aiolo merges subscriptions with `|`): `address`
     /// is a literal address, an OSC pattern, or `None` for every message; `typespec` as
-    /// for methods.
+    /// for methods. `Error::Closed` once the context has shut down.
     pub fn also(&mut self, address: Option<&str>, typespec: Option<&str>) -> Result<(), Error> {
+        if !self.methods.is_empty() && self.is_closed() {
+            return Err(Error::Closed);
+        }
         self.queue.routes.fetch_add(1, Ordering::Relaxed);
         let feed = Feed(self.queue.clone());
         let id = self.dispatcher.add_method(
@@ -125,8 +128,8 @@ impl Subscription {
         }
     }
 
-    /// True once no message can arrive any more: the context has shut down (the messages
-    /// already kept can still be taken).
+    /// True once no message can arrive any more: the context has shut down, or every
+    /// method was cleared from its table (the messages already kept can still be taken).
     pub fn is_closed(&self) -> bool {
         self.queue.routes.load(Ordering::Acquire) == 0
     }

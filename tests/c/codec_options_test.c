@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 struct got {
     atomic_int n;
@@ -135,6 +136,8 @@ static void test_types(void)
     CHECK(strstr(rosco_last_error(), "unknown type tag x") != NULL);
     o.types = "\xff";
     CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
+    o.types = "";
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
 }
 
 static void test_checks(void)
@@ -179,6 +182,8 @@ static void test_compression(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t salen = sizeof sa;
     CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    struct timeval wait = {.tv_sec = 5};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) == 0);
     CHECK(getsockname(fd, (struct sockaddr *)&sa, &salen) == 0);
     char url[64];
     snprintf(url, sizeof url, "osc.udp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
@@ -215,6 +220,15 @@ static void test_compression(void)
     const char *null_entry[] = {"/ok", NULL};
     o.addresses = null_entry;
     CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_NULL);
+    /* A repeated code or address would leave the two sides disagreeing. */
+    const char *twice[] = {"/same", "/same"};
+    o.addresses = twice;
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
+    const int32_t same_code[] = {7, 7};
+    o.addresses = addresses;
+    o.address_codes = same_code;
+    CHECK_ERR(rosco_ctx_new(&o, &ctx), ROSCO_ERR_ARG);
+    CHECK(strstr(rosco_last_error(), "twice") != NULL);
 }
 
 /* Address patterns are limited in length (matching one costs up to its length times each

@@ -111,7 +111,9 @@ static void test_mode(int32_t mode)
     rosco_sub_free(on);
     CHECK_OK(rosco_ctx_free(ctx));
     CHECK_ERR(rosco_sub_new(ctx, "/x", NULL, 1, &bad), ROSCO_ERR_HANDLE);
-    /* Nothing can arrive any more: a take says so at once, whatever its timeout. */
+    /* Nothing can arrive any more: a take says so at once, whatever its timeout, and no
+     * route can be added. */
+    CHECK_ERR(rosco_sub_also(notes, "/more", NULL), ROSCO_ERR_CLOSED);
     CHECK_ERR(rosco_sub_take(notes, 0, take, &t), ROSCO_ERR_CLOSED);
     int64_t start = check_now_ms();
     CHECK_ERR(rosco_sub_take(notes, 60000, take, &t), ROSCO_ERR_CLOSED);
