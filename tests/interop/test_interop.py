@@ -268,7 +268,9 @@ def test_peer_tcp_to_rosco_dump(procs, peer, framing, bundle_first):
 # =================================================================================================
 
 def rosco_send_to_peer(procs, peer, msgs, proto="udp", framing="length", extra=()):
-    recv, port = procs.peer_recv(peer, *recv_args(peer, msgs, proto, framing))
+    # The peer reads any SLIP; only rosco's side says whether a leading END is sent.
+    read_framing = "slip" if framing == "slip-single" else framing
+    recv, port = procs.peer_recv(peer, *recv_args(peer, msgs, proto, read_framing))
     url = "osc.%s://127.0.0.1:%d" % (proto, port)
     t0 = time.time()
     for i, m in enumerate(msgs):
@@ -303,6 +305,9 @@ def test_rosco_send_udp_to_peer(procs, peer, m):
     pytest.param("pyosc", "slip", marks=pyosc, id="pyosc-mode1.1-slip"),
     pytest.param("aiolo", "length", marks=aiolo, id="aiolo-length"),
     pytest.param("aiolo", "slip", marks=aiolo, id="aiolo-slip"),
+    # SLIP without the leading END (osc4py3's write_slip_flagatstart=False, liblo 0.31).
+    pytest.param("pyosc", "slip-single", marks=pyosc, id="pyosc-mode1.1-slip-single"),
+    pytest.param("aiolo", "slip-single", marks=aiolo, id="aiolo-slip-single"),
 ])
 def test_rosco_send_tcp_to_peer(procs, peer, framing):
     msgs = [m for name, m in ROSCO_SENDS[peer] if name in ("basic", "blob", "utf8", "mixed")]
@@ -411,7 +416,8 @@ def test_oscsend_to_rosco_dump_text_matches_oscdump(procs, proto):
 
 @rosco_io
 @liblo
-@pytest.mark.parametrize("proto,framing", [("udp", None), ("tcp", "length"), ("tcp", "slip")])
+@pytest.mark.parametrize("proto,framing", [("udp", None), ("tcp", "length"), ("tcp", "slip"),
+                                          ("tcp", "slip-single")])
 def test_rosco_send_to_oscdump_matches_oscsend(procs, proto, framing):
     reference = oscdump_lines(procs, proto, [oscsend(procs, proto, a) for a in LIBLO_MESSAGES])
     extra = ["--tcp-framing", framing] if framing else []
