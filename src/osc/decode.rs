@@ -60,7 +60,8 @@ impl DecodeOptions {
 }
 
 impl DecodeOptions {
-    /// These options with O2's `B` allowed (for messages that came over O2lite).
+    /// These options with every O2 type allowed, OSC's and `B` (for messages that came
+    /// over O2lite: they carry O2's types whatever the OSC restriction says).
     pub fn with_o2_types(&self) -> DecodeOptions {
         DecodeOptions {
             allowed_types: self.allowed_types.union(TypeSet::O2),
