@@ -474,3 +474,45 @@ fn hex_arguments_take_hex_digits_only() {
         .status
         .success());
 }
+
+#[test]
+fn dump_refuses_what_its_decoder_flags_refuse() {
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_rosco");
+    for json in [false, true] {
+        let mut args = vec!["dump", "--types", "i", "--ascii", "--count", "1"];
+        if json {
+            args.push("--json");
+        }
+        args.extend(["--timeout", "10", "0"]);
+        let mut dump = Command::new(bin)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut dump);
+        let port = wait_line(&lines, |l| {
+            let rest = l.split_once("listening on osc.udp://")?.1;
+            Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
+        });
+        let url = format!("osc.udp://127.0.0.1:{port}");
+        for (types, value) in [("s", "text"), ("i", "7")] {
+            let sent = rosco(&["send", &url, "/x", types, value]);
+            assert!(sent.status.success(), "{sent:?}");
+            if types == "s" {
+                // Refused and reported before the next one is sent.
+                let why = wait_line(&lines, |l| l.contains("malformed").then(|| l.to_string()));
+                assert!(why.contains("type tag 's' not allowed"), "{why}");
+            }
+        }
+        let out = dump.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let printed = stdout(&out);
+        assert_eq!(printed.lines().count(), 1, "{printed}");
+        assert!(
+            printed.contains('7') && !printed.contains("text"),
+            "{printed}"
+        );
+    }
+}

@@ -28,6 +28,8 @@ usage:
       --count N                       exit after N messages (N packets with --json)
       --timeout SECONDS               stop after this long (exit 1 if --count was not reached)
       --no-queue                      deliver timed bundles at once
+      --require-typetags, --check-address, --ascii, --types TAGS
+                                      refuse packets as decode does (reported on stderr)
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
                                       send one message (oscsend's argument syntax)
       --tcp-framing slip|slip-single|length
@@ -84,6 +86,21 @@ fn usage_error(msg: &str) -> CmdError {
     (2, format!("{msg}\n{USAGE}"))
 }
 
+/// The decoder flags `decode` and `dump` share without a value.
+pub(crate) const DECODER_FLAGS: &[&str] = &["--require-typetags", "--check-address", "--ascii"];
+
+/// Applies one of the decoder flags (`--types` takes `value`); false for any other flag.
+pub(crate) fn decoder_flag(opts: &mut DecodeOptions, name: &str, value: Option<&str>) -> bool {
+    match (name, value) {
+        ("--require-typetags", _) => opts.require_typetags = true,
+        ("--check-address", _) => opts.check_address = true,
+        ("--ascii", _) => opts.ascii_only = true,
+        ("--types", Some(tags)) => opts.allowed_types = TypeSet::from_tags(tags.as_bytes()),
+        _ => return false,
+    }
+    true
+}
+
 fn decode(args: &[String]) -> CmdResult {
     let mut opts = DecodeOptions::DEFAULT;
     let (mut json, mut hexdump, mut hex) = (false, false, None);
@@ -92,13 +109,11 @@ fn decode(args: &[String]) -> CmdResult {
         match a.as_str() {
             "--json" => json = true,
             "--hexdump" => hexdump = true,
-            "--require-typetags" => opts.require_typetags = true,
-            "--check-address" => opts.check_address = true,
-            "--ascii" => opts.ascii_only = true,
             "--types" => {
                 let tags = it.next().ok_or_else(|| usage_error("--types needs TAGS"))?;
-                opts.allowed_types = TypeSet::from_tags(tags.as_bytes());
+                decoder_flag(&mut opts, "--types", Some(tags));
             }
+            flag if decoder_flag(&mut opts, flag, None) => {}
             flag if flag.starts_with("--") => {
                 return Err(usage_error(&format!("unknown option {flag}")))
             }

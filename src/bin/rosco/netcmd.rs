@@ -99,7 +99,8 @@ fn timetag_after(v: &str) -> Result<TimeTag, CmdError> {
 }
 
 pub(crate) fn dump(args: &[String]) -> CmdResult {
-    let (opts, rest) = split_flags(args, &["--count", "--timeout"], &["--json", "--no-queue"])?;
+    let flags = [&["--json", "--no-queue"][..], crate::DECODER_FLAGS].concat();
+    let (opts, rest) = split_flags(args, &["--count", "--timeout", "--types"], &flags)?;
     let [target] = rest else {
         return Err(usage("dump needs one URL or PORT"));
     };
@@ -108,8 +109,10 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         Err(_) => target.clone(),
     };
     let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
+    let mut options = ContextOptions::default();
     for (name, value) in opts {
         match (name, value) {
+            (flag, v) if crate::decoder_flag(&mut options.receive.decode, flag, v) => {}
             ("--json", _) => json = true,
             ("--no-queue", _) => queue = false,
             ("--count", Some(v)) => {
@@ -122,8 +125,8 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
             _ => unreachable!("split_flags knows these"),
         }
     }
-    let mut options = ContextOptions::default();
     options.receive.queue_bundles = queue;
+    let decode = options.receive.decode.clone();
     let ctx = Context::new(options).map_err(fail)?;
     ctx.set_event_callback(Some(|e: &Event| match e {
         Event::Malformed { source, reason, .. } => {
@@ -141,14 +144,21 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
         let seen = seen.clone();
-        let hook: rosco::runtime::PacketHook = Box::new(move |raw, _out| {
-            if let Ok(packet) = osc::decode(raw) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", Json(packet));
-                let _ = out.flush();
-                seen.fetch_add(1, Ordering::Relaxed);
+        let hook: rosco::runtime::PacketHook = Box::new(move |raw, out| {
+            match osc::decode_with(raw, &decode) {
+                Ok(packet) => {
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{}", Json(packet));
+                    let _ = stdout.flush();
+                    seen.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+                // Passed on: the receiver refuses it too, and the event callback says why.
+                Err(_) => {
+                    out.extend_from_slice(raw);
+                    true
+                }
             }
-            false
         });
         ctx.set_packet_hooks(id, Some(hook), None).map_err(fail)?;
     } else {
