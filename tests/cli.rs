@@ -414,12 +414,19 @@ fn huge_durations_are_usage_errors_or_forever() {
     }
 }
 
-#[test]
-fn dump_with_an_endless_timeout_waits_and_send_at_far_ahead_is_timed_right() {
+/// `rosco dump ARGS` on a UDP port of its choosing: the process, its stderr lines, the port.
+fn spawn_dump(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    String,
+) {
     use std::process::Stdio;
-    let bin = env!("CARGO_BIN_EXE_rosco");
-    let mut dump = Command::new(bin)
-        .args(["dump", "--json", "--count", "1", "--timeout", "1e300", "0"])
+    let mut dump = Command::new(env!("CARGO_BIN_EXE_rosco"))
+        .arg("dump")
+        .args(args)
+        .arg("0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -429,6 +436,12 @@ fn dump_with_an_endless_timeout_waits_and_send_at_far_ahead_is_timed_right() {
         let rest = l.split_once("listening on osc.udp://")?.1;
         Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
     });
+    (dump, lines, port)
+}
+
+#[test]
+fn dump_with_an_endless_timeout_waits_and_send_at_far_ahead_is_timed_right() {
+    let (dump, _lines, port) = spawn_dump(&["--json", "--count", "1", "--timeout", "1e300"]);
     // 1e9 s (31.7 years) ahead: past the 2036 rollover, within NTP era 1 (ends 2104).
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -477,25 +490,12 @@ fn hex_arguments_take_hex_digits_only() {
 
 #[test]
 fn dump_refuses_what_its_decoder_flags_refuse() {
-    use std::process::Stdio;
-    let bin = env!("CARGO_BIN_EXE_rosco");
     for json in [false, true] {
-        let mut args = vec!["dump", "--types", "i", "--ascii", "--count", "1"];
+        let mut args = vec!["--types", "i", "--ascii", "--count", "1", "--timeout", "10"];
         if json {
             args.push("--json");
         }
-        args.extend(["--timeout", "10", "0"]);
-        let mut dump = Command::new(bin)
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = stderr_lines(&mut dump);
-        let port = wait_line(&lines, |l| {
-            let rest = l.split_once("listening on osc.udp://")?.1;
-            Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
-        });
+        let (dump, lines, port) = spawn_dump(&args);
         let url = format!("osc.udp://127.0.0.1:{port}");
         for (types, value) in [("s", "text"), ("i", "7")] {
             let sent = rosco(&["send", &url, "/x", types, value]);
