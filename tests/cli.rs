@@ -100,6 +100,19 @@ fn decode_options_restrict() {
     let out = rosco(&["decode", "--ascii", latin1]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not ASCII"));
+    // Address compression both ways, and what a bad table entry says.
+    let table = ["--address-code", "7=/synth/1/freq"];
+    let packed = stdout(&rosco(
+        &[&["encode"][..], &table, &["/synth/1/freq", "i", "440"]].concat(),
+    ));
+    assert_eq!(packed, "2f000000000000072c690000000001b8");
+    let out = rosco(&[&["decode"][..], &table, &[&packed]].concat());
+    assert_eq!(stdout(&out), "/synth/1/freq i 440");
+    for bad in ["7", "x=/a", "7=no-slash"] {
+        let out = rosco(&["decode", "--address-code", bad, &packed]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--address-code"));
+    }
     let dump = stdout(&rosco(&["decode", "--hexdump", int]));
     assert!(dump.starts_with("0000  2f 69 00 00 2c 69"), "{dump}");
     assert_eq!(rosco(&["decode", "zz"]).status.code(), Some(2));

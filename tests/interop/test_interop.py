@@ -674,3 +674,39 @@ def test_peer_to_peer_udp(procs, sender, receiver):
     procs.peer_send(sender, port, [("msg", m), ("bundle", bun)])
     assert recv.wait(support.RECEIVE + 5) == 0, recv.report()
     assert canon(received(recv, 2)) == canon([m] + bun)
+
+
+# =================================================================================================
+# address compression (SMC 2011) against osc4py3's own encoder and decoder
+# =================================================================================================
+
+SYNTH = "/synth/1/freq"
+
+
+@codec
+@osc4py3
+def test_osc4py3_compressed_address_decoded_by_rosco(procs):
+    from osc4py3 import oscbuildparse as ob
+    raw = bytes(ob.encode_packet(ob.OSCMessage(SYNTH, ",if", [440, 0.5]),
+                                 {"addrpattern_compression": {SYNTH: 7}}))
+    # "/" and the code stand for the address.
+    assert raw[:8] == b"/\0\0\0\0\0\0\x07"
+    table = ["--address-code", "7=" + SYNTH]
+    p = procs.run(procs.rosco("decode", "--json", *table, raw.hex()), name="rosco decode")
+    got = json.loads(p.out_lines[0])
+    assert (got["address"], got["typetags"]) == (SYNTH, ",if")
+    assert [a["value"] for a in got["args"]] == [440, 0.5]
+    # Without the table the packet is not OSC rosco can read.
+    p = procs.run(procs.rosco("decode", raw.hex()), name="rosco decode", check=False)
+    assert p.wait() == 1
+
+
+@codec
+@osc4py3
+def test_rosco_compressed_address_decoded_by_osc4py3(procs):
+    from osc4py3 import oscbuildparse as ob
+    enc = procs.run(procs.rosco("encode", "--address-code", "7=" + SYNTH, SYNTH, "if", "440", "0.5"),
+                    name="rosco encode")
+    raw = bytes.fromhex(enc.out_lines[0].strip())
+    m = ob.decode_packet(raw, {"addrpattern_decompression": {7: SYNTH}})
+    assert (m.addrpattern, m.typetags, m.arguments) == (SYNTH, ",if", (440, 0.5))

@@ -5,7 +5,10 @@ mod netcmd;
 mod o2cmd;
 mod oscargs;
 
-use rosco::osc::{self, DecodeOptions, HexDump, Json, Packet, PacketWriter, Text, TypeSet};
+use rosco::osc::{
+    self, AddressTable, DecodeOptions, EncodeOptions, HexDump, Json, Packet, PacketWriter, Text,
+    TypeSet,
+};
 use rosco::pattern;
 use std::io::Read;
 use std::process::ExitCode;
@@ -20,22 +23,26 @@ usage:
       --check-address                 reject addresses that break the OSC syntax
       --types TAGS                    reject packets with types outside TAGS
       --ascii                         reject text (address, strings, chars) that is not ASCII
-  rosco encode ADDRESS [TYPES [VALUES...]]
-                                      print a message as hex (oscsend's argument syntax)
+      --address-code CODE=ADDRESS     a compressed address (/ and CODE) stands for ADDRESS
+                                      (repeatable; the SMC 2011 scheme osc4py3 implements)
+  rosco encode [--address-code CODE=ADDRESS]... ADDRESS [TYPES [VALUES...]]
+                                      print a message as hex (oscsend's argument syntax),
+                                      ADDRESS compressed to / and CODE when given
   rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)
   rosco dump [options] URL|PORT       print what arrives, like oscdump (PORT: osc.udp://:PORT)
       --json                          one JSON line per packet instead
       --count N                       exit after N messages (N packets with --json)
       --timeout SECONDS               stop after this long (exit 1 if --count was not reached)
       --no-queue                      deliver timed bundles at once
-      --require-typetags, --check-address, --ascii, --types TAGS
-                                      refuse packets as decode does (reported on stderr)
+      --require-typetags, --check-address, --ascii, --types TAGS, --address-code CODE=ADDRESS
+                                      read packets as decode does (refused ones on stderr)
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
                                       send one message (oscsend's argument syntax)
       --tcp-framing slip|slip-single|length
                                       framing on osc.tcp:// (default: length prefix;
                                       slip-single: SLIP without the leading END)
       --at SECONDS                    send it in a bundle timed this far ahead
+      --address-code CODE=ADDRESS     send ADDRESS compressed, as encode does
       --raw HEX                       send these bytes as one packet instead
   rosco o2lite host [options] ENSEMBLE
                                       an O2lite host printing clients, services and messages
@@ -86,19 +93,41 @@ fn usage_error(msg: &str) -> CmdError {
     (2, format!("{msg}\n{USAGE}"))
 }
 
-/// The decoder flags `decode` and `dump` share without a value.
+/// The decoder flags `decode` and `dump` share without a value, and those with one.
 pub(crate) const DECODER_FLAGS: &[&str] = &["--require-typetags", "--check-address", "--ascii"];
+pub(crate) const DECODER_VALUE_FLAGS: &[&str] = &["--types", "--address-code"];
 
-/// Applies one of the decoder flags (`--types` takes `value`); false for any other flag.
-pub(crate) fn decoder_flag(opts: &mut DecodeOptions, name: &str, value: Option<&str>) -> bool {
+/// Applies one of the decoder flags (`value` for those that take one); false for any other
+/// flag.
+pub(crate) fn decoder_flag(
+    opts: &mut DecodeOptions,
+    name: &str,
+    value: Option<&str>,
+) -> Result<bool, CmdError> {
     match (name, value) {
         ("--require-typetags", _) => opts.require_typetags = true,
         ("--check-address", _) => opts.check_address = true,
         ("--ascii", _) => opts.ascii_only = true,
         ("--types", Some(tags)) => opts.allowed_types = TypeSet::from_tags(tags.as_bytes()),
-        _ => return false,
+        ("--address-code", Some(spec)) => address_code(&mut opts.addresses, spec)?,
+        _ => return Ok(false),
     }
-    true
+    Ok(true)
+}
+
+/// Adds `--address-code CODE=ADDRESS` to a compression table.
+pub(crate) fn address_code(
+    table: &mut Option<std::sync::Arc<AddressTable>>,
+    spec: &str,
+) -> CmdResult {
+    let bad = |why: &str| usage_error(&format!("--address-code {spec}: {why}"));
+    let (code, address) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("not CODE=ADDRESS"))?;
+    let code = code.parse().map_err(|_| bad("CODE is not an int32"))?;
+    std::sync::Arc::make_mut(table.get_or_insert_with(Default::default))
+        .insert(code, address)
+        .map_err(|e| bad(&e.to_string()))
 }
 
 fn decode(args: &[String]) -> CmdResult {
@@ -109,11 +138,13 @@ fn decode(args: &[String]) -> CmdResult {
         match a.as_str() {
             "--json" => json = true,
             "--hexdump" => hexdump = true,
-            "--types" => {
-                let tags = it.next().ok_or_else(|| usage_error("--types needs TAGS"))?;
-                decoder_flag(&mut opts, "--types", Some(tags));
+            flag if DECODER_VALUE_FLAGS.contains(&flag) => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| usage_error(&format!("{flag} needs a value")))?;
+                decoder_flag(&mut opts, flag, Some(value))?;
             }
-            flag if decoder_flag(&mut opts, flag, None) => {}
+            flag if decoder_flag(&mut opts, flag, None)? => {}
             flag if flag.starts_with("--") => {
                 return Err(usage_error(&format!("unknown option {flag}")))
             }
@@ -157,6 +188,15 @@ fn print_packet(p: &Packet<'_>, indent: usize) {
 }
 
 fn encode(args: &[String]) -> CmdResult {
+    let mut opts = EncodeOptions::default();
+    let mut args = args;
+    while let [flag, spec, rest @ ..] = args {
+        if flag != "--address-code" {
+            break;
+        }
+        address_code(&mut opts.addresses, spec)?;
+        args = rest;
+    }
     let (address, rest) = args
         .split_first()
         .ok_or_else(|| usage_error("encode needs an ADDRESS"))?;
@@ -166,7 +206,7 @@ fn encode(args: &[String]) -> CmdResult {
     let owned = oscargs::parse(types, values).map_err(|e| (2, e))?;
     let args: Vec<_> = owned.iter().map(osc::OwnedArg::as_arg).collect();
     let mut buf = Vec::new();
-    PacketWriter::new(&mut buf)
+    PacketWriter::with_options(&mut buf, &opts)
         .message(address, &args)
         .map_err(|e| (2, e.to_string()))?;
     println!(

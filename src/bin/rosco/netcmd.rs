@@ -100,7 +100,8 @@ fn timetag_after(v: &str) -> Result<TimeTag, CmdError> {
 
 pub(crate) fn dump(args: &[String]) -> CmdResult {
     let flags = [&["--json", "--no-queue"][..], crate::DECODER_FLAGS].concat();
-    let (opts, rest) = split_flags(args, &["--count", "--timeout", "--types"], &flags)?;
+    let values = [&["--count", "--timeout"][..], crate::DECODER_VALUE_FLAGS].concat();
+    let (opts, rest) = split_flags(args, &values, &flags)?;
     let [target] = rest else {
         return Err(usage("dump needs one URL or PORT"));
     };
@@ -112,7 +113,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     let mut options = ContextOptions::default();
     for (name, value) in opts {
         match (name, value) {
-            (flag, v) if crate::decoder_flag(&mut options.receive.decode, flag, v) => {}
+            (flag, v) if crate::decoder_flag(&mut options.receive.decode, flag, v)? => {}
             ("--json", _) => json = true,
             ("--no-queue", _) => queue = false,
             ("--count", Some(v)) => {
@@ -199,10 +200,16 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
 }
 
 pub(crate) fn send(args: &[String]) -> CmdResult {
-    let (opts, rest) = split_flags(args, &["--tcp-framing", "--at", "--raw"], &[])?;
+    let (opts, rest) = split_flags(
+        args,
+        &["--tcp-framing", "--at", "--raw", "--address-code"],
+        &[],
+    )?;
     let (mut framing, mut at, mut raw) = (None, None, None);
+    let mut encode = osc::EncodeOptions::default();
     for (name, value) in opts {
         match (name, value) {
+            ("--address-code", Some(spec)) => crate::address_code(&mut encode.addresses, spec)?,
             ("--tcp-framing", Some("slip")) => framing = Some(StreamFraming::Slip),
             ("--tcp-framing", Some("slip-single")) => framing = Some(StreamFraming::SlipSingleEnd),
             ("--tcp-framing", Some("length")) => framing = Some(StreamFraming::Length),
@@ -228,7 +235,7 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
     let packet = match raw {
         Some(bytes) if message.is_empty() => bytes,
         Some(_) => return Err(usage("--raw takes no ADDRESS")),
-        None => build(message, at)?,
+        None => build(message, at, &encode)?,
     };
     let options = ContextOptions {
         reconnect: Reconnect {
@@ -245,7 +252,11 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
 }
 
 /// The message, or a bundle holding it timed `at`.
-fn build(message: &[String], at: Option<TimeTag>) -> Result<Vec<u8>, CmdError> {
+fn build(
+    message: &[String],
+    at: Option<TimeTag>,
+    opts: &osc::EncodeOptions,
+) -> Result<Vec<u8>, CmdError> {
     let (address, rest) = message
         .split_first()
         .ok_or_else(|| usage("send needs an ADDRESS (or --raw HEX)"))?;
@@ -255,7 +266,7 @@ fn build(message: &[String], at: Option<TimeTag>) -> Result<Vec<u8>, CmdError> {
     let owned = oscargs::parse(types, values).map_err(|e| (2, e))?;
     let args: Vec<_> = owned.iter().map(OwnedArg::as_arg).collect();
     let mut buf = Vec::new();
-    let mut w = PacketWriter::new(&mut buf);
+    let mut w = PacketWriter::with_options(&mut buf, opts);
     let written = match at {
         Some(at) => w
             .begin_bundle(at)
