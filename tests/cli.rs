@@ -427,14 +427,26 @@ fn huge_durations_are_usage_errors_or_forever() {
     }
 }
 
+/// A `rosco dump` killed if the test ends without waiting for it (a failed assertion).
+struct Dump(Option<std::process::Child>);
+
+impl Dump {
+    fn wait_with_output(mut self) -> Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `rosco dump ARGS` on a UDP port of its choosing: the process, its stderr lines, the port.
-fn spawn_dump(
-    args: &[&str],
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<String>,
-    String,
-) {
+fn spawn_dump(args: &[&str]) -> (Dump, std::sync::mpsc::Receiver<String>, String) {
     use std::process::Stdio;
     let mut dump = Command::new(env!("CARGO_BIN_EXE_rosco"))
         .arg("dump")
@@ -449,7 +461,7 @@ fn spawn_dump(
         let rest = l.split_once("listening on osc.udp://")?.1;
         Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
     });
-    (dump, lines, port)
+    (Dump(Some(dump)), lines, port)
 }
 
 #[test]
@@ -467,7 +479,7 @@ fn dump_with_an_endless_timeout_waits_and_send_at_far_ahead_is_timed_right() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let out = dump.wait_with_output().unwrap();
+    let out = dump.wait_with_output();
     assert!(out.status.success(), "{out:?}");
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let sec = json["timetag"]["sec"].as_u64().unwrap();
@@ -504,28 +516,40 @@ fn hex_arguments_take_hex_digits_only() {
 #[test]
 fn dump_refuses_what_its_decoder_flags_refuse() {
     for json in [false, true] {
-        let mut args = vec!["--types", "i", "--ascii", "--count", "1", "--timeout", "10"];
+        let mut args = vec![
+            "--types",
+            "is",
+            "--ascii",
+            "--count",
+            "1",
+            "--timeout",
+            "10",
+        ];
         if json {
             args.push("--json");
         }
         let (dump, lines, port) = spawn_dump(&args);
         let url = format!("osc.udp://127.0.0.1:{port}");
-        for (types, value) in [("s", "text"), ("i", "7")] {
+        let refused = [
+            ("f", "1.5", "type tag 'f' not allowed"),
+            ("s", "café", "not ASCII"),
+        ];
+        for (types, value, why) in refused {
             let sent = rosco(&["send", &url, "/x", types, value]);
             assert!(sent.status.success(), "{sent:?}");
-            if types == "s" {
-                // Refused and reported before the next one is sent.
-                let why = wait_line(&lines, |l| l.contains("malformed").then(|| l.to_string()));
-                assert!(why.contains("type tag 's' not allowed"), "{why}");
-            }
+            // Refused and reported before the next one is sent.
+            let line = wait_line(&lines, |l| l.contains("malformed").then(|| l.to_string()));
+            assert!(line.contains(why), "{line}");
         }
-        let out = dump.wait_with_output().unwrap();
+        let sent = rosco(&["send", &url, "/x", "i", "7"]);
+        assert!(sent.status.success(), "{sent:?}");
+        let out = dump.wait_with_output();
         assert!(out.status.success(), "{out:?}");
         let printed = stdout(&out);
-        assert_eq!(printed.lines().count(), 1, "{printed}");
-        assert!(
-            printed.contains('7') && !printed.contains("text"),
-            "{printed}"
-        );
+        let seven = match json {
+            true => printed.contains(r#""value":7"#),
+            false => printed.ends_with(" /x i 7"),
+        };
+        assert!(seven && printed.lines().count() == 1, "{printed}");
     }
 }

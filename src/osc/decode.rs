@@ -26,7 +26,8 @@ pub struct DecodeOptions {
     /// Reject addresses that break the OSC address/pattern syntax (osc4py3's
     /// `check_addrpattern`).
     pub check_address: bool,
-    /// Reject messages without a type-tag string (osc4py3's `force_typedtags`).
+    /// Reject messages without a type-tag string (osc4py3's `force_typetags`, documented
+    /// as `force_typedtags`).
     pub require_typetags: bool,
     /// Deepest bundle nesting accepted (the outermost bundle is depth 1).
     pub max_depth: usize,

@@ -708,5 +708,7 @@ def test_rosco_compressed_address_decoded_by_osc4py3(procs):
     enc = procs.run(procs.rosco("encode", "--address-code", "7=" + SYNTH, SYNTH, "if", "440", "0.5"),
                     name="rosco encode")
     raw = bytes.fromhex(enc.out_lines[0].strip())
+    # Compressed (osc4py3 would read the plain address with the table too).
+    assert raw[:8] == b"/\0\0\0\0\0\0\x07"
     m = ob.decode_packet(raw, {"addrpattern_decompression": {7: SYNTH}})
     assert (m.addrpattern, m.typetags, m.arguments) == (SYNTH, ",if", (440, 0.5))

@@ -108,7 +108,15 @@ pub(crate) fn decoder_flag(
         ("--require-typetags", _) => opts.require_typetags = true,
         ("--check-address", _) => opts.check_address = true,
         ("--ascii", _) => opts.ascii_only = true,
-        ("--types", Some(tags)) => opts.allowed_types = TypeSet::from_tags(tags.as_bytes()),
+        ("--types", Some(tags)) => {
+            if let Some(t) = tags.bytes().find(|&t| !TypeSet::ALL.contains(t)) {
+                return Err((
+                    2,
+                    format!("--types {tags}: unknown type tag '{}'", t as char),
+                ));
+            }
+            opts.allowed_types = TypeSet::from_tags(tags.as_bytes());
+        }
         ("--address-code", Some(spec)) => address_code(&mut opts.addresses, spec)?,
         _ => return Ok(false),
     }
@@ -120,7 +128,7 @@ pub(crate) fn address_code(
     table: &mut Option<std::sync::Arc<AddressTable>>,
     spec: &str,
 ) -> CmdResult {
-    let bad = |why: &str| usage_error(&format!("--address-code {spec}: {why}"));
+    let bad = |why: &str| (2, format!("--address-code {spec}: {why}"));
     let (code, address) = spec
         .split_once('=')
         .ok_or_else(|| bad("not CODE=ADDRESS"))?;
@@ -190,10 +198,13 @@ fn print_packet(p: &Packet<'_>, indent: usize) {
 fn encode(args: &[String]) -> CmdResult {
     let mut opts = EncodeOptions::default();
     let mut args = args;
-    while let [flag, spec, rest @ ..] = args {
+    while let [flag, rest @ ..] = args {
         if flag != "--address-code" {
             break;
         }
+        let (spec, rest) = rest
+            .split_first()
+            .ok_or_else(|| usage_error("--address-code needs CODE=ADDRESS"))?;
         address_code(&mut opts.addresses, spec)?;
         args = rest;
     }

@@ -233,6 +233,11 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         opts.framing = Some(f);
     }
     let packet = match raw {
+        Some(_) if encode.addresses.is_some() => {
+            return Err(usage(
+                "--address-code applies to ADDRESS, not to --raw bytes",
+            ))
+        }
         Some(bytes) if message.is_empty() => bytes,
         Some(_) => return Err(usage("--raw takes no ADDRESS")),
         None => build(message, at, &encode)?,
