@@ -211,13 +211,8 @@ fn type_set(types: &str) -> Result<TypeSet, Failure> {
     if types.is_empty() {
         return Err(Failure::arg("types is empty: NULL allows every type"));
     }
-    match types.bytes().find(|&t| !TypeSet::ALL.contains(t)) {
-        Some(t) => Err(Failure::arg(format!(
-            "types: unknown type tag {}",
-            t as char
-        ))),
-        None => Ok(TypeSet::from_tags(types.as_bytes())),
-    }
+    TypeSet::known(types.as_bytes())
+        .map_err(|t| Failure::arg(format!("types: unknown type tag {}", t as char)))
 }
 
 /// The address compression table given by two arrays of `count` entries.

@@ -215,6 +215,14 @@ impl TypeSet {
         TypeSet(bits)
     }
 
+    /// The set of `tags` when each is a known OSC type; else the first that is not.
+    pub fn known(tags: &[u8]) -> Result<TypeSet, u8> {
+        match tags.iter().find(|&&t| !TypeSet::ALL.contains(t)) {
+            Some(&unknown) => Err(unknown),
+            None => Ok(TypeSet::from_tags(tags)),
+        }
+    }
+
     /// The tags in either set.
     pub const fn union(self, other: TypeSet) -> TypeSet {
         TypeSet(self.0 | other.0)
@@ -247,6 +255,8 @@ mod tests {
         assert!(!TypeSet::ALL.contains(b'x'));
         assert!(!TypeSet::ALL.contains(0xff));
         assert!(TypeSet::OSC_1_0.contains(b'b') && !TypeSet::OSC_1_0.contains(b'h'));
+        assert_eq!(TypeSet::known(b"ifsb"), Ok(TypeSet::OSC_1_0));
+        assert_eq!(TypeSet::known(b"ixB"), Err(b'x'));
     }
 
     #[test]

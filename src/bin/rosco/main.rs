@@ -109,13 +109,12 @@ pub(crate) fn decoder_flag(
         ("--check-address", _) => opts.check_address = true,
         ("--ascii", _) => opts.ascii_only = true,
         ("--types", Some(tags)) => {
-            if let Some(t) = tags.bytes().find(|&t| !TypeSet::ALL.contains(t)) {
-                return Err((
+            opts.allowed_types = TypeSet::known(tags.as_bytes()).map_err(|t| {
+                (
                     2,
                     format!("--types {tags}: unknown type tag '{}'", t as char),
-                ));
-            }
-            opts.allowed_types = TypeSet::from_tags(tags.as_bytes());
+                )
+            })?;
         }
         ("--address-code", Some(spec)) => address_code(&mut opts.addresses, spec)?,
         _ => return Ok(false),
