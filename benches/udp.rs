@@ -22,7 +22,7 @@ use rosco::{Context, ContextOptions, Mode};
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -418,93 +418,184 @@ fn pin(cpus: impl IntoIterator<Item = usize>) {
     }
 }
 
-/// Round-trip times in microseconds, (median, p99) for raw then for rosco. The two take
-/// turns by chunks of pings, so that both see the same machine. Both echo sides run on
-/// the last CPU and the pinging side on the first: left to the scheduler, one echo thread
-/// may share the pinger's CPU (a cheap wake-up) and the other not (a cross-CPU wake-up,
-/// some 50 µs on this virtual machine), which measures the scheduler, not the code.
-fn round_trip(busy: bool) -> ((f64, f64), (f64, f64)) {
-    let pkt = packet();
+/// Round-trip times in microseconds, (median, p99), for a raw socket connected to its echo
+/// and rosco's channel with `?connect=1`, then for an unconnected raw socket (`send_to`)
+/// and rosco's default channel, which is unconnected too (it hears replies from anyone).
+/// They take turns by chunks of pings, so that all see the same machine. Echo sides run on the last
+/// CPU and the pinging side on the first: left to the scheduler, one echo thread may share
+/// the pinger's CPU (a cheap wake-up) and the other not (a cross-CPU wake-up, some 50 µs
+/// on this virtual machine), which measures the scheduler, not the code.
+///
+/// Busy-polling, both sides spin: the pinger on a non-blocking socket or `poll` with a
+/// zero timeout, and one echo thread that serves whichever peer's turn it is (two spinning
+/// echo threads on one CPU would take the CPU from each other). Blocking, the echo sides
+/// sleep until a ping arrives: a raw socket in `recv_from`, and a threaded rosco context.
+fn round_trip(busy: bool) -> [(f64, f64); 4] {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     pin([cpus - 1]);
-    // The echo sides: a raw socket on a thread, and a threaded rosco context replying.
-    let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let raw_echo_port = echo.local_addr().unwrap().port();
-    echo.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let echo_thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 65_536];
-        while !s.load(Ordering::Relaxed) {
-            if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                let _ = echo.send_to(&buf[..n], from);
-            }
-        }
-    });
-    let echo_ctx = Context::new(ContextOptions {
-        mode: Mode::Threaded,
-        ..ContextOptions::default()
-    })
-    .unwrap();
-    let sender = echo_ctx.sender();
-    echo_ctx
-        .methods()
-        .add_method(Some("/synth/1/freq"), None, move |_, info| {
-            let _ = sender.reply(info, "/synth/1/freq", &ARGS);
-            Flow::Handled
-        })
-        .unwrap();
-    let rx = echo_ctx
-        .open("echo", "osc.udp://:0?bind=127.0.0.1")
-        .unwrap();
-    let rosco_echo_port = echo_ctx.port(rx).unwrap();
-
+    let (raw_echo_port, rosco_echo_port, echo) = match busy {
+        true => busy_echo(),
+        false => blocking_echo(),
+    };
     pin([0]);
-    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
-    raw.connect(("127.0.0.1", raw_echo_port)).unwrap();
-    raw.set_nonblocking(busy).unwrap();
+    let pkt = packet();
+    let raw_echo = SocketAddr::from(([127, 0, 0, 1], raw_echo_port));
+    let raw_socket = || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(busy).unwrap();
+        s
+    };
+    let (connected, unconnected) = (raw_socket(), raw_socket());
+    connected.connect(raw_echo).unwrap();
     let mut buf = [0u8; 65_536];
-    let mut raw_ping = || {
+    let mut raw_connected = || {
         let t = Instant::now();
-        raw.send(&pkt).unwrap();
-        while raw.recv(&mut buf).is_err() {}
+        connected.send(&pkt).unwrap();
+        while connected.recv(&mut buf).is_err() {}
         t.elapsed().as_nanos() as f64 / 1e3
     };
-    let (ctx, count) = counting_context(Mode::Poll);
-    let tx = ctx
-        .open("tx", &format!("osc.udp://127.0.0.1:{rosco_echo_port}"))
-        .unwrap();
+    let mut buf = [0u8; 65_536];
+    let mut raw_unconnected = || {
+        let t = Instant::now();
+        unconnected.send_to(&pkt, raw_echo).unwrap();
+        while unconnected.recv_from(&mut buf).is_err() {}
+        t.elapsed().as_nanos() as f64 / 1e3
+    };
+    // One context each: a poll reads every socket of its context.
+    let pinger = |url: String| {
+        let (ctx, count) = counting_context(Mode::Poll);
+        let tx = ctx.open("tx", &url).unwrap();
+        (ctx, count, tx)
+    };
+    let to = format!("osc.udp://127.0.0.1:{rosco_echo_port}");
+    let unconnected = pinger(to.clone());
+    let connected = pinger(format!("{to}?connect=1"));
     let wait = match busy {
         true => Duration::ZERO,
         false => Duration::from_secs(1),
     };
-    let rosco_ping = || {
+    let rosco_ping = |(ctx, count, tx): &(Context, Arc<AtomicU64>, _)| {
         let t = Instant::now();
         let target = count.load(Ordering::Relaxed) + 1;
-        ctx.send(tx, "/synth/1/freq", &ARGS).unwrap();
+        ctx.send(*tx, "/synth/1/freq", &ARGS).unwrap();
         while count.load(Ordering::Relaxed) < target {
             ctx.poll(Some(wait)).unwrap();
         }
         t.elapsed().as_nanos() as f64 / 1e3
     };
-    for _ in 0..PING_CHUNK {
-        raw_ping();
-        rosco_ping();
+    let mut rtts: [Vec<f64>; 4] = Default::default();
+    // The first chunk of each warms up and is not counted.
+    for chunk in 0..=PINGS / PING_CHUNK {
+        let mut chunks: [Vec<f64>; 4] = Default::default();
+        echo.turn.store(RAW_TURN, Ordering::Relaxed);
+        chunks[0] = (0..PING_CHUNK).map(|_| raw_connected()).collect();
+        chunks[2] = (0..PING_CHUNK).map(|_| raw_unconnected()).collect();
+        echo.turn.store(ROSCO_TURN, Ordering::Relaxed);
+        chunks[1] = (0..PING_CHUNK).map(|_| rosco_ping(&connected)).collect();
+        chunks[3] = (0..PING_CHUNK).map(|_| rosco_ping(&unconnected)).collect();
+        if chunk > 0 {
+            for (all, c) in rtts.iter_mut().zip(chunks) {
+                all.extend(c);
+            }
+        }
     }
-    let (mut raw_rtts, mut rosco_rtts) = (Vec::new(), Vec::new());
-    for _ in 0..PINGS / PING_CHUNK {
-        raw_rtts.extend((0..PING_CHUNK).map(|_| raw_ping()));
-        rosco_rtts.extend((0..PING_CHUNK).map(|_| rosco_ping()));
+    echo.turn.store(STOP, Ordering::Relaxed);
+    for t in echo.threads {
+        t.join().unwrap();
     }
-    stop.store(true, Ordering::Relaxed);
-    echo_thread.join().unwrap();
     pin(0..cpus);
-    let stats = |v: &mut Vec<f64>| {
-        let p99 = percentile(v, 0.99);
-        (median(v), p99)
-    };
-    (stats(&mut raw_rtts), stats(&mut rosco_rtts))
+    rtts.map(|mut v| (median(&mut v), percentile(&mut v, 0.99)))
+}
+
+const RAW_TURN: u8 = 0;
+const ROSCO_TURN: u8 = 1;
+const STOP: u8 = 2;
+
+/// The echo threads of a round-trip measurement, and whose turn it is.
+struct Echo {
+    turn: Arc<AtomicU8>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// A rosco context that answers each ping from its callback.
+fn echo_context(mode: Mode) -> (Context, u16) {
+    let ctx = Context::new(ContextOptions {
+        mode,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let sender = ctx.sender();
+    ctx.methods()
+        .add_method(Some("/synth/1/freq"), None, move |_, info| {
+            let _ = sender.reply(info, "/synth/1/freq", &ARGS);
+            Flow::Handled
+        })
+        .unwrap();
+    let rx = ctx.open("echo", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    (ctx, port)
+}
+
+/// One spinning thread echoing on a non-blocking raw socket in raw's turn and polling a
+/// poll-mode rosco context with a zero timeout in rosco's. Returns the two ports.
+fn busy_echo() -> (u16, u16, Echo) {
+    let turn = Arc::new(AtomicU8::new(RAW_TURN));
+    let (ports_tx, ports) = std::sync::mpsc::channel();
+    let t = turn.clone();
+    let thread = std::thread::spawn(move || {
+        let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+        raw.set_nonblocking(true).unwrap();
+        let (ctx, port) = echo_context(Mode::Poll);
+        ports_tx
+            .send((raw.local_addr().unwrap().port(), port))
+            .unwrap();
+        let mut buf = [0u8; 65_536];
+        loop {
+            match t.load(Ordering::Relaxed) {
+                RAW_TURN => {
+                    if let Ok((n, from)) = raw.recv_from(&mut buf) {
+                        raw.send_to(&buf[..n], from).unwrap();
+                    }
+                }
+                ROSCO_TURN => {
+                    ctx.poll(Some(Duration::ZERO)).unwrap();
+                }
+                _ => return,
+            }
+        }
+    });
+    let (raw_port, rosco_port) = ports.recv().unwrap();
+    let threads = vec![thread];
+    (raw_port, rosco_port, Echo { turn, threads })
+}
+
+/// A raw socket's thread blocking in `recv_from`, and a threaded rosco context.
+fn blocking_echo() -> (u16, u16, Echo) {
+    let turn = Arc::new(AtomicU8::new(RAW_TURN));
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let raw_port = raw.local_addr().unwrap().port();
+    raw.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let t = turn.clone();
+    let raw_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 65_536];
+        while t.load(Ordering::Relaxed) != STOP {
+            if let Ok((n, from)) = raw.recv_from(&mut buf) {
+                let _ = raw.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let (ctx, rosco_port) = echo_context(Mode::Threaded);
+    // The context's I/O thread ends when the context is dropped, after the pings.
+    let t = turn.clone();
+    let keeper = std::thread::spawn(move || {
+        while t.load(Ordering::Relaxed) != STOP {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(ctx);
+    });
+    let threads = vec![raw_thread, keeper];
+    (raw_port, rosco_port, Echo { turn, threads })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -608,10 +699,14 @@ fn main() {
         if !wanted(&format!("round-trip-{style}")) {
             continue;
         }
-        let ((rm, rp), (om, op)) = round_trip(busy);
+        let [(cm, cp), (ocm, ocp), (um, up), (om, op)] = round_trip(busy);
         println!(
-            "round trip, {style}: raw median {rm:.1} us p99 {rp:.1} us; rosco median {om:.1} us p99 {op:.1} us: p99 ratio {:.2}",
-            op / rp
+            "round trip, {style}: raw connected median {cm:.1} us p99 {cp:.1} us; rosco ?connect=1 median {ocm:.1} us p99 {ocp:.1} us: p99 ratio {:.2}",
+            ocp / cp
+        );
+        println!(
+            "round trip, {style}: raw unconnected (send_to) median {um:.1} us p99 {up:.1} us; rosco (default channel) median {om:.1} us p99 {op:.1} us: p99 ratio {:.2}",
+            op / up
         );
     }
 }

@@ -174,6 +174,11 @@ typedef struct rosco_ctx_options {
   // ones are refused as malformed, since matching one costs up to its length times each
   // method's address length. 0: no limit.
   uint32_t max_pattern_len;
+  // `ROSCO_MODE_THREADED` only: how many worker threads run the callbacks (osc4py3's
+  // pool of execution threads, at most 256); 0: the I/O thread runs them. Callbacks
+  // then run concurrently, for different packets in any order: they, and what their
+  // `user` pointers reach, must be thread-safe.
+  uint32_t workers;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.

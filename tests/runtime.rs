@@ -49,14 +49,28 @@ fn until(ctx: &Context, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// A context in each threading model: the three modes, and threaded mode with a pool of
+/// workers running the callbacks.
+fn models() -> impl Iterator<Item = (String, Context)> {
+    let models = MODES.into_iter().map(|mode| (mode, 0));
+    models.chain([(Mode::Threaded, 3)]).map(|(mode, workers)| {
+        let options = ContextOptions {
+            mode,
+            workers,
+            ..ContextOptions::default()
+        };
+        let label = format!("{mode:?} with {workers} workers");
+        (label, Context::new(options).unwrap())
+    })
+}
+
 fn len(log: &Log) -> usize {
     log.lock().unwrap().len()
 }
 
 #[test]
 fn udp_both_ways_with_replies_in_every_mode() {
-    for mode in MODES {
-        let ctx = context(mode);
+    for (mode, ctx) in models() {
         let server = ctx.open("server", "osc.udp://:0?bind=127.0.0.1").unwrap();
         let port = ctx.port(server).unwrap();
         let client = ctx
@@ -228,8 +242,7 @@ fn half_closing_peer(port: u16, count: i32, size: i32) -> std::thread::JoinHandl
 
 #[test]
 fn a_peer_that_finished_sending_still_gets_its_replies() {
-    for mode in MODES {
-        let ctx = context(mode);
+    for (mode, ctx) in models() {
         let seen = events(&ctx);
         let server = ctx.open("server", "osc.tcp://:0").unwrap();
         let port = ctx.port(server).unwrap();
@@ -583,6 +596,105 @@ fn a_sender_can_ask_for_an_address_family() {
 }
 
 #[test]
+fn a_connected_sender_hears_its_destination_only() {
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    let dest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = dest.local_addr().unwrap().port();
+    let tx = ctx
+        .open("tx", &format!("osc.udp://127.0.0.1:{port}?connect=1"))
+        .unwrap();
+    assert_eq!(
+        ctx.url(tx).unwrap(),
+        format!("osc.udp://127.0.0.1:{port}/?connect=1")
+    );
+    ctx.send(tx, "/to", &[Arg::Int(1)]).unwrap();
+    let mut buf = [0u8; 64];
+    dest.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, from) = dest.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"/to\0,i\0\0\0\0\0\x01");
+    // A stranger's datagram first, then the destination's: only the second gets in.
+    let mut packet = Vec::new();
+    rosco::osc::encode_message("/stranger", &[], &mut packet).unwrap();
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger.send_to(&packet, from).unwrap();
+    rosco::osc::encode_message("/dest", &[], &mut packet).unwrap();
+    dest.send_to(&packet, from).unwrap();
+    assert!(until(&ctx, || len(&log) >= 1));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    assert_eq!(*log.lock().unwrap(), ["/dest "]);
+    // With the destination gone, the kernel's "port unreachable" comes back on a later
+    // send, which tries again: every message still goes out.
+    drop(dest);
+    for _ in 0..3 {
+        ctx.send(tx, "/to", &[Arg::Int(1)]).unwrap();
+    }
+    assert_eq!(ctx.stats(tx).unwrap().packets_out, 4);
+    ctx.poll(Some(Duration::ZERO)).unwrap();
+    let e = ctx
+        .open("group", "osc.udp://239.1.2.3:7000?connect=1")
+        .unwrap_err();
+    assert!(e.to_string().contains("unicast"), "{e}");
+}
+
+#[test]
+fn workers_run_callbacks_side_by_side() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        workers: 4,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let (running, most, done) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let threads = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let (r, m, d, t) = (running.clone(), most.clone(), done.clone(), threads.clone());
+    ctx.methods()
+        .add_method(Some("/work"), None, move |_, _| {
+            let now = r.fetch_add(1, SeqCst) + 1;
+            m.fetch_max(now, SeqCst);
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            t.lock().unwrap().insert(name);
+            // Waits (within reason) for a second callback to run meanwhile, which only a
+            // second thread can do.
+            let stop = Instant::now() + Duration::from_secs(5);
+            while m.load(SeqCst) < 2 && Instant::now() < stop {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            r.fetch_sub(1, SeqCst);
+            d.fetch_add(1, SeqCst);
+            Flow::Handled
+        })
+        .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
+    for _ in 0..8 {
+        ctx.send(tx, "/work", &[]).unwrap();
+    }
+    assert!(until(&ctx, || done.load(SeqCst) == 8));
+    assert!(most.load(SeqCst) >= 2, "callbacks ran one at a time");
+    let threads = threads.lock().unwrap();
+    assert!(threads.len() >= 2, "{threads:?}");
+    assert!(
+        threads.iter().all(|n| n.starts_with("rosco-worker-")),
+        "{threads:?}"
+    );
+    drop(ctx);
+    for (mode, workers) in [(Mode::Poll, 1), (Mode::IoThread, 2), (Mode::Threaded, 257)] {
+        let options = ContextOptions {
+            mode,
+            workers,
+            ..ContextOptions::default()
+        };
+        let e = Context::new(options).unwrap_err();
+        assert!(e.to_string().contains("workers"), "{e}");
+    }
+}
+
+#[test]
 fn unix_datagram_and_stream() {
     let dir = std::env::temp_dir().join(format!("rosco-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -623,8 +735,7 @@ fn unix_datagram_and_stream() {
 
 #[test]
 fn timed_bundles_arrive_at_their_time_in_every_mode() {
-    for mode in MODES {
-        let ctx = context(mode);
+    for (mode, ctx) in models() {
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let a = arrivals.clone();
         ctx.methods()
@@ -653,8 +764,7 @@ fn timed_bundles_arrive_at_their_time_in_every_mode() {
 
 #[test]
 fn malformed_datagrams_are_counted_and_the_channel_carries_on() {
-    for mode in MODES {
-        let ctx = context(mode);
+    for (mode, ctx) in models() {
         let log = record(&ctx);
         let seen = events(&ctx);
         let rx = ctx.open("rx", "osc.udp://:0").unwrap();

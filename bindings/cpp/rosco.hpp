@@ -512,6 +512,9 @@ public:
     Options& ascii_only(bool on) noexcept { o_.ascii_only = on; return *this; }
     /// Longest address pattern accepted in bytes (0: no limit).
     Options& max_pattern_len(std::uint32_t bytes) noexcept { o_.max_pattern_len = bytes; return *this; }
+    /// Threaded mode: worker threads running the callbacks (0: the I/O thread runs them).
+    /// Callbacks then run concurrently, for different packets in any order.
+    Options& workers(std::uint32_t n) noexcept { o_.workers = n; return *this; }
     /// Address compression, both ways: `address` is sent as `/` and `code`.
     Options& address_code(std::int32_t code, std::string address) {
         codes_.push_back(code);

@@ -76,6 +76,11 @@ pub struct rosco_ctx_options {
     /// ones are refused as malformed, since matching one costs up to its length times each
     /// method's address length. 0: no limit.
     pub max_pattern_len: u32,
+    /// `ROSCO_MODE_THREADED` only: how many worker threads run the callbacks (osc4py3's
+    /// pool of execution threads, at most 256); 0: the I/O thread runs them. Callbacks
+    /// then run concurrently, for different packets in any order: they, and what their
+    /// `user` pointers reach, must be thread-safe.
+    pub workers: u32,
 }
 
 /// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
@@ -119,6 +124,7 @@ impl rosco_ctx_options {
                 usize::MAX => 0,
                 n => clamp(n),
             },
+            workers: clamp(o.workers),
         }
     }
 
@@ -202,6 +208,7 @@ impl rosco_ctx_options {
             0 => usize::MAX,
             n => n as usize,
         };
+        o.workers = field!(workers) as usize;
         Ok(o)
     }
 }

@@ -523,11 +523,19 @@ impl Channel {
                     ))?,
                     Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
                 };
-                let to = match dest {
-                    Dest::Addr(_) => ep.send_address(to),
-                    _ => to,
+                let result = match dest {
+                    Dest::Addr(_) => ep.socket.send_to(packet, ep.send_address(to)),
+                    Dest::Default if ep.connected => ep.socket.send(packet).or_else(|e| {
+                        match e.kind() {
+                            // A connected socket reports an earlier datagram's "port
+                            // unreachable" on a later send, which then did not go out.
+                            io::ErrorKind::ConnectionRefused => ep.socket.send(packet),
+                            _ => Err(e),
+                        }
+                    }),
+                    _ => ep.socket.send_to(packet, to),
                 };
-                ep.socket.send_to(packet, to).map(sent)?;
+                result.map(sent)?;
                 Ok(false)
             }
             (

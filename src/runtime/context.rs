@@ -5,8 +5,7 @@ use super::channel::{Channel, ClientState, Dest, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
 use super::o2::O2Role;
-use super::options::{ContextOptions, Mode};
-use super::poller::{Interest, Poller};
+use super::options::{ContextOptions, Mode, MAX_WORKERS};
 use super::shared::{Incoming, Shared};
 use super::subscription::Subscription;
 use crate::dispatch::{Dispatcher, MsgInfo};
@@ -65,6 +64,8 @@ pub struct Context {
     /// Io-thread mode: the dispatching side, driven by `poll`.
     receiver: Mutex<Option<Receiver>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Threaded mode with workers: the threads running the callbacks.
+    workers: Mutex<Vec<JoinHandle<()>>>,
     /// The I/O thread's id, to recognise calls from its callbacks.
     io_thread: Option<std::thread::ThreadId>,
 }
@@ -88,6 +89,12 @@ impl Deref for Context {
 impl Context {
     /// Creates a context; io-thread and threaded modes start their I/O thread.
     pub fn new(options: ContextOptions) -> Result<Context, Error> {
+        if options.workers > 0 && options.mode != Mode::Threaded {
+            return Err(Error::BadOption("workers are for threaded mode"));
+        }
+        if options.workers > MAX_WORKERS {
+            return Err(Error::BadOption("workers is over 256"));
+        }
         let dispatcher = Arc::new(Dispatcher::new());
         dispatcher.set_coercion(options.coerce);
         let mode = options.mode;
@@ -107,6 +114,7 @@ impl Context {
             engine: Mutex::new(None),
             receiver: Mutex::new(None),
             thread: Mutex::new(None),
+            workers: Mutex::new(Vec::new()),
             io_thread: None,
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
@@ -126,11 +134,25 @@ impl Context {
                 *ctx.receiver.get_mut() = Some(receiver());
                 *ctx.thread.get_mut() = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
             }
-            Mode::Threaded => {
+            Mode::Threaded if shared.options.workers == 0 => {
                 *ctx.thread.get_mut() = Some(spawn(Engine::new(
                     shared.clone(),
                     Sink::Direct(Box::new(receiver())),
                 ))?)
+            }
+            Mode::Threaded => {
+                *ctx.thread.get_mut() = Some(spawn(Engine::new(shared.clone(), Sink::Queue))?);
+                for consumer in 0..shared.options.workers {
+                    let (shared, mut receiver) = (shared.clone(), receiver());
+                    let thread = std::thread::Builder::new()
+                        .name(format!("rosco-worker-{consumer}"))
+                        .spawn(move || worker(&shared, &mut receiver, consumer));
+                    match thread {
+                        Ok(t) => ctx.workers.get_mut().push(t),
+                        // Dropping the context stops the threads started so far.
+                        Err(e) => return Err(Error::Io(e)),
+                    }
+                }
             }
         }
         ctx.io_thread = ctx.thread.get_mut().as_ref().map(|t| t.thread().id());
@@ -175,6 +197,7 @@ impl Context {
             names.insert(name.into(), id);
             id
         };
+        self.shared.table_changed();
         // The I/O loop reports it bound (events come from the thread doing the I/O).
         self.shared.waker.wake();
         Ok(id)
@@ -195,6 +218,7 @@ impl Context {
             .write()
             .remove(id.0)
             .ok_or(Error::NoChannel)?;
+        self.shared.table_changed();
         self.shared.names.write().remove(&channel.name);
         // Addresses and socket files are freed now; the I/O loop may still hold the
         // channel until its current round ends: wake it and wait (briefly) so the sockets
@@ -202,6 +226,13 @@ impl Context {
         channel.release();
         let on_io_thread = self.on_io_thread();
         let in_own_poll = self.shared.options.mode == Mode::Poll && IN_POLL.with(Cell::get);
+        // A poll-mode loop keeps its poll set between calls: it lets go of it here, or
+        // at the end of a round running on another thread.
+        if self.shared.options.mode == Mode::Poll && !in_own_poll {
+            if let Some(Some(engine)) = self.engine.try_lock().as_deref_mut() {
+                engine.forget_poll_set();
+            }
+        }
         let until = Instant::now() + CLOSE_WAIT;
         while Arc::strong_count(&channel) > 1
             && !on_io_thread
@@ -237,8 +268,17 @@ impl Context {
     fn poll_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         match self.shared.options.mode {
             Mode::Poll => {
-                let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
-                let engine = engine.as_mut().ok_or(Error::Closed)?;
+                let Some(mut engine) = self.engine.try_lock() else {
+                    return Err(Error::Busy);
+                };
+                let Some(engine) = engine.as_mut() else {
+                    return Err(Error::Closed);
+                };
+                // One turn, without reading the clock: a caller busy-polling calls this
+                // in a loop.
+                if timeout == Some(Duration::ZERO) {
+                    return Ok(engine.turn(timeout));
+                }
                 let until = deadline(timeout);
                 loop {
                     let left = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -254,16 +294,24 @@ impl Context {
                 if self.on_io_thread() {
                     return Err(Error::Busy);
                 }
-                let mut receiver = self.receiver.try_lock().ok_or(Error::Busy)?;
-                let receiver = receiver.as_mut().ok_or(Error::Closed)?;
-                Ok(self.dispatch_queued(receiver, timeout))
+                let Some(mut receiver) = self.receiver.try_lock() else {
+                    return Err(Error::Busy);
+                };
+                let Some(receiver) = receiver.as_mut() else {
+                    return Err(Error::Closed);
+                };
+                Ok(self
+                    .shared
+                    .dispatch_queued(receiver, 0, usize::MAX, timeout))
             }
             Mode::Threaded => {
                 // Nothing runs here; a call from a callback would stall the I/O thread.
                 if self.on_io_thread() {
                     return Err(Error::Busy);
                 }
-                let _one_at_a_time = self.receiver.try_lock().ok_or(Error::Busy)?;
+                let Some(_one_at_a_time) = self.receiver.try_lock() else {
+                    return Err(Error::Busy);
+                };
                 // Waits as the other modes do (`None`: until the context closes), so a
                 // loop around `poll` does not spin.
                 let until = deadline(timeout);
@@ -276,44 +324,6 @@ impl Context {
                 }
                 Ok(0)
             }
-        }
-    }
-
-    /// Io-thread mode: dispatches queued packets and due bundles, waiting on the wake-up
-    /// descriptor for at most `timeout`.
-    fn dispatch_queued(&self, receiver: &mut Receiver, timeout: Option<Duration>) -> usize {
-        let until = deadline(timeout);
-        let mut poller = Poller::default();
-        loop {
-            // Drain the descriptor first, so a packet queued after this is never missed.
-            self.shared.take_notification();
-            let mut n = self.shared.deliver_incoming(receiver);
-            n += receiver.run_due(TimeTag::now());
-            // Keep no method table while waiting or back with the caller.
-            receiver.release();
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            if n > 0 || left.is_some_and(|l| l.is_zero()) || self.is_closed() {
-                return n;
-            }
-            let due = receiver
-                .next_deadline()
-                .map(|d| d.duration_since(TimeTag::now()).unwrap_or_default());
-            let wait = match (left, due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if self.shared.has_incoming() {
-                continue;
-            }
-            poller.clear();
-            poller.add(
-                self.shared.notify.fd(),
-                Interest {
-                    read: true,
-                    write: false,
-                },
-            );
-            let _ = poller.wait(wait);
         }
     }
 
@@ -359,7 +369,9 @@ impl Context {
             }
             match self.shared.options.mode {
                 Mode::Poll => {
-                    let mut engine = self.engine.try_lock().ok_or(Error::Busy)?;
+                    let Some(mut engine) = self.engine.try_lock() else {
+                        return Err(Error::Busy);
+                    };
                     if let Some(engine) = engine.as_mut() {
                         engine.turn(Some(left.min(Duration::from_millis(10))));
                     }
@@ -528,12 +540,20 @@ impl Context {
         self.shared.waker.wake();
         self.shared.notify.wake();
         let me = std::thread::current().id();
-        if let Some(thread) = self.thread.lock().take() {
-            // From one of its own callbacks the thread ends by itself when this turn
+        let workers = std::mem::take(&mut *self.workers.lock());
+        for thread in self.thread.lock().take().into_iter().chain(workers) {
+            // From one of its own callbacks a thread ends by itself when this turn
             // returns; joining it here would wait forever.
-            if thread.thread().id() != me {
-                let _ = thread.join();
+            if thread.thread().id() == me {
+                continue;
             }
+            // Workers share the wake-up descriptor, and one may drain it before another
+            // has seen it: signal until each has ended.
+            while !thread.is_finished() {
+                self.shared.notify.wake();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let _ = thread.join();
         }
         // Let a poll in progress on another thread finish its round.
         if !IN_POLL.with(Cell::get) {
@@ -551,6 +571,7 @@ impl Context {
             let ids: Vec<_> = table.iter().map(|(h, _)| h).collect();
             ids.into_iter().filter_map(|h| table.remove(h)).collect()
         };
+        self.shared.table_changed();
         self.shared.names.write().clear();
         for ch in &channels {
             ch.release();
@@ -568,8 +589,24 @@ impl Drop for Context {
 
 /// When a wait of `timeout` from now ends; `None` for never (no timeout, or one too long to
 /// represent, such as `Duration::MAX`).
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+pub(super) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     Instant::now().checked_add(timeout?)
+}
+
+/// A worker thread: takes one queued packet at a time and runs its callbacks.
+fn worker(shared: &Shared, receiver: &mut Receiver, consumer: usize) {
+    while !shared.closed.load(Ordering::Acquire) {
+        let round = std::panic::AssertUnwindSafe(|| {
+            shared.dispatch_queued(receiver, consumer, 1, None);
+        });
+        // A panicking callback must not end the worker.
+        if std::panic::catch_unwind(round).is_err() {
+            shared.log(
+                LogLevel::Error,
+                format_args!("a callback panicked on a worker thread"),
+            );
+        }
+    }
 }
 
 fn io_thread(mut engine: Engine, shared: Arc<Shared>) {

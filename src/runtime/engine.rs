@@ -23,6 +23,7 @@ use crate::transport::stream::{Finished, Reader, StreamConn};
 use crate::transport::udp::{self, RECV_BUFFER};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,9 @@ pub(crate) struct Engine {
     /// Datagrams received by one `recvmmsg`.
     batch: RecvBatch,
     channels: Vec<Arc<Channel>>,
+    /// The channel table's version the poll set was built for and is kept for (see
+    /// `turn`); `None`: built for one round only.
+    kept_for: Option<u64>,
     /// Listeners not polled until the time given (see `ACCEPT_PAUSE`).
     accept_paused: Vec<(ChannelId, Instant)>,
     decode: DecodeOptions,
@@ -97,6 +101,7 @@ impl Engine {
             hook_buf: Vec::new(),
             o2_address: Vec::new(),
             channels: Vec::new(),
+            kept_for: None,
             accept_paused: Vec::new(),
             decode_o2: decode.with_o2_types(),
             decode,
@@ -107,9 +112,28 @@ impl Engine {
     /// something happens), handle all of it. Returns the messages dispatched here.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> usize {
         let mut dispatched = self.deliver_queued();
-        let now = Instant::now();
-        let deadline = self.build(now);
-        let mut wait = min_opt(timeout, deadline.map(|d| d.saturating_duration_since(now)));
+        let mut now = Now::default();
+        let version = self.shared.table_version();
+        let deadline = match self.kept_for == Some(version) {
+            true => None,
+            false => {
+                let deadline = self.build(&mut now);
+                // Datagram sockets alone, with no timers: the same poll set serves every
+                // round until a channel opens or closes (a busy-polling caller saves
+                // rebuilding it on each call).
+                let keep = deadline.is_none()
+                    && self
+                        .slots
+                        .iter()
+                        .all(|s| matches!(s, Slot::Wake | Slot::Datagram(_)));
+                self.kept_for = keep.then_some(version);
+                deadline
+            }
+        };
+        let mut wait = min_opt(
+            timeout,
+            deadline.map(|d| d.saturating_duration_since(now.get())),
+        );
         if dispatched > 0 {
             wait = Some(Duration::ZERO);
         }
@@ -129,7 +153,7 @@ impl Engine {
             // the next turn that waits.
             for i in 0..self.slots.len() {
                 if !matches!(self.slots[i], Slot::Wake) {
-                    dispatched += self.handle(i, false, false);
+                    dispatched += self.handle(i, false, false, false);
                 }
             }
         } else {
@@ -144,13 +168,15 @@ impl Engine {
             for i in 0..self.slots.len() {
                 let ready = self.poller.ready(i);
                 if ready.read || ready.write || ready.closed {
-                    dispatched += self.handle(i, ready.write, ready.closed);
+                    dispatched += self.handle(i, ready.write, ready.closed, true);
                 }
             }
         }
-        self.timers(Instant::now());
-        // Hold no channel between turns: a closed channel's socket closes now.
-        self.slots.clear();
+        self.timers(&mut Now::default());
+        // Hold no channel closed meanwhile: its socket closes now.
+        if self.kept_for != Some(self.shared.table_version()) {
+            self.forget_poll_set();
+        }
         let dispatched = dispatched + self.deliver_queued() + self.run_due();
         // Nor the method table: a method removed meanwhile is freed now.
         if let Sink::Direct(receiver) = &mut self.sink {
@@ -159,8 +185,14 @@ impl Engine {
         dispatched
     }
 
+    /// Lets go of the poll set and the channels in it; the next round builds it again.
+    pub(crate) fn forget_poll_set(&mut self) {
+        self.slots.clear();
+        self.kept_for = None;
+    }
+
     /// Rebuilds the poll set from the open channels; returns the earliest timer.
-    fn build(&mut self, now: Instant) -> Option<Instant> {
+    fn build(&mut self, now: &mut Now) -> Option<Instant> {
         self.poller.clear();
         self.slots.clear();
         self.poller.add(
@@ -176,16 +208,15 @@ impl Engine {
             write: false,
         };
         let mut deadline: Option<Instant> = None;
-        self.accept_paused.retain(|&(_, until)| until > now);
+        if !self.accept_paused.is_empty() {
+            let now = now.get();
+            self.accept_paused.retain(|&(_, until)| until > now);
+        }
         let stall = self.shared.options.stall_timeout;
         self.shared.channels_into(&mut self.channels);
         let channels = std::mem::take(&mut self.channels);
         for ch in &channels {
-            if ch.url.is_listener()
-                && !ch
-                    .announced
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
+            if ch.url.is_listener() && !ch.announced.swap(true, Ordering::Relaxed) {
                 if let Some(local) = ch.local_addr() {
                     self.shared.emit(Event::Bound {
                         channel: ch.id,
@@ -221,14 +252,14 @@ impl Engine {
                         }
                     }
                     for (h, conn) in peers.lock().iter() {
-                        deadline = min_instant(deadline, self.watch(conn, stall, now));
+                        deadline = min_instant(deadline, self.watch(conn, stall, now.get()));
                         self.slots
                             .push(Slot::Peer(ch.clone(), PeerId(h), conn.clone()));
                     }
                 }
                 Kind::Client(client) => match &*client.state.lock() {
                     ClientState::Connected(conn) => {
-                        deadline = min_instant(deadline, self.watch(conn, stall, now));
+                        deadline = min_instant(deadline, self.watch(conn, stall, now.get()));
                         self.slots.push(Slot::Client(ch.clone(), conn.clone()));
                     }
                     ClientState::Connecting { connecting, .. } => {
@@ -250,7 +281,7 @@ impl Engine {
             }
         }
         self.channels = channels;
-        deadline.map(|d| d.max(now))
+        deadline.map(|d| d.max(now.get()))
     }
 
     /// Adds a stream connection to the poll set; returns when its timer is due: the end of
@@ -270,7 +301,9 @@ impl Engine {
         }
     }
 
-    fn handle(&mut self, i: usize, writable: bool, closed: bool) -> usize {
+    /// Handles slot `i`, ready to write or closed as told; `drain`: see
+    /// [`read_datagrams`](Self::read_datagrams).
+    fn handle(&mut self, i: usize, writable: bool, closed: bool, drain: bool) -> usize {
         match &self.slots[i] {
             Slot::Wake => {
                 self.shared.waker.drain();
@@ -278,7 +311,7 @@ impl Engine {
             }
             Slot::Datagram(ch) => {
                 let ch = ch.clone();
-                self.read_datagrams(&ch)
+                self.read_datagrams(&ch, drain)
             }
             Slot::Listener(ch) => {
                 let ch = ch.clone();
@@ -305,30 +338,50 @@ impl Engine {
         }
     }
 
-    fn read_datagrams(&mut self, ch: &Arc<Channel>) -> usize {
+    /// Reads and handles what waits on a datagram socket. `drain`: read until the socket
+    /// would block; else (a caller busy-polling, who reads again soon) a lone datagram is
+    /// handled alone.
+    fn read_datagrams(&mut self, ch: &Arc<Channel>, drain: bool) -> usize {
         let mut dispatched = 0;
         match &ch.kind {
             Kind::Udp(ep) => {
                 // Taken out of `self` while `datagram` borrows it; put back below.
                 let mut batch = std::mem::take(&mut self.batch);
-                for _ in 0..DRAIN_BUDGET / BATCH {
-                    let n = match batch.recv(&ep.socket) {
-                        Ok(n) => n,
+                // After a read that found one datagram or none, the next is read alone:
+                // `recvmmsg` looks for a second before it returns, which delays the first
+                // by a failed receive (0.2-0.4 µs here). Streams are read in batches.
+                let mut more = true;
+                if ep.lone.load(Ordering::Relaxed) {
+                    match batch.recv_one(&ep.socket) {
+                        Ok(n) => {
+                            dispatched += self.datagrams(ch, &batch, n);
+                            more = drain;
+                            // Busy-polling: the next read is a batch, in case a stream began.
+                            ep.lone.store(drain, Ordering::Relaxed);
+                        }
                         Err(e) => {
                             dispatched = self.read_error(ch, e, dispatched);
-                            break;
+                            more = false;
                         }
-                    };
-                    // One arrival time for the batch: the clock read cost a noticeable share
-                    // of the per-datagram time, and the datagrams were read together.
-                    let now = TimeTag::now();
-                    for i in 0..n {
-                        let (data, from) = batch.get(i);
-                        dispatched += self.datagram(ch, from.map(udp::canonical), data, now);
                     }
-                    if n < BATCH {
-                        break; // the queue was empty
+                }
+                if more {
+                    let mut read = 0;
+                    for _ in 0..DRAIN_BUDGET / BATCH {
+                        let n = match batch.recv(&ep.socket) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                dispatched = self.read_error(ch, e, dispatched);
+                                break;
+                            }
+                        };
+                        read += n;
+                        dispatched += self.datagrams(ch, &batch, n);
+                        if n < BATCH {
+                            break; // the queue was empty
+                        }
                     }
+                    ep.lone.store(read <= 1, Ordering::Relaxed);
                 }
                 self.batch = batch;
             }
@@ -346,6 +399,19 @@ impl Engine {
             _ => {}
         }
         dispatched
+    }
+
+    /// The `n` datagrams of the last read into `batch`.
+    fn datagrams(&mut self, ch: &Arc<Channel>, batch: &RecvBatch, n: usize) -> usize {
+        // One arrival time for the batch: the clock read cost a noticeable share of the
+        // per-datagram time, and the datagrams were read together.
+        let now = TimeTag::now();
+        (0..n)
+            .map(|i| {
+                let (data, from) = batch.get(i);
+                self.datagram(ch, from.map(udp::canonical), data, now)
+            })
+            .sum()
     }
 
     /// One datagram: refused over the channel's size limit, else handled as a packet.
@@ -685,12 +751,13 @@ impl Engine {
 
     /// Reconnects clients whose wait is over; ends connections stalled mid-frame, and those
     /// whose peer finished sending once nothing more is owed to them.
-    fn timers(&mut self, now: Instant) {
+    fn timers(&mut self, now: &mut Now) {
         let channels = std::mem::take(&mut self.channels);
         let mut pending_events = Vec::new();
         for ch in &channels {
             match &ch.kind {
                 Kind::Client(client) => {
+                    let now = now.get();
                     let mut state = client.state.lock();
                     let due = matches!(&*state, ClientState::Waiting { retry_at, .. } if *retry_at <= now);
                     if due {
@@ -762,6 +829,7 @@ impl Engine {
                     }
                 }
                 Kind::Listener { peers, .. } => {
+                    let now = now.get();
                     let ending: Vec<(PeerId, Arc<StreamConn>, &str)> = peers
                         .lock()
                         .iter()
@@ -1081,15 +1149,20 @@ impl Engine {
     /// In poll and threaded modes: packets sent to `_local`.
     fn deliver_queued(&mut self) -> usize {
         match &mut self.sink {
-            Sink::Direct(receiver) => self.shared.deliver_incoming(receiver),
-            Sink::Queue => 0,
+            // Nothing queued, nothing to count: delivery rounds matter to the stream
+            // bookkeeping of queue sinks only (see `Shared::delivery_mark`).
+            Sink::Direct(receiver) if self.shared.has_incoming() => {
+                self.shared.deliver_incoming(receiver, 0, usize::MAX)
+            }
+            _ => 0,
         }
     }
 
     fn run_due(&mut self) -> usize {
         match &mut self.sink {
-            Sink::Direct(receiver) => receiver.run_due(TimeTag::now()),
-            Sink::Queue => 0,
+            // The clock is read only when a bundle waits: a busy-polling caller polls often.
+            Sink::Direct(receiver) if receiver.held() > 0 => receiver.run_due(TimeTag::now()),
+            _ => 0,
         }
     }
 
@@ -1106,6 +1179,17 @@ fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
     (reader.deframer.pending() > 0)
         .then(|| reader.last_progress.checked_add(stall))
         .flatten()
+}
+
+/// The time, read from the clock when first asked for: a busy-polling turn over datagram
+/// sockets needs none.
+#[derive(Default)]
+struct Now(Option<Instant>);
+
+impl Now {
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
 }
 
 fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {

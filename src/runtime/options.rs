@@ -95,7 +95,16 @@ pub struct ContextOptions {
     pub reconnect: Reconnect,
     /// Packets sent and received written to the log at debug level.
     pub trace: Trace,
+    /// Threaded mode: how many worker threads run the callbacks (osc4py3's `as_allthreads`
+    /// with its pool of execution threads). 0: callbacks run on the I/O thread. With
+    /// workers, received packets wait in the receive queue (`queue_capacity`) for the
+    /// first free worker, and packets handled at once by different workers may run their
+    /// callbacks in any order: callbacks must be safe to run concurrently.
+    pub workers: usize,
 }
+
+/// Most worker threads a context can have.
+pub const MAX_WORKERS: usize = 256;
 
 /// How packets are traced in the log (osc4py3's `dumppacket` and `dumpraw` options; the log
 /// callback stands for its `dumpfile`). Off by default; with both off nothing is formatted.
@@ -120,6 +129,7 @@ impl Default for ContextOptions {
             stall_timeout: Duration::from_secs(10),
             reconnect: Reconnect::default(),
             trace: Trace::default(),
+            workers: 0,
         }
     }
 }

@@ -2,9 +2,10 @@
 //! the receive queue, the wake-ups, and the event and log callbacks.
 
 use super::channel::Channel;
+use super::context::deadline;
 use super::event::{Event, LogLevel, Stats};
 use super::options::{ContextOptions, Trace, MAX_QUEUE_CAPACITY};
-use super::poller::Waker;
+use super::poller::{Interest, Poller, Waker};
 use crate::callback_slot::CallbackSlot;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
@@ -13,13 +14,14 @@ use crate::osc::{HexDump, PacketText};
 use crate::receive::{ReceiveStats, Receiver};
 use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The event callback.
 pub type EventCallback = Box<dyn Fn(&Event) + Send + Sync>;
@@ -56,10 +58,32 @@ impl Incoming {
     }
 }
 
+/// See `Shared::taken`.
+struct Taken {
+    /// Packets taken from the queue so far.
+    count: u64,
+    /// Per consumer, the number (in `count`) of the packet it is dispatching, or [`IDLE`].
+    holding: Vec<u64>,
+}
+
+/// A consumer holding no packet.
+const IDLE: u64 = u64::MAX;
+
+/// Marks a consumer as holding no packet when dropped.
+struct Idle<'a>(&'a Shared, usize);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.taken.lock().holding[self.1] = IDLE;
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) options: ContextOptions,
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) channels: RwLock<Slab<Arc<Channel>>>,
+    /// Moves on each change to `channels` (see [`table_changed`](Self::table_changed)).
+    table_version: AtomicU64,
     pub(crate) names: RwLock<HashMap<String, ChannelId>>,
     /// Wakes the I/O loop (new channel, output to flush, shutdown).
     pub(crate) waker: Waker,
@@ -69,11 +93,10 @@ pub(crate) struct Shared {
     /// push signals when none is pending, whatever it saw of the queue.
     notified: AtomicBool,
     queue: ArrayQueue<Incoming>,
-    /// Delivery rounds begun and ended (one at a time: each holds its receiver): lets a connection whose
-    /// peer finished sending wait until its last messages' callbacks, which may reply on
-    /// it, have run.
-    rounds_begun: AtomicU64,
-    rounds_ended: AtomicU64,
+    /// Packets taken from `queue` and what each consumer is dispatching: lets a connection
+    /// whose peer finished sending wait until its last messages' callbacks, which may
+    /// reply on it, have run (see `delivery_mark`).
+    taken: Mutex<Taken>,
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: CallbackSlot<EventCallback>,
     pub(crate) log: CallbackSlot<LogCallback>,
@@ -88,6 +111,7 @@ impl Shared {
         dispatcher: Arc<Dispatcher>,
     ) -> Result<Shared, Error> {
         let capacity = options.queue_capacity.max(1);
+        let consumers = options.workers.max(1);
         if capacity > MAX_QUEUE_CAPACITY {
             // Allocated up front: a failed allocation aborts the process.
             return Err(Error::BadOption("queue_capacity is over 1,048,576"));
@@ -96,13 +120,16 @@ impl Shared {
             options,
             dispatcher,
             channels: RwLock::new(Slab::default()),
+            table_version: AtomicU64::new(0),
             names: RwLock::new(HashMap::new()),
             waker: Waker::new()?,
             notify: Waker::new()?,
             notified: AtomicBool::new(false),
             queue: ArrayQueue::new(capacity),
-            rounds_begun: AtomicU64::new(0),
-            rounds_ended: AtomicU64::new(0),
+            taken: Mutex::new(Taken {
+                count: 0,
+                holding: vec![IDLE; consumers],
+            }),
             pool: ArrayQueue::new(capacity),
             events: CallbackSlot::default(),
             log: CallbackSlot::default(),
@@ -118,6 +145,17 @@ impl Shared {
         out.extend(self.channels.read().iter().map(|(_, c)| c.clone()));
     }
 
+    /// To be called after a channel is added to or removed from `channels`: an I/O loop
+    /// that keeps its poll set between rounds builds it again.
+    pub(crate) fn table_changed(&self) {
+        self.table_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever the channel table does.
+    pub(crate) fn table_version(&self) -> u64 {
+        self.table_version.load(Ordering::Acquire)
+    }
+
     pub(crate) fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
         self.channels.read().get(id.0).cloned()
     }
@@ -129,15 +167,20 @@ impl Shared {
     pub(crate) fn push_incoming(&self, item: Incoming) -> bool {
         match self.queue.push(item) {
             Ok(()) => {
-                if !self.notified.swap(true, Ordering::AcqRel) {
-                    self.notify.wake();
-                }
+                self.signal();
                 true
             }
             Err(item) => {
                 self.recycle(item);
                 false
             }
+        }
+    }
+
+    /// Makes `notify` readable, unless it is already.
+    fn signal(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.notify.wake();
         }
     }
 
@@ -148,17 +191,25 @@ impl Shared {
         self.notified.swap(false, Ordering::AcqRel);
     }
 
-    /// Delivers the packets queued now, not those their callbacks queue meanwhile (a
-    /// callback sending to `_local` would otherwise keep the caller here for good: they
-    /// wait for the next round, which the push has signalled). Reports late and dropped
-    /// bundles; returns the messages dispatched.
-    pub(crate) fn deliver_incoming(&self, receiver: &mut Receiver) -> usize {
+    /// Delivers the packets queued now, at most `max`, not those their callbacks queue
+    /// meanwhile (a callback sending to `_local` would otherwise keep the caller here for
+    /// good: they wait for the next call, which the push has signalled). `consumer` tells
+    /// apart the threads taking packets at once (a context's workers), from 0. Reports late
+    /// and dropped bundles; returns the messages dispatched.
+    pub(crate) fn deliver_incoming(
+        &self,
+        receiver: &mut Receiver,
+        consumer: usize,
+        max: usize,
+    ) -> usize {
         let mut dispatched = 0;
-        // Before the first pop: a packet seen gone from the queue was taken by a round
-        // counted here (see `delivery_mark`).
-        let round = self.rounds_begun.fetch_add(1, Ordering::SeqCst) + 1;
-        for _ in 0..self.queue.len() {
-            let Some(item) = self.queue.pop() else { break };
+        // Also when a callback panics: a packet left "in hand" would hold back every
+        // `delivered` after it.
+        let _idle_after = Idle(self, consumer);
+        for _ in 0..self.queue.len().min(max) {
+            let Some(item) = self.take(consumer) else {
+                break;
+            };
             let before = receiver.stats();
             dispatched += receiver
                 .receive(&item.bytes, item.info, TimeTag::now())
@@ -166,24 +217,81 @@ impl Shared {
             self.received(item.info.channel, before, receiver.stats());
             self.recycle(item);
         }
-        self.rounds_ended.store(round, Ordering::SeqCst);
         dispatched
     }
 
-    /// The delivery round whose end means every packet queued so far has been dispatched:
-    /// with the queue empty, the latest begun (it may have taken the last of them); else
-    /// the first to begin after this call began, which takes all of them.
-    pub(crate) fn delivery_mark(&self) -> u64 {
-        let before = self.rounds_begun.load(Ordering::SeqCst);
-        match self.queue.is_empty() {
-            true => self.rounds_begun.load(Ordering::SeqCst),
-            false => before + 1,
+    /// Dispatches queued packets (at most `max`, as `consumer`: see `deliver_incoming`) and
+    /// due bundles, waiting on the wake-up descriptor for at most `timeout` (`None`: until
+    /// something is dispatched or the context closes). Io-thread mode's `poll` and
+    /// threaded mode's workers.
+    pub(crate) fn dispatch_queued(
+        &self,
+        receiver: &mut Receiver,
+        consumer: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> usize {
+        let until = deadline(timeout);
+        let mut poller = Poller::default();
+        loop {
+            // Drain the descriptor first, so a packet queued after this is never missed.
+            self.take_notification();
+            // More waits than this consumer takes: another (a worker) may take the rest.
+            if self.queue.len() > max {
+                self.signal();
+            }
+            let mut n = self.deliver_incoming(receiver, consumer, max);
+            n += receiver.run_due(TimeTag::now());
+            // Keep no method table while waiting or back with the caller.
+            receiver.release();
+            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if n > 0 || left.is_some_and(|l| l.is_zero()) || self.closed.load(Ordering::Acquire) {
+                return n;
+            }
+            let due = receiver
+                .next_deadline()
+                .map(|d| d.duration_since(TimeTag::now()).unwrap_or_default());
+            let wait = match (left, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if self.has_incoming() {
+                continue;
+            }
+            poller.clear();
+            poller.add(
+                self.notify.fd(),
+                Interest {
+                    read: true,
+                    write: false,
+                },
+            );
+            let _ = poller.wait(wait);
         }
     }
 
-    /// True once delivery round `mark` has ended.
+    /// The next queued packet, noted as in `consumer`'s hands until its next call.
+    fn take(&self, consumer: usize) -> Option<Incoming> {
+        let mut taken = self.taken.lock();
+        let item = self.queue.pop()?;
+        taken.holding[consumer] = taken.count;
+        taken.count += 1;
+        Some(item)
+    }
+
+    /// A mark that [`delivered`](Self::delivered) passes once every packet queued so far
+    /// has been dispatched: the number of packets taken or waiting (the queue is first in,
+    /// first out, so they are the first that many taken).
+    pub(crate) fn delivery_mark(&self) -> u64 {
+        let taken = self.taken.lock();
+        taken.count + self.queue.len() as u64
+    }
+
+    /// True once the packets before `mark` have all been taken and none is still in a
+    /// consumer's hands.
     pub(crate) fn delivered(&self, mark: u64) -> bool {
-        self.rounds_ended.load(Ordering::SeqCst) >= mark
+        let taken = self.taken.lock();
+        taken.count >= mark && taken.holding.iter().all(|&h| h >= mark)
     }
 
     pub(crate) fn has_incoming(&self) -> bool {

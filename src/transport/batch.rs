@@ -10,19 +10,28 @@ use std::net::{SocketAddr, UdpSocket};
 pub(crate) const BATCH: usize = 16;
 
 /// Room for a batch of datagrams of any size, reused from call to call. The buffer is
-/// zero-allocated, so pages the kernel never writes to cost no memory.
+/// zero-allocated, so pages the kernel never writes to cost no memory. Everything lives on
+/// the heap: an idle busy-polling caller pays neither for moving the batch nor for zeroing
+/// the kernel's address slots on each call.
 #[derive(Debug, Default)]
 pub(crate) struct RecvBatch {
     buf: Vec<u8>,
-    lens: [usize; BATCH],
-    from: [Option<SocketAddr>; BATCH],
+    lens: Vec<usize>,
+    from: Vec<Option<SocketAddr>>,
+    /// Where the kernel writes each sender's address.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    names: Vec<libc::sockaddr_storage>,
 }
 
 impl RecvBatch {
     pub(crate) fn new() -> RecvBatch {
         RecvBatch {
             buf: vec![0; BATCH * RECV_BUFFER],
-            ..RecvBatch::default()
+            lens: vec![0; BATCH],
+            from: vec![None; BATCH],
+            // SAFETY: all-zero bytes are a valid (empty) socket address.
+            #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+            names: vec![unsafe { std::mem::zeroed() }; BATCH],
         }
     }
 
@@ -40,11 +49,10 @@ impl RecvBatch {
         use std::{mem, ptr};
 
         // SAFETY: all-zero bytes are valid for these plain C structures.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
         let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let names = &mut self.names;
         for (i, slot) in self.buf.chunks_exact_mut(RECV_BUFFER).enumerate() {
             iovs[i] = libc::iovec {
                 iov_base: slot.as_mut_ptr().cast(),
@@ -56,7 +64,7 @@ impl RecvBatch {
             h.msg_iov = ptr::addr_of_mut!(iovs[i]);
             h.msg_iovlen = 1;
         }
-        // SAFETY: every header points at a live name and a live iovec of RECV_BUFFER
+        // SAFETY: every header points at a live name in `self.names` and a live iovec of RECV_BUFFER
         // writable bytes inside `self.buf`, all outliving the call.
         let n = unsafe {
             libc::recvmmsg(
@@ -84,6 +92,12 @@ impl RecvBatch {
     /// Receives one datagram (this system has no `recvmmsg`).
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.recv_one(socket)
+    }
+
+    /// Receives one datagram from a non-blocking socket into the first slot; returns 1
+    /// (`WouldBlock` when there is none).
+    pub(crate) fn recv_one(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let (n, from) = socket.recv_from(&mut self.buf[..RECV_BUFFER])?;
         self.lens[0] = n;
         self.from[0] = Some(from);

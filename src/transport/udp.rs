@@ -7,6 +7,7 @@ use super::url::{Host, IpFamily, UdpOptions};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::AtomicBool;
 
 /// Room for any UDP payload; a datagram filling it was truncated by the kernel.
 pub(crate) const RECV_BUFFER: usize = 65_536;
@@ -22,12 +23,27 @@ pub(crate) struct UdpEndpoint {
     pub(crate) dest: Option<SocketAddr>,
     /// The socket's family, read once: asking the kernel on every reply cost a system call.
     v6: bool,
+    /// Connected to `dest` (`?connect=1`): sends to it go without an address.
+    pub(crate) connected: bool,
+    /// The last read found one datagram or none: the next reads one alone (see
+    /// `Engine::read_datagrams`).
+    pub(crate) lone: AtomicBool,
 }
 
 impl UdpEndpoint {
-    fn new(socket: UdpSocket, dest: Option<SocketAddr>) -> io::Result<UdpEndpoint> {
+    fn new(
+        socket: UdpSocket,
+        dest: Option<SocketAddr>,
+        connected: bool,
+    ) -> io::Result<UdpEndpoint> {
         let v6 = socket.local_addr()?.is_ipv6();
-        Ok(UdpEndpoint { socket, dest, v6 })
+        Ok(UdpEndpoint {
+            socket,
+            dest,
+            v6,
+            connected,
+            lone: AtomicBool::new(true),
+        })
     }
 
     /// The address to pass to `send_to`: an IPv6 socket reaches IPv4 peers through their
@@ -45,15 +61,26 @@ impl UdpEndpoint {
 /// Opens the socket for `osc.udp://[host]:port?options` (no host: listen).
 pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Result<UdpEndpoint> {
     let Some(host) = host else {
-        return UdpEndpoint::new(listen(port, opts)?, None);
+        return UdpEndpoint::new(listen(port, opts)?, None, false);
     };
     let dest = resolve(host, port, opts.family)?;
+    let connect = opts.connect == Some(true);
     let socket = if dest.ip().is_multicast() {
+        if connect {
+            // Connected, it would no longer receive the group's traffic.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "connect=1 is for unicast destinations, not a multicast group",
+            ));
+        }
         multicast(dest, opts)?
     } else {
         sender(dest, opts)?
     };
-    UdpEndpoint::new(socket, Some(dest))
+    if connect {
+        socket.connect(dest)?;
+    }
+    UdpEndpoint::new(socket, Some(dest), connect)
 }
 
 /// An address as people write it: IPv4 peers seen through a dual-stack socket arrive as

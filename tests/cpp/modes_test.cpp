@@ -1,11 +1,13 @@
 // The wrapper in all three threading modes over loopback: UDP, TCP and Unix round trips
 // with replies, a timed bundle not delivered before its timetag, handlers that throw
 // (the process survives, the other handlers still run), sends from several std::threads
-// while one polls, events, and the io-thread wake-up descriptor. Exit 0 = pass.
+// while one polls, events, and the io-thread wake-up descriptor; and threaded mode with a
+// pool of workers. Exit 0 = pass.
 #include "rosco.hpp"
 #include "test_util.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -255,6 +257,36 @@ void wakeup_descriptor(rosco::Mode mode) {
 
 }  // namespace
 
+// Threaded mode with a pool of workers: handlers run on the workers, side by side.
+void workers_pool() {
+    rosco::Context ctx(rosco::Options().mode(rosco::Mode::threaded).workers(3));
+    rosco::Channel server = ctx.open("server", test::udp_listen());
+    rosco::Channel client = ctx.open("client", test::udp_to(server.port()));
+    std::atomic<int> running{0}, most{0}, done{0};
+    Record threads;
+    rosco::Method work = ctx.on("/work", [&](const rosco::Message&) {
+        int now = ++running;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        char name[16] = {0};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        threads.add(name);
+        // Waits (within reason) for a second handler to run meanwhile: only a second
+        // thread can run it.
+        auto stop = std::chrono::steady_clock::now() + 5s;
+        while (most.load() < 2 && std::chrono::steady_clock::now() < stop)
+            std::this_thread::sleep_for(1ms);
+        --running;
+        ++done;
+    });
+    for (int i = 0; i < 6; i++) client.send("/work");
+    CHECK(test::poll_until(ctx, [&] { return done.load() == 6; }));
+    CHECK(most.load() >= 2);
+    std::lock_guard<std::mutex> l(threads.mu);
+    for (const auto& name : threads.lines) CHECK(name.rfind("rosco-worker-", 0) == 0);
+}
+
 int main() {
     for (rosco::Mode mode : {rosco::Mode::poll, rosco::Mode::io_thread, rosco::Mode::threaded}) {
         const int before = test::failures();
@@ -271,5 +303,12 @@ int main() {
         }
         std::printf("mode %s: %s\n", test::mode_name(mode), test::failures() == before ? "ok" : "FAILED");
     }
+    const int before = test::failures();
+    try {
+        workers_pool();
+    } catch (const std::exception& e) {
+        test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
+    }
+    std::printf("threaded with workers: %s\n", test::failures() == before ? "ok" : "FAILED");
     return test::result("modes_test");
 }
