@@ -16,10 +16,16 @@
 #define ROSCO_MAKE_VERSION(major, minor, patch) (((major) << 16) | ((minor) << 8) | (patch))
 #define ROSCO_VERSION ROSCO_MAKE_VERSION(ROSCO_VERSION_MAJOR, ROSCO_VERSION_MINOR, ROSCO_VERSION_PATCH)
 
+/* Fills *opts with the default options for the struct as this header declares it (see
+ * rosco_ctx_options_init_sized): a program built with this header keeps working with a
+ * later library, whose struct may be longer. */
+#define rosco_ctx_options_init(opts) rosco_ctx_options_init_sized((opts), sizeof *(opts))
+
 /*
  * Threading: every function may be called from any thread unless its comment says
  * otherwise. Method callbacks run inside rosco_poll() on the caller's thread, except in
- * ROSCO_MODE_THREADED, where they run on the context's I/O thread. Callbacks may send,
+ * ROSCO_MODE_THREADED, where they run on the context's I/O thread, or on its worker
+ * threads, several at once (rosco_ctx_options.workers). Callbacks may send,
  * add and remove methods and close channels; they must not throw or longjmp through rosco.
  *
  * Errors: functions return ROSCO_OK (0) or a negative ROSCO_ERR_* code, and
@@ -33,7 +39,8 @@
 // A background thread does the I/O; callbacks run inside `rosco_poll`.
 #define ROSCO_MODE_IO_THREAD 1
 
-// Callbacks run on the background I/O thread.
+// Callbacks run on the background I/O thread (or on worker threads: see
+// `rosco_ctx_options.workers`).
 #define ROSCO_MODE_THREADED 2
 
 // `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
@@ -120,8 +127,10 @@ typedef struct rosco_channel_stats {
 
 // Context options. Fill with `rosco_ctx_options_init`, then change what you need: the
 // leading `size` lets the struct grow in later versions without breaking old callers.
+// Fields are only ever appended.
 typedef struct rosco_ctx_options {
-  // `sizeof(rosco_ctx_options)`, set by `rosco_ctx_options_init`.
+  // The size of the struct as the caller's header declares it, set by
+  // `rosco_ctx_options_init`.
   uint32_t size;
   // `ROSCO_MODE_POLL`, `ROSCO_MODE_IO_THREAD` or `ROSCO_MODE_THREADED`.
   int32_t mode;
@@ -133,7 +142,8 @@ typedef struct rosco_ctx_options {
   uint32_t max_frame;
   // Most peers on one stream listener.
   uint32_t max_stream_peers;
-  // Received packets waiting for `rosco_poll` in io-thread mode (1 to 1,048,576).
+  // Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
+  // 1,048,576).
   uint32_t queue_capacity;
   // A stream peer leaving half a frame this long (ms) is disconnected.
   uint32_t stall_timeout_ms;
@@ -146,7 +156,7 @@ typedef struct rosco_ctx_options {
   // Reconnect attempts before giving up; 0 retries forever.
   uint32_t reconnect_retries;
   // Most bytes of bundles held for a future time; a bundle that would go over is dropped
-  // and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
+  // and reported (`ROSCO_EVENT_DROPPED`). 0 holds none. Each worker holds its own.
   uint32_t max_held_bytes;
   // Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
   // `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
@@ -217,7 +227,8 @@ typedef void (*rosco_log_fn)(void *user, int32_t level, const char *message);
 // methods are skipped), non-zero to pass it on. `msg` is valid during the call only.
 //
 // It runs inside `rosco_poll` on the caller's thread, or on the I/O thread in threaded
-// mode. It may send, add and remove methods (itself included), and close channels.
+// mode (on the worker threads, several at once, with `rosco_ctx_options.workers`). It
+// may send, add and remove methods (itself included), and close channels.
 typedef int32_t (*rosco_method_fn)(void *user, const struct rosco_msg *msg);
 
 // Frees a method's user data when the method is removed or its context freed.
@@ -550,17 +561,20 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
                          const struct rosco_msg *msg,
                          const struct rosco_builder *b);
 
-// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
-// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-// forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
-// tags optional, any bytes in text, no address compression, patterns up to 1 KiB) and sets
-// its `size`.
+// Fills the first `size` bytes of `opts` with the defaults (poll mode, coercion on,
+// bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
+// reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
+// type, no address checks, type tags optional, any bytes in text, no address compression,
+// patterns up to 1 KiB, no workers) and sets its `size` to the part filled. Call it
+// through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
+// program built with an older, smaller struct then gets only the fields it has, and
+// nothing after its struct is written.
 //
 // Thread-safe.
 //
 // # Safety
-// `opts` is NULL or writable.
-rosco_status rosco_ctx_options_init(struct rosco_ctx_options *opts);
+// `opts` is NULL or has `size` writable bytes.
+rosco_status rosco_ctx_options_init_sized(struct rosco_ctx_options *opts, size_t size);
 
 // Creates a context (`opts` NULL: the defaults) and writes its handle to `out`.
 // Io-thread and threaded modes start their I/O thread here. Free with `rosco_ctx_free`.

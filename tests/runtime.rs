@@ -598,6 +598,14 @@ fn a_sender_can_ask_for_an_address_family() {
 #[test]
 fn a_connected_sender_hears_its_destination_only() {
     let ctx = context(Mode::Poll);
+    // Replies go out through the connected socket too (`send_to` would fail on BSD).
+    let sender = ctx.sender();
+    ctx.methods()
+        .add_method(Some("/dest"), None, move |_, info| {
+            sender.reply(info, "/back", &[]).unwrap();
+            Flow::PassOn
+        })
+        .unwrap();
     let log = record(&ctx);
     let dest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = dest.local_addr().unwrap().port();
@@ -623,13 +631,16 @@ fn a_connected_sender_hears_its_destination_only() {
     assert!(until(&ctx, || len(&log) >= 1));
     ctx.poll(Some(Duration::from_millis(50))).unwrap();
     assert_eq!(*log.lock().unwrap(), ["/dest "]);
+    let n = dest.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"/back\0\0\0,\0\0\0");
     // With the destination gone, the kernel's "port unreachable" comes back on a later
     // send, which tries again: every message still goes out.
     drop(dest);
     for _ in 0..3 {
         ctx.send(tx, "/to", &[Arg::Int(1)]).unwrap();
     }
-    assert_eq!(ctx.stats(tx).unwrap().packets_out, 4);
+    // The first message, the reply and these three.
+    assert_eq!(ctx.stats(tx).unwrap().packets_out, 5);
     ctx.poll(Some(Duration::ZERO)).unwrap();
     let e = ctx
         .open("group", "osc.udp://239.1.2.3:7000?connect=1")
@@ -691,6 +702,93 @@ fn workers_run_callbacks_side_by_side() {
         };
         let e = Context::new(options).unwrap_err();
         assert!(e.to_string().contains("workers"), "{e}");
+    }
+}
+
+#[test]
+fn a_panicking_callback_leaves_its_channel_working() {
+    for (mode, ctx) in models() {
+        ctx.methods()
+            .add_method(Some("/boom"), None, |_, _| panic!("a test callback panics"))
+            .unwrap();
+        let log = record(&ctx);
+        let (_rx, tx) = udp_pair(&ctx);
+        let unix = format!("/tmp/rosco-panic-{}-{}", std::process::id(), len(&log));
+        let _ = std::fs::remove_file(&unix);
+        ctx.open("unix-rx", &format!("osc.unix://{unix}?listen"))
+            .unwrap();
+        let unix_tx = ctx.open("unix-tx", &format!("osc.unix://{unix}")).unwrap();
+        // In poll and io-thread modes the panic comes out of `poll`; a caller may carry on.
+        let poll = || {
+            let turn = std::panic::AssertUnwindSafe(|| ctx.poll(Some(Duration::from_millis(10))));
+            let _ = std::panic::catch_unwind(turn);
+        };
+        for to in [tx, unix_tx] {
+            ctx.send(to, "/boom", &[]).unwrap();
+            let stop = Instant::now() + Duration::from_millis(200);
+            while Instant::now() < stop {
+                poll();
+            }
+            for i in 0..5 {
+                ctx.send(to, "/ok", &[Arg::Int(i)]).unwrap();
+            }
+        }
+        let oks = || {
+            log.lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.starts_with("/ok"))
+                .count()
+        };
+        let stop = Instant::now() + Duration::from_secs(5);
+        while oks() < 10 && Instant::now() < stop {
+            poll();
+        }
+        assert_eq!(oks(), 10, "{mode}: {:?}", log.lock().unwrap());
+        let _ = std::fs::remove_file(&unix);
+    }
+}
+
+#[test]
+fn the_poll_set_follows_channels_opened_and_closed_while_polling() {
+    for (mode, ctx) in models() {
+        let log = record(&ctx);
+        let mut packet = Vec::new();
+        rosco::osc::encode_message("/in", &[], &mut packet).unwrap();
+        let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let port = ctx.port(rx).unwrap();
+        // Busy polling keeps its poll set between calls; a channel opened meanwhile on
+        // another thread is read all the same.
+        let opened = std::thread::scope(|s| {
+            let opener = s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                let id = ctx.open("late", "osc.udp://:0?bind=127.0.0.1").unwrap();
+                let late = ctx.port(id).unwrap();
+                raw.send_to(&packet, ("127.0.0.1", late)).unwrap();
+                id
+            });
+            let stop = Instant::now() + Duration::from_secs(5);
+            while len(&log) < 1 && Instant::now() < stop {
+                ctx.poll(Some(Duration::ZERO)).unwrap();
+            }
+            opener.join().unwrap()
+        });
+        assert_eq!(len(&log), 1, "{mode}: the late channel was not read");
+        // Closed between busy polls, the port can be had again at once, and the channel
+        // that takes it is read.
+        ctx.close(rx).unwrap();
+        ctx.close(opened).unwrap();
+        let again = ctx
+            .open("again", &format!("osc.udp://:{port}?bind=127.0.0.1"))
+            .unwrap();
+        raw.send_to(&packet, ("127.0.0.1", port)).unwrap();
+        let stop = Instant::now() + Duration::from_secs(5);
+        while len(&log) < 2 && Instant::now() < stop {
+            ctx.poll(Some(Duration::ZERO)).unwrap();
+        }
+        assert_eq!(len(&log), 2, "{mode}: the reopened port was not read");
+        assert_eq!(ctx.stats(again).unwrap().packets_in, 1, "{mode}");
     }
 }
 

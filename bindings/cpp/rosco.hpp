@@ -137,8 +137,8 @@
 //   reason. A Method may outlive its Context: its destructor then does nothing (and
 //   remove() throws ROSCO_ERR_HANDLE); the handler went with the context.
 // * Removal waits for the handler: once ~Method, Method::remove() or an assignment over a
-//   Method returns, its handler is not running on another thread (the I/O thread in
-//   threaded mode, a thread inside poll() in the other modes), and from the moment removal
+//   Method returns, its handler is not running on another thread (the I/O thread or a
+//   worker in threaded mode, a thread inside poll() in the other modes), and from the moment removal
 //   begins no new call enters it (a message already on its way to it is passed on, as if
 //   the method were gone). So the usual pattern is safe: an object owning a Method whose
 //   handler captures `this` may be destroyed on any thread while messages arrive. A handler
@@ -156,7 +156,8 @@
 //   happened, or, if none is set, written as one line to std::cerr. Nothing unwinds into
 //   rosco. (The log callback is rosco's own channel and is not used for this.)
 // * Where handlers run: in poll and io-thread mode inside Context::poll() on the calling
-//   thread; in threaded mode on the context's I/O thread (guard shared state then). Event
+//   thread; in threaded mode on the context's I/O thread, or on its workers, several at
+//   once (Options::workers) (guard shared state then). Event
 //   handlers run on the thread doing the I/O (inside poll() in poll mode, so the "bound"
 //   event of a listener comes at the next poll()); log handlers may run on any of the
 //   context's threads.
@@ -444,7 +445,7 @@ using Stats = rosco_channel_stats;
 enum class Mode : std::int32_t {
     poll = ROSCO_MODE_POLL,            ///< everything inside Context::poll()
     io_thread = ROSCO_MODE_IO_THREAD,  ///< I/O on a thread, handlers inside poll()
-    threaded = ROSCO_MODE_THREADED,    ///< handlers on the I/O thread
+    threaded = ROSCO_MODE_THREADED,    ///< handlers on the I/O thread (or Options::workers)
 };
 
 /// Log levels; a log handler receives its level and the more severe ones.
@@ -1767,7 +1768,8 @@ public:
 
     /// Subscribes to the messages to `pattern` whose type tags are `typespec`, keeping at
     /// most `capacity` of them for Subscription::take(). They arrive where handlers run:
-    /// in poll() in the poll and io-thread modes, on the I/O thread in threaded mode.
+    /// in poll() in the poll and io-thread modes, on the I/O thread (or the workers) in
+    /// threaded mode.
     Subscription subscribe(std::string_view pattern, std::string_view typespec,
                            std::uint32_t capacity = 1024) {
         detail::ZStr p(pattern), t(typespec);

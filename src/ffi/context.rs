@@ -14,16 +14,19 @@ use std::time::Duration;
 pub const ROSCO_MODE_POLL: i32 = 0;
 /// A background thread does the I/O; callbacks run inside `rosco_poll`.
 pub const ROSCO_MODE_IO_THREAD: i32 = 1;
-/// Callbacks run on the background I/O thread.
+/// Callbacks run on the background I/O thread (or on worker threads: see
+/// `rosco_ctx_options.workers`).
 pub const ROSCO_MODE_THREADED: i32 = 2;
 
 /// Context options. Fill with `rosco_ctx_options_init`, then change what you need: the
 /// leading `size` lets the struct grow in later versions without breaking old callers.
+/// Fields are only ever appended.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 #[allow(non_camel_case_types)]
 pub struct rosco_ctx_options {
-    /// `sizeof(rosco_ctx_options)`, set by `rosco_ctx_options_init`.
+    /// The size of the struct as the caller's header declares it, set by
+    /// `rosco_ctx_options_init`.
     pub size: u32,
     /// `ROSCO_MODE_POLL`, `ROSCO_MODE_IO_THREAD` or `ROSCO_MODE_THREADED`.
     pub mode: i32,
@@ -35,7 +38,8 @@ pub struct rosco_ctx_options {
     pub max_frame: u32,
     /// Most peers on one stream listener.
     pub max_stream_peers: u32,
-    /// Received packets waiting for `rosco_poll` in io-thread mode (1 to 1,048,576).
+    /// Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
+    /// 1,048,576).
     pub queue_capacity: u32,
     /// A stream peer leaving half a frame this long (ms) is disconnected.
     pub stall_timeout_ms: u32,
@@ -48,7 +52,7 @@ pub struct rosco_ctx_options {
     /// Reconnect attempts before giving up; 0 retries forever.
     pub reconnect_retries: u32,
     /// Most bytes of bundles held for a future time; a bundle that would go over is dropped
-    /// and reported (`ROSCO_EVENT_DROPPED`). 0 holds none.
+    /// and reported (`ROSCO_EVENT_DROPPED`). 0 holds none. Each worker holds its own.
     pub max_held_bytes: u32,
     /// Packets sent and received written to the log at debug level: `ROSCO_TRACE_TEXT`,
     /// `ROSCO_TRACE_HEX`, both (`|`), or 0 (off).
@@ -262,27 +266,76 @@ unsafe fn address_table(
     Ok(Some(Arc::new(table)))
 }
 
-/// Fills `opts` with the defaults (poll mode, coercion on, bundles queued, 1 MiB frames,
-/// 500 stream peers, 4096 queued packets, 10 s stall timeout, reconnect from 100 ms to 5 s
-/// forever, 16 MiB of held bundles, no packet trace; every type, no address checks, type
-/// tags optional, any bytes in text, no address compression, patterns up to 1 KiB) and sets
-/// its `size`.
+/// Fills the first `size` bytes of `opts` with the defaults (poll mode, coercion on,
+/// bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
+/// reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
+/// type, no address checks, type tags optional, any bytes in text, no address compression,
+/// patterns up to 1 KiB, no workers) and sets its `size` to the part filled. Call it
+/// through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
+/// program built with an older, smaller struct then gets only the fields it has, and
+/// nothing after its struct is written.
 ///
 /// Thread-safe.
 ///
 /// # Safety
-/// `opts` is NULL or writable.
+/// `opts` is NULL or has `size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn rosco_ctx_options_init(opts: *mut rosco_ctx_options) -> rosco_status {
+pub unsafe extern "C" fn rosco_ctx_options_init_sized(
+    opts: *mut rosco_ctx_options,
+    size: usize,
+) -> rosco_status {
     guard(|| {
-        // SAFETY: the caller passes NULL or a writable options struct.
-        unsafe {
-            write_out(
-                opts,
-                rosco_ctx_options::from_rust(&ContextOptions::default()),
-                "opts",
-            )
+        if opts.is_null() {
+            return Err(Failure::null("opts"));
         }
+        let min = std::mem::size_of::<u32>() * 2;
+        if size < min {
+            return Err(Failure::arg(
+                "size is under that of rosco_ctx_options' size and mode: pass sizeof *opts",
+            ));
+        }
+        let size = size.min(std::mem::size_of::<rosco_ctx_options>());
+        let defaults = rosco_ctx_options {
+            size: size as u32,
+            ..rosco_ctx_options::from_rust(&ContextOptions::default())
+        };
+        // Field by field, each only if it fits: the caller's struct may be an older,
+        // shorter one, and padding is never copied.
+        macro_rules! put {
+            ($($f:ident),*) => {$(
+                let at = std::mem::offset_of!(rosco_ctx_options, $f);
+                if at + std::mem::size_of_val(&defaults.$f) <= size {
+                    // SAFETY: the field lies within the `size` bytes the caller gave.
+                    unsafe { std::ptr::addr_of_mut!((*opts).$f).write_unaligned(defaults.$f) };
+                }
+            )*};
+        }
+        put!(
+            size,
+            mode,
+            coerce,
+            queue_bundles,
+            max_frame,
+            max_stream_peers,
+            queue_capacity,
+            stall_timeout_ms,
+            reconnect,
+            reconnect_initial_ms,
+            reconnect_max_ms,
+            reconnect_retries,
+            max_held_bytes,
+            trace,
+            types,
+            check_address,
+            require_typetags,
+            ascii_only,
+            address_codes,
+            addresses,
+            address_count,
+            max_pattern_len,
+            workers
+        );
+        Ok(())
     })
 }
 

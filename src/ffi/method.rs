@@ -13,7 +13,8 @@ use std::ffi::{c_char, c_void};
 /// methods are skipped), non-zero to pass it on. `msg` is valid during the call only.
 ///
 /// It runs inside `rosco_poll` on the caller's thread, or on the I/O thread in threaded
-/// mode. It may send, add and remove methods (itself included), and close channels.
+/// mode (on the worker threads, several at once, with `rosco_ctx_options.workers`). It
+/// may send, add and remove methods (itself included), and close channels.
 #[allow(non_camel_case_types)]
 pub type rosco_method_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, msg: *const rosco_msg) -> i32>;

@@ -523,17 +523,21 @@ impl Channel {
                     ))?,
                     Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
                 };
-                let result = match dest {
-                    Dest::Addr(_) => ep.socket.send_to(packet, ep.send_address(to)),
-                    Dest::Default if ep.connected => ep.socket.send(packet).or_else(|e| {
-                        match e.kind() {
-                            // A connected socket reports an earlier datagram's "port
-                            // unreachable" on a later send, which then did not go out.
-                            io::ErrorKind::ConnectionRefused => ep.socket.send(packet),
-                            _ => Err(e),
-                        }
+                let result = match (ep.connected, dest) {
+                    // (`send_to` on a connected socket fails on some systems.)
+                    (true, _) if ep.dest.map(udp::canonical) != Some(udp::canonical(to)) => {
+                        return Err(Error::Unsupported(
+                            "a connected channel (connect=1) sends to its destination only",
+                        ))
+                    }
+                    (true, _) => ep.socket.send(packet).or_else(|e| match e.kind() {
+                        // A connected socket reports an earlier datagram's "port
+                        // unreachable" on a later send, which then did not go out.
+                        io::ErrorKind::ConnectionRefused => ep.socket.send(packet),
+                        _ => Err(e),
                     }),
-                    _ => ep.socket.send_to(packet, to),
+                    (false, Dest::Addr(_)) => ep.socket.send_to(packet, ep.send_address(to)),
+                    (false, _) => ep.socket.send_to(packet, to),
                 };
                 result.map(sent)?;
                 Ok(false)

@@ -226,25 +226,31 @@ impl Context {
         channel.release();
         let on_io_thread = self.on_io_thread();
         let in_own_poll = self.shared.options.mode == Mode::Poll && IN_POLL.with(Cell::get);
-        // A poll-mode loop keeps its poll set between calls: it lets go of it here, or
-        // at the end of a round running on another thread.
-        if self.shared.options.mode == Mode::Poll && !in_own_poll {
-            if let Some(Some(engine)) = self.engine.try_lock().as_deref_mut() {
-                engine.forget_poll_set();
-            }
-        }
         let until = Instant::now() + CLOSE_WAIT;
-        while Arc::strong_count(&channel) > 1
-            && !on_io_thread
-            && !in_own_poll
-            && Instant::now() < until
-        {
+        loop {
+            self.forget_poll_set();
+            if Arc::strong_count(&channel) == 1
+                || on_io_thread
+                || in_own_poll
+                || Instant::now() >= until
+            {
+                break;
+            }
             self.shared.waker.wake();
             std::thread::sleep(Duration::from_micros(200));
         }
         drop(channel);
         self.shared.waker.wake();
         Ok(())
+    }
+
+    /// Poll mode keeps its poll set between calls (see `Engine::turn`): lets go of it
+    /// unless a `poll` is running, which lets go of it at the end of its round if a channel
+    /// closed meanwhile.
+    fn forget_poll_set(&self) {
+        if let Some(Some(engine)) = self.engine.try_lock().as_deref_mut() {
+            engine.forget_poll_set();
+        }
     }
 
     fn on_io_thread(&self) -> bool {
@@ -538,26 +544,21 @@ impl Context {
             return;
         }
         self.shared.waker.wake();
-        self.shared.notify.wake();
+        self.shared.wake_consumers();
         let me = std::thread::current().id();
         let workers = std::mem::take(&mut *self.workers.lock());
         for thread in self.thread.lock().take().into_iter().chain(workers) {
             // From one of its own callbacks a thread ends by itself when this turn
             // returns; joining it here would wait forever.
-            if thread.thread().id() == me {
-                continue;
+            if thread.thread().id() != me {
+                let _ = thread.join();
             }
-            // Workers share the wake-up descriptor, and one may drain it before another
-            // has seen it: signal until each has ended.
-            while !thread.is_finished() {
-                self.shared.notify.wake();
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            let _ = thread.join();
         }
         // Let a poll in progress on another thread finish its round.
         if !IN_POLL.with(Cell::get) {
-            drop(self.engine.lock());
+            if let Some(engine) = self.engine.lock().as_mut() {
+                engine.forget_poll_set();
+            }
             drop(self.receiver.lock());
         }
         // Callbacks may hold senders: clearing the table breaks those reference cycles.

@@ -111,6 +111,7 @@ impl Engine {
     /// One round: wait for I/O, timers or a wake-up (at most `timeout`; `None`: until
     /// something happens), handle all of it. Returns the messages dispatched here.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> usize {
+        self.restore_buffers();
         let mut dispatched = self.deliver_queued();
         let mut now = Now::default();
         let version = self.shared.table_version();
@@ -183,6 +184,18 @@ impl Engine {
             receiver.release();
         }
         dispatched
+    }
+
+    /// The receive buffers are taken out of `self` while a packet is handled (see
+    /// `read_datagrams`); a callback that panicked meanwhile left empty ones in their
+    /// place: they are made anew, or every later read would fail (or lose its datagram).
+    fn restore_buffers(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; RECV_BUFFER];
+        }
+        if !self.batch.is_allocated() {
+            self.batch = RecvBatch::new();
+        }
     }
 
     /// Lets go of the poll set and the channels in it; the next round builds it again.

@@ -15,7 +15,8 @@ pub enum Mode {
     /// A background thread does socket I/O, framing and validation; callbacks run inside
     /// `poll` on the caller's thread, and a descriptor is readable while messages wait.
     IoThread,
-    /// Callbacks run on the background I/O thread itself, for the lowest latency.
+    /// Callbacks run on the background I/O thread itself, for the lowest latency (or on
+    /// worker threads: see [`ContextOptions::workers`]).
     Threaded,
 }
 
@@ -86,7 +87,8 @@ pub struct ContextOptions {
     pub max_frame: usize,
     /// Most peers connected to one stream listener at once; more are refused.
     pub max_stream_peers: usize,
-    /// Received packets waiting for `poll` in io-thread mode; more are dropped and counted.
+    /// Received packets waiting for `poll` in io-thread mode, or for a worker; more are
+    /// dropped and counted.
     /// At most [`MAX_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
     /// A stream peer that leaves half a frame unfinished this long is disconnected.
@@ -99,7 +101,8 @@ pub struct ContextOptions {
     /// with its pool of execution threads). 0: callbacks run on the I/O thread. With
     /// workers, received packets wait in the receive queue (`queue_capacity`) for the
     /// first free worker, and packets handled at once by different workers may run their
-    /// callbacks in any order: callbacks must be safe to run concurrently.
+    /// callbacks in any order: callbacks must be safe to run concurrently. Each worker
+    /// holds its own timed bundles, up to `receive.max_held_bytes`.
     pub workers: usize,
 }
 

@@ -14,7 +14,7 @@ use crate::osc::{HexDump, PacketText};
 use crate::receive::{ReceiveStats, Receiver};
 use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     /// whose peer finished sending wait until its last messages' callbacks, which may
     /// reply on it, have run (see `delivery_mark`).
     taken: Mutex<Taken>,
+    /// Workers (`ContextOptions::workers`) wait on `work` under `work_lock` for packets.
+    work_lock: Mutex<()>,
+    work: Condvar,
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: CallbackSlot<EventCallback>,
     pub(crate) log: CallbackSlot<LogCallback>,
@@ -126,6 +129,8 @@ impl Shared {
             notify: Waker::new()?,
             notified: AtomicBool::new(false),
             queue: ArrayQueue::new(capacity),
+            work_lock: Mutex::new(()),
+            work: Condvar::new(),
             taken: Mutex::new(Taken {
                 count: 0,
                 holding: vec![IDLE; consumers],
@@ -177,9 +182,14 @@ impl Shared {
         }
     }
 
-    /// Makes `notify` readable, unless it is already.
+    /// Tells a consumer that packets wait: wakes one worker, or makes `notify` readable
+    /// unless it is already.
     fn signal(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        if self.options.workers > 0 {
+            // Under the lock: a worker checks the queue and starts waiting under it.
+            let _idle = self.work_lock.lock();
+            self.work.notify_one();
+        } else if !self.notified.swap(true, Ordering::AcqRel) {
             self.notify.wake();
         }
     }
@@ -232,7 +242,6 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> usize {
         let until = deadline(timeout);
-        let mut poller = Poller::default();
         loop {
             // Drain the descriptor first, so a packet queued after this is never missed.
             self.take_notification();
@@ -258,16 +267,40 @@ impl Shared {
             if self.has_incoming() {
                 continue;
             }
-            poller.clear();
-            poller.add(
-                self.notify.fd(),
-                Interest {
-                    read: true,
-                    write: false,
-                },
-            );
-            let _ = poller.wait(wait);
+            self.wait_for_packets(wait);
         }
+    }
+
+    /// Sleeps until a packet may be waiting, the context closes, or `timeout` passes.
+    /// Workers wait on a condition variable, which wakes one of them per packet (the
+    /// descriptor would wake them all); io-thread mode's `poll` on the descriptor.
+    fn wait_for_packets(&self, timeout: Option<Duration>) {
+        if self.options.workers > 0 {
+            let mut idle = self.work_lock.lock();
+            if self.queue.is_empty() && !self.closed.load(Ordering::Acquire) {
+                match timeout {
+                    Some(t) => drop(self.work.wait_for(&mut idle, t)),
+                    None => self.work.wait(&mut idle),
+                }
+            }
+            return;
+        }
+        let mut poller = Poller::default();
+        poller.add(
+            self.notify.fd(),
+            Interest {
+                read: true,
+                write: false,
+            },
+        );
+        let _ = poller.wait(timeout);
+    }
+
+    /// Wakes every consumer waiting for packets (the context is closing).
+    pub(crate) fn wake_consumers(&self) {
+        self.notify.wake();
+        let _idle = self.work_lock.lock();
+        self.work.notify_all();
     }
 
     /// The next queued packet, noted as in `consumer`'s hands until its next call.

@@ -35,6 +35,11 @@ impl RecvBatch {
         }
     }
 
+    /// False for the empty placeholder `Default` makes.
+    pub(crate) fn is_allocated(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Datagram `i` of the last [`recv`](Self::recv) and where it came from.
     pub(crate) fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
         let start = i * RECV_BUFFER;

@@ -112,7 +112,36 @@ static void test_options_init(void)
     CHECK_INT(o.reconnect_retries, 0);
     CHECK_INT(o.max_held_bytes, 16 * 1024 * 1024);
     CHECK_INT(o.trace, 0);
-    CHECK_ERR(rosco_ctx_options_init(NULL), ROSCO_ERR_NULL);
+    CHECK(o.types == NULL);
+    CHECK_INT(o.check_address, 0);
+    CHECK_INT(o.require_typetags, 0);
+    CHECK_INT(o.ascii_only, 0);
+    CHECK(o.address_codes == NULL);
+    CHECK(o.addresses == NULL);
+    CHECK_INT(o.address_count, 0);
+    CHECK_INT(o.max_pattern_len, 1024);
+    CHECK_INT(o.workers, 0);
+    CHECK_ERR(rosco_ctx_options_init_sized(NULL, sizeof o), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_ctx_options_init_sized(&o, 4), ROSCO_ERR_ARG);
+
+    /* A program built with an older header has a shorter struct: nothing past it is
+     * written, its size says how much it has, and a context takes it. */
+    union {
+        rosco_ctx_options o;
+        unsigned char bytes[sizeof(rosco_ctx_options) + 16];
+    } old;
+    const size_t old_size = offsetof(rosco_ctx_options, types);
+    memset(&old, 0x5A, sizeof old);
+    CHECK_OK(rosco_ctx_options_init_sized(&old.o, old_size));
+    size_t written_past = 0;
+    for (size_t i = old_size; i < sizeof old.bytes; i++)
+        written_past += old.bytes[i] != 0x5A;
+    CHECK_INT(written_past, 0);
+    CHECK_INT(old.o.size, old_size);
+    CHECK_INT(old.o.max_held_bytes, 16 * 1024 * 1024);
+    rosco_ctx ctx;
+    if (CHECK_OK(rosco_ctx_new(&old.o, &ctx)))
+        CHECK_OK(rosco_ctx_free(ctx));
 }
 
 static void test_new_errors(void)

@@ -97,7 +97,7 @@ int main(void)
     CHECK_OK(rosco_ctx_options_init(&o));
     CHECK_STR(rosco_last_error(), first);
     /* Another failure replaces it. */
-    CHECK_ERR(rosco_ctx_options_init(NULL), ROSCO_ERR_NULL);
+    CHECK_ERR(rosco_ctx_options_init_sized(NULL, sizeof(rosco_ctx_options)), ROSCO_ERR_NULL);
     CHECK(strcmp(rosco_last_error(), first) != 0);
     CHECK(strstr(rosco_last_error(), "opts") != NULL);
 
