@@ -565,7 +565,8 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 // bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
 // reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
 // type, no address checks, type tags optional, any bytes in text, no address compression,
-// patterns up to 1 KiB, no workers) and sets its `size` to the part filled. Call it
+// patterns up to 1 KiB, no workers) and sets its `size` to the part filled (bytes past
+// this library's struct, from a newer header, are zeroed and not counted). Call it
 // through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
 // program built with an older, smaller struct then gets only the fields it has, and
 // nothing after its struct is written.
@@ -676,7 +677,8 @@ rosco_status rosco_method_add(struct rosco_ctx ctx,
 rosco_status rosco_method_remove(struct rosco_ctx ctx, struct rosco_method m);
 
 // Sets (or with NULL removes) the callbacks called before and after the messages of each
-// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run.
+// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run
+// (with workers, those of different bundles may run at once).
 // Once this returns, the previous ones are not running on another thread and will not run
 // again (as for `rosco_ctx_set_event_callback`).
 //
@@ -953,7 +955,8 @@ const char *rosco_last_error(void);
 // are kept, at most `capacity` of them (later ones are dropped and counted), for
 // `rosco_sub_take` (aiolo's `route.sub()`). Every subscriber gets every matching message;
 // methods see it too. Messages enter the queue where callbacks run: inside `rosco_poll`
-// in poll and io-thread modes, on the I/O thread in threaded mode. Free it with
+// in poll and io-thread modes, on the I/O thread (or the workers, whose messages may
+// come in any order) in threaded mode. Free it with
 // `rosco_sub_free` (before or after its context).
 //
 // Thread-safe.

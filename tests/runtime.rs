@@ -646,6 +646,28 @@ fn a_connected_sender_hears_its_destination_only() {
         .open("group", "osc.udp://239.1.2.3:7000?connect=1")
         .unwrap_err();
     assert!(e.to_string().contains("unicast"), "{e}");
+    // Nothing goes anywhere else: a reply to another source is refused.
+    let elsewhere = rosco::dispatch::MsgInfo::new(TimeTag::now())
+        .with_channel(Some(tx))
+        .with_source(Some("127.0.0.1:9".parse().unwrap()));
+    let e = ctx.reply(&elsewhere, "/x", &[]).unwrap_err();
+    assert!(e.to_string().contains("destination only"), "{e}");
+    // A wildcard destination is connected to the loopback address, where replies come
+    // from: replies to it go out.
+    let dest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = dest.local_addr().unwrap().port();
+    let any = ctx
+        .open("any", &format!("osc.udp://0.0.0.0:{port}?connect=1"))
+        .unwrap();
+    let from = ctx.local_addr(any).unwrap();
+    let back = rosco::dispatch::MsgInfo::new(TimeTag::now())
+        .with_channel(Some(any))
+        .with_source(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))));
+    ctx.reply(&back, "/again", &[]).unwrap();
+    dest.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, seen_from) = dest.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"/again\0\0,\0\0\0");
+    assert_eq!(seen_from.port(), from.port());
 }
 
 #[test]
@@ -707,30 +729,32 @@ fn workers_run_callbacks_side_by_side() {
 
 #[test]
 fn a_panicking_callback_leaves_its_channel_working() {
-    for (mode, ctx) in models() {
+    for (n, (mode, ctx)) in models().enumerate() {
         ctx.methods()
             .add_method(Some("/boom"), None, |_, _| panic!("a test callback panics"))
             .unwrap();
         let log = record(&ctx);
-        let (_rx, tx) = udp_pair(&ctx);
-        let unix = format!("/tmp/rosco-panic-{}-{}", std::process::id(), len(&log));
+        let (_rx, udp) = udp_pair(&ctx);
+        let unix = format!("/tmp/rosco-panic-{}-{n}", std::process::id());
         let _ = std::fs::remove_file(&unix);
         ctx.open("unix-rx", &format!("osc.unix://{unix}?listen"))
             .unwrap();
-        let unix_tx = ctx.open("unix-tx", &format!("osc.unix://{unix}")).unwrap();
-        // In poll and io-thread modes the panic comes out of `poll`; a caller may carry on.
+        let unix = ctx.open("unix-tx", &format!("osc.unix://{unix}")).unwrap();
+        let tcp_rx = ctx.open("tcp-rx", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+        let tcp_port = ctx.port(tcp_rx).unwrap();
+        let tcp = ctx
+            .open("tcp-tx", &format!("osc.tcp://127.0.0.1:{tcp_port}"))
+            .unwrap();
+        // The panic is caught where the packet is handled, and the packets read with it
+        // (the rest of a batch, later frames of a stream) go on; in io-thread mode, where
+        // callbacks run inside `poll`, it comes out of `poll` and the caller may carry on.
         let poll = || {
             let turn = std::panic::AssertUnwindSafe(|| ctx.poll(Some(Duration::from_millis(10))));
             let _ = std::panic::catch_unwind(turn);
         };
-        for to in [tx, unix_tx] {
-            ctx.send(to, "/boom", &[]).unwrap();
-            let stop = Instant::now() + Duration::from_millis(200);
-            while Instant::now() < stop {
-                poll();
-            }
-            for i in 0..5 {
-                ctx.send(to, "/ok", &[Arg::Int(i)]).unwrap();
+        for to in [udp, unix, tcp] {
+            for address in ["/ok", "/ok", "/boom", "/ok", "/ok"] {
+                ctx.send(to, address, &[]).unwrap();
             }
         }
         let oks = || {
@@ -741,11 +765,12 @@ fn a_panicking_callback_leaves_its_channel_working() {
                 .count()
         };
         let stop = Instant::now() + Duration::from_secs(5);
-        while oks() < 10 && Instant::now() < stop {
+        while oks() < 12 && Instant::now() < stop {
             poll();
         }
-        assert_eq!(oks(), 10, "{mode}: {:?}", log.lock().unwrap());
-        let _ = std::fs::remove_file(&unix);
+        assert_eq!(oks(), 12, "{mode}: {:?}", log.lock().unwrap());
+        drop(ctx);
+        let _ = std::fs::remove_file(format!("/tmp/rosco-panic-{}-{n}", std::process::id()));
     }
 }
 

@@ -270,7 +270,8 @@ unsafe fn address_table(
 /// bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
 /// reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
 /// type, no address checks, type tags optional, any bytes in text, no address compression,
-/// patterns up to 1 KiB, no workers) and sets its `size` to the part filled. Call it
+/// patterns up to 1 KiB, no workers) and sets its `size` to the part filled (bytes past
+/// this library's struct, from a newer header, are zeroed and not counted). Call it
 /// through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
 /// program built with an older, smaller struct then gets only the fields it has, and
 /// nothing after its struct is written.
@@ -294,7 +295,14 @@ pub unsafe extern "C" fn rosco_ctx_options_init_sized(
                 "size is under that of rosco_ctx_options' size and mode: pass sizeof *opts",
             ));
         }
-        let size = size.min(std::mem::size_of::<rosco_ctx_options>());
+        // A newer header's longer struct: its fields this library does not know are
+        // zeroed (and ignored by `rosco_ctx_new`), and `size` says what is known.
+        let known = std::mem::size_of::<rosco_ctx_options>();
+        if size > known {
+            // SAFETY: the caller promised `size` writable bytes.
+            unsafe { std::ptr::write_bytes(opts.cast::<u8>().add(known), 0, size - known) };
+        }
+        let size = size.min(known);
         let defaults = rosco_ctx_options {
             size: size as u32,
             ..rosco_ctx_options::from_rust(&ContextOptions::default())

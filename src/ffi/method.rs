@@ -127,7 +127,8 @@ pub extern "C" fn rosco_method_remove(ctx: rosco_ctx, m: rosco_method) -> rosco_
 }
 
 /// Sets (or with NULL removes) the callbacks called before and after the messages of each
-/// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run.
+/// bundle are dispatched (liblo's bundle handlers). They run where method callbacks run
+/// (with workers, those of different bundles may run at once).
 /// Once this returns, the previous ones are not running on another thread and will not run
 /// again (as for `rosco_ctx_set_event_callback`).
 ///

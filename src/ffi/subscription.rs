@@ -24,7 +24,8 @@ pub struct rosco_sub {
 /// are kept, at most `capacity` of them (later ones are dropped and counted), for
 /// `rosco_sub_take` (aiolo's `route.sub()`). Every subscriber gets every matching message;
 /// methods see it too. Messages enter the queue where callbacks run: inside `rosco_poll`
-/// in poll and io-thread modes, on the I/O thread in threaded mode. Free it with
+/// in poll and io-thread modes, on the I/O thread (or the workers, whose messages may
+/// come in any order) in threaded mode. Free it with
 /// `rosco_sub_free` (before or after its context).
 ///
 /// Thread-safe.

@@ -35,8 +35,10 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 const POLL_NAP: Duration = Duration::from_millis(5);
 
 thread_local! {
-    /// Set while this thread runs `poll` (so its callbacks do not wait on themselves).
-    static IN_POLL: Cell<bool> = const { Cell::new(false) };
+    /// The context (its `Shared`'s address) whose `poll` this thread runs, or 0: its
+    /// callbacks must not wait on that poll. Per context, since a callback of one context
+    /// may close or drop another.
+    static IN_POLL: Cell<usize> = const { Cell::new(0) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -225,7 +227,7 @@ impl Context {
         // themselves are closed when this returns, unless this thread runs the loop.
         channel.release();
         let on_io_thread = self.on_io_thread();
-        let in_own_poll = self.shared.options.mode == Mode::Poll && IN_POLL.with(Cell::get);
+        let in_own_poll = self.shared.options.mode == Mode::Poll && self.in_own_poll();
         let until = Instant::now() + CLOSE_WAIT;
         loop {
             self.forget_poll_set();
@@ -253,6 +255,16 @@ impl Context {
         }
     }
 
+    /// Identifies this context for `IN_POLL`.
+    fn shared_id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// True inside this context's `poll` on this thread (in one of its callbacks).
+    fn in_own_poll(&self) -> bool {
+        IN_POLL.with(Cell::get) == self.shared_id()
+    }
+
     fn on_io_thread(&self) -> bool {
         let me = std::thread::current().id();
         self.io_thread == Some(me)
@@ -265,10 +277,15 @@ impl Context {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let was = IN_POLL.with(|p| p.replace(true));
-        let result = self.poll_inner(timeout);
-        IN_POLL.with(|p| p.set(was));
-        result
+        /// Puts back what `IN_POLL` was, also when a callback panics.
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                IN_POLL.with(|p| p.set(self.0));
+            }
+        }
+        let _restore = Restore(IN_POLL.with(|p| p.replace(self.shared_id())));
+        self.poll_inner(timeout)
     }
 
     fn poll_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
@@ -555,7 +572,7 @@ impl Context {
             }
         }
         // Let a poll in progress on another thread finish its round.
-        if !IN_POLL.with(Cell::get) {
+        if !self.in_own_poll() {
             if let Some(engine) = self.engine.lock().as_mut() {
                 engine.forget_poll_set();
             }

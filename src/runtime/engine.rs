@@ -201,6 +201,7 @@ impl Engine {
     /// Lets go of the poll set and the channels in it; the next round builds it again.
     pub(crate) fn forget_poll_set(&mut self) {
         self.slots.clear();
+        self.channels.clear();
         self.kept_for = None;
     }
 
@@ -865,7 +866,8 @@ impl Engine {
 
     /// One received packet, arrived at `now`: counters and the incoming hook, then
     /// [`deliver`](Self::deliver). Returns the messages dispatched, or why a stream peer
-    /// must be dropped.
+    /// must be dropped. A panic in a hook or callback is caught and logged here, so that
+    /// the packets read with this one (the rest of a batch, later frames) go on.
     fn packet(
         &mut self,
         ch: &Arc<Channel>,
@@ -874,22 +876,39 @@ impl Engine {
         raw: &[u8],
         now: TimeTag,
     ) -> Result<usize, String> {
-        ch.stats.count_received(raw.len());
-        if let Some(role) = &ch.o2 {
-            self.o2_packet(ch, role, source, peer, raw, true);
-            return Ok(0);
+        let receive = |engine: &mut Self| {
+            ch.stats.count_received(raw.len());
+            if let Some(role) = &ch.o2 {
+                engine.o2_packet(ch, role, source, peer, raw, true);
+                return Ok(0);
+            }
+            let Some(hook) = ch.hooks.incoming() else {
+                return engine.deliver(ch, source, peer, raw, now, None);
+            };
+            let mut hooked = std::mem::take(&mut engine.hook_buf);
+            hooked.clear();
+            let result = match hook(raw, &mut hooked) {
+                true => engine.deliver(ch, source, peer, &hooked, now, None),
+                false => Ok(0),
+            };
+            engine.hook_buf = hooked;
+            result
+        };
+        self.catching(receive).unwrap_or(Ok(0))
+    }
+
+    /// Runs `f`, which calls user code; a panic in it is caught and logged.
+    fn catching<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                self.shared.log(
+                    LogLevel::Error,
+                    format_args!("a callback panicked: the rest of its packet was skipped"),
+                );
+                None
+            }
         }
-        let Some(hook) = ch.hooks.incoming() else {
-            return self.deliver(ch, source, peer, raw, now, None);
-        };
-        let mut hooked = std::mem::take(&mut self.hook_buf);
-        hooked.clear();
-        let result = match hook(raw, &mut hooked) {
-            true => self.deliver(ch, source, peer, &hooked, now, None),
-            false => Ok(0),
-        };
-        self.hook_buf = hooked;
-        result
     }
 
     /// Validates and dispatches (or queues) a packet that arrived at `now`.
@@ -960,7 +979,11 @@ impl Engine {
             // (a clock reply still has to carry the sequence number of the ping in flight).
             let from = udp::canonical(from);
             let packet = std::mem::take(&mut self.buf);
-            dispatched += self.o2_packet(ch, role, Some(from), None, &packet[..n], false);
+            dispatched += self
+                .catching(|engine| {
+                    engine.o2_packet(ch, role, Some(from), None, &packet[..n], false)
+                })
+                .unwrap_or(0);
             self.buf = packet;
         }
         dispatched

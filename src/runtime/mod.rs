@@ -5,7 +5,7 @@
 //! Three modes (osc4py3's scheduling models): [`Mode::Poll`] does everything inside
 //! [`Context::poll`]; [`Mode::IoThread`] reads and validates on a background thread and
 //! runs callbacks in `poll`, with a wake-up descriptor; [`Mode::Threaded`] runs callbacks
-//! on the I/O thread.
+//! on the I/O thread, or on a pool of worker threads (`ContextOptions::workers`).
 
 mod channel;
 mod context;

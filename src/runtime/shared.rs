@@ -243,8 +243,11 @@ impl Shared {
     ) -> usize {
         let until = deadline(timeout);
         loop {
-            // Drain the descriptor first, so a packet queued after this is never missed.
-            self.take_notification();
+            // Drain the descriptor first, so a packet queued after this is never missed
+            // (workers are signalled otherwise: see `signal`).
+            if self.options.workers == 0 {
+                self.take_notification();
+            }
             // More waits than this consumer takes: another (a worker) may take the rest.
             if self.queue.len() > max {
                 self.signal();

@@ -53,12 +53,13 @@ impl Drop for Feed {
 }
 
 /// Messages matching the routes given to [`Context::subscribe`](crate::Context::subscribe)
-/// and [`also`](Self::also), in arrival order, at most `capacity` of them (later ones are
+/// and [`also`](Self::also), in arrival order (with `ContextOptions::workers`, in the
+/// order the workers dispatch them), at most `capacity` of them (later ones are
 /// dropped and counted). Every subscriber gets every matching message: its methods pass
 /// each message on (`Flow::PassOn`), so other methods and subscriptions see it too.
 ///
 /// Messages enter the queue where callbacks run: inside `poll` in poll and io-thread
-/// modes (take them after polling), on the I/O thread in threaded mode (where
+/// modes (take them after polling), on the I/O thread or the workers in threaded mode (where
 /// [`recv_timeout`](Self::recv_timeout) waits for them). Dropping the subscription
 /// removes its methods.
 #[derive(Debug)]

@@ -77,9 +77,15 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
     } else {
         sender(dest, opts)?
     };
-    if connect {
-        socket.connect(dest)?;
-    }
+    let dest = match connect {
+        // The address the kernel connected to: a wildcard destination (`0.0.0.0`, `[::]`)
+        // becomes the loopback address, which is where replies come from.
+        true => {
+            socket.connect(dest)?;
+            socket.peer_addr()?
+        }
+        false => dest,
+    };
     UdpEndpoint::new(socket, Some(dest), connect)
 }
 

@@ -172,7 +172,8 @@ pub struct UdpOptions {
     /// `?connect=0|1`: connect the sending socket to its destination. Each send then skips
     /// the kernel's route lookup (some 0.4 µs of a 3 µs send on loopback here), and the
     /// socket receives datagrams from the destination's address and port only: a reply
-    /// from elsewhere is dropped by the kernel. Off by default.
+    /// from elsewhere is dropped by the kernel, and sending elsewhere (a reply to another
+    /// source) is refused. Off by default.
     pub connect: Option<bool>,
 }
 
