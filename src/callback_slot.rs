@@ -32,6 +32,11 @@ impl Drop for Depth {
     }
 }
 
+/// True while this thread runs a callback.
+pub(crate) fn inside() -> bool {
+    DEPTH.try_with(Cell::get).unwrap_or(0) > 0
+}
+
 /// Runs `f`, which calls user callbacks (method dispatch), as a callback for `set`.
 pub(crate) fn in_callback<R>(f: impl FnOnce() -> R) -> R {
     let _depth = Depth::enter();
@@ -78,7 +83,7 @@ impl<T: ?Sized> CallbackSlot<T> {
     /// cannot wait for its own call.
     pub(crate) fn set(&self, callback: Option<Arc<T>>) {
         let previous = std::mem::replace(&mut *self.current.lock(), callback);
-        if DEPTH.try_with(Cell::get).unwrap_or(0) == 0 {
+        if !inside() {
             drop(self.calls.write());
         }
         drop(previous);

@@ -730,10 +730,25 @@ fn workers_run_callbacks_side_by_side() {
 #[test]
 fn a_panicking_callback_leaves_its_channel_working() {
     for (n, (mode, ctx)) in models().enumerate() {
+        let booms = Arc::new(Mutex::new(0));
+        let b = booms.clone();
         ctx.methods()
-            .add_method(Some("/boom"), None, |_, _| panic!("a test callback panics"))
+            .add_method(Some("/boom"), None, move |_, _| {
+                *b.lock().unwrap() += 1;
+                panic!("a test callback panics")
+            })
             .unwrap();
         let log = record(&ctx);
+        // The panic is logged; a log callback that panics as well stops nothing.
+        let logged = Log::default();
+        let l = logged.clone();
+        ctx.set_log_callback(
+            rosco::runtime::LogLevel::Error,
+            Some(move |_, line: &str| {
+                l.lock().unwrap().push(line.to_string());
+                panic!("a test log callback panics")
+            }),
+        );
         let (_rx, udp) = udp_pair(&ctx);
         let unix = format!("/tmp/rosco-panic-{}-{n}", std::process::id());
         let _ = std::fs::remove_file(&unix);
@@ -769,6 +784,15 @@ fn a_panicking_callback_leaves_its_channel_working() {
             poll();
         }
         assert_eq!(oks(), 12, "{mode}: {:?}", log.lock().unwrap());
+        assert_eq!(*booms.lock().unwrap(), 3, "{mode}");
+        if !mode.starts_with("IoThread") {
+            let logged = logged.lock().unwrap();
+            assert!(
+                logged.iter().all(|l| l.contains("panicked")),
+                "{mode}: {logged:?}"
+            );
+            assert_eq!(logged.len(), 3, "{mode}: {logged:?}");
+        }
         drop(ctx);
         let _ = std::fs::remove_file(format!("/tmp/rosco-panic-{}-{n}", std::process::id()));
     }
@@ -815,6 +839,72 @@ fn the_poll_set_follows_channels_opened_and_closed_while_polling() {
         assert_eq!(len(&log), 2, "{mode}: the reopened port was not read");
         assert_eq!(ctx.stats(again).unwrap().packets_in, 1, "{mode}");
     }
+}
+
+#[test]
+fn a_callback_may_shut_down_a_context_being_polled() {
+    // A context's callback polls a second context, whose callback shuts the first down:
+    // the first's engine is held by the outer poll on this very thread.
+    let outer = Arc::new(context(Mode::Poll));
+    let inner = Arc::new(context(Mode::Poll));
+    let (o, i) = (Arc::downgrade(&outer), inner.clone());
+    outer
+        .methods()
+        .add_method(Some("/outer"), None, move |_, _| {
+            let _ = i.poll(Some(Duration::from_millis(500)));
+            Flow::Handled
+        })
+        .unwrap();
+    inner
+        .methods()
+        .add_method(Some("/inner"), None, move |_, _| {
+            if let Some(outer) = o.upgrade() {
+                outer.shutdown();
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    let (_rx, tx) = udp_pair(&outer);
+    let (_inner_rx, inner_tx) = udp_pair(&inner);
+    inner.send(inner_tx, "/inner", &[]).unwrap();
+    outer.send(tx, "/outer", &[]).unwrap();
+    let done = returns(move || {
+        let stop = Instant::now() + Duration::from_secs(5);
+        while !outer.is_closed() && Instant::now() < stop {
+            let _ = outer.poll(Some(Duration::from_millis(10)));
+        }
+    });
+    assert!(done, "the nested shutdown deadlocked");
+
+    // Two contexts polled on two threads shut each other down from their callbacks.
+    let (a, b) = (Arc::new(context(Mode::Poll)), Arc::new(context(Mode::Poll)));
+    for (ctx, other) in [(&a, &b), (&b, &a)] {
+        let other = Arc::downgrade(other);
+        ctx.methods()
+            .add_method(Some("/stop"), None, move |_, _| {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(other) = other.upgrade() {
+                    other.shutdown();
+                }
+                Flow::Handled
+            })
+            .unwrap();
+    }
+    let pollers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|ctx| {
+            let (_rx, tx) = udp_pair(&ctx);
+            ctx.send(tx, "/stop", &[]).unwrap();
+            std::thread::spawn(move || {
+                let stop = Instant::now() + Duration::from_secs(5);
+                while !ctx.is_closed() && Instant::now() < stop {
+                    let _ = ctx.poll(Some(Duration::from_millis(10)));
+                }
+            })
+        })
+        .collect();
+    let done = returns(move || pollers.into_iter().for_each(|p| p.join().unwrap()));
+    assert!(done, "two contexts shutting each other down deadlocked");
 }
 
 #[test]

@@ -298,6 +298,11 @@ pub unsafe extern "C" fn rosco_ctx_options_init_sized(
         // A newer header's longer struct: its fields this library does not know are
         // zeroed (and ignored by `rosco_ctx_new`), and `size` says what is known.
         let known = std::mem::size_of::<rosco_ctx_options>();
+        if size > 1 << 16 {
+            return Err(Failure::arg(
+                "size is over 65,536 bytes, more than any version's struct: pass sizeof *opts",
+            ));
+        }
         if size > known {
             // SAFETY: the caller promised `size` writable bytes.
             unsafe { std::ptr::write_bytes(opts.cast::<u8>().add(known), 0, size - known) };

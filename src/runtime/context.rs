@@ -17,7 +17,7 @@ use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::os::unix::io::RawFd;
@@ -35,10 +35,9 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 const POLL_NAP: Duration = Duration::from_millis(5);
 
 thread_local! {
-    /// The context (its `Shared`'s address) whose `poll` this thread runs, or 0: its
-    /// callbacks must not wait on that poll. Per context, since a callback of one context
-    /// may close or drop another.
-    static IN_POLL: Cell<usize> = const { Cell::new(0) };
+    /// The contexts (their `Shared`'s address) whose `poll` this thread runs, innermost
+    /// last (a callback may poll another context): a callback must not wait on them.
+    static IN_POLL: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -260,9 +259,11 @@ impl Context {
         Arc::as_ptr(&self.shared) as usize
     }
 
-    /// True inside this context's `poll` on this thread (in one of its callbacks).
+    /// True inside this context's `poll` on this thread (in one of its callbacks, maybe
+    /// through another context's poll).
     fn in_own_poll(&self) -> bool {
-        IN_POLL.with(Cell::get) == self.shared_id()
+        let me = self.shared_id();
+        IN_POLL.with(|p| p.borrow().contains(&me))
     }
 
     fn on_io_thread(&self) -> bool {
@@ -277,14 +278,15 @@ impl Context {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        /// Puts back what `IN_POLL` was, also when a callback panics.
-        struct Restore(usize);
-        impl Drop for Restore {
+        /// Takes this poll off `IN_POLL`, also when a callback panics.
+        struct Leave;
+        impl Drop for Leave {
             fn drop(&mut self) {
-                IN_POLL.with(|p| p.set(self.0));
+                IN_POLL.with(|p| p.borrow_mut().pop());
             }
         }
-        let _restore = Restore(IN_POLL.with(|p| p.replace(self.shared_id())));
+        IN_POLL.with(|p| p.borrow_mut().push(self.shared_id()));
+        let _leave = Leave;
         self.poll_inner(timeout)
     }
 
@@ -554,7 +556,8 @@ impl Context {
     /// Stops the context now, even while other threads are inside calls on it: the I/O
     /// thread ends, a `poll` in progress elsewhere finishes its round, every method,
     /// callback and channel goes. No callback starts after this returns (one already
-    /// running on another thread is waited for, unless this is called from a callback).
+    /// running on another thread is waited for, unless this is called from a callback or
+    /// from inside a `poll`).
     /// Dropping the context does the same; later calls return [`Error::Closed`].
     pub fn shutdown(&self) {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
@@ -571,12 +574,18 @@ impl Context {
                 let _ = thread.join();
             }
         }
-        // Let a poll in progress on another thread finish its round.
-        if !self.in_own_poll() {
-            if let Some(engine) = self.engine.lock().as_mut() {
-                engine.forget_poll_set();
+        // Let a poll in progress on another thread finish its round; but not from inside
+        // a poll or a callback, whose thread may hold what that poll waits for (its own
+        // engine, or another context's whose callback is shutting this one down).
+        let inside = IN_POLL.with(|p| !p.borrow().is_empty()) || crate::callback_slot::inside();
+        match inside {
+            false => {
+                if let Some(engine) = self.engine.lock().as_mut() {
+                    engine.forget_poll_set();
+                }
+                drop(self.receiver.lock());
             }
-            drop(self.receiver.lock());
+            true => self.forget_poll_set(),
         }
         // Callbacks may hold senders: clearing the table breaks those reference cycles.
         self.shared.dispatcher.clear();
@@ -619,10 +628,7 @@ fn worker(shared: &Shared, receiver: &mut Receiver, consumer: usize) {
         });
         // A panicking callback must not end the worker.
         if std::panic::catch_unwind(round).is_err() {
-            shared.log(
-                LogLevel::Error,
-                format_args!("a callback panicked on a worker thread"),
-            );
+            shared.log_panic("a callback panicked on a worker thread");
         }
     }
 }
@@ -632,10 +638,7 @@ fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
         // A panicking callback must not end the I/O thread.
         let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.turn(None)));
         if turn.is_err() {
-            shared.log(
-                LogLevel::Error,
-                format_args!("a callback panicked on the I/O thread"),
-            );
+            shared.log_panic("a callback panicked on the I/O thread");
         }
     }
 }

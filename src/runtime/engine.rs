@@ -902,10 +902,8 @@ impl Engine {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => Some(r),
             Err(_) => {
-                self.shared.log(
-                    LogLevel::Error,
-                    format_args!("a callback panicked: the rest of its packet was skipped"),
-                );
+                self.shared
+                    .log_panic("a callback panicked: the rest of its packet was skipped");
                 None
             }
         }

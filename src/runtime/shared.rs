@@ -403,6 +403,14 @@ impl Shared {
     }
 
     /// Logs at `level`; the message is only formatted when someone listens at that level.
+    /// Logs a panic caught in user code; the log callback is user code too, and a panic
+    /// in it here is dropped rather than let out of the catch.
+    pub(crate) fn log_panic(&self, what: &str) {
+        let log =
+            std::panic::AssertUnwindSafe(|| self.log(LogLevel::Error, format_args!("{what}")));
+        let _ = std::panic::catch_unwind(log);
+    }
+
     pub(crate) fn log(&self, level: LogLevel, args: std::fmt::Arguments<'_>) {
         if level as u8 > self.log_level.load(Ordering::Relaxed) {
             return;

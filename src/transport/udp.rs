@@ -78,8 +78,8 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
         sender(dest, opts)?
     };
     let dest = match connect {
-        // The address the kernel connected to: a wildcard destination (`0.0.0.0`, `[::]`)
-        // becomes the loopback address, which is where replies come from.
+        // The address the kernel connected to: on Linux a wildcard destination (`0.0.0.0`,
+        // `[::]`) becomes the loopback address, which is where replies come from.
         true => {
             socket.connect(dest)?;
             socket.peer_addr()?

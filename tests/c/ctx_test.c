@@ -123,6 +123,8 @@ static void test_options_init(void)
     CHECK_INT(o.workers, 0);
     CHECK_ERR(rosco_ctx_options_init_sized(NULL, sizeof o), ROSCO_ERR_NULL);
     CHECK_ERR(rosco_ctx_options_init_sized(&o, 4), ROSCO_ERR_ARG);
+    /* A size no version's struct has (a buffer length passed by mistake) writes nothing. */
+    CHECK_ERR(rosco_ctx_options_init_sized(&o, (size_t)1 << 20), ROSCO_ERR_ARG);
 
     /* A program built with an older header has a shorter struct: nothing past it is
      * written, its size says how much it has, and a context takes it. */
