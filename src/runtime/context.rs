@@ -17,7 +17,7 @@ use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::os::unix::io::RawFd;
@@ -34,10 +34,16 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// How often a threaded context's `poll` looks whether the context closed while it waits.
 const POLL_NAP: Duration = Duration::from_millis(5);
 
+/// Polls of different contexts nested on one thread that `IN_POLL` tells apart.
+const MAX_NESTED_POLLS: usize = 8;
+
 thread_local! {
     /// The contexts (their `Shared`'s address) whose `poll` this thread runs, innermost
     /// last (a callback may poll another context): a callback must not wait on them.
-    static IN_POLL: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// A plain array, not a `Vec`: a value with a destructor is gone once the thread's
+    /// locals are destroyed, and a static object's destructor may still poll (C++ at exit).
+    /// Polls nested deeper than its length are not told apart.
+    static IN_POLL: Cell<[usize; MAX_NESTED_POLLS]> = const { Cell::new([0; MAX_NESTED_POLLS]) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -263,7 +269,7 @@ impl Context {
     /// through another context's poll).
     fn in_own_poll(&self) -> bool {
         let me = self.shared_id();
-        IN_POLL.with(|p| p.borrow().contains(&me))
+        IN_POLL.with(|p| p.get().contains(&me))
     }
 
     fn on_io_thread(&self) -> bool {
@@ -282,10 +288,22 @@ impl Context {
         struct Leave;
         impl Drop for Leave {
             fn drop(&mut self) {
-                IN_POLL.with(|p| p.borrow_mut().pop());
+                IN_POLL.with(|p| {
+                    let mut polls = p.get();
+                    if let Some(last) = polls.iter_mut().rev().find(|id| **id != 0) {
+                        *last = 0;
+                    }
+                    p.set(polls);
+                });
             }
         }
-        IN_POLL.with(|p| p.borrow_mut().push(self.shared_id()));
+        IN_POLL.with(|p| {
+            let mut polls = p.get();
+            if let Some(free) = polls.iter_mut().find(|id| **id == 0) {
+                *free = self.shared_id();
+            }
+            p.set(polls);
+        });
         let _leave = Leave;
         self.poll_inner(timeout)
     }
@@ -577,7 +595,7 @@ impl Context {
         // Let a poll in progress on another thread finish its round; but not from inside
         // a poll or a callback, whose thread may hold what that poll waits for (its own
         // engine, or another context's whose callback is shutting this one down).
-        let inside = IN_POLL.with(|p| !p.borrow().is_empty()) || crate::callback_slot::inside();
+        let inside = IN_POLL.with(|p| p.get()[0] != 0) || crate::callback_slot::inside();
         match inside {
             false => {
                 if let Some(engine) = self.engine.lock().as_mut() {
