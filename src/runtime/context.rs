@@ -36,6 +36,8 @@ const POLL_NAP: Duration = Duration::from_millis(5);
 
 /// Polls of different contexts nested on one thread that `IN_POLL` tells apart.
 const MAX_NESTED_POLLS: usize = 8;
+#[allow(clippy::declare_interior_mutable_const)] // copied into each slot of `IN_POLL`
+const NOT_POLLING: Cell<usize> = Cell::new(0);
 
 thread_local! {
     /// The contexts (their `Shared`'s address) whose `poll` this thread runs, innermost
@@ -43,7 +45,9 @@ thread_local! {
     /// A plain array, not a `Vec`: a value with a destructor is gone once the thread's
     /// locals are destroyed, and a static object's destructor may still poll (C++ at exit).
     /// Polls nested deeper than its length are not told apart.
-    static IN_POLL: Cell<[usize; MAX_NESTED_POLLS]> = const { Cell::new([0; MAX_NESTED_POLLS]) };
+    static IN_POLL: [Cell<usize>; MAX_NESTED_POLLS] = const { [NOT_POLLING; MAX_NESTED_POLLS] };
+    /// How many polls this thread is inside (the first `MAX_NESTED_POLLS` in `IN_POLL`).
+    static POLL_DEPTH: Cell<usize> = const { Cell::new(0) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -269,7 +273,8 @@ impl Context {
     /// through another context's poll).
     fn in_own_poll(&self) -> bool {
         let me = self.shared_id();
-        IN_POLL.with(|p| p.get().contains(&me))
+        let depth = POLL_DEPTH.with(Cell::get).min(MAX_NESTED_POLLS);
+        IN_POLL.with(|polls| polls[..depth].iter().any(|id| id.get() == me))
     }
 
     fn on_io_thread(&self) -> bool {
@@ -288,22 +293,13 @@ impl Context {
         struct Leave;
         impl Drop for Leave {
             fn drop(&mut self) {
-                IN_POLL.with(|p| {
-                    let mut polls = p.get();
-                    if let Some(last) = polls.iter_mut().rev().find(|id| **id != 0) {
-                        *last = 0;
-                    }
-                    p.set(polls);
-                });
+                POLL_DEPTH.with(|d| d.set(d.get() - 1));
             }
         }
-        IN_POLL.with(|p| {
-            let mut polls = p.get();
-            if let Some(free) = polls.iter_mut().find(|id| **id == 0) {
-                *free = self.shared_id();
-            }
-            p.set(polls);
-        });
+        let depth = POLL_DEPTH.with(|d| d.replace(d.get() + 1));
+        if depth < MAX_NESTED_POLLS {
+            IN_POLL.with(|polls| polls[depth].set(self.shared_id()));
+        }
         let _leave = Leave;
         self.poll_inner(timeout)
     }
@@ -595,7 +591,7 @@ impl Context {
         // Let a poll in progress on another thread finish its round; but not from inside
         // a poll or a callback, whose thread may hold what that poll waits for (its own
         // engine, or another context's whose callback is shutting this one down).
-        let inside = IN_POLL.with(|p| p.get()[0] != 0) || crate::callback_slot::inside();
+        let inside = POLL_DEPTH.with(Cell::get) > 0 || crate::callback_slot::inside();
         match inside {
             false => {
                 if let Some(engine) = self.engine.lock().as_mut() {
