@@ -309,7 +309,7 @@ impl Engine {
         self.poller.add(conn.fd(), interest);
         match &reader.finished {
             // Callbacks on another thread do not wake this loop when they are done.
-            Some(f) if f.round.is_some() => Some(f.until.min(now + FINISHED_CHECK)),
+            Some(f) if f.mark.is_some() => Some(f.until.min(now + FINISHED_CHECK)),
             Some(f) => Some(f.until),
             None => stall_deadline(&reader, stall),
         }
@@ -595,7 +595,7 @@ impl Engine {
         }
         if eof {
             let finished = Finished {
-                round: match self.sink {
+                mark: match self.sink {
                     Sink::Queue => Some(self.shared.delivery_mark()),
                     Sink::Direct(_) => None,
                 },
@@ -617,7 +617,7 @@ impl Engine {
     /// True while a connection whose peer finished sending has output to take or replies
     /// to its messages may still come.
     fn owed(&self, conn: &StreamConn, finished: &Finished) -> bool {
-        conn.wants_write() || finished.round.is_some_and(|r| !self.shared.delivered(r))
+        conn.wants_write() || finished.mark.is_some_and(|r| !self.shared.delivered(r))
     }
 
     /// Why a connection ends now, if it does: half a frame for too long, or its peer
@@ -1183,8 +1183,7 @@ impl Engine {
     /// In poll and threaded modes: packets sent to `_local`.
     fn deliver_queued(&mut self) -> usize {
         match &mut self.sink {
-            // Nothing queued, nothing to count: delivery rounds matter to the stream
-            // bookkeeping of queue sinks only (see `Shared::delivery_mark`).
+            // Nothing queued: no need to take the delivery bookkeeping's lock.
             Sink::Direct(receiver) if self.shared.has_incoming() => {
                 self.shared.deliver_incoming(receiver, 0, usize::MAX)
             }

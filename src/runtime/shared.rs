@@ -231,8 +231,8 @@ impl Shared {
     }
 
     /// Dispatches queued packets (at most `max`, as `consumer`: see `deliver_incoming`) and
-    /// due bundles, waiting on the wake-up descriptor for at most `timeout` (`None`: until
-    /// something is dispatched or the context closes). Io-thread mode's `poll` and
+    /// due bundles, waiting for packets (see `wait_for_packets`) for at most `timeout`
+    /// (`None`: until something is dispatched or the context closes). Io-thread mode's `poll` and
     /// threaded mode's workers.
     pub(crate) fn dispatch_queued(
         &self,
@@ -402,7 +402,6 @@ impl Shared {
         let _ = TRACING.try_with(|t| t.set(false));
     }
 
-    /// Logs at `level`; the message is only formatted when someone listens at that level.
     /// Logs a panic caught in user code; the log callback is user code too, and a panic
     /// in it here is dropped rather than let out of the catch.
     pub(crate) fn log_panic(&self, what: &str) {
@@ -411,6 +410,7 @@ impl Shared {
         let _ = std::panic::catch_unwind(log);
     }
 
+    /// Logs at `level`; the message is only formatted when someone listens at that level.
     pub(crate) fn log(&self, level: LogLevel, args: std::fmt::Arguments<'_>) {
         if level as u8 > self.log_level.load(Ordering::Relaxed) {
             return;

@@ -69,8 +69,8 @@ impl RecvBatch {
             h.msg_iov = ptr::addr_of_mut!(iovs[i]);
             h.msg_iovlen = 1;
         }
-        // SAFETY: every header points at a live name in `self.names` and a live iovec of RECV_BUFFER
-        // writable bytes inside `self.buf`, all outliving the call.
+        // SAFETY: every header points at a live name in `self.names` and a live iovec of
+        // RECV_BUFFER writable bytes inside `self.buf`, all outliving the call.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),

@@ -79,9 +79,9 @@ pub(crate) struct Reader {
 /// limit.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finished {
-    /// The delivery round after which its messages' callbacks have run (`None`: they ran
-    /// as they were read).
-    pub(crate) round: Option<u64>,
+    /// The delivery mark (`Shared::delivery_mark`) once past which its messages' callbacks
+    /// have run (`None`: they ran as they were read).
+    pub(crate) mark: Option<u64>,
     /// When it goes, owed or not.
     pub(crate) until: Instant,
 }
