@@ -79,6 +79,15 @@
 // offers was dropped (once per service name); `reason` describes it.
 #define ROSCO_EVENT_O2 9
 
+// Hook verdict: the packet goes no further.
+#define ROSCO_HOOK_DROP 0
+
+// Hook verdict: the packet goes on as it was.
+#define ROSCO_HOOK_PASS 1
+
+// Hook verdict: what the hook appended to `out` goes on instead.
+#define ROSCO_HOOK_REPLACE 2
+
 // The timetag meaning "immediately".
 #define ROSCO_TIMETAG_IMMEDIATE 1
 
@@ -88,6 +97,10 @@ typedef struct rosco_builder rosco_builder;
 
 // A received message (opaque, borrowed, valid during its callback only).
 typedef struct rosco_msg rosco_msg;
+
+// Where a packet hook writes the packet that replaces the one it was given (see
+// `rosco_packet_out_append`). Valid only during the hook's call.
+typedef struct rosco_packet_out rosco_packet_out;
 
 // A subscription (opaque): see `rosco_sub_new`.
 typedef struct rosco_sub rosco_sub;
@@ -222,6 +235,15 @@ typedef int32_t (*rosco_accept_fn)(void *user, struct rosco_channel listener, co
 // Log callback: `level` is 1 error, 2 warning, 3 info, 4 debug; `message` valid during
 // the call.
 typedef void (*rosco_log_fn)(void *user, int32_t level, const char *message);
+
+// Packet hook: `user` as given, the channel, the packet (valid during the call) and where
+// to write a replacement. Returns `ROSCO_HOOK_PASS`, `ROSCO_HOOK_REPLACE` or
+// `ROSCO_HOOK_DROP`; any other value drops the packet too.
+typedef int32_t (*rosco_packet_fn)(void *user,
+                                   struct rosco_channel ch,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   struct rosco_packet_out *out);
 
 // A method callback. Return 0 when the message is handled (for a literal address, later
 // methods are skipped), non-zero to pass it on. `msg` is valid during the call only.
@@ -651,6 +673,29 @@ rosco_status rosco_ctx_set_log_callback(struct rosco_ctx ctx,
                                         rosco_log_fn cb,
                                         void *user);
 
+// Sets (or with NULL removes) a channel's packet hooks (osc4py3's `decodepacket` and
+// `encodepacket` actions). `incoming` sees every packet the channel receives before it is
+// decoded, on the thread doing the I/O; `outgoing` every packet it sends, after encoding,
+// on the sending thread (replies and forwarded messages included). A hook must not open or
+// close channels. Once this returns the previous hooks are not running on another thread
+// and will not run again, so their `user` may be freed (from inside a callback or hook it
+// cannot wait for itself).
+//
+// Thread-safe.
+rosco_status rosco_channel_set_hooks(struct rosco_ctx ctx,
+                                     struct rosco_channel ch,
+                                     rosco_packet_fn incoming,
+                                     rosco_packet_fn outgoing,
+                                     void *user);
+
+// Appends `len` bytes to the packet a hook is writing; several calls build it piece by
+// piece. For `ROSCO_HOOK_REPLACE` only.
+//
+// # Safety
+// `out` is the hook's `out`, during the hook's call; `data` points to `len` readable bytes
+// (it may be NULL when `len` is 0).
+rosco_status rosco_packet_out_append(struct rosco_packet_out *out, const uint8_t *data, size_t len);
+
 // Registers a method and writes its handle to `out`. `pattern`: a literal address
 // (`/synth/1/freq`), an OSC pattern (`/synth/*/freq`), or NULL for a catch-all.
 // `typespec`: NULL for any arguments, `""` for none, or tags like `"ifs"`. `user` is
@@ -937,6 +982,42 @@ rosco_status rosco_o2lite_bridge_id(struct rosco_ctx ctx, struct rosco_channel c
 // # Safety
 // `service` is NULL or a NUL-terminated string.
 rosco_status rosco_o2lite_query(struct rosco_ctx ctx, struct rosco_channel ch, const char *service);
+
+// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (O2's
+// `o2_osc_delegate`, as `o2host` does): every message for the service is sent on `osc`,
+// with its address as it is (`/service/...`) or, with `strip` non-zero, without the
+// service part; a non-zero O2 timestamp becomes a bundle timetag. On a host the service is
+// offered as one of its own. Writes the bridging method to `out`: removing it ends the
+// bridge.
+//
+// Thread-safe.
+//
+// # Safety
+// `service` is a NUL-terminated string; `out` is writable.
+rosco_status rosco_o2lite_bridge_to_osc(struct rosco_ctx ctx,
+                                        struct rosco_channel o2,
+                                        const char *service,
+                                        struct rosco_channel osc,
+                                        int32_t strip,
+                                        struct rosco_method *out);
+
+// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite channel
+// `o2` (O2's OSC server port, `o2_osc_port_new`): each message is sent to `/service` +
+// its address when `prefix` is non-zero, else to its address as it is, by TCP when
+// `reliable` is non-zero; a bundle's timetag becomes the O2 timestamp. Writes the bridging
+// method to `out`: removing it ends the bridge.
+//
+// Thread-safe.
+//
+// # Safety
+// `service` is a NUL-terminated string; `out` is writable.
+rosco_status rosco_osc_bridge_to_o2lite(struct rosco_ctx ctx,
+                                        struct rosco_channel osc,
+                                        struct rosco_channel o2,
+                                        const char *service,
+                                        int32_t prefix,
+                                        int32_t reliable,
+                                        struct rosco_method *out);
 
 // The name of a status code, for messages: `"ROSCO_ERR_HANDLE"`. Never NULL; unknown
 // codes give `"ROSCO_ERR_UNKNOWN"`. The string is static.

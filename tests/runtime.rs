@@ -5,10 +5,11 @@
 
 use rosco::dispatch::{Flow, MsgInfo};
 use rosco::osc::{Arg, Message, PacketWriter};
-use rosco::runtime::{Event, PacketHook};
+use rosco::runtime::{Event, HookVerdict, PacketHook};
 use rosco::{Context, ContextOptions, Mode, TimeTag};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1151,10 +1152,15 @@ fn packet_hooks_transform_both_ways() {
     let (rx, tx) = udp_pair(&ctx);
     let xor = |raw: &[u8], out: &mut Vec<u8>| {
         out.extend(raw.iter().map(|b| b ^ 0x5a));
-        true
+        HookVerdict::Replace
     };
-    let drop_short: PacketHook =
-        Box::new(move |raw: &[u8], out: &mut Vec<u8>| raw.len() > 8 && xor(raw, out));
+    let drop_short: PacketHook = Box::new(move |raw: &[u8], out: &mut Vec<u8>| {
+        assert!(out.is_empty(), "the buffer starts empty");
+        match raw.len() > 8 {
+            true => xor(raw, out),
+            false => HookVerdict::Drop,
+        }
+    });
     ctx.set_packet_hooks(rx, Some(drop_short), None).unwrap();
     ctx.set_packet_hooks(tx, None, Some(Box::new(xor))).unwrap();
     ctx.send(tx, "/secret", &[Arg::Int(7)]).unwrap();
@@ -1162,6 +1168,19 @@ fn packet_hooks_transform_both_ways() {
     ctx.send(tx, "/after", &[]).unwrap();
     assert!(until(&ctx, || len(&log) == 2));
     assert_eq!(*log.lock().unwrap(), ["/secret Int(7)", "/after "]);
+    // A hook that only looks passes packets on as they are, without copying them.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let tap = seen.clone();
+    let look: PacketHook = Box::new(move |raw: &[u8], _: &mut Vec<u8>| {
+        tap.fetch_add(raw.len(), Ordering::SeqCst);
+        HookVerdict::Pass
+    });
+    ctx.set_packet_hooks(rx, Some(look), None).unwrap();
+    ctx.set_packet_hooks(tx, None, None).unwrap();
+    ctx.send(tx, "/plain", &[]).unwrap();
+    assert!(until(&ctx, || len(&log) == 3));
+    assert_eq!(log.lock().unwrap()[2], "/plain ");
+    assert_eq!(seen.load(Ordering::SeqCst), 12);
 }
 
 #[test]

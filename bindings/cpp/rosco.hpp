@@ -21,8 +21,8 @@
 //   Error      std::runtime_error with the rosco_status and rosco_last_error() text.
 //   Options    chainable setters over rosco_ctx_options (mode, coercion, queueing, ...).
 //   Context    move-only owner of a rosco_ctx: open(), channel(), poll(), on(), on_any(),
-//              on_event(), on_log(), on_bundle(), on_exception(), wakeup_fd(),
-//              o2lite_connect().
+//              on_event(), on_log(), on_bundle(), on_exception(), set_hooks(),
+//              wakeup_fd(), o2lite_connect(), o2_bridge_to_osc(), osc_bridge_to_o2().
 //   Channel    a copyable value (context handle + channel handle): send(address, args...),
 //              send(builder), try_send(), send_raw(), port(), url(), stats(), flush(),
 //              close(); on O2lite channels also o2_service_add(), o2_service_remove(),
@@ -208,6 +208,7 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 
 namespace rosco {
@@ -1350,6 +1351,32 @@ using AcceptHandler = std::function<bool(const Channel& listener, std::string_vi
 /// Receives an exception a handler threw, and where ("handler for /a/b", "event handler").
 using ExceptionHandler = std::function<void(std::exception_ptr, std::string_view where)>;
 
+/// What a packet hook decided.
+enum class Verdict : std::int32_t {
+    Drop = ROSCO_HOOK_DROP,        ///< the packet goes no further
+    Pass = ROSCO_HOOK_PASS,        ///< the packet goes on as it was
+    Replace = ROSCO_HOOK_REPLACE,  ///< what the hook appended to its PacketOut goes on
+};
+
+/// Where a packet hook writes the packet that replaces the one it was given; valid during
+/// the hook's call only.
+class PacketOut {
+public:
+    explicit PacketOut(rosco_packet_out* out) noexcept : out_(out) {}
+    /// Appends bytes to the replacement packet.
+    void append(Blob bytes) {
+        detail::check(rosco_packet_out_append(out_, bytes.data, bytes.size), "rosco_packet_out_append");
+    }
+
+private:
+    rosco_packet_out* out_;
+};
+
+/// Sees, checks or transforms one raw packet of a channel (checksums, signatures,
+/// encryption, taps): returns Verdict::Pass, Verdict::Drop, or Verdict::Replace after
+/// writing the new packet into `out`. A hook that throws drops the packet.
+using PacketHook = std::function<Verdict(const Channel& channel, Blob packet, PacketOut& out)>;
+
 namespace detail {
 
 /// What all of a context's callbacks share: the replaceable event, log, bundle and
@@ -1406,6 +1433,8 @@ struct Hub : std::enable_shared_from_this<Hub> {
     std::shared_ptr<const BundleHandler> on_bundle_start, on_bundle_end;
     std::shared_ptr<const AcceptHandler> on_accept;
     std::shared_ptr<const ExceptionHandler> on_exception;
+    /// Each channel's packet hooks (incoming, outgoing), by channel handle.
+    std::unordered_map<std::uint64_t, std::shared_ptr<const std::pair<PacketHook, PacketHook>>> hooks;
 };
 
 /// A handler and the hub it reports to, owned by rosco through `user`/`user_free`.
@@ -1487,6 +1516,31 @@ inline std::int32_t accept_trampoline(void* user, rosco_channel listener, const 
         // A throwing filter refuses: it could not say yes.
         hub->report(std::current_exception(), "accept handler", nullptr);
         return 0;
+    }
+}
+
+/// Runs a channel's incoming (`outgoing` false) or outgoing hook.
+template <bool outgoing>
+std::int32_t hook_trampoline(void* user, rosco_channel ch, const std::uint8_t* data, std::size_t len,
+                             rosco_packet_out* out) noexcept {
+    auto* hub = static_cast<Hub*>(user);
+    try {
+        auto keep = hub->shared_from_this();
+        std::shared_ptr<const std::pair<PacketHook, PacketHook>> both;
+        {
+            std::lock_guard<std::mutex> lock(hub->mu);
+            auto it = hub->hooks.find(ch.id);
+            if (it != hub->hooks.end()) both = it->second;
+        }
+        const PacketHook* hook = both ? (outgoing ? &both->second : &both->first) : nullptr;
+        if (!hook || !*hook) return ROSCO_HOOK_PASS;
+        PacketOut o(out);
+        return static_cast<std::int32_t>((*hook)(Channel(hub->ctx, ch), Blob(data, len), o));
+    } catch (...) {
+        // A throwing hook drops: it could not say what should go on.
+        hub->report(std::current_exception(), outgoing ? "outgoing packet hook" : "incoming packet hook",
+                    nullptr);
+        return ROSCO_HOOK_DROP;
     }
 }
 
@@ -1826,6 +1880,59 @@ public:
         detail::Hub& h = hub();
         h.store(h.on_exception,
                 handler ? std::make_shared<const ExceptionHandler>(std::move(handler)) : nullptr);
+    }
+    /// Sets (or with empty functions removes) a channel's packet hooks: `incoming` sees
+    /// every packet it receives before decoding, on the thread doing the I/O; `outgoing`
+    /// every packet it sends, on the sending thread. Hooks must not open or close channels.
+    void set_hooks(const Channel& channel, PacketHook incoming, PacketHook outgoing) {
+        detail::Hub& h = hub();
+        const bool in = static_cast<bool>(incoming), out = static_cast<bool>(outgoing);
+        const std::uint64_t key = channel.handle().id;
+        // The old pair is released outside the lock; a call under way holds its own copy.
+        std::shared_ptr<const std::pair<PacketHook, PacketHook>> old;
+        {
+            std::lock_guard<std::mutex> lock(h.mu);
+            auto& slot = h.hooks[key];
+            old = std::exchange(slot, in || out ? std::make_shared<const std::pair<PacketHook, PacketHook>>(
+                                                      std::move(incoming), std::move(outgoing))
+                                                : nullptr);
+            if (!slot) h.hooks.erase(key);
+        }
+        const Status st = rosco_channel_set_hooks(ctx_, channel.handle(),
+                                                  in ? &detail::hook_trampoline<false> : nullptr,
+                                                  out ? &detail::hook_trampoline<true> : nullptr, &h);
+        if (st != ROSCO_OK) {
+            std::lock_guard<std::mutex> lock(h.mu);
+            if (old)
+                h.hooks[key] = std::move(old);
+            else
+                h.hooks.erase(key);
+        }
+        detail::check(st, "rosco_channel_set_hooks");
+    }
+    /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's
+    /// o2host does): its messages are sent on `osc`, without the "/service" part when
+    /// `strip`. The bridge lasts as long as the returned Method.
+    Method o2_bridge_to_osc(const Channel& o2, std::string_view service, const Channel& osc, bool strip) {
+        detail::ZStr s(service);
+        rosco_method m{};
+        detail::check(rosco_o2lite_bridge_to_osc(ctx_, o2.handle(), s.checked("rosco_o2lite_bridge_to_osc"),
+                                                 osc.handle(), strip ? 1 : 0, &m),
+                      "rosco_o2lite_bridge_to_osc");
+        return Method(ctx_, m);
+    }
+    /// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite
+    /// channel `o2`, to "/service" + the address when `prefix`, by TCP when `reliable`.
+    /// The bridge lasts as long as the returned Method.
+    Method osc_bridge_to_o2(const Channel& osc, const Channel& o2, std::string_view service, bool prefix,
+                            bool reliable) {
+        detail::ZStr s(service);
+        rosco_method m{};
+        detail::check(rosco_osc_bridge_to_o2lite(ctx_, osc.handle(), o2.handle(),
+                                                 s.checked("rosco_osc_bridge_to_o2lite"), prefix ? 1 : 0,
+                                                 reliable ? 1 : 0, &m),
+                      "rosco_osc_bridge_to_o2lite");
+        return Method(ctx_, m);
     }
 
     /// Io-thread mode: a descriptor readable while messages wait for poll() (for epoll,

@@ -10,6 +10,7 @@ pub mod builder;
 pub mod channel;
 pub mod context;
 pub mod handles;
+pub mod hook;
 pub mod method;
 pub mod msg;
 pub mod o2lite;

@@ -3,8 +3,10 @@
 
 use super::builder::rosco_builder;
 use super::context::with_ctx_channel;
-use super::handles::{context, rosco_channel, rosco_ctx};
+use super::handles::{context, rosco_channel, rosco_ctx, rosco_method, CtxEntry};
 use super::status::{c_str, guard, rosco_status, write_out, Failure};
+use crate::dispatch::MethodId;
+use crate::Error;
 use std::ffi::c_char;
 
 /// Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
@@ -225,5 +227,88 @@ pub unsafe extern "C" fn rosco_o2lite_query(
         with_ctx_channel(ctx, ch, |e, id| {
             e.ctx.o2_query(id, service).map_err(Failure::from)
         })
+    })
+}
+
+/// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (O2's
+/// `o2_osc_delegate`, as `o2host` does): every message for the service is sent on `osc`,
+/// with its address as it is (`/service/...`) or, with `strip` non-zero, without the
+/// service part; a non-zero O2 timestamp becomes a bundle timetag. On a host the service is
+/// offered as one of its own. Writes the bridging method to `out`: removing it ends the
+/// bridge.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `service` is a NUL-terminated string; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_o2lite_bridge_to_osc(
+    ctx: rosco_ctx,
+    o2: rosco_channel,
+    service: *const c_char,
+    osc: rosco_channel,
+    strip: i32,
+    out: *mut rosco_method,
+) -> rosco_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        bridge(ctx, service, out, |e, service| {
+            let (o2, osc) = (e.channel(o2), e.channel(osc));
+            e.ctx.o2_bridge_to_osc(o2, service, osc, strip != 0)
+        })
+    }
+}
+
+/// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite channel
+/// `o2` (O2's OSC server port, `o2_osc_port_new`): each message is sent to `/service` +
+/// its address when `prefix` is non-zero, else to its address as it is, by TCP when
+/// `reliable` is non-zero; a bundle's timetag becomes the O2 timestamp. Writes the bridging
+/// method to `out`: removing it ends the bridge.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `service` is a NUL-terminated string; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_osc_bridge_to_o2lite(
+    ctx: rosco_ctx,
+    osc: rosco_channel,
+    o2: rosco_channel,
+    service: *const c_char,
+    prefix: i32,
+    reliable: i32,
+    out: *mut rosco_method,
+) -> rosco_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        bridge(ctx, service, out, |e, service| {
+            let (osc, o2) = (e.channel(osc), e.channel(o2));
+            e.ctx
+                .osc_bridge_to_o2(osc, o2, service, prefix != 0, reliable != 0)
+        })
+    }
+}
+
+/// Makes a bridging method for `service` with `make` and writes its handle to `out`.
+///
+/// # Safety
+/// `service` is a NUL-terminated string; `out` is writable.
+unsafe fn bridge(
+    ctx: rosco_ctx,
+    service: *const c_char,
+    out: *mut rosco_method,
+    make: impl FnOnce(&CtxEntry, &str) -> Result<MethodId, Error>,
+) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller passes a NUL-terminated string (or NULL, rejected).
+        let service = unsafe { c_str(service, "service")? };
+        // Checked first: the bridge must not be made when its handle cannot be returned.
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let e = context(ctx)?;
+        let method = make(&e, service).map_err(Failure::from)?;
+        // SAFETY: checked non-null; the caller passes a writable handle.
+        unsafe { write_out(out, e.method_handle(method), "out") }
     })
 }

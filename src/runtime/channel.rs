@@ -4,6 +4,7 @@
 use super::event::Stats;
 use super::o2::O2Role;
 use super::options::{ContextOptions, Reconnect, MIN_RECONNECT_WAIT};
+use crate::callback_slot::CallbackSlot;
 use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
@@ -13,7 +14,7 @@ use crate::transport::stream::{
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
@@ -24,48 +25,77 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Transforms a raw packet on its way out or in (osc4py3's encode/decode packet actions:
-/// checksums, signatures, encryption). It writes the packet to deliver or send into the
-/// buffer, or returns false to drop it.
-pub type PacketHook = Box<dyn Fn(&[u8], &mut Vec<u8>) -> bool + Send + Sync>;
+/// checksums, signatures, encryption). It returns what becomes of the packet; for
+/// [`HookVerdict::Replace`] it writes the packet to send or deliver into the buffer, which
+/// starts empty.
+pub type PacketHook = Box<dyn Fn(&[u8], &mut Vec<u8>) -> HookVerdict + Send + Sync>;
 
-#[derive(Default)]
-struct Hooks {
-    incoming: Option<Arc<PacketHook>>,
-    outgoing: Option<Arc<PacketHook>>,
+/// What a packet hook decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookVerdict {
+    /// The packet goes no further.
+    Drop,
+    /// The packet goes on as it was (a hook that only looks, or checks).
+    Pass,
+    /// What the hook wrote into the buffer goes on instead.
+    Replace,
 }
+
+type Hook = dyn Fn(&[u8], &mut Vec<u8>) -> HookVerdict + Send + Sync;
 
 /// A channel's packet hooks, looked at for every packet in and out. A flag says whether
 /// there are any, so the usual channel without hooks takes no lock (a read lock per
-/// packet was a measurable share of the receive path).
+/// packet was a measurable share of the receive path). Replacing a hook waits for calls
+/// of the previous one to end, so a C caller may free what it used.
 #[derive(Default)]
 pub(crate) struct HookSlot {
     any: AtomicBool,
-    hooks: RwLock<Hooks>,
+    incoming: CallbackSlot<Hook>,
+    outgoing: CallbackSlot<Hook>,
 }
 
 impl HookSlot {
     pub(crate) fn set(&self, incoming: Option<PacketHook>, outgoing: Option<PacketHook>) {
         let any = incoming.is_some() || outgoing.is_some();
-        *self.hooks.write() = Hooks {
-            incoming: incoming.map(Arc::new),
-            outgoing: outgoing.map(Arc::new),
-        };
-        self.any.store(any, Ordering::Release);
-    }
-
-    pub(crate) fn incoming(&self) -> Option<Arc<PacketHook>> {
-        self.get(|h| &h.incoming)
-    }
-
-    pub(crate) fn outgoing(&self) -> Option<Arc<PacketHook>> {
-        self.get(|h| &h.outgoing)
-    }
-
-    fn get(&self, which: fn(&Hooks) -> &Option<Arc<PacketHook>>) -> Option<Arc<PacketHook>> {
-        match self.any.load(Ordering::Acquire) {
-            true => which(&self.hooks.read()).clone(),
-            false => None,
+        // Raised before a hook is in place and lowered after the last is gone, so no
+        // packet passes a hook that is set.
+        if any {
+            self.any.store(true, Ordering::Release);
         }
+        self.incoming.set(incoming.map(Arc::from));
+        self.outgoing.set(outgoing.map(Arc::from));
+        if !any {
+            self.any.store(false, Ordering::Release);
+        }
+    }
+
+    /// Runs the incoming hook, if there is one, on `raw`; `out` is cleared first.
+    pub(crate) fn incoming(&self, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
+        Self::run(&self.any, &self.incoming, raw, out)
+    }
+
+    /// Runs the outgoing hook, if there is one, on `raw`; `out` is cleared first.
+    pub(crate) fn outgoing(&self, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
+        Self::run(&self.any, &self.outgoing, raw, out)
+    }
+
+    /// True when a packet may meet a hook.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    fn run(
+        any: &AtomicBool,
+        slot: &CallbackSlot<Hook>,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> HookVerdict {
+        if !any.load(Ordering::Acquire) {
+            return HookVerdict::Pass;
+        }
+        out.clear();
+        slot.call(|hook| hook(raw, out))
+            .unwrap_or(HookVerdict::Pass)
     }
 }
 

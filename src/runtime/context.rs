@@ -1,7 +1,7 @@
 //! The context: channels opened by URL, the method table, the threading mode, and
 //! sending from any thread.
 
-use super::channel::{Channel, ClientState, Dest, Kind, PacketHook};
+use super::channel::{Channel, ClientState, Dest, HookVerdict, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
 use super::o2::O2Role;
@@ -553,7 +553,8 @@ impl Context {
 
     /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
     /// (incoming) and on the sending thread (outgoing); they must not open or close
-    /// channels.
+    /// channels. Once this returns the previous hooks are not running on another thread
+    /// (unless it is called from inside a callback or hook, which cannot wait for itself).
     pub fn set_packet_hooks(
         &self,
         id: ChannelId,
@@ -758,17 +759,14 @@ impl Sender {
             _ => None,
         };
         self.shared.trace(&ch.name, "sends", to, packet);
-        let hook = ch.hooks.outgoing();
-        match hook {
-            None => self.transmit_raw(ch, packet, dest),
-            Some(hook) => with_buf(&HOOK_BUF, |out| {
-                out.clear();
-                match hook(packet, out) {
-                    true => self.transmit_raw(ch, out, dest),
-                    false => Ok(()),
-                }
-            }),
+        if !ch.hooks.any() {
+            return self.transmit_raw(ch, packet, dest);
         }
+        with_buf(&HOOK_BUF, |out| match ch.hooks.outgoing(packet, out) {
+            HookVerdict::Pass => self.transmit_raw(ch, packet, dest),
+            HookVerdict::Replace => self.transmit_raw(ch, out, dest),
+            HookVerdict::Drop => Ok(()),
+        })
     }
 
     fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {

@@ -5,7 +5,7 @@
 //! Packets go to a `Receiver` right here (poll and threaded modes: callbacks run on this
 //! thread), or into the shared queue for `poll` to dispatch (io-thread mode).
 
-use super::channel::{Channel, ClientState, Kind};
+use super::channel::{Channel, ClientState, HookVerdict, Kind};
 use super::event::{Event, LogLevel, Stats};
 use super::o2::{self, O2Role};
 use super::poller::{Interest, Poller};
@@ -882,14 +882,14 @@ impl Engine {
                 engine.o2_packet(ch, role, source, peer, raw, true);
                 return Ok(0);
             }
-            let Some(hook) = ch.hooks.incoming() else {
+            if !ch.hooks.any() {
                 return engine.deliver(ch, source, peer, raw, now, None);
-            };
+            }
             let mut hooked = std::mem::take(&mut engine.hook_buf);
-            hooked.clear();
-            let result = match hook(raw, &mut hooked) {
-                true => engine.deliver(ch, source, peer, &hooked, now, None),
-                false => Ok(0),
+            let result = match ch.hooks.incoming(raw, &mut hooked) {
+                HookVerdict::Pass => engine.deliver(ch, source, peer, raw, now, None),
+                HookVerdict::Replace => engine.deliver(ch, source, peer, &hooked, now, None),
+                HookVerdict::Drop => Ok(0),
             };
             engine.hook_buf = hooked;
             result

@@ -17,7 +17,7 @@ pub(crate) mod poller;
 mod shared;
 mod subscription;
 
-pub use channel::PacketHook;
+pub use channel::{HookVerdict, PacketHook};
 pub use context::{Context, Sender, LOCAL};
 pub use event::{ChannelStats, Event, LogLevel};
 pub use o2::{fixed_to_seconds, o2lite_url, seconds_to_fixed};

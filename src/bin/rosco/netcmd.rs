@@ -3,7 +3,7 @@
 use crate::oscargs;
 use rosco::dispatch::Flow;
 use rosco::osc::{self, Json, OwnedArg, PacketWriter, Text};
-use rosco::runtime::{Event, Reconnect};
+use rosco::runtime::{Event, HookVerdict, Reconnect};
 use rosco::transport::url::{ChannelUrl, StreamFraming};
 use rosco::{Context, ContextOptions, TimeTag};
 use std::io::Write;
@@ -145,20 +145,17 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
         let seen = seen.clone();
-        let hook: rosco::runtime::PacketHook = Box::new(move |raw, out| {
+        let hook: rosco::runtime::PacketHook = Box::new(move |raw, _| {
             match osc::decode_with(raw, &decode) {
                 Ok(packet) => {
                     let mut stdout = std::io::stdout().lock();
                     let _ = writeln!(stdout, "{}", Json(packet));
                     let _ = stdout.flush();
                     seen.fetch_add(1, Ordering::Relaxed);
-                    false
+                    HookVerdict::Drop
                 }
                 // Passed on: the receiver refuses it too, and the event callback says why.
-                Err(_) => {
-                    out.extend_from_slice(raw);
-                    true
-                }
+                Err(_) => HookVerdict::Pass,
             }
         });
         ctx.set_packet_hooks(id, Some(hook), None).map_err(fail)?;
