@@ -475,6 +475,8 @@ rosco_status rosco_channel_open(struct rosco_ctx ctx,
                                 struct rosco_channel *out);
 
 // Closes a channel: its sockets close, its peers are disconnected, its handle goes stale.
+// Its packet hooks are removed: once this returns they are not running on another thread
+// (as for `rosco_channel_set_hooks`).
 //
 // Thread-safe; may be called from a callback.
 rosco_status rosco_channel_close(struct rosco_ctx ctx, struct rosco_channel ch);
@@ -678,8 +680,11 @@ rosco_status rosco_ctx_set_log_callback(struct rosco_ctx ctx,
 // decoded, on the thread doing the I/O; `outgoing` every packet it sends, after encoding,
 // on the sending thread (replies and forwarded messages included). A hook must not open or
 // close channels. Once this returns the previous hooks are not running on another thread
-// and will not run again, so their `user` may be freed (from inside a callback or hook it
-// cannot wait for itself).
+// and will not run again, so their `user` may be freed (called from inside a callback or
+// hook, this cannot wait for calls under way on other threads). Closing the channel or
+// freeing the context removes its hooks the same way. `ROSCO_ERR_UNSUPPORTED` for an
+// O2lite channel, and for an incoming hook on `"_local"` (its outgoing hook sees what it
+// dispatches).
 //
 // Thread-safe.
 rosco_status rosco_channel_set_hooks(struct rosco_ctx ctx,
@@ -988,7 +993,9 @@ rosco_status rosco_o2lite_query(struct rosco_ctx ctx, struct rosco_channel ch, c
 // with its address as it is (`/service/...`) or, with `strip` non-zero, without the
 // service part; a non-zero O2 timestamp becomes a bundle timetag. On a host the service is
 // offered as one of its own. Writes the bridging method to `out`: removing it ends the
-// bridge.
+// bridge (the service stays offered until `rosco_o2lite_service_remove`).
+// `ROSCO_ERR_HANDLE` for a stale channel, `ROSCO_ERR_UNSUPPORTED` when `o2` is not an
+// O2lite channel or `osc` is one, `ROSCO_ERR_ARG` for a bad service name.
 //
 // Thread-safe.
 //
@@ -1005,7 +1012,8 @@ rosco_status rosco_o2lite_bridge_to_osc(struct rosco_ctx ctx,
 // `o2` (O2's OSC server port, `o2_osc_port_new`): each message is sent to `/service` +
 // its address when `prefix` is non-zero, else to its address as it is, by TCP when
 // `reliable` is non-zero; a bundle's timetag becomes the O2 timestamp. Writes the bridging
-// method to `out`: removing it ends the bridge.
+// method to `out`: removing it ends the bridge. Errors as for
+// `rosco_o2lite_bridge_to_osc`.
 //
 // Thread-safe.
 //

@@ -82,11 +82,23 @@ impl<T: ?Sized> CallbackSlot<T> {
     /// on other threads have ended, except when called from inside a callback, which
     /// cannot wait for its own call.
     pub(crate) fn set(&self, callback: Option<Arc<T>>) {
-        let previous = std::mem::replace(&mut *self.current.lock(), callback);
+        let previous = self.replace(callback);
+        self.wait();
+        drop(previous);
+    }
+
+    /// Replaces the callback and returns the previous one, without waiting: for a caller
+    /// that replaces several slots together and then waits for each.
+    pub(crate) fn replace(&self, callback: Option<Arc<T>>) -> Option<Arc<T>> {
+        std::mem::replace(&mut *self.current.lock(), callback)
+    }
+
+    /// Returns once calls under way on other threads have ended (at once from inside a
+    /// callback, which cannot wait for its own call).
+    pub(crate) fn wait(&self) {
         if !inside() {
             drop(self.calls.write());
         }
-        drop(previous);
     }
 }
 

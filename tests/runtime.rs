@@ -6,7 +6,7 @@
 use rosco::dispatch::{Flow, MsgInfo};
 use rosco::osc::{Arg, Message, PacketWriter};
 use rosco::runtime::{Event, HookVerdict, PacketHook};
-use rosco::{Context, ContextOptions, Mode, TimeTag};
+use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1181,6 +1181,28 @@ fn packet_hooks_transform_both_ways() {
     assert!(until(&ctx, || len(&log) == 3));
     assert_eq!(log.lock().unwrap()[2], "/plain ");
     assert_eq!(seen.load(Ordering::SeqCst), 12);
+
+    // `_local` has no incoming side; its outgoing hook sees what it dispatches.
+    let local = ctx.channel_id(rosco::runtime::LOCAL).unwrap();
+    let tap = seen.clone();
+    let look: PacketHook = Box::new(move |raw: &[u8], _: &mut Vec<u8>| {
+        tap.fetch_add(raw.len(), Ordering::SeqCst);
+        HookVerdict::Pass
+    });
+    assert!(matches!(
+        ctx.set_packet_hooks(local, Some(Box::new(xor)), None),
+        Err(Error::Unsupported(_))
+    ));
+    ctx.set_packet_hooks(local, None, Some(look)).unwrap();
+    ctx.send(local, "/plain", &[]).unwrap();
+    assert!(until(&ctx, || len(&log) == 4));
+    assert_eq!(seen.load(Ordering::SeqCst), 24);
+    // A closed channel takes no hooks.
+    ctx.close(rx).unwrap();
+    assert!(matches!(
+        ctx.set_packet_hooks(rx, None, Some(Box::new(xor))),
+        Err(Error::NoChannel)
+    ));
 }
 
 #[test]

@@ -1884,29 +1884,41 @@ public:
     /// Sets (or with empty functions removes) a channel's packet hooks: `incoming` sees
     /// every packet it receives before decoding, on the thread doing the I/O; `outgoing`
     /// every packet it sends, on the sending thread. Hooks must not open or close channels.
+    /// ROSCO_ERR_UNSUPPORTED on O2lite channels, and for an incoming hook on "_local".
     void set_hooks(const Channel& channel, PacketHook incoming, PacketHook outgoing) {
+        using Pair = std::pair<PacketHook, PacketHook>;
         detail::Hub& h = hub();
-        const bool in = static_cast<bool>(incoming), out = static_cast<bool>(outgoing);
+        const bool any = incoming || outgoing, wants_incoming = static_cast<bool>(incoming);
         const std::uint64_t key = channel.handle().id;
-        // The old pair is released outside the lock; a call under way holds its own copy.
-        std::shared_ptr<const std::pair<PacketHook, PacketHook>> old;
+        std::shared_ptr<const Pair> pair = any ? std::make_shared<const Pair>(std::move(incoming), std::move(outgoing))
+                                               : nullptr;
         {
             std::lock_guard<std::mutex> lock(h.mu);
-            auto& slot = h.hooks[key];
-            old = std::exchange(slot, in || out ? std::make_shared<const std::pair<PacketHook, PacketHook>>(
-                                                      std::move(incoming), std::move(outgoing))
-                                                : nullptr);
-            if (!slot) h.hooks.erase(key);
+            if (pair)
+                h.hooks[key].swap(pair);
+            else if (auto it = h.hooks.find(key); it != h.hooks.end()) {
+                pair = std::move(it->second);
+                h.hooks.erase(it);
+            }
         }
+        pair.reset();  // the old hooks, outside the lock; a call under way holds its own copy
+        // Both trampolines stay registered whatever this call sets, so that concurrent
+        // calls cannot leave rosco's registration out of step with the map; a trampoline
+        // finding no hook passes the packet on. ("_local" has no incoming side: there the
+        // incoming one is registered only when asked for, and refused.)
+        const bool incoming_side = wants_incoming || channel != this->local();
         const Status st = rosco_channel_set_hooks(ctx_, channel.handle(),
-                                                  in ? &detail::hook_trampoline<false> : nullptr,
-                                                  out ? &detail::hook_trampoline<true> : nullptr, &h);
+                                                  incoming_side ? &detail::hook_trampoline<false> : nullptr,
+                                                  &detail::hook_trampoline<true>, &h);
         if (st != ROSCO_OK) {
-            std::lock_guard<std::mutex> lock(h.mu);
-            if (old)
-                h.hooks[key] = std::move(old);
-            else
-                h.hooks.erase(key);
+            std::shared_ptr<const Pair> refused;
+            {
+                std::lock_guard<std::mutex> lock(h.mu);
+                if (auto it = h.hooks.find(key); it != h.hooks.end()) {
+                    refused = std::move(it->second);
+                    h.hooks.erase(it);
+                }
+            }
         }
         detail::check(st, "rosco_channel_set_hooks");
     }

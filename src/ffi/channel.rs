@@ -43,6 +43,8 @@ pub unsafe extern "C" fn rosco_channel_open(
 }
 
 /// Closes a channel: its sockets close, its peers are disconnected, its handle goes stale.
+/// Its packet hooks are removed: once this returns they are not running on another thread
+/// (as for `rosco_channel_set_hooks`).
 ///
 /// Thread-safe; may be called from a callback.
 #[no_mangle]

@@ -36,8 +36,11 @@ pub type rosco_packet_fn = Option<
 /// decoded, on the thread doing the I/O; `outgoing` every packet it sends, after encoding,
 /// on the sending thread (replies and forwarded messages included). A hook must not open or
 /// close channels. Once this returns the previous hooks are not running on another thread
-/// and will not run again, so their `user` may be freed (from inside a callback or hook it
-/// cannot wait for itself).
+/// and will not run again, so their `user` may be freed (called from inside a callback or
+/// hook, this cannot wait for calls under way on other threads). Closing the channel or
+/// freeing the context removes its hooks the same way. `ROSCO_ERR_UNSUPPORTED` for an
+/// O2lite channel, and for an incoming hook on `"_local"` (its outgoing hook sees what it
+/// dispatches).
 ///
 /// Thread-safe.
 #[no_mangle]

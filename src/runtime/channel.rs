@@ -45,38 +45,77 @@ type Hook = dyn Fn(&[u8], &mut Vec<u8>) -> HookVerdict + Send + Sync;
 
 /// A channel's packet hooks, looked at for every packet in and out. A flag says whether
 /// there are any, so the usual channel without hooks takes no lock (a read lock per
-/// packet was a measurable share of the receive path). Replacing a hook waits for calls
-/// of the previous one to end, so a C caller may free what it used.
+/// packet was a measurable share of the receive path). Replacing the hooks waits for calls
+/// of the previous ones to end, so a C caller may free what they used; so does closing
+/// the channel, after which its packets are dropped rather than sent or delivered unhooked.
 #[derive(Default)]
 pub(crate) struct HookSlot {
+    /// Hooks are set, or the channel is closed: packets take the slow path.
     any: AtomicBool,
+    closed: AtomicBool,
+    /// Held while both slots and the flag change, so that concurrent setters leave one
+    /// setter's pair and a flag that matches it.
+    setting: Mutex<()>,
     incoming: CallbackSlot<Hook>,
     outgoing: CallbackSlot<Hook>,
 }
 
 impl HookSlot {
-    pub(crate) fn set(&self, incoming: Option<PacketHook>, outgoing: Option<PacketHook>) {
-        let any = incoming.is_some() || outgoing.is_some();
-        // Raised before a hook is in place and lowered after the last is gone, so no
-        // packet passes a hook that is set.
-        if any {
-            self.any.store(true, Ordering::Release);
-        }
-        self.incoming.set(incoming.map(Arc::from));
-        self.outgoing.set(outgoing.map(Arc::from));
-        if !any {
-            self.any.store(false, Ordering::Release);
-        }
+    /// Sets the hooks; false (nothing set) once the channel is closed.
+    pub(crate) fn set(&self, incoming: Option<PacketHook>, outgoing: Option<PacketHook>) -> bool {
+        self.replace(incoming, outgoing, false)
+    }
+
+    /// Removes the hooks for good: what is sent or received from now on is dropped.
+    pub(crate) fn close(&self) {
+        self.replace(None, None, true);
+    }
+
+    fn replace(
+        &self,
+        incoming: Option<PacketHook>,
+        outgoing: Option<PacketHook>,
+        close: bool,
+    ) -> bool {
+        let hooked = incoming.is_some() || outgoing.is_some();
+        let previous = {
+            let _setting = self.setting.lock();
+            if !close && self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if close {
+                self.closed.store(true, Ordering::Release);
+            }
+            let any = hooked || self.closed.load(Ordering::Acquire);
+            // Raised before a hook is in place and lowered after the last is gone, so no
+            // packet passes a hook that is set.
+            if any {
+                self.any.store(true, Ordering::Release);
+            }
+            let previous = (
+                self.incoming.replace(incoming.map(Arc::from)),
+                self.outgoing.replace(outgoing.map(Arc::from)),
+            );
+            if !any {
+                self.any.store(false, Ordering::Release);
+            }
+            previous
+        };
+        // Not under the lock: a hook running now may itself set hooks.
+        self.incoming.wait();
+        self.outgoing.wait();
+        drop(previous);
+        true
     }
 
     /// Runs the incoming hook, if there is one, on `raw`; `out` is cleared first.
     pub(crate) fn incoming(&self, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
-        Self::run(&self.any, &self.incoming, raw, out)
+        self.run(&self.incoming, raw, out)
     }
 
     /// Runs the outgoing hook, if there is one, on `raw`; `out` is cleared first.
     pub(crate) fn outgoing(&self, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
-        Self::run(&self.any, &self.outgoing, raw, out)
+        self.run(&self.outgoing, raw, out)
     }
 
     /// True when a packet may meet a hook.
@@ -84,18 +123,16 @@ impl HookSlot {
         self.any.load(Ordering::Acquire)
     }
 
-    fn run(
-        any: &AtomicBool,
-        slot: &CallbackSlot<Hook>,
-        raw: &[u8],
-        out: &mut Vec<u8>,
-    ) -> HookVerdict {
-        if !any.load(Ordering::Acquire) {
+    fn run(&self, slot: &CallbackSlot<Hook>, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
+        if !self.any() {
             return HookVerdict::Pass;
         }
         out.clear();
-        slot.call(|hook| hook(raw, out))
-            .unwrap_or(HookVerdict::Pass)
+        match slot.call(|hook| hook(raw, out)) {
+            Some(verdict) => verdict,
+            None if self.closed.load(Ordering::Acquire) => HookVerdict::Drop,
+            None => HookVerdict::Pass,
+        }
     }
 }
 
@@ -772,5 +809,51 @@ impl Reconnect {
         // A zero first wait or maximum would retry on every turn of the I/O loop.
         let first = self.initial.max(MIN_RECONNECT_WAIT);
         Some(first.saturating_mul(factor).min(self.max.max(first)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dropping() -> Option<PacketHook> {
+        Some(Box::new(|_: &[u8], _: &mut Vec<u8>| HookVerdict::Drop))
+    }
+
+    #[test]
+    fn concurrent_setters_leave_the_flag_true_to_the_hooks() {
+        const ROUNDS: usize = 20_000;
+        let slot = Arc::new(HookSlot::default());
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let (other, go) = (slot.clone(), start.clone());
+        let remover = std::thread::spawn(move || {
+            for _ in 0..ROUNDS {
+                go.wait();
+                other.set(None, None);
+                go.wait();
+            }
+        });
+        for _ in 0..ROUNDS {
+            start.wait();
+            slot.set(dropping(), None);
+            start.wait();
+            // Whichever setter came last, a hook that is set is never skipped.
+            let verdict = slot.incoming(b"", &mut Vec::new());
+            let set = slot.incoming.call(|_| ()).is_some();
+            assert_eq!(verdict == HookVerdict::Drop, set);
+        }
+        remover.join().unwrap();
+    }
+
+    #[test]
+    fn a_closed_slot_drops_and_takes_no_more_hooks() {
+        let slot = HookSlot::default();
+        assert!(slot.set(None, dropping()));
+        slot.close();
+        assert!(slot.any());
+        assert_eq!(slot.outgoing(b"", &mut Vec::new()), HookVerdict::Drop);
+        assert_eq!(slot.incoming(b"", &mut Vec::new()), HookVerdict::Drop);
+        assert!(!slot.set(dropping(), None));
+        assert!(slot.incoming.call(|_| ()).is_none());
     }
 }

@@ -214,7 +214,9 @@ impl Context {
         Ok(id)
     }
 
-    /// Closes a channel: its sockets close and its peers are disconnected.
+    /// Closes a channel: its sockets close and its peers are disconnected. Its packet hooks
+    /// are removed, and are not running on another thread once this returns (as for
+    /// [`set_packet_hooks`](Self::set_packet_hooks)).
     pub fn close(&self, id: ChannelId) -> Result<(), Error> {
         if self
             .shared
@@ -231,6 +233,9 @@ impl Context {
             .ok_or(Error::NoChannel)?;
         self.shared.table_changed();
         self.shared.names.write().remove(&channel.name);
+        // A send under way may still hold the channel: its hooks go now, so that their
+        // user data may be freed once this returns.
+        channel.hooks.close();
         // Addresses and socket files are freed now; the I/O loop may still hold the
         // channel until its current round ends: wake it and wait (briefly) so the sockets
         // themselves are closed when this returns, unless this thread runs the loop.
@@ -424,7 +429,9 @@ impl Context {
     /// `o2host` does): every message for the service is sent on `osc`, with its address as
     /// it is (`/service/...`) or, with `strip`, without the service part; a non-zero O2
     /// timestamp becomes a bundle timetag (global time mapped to the system clock now).
-    /// On a host the service is offered as one of its own. Returns the bridging method.
+    /// On a host the service is offered as one of its own. Returns the bridging method;
+    /// removing it ends the bridge, and the service stays offered until
+    /// [`o2_service_remove`](Self::o2_service_remove).
     pub fn o2_bridge_to_osc(
         &self,
         o2: ChannelId,
@@ -432,6 +439,7 @@ impl Context {
         osc: ChannelId,
         strip: bool,
     ) -> Result<crate::dispatch::MethodId, Error> {
+        self.check_osc_channel(osc)?;
         self.o2_service_add(o2, service)?;
         let sender = self.sender();
         let prefix = format!("/{service}");
@@ -469,6 +477,10 @@ impl Context {
         prefix: bool,
         reliable: bool,
     ) -> Result<crate::dispatch::MethodId, Error> {
+        self.check_osc_channel(osc)?;
+        self.with_o2(o2, |_, _| Ok(()))?;
+        crate::o2lite::check_service_name(service)
+            .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
         let sender = self.sender();
         let service = service.to_string();
         let method = self.methods().add_method(None, None, move |m, info| {
@@ -554,7 +566,10 @@ impl Context {
     /// Sets a channel's packet hooks (`None` removes one). Hooks run on the I/O thread
     /// (incoming) and on the sending thread (outgoing); they must not open or close
     /// channels. Once this returns the previous hooks are not running on another thread
-    /// (unless it is called from inside a callback or hook, which cannot wait for itself).
+    /// (called from inside a callback or hook, this cannot wait for calls under way on
+    /// other threads). Closing the channel or the context removes its hooks the same way.
+    /// O2lite channels carry O2 messages and take no hooks; `_local` has no incoming side
+    /// (its outgoing hook sees what it dispatches).
     pub fn set_packet_hooks(
         &self,
         id: ChannelId,
@@ -562,8 +577,18 @@ impl Context {
         outgoing: Option<PacketHook>,
     ) -> Result<(), Error> {
         let channel = self.shared.channel(id).ok_or(Error::NoChannel)?;
-        channel.hooks.set(incoming, outgoing);
-        Ok(())
+        if channel.o2.is_some() {
+            return Err(Error::Unsupported("O2lite channels take no packet hooks"));
+        }
+        if incoming.is_some() && matches!(channel.kind, Kind::Local) {
+            return Err(Error::Unsupported(
+                "_local has no incoming side: its outgoing hook sees what it dispatches",
+            ));
+        }
+        match channel.hooks.set(incoming, outgoing) {
+            true => Ok(()),
+            false => Err(Error::NoChannel),
+        }
     }
 }
 
@@ -601,6 +626,19 @@ impl Context {
                 drop(self.receiver.lock());
             }
             true => self.forget_poll_set(),
+        }
+        // Hooks first: none may start once the state the callbacks share is gone (a C++
+        // wrapper's, freed with the method table). Closed outside the table's lock, which
+        // a running hook's own sends take.
+        let hooked: Vec<_> = self
+            .shared
+            .channels
+            .read()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
+        for ch in hooked {
+            ch.hooks.close();
         }
         // Callbacks may hold senders: clearing the table breaks those reference cycles.
         self.shared.dispatcher.clear();
@@ -790,6 +828,14 @@ impl Sender {
     }
 
     /// Runs `f` with an O2lite channel's role.
+    /// The channel exists and carries OSC (a bridge's other end).
+    fn check_osc_channel(&self, id: ChannelId) -> Result<(), Error> {
+        self.with_channel(id, |ch| match ch.o2 {
+            Some(_) => Err(Error::Unsupported("an O2lite channel, not an OSC one")),
+            None => Ok(()),
+        })
+    }
+
     fn with_o2<R>(
         &self,
         id: ChannelId,

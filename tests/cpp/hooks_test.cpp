@@ -83,6 +83,18 @@ void hooks() {
     CHECK_EQ(last.load(), 5);  // 4 never left
     CHECK_EQ(tapped.load(), 24);
 
+    // "_local" has no incoming side; its outgoing hook sees what it dispatches.
+    const rosco::Channel local = ctx.local();
+    CHECK_THROWS_STATUS(ctx.set_hooks(local, scramble, nullptr), ROSCO_ERR_UNSUPPORTED);
+    ctx.set_hooks(local, nullptr, [&](const rosco::Channel&, rosco::Blob p, rosco::PacketOut&) {
+        tapped += static_cast<int>(p.size);
+        return rosco::Verdict::Pass;
+    });
+    local.send("/m", 6);
+    CHECK(test::poll_until(ctx, [&] { return heard == 4; }));
+    CHECK_EQ(tapped.load(), 36);
+    ctx.set_hooks(local, nullptr, nullptr);
+
     // A stale channel is refused, and its hooks are not kept.
     const rosco::Channel gone = ctx.open("gone", test::udp_listen());
     gone.close();
@@ -128,11 +140,20 @@ void bridges() {
         CHECK_EQ(at_synth[0], std::string("/freq 440.000000"));
         CHECK_EQ(at_client[0], std::string("/client/echo 7"));
     }
-    // The bridge ends with its Method.
+    // The bridge ends with its Method. A new one without the prefix then carries a
+    // second message on the same path, after the first: had the first gone through, it
+    // would have arrived before.
     in_bridge = rosco::Method();
+    in_bridge = host.osc_bridge_to_o2(osc_in, hub, "client", false, true);
     feeder.send("/echo", 8);
-    for (int i = 0; i < 20; ++i) client.poll(10ms);
-    CHECK_EQ(count(at_client), std::size_t{1});
+    feeder.send("/client/echo", 9);
+    CHECK(test::poll_until(client, [&] { return count(at_client) == 2; }, 10000ms));
+    {
+        std::lock_guard<std::mutex> l(mu);
+        CHECK_EQ(at_client.back(), std::string("/client/echo 9"));
+    }
+    // O2lite channels take no packet hooks.
+    CHECK_THROWS_STATUS(host.set_hooks(hub, nullptr, scramble), ROSCO_ERR_UNSUPPORTED);
 }
 
 }  // namespace
