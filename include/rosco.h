@@ -138,6 +138,12 @@ typedef struct rosco_channel_stats {
   uint64_t late;
 } rosco_channel_stats;
 
+// Thread hook: `user` as given, and the thread's name (valid during the call).
+typedef void (*rosco_thread_fn)(void *user, const char *name);
+
+// Frees a method's user data when the method is removed or its context freed.
+typedef void (*rosco_free_fn)(void *user);
+
 // Context options. Fill with `rosco_ctx_options_init`, then change what you need: the
 // leading `size` lets the struct grow in later versions without breaking old callers.
 // Fields are only ever appended.
@@ -202,6 +208,20 @@ typedef struct rosco_ctx_options {
   // then run concurrently, for different packets in any order: they, and what their
   // `user` pointers reach, must be thread-safe.
   uint32_t workers;
+  // Called first thing on each thread the context starts (its I/O thread `rosco-io`,
+  // its workers `rosco-worker-N`), with `thread_user` and the thread's name; NULL: none
+  // (liblo's `lo_server_thread_set_callbacks`: raise a thread's priority, name it for a
+  // profiler, attach it to a runtime). Poll mode starts no thread.
+  rosco_thread_fn thread_start;
+  // Called last thing on each of those threads before it ends (all have ended when
+  // `rosco_ctx_free` returns, unless it is called from a callback on one of them).
+  rosco_thread_fn thread_stop;
+  // Passed to `thread_start` and `thread_stop`.
+  void *thread_user;
+  // Called with `thread_user` once the hooks are no longer needed: after the last
+  // thread ended, or when `rosco_ctx_new` fails (its `opts` read). NULL: nothing to
+  // free.
+  rosco_free_fn thread_user_free;
 } rosco_ctx_options;
 
 // One event. Strings are valid during the callback only; copy what you keep.
@@ -252,9 +272,6 @@ typedef int32_t (*rosco_packet_fn)(void *user,
 // mode (on the worker threads, several at once, with `rosco_ctx_options.workers`). It
 // may send, add and remove methods (itself included), and close channels.
 typedef int32_t (*rosco_method_fn)(void *user, const struct rosco_msg *msg);
-
-// Frees a method's user data when the method is removed or its context freed.
-typedef void (*rosco_free_fn)(void *user);
 
 // A method handle, valid with the context it was added to.
 typedef struct rosco_method {
@@ -682,16 +699,19 @@ rosco_status rosco_ctx_set_log_callback(struct rosco_ctx ctx,
 // close channels. Once this returns the previous hooks are not running on another thread
 // and will not run again, so their `user` may be freed (called from inside a callback or
 // hook, this cannot wait for calls under way on other threads). Closing the channel or
-// freeing the context removes its hooks the same way. `ROSCO_ERR_UNSUPPORTED` for an
-// O2lite channel, and for an incoming hook on `"_local"` (its outgoing hook sees what it
-// dispatches).
+// freeing the context removes its hooks the same way. `user_free` (may be NULL) is called
+// with `user` once neither hook can run any more, whichever thread did what: after they
+// are replaced or removed and any call under way has ended, or before this returns when
+// it fails or sets no hook. `ROSCO_ERR_UNSUPPORTED` for an O2lite channel, and for an
+// incoming hook on `"_local"` (its outgoing hook sees what it dispatches).
 //
 // Thread-safe.
 rosco_status rosco_channel_set_hooks(struct rosco_ctx ctx,
                                      struct rosco_channel ch,
                                      rosco_packet_fn incoming,
                                      rosco_packet_fn outgoing,
-                                     void *user);
+                                     void *user,
+                                     rosco_free_fn user_free);
 
 // Appends `len` bytes to the packet a hook is writing; several calls build it piece by
 // piece. For `ROSCO_HOOK_REPLACE` only.

@@ -1731,3 +1731,52 @@ fn long_patterns_are_refused_unless_the_limit_is_lifted() {
         }
     }
 }
+
+#[test]
+fn thread_hooks_run_first_and_last_on_every_thread() {
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (start, stop) = (names.clone(), names.clone());
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        workers: 2,
+        thread_start: Some(rosco::runtime::ThreadHook::new(move |name| {
+            start.lock().unwrap().push(format!("start {name}"));
+            // Caught and logged: the thread goes on.
+            assert!(name != "rosco-worker-1", "a panicking start hook");
+        })),
+        thread_stop: Some(rosco::runtime::ThreadHook::new(move |name| {
+            stop.lock().unwrap().push(format!("stop {name}"));
+        })),
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    // Every worker, the one whose hook panicked too, runs callbacks: the burst spreads
+    // over the pool, so each message is answered whichever worker takes it.
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h = heard.clone();
+    ctx.methods()
+        .add_method(Some("/w"), None, move |_, _| {
+            h.fetch_add(1, Ordering::SeqCst);
+            Flow::Handled
+        })
+        .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
+    for _ in 0..20 {
+        ctx.send(tx, "/w", &[]).unwrap();
+    }
+    assert!(until(&ctx, || heard.load(Ordering::SeqCst) == 20));
+    drop(ctx);
+    let mut seen = names.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "start rosco-io",
+            "start rosco-worker-0",
+            "start rosco-worker-1",
+            "stop rosco-io",
+            "stop rosco-worker-0",
+            "stop rosco-worker-1"
+        ]
+    );
+}

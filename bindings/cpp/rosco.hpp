@@ -517,6 +517,15 @@ public:
     /// Threaded mode: worker threads running the callbacks (0: the I/O thread runs them).
     /// Callbacks then run concurrently, for different packets in any order.
     Options& workers(std::uint32_t n) noexcept { o_.workers = n; return *this; }
+    /// Called with the thread's name first thing on each thread the context starts (its
+    /// I/O thread "rosco-io", its workers "rosco-worker-N"), and `stop` last thing before
+    /// the thread ends (liblo's lo_server_thread_set_callbacks): to raise a thread's
+    /// priority, name it for a profiler, attach it to a runtime. Poll mode starts none.
+    /// What they throw is written to std::cerr.
+    Options& on_thread(std::function<void(std::string_view)> start, std::function<void(std::string_view)> stop) {
+        threads_ = std::make_shared<const ThreadHandlers>(std::move(start), std::move(stop));
+        return *this;
+    }
     /// Address compression, both ways: `address` is sent as `/` and `code`.
     Options& address_code(std::int32_t code, std::string address) {
         codes_.push_back(code);
@@ -539,10 +548,37 @@ public:
             o.addresses = addresses.data();
             o.address_count = static_cast<std::uint32_t>(codes_.size());
         }
+        if (threads_) {
+            o.thread_start = threads_->first ? &thread_trampoline<true> : nullptr;
+            o.thread_stop = threads_->second ? &thread_trampoline<false> : nullptr;
+            // rosco owns it from here (and frees it if rosco_ctx_new fails).
+            o.thread_user = new std::shared_ptr<const ThreadHandlers>(threads_);
+            o.thread_user_free = &free_threads;
+        }
         return rosco_ctx_new(&o, out);
     }
 
 private:
+    using ThreadHandlers =
+        std::pair<std::function<void(std::string_view)>, std::function<void(std::string_view)>>;
+
+    template <bool start>
+    static void thread_trampoline(void* user, const char* name) noexcept {
+        try {
+            const ThreadHandlers& h = **static_cast<std::shared_ptr<const ThreadHandlers>*>(user);
+            (start ? h.first : h.second)(name ? std::string_view(name) : std::string_view());
+        } catch (const std::exception& e) {
+            std::cerr << "rosco: thread " << (start ? "start" : "stop") << " handler threw: " << e.what()
+                      << std::endl;
+        } catch (...) {
+            std::cerr << "rosco: thread " << (start ? "start" : "stop") << " handler threw" << std::endl;
+        }
+    }
+    static void free_threads(void* user) noexcept {
+        delete static_cast<std::shared_ptr<const ThreadHandlers>*>(user);
+    }
+
+    std::shared_ptr<const ThreadHandlers> threads_;
     rosco_ctx_options o_{};
     std::string types_;
     bool has_types_ = false;
@@ -1520,12 +1556,13 @@ inline std::int32_t accept_trampoline(void* user, rosco_channel listener, const 
 }
 
 /// Runs a channel's incoming (`outgoing` false) or outgoing hook.
+/// Its `user` is a heap std::shared_ptr<Hub> (freed by hub_free when rosco is done with
+/// the hooks), so the hub outlives every call.
 template <bool outgoing>
 std::int32_t hook_trampoline(void* user, rosco_channel ch, const std::uint8_t* data, std::size_t len,
                              rosco_packet_out* out) noexcept {
-    auto* hub = static_cast<Hub*>(user);
+    Hub* hub = static_cast<std::shared_ptr<Hub>*>(user)->get();
     try {
-        auto keep = hub->shared_from_this();
         std::shared_ptr<const std::pair<PacketHook, PacketHook>> both;
         {
             std::lock_guard<std::mutex> lock(hub->mu);
@@ -1543,6 +1580,8 @@ std::int32_t hook_trampoline(void* user, rosco_channel ch, const std::uint8_t* d
         return ROSCO_HOOK_DROP;
     }
 }
+
+inline void hub_free(void* user) noexcept { delete static_cast<std::shared_ptr<Hub>*>(user); }
 
 inline void log_trampoline(void* user, std::int32_t level, const char* text) noexcept {
     auto* hub = static_cast<Hub*>(user);
@@ -1885,14 +1924,28 @@ public:
     /// every packet it receives before decoding, on the thread doing the I/O; `outgoing`
     /// every packet it sends, on the sending thread. Hooks must not open or close channels.
     /// ROSCO_ERR_UNSUPPORTED on O2lite channels, and for an incoming hook on "_local".
+    /// Refused, the channel keeps the hooks it had. A channel that has had hooks keeps a
+    /// small lookup per packet after they are removed.
     void set_hooks(const Channel& channel, PacketHook incoming, PacketHook outgoing) {
         using Pair = std::pair<PacketHook, PacketHook>;
         detail::Hub& h = hub();
-        const bool any = incoming || outgoing, wants_incoming = static_cast<bool>(incoming);
         const std::uint64_t key = channel.handle().id;
-        std::shared_ptr<const Pair> pair = any ? std::make_shared<const Pair>(std::move(incoming), std::move(outgoing))
-                                               : nullptr;
-        {
+        // Both trampolines stay registered whatever this call sets, so that concurrent
+        // calls cannot leave rosco's registration out of step with the map (a trampoline
+        // finding no hook passes the packet on): a channel that had hooks keeps paying a
+        // lookup per packet. "_local" has no incoming side: there the incoming one is
+        // registered only when asked for, and refused.
+        const bool incoming_side = incoming || channel != this->local();
+        std::shared_ptr<const Pair> pair =
+            incoming || outgoing ? std::make_shared<const Pair>(std::move(incoming), std::move(outgoing)) : nullptr;
+        // rosco owns `user` from here, and frees it itself if this fails.
+        auto* user = new std::shared_ptr<detail::Hub>(h.shared_from_this());
+        const Status st = rosco_channel_set_hooks(ctx_, channel.handle(),
+                                                  incoming_side ? &detail::hook_trampoline<false> : nullptr,
+                                                  &detail::hook_trampoline<true>, user, &detail::hub_free);
+        // Refused, the channel keeps its hooks; gone, it has none to keep.
+        if (st == ROSCO_OK || st == ROSCO_ERR_HANDLE) {
+            if (st != ROSCO_OK) pair.reset();
             std::lock_guard<std::mutex> lock(h.mu);
             if (pair)
                 h.hooks[key].swap(pair);
@@ -1902,24 +1955,6 @@ public:
             }
         }
         pair.reset();  // the old hooks, outside the lock; a call under way holds its own copy
-        // Both trampolines stay registered whatever this call sets, so that concurrent
-        // calls cannot leave rosco's registration out of step with the map; a trampoline
-        // finding no hook passes the packet on. ("_local" has no incoming side: there the
-        // incoming one is registered only when asked for, and refused.)
-        const bool incoming_side = wants_incoming || channel != this->local();
-        const Status st = rosco_channel_set_hooks(ctx_, channel.handle(),
-                                                  incoming_side ? &detail::hook_trampoline<false> : nullptr,
-                                                  &detail::hook_trampoline<true>, &h);
-        if (st != ROSCO_OK) {
-            std::shared_ptr<const Pair> refused;
-            {
-                std::lock_guard<std::mutex> lock(h.mu);
-                if (auto it = h.hooks.find(key); it != h.hooks.end()) {
-                    refused = std::move(it->second);
-                    h.hooks.erase(it);
-                }
-            }
-        }
         detail::check(st, "rosco_channel_set_hooks");
     }
     /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's

@@ -1,10 +1,11 @@
 //! Contexts: options, creation, polling, the wake-up descriptor, events and logging.
 
 use super::handles::{context, register, rosco_channel, rosco_ctx, unregister, CtxEntry};
+use super::method::{rosco_free_fn, Owned};
 use super::status::{c_str, guard, optional_str, rosco_status, write_out, Failure};
 use crate::handle::ChannelId;
 use crate::osc::{AddressTable, TypeSet};
-use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode};
+use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode, ThreadHook};
 use std::ffi::{c_char, c_void, CString};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,7 +86,25 @@ pub struct rosco_ctx_options {
     /// then run concurrently, for different packets in any order: they, and what their
     /// `user` pointers reach, must be thread-safe.
     pub workers: u32,
+    /// Called first thing on each thread the context starts (its I/O thread `rosco-io`,
+    /// its workers `rosco-worker-N`), with `thread_user` and the thread's name; NULL: none
+    /// (liblo's `lo_server_thread_set_callbacks`: raise a thread's priority, name it for a
+    /// profiler, attach it to a runtime). Poll mode starts no thread.
+    pub thread_start: rosco_thread_fn,
+    /// Called last thing on each of those threads before it ends (all have ended when
+    /// `rosco_ctx_free` returns, unless it is called from a callback on one of them).
+    pub thread_stop: rosco_thread_fn,
+    /// Passed to `thread_start` and `thread_stop`.
+    pub thread_user: *mut c_void,
+    /// Called with `thread_user` once the hooks are no longer needed: after the last
+    /// thread ended, or when `rosco_ctx_new` fails (its `opts` read). NULL: nothing to
+    /// free.
+    pub thread_user_free: rosco_free_fn,
 }
+
+/// Thread hook: `user` as given, and the thread's name (valid during the call).
+#[allow(non_camel_case_types)]
+pub type rosco_thread_fn = Option<unsafe extern "C" fn(user: *mut c_void, name: *const c_char)>;
 
 /// `rosco_ctx_options.trace`: each packet as text (a message as `rosco dump` prints it, a
 /// bundle with its timetag).
@@ -129,6 +148,10 @@ impl rosco_ctx_options {
                 n => clamp(n),
             },
             workers: clamp(o.workers),
+            thread_start: None,
+            thread_stop: None,
+            thread_user: std::ptr::null_mut(),
+            thread_user_free: None,
         }
     }
 
@@ -156,6 +179,11 @@ impl rosco_ctx_options {
                 "rosco_ctx_options.size is too small: use rosco_ctx_options_init",
             ));
         }
+        // Taken first, so that any failure from here on frees it.
+        let user = Arc::new(Owned {
+            user: UserData(field!(thread_user)),
+            free: field!(thread_user_free),
+        });
         o.mode = match field!(mode) {
             ROSCO_MODE_POLL => Mode::Poll,
             ROSCO_MODE_IO_THREAD => Mode::IoThread,
@@ -213,6 +241,16 @@ impl rosco_ctx_options {
             n => n as usize,
         };
         o.workers = field!(workers) as usize;
+        let hook = |f: rosco_thread_fn| {
+            let (f, user) = (f?, user.clone());
+            Some(ThreadHook::new(move |name: &str| {
+                let name = CString::new(name).unwrap_or_default();
+                // SAFETY: the caller's hook with its user data and a name that lives for the
+                // call.
+                unsafe { f(user.user.0, name.as_ptr()) }
+            }))
+        };
+        (o.thread_start, o.thread_stop) = (hook(field!(thread_start)), hook(field!(thread_stop)));
         Ok(o)
     }
 }
@@ -346,7 +384,11 @@ pub unsafe extern "C" fn rosco_ctx_options_init_sized(
             addresses,
             address_count,
             max_pattern_len,
-            workers
+            workers,
+            thread_start,
+            thread_stop,
+            thread_user,
+            thread_user_free
         );
         Ok(())
     })
@@ -366,15 +408,16 @@ pub unsafe extern "C" fn rosco_ctx_new(
     out: *mut rosco_ctx,
 ) -> rosco_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
+        // Read first: once read, the options' `thread_user` is freed on any failure.
         let options = match opts.is_null() {
             true => ContextOptions::default(),
             // SAFETY: a non-null `opts` points to at least its own `size` field; the fields
             // beyond `size` are not read (see `to_rust`).
             false => unsafe { read_options(opts) }?,
         };
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
         let ctx = Context::new(options).map_err(Failure::from)?;
         // SAFETY: checked non-null above; the caller passes a writable handle.
         unsafe { write_out(out, register(ctx), "out") }
@@ -763,4 +806,32 @@ pub(crate) fn with_ctx_channel<R>(
 ) -> Result<R, Failure> {
     let entry = context(ctx)?;
     f(&entry, entry.channel(ch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_every_field() {
+        // Over memory full of junk, as a caller's uninitialised struct would be: a field
+        // missing from the list `init` writes would keep its junk.
+        let mut opts = std::mem::MaybeUninit::<rosco_ctx_options>::uninit();
+        // SAFETY: the struct is plain data; every byte is written before it is read.
+        let opts = unsafe {
+            std::ptr::write_bytes(
+                opts.as_mut_ptr().cast::<u8>(),
+                0xab,
+                std::mem::size_of::<rosco_ctx_options>(),
+            );
+            let status = rosco_ctx_options_init_sized(
+                opts.as_mut_ptr(),
+                std::mem::size_of::<rosco_ctx_options>(),
+            );
+            assert_eq!(status, 0);
+            opts.assume_init()
+        };
+        let defaults = rosco_ctx_options::from_rust(&ContextOptions::default());
+        assert_eq!(format!("{opts:?}"), format!("{defaults:?}"));
+    }
 }

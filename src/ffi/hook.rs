@@ -3,9 +3,11 @@
 
 use super::context::{with_ctx_channel, UserData};
 use super::handles::{rosco_channel, rosco_ctx};
+use super::method::{rosco_free_fn, Owned};
 use super::status::{guard, rosco_status, Failure};
 use crate::runtime::{HookVerdict, PacketHook};
 use std::ffi::c_void;
+use std::sync::Arc;
 
 /// Hook verdict: the packet goes no further.
 pub const ROSCO_HOOK_DROP: i32 = 0;
@@ -38,9 +40,11 @@ pub type rosco_packet_fn = Option<
 /// close channels. Once this returns the previous hooks are not running on another thread
 /// and will not run again, so their `user` may be freed (called from inside a callback or
 /// hook, this cannot wait for calls under way on other threads). Closing the channel or
-/// freeing the context removes its hooks the same way. `ROSCO_ERR_UNSUPPORTED` for an
-/// O2lite channel, and for an incoming hook on `"_local"` (its outgoing hook sees what it
-/// dispatches).
+/// freeing the context removes its hooks the same way. `user_free` (may be NULL) is called
+/// with `user` once neither hook can run any more, whichever thread did what: after they
+/// are replaced or removed and any call under way has ended, or before this returns when
+/// it fails or sets no hook. `ROSCO_ERR_UNSUPPORTED` for an O2lite channel, and for an
+/// incoming hook on `"_local"` (its outgoing hook sees what it dispatches).
 ///
 /// Thread-safe.
 #[no_mangle]
@@ -50,10 +54,15 @@ pub extern "C" fn rosco_channel_set_hooks(
     incoming: rosco_packet_fn,
     outgoing: rosco_packet_fn,
     user: *mut c_void,
+    user_free: rosco_free_fn,
 ) -> rosco_status {
+    // Owned from here: freed when the last hook holding it goes, or on any failure.
+    let user = Arc::new(Owned {
+        user: UserData(user),
+        free: user_free,
+    });
     guard(|| {
         with_ctx_channel(ctx, ch, |entry, id| {
-            let user = std::sync::Arc::new(UserData(user));
             let hook = |f: rosco_packet_fn| -> Option<PacketHook> {
                 let f = f?;
                 let user = user.clone();
@@ -61,7 +70,7 @@ pub extern "C" fn rosco_channel_set_hooks(
                     let mut buf = rosco_packet_out(std::mem::take(out));
                     // SAFETY: the caller's hook with its user data, a packet that lives for
                     // the call, and a buffer it may only use during the call.
-                    let verdict = unsafe { f(user.0, ch, raw.as_ptr(), raw.len(), &mut buf) };
+                    let verdict = unsafe { f(user.user.0, ch, raw.as_ptr(), raw.len(), &mut buf) };
                     *out = buf.0;
                     match verdict {
                         ROSCO_HOOK_PASS => HookVerdict::Pass,

@@ -27,10 +27,10 @@ pub type rosco_free_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
 #[allow(non_camel_case_types)]
 pub type rosco_bundle_fn = Option<unsafe extern "C" fn(user: *mut c_void, timetag: u64)>;
 
-/// User data that is freed with its method.
-struct Owned {
-    user: UserData,
-    free: rosco_free_fn,
+/// User data that is freed with what uses it (a method, the thread hooks).
+pub(crate) struct Owned {
+    pub(crate) user: UserData,
+    pub(crate) free: rosco_free_fn,
 }
 
 impl Drop for Owned {

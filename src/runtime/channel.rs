@@ -118,6 +118,11 @@ impl HookSlot {
         self.run(&self.outgoing, raw, out)
     }
 
+    /// True once the channel is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// True when a packet may meet a hook.
     pub(crate) fn any(&self) -> bool {
         self.any.load(Ordering::Acquire)
@@ -130,7 +135,7 @@ impl HookSlot {
         out.clear();
         match slot.call(|hook| hook(raw, out)) {
             Some(verdict) => verdict,
-            None if self.closed.load(Ordering::Acquire) => HookVerdict::Drop,
+            None if self.is_closed() => HookVerdict::Drop,
             None => HookVerdict::Pass,
         }
     }

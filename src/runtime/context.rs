@@ -5,7 +5,7 @@ use super::channel::{Channel, ClientState, Dest, HookVerdict, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
 use super::o2::O2Role;
-use super::options::{ContextOptions, Mode, MAX_WORKERS};
+use super::options::{ContextOptions, Mode, ThreadHook, MAX_WORKERS};
 use super::shared::{Incoming, Shared};
 use super::subscription::Subscription;
 use crate::dispatch::{Dispatcher, MsgInfo};
@@ -129,10 +129,10 @@ impl Context {
             io_thread: None,
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
-            let shared = shared.clone();
+            let (shared, hooks) = (shared.clone(), shared.clone());
             Ok(std::thread::Builder::new()
                 .name("rosco-io".into())
-                .spawn(move || io_thread(engine, shared))?)
+                .spawn(move || in_thread_hooks(&hooks, || io_thread(engine, shared)))?)
         };
         match mode {
             Mode::Poll => {
@@ -157,7 +157,9 @@ impl Context {
                     let (shared, mut receiver) = (shared.clone(), receiver());
                     let thread = std::thread::Builder::new()
                         .name(format!("rosco-worker-{consumer}"))
-                        .spawn(move || worker(&shared, &mut receiver, consumer));
+                        .spawn(move || {
+                            in_thread_hooks(&shared, || worker(&shared, &mut receiver, consumer))
+                        });
                     match thread {
                         Ok(t) => ctx.workers.get_mut().push(t),
                         // Dropping the context stops the threads started so far.
@@ -431,7 +433,7 @@ impl Context {
     /// timestamp becomes a bundle timetag (global time mapped to the system clock now).
     /// On a host the service is offered as one of its own. Returns the bridging method;
     /// removing it ends the bridge, and the service stays offered until
-    /// [`o2_service_remove`](Self::o2_service_remove).
+    /// [`o2_service_remove`](Sender::o2_service_remove).
     pub fn o2_bridge_to_osc(
         &self,
         o2: ChannelId,
@@ -686,6 +688,21 @@ fn worker(shared: &Shared, receiver: &mut Receiver, consumer: usize) {
     }
 }
 
+/// Runs a context thread's `body` between the thread hooks of the options.
+fn in_thread_hooks(shared: &Shared, body: impl FnOnce()) {
+    let name = std::thread::current().name().unwrap_or("rosco").to_string();
+    let call = |hook: &Option<ThreadHook>, what: &str| {
+        let Some(hook) = hook else { return };
+        let call = std::panic::AssertUnwindSafe(|| hook.call(&name));
+        if std::panic::catch_unwind(call).is_err() {
+            shared.log_panic(&format!("the {what} hook panicked on {name}"));
+        }
+    };
+    call(&shared.options.thread_start, "thread start");
+    body();
+    call(&shared.options.thread_stop, "thread stop");
+}
+
 fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
     while !shared.closed.load(Ordering::Acquire) {
         // A panicking callback must not end the I/O thread.
@@ -803,6 +820,8 @@ impl Sender {
         with_buf(&HOOK_BUF, |out| match ch.hooks.outgoing(packet, out) {
             HookVerdict::Pass => self.transmit_raw(ch, packet, dest),
             HookVerdict::Replace => self.transmit_raw(ch, out, dest),
+            // A send that raced the channel's closing.
+            HookVerdict::Drop if ch.hooks.is_closed() => Err(Error::NoChannel),
             HookVerdict::Drop => Ok(()),
         })
     }
@@ -827,7 +846,6 @@ impl Sender {
         Ok(())
     }
 
-    /// Runs `f` with an O2lite channel's role.
     /// The channel exists and carries OSC (a bridge's other end).
     fn check_osc_channel(&self, id: ChannelId) -> Result<(), Error> {
         self.with_channel(id, |ch| match ch.o2 {
@@ -836,6 +854,7 @@ impl Sender {
         })
     }
 
+    /// Runs `f` with an O2lite channel's role.
     fn with_o2<R>(
         &self,
         id: ChannelId,

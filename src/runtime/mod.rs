@@ -22,7 +22,8 @@ pub use context::{Context, Sender, LOCAL};
 pub use event::{ChannelStats, Event, LogLevel};
 pub use o2::{fixed_to_seconds, o2lite_url, seconds_to_fixed};
 pub use options::{
-    ContextOptions, Mode, Reconnect, Trace, MAX_QUEUE_CAPACITY, MAX_WORKERS, MIN_RECONNECT_WAIT,
+    ContextOptions, Mode, Reconnect, ThreadHook, Trace, MAX_QUEUE_CAPACITY, MAX_WORKERS,
+    MIN_RECONNECT_WAIT,
 };
 pub use shared::{AcceptFilter, EventCallback, LogCallback};
 pub use subscription::{Received, Subscription};

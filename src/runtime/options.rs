@@ -3,6 +3,7 @@
 use crate::osc::framing::DEFAULT_MAX_FRAME;
 use crate::osc::EncodeOptions;
 use crate::receive::ReceiveOptions;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where socket I/O and callbacks run (osc4py3's three scheduling models).
@@ -104,6 +105,35 @@ pub struct ContextOptions {
     /// callbacks in any order: callbacks must be safe to run concurrently. Each worker
     /// holds its own timed bundles, up to `receive.max_held_bytes`.
     pub workers: usize,
+    /// Called first thing on each thread the context starts (its I/O thread `rosco-io`,
+    /// its workers `rosco-worker-N`) with the thread's name, and `thread_stop` last thing
+    /// before the thread ends (liblo's `lo_server_thread_set_callbacks`): to raise a
+    /// thread's priority, name it for a profiler, or attach it to a runtime. Poll mode
+    /// starts no thread. A panic in either is caught and logged.
+    pub thread_start: Option<ThreadHook>,
+    /// See `thread_start`.
+    pub thread_stop: Option<ThreadHook>,
+}
+
+/// A callback for the threads a context starts, given the thread's name.
+#[derive(Clone)]
+pub struct ThreadHook(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl ThreadHook {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> ThreadHook {
+        ThreadHook(Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, name: &str) {
+        (self.0)(name)
+    }
+}
+
+impl std::fmt::Debug for ThreadHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadHook")
+    }
 }
 
 /// Most worker threads a context can have.
@@ -133,6 +163,8 @@ impl Default for ContextOptions {
             reconnect: Reconnect::default(),
             trace: Trace::default(),
             workers: 0,
+            thread_start: None,
+            thread_stop: None,
         }
     }
 }

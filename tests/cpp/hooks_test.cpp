@@ -1,8 +1,10 @@
 // The wrapper's packet hooks (Context::set_hooks) over real UDP sockets: transforming both
-// ways, a tap, a throwing hook (dropped and reported), removal, a stale channel; and the
-// O2lite <-> OSC bridges as Methods, whose destruction ends them.
+// ways, a tap, a throwing hook (dropped and reported), removal, refusals, a stale channel;
+// the O2lite <-> OSC bridges as Methods, whose destruction ends them; thread start and
+// stop handlers (Options::on_thread).
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -90,6 +92,8 @@ void hooks() {
         tapped += static_cast<int>(p.size);
         return rosco::Verdict::Pass;
     });
+    // Refused, the channel keeps the hooks it had.
+    CHECK_THROWS_STATUS(ctx.set_hooks(local, scramble, nullptr), ROSCO_ERR_UNSUPPORTED);
     local.send("/m", 6);
     CHECK(test::poll_until(ctx, [&] { return heard == 4; }));
     CHECK_EQ(tapped.load(), 36);
@@ -156,10 +160,47 @@ void bridges() {
     CHECK_THROWS_STATUS(host.set_hooks(hub, nullptr, scramble), ROSCO_ERR_UNSUPPORTED);
 }
 
+void thread_hooks() {
+    std::mutex mu;
+    std::vector<std::string> started, stopped;
+    std::atomic<bool> on_started{false};
+    {
+        rosco::Context ctx(rosco::Options()
+                               .mode(rosco::Mode::threaded)
+                               .workers(1)
+                               .on_thread(
+                                   [&](std::string_view name) {
+                                       std::lock_guard<std::mutex> l(mu);
+                                       started.emplace_back(name);
+                                   },
+                                   [&](std::string_view name) {
+                                       std::lock_guard<std::mutex> l(mu);
+                                       stopped.emplace_back(name);
+                                       throw std::runtime_error("written to std::cerr, not thrown on");
+                                   }));
+        rosco::Method m = ctx.on("/w", [&](const rosco::Message&) {
+            std::lock_guard<std::mutex> l(mu);
+            on_started = started.size() == 2;
+        });
+        const rosco::Channel rx = ctx.open("rx", test::udp_listen());
+        ctx.open("tx", test::udp_to(rx.port())).send("/w");
+        CHECK(test::poll_until(ctx, [&] { return on_started.load(); }));
+    }
+    // Both threads started before the callback ran, and stopped before the context went.
+    std::lock_guard<std::mutex> l(mu);
+    CHECK_EQ(started.size(), std::size_t{2});
+    CHECK_EQ(stopped.size(), std::size_t{2});
+    for (const char* name : {"rosco-io", "rosco-worker-0"}) {
+        CHECK(std::find(started.begin(), started.end(), name) != started.end());
+        CHECK(std::find(stopped.begin(), stopped.end(), name) != stopped.end());
+    }
+}
+
 }  // namespace
 
 int main() {
     hooks();
     bridges();
+    thread_hooks();
     return test::result("hooks_test");
 }
