@@ -220,7 +220,8 @@ typedef struct rosco_ctx_options {
   void *thread_user;
   // Called with `thread_user` once the hooks are no longer needed: after the last
   // thread ended, or when `rosco_ctx_new` fails (its `opts` read). NULL: nothing to
-  // free.
+  // free. Each `rosco_ctx_new` that reads these options takes `thread_user` over: to
+  // create several contexts from one struct, give each its own.
   rosco_free_fn thread_user_free;
 } rosco_ctx_options;
 

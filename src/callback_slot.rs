@@ -73,8 +73,12 @@ impl<T: ?Sized> CallbackSlot<T> {
         // Recursive: a callback may cause another call (an event logged, say) while `set`
         // waits on another thread.
         let _calls = self.calls.read_recursive();
-        let callback = self.current.lock().clone()?;
+        // Inside before the clone, which drops first: when this call holds the last
+        // reference (the callback was replaced meanwhile), what its drop runs (a C
+        // caller's `user_free`) counts as inside, and may replace callbacks without
+        // waiting for this very call.
         let _depth = Depth::enter();
+        let callback = self.current.lock().clone()?;
         Some(call(&callback))
     }
 

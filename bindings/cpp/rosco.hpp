@@ -208,7 +208,6 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 
 namespace rosco {
@@ -533,7 +532,8 @@ public:
         return *this;
     }
 
-    /// The C struct; types() and address_code() are added to it by create().
+    /// The C struct; types(), address_code() and on_thread() are added to it by create()
+    /// (a thread_user set here directly is taken over by each context created).
     rosco_ctx_options& raw() noexcept { return o_; }
     const rosco_ctx_options& raw() const noexcept { return o_; }
 
@@ -1469,8 +1469,6 @@ struct Hub : std::enable_shared_from_this<Hub> {
     std::shared_ptr<const BundleHandler> on_bundle_start, on_bundle_end;
     std::shared_ptr<const AcceptHandler> on_accept;
     std::shared_ptr<const ExceptionHandler> on_exception;
-    /// Each channel's packet hooks (incoming, outgoing), by channel handle.
-    std::unordered_map<std::uint64_t, std::shared_ptr<const std::pair<PacketHook, PacketHook>>> hooks;
 };
 
 /// A handler and the hub it reports to, owned by rosco through `user`/`user_free`.
@@ -1555,33 +1553,31 @@ inline std::int32_t accept_trampoline(void* user, rosco_channel listener, const 
     }
 }
 
+/// A channel's packet hooks and the hub they report to: the `user` of one
+/// rosco_channel_set_hooks call, which rosco frees (hooks_free) once neither can run.
+struct Hooks {
+    std::shared_ptr<Hub> hub;
+    PacketHook incoming, outgoing;
+};
+
 /// Runs a channel's incoming (`outgoing` false) or outgoing hook.
-/// Its `user` is a heap std::shared_ptr<Hub> (freed by hub_free when rosco is done with
-/// the hooks), so the hub outlives every call.
 template <bool outgoing>
 std::int32_t hook_trampoline(void* user, rosco_channel ch, const std::uint8_t* data, std::size_t len,
                              rosco_packet_out* out) noexcept {
-    Hub* hub = static_cast<std::shared_ptr<Hub>*>(user)->get();
+    const Hooks& h = *static_cast<const Hooks*>(user);
     try {
-        std::shared_ptr<const std::pair<PacketHook, PacketHook>> both;
-        {
-            std::lock_guard<std::mutex> lock(hub->mu);
-            auto it = hub->hooks.find(ch.id);
-            if (it != hub->hooks.end()) both = it->second;
-        }
-        const PacketHook* hook = both ? (outgoing ? &both->second : &both->first) : nullptr;
-        if (!hook || !*hook) return ROSCO_HOOK_PASS;
         PacketOut o(out);
-        return static_cast<std::int32_t>((*hook)(Channel(hub->ctx, ch), Blob(data, len), o));
+        return static_cast<std::int32_t>((outgoing ? h.outgoing : h.incoming)(Channel(h.hub->ctx, ch),
+                                                                             Blob(data, len), o));
     } catch (...) {
         // A throwing hook drops: it could not say what should go on.
-        hub->report(std::current_exception(), outgoing ? "outgoing packet hook" : "incoming packet hook",
-                    nullptr);
+        h.hub->report(std::current_exception(), outgoing ? "outgoing packet hook" : "incoming packet hook",
+                      nullptr);
         return ROSCO_HOOK_DROP;
     }
 }
 
-inline void hub_free(void* user) noexcept { delete static_cast<std::shared_ptr<Hub>*>(user); }
+inline void hooks_free(void* user) noexcept { delete static_cast<Hooks*>(user); }
 
 inline void log_trampoline(void* user, std::int32_t level, const char* text) noexcept {
     auto* hub = static_cast<Hub*>(user);
@@ -1924,38 +1920,17 @@ public:
     /// every packet it receives before decoding, on the thread doing the I/O; `outgoing`
     /// every packet it sends, on the sending thread. Hooks must not open or close channels.
     /// ROSCO_ERR_UNSUPPORTED on O2lite channels, and for an incoming hook on "_local".
-    /// Refused, the channel keeps the hooks it had. A channel that has had hooks keeps a
-    /// small lookup per packet after they are removed.
+    /// Refused, the channel keeps the hooks it had. Closing the channel or the context
+    /// destroys its hooks.
     void set_hooks(const Channel& channel, PacketHook incoming, PacketHook outgoing) {
-        using Pair = std::pair<PacketHook, PacketHook>;
-        detail::Hub& h = hub();
-        const std::uint64_t key = channel.handle().id;
-        // Both trampolines stay registered whatever this call sets, so that concurrent
-        // calls cannot leave rosco's registration out of step with the map (a trampoline
-        // finding no hook passes the packet on): a channel that had hooks keeps paying a
-        // lookup per packet. "_local" has no incoming side: there the incoming one is
-        // registered only when asked for, and refused.
-        const bool incoming_side = incoming || channel != this->local();
-        std::shared_ptr<const Pair> pair =
-            incoming || outgoing ? std::make_shared<const Pair>(std::move(incoming), std::move(outgoing)) : nullptr;
+        const bool in = static_cast<bool>(incoming), out = static_cast<bool>(outgoing);
+        detail::Hooks* user =
+            in || out ? new detail::Hooks{hub().shared_from_this(), std::move(incoming), std::move(outgoing)} : nullptr;
         // rosco owns `user` from here, and frees it itself if this fails.
-        auto* user = new std::shared_ptr<detail::Hub>(h.shared_from_this());
-        const Status st = rosco_channel_set_hooks(ctx_, channel.handle(),
-                                                  incoming_side ? &detail::hook_trampoline<false> : nullptr,
-                                                  &detail::hook_trampoline<true>, user, &detail::hub_free);
-        // Refused, the channel keeps its hooks; gone, it has none to keep.
-        if (st == ROSCO_OK || st == ROSCO_ERR_HANDLE) {
-            if (st != ROSCO_OK) pair.reset();
-            std::lock_guard<std::mutex> lock(h.mu);
-            if (pair)
-                h.hooks[key].swap(pair);
-            else if (auto it = h.hooks.find(key); it != h.hooks.end()) {
-                pair = std::move(it->second);
-                h.hooks.erase(it);
-            }
-        }
-        pair.reset();  // the old hooks, outside the lock; a call under way holds its own copy
-        detail::check(st, "rosco_channel_set_hooks");
+        detail::check(rosco_channel_set_hooks(ctx_, channel.handle(), in ? &detail::hook_trampoline<false> : nullptr,
+                                              out ? &detail::hook_trampoline<true> : nullptr, user,
+                                              user ? &detail::hooks_free : nullptr),
+                      "rosco_channel_set_hooks");
     }
     /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's
     /// o2host does): its messages are sent on `osc`, without the "/service" part when

@@ -271,6 +271,40 @@ static void *send_once(void *arg)
     return NULL;
 }
 
+/* A hook that removes itself, whose user_free sets hooks too: neither may wait for the
+ * call they run inside (it would wait forever). */
+struct self_removing {
+    rosco_ctx ctx;
+    rosco_channel ch;
+    atomic_int ran, freed;
+    rosco_status in_hook, in_free;
+};
+
+static int32_t remove_self(void *user, rosco_channel ch, const uint8_t *data, size_t len,
+                           rosco_packet_out *out)
+{
+    struct self_removing *r = user;
+    (void)ch, (void)data, (void)len, (void)out;
+    atomic_fetch_add(&r->ran, 1);
+    r->in_hook = rosco_channel_set_hooks(r->ctx, r->ch, NULL, NULL, NULL, NULL);
+    return ROSCO_HOOK_PASS;
+}
+
+static void free_and_set(void *user)
+{
+    struct self_removing *r = user;
+    r->in_free = rosco_channel_set_hooks(r->ctx, r->ch, NULL, NULL, NULL, NULL);
+    atomic_fetch_add(&r->freed, 1);
+}
+
+/* A slow hook's data, freed by rosco: counted, then freed. */
+static atomic_int slow_frees;
+static void free_slow(void *user)
+{
+    atomic_fetch_add(&slow_frees, 1);
+    free(user);
+}
+
 static void test_user_free_and_ctx_free(void)
 {
     struct pair p;
@@ -295,10 +329,22 @@ static void test_user_free_and_ctx_free(void)
     CHECK_INT(atomic_load(&freed), 4);
     (void)h;
 
+    /* Removed from inside itself: the last reference goes with the running call, and
+     * user_free, run there, may set hooks again. */
+    struct self_removing r = {.ctx = p.ctx, .ch = p.tx};
+    CHECK_OK(rosco_channel_set_hooks(p.ctx, p.tx, NULL, remove_self, &r, free_and_set));
+    send_i(p.ctx, p.tx, "/m", 10);
+    CHECK_INT(atomic_load(&r.ran), 1);
+    CHECK_INT(atomic_load(&r.freed), 1);
+    CHECK_STATUS(r.in_hook, ROSCO_OK);
+    CHECK_STATUS(r.in_free, ROSCO_OK);
+    send_i(p.ctx, p.tx, "/m", 11);
+    CHECK_INT(atomic_load(&r.ran), 1);
+
     /* Freeing the context waits for an outgoing hook running on another thread, and
      * frees its user data before it returns. */
     struct slow *s = calloc(1, sizeof *s);
-    CHECK_OK(rosco_channel_set_hooks(p.ctx, p.tx, NULL, slow_pass, s, free));
+    CHECK_OK(rosco_channel_set_hooks(p.ctx, p.tx, NULL, slow_pass, s, free_slow));
     struct slow_send arg = {p.ctx, p.tx};
     pthread_t sender;
     CHECK(pthread_create(&sender, NULL, send_once, &arg) == 0);
@@ -307,8 +353,9 @@ static void test_user_free_and_ctx_free(void)
         check_sleep_ms(1);
     CHECK(atomic_load(&s->running));
     CHECK_OK(rosco_ctx_free(p.ctx));
-    /* `s` was freed by rosco when the hook ended: valgrind and ASan check that no call
-     * touched it later. */
+    /* `s` was freed by rosco when the hook ended, before rosco_ctx_free returned:
+     * valgrind and ASan check that no call touched it later. */
+    CHECK_INT(atomic_load(&slow_frees), 1);
     pthread_join(sender, NULL);
 }
 

@@ -99,6 +99,20 @@ void hooks() {
     CHECK_EQ(tapped.load(), 36);
     ctx.set_hooks(local, nullptr, nullptr);
 
+    // Closing a channel destroys its hooks (and what they hold).
+    {
+        auto probe = std::make_shared<int>(0);
+        const std::weak_ptr<int> alive = probe;
+        const rosco::Channel brief = ctx.open("brief", test::udp_listen());
+        ctx.set_hooks(brief, [probe](const rosco::Channel&, rosco::Blob, rosco::PacketOut&) {
+            return rosco::Verdict::Pass;
+        }, nullptr);
+        probe.reset();
+        CHECK(!alive.expired());
+        brief.close();
+        CHECK(alive.expired());
+    }
+
     // A stale channel is refused, and its hooks are not kept.
     const rosco::Channel gone = ctx.open("gone", test::udp_listen());
     gone.close();
