@@ -1,10 +1,11 @@
 //! The OSC wire format, sans-IO: argument types, zero-copy strict decoding, encoding into
-//! reused buffers, bundles, address compression, hex dumps, JSON rendering and stream
-//! framing.
+//! reused buffers, bundles, address compression, osc4py3's packet control envelopes, hex
+//! dumps, JSON rendering and stream framing.
 
 mod address_table;
 mod decode;
 mod encode;
+mod envelope;
 mod error;
 pub(crate) use error::Tag;
 pub mod framing;
@@ -20,6 +21,7 @@ pub use decode::{
 };
 pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};
+pub use envelope::{Envelope, EnvelopeError, ENVELOPE_ADDRESS};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
 #[cfg(test)]

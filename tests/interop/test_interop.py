@@ -14,6 +14,7 @@ Tests marked `rosco_io` need `rosco dump` / `rosco send`; `codec` ones only need
 import json
 import os
 import time
+import zlib
 
 import pytest
 
@@ -712,3 +713,80 @@ def test_rosco_compressed_address_decoded_by_osc4py3(procs):
     assert raw[:8] == b"/\0\0\0\0\0\0\x07"
     m = ob.decode_packet(raw, {"addrpattern_decompression": {7: SYNTH}})
     assert (m.addrpattern, m.typetags, m.arguments) == (SYNTH, ",if", (440, 0.5))
+
+
+# =================================================================================================
+# osc4py3's advanced packet control: packets inside /packet ,sbsbsb envelopes
+# =================================================================================================
+
+def osc4py3_envelope(oob):
+    """osc4py3's own envelope around /a/b ,if 1 2.5, with the out-of-band options `oob`."""
+    from osc4py3 import oscbuildparse as ob
+    options = dict(oob, advanced_packet_control=True)
+    return bytes(ob.encode_packet(ob.OSCMessage("/a/b", ",if", [1, 2.5]), options))
+
+
+def crc32(data, protocol, oob):
+    return zlib.crc32(bytes(data)).to_bytes(4, "big")
+
+
+@codec
+@osc4py3
+def test_osc4py3_packet_control_read_by_rosco(procs):
+    # With a checksum rosco cannot check: the packet is read, and stderr says so.
+    raw = osc4py3_envelope({"packet_mkchecksum_fct": crc32, "packet_checksum_prot": "crc32"})
+    p = procs.run(procs.rosco("decode", "--json", "--packet-control", raw.hex()), name="rosco decode")
+    got = json.loads(p.out_lines[0])
+    assert (got["address"], got["typetags"]) == ("/a/b", ",if")
+    assert [a["value"] for a in got["args"]] == [1, 2.5]
+    assert any("checksum 'crc32' not checked" in l for l in p.err_lines), p.report()
+    # Encrypted: refused, as is an envelope read without --packet-control's unwrapping.
+    raw = osc4py3_envelope({"packet_encrypt_fct": lambda d, prot, oob: bytes(reversed(d)),
+                            "packet_crypt_prot": "reverse"})
+    p = procs.run(procs.rosco("decode", "--packet-control", raw.hex()), name="rosco decode",
+                  check=False)
+    assert p.wait() == 1
+    assert any("encrypted with 'reverse'" in l for l in p.err_lines), p.report()
+
+
+@codec
+@osc4py3
+def test_rosco_packet_control_read_by_osc4py3(procs):
+    from osc4py3 import oscbuildparse as ob
+    enc = procs.run(procs.rosco("encode", "--packet-control", "/a/b", "if", "1", "2.5"),
+                    name="rosco encode")
+    raw = bytes.fromhex(enc.out_lines[0].strip())
+    # Byte for byte what osc4py3 makes with nothing to check, and read back by it.
+    assert raw == osc4py3_envelope({})
+    m = ob.decode_packet(raw, {"advanced_packet_control": True})
+    assert (m.addrpattern, m.typetags, m.arguments) == ("/a/b", ",if", (1, 2.5))
+
+
+@rosco_io
+@osc4py3
+def test_osc4py3_packet_control_over_udp_to_rosco_dump(procs):
+    dump, port = procs.rosco_dump("--json", "--packet-control", "--count", 1,
+                                  "--timeout", support.RECEIVE, "osc.udp://:0")
+    # Not an envelope: refused on stderr; the envelope after it is read.
+    support.udp_send(port, bytes.fromhex(procs.run(procs.rosco("encode", "/plain"),
+                                                   name="rosco encode").out_lines[0].strip()))
+    support.udp_send(port, osc4py3_envelope({}))
+    assert dump.wait(support.RECEIVE + 5) == 0, dump.report()
+    got = dump.json_lines()
+    assert [(g["address"], [a["value"] for a in g["args"]]) for g in got] == [("/a/b", [1, 2.5])]
+    assert any("not a packet control envelope" in l for l in dump.err_lines), dump.report()
+
+
+@rosco_io
+@osc4py3
+def test_rosco_send_packet_control_over_udp_to_osc4py3(procs):
+    from osc4py3 import oscbuildparse as ob
+    cap = support.RawUDP()
+    try:
+        procs.run(procs.rosco("send", "--packet-control", "osc.udp://127.0.0.1:%d" % cap.port,
+                              "/a/b", "if", "1", "2.5"), name="rosco send")
+        [raw] = cap.recv(1)
+    finally:
+        cap.close()
+    m = ob.decode_packet(raw, {"advanced_packet_control": True})
+    assert (m.addrpattern, m.typetags, m.arguments) == ("/a/b", ",if", (1, 2.5))

@@ -25,17 +25,21 @@ usage:
       --ascii                         reject text (address, strings, chars) that is not ASCII
       --address-code CODE=ADDRESS     a compressed address (/ and CODE) stands for ADDRESS
                                       (repeatable; the SMC 2011 scheme osc4py3 implements)
-  rosco encode [--address-code CODE=ADDRESS]... ADDRESS [TYPES [VALUES...]]
+      --packet-control                the packet is inside an osc4py3 packet control
+                                      envelope (/packet ,sbsbsb); encrypted ones are
+                                      refused, checksums and signatures not checked
+  rosco encode [--address-code CODE=ADDRESS]... [--packet-control] ADDRESS [TYPES [VALUES...]]
                                       print a message as hex (oscsend's argument syntax),
-                                      ADDRESS compressed to / and CODE when given
+                                      ADDRESS compressed to / and CODE when given, in a
+                                      packet control envelope with --packet-control
   rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)
   rosco dump [options] URL|PORT       print what arrives, like oscdump (PORT: osc.udp://:PORT)
       --json                          one JSON line per packet instead
       --count N                       exit after N messages (N packets with --json)
       --timeout SECONDS               stop after this long (exit 1 if --count was not reached)
       --no-queue                      deliver timed bundles at once
-      --require-typetags, --check-address, --ascii, --types TAGS, --address-code CODE=ADDRESS
-                                      read packets as decode does (refused ones on stderr)
+      --require-typetags, --check-address, --ascii, --types TAGS, --address-code CODE=ADDRESS,
+      --packet-control                read packets as decode does (refused ones on stderr)
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
                                       send one message (oscsend's argument syntax)
       --tcp-framing slip|slip-single|length
@@ -44,6 +48,7 @@ usage:
       --at SECONDS                    send it in a bundle timed this far ahead
       --address-code CODE=ADDRESS     send ADDRESS compressed, as encode does
       --raw HEX                       send these bytes as one packet instead
+      --packet-control                send it in an osc4py3 packet control envelope
   rosco o2lite host [options] ENSEMBLE
                                       an O2lite host printing clients, services and messages
       --port P, --udp-port U          its TCP and UDP ports (default: any)
@@ -139,12 +144,13 @@ pub(crate) fn address_code(
 
 fn decode(args: &[String]) -> CmdResult {
     let mut opts = DecodeOptions::DEFAULT;
-    let (mut json, mut hexdump, mut hex) = (false, false, None);
+    let (mut json, mut hexdump, mut envelope, mut hex) = (false, false, false, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => json = true,
             "--hexdump" => hexdump = true,
+            "--packet-control" => envelope = true,
             flag if DECODER_VALUE_FLAGS.contains(&flag) => {
                 let value = it
                     .next()
@@ -173,13 +179,49 @@ fn decode(args: &[String]) -> CmdResult {
     if hexdump {
         println!("{}", HexDump(&bytes));
     }
-    let packet = osc::decode_with(&bytes, &opts).map_err(|e| (1, format!("rejected: {e}")))?;
+    let bytes = match envelope {
+        true => open_envelope(&bytes).map_err(|e| (1, format!("rejected: {e}")))?,
+        false => &bytes,
+    };
+    let packet = osc::decode_with(bytes, &opts).map_err(|e| (1, format!("rejected: {e}")))?;
     if json {
         println!("{}", Json(packet));
     } else {
         print_packet(&packet, 0);
     }
     Ok(())
+}
+
+/// The packet in an osc4py3 packet control envelope (`--packet-control`). rosco knows no
+/// encryption, checksum or signature functions: an encrypted packet is refused, and a
+/// checksum or signature is not checked, which stderr says.
+pub(crate) fn open_envelope(packet: &[u8]) -> Result<&[u8], String> {
+    let e = osc::Envelope::open(packet).map_err(|e| e.to_string())?;
+    let name = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+    if !e.encryption_protocol.is_empty() {
+        let protocol = name(e.encryption_protocol);
+        return Err(format!(
+            "encrypted with '{protocol}', which rosco cannot decrypt"
+        ));
+    }
+    for (what, protocol) in [
+        ("checksum", e.checksum_protocol),
+        ("signature", e.signature_protocol),
+    ] {
+        if !protocol.is_empty() {
+            eprintln!("rosco: {what} '{}' not checked", name(protocol));
+        }
+    }
+    Ok(e.data)
+}
+
+/// `packet` in an osc4py3 packet control envelope with nothing to check (`--packet-control`).
+pub(crate) fn seal_envelope(packet: &[u8]) -> Result<Vec<u8>, CmdError> {
+    let mut sealed = Vec::new();
+    osc::Envelope::plain(packet)
+        .seal(&mut sealed)
+        .map_err(|e| (2, e.to_string()))?;
+    Ok(sealed)
 }
 
 fn print_packet(p: &Packet<'_>, indent: usize) {
@@ -196,16 +238,19 @@ fn print_packet(p: &Packet<'_>, indent: usize) {
 
 fn encode(args: &[String]) -> CmdResult {
     let mut opts = EncodeOptions::default();
-    let mut args = args;
+    let (mut args, mut envelope) = (args, false);
     while let [flag, rest @ ..] = args {
-        if flag != "--address-code" {
-            break;
+        match flag.as_str() {
+            "--packet-control" => (envelope, args) = (true, rest),
+            "--address-code" => {
+                let (spec, rest) = rest
+                    .split_first()
+                    .ok_or_else(|| usage_error("--address-code needs CODE=ADDRESS"))?;
+                address_code(&mut opts.addresses, spec)?;
+                args = rest;
+            }
+            _ => break,
         }
-        let (spec, rest) = rest
-            .split_first()
-            .ok_or_else(|| usage_error("--address-code needs CODE=ADDRESS"))?;
-        address_code(&mut opts.addresses, spec)?;
-        args = rest;
     }
     let (address, rest) = args
         .split_first()
@@ -219,6 +264,9 @@ fn encode(args: &[String]) -> CmdResult {
     PacketWriter::with_options(&mut buf, &opts)
         .message(address, &args)
         .map_err(|e| (2, e.to_string()))?;
+    if envelope {
+        buf = seal_envelope(&buf)?;
+    }
     println!(
         "{}",
         buf.iter().map(|b| format!("{b:02x}")).collect::<String>()

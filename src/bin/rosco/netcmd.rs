@@ -99,7 +99,11 @@ fn timetag_after(v: &str) -> Result<TimeTag, CmdError> {
 }
 
 pub(crate) fn dump(args: &[String]) -> CmdResult {
-    let flags = [&["--json", "--no-queue"][..], crate::DECODER_FLAGS].concat();
+    let flags = [
+        &["--json", "--no-queue", "--packet-control"][..],
+        crate::DECODER_FLAGS,
+    ]
+    .concat();
     let values = [&["--count", "--timeout"][..], crate::DECODER_VALUE_FLAGS].concat();
     let (opts, rest) = split_flags(args, &values, &flags)?;
     let [target] = rest else {
@@ -110,12 +114,14 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         Err(_) => target.clone(),
     };
     let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
+    let mut envelope = false;
     let mut options = ContextOptions::default();
     for (name, value) in opts {
         match (name, value) {
             (flag, v) if crate::decoder_flag(&mut options.receive.decode, flag, v)? => {}
             ("--json", _) => json = true,
             ("--no-queue", _) => queue = false,
+            ("--packet-control", _) => envelope = true,
             ("--count", Some(v)) => {
                 count = Some(
                     v.parse::<u64>()
@@ -146,6 +152,9 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         // A tap on the raw packets: one JSON line each, as they arrive.
         let seen = seen.clone();
         let hook: rosco::runtime::PacketHook = Box::new(move |raw, _| {
+            let Some(raw) = opened(envelope, raw) else {
+                return HookVerdict::Drop;
+            };
             match osc::decode_with(raw, &decode) {
                 Ok(packet) => {
                     let mut stdout = std::io::stdout().lock();
@@ -155,11 +164,26 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                     HookVerdict::Drop
                 }
                 // Passed on: the receiver refuses it too, and the event callback says why.
-                Err(_) => HookVerdict::Pass,
+                Err(_) if !envelope => HookVerdict::Pass,
+                Err(e) => {
+                    eprintln!("rosco: malformed packet in an envelope: {e}");
+                    HookVerdict::Drop
+                }
             }
         });
         ctx.set_packet_hooks(id, Some(hook), None).map_err(fail)?;
     } else {
+        if envelope {
+            let unwrap: rosco::runtime::PacketHook =
+                Box::new(move |raw, out| match opened(envelope, raw) {
+                    Some(inner) => {
+                        out.extend_from_slice(inner);
+                        HookVerdict::Replace
+                    }
+                    None => HookVerdict::Drop,
+                });
+            ctx.set_packet_hooks(id, Some(unwrap), None).map_err(fail)?;
+        }
         let seen = seen.clone();
         ctx.methods()
             .add_method(None, None, move |m, info| {
@@ -196,17 +220,29 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     }
 }
 
+/// With `envelope` (`--packet-control`), the packet inside the envelope `raw` is, or
+/// nothing (said so on stderr); without, `raw` as it is.
+fn opened(envelope: bool, raw: &[u8]) -> Option<&[u8]> {
+    match envelope {
+        true => crate::open_envelope(raw)
+            .map_err(|e| eprintln!("rosco: refused packet: {e}"))
+            .ok(),
+        false => Some(raw),
+    }
+}
+
 pub(crate) fn send(args: &[String]) -> CmdResult {
     let (opts, rest) = split_flags(
         args,
         &["--tcp-framing", "--at", "--raw", "--address-code"],
-        &[],
+        &["--packet-control"],
     )?;
-    let (mut framing, mut at, mut raw) = (None, None, None);
+    let (mut framing, mut at, mut raw, mut envelope) = (None, None, None, false);
     let mut encode = osc::EncodeOptions::default();
     for (name, value) in opts {
         match (name, value) {
             ("--address-code", Some(spec)) => crate::address_code(&mut encode.addresses, spec)?,
+            ("--packet-control", _) => envelope = true,
             ("--tcp-framing", Some("slip")) => framing = Some(StreamFraming::Slip),
             ("--tcp-framing", Some("slip-single")) => framing = Some(StreamFraming::SlipSingleEnd),
             ("--tcp-framing", Some("length")) => framing = Some(StreamFraming::Length),
@@ -238,6 +274,10 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         Some(bytes) if message.is_empty() => bytes,
         Some(_) => return Err(usage("--raw takes no ADDRESS")),
         None => build(message, at, &encode)?,
+    };
+    let packet = match envelope {
+        true => crate::seal_envelope(&packet)?,
+        false => packet,
     };
     let options = ContextOptions {
         reconnect: Reconnect {
