@@ -553,3 +553,54 @@ fn dump_refuses_what_its_decoder_flags_refuse() {
         assert!(seven && printed.lines().count() == 1, "{printed}");
     }
 }
+
+/// osc4py3's envelope around `/a/b ,if 1 2.5` with nothing to check (its own bytes).
+const PLAIN_ENVELOPE: &str = "2f7061636b6574002c7362736273620000000000000000000000000000000000\
+                              00000000000000142f612f62000000002c6966000000000140200000";
+
+#[test]
+fn packet_control_envelopes_are_written_and_read() {
+    let out = rosco(&["encode", "--packet-control", "/a/b", "if", "1", "2.5"]);
+    assert_eq!(stdout(&out), PLAIN_ENVELOPE);
+    let out = rosco(&["decode", "--packet-control", PLAIN_ENVELOPE]);
+    assert_eq!(stdout(&out), "/a/b if 1 2.500000");
+    assert!(out.stderr.is_empty(), "nothing to report");
+    // A checksum, named or not, is read but not checked, and stderr says so.
+    let with_checksum = |protocol: &[u8]| {
+        let mut inner = Vec::new();
+        rosco::osc::encode_message("/a/b", &[rosco::osc::Arg::Int(1)], &mut inner).unwrap();
+        let mut packet = Vec::new();
+        rosco::osc::Envelope {
+            checksum_protocol: protocol,
+            checksum: &[1, 2, 3, 4],
+            ..rosco::osc::Envelope::plain(&inner)
+        }
+        .seal(&mut packet)
+        .unwrap();
+        packet
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    for (protocol, said) in [
+        (&b"crc32"[..], "checksum 'crc32' not checked"),
+        (b"", "checksum (no protocol named) not checked"),
+    ] {
+        let out = rosco(&["decode", "--packet-control", &with_checksum(protocol)]);
+        assert_eq!(stdout(&out), "/a/b i 1");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(said));
+    }
+    // What is not an envelope, or holds a malformed packet, is refused with why.
+    let plain = stdout(&rosco(&["encode", "/a/b"]));
+    let out = rosco(&["decode", "--packet-control", &plain]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a packet control envelope"));
+    let mut packet = Vec::new();
+    rosco::osc::Envelope::plain(b"/a\0\0,i\0\0")
+        .seal(&mut packet)
+        .unwrap();
+    let hex: String = packet.iter().map(|b| format!("{b:02x}")).collect();
+    let out = rosco(&["decode", "--packet-control", &hex]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the packet the envelope carries"));
+}

@@ -80,11 +80,19 @@ impl<'a> Envelope<'a> {
         }
     }
 
-    /// True when no protocol is named: `data` is the plain packet, with nothing to check.
+    /// True when there is nothing to check or decrypt: no protocol named, no checksum or
+    /// signature given (osc4py3 sends a checksum without a protocol name when it is given
+    /// a function but no name).
     pub fn is_plain(&self) -> bool {
-        self.checksum_protocol.is_empty()
-            && self.signature_protocol.is_empty()
-            && self.encryption_protocol.is_empty()
+        [
+            self.checksum_protocol,
+            self.checksum,
+            self.signature_protocol,
+            self.signature,
+            self.encryption_protocol,
+        ]
+        .iter()
+        .all(|part| part.is_empty())
     }
 
     /// Reads the envelope that `packet` is (validating it whole).
@@ -157,6 +165,11 @@ mod tests {
         assert_eq!(hex, want);
         assert_eq!(Envelope::open(&packet), Ok(checked));
         assert!(!checked.is_plain());
+        let unnamed = Envelope {
+            checksum: &[1, 2, 3, 4],
+            ..Envelope::plain(&inner)
+        };
+        assert!(!unnamed.is_plain());
     }
 
     #[test]

@@ -740,7 +740,7 @@ def test_osc4py3_packet_control_read_by_rosco(procs):
     assert (got["address"], got["typetags"]) == ("/a/b", ",if")
     assert [a["value"] for a in got["args"]] == [1, 2.5]
     assert any("checksum 'crc32' not checked" in l for l in p.err_lines), p.report()
-    # Encrypted: refused, as is an envelope read without --packet-control's unwrapping.
+    # Encrypted: refused (rosco has no cipher functions).
     raw = osc4py3_envelope({"packet_encrypt_fct": lambda d, prot, oob: bytes(reversed(d)),
                             "packet_crypt_prot": "reverse"})
     p = procs.run(procs.rosco("decode", "--packet-control", raw.hex()), name="rosco decode",
@@ -775,6 +775,26 @@ def test_osc4py3_packet_control_over_udp_to_rosco_dump(procs):
     got = dump.json_lines()
     assert [(g["address"], [a["value"] for a in g["args"]]) for g in got] == [("/a/b", [1, 2.5])]
     assert any("not a packet control envelope" in l for l in dump.err_lines), dump.report()
+
+
+@rosco_io
+@osc4py3
+def test_osc4py3_bundle_in_an_envelope_to_rosco_dump_text(procs):
+    from osc4py3 import oscbuildparse as ob
+    dump, port = procs.rosco_dump("--packet-control", "--count", 2, "--timeout", support.RECEIVE,
+                                  "osc.udp://:0")
+    # A malformed packet inside an envelope is reported with its sender, then the bundle
+    # in the next envelope is dispatched as any bundle.
+    malformed = bytes(ob.encode_packet(ob.OSCMessage("/packet", ",sbsbsb",
+                                                     ["", b"", "", b"", "", b"/a\0\0,i\0\0"])))
+    support.udp_send(port, malformed)
+    bundle = ob.OSCBundle(ob.OSC_IMMEDIATELY, [ob.OSCMessage("/b/1", ",i", [1]),
+                                               ob.OSCMessage("/b/2", ",s", ["two"])])
+    support.udp_send(port, bytes(ob.encode_packet(bundle, {"advanced_packet_control": True})))
+    assert dump.wait(support.RECEIVE + 5) == 0, dump.report()
+    lines = [l.split(" ", 1)[1] for l in dump.out_lines]
+    assert lines == ["/b/1 i 1", '/b/2 s "two"'], dump.report()
+    assert any("malformed packet from 127.0.0.1" in l for l in dump.err_lines), dump.report()
 
 
 @rosco_io

@@ -179,11 +179,15 @@ fn decode(args: &[String]) -> CmdResult {
     if hexdump {
         println!("{}", HexDump(&bytes));
     }
-    let bytes = match envelope {
-        true => open_envelope(&bytes).map_err(|e| (1, format!("rejected: {e}")))?,
-        false => &bytes,
+    let (bytes, inside) = match envelope {
+        true => {
+            let inner = open_envelope(&bytes).map_err(|e| (1, format!("rejected: {e}")))?;
+            (inner, " (offsets in the packet the envelope carries)")
+        }
+        false => (&bytes[..], ""),
     };
-    let packet = osc::decode_with(bytes, &opts).map_err(|e| (1, format!("rejected: {e}")))?;
+    let packet =
+        osc::decode_with(bytes, &opts).map_err(|e| (1, format!("rejected: {e}{inside}")))?;
     if json {
         println!("{}", Json(packet));
     } else {
@@ -204,12 +208,15 @@ pub(crate) fn open_envelope(packet: &[u8]) -> Result<&[u8], String> {
             "encrypted with '{protocol}', which rosco cannot decrypt"
         ));
     }
-    for (what, protocol) in [
-        ("checksum", e.checksum_protocol),
-        ("signature", e.signature_protocol),
-    ] {
-        if !protocol.is_empty() {
-            eprintln!("rosco: {what} '{}' not checked", name(protocol));
+    let checks = [
+        ("checksum", e.checksum_protocol, e.checksum),
+        ("signature", e.signature_protocol, e.signature),
+    ];
+    for (what, protocol, value) in checks {
+        match (protocol.is_empty(), value.is_empty()) {
+            (true, true) => {}
+            (true, false) => eprintln!("rosco: {what} (no protocol named) not checked"),
+            (false, _) => eprintln!("rosco: {what} '{}' not checked", name(protocol)),
         }
     }
     Ok(e.data)

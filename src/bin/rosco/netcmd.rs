@@ -151,7 +151,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
         let seen = seen.clone();
-        let hook: rosco::runtime::PacketHook = Box::new(move |raw, _| {
+        let hook: rosco::runtime::PacketHook = Box::new(move |raw, out| {
             let Some(raw) = opened(envelope, raw) else {
                 return HookVerdict::Drop;
             };
@@ -163,11 +163,12 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                     seen.fetch_add(1, Ordering::Relaxed);
                     HookVerdict::Drop
                 }
-                // Passed on: the receiver refuses it too, and the event callback says why.
+                // Passed on: the receiver refuses it too, and the event callback says why
+                // and where from.
                 Err(_) if !envelope => HookVerdict::Pass,
-                Err(e) => {
-                    eprintln!("rosco: malformed packet in an envelope: {e}");
-                    HookVerdict::Drop
+                Err(_) => {
+                    out.extend_from_slice(raw);
+                    HookVerdict::Replace
                 }
             }
         });
