@@ -132,18 +132,25 @@ static void test_options_init(void)
         rosco_ctx_options o;
         unsigned char bytes[sizeof(rosco_ctx_options) + 16];
     } old;
-    const size_t old_size = offsetof(rosco_ctx_options, types);
-    memset(&old, 0x5A, sizeof old);
-    CHECK_OK(rosco_ctx_options_init_sized(&old.o, old_size));
-    size_t written_past = 0;
-    for (size_t i = old_size; i < sizeof old.bytes; i++)
-        written_past += old.bytes[i] != 0x5A;
-    CHECK_INT(written_past, 0);
-    CHECK_INT(old.o.size, old_size);
-    CHECK_INT(old.o.max_held_bytes, 16 * 1024 * 1024);
-    rosco_ctx ctx;
-    if (CHECK_OK(rosco_ctx_new(&old.o, &ctx)))
-        CHECK_OK(rosco_ctx_free(ctx));
+    /* Two past versions: before the codec options, and before the thread hooks (junk
+     * where those function pointers would be must never be called). */
+    const size_t old_sizes[] = {offsetof(rosco_ctx_options, types),
+                                offsetof(rosco_ctx_options, thread_start)};
+    for (size_t v = 0; v < sizeof old_sizes / sizeof old_sizes[0]; v++) {
+        const size_t old_size = old_sizes[v];
+        memset(&old, 0x5A, sizeof old);
+        CHECK_OK(rosco_ctx_options_init_sized(&old.o, old_size));
+        size_t written_past = 0;
+        for (size_t i = old_size; i < sizeof old.bytes; i++)
+            written_past += old.bytes[i] != 0x5A;
+        CHECK_INT(written_past, 0);
+        CHECK_INT(old.o.size, old_size);
+        CHECK_INT(old.o.max_held_bytes, 16 * 1024 * 1024);
+        old.o.mode = ROSCO_MODE_THREADED; /* a thread, whose hooks must not be the junk */
+        rosco_ctx ctx;
+        if (CHECK_OK(rosco_ctx_new(&old.o, &ctx)))
+            CHECK_OK(rosco_ctx_free(ctx));
+    }
 }
 
 static void test_new_errors(void)
