@@ -26,7 +26,8 @@
  * otherwise. Method callbacks run inside rosco_poll() on the caller's thread, except in
  * ROSCO_MODE_THREADED, where they run on the context's I/O thread, or on its worker
  * threads, several at once (rosco_ctx_options.workers). Callbacks may send,
- * add and remove methods and close channels; they must not throw or longjmp through rosco.
+ * add and remove methods and close channels (packet hooks may not open or close them);
+ * they must not throw or longjmp through rosco.
  *
  * Errors: functions return ROSCO_OK (0) or a negative ROSCO_ERR_* code, and
  * rosco_last_error() gives a one-line detail for the calling thread. Stale or foreign
@@ -141,7 +142,8 @@ typedef struct rosco_channel_stats {
 // Thread hook: `user` as given, and the thread's name (valid during the call).
 typedef void (*rosco_thread_fn)(void *user, const char *name);
 
-// Frees a method's user data when the method is removed or its context freed.
+// Frees user data given to rosco (a method's, packet hooks', thread hooks') once rosco no
+// longer needs it.
 typedef void (*rosco_free_fn)(void *user);
 
 // Context options. Fill with `rosco_ctx_options_init`, then change what you need: the
@@ -607,7 +609,7 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 // bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
 // reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
 // type, no address checks, type tags optional, any bytes in text, no address compression,
-// patterns up to 1 KiB, no workers) and sets its `size` to the part filled (bytes past
+// patterns up to 1 KiB, no workers, no thread hooks) and sets its `size` to the part filled (bytes past
 // this library's struct, from a newer header, are zeroed and not counted). Call it
 // through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
 // program built with an older, smaller struct then gets only the fields it has, and
@@ -617,7 +619,8 @@ rosco_status rosco_reply(struct rosco_ctx ctx,
 //
 // # Safety
 // `opts` is NULL or has `size` writable bytes.
-rosco_status rosco_ctx_options_init_sized(struct rosco_ctx_options *opts, size_t size);
+rosco_status rosco_ctx_options_init_sized(struct rosco_ctx_options *opts,
+                                          size_t size);
 
 // Creates a context (`opts` NULL: the defaults) and writes its handle to `out`.
 // Io-thread and threaded modes start their I/O thread here. Free with `rosco_ctx_free`.
@@ -626,11 +629,15 @@ rosco_status rosco_ctx_options_init_sized(struct rosco_ctx_options *opts, size_t
 //
 // # Safety
 // `opts` is NULL or points to an options struct at least `opts->size` bytes long whose
-// `types` and address table are NULL or valid as documented; `out` is writable.
+// `types` and address table are NULL or valid as documented, and whose thread hooks are
+// NULL or functions callable from any thread with `thread_user` (taken over by this call);
+// `out` is writable.
 rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ctx *out);
 
-// Frees a context: stops its thread, closes its channels, drops its methods (calling their
-// `user_free`) and its event, log, accept and bundle callbacks, even while other threads are inside
+// Frees a context: stops its threads (each runs `thread_stop` last, and `thread_user_free`
+// follows the last), closes its channels and their packet hooks (calling their
+// `user_free`), drops its methods (calling their `user_free`) and its event, log, accept
+// and bundle callbacks, even while other threads are inside
 // calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 // starts after this returns. Afterwards the handle and its channel and method handles are
 // stale. May be called from a callback: the rest of that callback's round is skipped. A

@@ -154,7 +154,9 @@
 //   handler that throws counts as having handled its message; the exception is reported to
 //   the context's exception handler (Context::on_exception) with a description of where it
 //   happened, or, if none is set, written as one line to std::cerr. Nothing unwinds into
-//   rosco. (The log callback is rosco's own channel and is not used for this.)
+//   rosco. (The log callback is rosco's own channel and is not used for this.) Thread
+//   handlers (Options::on_thread) run before the context exists: what they throw goes to
+//   std::cerr.
 // * Where handlers run: in poll and io-thread mode inside Context::poll() on the calling
 //   thread; in threaded mode on the context's I/O thread, or on its workers, several at
 //   once (Options::workers) (guard shared state then). Event
@@ -1934,7 +1936,8 @@ public:
     }
     /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's
     /// o2host does): its messages are sent on `osc`, without the "/service" part when
-    /// `strip`. The bridge lasts as long as the returned Method.
+    /// `strip`. The bridge lasts as long as the returned Method; the service stays offered
+    /// until o2_service_remove().
     Method o2_bridge_to_osc(const Channel& o2, std::string_view service, const Channel& osc, bool strip) {
         detail::ZStr s(service);
         rosco_method m{};

@@ -6,7 +6,8 @@
 //
 //   checksummed_cpp listen PORT     print each message whose checksum holds; refuse the rest
 //   checksummed_cpp send URL TEXT   send /note s TEXT, sealed, e.g. to osc.udp://localhost:9000
-//   checksummed_cpp --selftest      both over loopback, a corrupted packet among them; exit 0
+//   checksummed_cpp --selftest      both over loopback, with an unsealed packet and one whose
+//                                   checksum is wrong among them (both refused); exit 0
 //
 // What it shows: Context::set_hooks with hooks that replace (PacketOut::append), pass or
 // drop packets; a Builder and rosco::decode used inside them, with no context.
@@ -33,38 +34,60 @@ std::uint32_t crc32(rosco::Blob data) {
     return ~crc;
 }
 
-// Outgoing hook: the packet goes out in an envelope carrying its checksum.
-rosco::Verdict seal(const rosco::Channel&, rosco::Blob packet, rosco::PacketOut& out) {
+// Builds in `b` the envelope carrying `packet`: checksum protocol and value, no signature,
+// no encryption, the packet.
+void build_envelope(rosco::Builder& b, rosco::Blob packet) {
     const std::uint32_t sum = crc32(packet);
     const std::uint8_t be[4] = {std::uint8_t(sum >> 24), std::uint8_t(sum >> 16), std::uint8_t(sum >> 8),
                                 std::uint8_t(sum)};
-    rosco::Builder b;
-    // Checksum protocol and value, no signature, no encryption, the packet.
     b.message("/packet").add("crc32", rosco::Blob(be, 4), "", rosco::Blob(), "", packet);
+}
+
+// Outgoing hook: the packet goes out in an envelope carrying its checksum.
+rosco::Verdict seal(const rosco::Channel&, rosco::Blob packet, rosco::PacketOut& out) {
+    rosco::Builder b;
+    build_envelope(b, packet);
     out.append(b.bytes());
     return rosco::Verdict::Replace;
 }
 
-// Incoming hook: only the packet inside an envelope whose checksum holds goes on.
-rosco::Verdict check(const rosco::Channel&, rosco::Blob packet, rosco::PacketOut& out) {
-    rosco::Verdict verdict = rosco::Verdict::Drop;
-    rosco::decode(packet, [&](const rosco::Message& m) {
-        if (m.address() != "/packet" || m.typetags() != "sbsbsb" ||
-            m.get<std::string_view>(0) != "crc32" || m.get<rosco::Blob>(1).size != 4) {
-            std::cerr << "checksummed: refused: not a crc32 envelope\n";
-            return;
+// Incoming hook: only the packet inside an envelope whose checksum holds goes on; the
+// others are counted in `refused`.
+rosco::PacketHook check(int& refused) {
+    return [&refused](const rosco::Channel&, rosco::Blob packet, rosco::PacketOut& out) {
+        const char* why = "not a crc32 envelope";
+        rosco::Verdict verdict = rosco::Verdict::Drop;
+        if (packet.size > 0 && packet.data[0] == '#') {
+            why = "a bundle, not an envelope";  // rosco::decode would walk into it
+        } else {
+            try {
+                rosco::decode(packet, [&](const rosco::Message& m) {
+                    if (m.address() != "/packet" || m.typetags() != "sbsbsb" ||
+                        m.get<std::string_view>(0) != "crc32" || m.get<rosco::Blob>(1).size != 4)
+                        return;
+                    const rosco::Blob sum = m.get<rosco::Blob>(1), data = m.get<rosco::Blob>(5);
+                    const std::uint32_t want = std::uint32_t(sum.data[0]) << 24 |
+                                               std::uint32_t(sum.data[1]) << 16 |
+                                               std::uint32_t(sum.data[2]) << 8 | sum.data[3];
+                    if (crc32(data) != want) {
+                        why = "checksum does not match";
+                        return;
+                    }
+                    out.append(data);
+                    verdict = rosco::Verdict::Replace;
+                });
+            } catch (const rosco::Error& e) {  // not OSC at all
+                std::cerr << "checksummed: refused: " << e.what() << "\n";
+                ++refused;
+                return rosco::Verdict::Drop;
+            }
         }
-        const rosco::Blob sum = m.get<rosco::Blob>(1), data = m.get<rosco::Blob>(5);
-        const std::uint32_t want = std::uint32_t(sum.data[0]) << 24 | std::uint32_t(sum.data[1]) << 16 |
-                                   std::uint32_t(sum.data[2]) << 8 | sum.data[3];
-        if (crc32(data) != want) {
-            std::cerr << "checksummed: refused: checksum does not match\n";
-            return;
+        if (verdict == rosco::Verdict::Drop) {
+            std::cerr << "checksummed: refused: " << why << "\n";
+            ++refused;
         }
-        out.append(data);
-        verdict = rosco::Verdict::Replace;
-    });
-    return verdict;  // a packet rosco::decode refused threw: the wrapper drops it and says why
+        return verdict;
+    };
 }
 
 // Prints /note messages and counts them.
@@ -77,22 +100,35 @@ rosco::Method print_notes(rosco::Context& ctx, int& notes) {
 }
 
 bool selftest() {
+    // The CRC-32 check value, as zlib.crc32 gives it.
+    if (crc32(rosco::Blob("123456789", 9)) != 0xCBF43926u) {
+        std::cerr << "checksummed: selftest: crc32 is wrong\n";
+        return false;
+    }
     rosco::Context ctx;
-    int notes = 0;
+    int notes = 0, refused = 0;
     rosco::Method m = print_notes(ctx, notes);
     const rosco::Channel in = ctx.open("in", "osc.udp://:0?bind=127.0.0.1");
-    ctx.set_hooks(in, check, nullptr);
+    ctx.set_hooks(in, check(refused), nullptr);
     const std::string url = "osc.udp://127.0.0.1:" + std::to_string(in.port());
     const rosco::Channel out = ctx.open("out", url), plain = ctx.open("plain", url);
     ctx.set_hooks(out, nullptr, seal);
-    // Sealed, unsealed (refused), sealed again.
+    // Sealed, unsealed (refused), a wrong checksum (refused), sealed again.
     out.send("/note", "first");
     plain.send("/note", "unsealed");
+    rosco::Builder note, forged;
+    note.message("/note").add("forged");
+    build_envelope(forged, note.bytes());
+    const rosco::Blob sealed = forged.bytes();
+    std::string copy(reinterpret_cast<const char*>(sealed.data), sealed.size);
+    copy[31] ^= 1;  // the checksum's last byte: after /packet, ,sbsbsb, "crc32" and a size
+    plain.send_raw(rosco::Blob(copy.data(), copy.size()));
     out.send("/note", "second");
-    for (int i = 0; i < 100 && notes < 2; ++i) ctx.poll(10ms);
-    ctx.poll(50ms);  // anything the refused one let through would show here
-    const bool passed = notes == 2;
-    if (!passed) std::cerr << "checksummed: selftest: " << notes << " notes, expected 2\n";
+    for (int i = 0; i < 100 && (notes < 2 || refused < 2); ++i) ctx.poll(10ms);
+    const bool passed = notes == 2 && refused == 2;
+    if (!passed)
+        std::cerr << "checksummed: selftest: " << notes << " notes and " << refused
+                  << " refused, expected 2 and 2\n";
     std::printf("checksummed: selftest %s\n", passed ? "passed" : "FAILED");
     return passed;
 }
@@ -103,10 +139,10 @@ int main(int argc, char** argv) {
     try {
         if (argc == 2 && std::strcmp(argv[1], "--selftest") == 0) return selftest() ? 0 : 1;
         rosco::Context ctx;
-        int notes = 0;
+        int notes = 0, refused = 0;
         if (argc == 3 && std::strcmp(argv[1], "listen") == 0) {
             rosco::Method m = print_notes(ctx, notes);
-            ctx.set_hooks(ctx.open("in", std::string("osc.udp://:") + argv[2]), check, nullptr);
+            ctx.set_hooks(ctx.open("in", std::string("osc.udp://:") + argv[2]), check(refused), nullptr);
             for (;;) ctx.poll(1000ms);
         }
         if (argc == 4 && std::strcmp(argv[1], "send") == 0) {

@@ -309,7 +309,7 @@ unsafe fn address_table(
 /// bundles queued, 1 MiB frames, 500 stream peers, 4096 queued packets, 10 s stall timeout,
 /// reconnect from 100 ms to 5 s forever, 16 MiB of held bundles, no packet trace; every
 /// type, no address checks, type tags optional, any bytes in text, no address compression,
-/// patterns up to 1 KiB, no workers) and sets its `size` to the part filled (bytes past
+/// patterns up to 1 KiB, no workers, no thread hooks) and sets its `size` to the part filled (bytes past
 /// this library's struct, from a newer header, are zeroed and not counted). Call it
 /// through the header's `rosco_ctx_options_init(opts)`, which passes `sizeof *opts`: a
 /// program built with an older, smaller struct then gets only the fields it has, and
@@ -402,7 +402,9 @@ pub unsafe extern "C" fn rosco_ctx_options_init_sized(
 ///
 /// # Safety
 /// `opts` is NULL or points to an options struct at least `opts->size` bytes long whose
-/// `types` and address table are NULL or valid as documented; `out` is writable.
+/// `types` and address table are NULL or valid as documented, and whose thread hooks are
+/// NULL or functions callable from any thread with `thread_user` (taken over by this call);
+/// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn rosco_ctx_new(
     opts: *const rosco_ctx_options,
@@ -445,8 +447,10 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
     unsafe { copy.to_rust() }
 }
 
-/// Frees a context: stops its thread, closes its channels, drops its methods (calling their
-/// `user_free`) and its event, log, accept and bundle callbacks, even while other threads are inside
+/// Frees a context: stops its threads (each runs `thread_stop` last, and `thread_user_free`
+/// follows the last), closes its channels and their packet hooks (calling their
+/// `user_free`), drops its methods (calling their `user_free`) and its event, log, accept
+/// and bundle callbacks, even while other threads are inside
 /// calls on it (a `rosco_poll` in progress elsewhere finishes its round first). No callback
 /// starts after this returns. Afterwards the handle and its channel and method handles are
 /// stale. May be called from a callback: the rest of that callback's round is skipped. A

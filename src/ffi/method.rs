@@ -19,7 +19,8 @@ use std::ffi::{c_char, c_void};
 pub type rosco_method_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, msg: *const rosco_msg) -> i32>;
 
-/// Frees a method's user data when the method is removed or its context freed.
+/// Frees user data given to rosco (a method's, packet hooks', thread hooks') once rosco no
+/// longer needs it.
 #[allow(non_camel_case_types)]
 pub type rosco_free_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
 

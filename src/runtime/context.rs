@@ -441,6 +441,7 @@ impl Context {
         osc: ChannelId,
         strip: bool,
     ) -> Result<crate::dispatch::MethodId, Error> {
+        check_bridged_service(service)?;
         self.check_osc_channel(osc)?;
         self.o2_service_add(o2, service)?;
         let sender = self.sender();
@@ -479,10 +480,9 @@ impl Context {
         prefix: bool,
         reliable: bool,
     ) -> Result<crate::dispatch::MethodId, Error> {
+        check_bridged_service(service)?;
         self.check_osc_channel(osc)?;
         self.with_o2(o2, |_, _| Ok(()))?;
-        crate::o2lite::check_service_name(service)
-            .map_err(|why| Error::Service(format!("'{service}': {why}")))?;
         let sender = self.sender();
         let service = service.to_string();
         let method = self.methods().add_method(None, None, move |m, info| {
@@ -685,6 +685,20 @@ fn worker(shared: &Shared, receiver: &mut Receiver, consumer: usize) {
         if std::panic::catch_unwind(round).is_err() {
             shared.log_panic("a callback panicked on a worker thread");
         }
+    }
+}
+
+/// A service name a bridge can use: a valid O2 name that is also literal in an OSC
+/// address (the bridge matches `/service/...` with a pattern: a `*` in the name would
+/// take other services' messages, a `[` would make no pattern at all).
+fn check_bridged_service(service: &str) -> Result<(), Error> {
+    let refused = |why: &str| Error::Service(format!("'{service}': {why}"));
+    crate::o2lite::check_service_name(service).map_err(refused)?;
+    match service.contains(['*', '?', '[', ']', '{', '}', ',', '#', ' ']) {
+        true => Err(refused(
+            "a bridged service name holds none of * ? [ ] { } , # or space",
+        )),
+        false => Ok(()),
     }
 }
 

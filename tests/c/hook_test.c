@@ -436,6 +436,13 @@ static void test_o2lite_bridges(void)
     CHECK_ERR(rosco_osc_bridge_to_o2lite(host, osc_in, hub, "", 1, 1, &bridge_in), ROSCO_ERR_ARG);
     CHECK_ERR(rosco_osc_bridge_to_o2lite(host, osc_in, hub, "a/b", 1, 1, &bridge_in),
               ROSCO_ERR_ARG);
+    /* Names that would not be literal in the bridge's OSC pattern, refused before the
+     * service is offered. */
+    CHECK_ERR(rosco_o2lite_bridge_to_osc(host, hub, "syn*", to_synth, 1, &bridge_in),
+              ROSCO_ERR_ARG);
+    CHECK_ERR(rosco_o2lite_bridge_to_osc(host, hub, "a[", to_synth, 1, &bridge_in),
+              ROSCO_ERR_ARG);
+    CHECK_ERR(rosco_o2lite_service_remove(host, hub, "a["), ROSCO_ERR_ARG); /* never offered */
     /* An O2lite channel takes no packet hooks. */
     CHECK_ERR(rosco_channel_set_hooks(host, hub, NULL, drop_all, NULL, NULL), ROSCO_ERR_UNSUPPORTED);
     CHECK_OK(rosco_osc_bridge_to_o2lite(host, osc_in, hub, "client", 1, 1, &bridge_in));
