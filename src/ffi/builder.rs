@@ -2,7 +2,7 @@
 //! time, bundles nest. It keeps every buffer between uses, so building and sending
 //! allocate nothing once it has grown.
 
-use super::status::{c_bytes, c_str, guard, rosco_status, Failure};
+use super::status::{byte_slice, c_bytes, c_str, guard, rosco_status, Failure};
 use crate::osc::{Arg, EncodeOptions, PacketWriter, WriterState};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
@@ -446,12 +446,8 @@ pub unsafe extern "C" fn rosco_builder_add_blob(
     guard(|| {
         // SAFETY: the caller's promise.
         let b = unsafe { builder(b)? };
-        let bytes = match (data.is_null(), len) {
-            (_, 0) => &[][..],
-            (true, _) => return Err(Failure::null("data")),
-            // SAFETY: non-null and readable for `len` bytes by the caller's promise.
-            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
-        };
+        // SAFETY: the caller's promise on `data`.
+        let bytes = unsafe { byte_slice(data, len, "data")? };
         if len > i32::MAX as usize {
             return Err(Failure::arg("blob larger than 2 GiB"));
         }

@@ -4,7 +4,7 @@
 use super::context::{with_ctx_channel, UserData};
 use super::handles::{rosco_channel, rosco_ctx};
 use super::method::{rosco_free_fn, Owned};
-use super::status::{guard, rosco_status, Failure};
+use super::status::{byte_slice, guard, rosco_status, Failure};
 use crate::runtime::{HookVerdict, PacketHook};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -103,19 +103,10 @@ pub unsafe extern "C" fn rosco_packet_out_append(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
-        if len == 0 {
-            return Ok(());
-        }
-        if data.is_null() {
-            return Err(Failure::null("data"));
-        }
-        // SAFETY: checked non-null; the caller passes the hook's buffer during its call and
-        // `len` readable bytes.
-        unsafe {
-            (*out)
-                .0
-                .extend_from_slice(std::slice::from_raw_parts(data, len))
-        };
+        // SAFETY: the caller's promise on `data`.
+        let data = unsafe { byte_slice(data, len, "data")? };
+        // SAFETY: checked non-null; the caller passes the hook's buffer during its call.
+        unsafe { (*out).0.extend_from_slice(data) };
         Ok(())
     })
 }

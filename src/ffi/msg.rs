@@ -557,12 +557,8 @@ pub unsafe extern "C" fn rosco_decode(
 ) -> rosco_status {
     guard(|| {
         let callback = fn_.ok_or_else(|| Failure::null("fn"))?;
-        let bytes: &[u8] = match (data.is_null(), len) {
-            (true, 0) => &[],
-            (true, _) => return Err(Failure::null("data")),
-            // SAFETY: readable for `len` bytes by the caller's promise.
-            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
-        };
+        // SAFETY: the caller's promise on `data`.
+        let bytes = unsafe { super::status::byte_slice(data, len, "data")? };
         let packet = crate::osc::decode(bytes).map_err(crate::Error::Decode)?;
         let info = MsgInfo::new(crate::TimeTag::now());
         visit(&packet, None, &info, &mut |msg, info| {

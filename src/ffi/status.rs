@@ -152,6 +152,23 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, 
         .map_err(|_| Failure::arg(format!("{what} is not UTF-8")))
 }
 
+/// `len` bytes at `data`; `data` may be NULL when `len` is 0.
+///
+/// # Safety
+/// `data` is NULL or readable for `len` bytes for `'a`.
+pub(crate) unsafe fn byte_slice<'a>(
+    data: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
+    match (data.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::null(what)),
+        // SAFETY: non-null and readable for `len` bytes by the caller's promise.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(data, len) }),
+    }
+}
+
 /// An optional C string (NULL gives `None`), which must be UTF-8.
 ///
 /// # Safety

@@ -108,7 +108,8 @@ impl HookSlot {
         true
     }
 
-    /// Runs the incoming hook, if there is one, on `raw`; `out` is cleared first.
+    /// Runs the incoming hook, if there is one, on `raw`; `out` is cleared first. Callers
+    /// look at [`any`](Self::any) first, which spares the usual channel this call.
     pub(crate) fn incoming(&self, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
         self.run(&self.incoming, raw, out)
     }
@@ -129,9 +130,6 @@ impl HookSlot {
     }
 
     fn run(&self, slot: &CallbackSlot<Hook>, raw: &[u8], out: &mut Vec<u8>) -> HookVerdict {
-        if !self.any() {
-            return HookVerdict::Pass;
-        }
         out.clear();
         match slot.call(|hook| hook(raw, out)) {
             Some(verdict) => verdict,

@@ -129,10 +129,10 @@ impl Context {
             io_thread: None,
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
-            let (shared, hooks) = (shared.clone(), shared.clone());
+            let shared = shared.clone();
             Ok(std::thread::Builder::new()
                 .name("rosco-io".into())
-                .spawn(move || in_thread_hooks(&hooks, || io_thread(engine, shared)))?)
+                .spawn(move || in_thread_hooks(&shared, || io_thread(engine, &shared)))?)
         };
         match mode {
             Mode::Poll => {
@@ -717,7 +717,7 @@ fn in_thread_hooks(shared: &Shared, body: impl FnOnce()) {
     call(&shared.options.thread_stop, "thread stop");
 }
 
-fn io_thread(mut engine: Engine, shared: Arc<Shared>) {
+fn io_thread(mut engine: Engine, shared: &Shared) {
     while !shared.closed.load(Ordering::Acquire) {
         // A panicking callback must not end the I/O thread.
         let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.turn(None)));

@@ -198,6 +198,14 @@ static void test_checksum_tap_and_drops(void)
     CHECK_OK(rosco_ctx_free(p.ctx));
 }
 
+/* Waits (up to 5 s, scaled) until another thread brings `*v` to `want` or more. */
+static void wait_at_least(atomic_int *v, int want)
+{
+    int64_t deadline = check_now_ms() + check_scale_ms(5000);
+    while (atomic_load(v) < want && check_now_ms() < deadline)
+        check_sleep_ms(1);
+}
+
 /* A hook that takes its time, so that it is replaced while it runs. */
 struct slow {
     atomic_int running, finished;
@@ -218,9 +226,7 @@ static int32_t slow_pass(void *user, rosco_channel ch, const uint8_t *data, size
 static void start_slow_hook(struct pair *p, struct slow *s)
 {
     send_i(p->ctx, p->tx, "/m", 9);
-    int64_t deadline = check_now_ms() + check_scale_ms(5000);
-    while (!atomic_load(&s->running) && check_now_ms() < deadline)
-        check_sleep_ms(1);
+    wait_at_least(&s->running, 1);
     CHECK(atomic_load(&s->running));
 }
 
@@ -236,9 +242,7 @@ static void test_replaced_while_running(void)
     CHECK_OK(rosco_channel_set_hooks(p.ctx, p.rx, NULL, NULL, NULL, NULL));
     CHECK(atomic_load(&s->finished)); /* set_hooks waited for the running call */
     free(s);
-    int64_t deadline = check_now_ms() + check_scale_ms(5000);
-    while (atomic_load(&p.in.n) < 1 && check_now_ms() < deadline)
-        check_sleep_ms(1);
+    wait_at_least(&p.in.n, 1);
     CHECK_INT(atomic_load(&p.in.n), 1);
 
     /* Closing the channel removes its hooks the same way. */
@@ -348,9 +352,7 @@ static void test_user_free_and_ctx_free(void)
     struct slow_send arg = {p.ctx, p.tx};
     pthread_t sender;
     CHECK(pthread_create(&sender, NULL, send_once, &arg) == 0);
-    int64_t deadline = check_now_ms() + check_scale_ms(5000);
-    while (!atomic_load(&s->running) && check_now_ms() < deadline)
-        check_sleep_ms(1);
+    wait_at_least(&s->running, 1);
     CHECK(atomic_load(&s->running));
     CHECK_OK(rosco_ctx_free(p.ctx));
     /* `s` was freed by rosco when the hook ended, before rosco_ctx_free returned:
@@ -577,9 +579,7 @@ static void test_thread_hooks(void)
     CHECK_OK(rosco_builder_message(b, "/w"));
     CHECK_OK(rosco_send(ctx, tx, b));
     rosco_builder_free(b);
-    int64_t deadline = check_now_ms() + check_scale_ms(5000);
-    while (atomic_load(&t.on_started_thread) < 1 && check_now_ms() < deadline)
-        check_sleep_ms(1);
+    wait_at_least(&t.on_started_thread, 1);
     /* The callback ran on a worker the start hook had seen. */
     CHECK_INT(atomic_load(&t.on_started_thread), 1);
     CHECK_INT(atomic_load(&t.freed), 0);
