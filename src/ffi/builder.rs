@@ -401,6 +401,36 @@ pub unsafe extern "C" fn rosco_builder_array_end(b: *mut rosco_builder) -> rosco
     guard(|| unsafe { builder(b) }?.push(Slot::Value(Arg::ArrayEnd)))
 }
 
+/// Adds an argument that is its type tag alone: `T`, `F`, `N`, `I`, `[` or `]`. Any other
+/// tag gives `ROSCO_ERR_ARG`: this is how `rosco_builder_message_va` reports a type character
+/// it does not know.
+///
+/// # Safety
+/// `b` is NULL or a live builder with a message started.
+#[no_mangle]
+pub unsafe extern "C" fn rosco_builder_add_tag(b: *mut rosco_builder, tag: c_char) -> rosco_status {
+    guard(|| {
+        // SAFETY: the caller's promise.
+        let b = unsafe { builder(b) }?;
+        let arg = match tag as u8 {
+            b'T' => Arg::True,
+            b'F' => Arg::False,
+            b'N' => Arg::Nil,
+            b'I' => Arg::Impulse,
+            b'[' => Arg::ArrayStart,
+            b']' => Arg::ArrayEnd,
+            other => {
+                return Err(Failure::arg(format!(
+                    "type tag {} is not one that stands alone (T F N I [ ]): \
+                     it needs a value, or rosco does not know it",
+                    other.escape_ascii()
+                )))
+            }
+        };
+        b.push(Slot::Value(arg))
+    })
+}
+
 /// Adds an `s` (string). The bytes are copied and sent as they are (UTF-8 is not required).
 ///
 /// # Safety
