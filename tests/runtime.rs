@@ -1008,6 +1008,100 @@ fn malformed_datagrams_are_counted_and_the_channel_carries_on() {
     }
 }
 
+/// `osc.udp://…?framing=` (osc4py3's `udpread_asstream`): packets framed as on a stream,
+/// read per sender across and inside datagrams, and sent (replies included) framed.
+#[test]
+fn framed_datagrams_are_read_per_sender_and_sent_framed() {
+    fn slip(packet: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        rosco::osc::framing::encode_frame(rosco::osc::framing::Framing::Slip, packet, &mut out);
+        out
+    }
+    for (mode, ctx) in models() {
+        let seen = events(&ctx);
+        let sender = ctx.sender();
+        ctx.methods()
+            .add_method(Some("/ping"), None, move |_, info| {
+                sender.reply(info, "/pong", &[]).unwrap();
+                Flow::Handled
+            })
+            .unwrap();
+        let log = record(&ctx);
+        let url = "osc.udp://:0?bind=127.0.0.1&framing=slip&max_frame=64&max_clients=2";
+        let rx = ctx.open("rx", url).unwrap();
+        let to = ("127.0.0.1", ctx.port(rx).unwrap());
+        let [a, b, c] = [(); 3].map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        // Half a packet from a, a whole one from b, then the rest of a's and another.
+        let first = slip(b"/a\0\0,i\0\0\0\0\0\x01");
+        a.send_to(&first[..7], to).unwrap();
+        b.send_to(&slip(b"/b\0\0,\0\0\0"), to).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode}");
+        a.send_to(&[&first[7..], &slip(b"/c\0\0,\0\0\0")].concat(), to)
+            .unwrap();
+        assert!(until(&ctx, || len(&log) == 3), "{mode}");
+        // (Sorted: a pool of workers runs the callbacks side by side.)
+        let mut got = log.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, ["/a Int(1)", "/b ", "/c "], "{mode}");
+
+        // Past two senders mid-packet, the one heard from longest ago loses its part.
+        a.send_to(&first[..7], to).unwrap();
+        b.send_to(&first[..7], to).unwrap();
+        c.send_to(&slip(b"/d\0\0,\0\0\0"), to).unwrap();
+        assert!(until(&ctx, || len(&log) == 4), "{mode}");
+        // b's half packet ends at the next END (malformed: 6 bytes), then a packet over
+        // max_frame is dropped, and b's stream carries on.
+        b.send_to(&slip(&[b'/'; 100]), to).unwrap();
+        b.send_to(&slip(b"/e\0\0,\0\0\0"), to).unwrap();
+        assert!(until(&ctx, || len(&log) == 5), "{mode}");
+        assert_eq!(log.lock().unwrap()[3..], ["/d ", "/e "], "{mode}");
+        let malformed: Vec<(u16, String)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Malformed { source, reason, .. } => {
+                    Some((source.unwrap().port(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
+        let sources: Vec<u16> = malformed.iter().map(|m| m.0).collect();
+        assert_eq!(
+            sources,
+            [port(&a), port(&b), port(&b)],
+            "{mode}: {malformed:?}"
+        );
+        assert!(
+            malformed[0]
+                .1
+                .contains("bytes of an unfinished packet dropped"),
+            "{mode}: {malformed:?}"
+        );
+        assert!(malformed[2].1.contains("limit"), "{mode}: {malformed:?}");
+        assert_eq!(ctx.stats(rx).unwrap().malformed, 3, "{mode}");
+
+        // Replies go out framed, as does what a framed sender sends.
+        c.set_nonblocking(true).unwrap();
+        let received = || {
+            let (mut buf, mut n) = ([0; 64], 0);
+            assert!(until(&ctx, || c.recv(&mut buf).map(|got| n = got).is_ok()));
+            buf[..n].to_vec()
+        };
+        c.send_to(&slip(b"/ping\0\0\0,\0\0\0"), to).unwrap();
+        assert_eq!(received(), slip(b"/pong\0\0\0,\0\0\0"), "{mode}");
+        let tx = ctx
+            .open(
+                "tx",
+                &format!("osc.udp://127.0.0.1:{}?framing=length", port(&c)),
+            )
+            .unwrap();
+        ctx.send(tx, "/f", &[]).unwrap();
+        assert_eq!(received(), b"\0\0\0\x08/f\0\0,\0\0\0", "{mode}");
+    }
+}
+
 #[test]
 fn bad_stream_peers_are_dropped_alone() {
     for mode in MODES {

@@ -9,6 +9,8 @@ use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
 use crate::osc::{DecodeOptions, EncodeError, EncodeOptions, TypeSet};
+use crate::thread_buf::with_buf;
+use crate::transport::sender_streams::SenderStreams;
 use crate::transport::stream::{
     connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
 };
@@ -169,7 +171,11 @@ impl Limits {
             max_packet: udp::RECV_BUFFER - 1,
         };
         match url {
-            ChannelUrl::Udp { opts: u, .. } => l.max_packet = u.max_packet.unwrap_or(l.max_packet),
+            ChannelUrl::Udp { opts: u, .. } => {
+                l.max_packet = u.max_packet.unwrap_or(l.max_packet);
+                l.max_frame = u.max_frame.unwrap_or(l.max_frame);
+                l.max_peers = u.max_clients.unwrap_or(l.max_peers);
+            }
             ChannelUrl::Tcp { opts: t, .. } => {
                 l.max_frame = t.max_frame.unwrap_or(l.max_frame);
                 l.max_peers = t.max_clients.unwrap_or(l.max_peers);
@@ -319,7 +325,21 @@ impl Channel {
                 host,
                 port,
                 opts: u,
-            } => Kind::Udp(udp::open(host.as_ref(), *port, u)?),
+            } => {
+                let mut ep = udp::open(host.as_ref(), *port, u)?;
+                ep.framed = u.framing.map(|f| {
+                    let (send, read) = stream_framing(Some(f));
+                    udp::Framed {
+                        send,
+                        receive: Mutex::new(SenderStreams::new(
+                            read,
+                            limits.max_frame,
+                            limits.max_peers,
+                        )),
+                    }
+                });
+                Kind::Udp(ep)
+            }
             ChannelUrl::Tcp {
                 host: None,
                 port,
@@ -582,34 +602,16 @@ impl Channel {
             Stats::add(&self.stats.bytes_out, packet.len() as u64);
         };
         match (&self.kind, dest) {
-            (Kind::Udp(_), _) if packet.len() > udp::MAX_DATAGRAM => {
-                Err(Error::Encode(EncodeError::TooLarge))
-            }
             (Kind::Udp(ep), _) => {
-                let to = match dest {
-                    Dest::Addr(a) => a,
-                    Dest::Default => ep.dest.ok_or(Error::Unsupported(
-                        "a listening UDP channel has no destination: reply to a message's source",
-                    ))?,
-                    Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
+                match &ep.framed {
+                    None => send_datagram(ep, packet, dest)?,
+                    Some(framed) => with_buf(&FRAME_BUF, |buf| {
+                        buf.clear();
+                        encode_frame(framed.send, packet, buf);
+                        send_datagram(ep, buf, dest)
+                    })?,
                 };
-                let result = match (ep.connected, dest) {
-                    // (`send_to` on a connected socket fails on some systems.)
-                    (true, _) if ep.dest.map(udp::canonical) != Some(udp::canonical(to)) => {
-                        return Err(Error::Unsupported(
-                            "a connected channel (connect=1) sends to its destination only",
-                        ))
-                    }
-                    (true, _) => ep.socket.send(packet).or_else(|e| match e.kind() {
-                        // A connected socket reports an earlier datagram's "port
-                        // unreachable" on a later send, which then did not go out.
-                        io::ErrorKind::ConnectionRefused => ep.socket.send(packet),
-                        _ => Err(e),
-                    }),
-                    (false, Dest::Addr(_)) => ep.socket.send_to(packet, ep.send_address(to)),
-                    (false, _) => ep.socket.send_to(packet, to),
-                };
-                result.map(sent)?;
+                sent(packet.len());
                 Ok(false)
             }
             (
@@ -654,6 +656,42 @@ impl Channel {
             (Kind::Local, _) => Err(Error::Unsupported("_local is dispatched by the context")),
         }
     }
+}
+
+thread_local! {
+    /// A packet framed for a UDP channel with `?framing=`.
+    static FRAME_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends one datagram to `dest` on a UDP channel.
+fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest) -> Result<(), Error> {
+    if datagram.len() > udp::MAX_DATAGRAM {
+        return Err(Error::Encode(EncodeError::TooLarge));
+    }
+    let to = match dest {
+        Dest::Addr(a) => a,
+        Dest::Default => ep.dest.ok_or(Error::Unsupported(
+            "a listening UDP channel has no destination: reply to a message's source",
+        ))?,
+        Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
+    };
+    match (ep.connected, dest) {
+        // (`send_to` on a connected socket fails on some systems.)
+        (true, _) if ep.dest.map(udp::canonical) != Some(udp::canonical(to)) => {
+            return Err(Error::Unsupported(
+                "a connected channel (connect=1) sends to its destination only",
+            ))
+        }
+        (true, _) => ep.socket.send(datagram).or_else(|e| match e.kind() {
+            // A connected socket reports an earlier datagram's "port unreachable" on a
+            // later send, which then did not go out.
+            io::ErrorKind::ConnectionRefused => ep.socket.send(datagram),
+            _ => Err(e),
+        }),
+        (false, Dest::Addr(_)) => ep.socket.send_to(datagram, ep.send_address(to)),
+        (false, _) => ep.socket.send_to(datagram, to),
+    }?;
+    Ok(())
 }
 
 fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {

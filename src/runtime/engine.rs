@@ -19,8 +19,10 @@ use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
 use crate::time::TimeTag;
 use crate::transport::batch::{RecvBatch, BATCH};
+use crate::transport::sender_streams::SenderStreams;
 use crate::transport::stream::{Finished, Reader, StreamConn};
 use crate::transport::udp::{self, RECV_BUFFER};
+use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -445,7 +447,52 @@ impl Engine {
             self.malformed(ch, source, why, None);
             return 0;
         }
+        if let (
+            Kind::Udp(udp::UdpEndpoint {
+                framed: Some(f), ..
+            }),
+            Some(from),
+        ) = (&ch.kind, source)
+        {
+            return self.framed_datagram(ch, &f.receive, from, data, now);
+        }
         self.packet(ch, source, None, data, now).unwrap_or(0)
+    }
+
+    /// A datagram on a channel with `?framing=`: the next bytes of its sender's stream,
+    /// handled as the packets they complete.
+    fn framed_datagram(
+        &mut self,
+        ch: &Arc<Channel>,
+        streams: &Mutex<SenderStreams>,
+        from: SocketAddr,
+        data: &[u8],
+        now: TimeTag,
+    ) -> usize {
+        let mut streams = streams.lock();
+        let (deframer, dropped) = streams.push(from, data);
+        if let Some(d) = dropped {
+            let why = format!(
+                "{} bytes of an unfinished packet dropped: more than {} senders mid-packet",
+                d.bytes, ch.limits.max_peers
+            );
+            self.malformed(ch, Some(d.sender), why, None);
+        }
+        let mut dispatched = 0;
+        while let Some(frame) = deframer.next_frame() {
+            match frame {
+                Ok(frame) => {
+                    dispatched += self.packet(ch, Some(from), None, frame, now).unwrap_or(0)
+                }
+                Err(e) if e.is_fatal() => {
+                    self.frame_error(ch, Some(from), e);
+                    streams.forget(from);
+                    break;
+                }
+                Err(e) => self.frame_error(ch, Some(from), e),
+            }
+        }
+        dispatched
     }
 
     fn read_error(&self, ch: &Channel, e: io::Error, dispatched: usize) -> usize {

@@ -2,6 +2,7 @@
 //! channel URLs); the socket code is the runtime's.
 
 pub(crate) mod batch;
+pub(crate) mod sender_streams;
 pub(crate) mod stream;
 pub(crate) mod udp;
 pub mod url;

@@ -3,7 +3,10 @@
 //! (joined, with interface, TTL and loopback, and port sharing between receivers) and
 //! broadcast.
 
+use super::sender_streams::SenderStreams;
 use super::url::{Host, IpFamily, UdpOptions};
+use crate::osc::framing::Framing;
+use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -28,6 +31,17 @@ pub(crate) struct UdpEndpoint {
     /// The last read found one datagram or none: the next reads one alone (see
     /// `Engine::read_datagrams`).
     pub(crate) lone: AtomicBool,
+    /// `?framing=`: packets framed as on a stream inside datagrams, sent with this framing
+    /// and read back per sender.
+    pub(crate) framed: Option<Framed>,
+}
+
+/// The two sides of `?framing=` on a UDP channel.
+#[derive(Debug)]
+pub(crate) struct Framed {
+    pub(crate) send: Framing,
+    /// Locked by the thread reading the socket only (the I/O thread, or `poll`'s caller).
+    pub(crate) receive: Mutex<SenderStreams>,
 }
 
 impl UdpEndpoint {
@@ -43,6 +57,7 @@ impl UdpEndpoint {
             v6,
             connected,
             lone: AtomicBool::new(true),
+            framed: None,
         })
     }
 

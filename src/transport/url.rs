@@ -147,6 +147,9 @@ pub enum Host {
 /// | `max_packet` | [`max_packet`](Self::max_packet) | largest datagram in bytes (1-65535) |
 /// | `family` | [`family`](Self::family) | `4` or `6`: the host name's addresses taken; sending URLs only |
 /// | `connect` | [`connect`](Self::connect) | `0` or `1`: connect the socket to the destination; unicast sending URLs only |
+/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single`, or `auto` (listening URLs only): stream framing inside datagrams |
+/// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295); with `framing` only |
+/// | `max_clients` | [`max_clients`](Self::max_clients) | senders with part of a packet kept at once (at least 1); with `framing` only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UdpOptions {
     /// `?bind=ADDR`: the local address to bind to.
@@ -175,6 +178,17 @@ pub struct UdpOptions {
     /// from elsewhere is dropped by the kernel, and sending elsewhere (a reply to another
     /// source) is refused. Off by default.
     pub connect: Option<bool>,
+    /// `?framing=length|slip|slip-single|auto`: packets framed as on a stream, carried in
+    /// datagrams (osc4py3's `udpread_asstream` with `read_withslip` or `read_withheader`).
+    /// Each packet sent goes out framed in one datagram; what arrives is deframed per
+    /// sender, so a packet may span datagrams and a datagram may hold several packets.
+    pub framing: Option<StreamFraming>,
+    /// `?max_frame=BYTES`: with `framing`, the largest packet accepted.
+    pub max_frame: Option<usize>,
+    /// `?max_clients=N`: with `framing`, how many senders may have part of a packet kept
+    /// at once; past it, the part kept longest unfinished is dropped (osc4py3's
+    /// `read_maxsources`).
+    pub max_clients: Option<usize>,
 }
 
 /// The address family a host name resolves to (osc4py3's `forceipv4`/`forceipv6`).
@@ -511,7 +525,7 @@ const BACKOFF_RANGE: &str = "out of range (1-18446744073709551615)";
 
 const UDP_KEYS: &str = concat!(
     "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, ",
-    "max_packet, family, connect)"
+    "max_packet, family, connect, framing, max_frame, max_clients)"
 );
 const TCP_KEYS: &str = concat!(
     "unknown parameter (osc.tcp takes bind, local, framing, max_frame, max_clients, ",
@@ -938,6 +952,11 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             }
             "family" => opts.family = Some(p.family()?),
             "connect" => opts.connect = Some(p.flag()?),
+            "framing" => opts.framing = Some(p.framing()?),
+            "max_frame" => opts.max_frame = Some(p.number(1, u64::from(u32::MAX), FRAME_RANGE)?),
+            "max_clients" => {
+                opts.max_clients = Some(p.number(1, u64::from(u32::MAX), COUNT_RANGE)?);
+            }
             _ => return p.fail(UDP_KEYS),
         }
     }
@@ -946,6 +965,15 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             params,
             &["local", "broadcast", "family", "connect"],
             "only for a sending URL (one with a host)",
+        )?;
+    } else {
+        check_auto_framing(params, opts.framing)?;
+    }
+    if opts.framing.is_none() {
+        forbid(
+            params,
+            &["max_frame", "max_clients"],
+            "only with framing (packets framed inside datagrams)",
         )?;
     }
     Ok(ChannelUrl::Udp { host, port, opts })
@@ -1315,7 +1343,10 @@ impl fmt::Display for ChannelUrl {
                 q.flag("reuse", opts.reuse)?;
                 q.value("max_packet", opts.max_packet)?;
                 q.value("family", opts.family)?;
-                q.flag("connect", opts.connect)
+                q.flag("connect", opts.connect)?;
+                q.value("framing", opts.framing)?;
+                q.value("max_frame", opts.max_frame)?;
+                q.value("max_clients", opts.max_clients)
             }
             ChannelUrl::Tcp { host, port, opts } => {
                 f.write_str("osc.tcp://")?;
@@ -1650,7 +1681,8 @@ mod tests {
     fn udp_options() {
         let (host, port, opts) = udp(
             "osc.udp://239.1.2.3:7000/?bind=192.168.1.5&local=7001&iface=eth0&ttl=4&loop=0\
-             &broadcast=1&reuse=1&max_packet=1500&family=4&connect=0",
+             &broadcast=1&reuse=1&max_packet=1500&family=4&connect=0&framing=length\
+             &max_frame=70000&max_clients=2",
         );
         assert_eq!((host, port), (v4(239, 1, 2, 3), 7000));
         assert_eq!(
@@ -1666,6 +1698,9 @@ mod tests {
                 max_packet: Some(1500),
                 family: Some(IpFamily::V4),
                 connect: Some(false),
+                framing: Some(StreamFraming::Length),
+                max_frame: Some(70000),
+                max_clients: Some(2),
             }
         );
         let opts = udp("osc.udp://:9000?bind=::1&iface=192.168.1.5&ttl=0&loop&reuse=false").2;
@@ -1729,10 +1764,25 @@ mod tests {
         err("osc.udp://h:1?iface=%4", "parameter 'iface=%4'");
         err("osc.udp://h:1?iface=%FF", "parameter 'iface=%FF'");
         err("osc.udp://h:1?=3", "parameter '=3'");
-        let e = err("osc.udp://h:1?framing=slip", "parameter 'framing'");
+        let e = err("osc.udp://h:1?nodelay=1", "parameter 'nodelay'");
         assert!(e.reason.contains("osc.udp takes"));
         err("osc.udp://h:1?Ttl=3", "parameter 'Ttl'");
-        err("osc.udp://h:1?max_clients=3", "parameter 'max_clients'");
+        // Stream framing inside datagrams, and its limits only with it.
+        let e = err("osc.udp://h:1?max_clients=3", "parameter 'max_clients'");
+        assert!(e.reason.contains("only with framing"));
+        err("osc.udp://:1?max_frame=3", "parameter 'max_frame'");
+        err("osc.udp://h:1?framing=auto", "parameter 'framing'");
+        err("osc.udp://h:1?framing=cobs", "framing=cobs");
+        err("osc.udp://:1?framing=slip&max_frame=0", "max_frame=0");
+        let opts = udp("osc.udp://:1?framing=auto&max_frame=100&max_clients=7").2;
+        assert_eq!(
+            (opts.framing, opts.max_frame, opts.max_clients),
+            (Some(StreamFraming::Auto), Some(100), Some(7))
+        );
+        for f in ["length", "slip", "slip-single"] {
+            let url = format!("osc.udp://h:1?framing={f}");
+            assert_eq!(udp(&url).2.framing.unwrap().to_string(), f);
+        }
         // Options that only a sending URL can use.
         err("osc.udp://:9000?local=9001", "parameter 'local'");
         err("osc.udp://:9000?broadcast=1", "parameter 'broadcast'");
@@ -2299,6 +2349,8 @@ mod tests {
         "osc.udp://:0",
         "osc.udp://:9000?bind=127.0.0.1",
         "osc.udp://:9000?bind=0.0.0.0&reuse=1&max_packet=8192",
+        "osc.udp://:9000?framing=auto&max_frame=4096&max_clients=3",
+        "osc.udp://h:9000?framing=slip-single&connect=1",
         "osc.udp://[::1]:9000/",
         "osc.udp://[ff02::1]:9000?iface=eth0&loop=1&ttl=1",
         "osc.udp://[::ffff:1.2.3.4]:9",

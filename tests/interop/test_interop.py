@@ -13,6 +13,7 @@ Tests marked `rosco_io` need `rosco dump` / `rosco send`; `codec` ones only need
 
 import json
 import os
+import socket
 import time
 import zlib
 
@@ -176,10 +177,10 @@ def send_args(m):
     return [m["address"]] + support.oscsend_args(m)
 
 
-def dump_json(procs, proto, n_packets, sender):
+def dump_json(procs, proto, n_packets, sender, query=""):
     """Start `rosco dump --json`, run `sender(port)`, return the packets dump printed."""
     dump, port = procs.rosco_dump("--json", "--count", n_packets, "--timeout", support.RECEIVE,
-                                  "osc.%s://:0" % proto)
+                                  "osc.%s://:0%s" % (proto, query))
     sender(port)
     rc = dump.wait(support.RECEIVE + 5)
     assert rc == 0, dump.report()
@@ -314,6 +315,41 @@ def test_rosco_send_tcp_to_peer(procs, peer, framing):
     msgs = [m for name, m in ROSCO_SENDS[peer] if name in ("basic", "blob", "utf8", "mixed")]
     recv, _ = rosco_send_to_peer(procs, peer, msgs, "tcp", framing)
     assert canon(received(recv, len(msgs))) == canon(msgs)
+
+
+@rosco_io
+@osc4py3
+@pytest.mark.parametrize("framing", ["slip", "length"])
+def test_rosco_framed_udp_to_osc4py3_as_stream(procs, framing):
+    # osc4py3's udpread_asstream with read_withslip / read_withheader reads what rosco
+    # sends to osc.udp://…?framing=slip|length: one framed packet per datagram.
+    msgs = [m for name, m in ROSCO_SENDS["osc4py3"] if name in ("basic", "blob", "mixed")]
+    recv, port = procs.peer_recv("osc4py3", "--udp-stream", *recv_args("osc4py3", msgs,
+                                                                        framing=framing))
+    url = "osc.udp://127.0.0.1:%d?framing=%s" % (port, framing)
+    for m in msgs:
+        procs.run(procs.rosco("send", url, *send_args(m)), name="rosco send")
+    rc = recv.wait(support.RECEIVE + 5)
+    assert rc == 0, recv.report()
+    assert canon(received(recv, len(msgs))) == canon(msgs)
+
+
+@rosco_io
+def test_framed_udp_across_and_inside_datagrams_to_rosco_dump(procs):
+    # The reading side osc4py3's udpread_asstream describes: a SLIP packet split over two
+    # datagrams, then two packets in one, from one sender (SLIP by hand: these packets
+    # hold no END or ESC byte, so each is END, its bytes, END).
+    msgs = [msg("/a", ",i", 1), msg("/b", ","), msg("/c", ",s", "x")]
+    frames = [b"\xc0" + bytes.fromhex(h) + b"\xc0" for h in (
+        "2f610000" "2c690000" "00000001", "2f620000" "2c000000", "2f630000" "2c730000" "78000000")]
+
+    def send(port):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for datagram in (frames[0][:6], frames[0][6:], frames[1] + frames[2]):
+                s.sendto(datagram, (support.HOST, port))
+
+    out = dump_json(procs, "udp", 3, send, "?framing=slip")
+    assert_packets(out, [decoded(m) for m in msgs])
 
 
 @rosco_io

@@ -12,7 +12,9 @@ the decoded data. osc4py3 decodes strings as strict ASCII by default: a non-ASCI
 makes it drop the packet (logged on stderr), and it reads a `c` argument from the first
 byte of its four (spec layout puts the character in the last). Future bundles are held
 by osc4py3's delayed-dispatch queue until their time.
-See common.py for the command line.
+See common.py for the command line; `recv --udp-stream` reads UDP as a stream
+(`udpread_asstream`) framed as --framing says: SLIP (`read_withslip`) or the 4-byte length
+prefix (`read_withheader`, whose default header is ("!I", 4, 0)).
 """
 
 import logging
@@ -27,6 +29,8 @@ import common  # noqa: E402
 from osc4py3 import oscbuildparse as ob  # noqa: E402
 from osc4py3 import oscchannel  # noqa: E402
 from osc4py3 import oscmethod as om  # noqa: E402
+from osc4py3 import oscudpmc  # noqa: E402
+from osc4py3 import as_eventloop  # noqa: E402
 from osc4py3.as_eventloop import (osc_method, osc_process, osc_send, osc_startup,  # noqa: E402
                                   osc_terminate, osc_udp_client, osc_udp_server)
 
@@ -103,7 +107,18 @@ def recv(ns):
         q.put({"address": address, "typetags": typetags, "args": args, "time": time.time()})
 
     osc_startup(logger=LOG)
-    osc_udp_server(ns.host, 0, "peer-in")
+    if ns.udp_stream:
+        # osc_udp_server with the stream options added (it takes none of its own).
+        oscudpmc.UdpMcChannel("peer-in", "r", {
+            "udpread_host": ns.host, "udpread_port": 0, "auto_start": True,
+            "monitor": as_eventloop._select_monitor(), "logger": LOG,
+            "udpread_asstream": True,
+            "read_withslip": ns.framing == "slip",
+            "read_withheader": ns.framing == "length",
+            "read_headerunpack": ("!I", 4, 0),
+        })
+    else:
+        osc_udp_server(ns.host, 0, "peer-in")
     port = oscchannel.get_channel("peer-in").udpsock.getsockname()[1]
     osc_method("/", handler, argscheme=om.OSCARG_ADDRESS + om.OSCARG_TYPETAGS + om.OSCARG_DATA)
     common.emit({"port": port})
@@ -128,7 +143,12 @@ def recv(ns):
 
 
 def main():
-    ns = common.parse_args("osc4py3_peer", protos=("udp",))
+    def udp_stream(cmd, parser):
+        if cmd == "recv":
+            parser.add_argument("--udp-stream", action="store_true",
+                                help="read UDP as a stream framed as --framing says")
+
+    ns = common.parse_args("osc4py3_peer", protos=("udp",), extra=udp_stream)
     common.watchdog((ns.timeout if ns.cmd == "recv" else 0) + 20)
     common.finish(send(ns) if ns.cmd == "send" else recv(ns))
 
