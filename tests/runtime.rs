@@ -4,7 +4,7 @@
 //! and a slow consumer.
 
 use rosco::dispatch::{Flow, MsgInfo};
-use rosco::osc::{Arg, Message, PacketWriter};
+use rosco::osc::{Arg, EncodeError, Message, PacketWriter};
 use rosco::runtime::{Event, HookVerdict, PacketHook};
 use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::{Read, Write};
@@ -933,6 +933,13 @@ fn unix_datagram_and_stream() {
             .unwrap();
         ctx.send(ds, "/dgram", &[Arg::Int(1)]).unwrap();
         ctx.send(ss, "/stream", &[Arg::Int(2)]).unwrap();
+        // A datagram the receiver could not read whole is refused, not sent to be lost.
+        let big = vec![7; 70_000];
+        let refused = ctx.send(ds, "/big", &[Arg::Blob(&big)]);
+        assert!(
+            matches!(refused, Err(Error::Encode(EncodeError::TooLarge))),
+            "{mode:?}: {refused:?}"
+        );
         assert!(
             until(&ctx, || len(&log) == 2),
             "{mode:?}: {:?}",
@@ -1555,6 +1562,18 @@ fn url_limits_apply_per_channel() {
         ctx.stats(small),
         seen.lock().unwrap()
     );
+    // max_packet is also the largest datagram a channel sends.
+    let tight = format!(
+        "osc.udp://127.0.0.1:{}?max_packet=64",
+        ctx.port(small).unwrap()
+    );
+    let tight = ctx.open("tight", &tight).unwrap();
+    let refused = ctx.send(tight, "/big", &[Arg::Blob(&[0; 100])]);
+    assert!(
+        matches!(refused, Err(Error::Encode(EncodeError::TooLarge))),
+        "{refused:?}"
+    );
+    assert_eq!(ctx.stats(tight).unwrap().packets_out, 0);
     let server = ctx
         .open("server", "osc.tcp://:0?max_clients=2&max_frame=64")
         .unwrap();

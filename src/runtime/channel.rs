@@ -159,7 +159,7 @@ pub(crate) struct Limits {
     pub(crate) max_frame: usize,
     /// Most peers on a stream listener (`max_clients`).
     pub(crate) max_peers: usize,
-    /// Largest datagram accepted (`max_packet`).
+    /// Largest datagram sent or received (`max_packet`).
     pub(crate) max_packet: usize,
 }
 
@@ -604,11 +604,11 @@ impl Channel {
         match (&self.kind, dest) {
             (Kind::Udp(ep), _) => {
                 match &ep.framed {
-                    None => send_datagram(ep, packet, dest)?,
+                    None => send_datagram(ep, packet, dest, self.limits.max_packet)?,
                     Some(framed) => with_buf(&FRAME_BUF, |buf| {
                         buf.clear();
                         encode_frame(framed.send, packet, buf);
-                        send_datagram(ep, buf, dest)
+                        send_datagram(ep, buf, dest, self.limits.max_packet)
                     })?,
                 };
                 sent(packet.len());
@@ -622,6 +622,11 @@ impl Channel {
                 },
                 Dest::Default,
             ) => {
+                // What the receiver would refuse (it reads at most `max_packet` bytes) is
+                // refused here, not sent to be lost.
+                if packet.len() > self.limits.max_packet {
+                    return Err(Error::Encode(EncodeError::TooLarge));
+                }
                 socket.send_to(packet, path).map(sent)?;
                 Ok(false)
             }
@@ -663,9 +668,10 @@ thread_local! {
     static FRAME_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Sends one datagram to `dest` on a UDP channel.
-fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest) -> Result<(), Error> {
-    if datagram.len() > udp::MAX_DATAGRAM {
+/// Sends one datagram to `dest` on a UDP channel whose datagrams are at most `max` bytes
+/// (`?max_packet=`, "the largest datagram sent or received").
+fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest, max: usize) -> Result<(), Error> {
+    if datagram.len() > max.min(udp::MAX_DATAGRAM) {
         return Err(Error::Encode(EncodeError::TooLarge));
     }
     let to = match dest {
