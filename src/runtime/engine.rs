@@ -1242,14 +1242,21 @@ impl Engine {
         match &mut self.sink {
             // The clock is read only when a bundle waits: a busy-polling caller polls often.
             Sink::Direct(receiver) if receiver.held() > 0 => receiver.run_due(TimeTag::now()),
-            _ => 0,
+            Sink::Direct(_) => 0,
+            // `poll` holds the bundles: it is told when one is due.
+            Sink::Queue => {
+                if let Some(due) = self.shared.held_due().filter(|&d| d <= TimeTag::now()) {
+                    self.shared.held_bundle_due(due);
+                }
+                0
+            }
         }
     }
 
     fn next_bundle(&self) -> Option<TimeTag> {
         match &self.sink {
             Sink::Direct(receiver) => receiver.next_deadline(),
-            Sink::Queue => None,
+            Sink::Queue => self.shared.held_due(),
         }
     }
 }

@@ -92,6 +92,10 @@ pub(crate) struct Shared {
     /// True from a push that signalled `notify` until the consumer takes the signal: a
     /// push signals when none is pending, whatever it saw of the queue.
     notified: AtomicBool,
+    /// Io-thread mode: when the next bundle `poll`'s receiver holds is due (timetag bits;
+    /// 0: none). The I/O loop makes `notify` readable then, so that a loop waiting on the
+    /// wake-up descriptor comes back to `poll` in time to deliver it.
+    held_due: AtomicU64,
     queue: ArrayQueue<Incoming>,
     /// Packets taken from `queue` and what each consumer is dispatching: lets a connection
     /// whose peer finished sending wait until its last messages' callbacks, which may
@@ -128,6 +132,7 @@ impl Shared {
             waker: Waker::new()?,
             notify: Waker::new()?,
             notified: AtomicBool::new(false),
+            held_due: AtomicU64::new(0),
             queue: ArrayQueue::new(capacity),
             work_lock: Mutex::new(()),
             work: Condvar::new(),
@@ -221,8 +226,10 @@ impl Shared {
                 break;
             };
             let before = receiver.stats();
+            // As of when the I/O thread read it: what was due then goes first, and a
+            // bundle is late only if it arrived after its time, not if it was polled late.
             dispatched += receiver
-                .receive(&item.bytes, item.info, TimeTag::now())
+                .receive(&item.bytes, item.info, item.info.received)
                 .unwrap_or(0);
             self.received(item.info.channel, before, receiver.stats());
             self.recycle(item);
@@ -254,6 +261,9 @@ impl Shared {
             }
             let mut n = self.deliver_incoming(receiver, consumer, max);
             n += receiver.run_due(TimeTag::now());
+            if self.options.workers == 0 {
+                self.hold_until(receiver.next_deadline());
+            }
             // Keep no method table while waiting or back with the caller.
             receiver.release();
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -271,6 +281,35 @@ impl Shared {
                 continue;
             }
             self.wait_for_packets(wait);
+        }
+    }
+
+    /// Io-thread mode's `poll`: tells the I/O loop when the next held bundle is due (see
+    /// `held_due`), waking it when that changed, so that it waits no longer than that.
+    fn hold_until(&self, next: Option<TimeTag>) {
+        let bits = next.map_or(0, TimeTag::to_bits);
+        if self.held_due.swap(bits, Ordering::AcqRel) != bits && bits != 0 {
+            self.waker.wake();
+        }
+    }
+
+    /// The I/O loop: when the next bundle `poll` holds is due, if one is.
+    pub(crate) fn held_due(&self) -> Option<TimeTag> {
+        match self.held_due.load(Ordering::Acquire) {
+            0 => None,
+            bits => Some(TimeTag::from_bits(bits)),
+        }
+    }
+
+    /// The I/O loop, once `due` (from `held_due`) has passed: makes the wake-up descriptor
+    /// readable, once per deadline (the next `poll` tells the next one).
+    pub(crate) fn held_bundle_due(&self, due: TimeTag) {
+        let bits = due.to_bits();
+        let taken = self
+            .held_due
+            .compare_exchange(bits, 0, Ordering::AcqRel, Ordering::Acquire);
+        if taken.is_ok() && !self.notified.swap(true, Ordering::AcqRel) {
+            self.notify.wake();
         }
     }
 
