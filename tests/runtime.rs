@@ -209,6 +209,44 @@ fn slip_single_sends_no_leading_end() {
     assert_eq!(&got, b"/x\0\0,\0\0\0\xC0/y\0\0,\0\0\0\xC0");
 }
 
+/// A listener whose URL fixes the framing sends in it from the start, before a peer has
+/// said anything, and keeps it when the peer frames differently (a single-END SLIP
+/// listener, say, whose peer sends a leading END).
+#[test]
+fn a_listener_sends_in_the_framing_its_url_gives() {
+    let cases: [(&str, &[u8], &[u8]); 3] = [
+        ("slip", b"", b"\xC0/x\0\0,\0\0\0\xC0"),
+        (
+            "slip-single",
+            b"\xC0/q\0\0,\0\0\0\xC0",
+            b"/x\0\0,\0\0\0\xC0",
+        ),
+        ("length", b"", b"\0\0\0\x08/x\0\0,\0\0\0"),
+    ];
+    for (framing, request, want) in cases {
+        let ctx = context(Mode::Threaded);
+        let seen = events(&ctx);
+        let url = format!("osc.tcp://:0?bind=127.0.0.1&framing={framing}");
+        let server = ctx.open("server", &url).unwrap();
+        let asked = counter(&ctx, "/q");
+        let port = ctx.port(server).unwrap();
+        let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let connected = |e: &Event| matches!(e, Event::Connected { .. });
+        assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+        peer.write_all(request).unwrap();
+        let heard = if request.is_empty() { 0 } else { 1 };
+        assert!(
+            until(&ctx, || asked.load(Ordering::Relaxed) == heard),
+            "{framing}"
+        );
+        ctx.send(server, "/x", &[]).unwrap();
+        let mut got = vec![0u8; want.len()];
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, want, "{framing}");
+    }
+}
+
 /// A peer that sends one request (`/q count size`), shuts its sending side, waits a while
 /// and reads until the end: what it got back (frames, each frame's size) and when the
 /// server closed.
@@ -954,6 +992,50 @@ fn unix_datagram_and_stream() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A Unix stream client reports its first attempt as every later one: `Connected`, or
+/// `Reconnecting` and at last `GaveUp` (it connected, or failed, with nobody told).
+#[test]
+fn a_unix_stream_client_reports_its_first_attempt() {
+    let dir = std::env::temp_dir().join(format!("rosco-first-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut options = ContextOptions {
+        mode: Mode::Threaded,
+        ..ContextOptions::default()
+    };
+    options.reconnect.retries = 2;
+    options.reconnect.initial = Duration::from_millis(20);
+    let ctx = Context::new(options).unwrap();
+    let seen = events(&ctx);
+    let up = ctx
+        .open("up", &format!("osc.unix://{}?stream", path.display()))
+        .unwrap();
+    let (_conn, _) = listener.accept().unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { channel, .. } if *channel == up);
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    let nowhere = dir.join("none.sock");
+    let down = ctx
+        .open("down", &format!("osc.unix://{}?stream", nowhere.display()))
+        .unwrap();
+    let gave_up = |e: &Event| matches!(e, Event::GaveUp { channel, .. } if *channel == down);
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(gave_up)));
+    let attempts: Vec<u32> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconnecting {
+                channel, attempt, ..
+            } if *channel == down => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+    drop(ctx);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn timed_bundles_arrive_at_their_time_in_every_mode() {
     for (mode, ctx) in models() {
@@ -1205,6 +1287,35 @@ fn bad_stream_peers_are_dropped_alone() {
             "{mode:?}: the good peer still works"
         );
     }
+}
+
+/// A peer that keeps a frame unfinished by trickling a byte now and then is dropped once
+/// the frame has been unfinished for the stall timeout, not kept for good.
+#[test]
+fn a_frame_trickled_in_byte_by_byte_still_stalls() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        stall_timeout: Duration::from_millis(200),
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let seen = events(&ctx);
+    let log = record(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(server).unwrap();
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A whole frame first (it must not count), then a 64-byte frame a byte at a time.
+    slow.write_all(b"\0\0\0\x08/a\0\0,\0\0\0\0\0\0\x40/")
+        .unwrap();
+    let stalled = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.contains("incomplete frame"));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) && !seen.lock().unwrap().iter().any(stalled) {
+        std::thread::sleep(Duration::from_millis(40));
+        let _ = slow.write_all(b"x");
+    }
+    assert_eq!(*log.lock().unwrap(), ["/a "]);
+    let events = seen.lock().unwrap();
+    assert!(events.iter().any(stalled), "{events:?}");
 }
 
 #[test]

@@ -215,6 +215,9 @@ pub(crate) enum Kind {
     Listener {
         listener: Listener,
         peers: Mutex<Slab<Arc<StreamConn>>>,
+        /// What a new peer is sent in: the framing the URL fixed, or `None` to follow the
+        /// peer's own once detected (a length prefix until then).
+        send: Option<Framing>,
         read: DeframeMode,
     },
     Client(Client),
@@ -295,6 +298,12 @@ impl Channel {
     }
 }
 
+/// A listener's framing: what it sends (see `Kind::Listener::send`) and how it reads.
+fn listener_framing(f: Option<StreamFraming>) -> (Option<Framing>, DeframeMode) {
+    let (send, read) = stream_framing(f);
+    (matches!(read, DeframeMode::Fixed(_)).then_some(send), read)
+}
+
 fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
     match f {
         Some(StreamFraming::Slip) => (Framing::Slip, DeframeMode::Fixed(Framing::Slip)),
@@ -345,7 +354,7 @@ impl Channel {
                 port,
                 opts: t,
             } => {
-                let (_, read) = stream_framing(t.framing);
+                let (send, read) = listener_framing(t.framing);
                 let addr = SocketAddr::new(t.bind.unwrap_or(Ipv6Addr::UNSPECIFIED.into()), *port);
                 let listener = Listener::tcp(addr, t.bind.is_none()).or_else(|e| match t.bind {
                     None => {
@@ -356,6 +365,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
+                    send,
                     read,
                 }
             }
@@ -374,7 +384,7 @@ impl Channel {
                 });
                 let (framing, _) = stream_framing(t.framing);
                 let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);
-                Kind::Client(Client::start(
+                Kind::Client(Client::waiting(
                     ClientTarget::Tcp { addr, local },
                     framing,
                     reconnect,
@@ -382,16 +392,18 @@ impl Channel {
                 ))
             }
             ChannelUrl::Unix { path, opts: u } if u.stream => {
-                let (framing, read) = stream_framing(u.framing);
                 if u.listen {
+                    let (send, read) = listener_framing(u.framing);
                     Kind::Listener {
                         listener: Listener::unix(path)?,
                         peers: Mutex::new(Slab::default()),
+                        send,
                         read,
                     }
                 } else {
+                    let (framing, _) = stream_framing(u.framing);
                     let reconnect = opts.reconnect.with(None, None, None);
-                    Kind::Client(Client::start(
+                    Kind::Client(Client::waiting(
                         ClientTarget::Unix(path.clone()),
                         framing,
                         reconnect,
@@ -442,7 +454,7 @@ impl Channel {
                 )?);
                 let reconnect = opts.reconnect.with(s.reconnect, s.retries, s.backoff_ms);
                 let target = ClientTarget::Tcp { addr, local: None };
-                Kind::Client(Client::start(
+                Kind::Client(Client::waiting(
                     target,
                     Framing::LengthPrefix,
                     reconnect,
@@ -485,6 +497,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
+                    send: Some(Framing::LengthPrefix),
                     read: DeframeMode::Fixed(Framing::LengthPrefix),
                 }
             }
@@ -718,27 +731,10 @@ pub(crate) fn stream_error(e: io::Error) -> Error {
 }
 
 impl Client {
-    fn start(
-        target: ClientTarget,
-        framing: Framing,
-        reconnect: Reconnect,
-        max_frame: usize,
-    ) -> Client {
-        let mut client = Client {
-            target: Mutex::new(target),
-            framing,
-            reconnect,
-            max_frame,
-            state: Mutex::new(ClientState::GaveUp),
-        };
-        // Unix connects complete at once; TCP ones finish in the I/O loop.
-        *client.state.get_mut() = client
-            .attempt(0, Vec::new())
-            .unwrap_or_else(|(_, next)| next);
-        client
-    }
-
-    /// A client that waits for its target (set later) before connecting.
+    /// A client whose first attempt is the I/O loop's to make, at once, so that its
+    /// outcome is reported as every later one is (`Connected`, `Reconnecting`, `GaveUp`):
+    /// a Unix connect made here would succeed or fail with nobody told. A discovering
+    /// O2lite client sets its target before the loop first looks.
     fn waiting(
         target: ClientTarget,
         framing: Framing,

@@ -510,6 +510,7 @@ impl Engine {
         let Kind::Listener {
             listener,
             peers,
+            send,
             read,
         } = &ch.kind
         else {
@@ -553,7 +554,14 @@ impl Engine {
                 });
                 continue;
             }
-            match StreamConn::new(stream, peer, None, *read, ch.limits.max_frame, ch.nodelay()) {
+            match StreamConn::new(
+                stream,
+                peer,
+                *send,
+                *read,
+                ch.limits.max_frame,
+                ch.nodelay(),
+            ) {
                 Ok(conn) => {
                     let handle = peers.lock().insert(Arc::new(conn));
                     if let Some(role @ O2Role::Host { session, .. }) = &ch.o2 {
@@ -597,12 +605,14 @@ impl Engine {
         }
         let (mut eof, mut drained) = (false, false);
         for _ in 0..STREAM_READ_BUDGET {
+            // Bytes that arrive with nothing pending start a frame.
+            let mut frame_began = reader.deframer.pending() == 0;
             match reader.deframer.read_from(&mut conn.stream(), RECV_BUFFER) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
-                Ok(_) => reader.last_progress = Instant::now(),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
@@ -620,6 +630,8 @@ impl Engine {
             let source = conn.peer;
             let now = TimeTag::now();
             while let Some(frame) = reader.deframer.next_frame() {
+                // A frame ended: what is left of this read began after it.
+                frame_began = true;
                 match frame {
                     Ok(frame) => match self.packet(ch, source, peer, frame, now) {
                         Ok(n) => dispatched += n,
@@ -638,6 +650,9 @@ impl Engine {
                     }
                     Err(e) => self.frame_error(ch, source, e),
                 }
+            }
+            if frame_began {
+                reader.frame_began = Instant::now();
             }
         }
         if eof {
@@ -1264,7 +1279,7 @@ impl Engine {
 fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
     // A stall timeout too long to add means never.
     (reader.deframer.pending() > 0)
-        .then(|| reader.last_progress.checked_add(stall))
+        .then(|| reader.frame_began.checked_add(stall))
         .flatten()
 }
 

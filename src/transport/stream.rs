@@ -68,8 +68,9 @@ impl Read for &Stream {
 #[derive(Debug)]
 pub(crate) struct Reader {
     pub(crate) deframer: Deframer,
-    /// When a byte last arrived, to drop peers that leave half a frame forever.
-    pub(crate) last_progress: Instant,
+    /// When the frame being read began (the read that brought its first bytes), to drop
+    /// a peer that leaves it unfinished: one that trickles a byte now and then included.
+    pub(crate) frame_began: Instant,
     /// Set when the peer has finished sending (end of stream).
     pub(crate) finished: Option<Finished>,
 }
@@ -137,7 +138,7 @@ impl StreamConn {
             closed: AtomicBool::new(false),
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
-                last_progress: Instant::now(),
+                frame_began: Instant::now(),
                 finished: None,
             }),
         })
