@@ -225,7 +225,12 @@ impl<'o, 't> PacketWriter<'o, 't> {
         if self.depth == 0 && !self.out.is_empty() {
             return Err(EncodeError::BadNesting);
         }
-        write_message(self.out, address, args, self.opts, self.depth > 0)
+        let sized = self.depth > 0;
+        match std::ptr::eq(self.opts, &DEFAULT_OPTIONS) {
+            // The constant, as `encode_message` passes it: its checks fold away.
+            true => write_message(self.out, address, args, &EncodeOptions::DEFAULT, sized),
+            false => write_message(self.out, address, args, self.opts, sized),
+        }
     }
 
     /// Reserves a bundle's size field inside an open bundle; returns its offset.
