@@ -1183,6 +1183,7 @@ uint32_t rosco_version(void);
  *   r m  uint32_t                      b    const void *, then size_t (a blob's bytes
  *   T F N I [ ]  nothing                    and their count)
  *
+ * `t`, `b` and `m` take rosco's C types, not liblo's (lo_timetag, lo_blob, uint8_t *).
  * NULL or "" types: no arguments. A character not in the table gives ROSCO_ERR_ARG, with
  * rosco_last_error() naming it. The arguments must match `types`, as printf's must match
  * its format: C cannot check that. These are defined here because a variadic function

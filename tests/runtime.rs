@@ -1036,6 +1036,30 @@ fn a_unix_stream_client_reports_its_first_attempt() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A Unix stream connects in `open`: what is sent right after goes out even if the
+/// context is dropped before anyone polls.
+#[test]
+fn a_unix_stream_send_right_after_open_goes_out() {
+    let dir = std::env::temp_dir().join(format!("rosco-at-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mode in MODES {
+        let path = dir.join(format!("{mode:?}.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let ctx = context(mode);
+        let ch = ctx
+            .open("c", &format!("osc.unix://{}?stream", path.display()))
+            .unwrap();
+        ctx.send(ch, "/hello", &[]).unwrap();
+        drop(ctx);
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = [0u8; 16];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"\0\0\0\x0c/hello\0\0,\0\0\0", "{mode:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn timed_bundles_arrive_at_their_time_in_every_mode() {
     for (mode, ctx) in models() {

@@ -233,6 +233,9 @@ pub(crate) struct Client {
     pub(crate) reconnect: Reconnect,
     pub(crate) max_frame: usize,
     pub(crate) state: Mutex<ClientState>,
+    /// The first attempt, made in `open`, ended (a Unix connect completes or fails at
+    /// once) before the I/O loop could report it: the loop reports it on its next turn.
+    pub(crate) unreported: AtomicBool,
 }
 
 pub(crate) enum ClientTarget {
@@ -384,7 +387,7 @@ impl Channel {
                 });
                 let (framing, _) = stream_framing(t.framing);
                 let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);
-                Kind::Client(Client::waiting(
+                Kind::Client(Client::start(
                     ClientTarget::Tcp { addr, local },
                     framing,
                     reconnect,
@@ -403,7 +406,7 @@ impl Channel {
                 } else {
                     let (framing, _) = stream_framing(u.framing);
                     let reconnect = opts.reconnect.with(None, None, None);
-                    Kind::Client(Client::waiting(
+                    Kind::Client(Client::start(
                         ClientTarget::Unix(path.clone()),
                         framing,
                         reconnect,
@@ -454,7 +457,7 @@ impl Channel {
                 )?);
                 let reconnect = opts.reconnect.with(s.reconnect, s.retries, s.backoff_ms);
                 let target = ClientTarget::Tcp { addr, local: None };
-                Kind::Client(Client::waiting(
+                Kind::Client(Client::start(
                     target,
                     Framing::LengthPrefix,
                     reconnect,
@@ -731,10 +734,23 @@ pub(crate) fn stream_error(e: io::Error) -> Error {
 }
 
 impl Client {
-    /// A client whose first attempt is the I/O loop's to make, at once, so that its
-    /// outcome is reported as every later one is (`Connected`, `Reconnecting`, `GaveUp`):
-    /// a Unix connect made here would succeed or fail with nobody told. A discovering
-    /// O2lite client sets its target before the loop first looks.
+    /// A client making its first attempt now: a Unix connect completes here, so what is
+    /// sent right after `open` goes out even if nobody polls; TCP ones finish in the I/O
+    /// loop.
+    fn start(
+        target: ClientTarget,
+        framing: Framing,
+        reconnect: Reconnect,
+        max_frame: usize,
+    ) -> Client {
+        let mut client = Client::waiting(target, framing, reconnect, max_frame);
+        let first = client.attempt(0, Vec::new());
+        *client.unreported.get_mut() = !matches!(first, Ok(ClientState::Connecting { .. }));
+        *client.state.get_mut() = first.unwrap_or_else(|(_, next)| next);
+        client
+    }
+
+    /// A client that waits for its target (set later) before connecting.
     fn waiting(
         target: ClientTarget,
         framing: Framing,
@@ -751,6 +767,7 @@ impl Client {
                 attempt: 0,
                 backlog: Vec::new(),
             }),
+            unreported: AtomicBool::new(false),
         }
     }
 

@@ -273,6 +273,10 @@ impl Engine {
                             .push(Slot::Peer(ch.clone(), PeerId(h), conn.clone()));
                     }
                 }
+                // A first attempt to report: the next turn does not wait.
+                Kind::Client(client) if client.unreported.load(Ordering::Relaxed) => {
+                    deadline = Some(now.get());
+                }
                 Kind::Client(client) => match &*client.state.lock() {
                     ClientState::Connected(conn) => {
                         deadline = min_instant(deadline, self.watch(conn, stall, now.get()));
@@ -835,6 +839,15 @@ impl Engine {
                 Kind::Client(client) => {
                     let now = now.get();
                     let mut state = client.state.lock();
+                    if client.unreported.swap(false, Ordering::Relaxed) {
+                        pending_events.extend(match &*state {
+                            ClientState::Connected(_) => Some(Event::Connected {
+                                channel: ch.id,
+                                peer: None,
+                            }),
+                            other => Self::retry_event(ch, other),
+                        });
+                    }
                     let due = matches!(&*state, ClientState::Waiting { retry_at, .. } if *retry_at <= now);
                     if due {
                         let ClientState::Waiting {

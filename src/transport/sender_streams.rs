@@ -6,10 +6,11 @@ use crate::osc::framing::{DeframeMode, Deframer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// The deframers of the senders heard from, at most `max_senders` of them. A sender is
-/// kept while it is among the most recently heard (so a steady sender's deframer and its
-/// buffer are reused, not rebuilt per datagram); past the limit, the one heard from
-/// longest ago makes room, and what it had of a packet is lost.
+/// The deframers of the senders heard from, at most `max_senders` of them, so that a
+/// steady sender's deframer and its buffer are reused, not rebuilt per datagram. Past the
+/// limit, the sender heard from longest ago among those with nothing of a packet kept
+/// makes room; only when every one is mid-packet does the one heard from longest ago lose
+/// its part.
 #[derive(Debug)]
 pub(crate) struct SenderStreams {
     mode: DeframeMode,
@@ -55,10 +56,11 @@ impl SenderStreams {
         self.clock += 1;
         let mut dropped = None;
         if !self.senders.contains_key(&from) && self.senders.len() >= self.max_senders {
+            // Mid-packet senders sort after the others, then by when they were heard.
             let oldest = self
                 .senders
                 .iter()
-                .min_by_key(|(_, s)| s.heard)
+                .min_by_key(|(_, s)| (s.deframer.pending() > 0, s.heard))
                 .map(|(a, _)| *a);
             if let Some(sender) = oldest.and_then(|a| self.senders.remove_entry(&a)) {
                 let bytes = sender.1.deframer.pending();
@@ -131,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sender_heard_longest_ago_makes_room() {
+    fn senders_with_nothing_kept_make_room_first() {
         let mut s = SenderStreams::new(DeframeMode::Fixed(Framing::LengthPrefix), 1024, 2);
         // Sender 1 is mid-packet (a 4-byte header announcing 8 bytes, then 2 of them).
         assert_eq!(s.push(addr(1), &[0, 0, 0, 8, b'/', b'x']).1, None);
@@ -139,29 +141,32 @@ mod tests {
         let (d, dropped) = s.push(addr(2), &[0, 0, 0, 4, b'/', b'z', 0, 0]);
         assert_eq!(frames(d), vec![Ok(b"/z\0\0".to_vec())]);
         assert_eq!(dropped, None);
-        // A third sender: sender 1, heard from longest ago, is forgotten with its bytes.
-        let dropped = s.push(addr(3), &[]).1;
+        // Sender 3 takes sender 2's place, though sender 1 was heard from longer ago.
+        assert_eq!(s.push(addr(3), &[0, 0, 0, 8]).1, None);
+        assert_eq!(
+            frames(s.push(addr(1), &[0, 0, b',', 0, 0, 0]).0),
+            vec![Ok(b"/x\0\0,\0\0\0".to_vec())]
+        );
+        // Now 1 has nothing kept and 3 is mid-packet: 1 makes room for 4.
+        assert_eq!(s.push(addr(4), &[0, 0, 0, 8]).1, None);
+        // Both kept senders mid-packet: the one heard from longest ago (3) loses its part.
+        let dropped = s.push(addr(5), &[]).1;
         assert_eq!(
             dropped,
             Some(Dropped {
-                sender: addr(1),
-                bytes: 6
+                sender: addr(3),
+                bytes: 4
             })
         );
-        // Sender 1 again: its stream starts afresh, and sender 2 (with nothing kept)
-        // makes room silently.
-        let (d, dropped) = s.push(addr(1), &[0, 0, 0, 4, b'/', b'y', 0, 0]);
-        assert_eq!(frames(d), vec![Ok(b"/y\0\0".to_vec())]);
-        assert_eq!(dropped, None);
     }
 
     #[test]
     fn a_failed_stream_is_forgotten() {
-        let mut s = SenderStreams::new(DeframeMode::Detect, 16, 4);
+        let mut s = SenderStreams::new(DeframeMode::Fixed(Framing::LengthPrefix), 16, 4);
         let d = s.push(addr(1), &[0, 0, 1, 0]).0;
         assert!(matches!(frames(d)[..], [Err(e)] if e.is_fatal()));
         s.forget(addr(1));
-        let d = s.push(addr(1), &slip(b"/a\0\0"));
+        let d = s.push(addr(1), &[0, 0, 0, 4, b'/', b'a', 0, 0]);
         assert_eq!(frames(d.0), vec![Ok(b"/a\0\0".to_vec())]);
     }
 }

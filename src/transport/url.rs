@@ -147,9 +147,9 @@ pub enum Host {
 /// | `max_packet` | [`max_packet`](Self::max_packet) | largest datagram in bytes (1-65535) |
 /// | `family` | [`family`](Self::family) | `4` or `6`: the host name's addresses taken; sending URLs only |
 /// | `connect` | [`connect`](Self::connect) | `0` or `1`: connect the socket to the destination; unicast sending URLs only |
-/// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single`, or `auto` (listening URLs only): stream framing inside datagrams |
+/// | `framing` | [`framing`](Self::framing) | `length`, `slip` or `slip-single`: stream framing inside datagrams |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295); with `framing` only |
-/// | `max_clients` | [`max_clients`](Self::max_clients) | senders with part of a packet kept at once (at least 1); with `framing` only |
+/// | `max_clients` | [`max_clients`](Self::max_clients) | senders kept track of at once (at least 1); with `framing` only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UdpOptions {
     /// `?bind=ADDR`: the local address to bind to.
@@ -178,16 +178,18 @@ pub struct UdpOptions {
     /// from elsewhere is dropped by the kernel, and sending elsewhere (a reply to another
     /// source) is refused. Off by default.
     pub connect: Option<bool>,
-    /// `?framing=length|slip|slip-single|auto`: packets framed as on a stream, carried in
+    /// `?framing=length|slip|slip-single`: packets framed as on a stream, carried in
     /// datagrams (osc4py3's `udpread_asstream` with `read_withslip` or `read_withheader`).
-    /// Each packet sent goes out framed in one datagram; what arrives is deframed per
-    /// sender, so a packet may span datagrams and a datagram may hold several packets.
+    /// Each packet sent (replies too) goes out framed in one datagram; what arrives is
+    /// deframed per sender, so a packet may span datagrams and a datagram may hold several
+    /// packets. Not `auto`: replies would have to follow each sender's framing, which a
+    /// datagram channel does not keep.
     pub framing: Option<StreamFraming>,
     /// `?max_frame=BYTES`: with `framing`, the largest packet accepted.
     pub max_frame: Option<usize>,
-    /// `?max_clients=N`: with `framing`, how many senders may have part of a packet kept
-    /// at once; past it, the part kept longest unfinished is dropped (osc4py3's
-    /// `read_maxsources`).
+    /// `?max_clients=N`: with `framing`, how many senders are kept track of at once
+    /// (osc4py3's `read_maxsources`). Past it, one with nothing of a packet kept makes
+    /// room; when all are mid-packet, the one heard from longest ago loses its part.
     pub max_clients: Option<usize>,
 }
 
@@ -966,8 +968,13 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             &["local", "broadcast", "family", "connect"],
             "only for a sending URL (one with a host)",
         )?;
-    } else {
-        check_auto_framing(params, opts.framing)?;
+    }
+    if opts.framing == Some(StreamFraming::Auto) {
+        forbid(
+            params,
+            &["framing"],
+            "auto-detection is for stream listeners: choose length or slip",
+        )?;
     }
     if opts.framing.is_none() {
         forbid(
@@ -1772,12 +1779,13 @@ mod tests {
         assert!(e.reason.contains("only with framing"));
         err("osc.udp://:1?max_frame=3", "parameter 'max_frame'");
         err("osc.udp://h:1?framing=auto", "parameter 'framing'");
+        err("osc.udp://:1?framing=auto", "parameter 'framing'");
         err("osc.udp://h:1?framing=cobs", "framing=cobs");
         err("osc.udp://:1?framing=slip&max_frame=0", "max_frame=0");
-        let opts = udp("osc.udp://:1?framing=auto&max_frame=100&max_clients=7").2;
+        let opts = udp("osc.udp://:1?framing=slip&max_frame=100&max_clients=7").2;
         assert_eq!(
             (opts.framing, opts.max_frame, opts.max_clients),
-            (Some(StreamFraming::Auto), Some(100), Some(7))
+            (Some(StreamFraming::Slip), Some(100), Some(7))
         );
         for f in ["length", "slip", "slip-single"] {
             let url = format!("osc.udp://h:1?framing={f}");
@@ -2349,7 +2357,7 @@ mod tests {
         "osc.udp://:0",
         "osc.udp://:9000?bind=127.0.0.1",
         "osc.udp://:9000?bind=0.0.0.0&reuse=1&max_packet=8192",
-        "osc.udp://:9000?framing=auto&max_frame=4096&max_clients=3",
+        "osc.udp://:9000?framing=length&max_frame=4096&max_clients=3",
         "osc.udp://h:9000?framing=slip-single&connect=1",
         "osc.udp://[::1]:9000/",
         "osc.udp://[ff02::1]:9000?iface=eth0&loop=1&ttl=1",
