@@ -347,6 +347,7 @@ impl Channel {
                             read,
                             limits.max_frame,
                             limits.max_peers,
+                            opts.stall_timeout,
                         )),
                     }
                 });

@@ -474,12 +474,18 @@ impl Engine {
         now: TimeTag,
     ) -> usize {
         let mut streams = streams.lock();
-        let (deframer, dropped) = streams.push(from, data);
+        let (deframer, dropped) = streams.push(from, data, Instant::now());
         if let Some(d) = dropped {
-            let why = format!(
-                "{} bytes of an unfinished packet dropped: more than {} senders mid-packet",
-                d.bytes, ch.limits.max_peers
-            );
+            let why = match d.stalled {
+                true => format!(
+                    "{} bytes of an unfinished packet dropped: its sender was silent for {:?}",
+                    d.bytes, self.shared.options.stall_timeout
+                ),
+                false => format!(
+                    "{} bytes of an unfinished packet dropped: more than {} senders mid-packet",
+                    d.bytes, ch.limits.max_peers
+                ),
+            };
             self.malformed(ch, Some(d.sender), why, None);
         }
         let mut dispatched = 0;

@@ -5,79 +5,104 @@
 use crate::osc::framing::{DeframeMode, Deframer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// The deframers of the senders heard from, at most `max_senders` of them, so that a
 /// steady sender's deframer and its buffer are reused, not rebuilt per datagram. Past the
 /// limit, the sender heard from longest ago among those with nothing of a packet kept
 /// makes room; only when every one is mid-packet does the one heard from longest ago lose
-/// its part.
+/// its part. A sender silent for `stall` with part of a packet kept loses that part when
+/// it is next heard from: a datagram lost in the middle of a packet would otherwise make
+/// its next packet the unfinished one's missing bytes.
 #[derive(Debug)]
 pub(crate) struct SenderStreams {
     mode: DeframeMode,
     max_frame: usize,
     max_senders: usize,
+    stall: Duration,
     senders: HashMap<SocketAddr, Sender>,
-    /// Counts datagrams: when each sender was last heard from.
-    clock: u64,
 }
 
 #[derive(Debug)]
 struct Sender {
     deframer: Deframer,
-    heard: u64,
+    heard: Instant,
 }
 
-/// A sender forgotten to make room while it was mid-packet.
+/// Part of a packet lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dropped {
     pub(crate) sender: SocketAddr,
     /// The bytes of its unfinished packet that were lost.
     pub(crate) bytes: usize,
+    /// Why: the sender made room for another (`false`), or it was silent too long.
+    pub(crate) stalled: bool,
 }
 
 impl SenderStreams {
-    pub(crate) fn new(mode: DeframeMode, max_frame: usize, max_senders: usize) -> Self {
+    pub(crate) fn new(
+        mode: DeframeMode,
+        max_frame: usize,
+        max_senders: usize,
+        stall: Duration,
+    ) -> Self {
         SenderStreams {
             mode,
             max_frame,
             max_senders: max_senders.max(1),
+            stall,
             senders: HashMap::new(),
-            clock: 0,
         }
     }
 
-    /// Takes a datagram from `from`. Returns the sender's deframer, to take its frames
-    /// from, and the sender forgotten to make room if it was mid-packet.
+    /// Takes a datagram from `from`, arrived at `now`. Returns the sender's deframer, to
+    /// take its frames from, and part of a packet lost on the way (see the type).
     pub(crate) fn push(
         &mut self,
         from: SocketAddr,
         data: &[u8],
+        now: Instant,
     ) -> (&mut Deframer, Option<Dropped>) {
-        self.clock += 1;
+        let (full, stall) = (self.senders.len() >= self.max_senders, self.stall);
         let mut dropped = None;
-        if !self.senders.contains_key(&from) && self.senders.len() >= self.max_senders {
-            // Mid-packet senders sort after the others, then by when they were heard.
-            let oldest = self
-                .senders
-                .iter()
-                .min_by_key(|(_, s)| (s.deframer.pending() > 0, s.heard))
-                .map(|(a, _)| *a);
-            if let Some(sender) = oldest.and_then(|a| self.senders.remove_entry(&a)) {
-                let bytes = sender.1.deframer.pending();
-                dropped = (bytes > 0).then_some(Dropped {
-                    sender: sender.0,
-                    bytes,
+        match self.senders.get_mut(&from) {
+            Some(s) if s.deframer.pending() > 0 && now.duration_since(s.heard) >= stall => {
+                dropped = Some(Dropped {
+                    sender: from,
+                    bytes: s.deframer.pending(),
+                    stalled: true,
                 });
+                s.deframer = Deframer::new(self.mode, self.max_frame);
             }
+            Some(_) => {}
+            None if full => dropped = self.make_room(),
+            None => {}
         }
         let (mode, max_frame) = (self.mode, self.max_frame);
         let sender = self.senders.entry(from).or_insert_with(|| Sender {
             deframer: Deframer::new(mode, max_frame),
-            heard: 0,
+            heard: now,
         });
-        sender.heard = self.clock;
+        sender.heard = now;
         sender.deframer.push(data);
         (&mut sender.deframer, dropped)
+    }
+
+    /// Forgets a sender for a new one: mid-packet senders after the others, then the one
+    /// heard from longest ago; returns what it lost.
+    fn make_room(&mut self) -> Option<Dropped> {
+        let oldest = self
+            .senders
+            .iter()
+            .min_by_key(|(_, s)| (s.deframer.pending() > 0, s.heard))
+            .map(|(a, _)| *a)?;
+        let (sender, s) = self.senders.remove_entry(&oldest)?;
+        let bytes = s.deframer.pending();
+        (bytes > 0).then_some(Dropped {
+            sender,
+            bytes,
+            stalled: false,
+        })
     }
 
     /// Forgets `from` (its stream failed: the next datagram starts afresh).
@@ -114,59 +139,100 @@ mod tests {
         out
     }
 
+    const STALL: Duration = Duration::from_secs(1);
+
+    /// Datagrams from 127.0.0.1:`port`, a millisecond apart unless told to wait.
+    struct Feed {
+        streams: SenderStreams,
+        t0: Instant,
+        ms: u64,
+    }
+
+    type Frames = Vec<Result<Vec<u8>, FrameError>>;
+
+    impl Feed {
+        fn new(mode: DeframeMode, max_frame: usize, max_senders: usize) -> Feed {
+            let streams = SenderStreams::new(mode, max_frame, max_senders, STALL);
+            Feed {
+                streams,
+                t0: Instant::now(),
+                ms: 0,
+            }
+        }
+
+        fn push(&mut self, port: u16, data: &[u8]) -> (Frames, Option<Dropped>) {
+            self.ms += 1;
+            let now = self.t0 + Duration::from_millis(self.ms);
+            let (d, dropped) = self.streams.push(addr(port), data, now);
+            (frames(d), dropped)
+        }
+    }
+
     #[test]
     fn a_packet_spans_datagrams_and_a_datagram_holds_several() {
-        let mut s = SenderStreams::new(DeframeMode::Fixed(Framing::Slip), 1024, 8);
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::Slip), 1024, 8);
         let (a, b) = (slip(b"/a\0\0,\0\0\0"), slip(b"/b\0\0,\0\0\0"));
         let (first, rest) = a.split_at(5);
-        assert_eq!(frames(s.push(addr(1), first).0), vec![]);
+        assert_eq!(f.push(1, first), (vec![], None));
         // Another sender's bytes do not mix with the first one's.
-        assert_eq!(
-            frames(s.push(addr(2), &b).0),
-            vec![Ok(b"/b\0\0,\0\0\0".to_vec())]
-        );
+        assert_eq!(f.push(2, &b).0, vec![Ok(b"/b\0\0,\0\0\0".to_vec())]);
         let both = [rest, &b[..]].concat();
         assert_eq!(
-            frames(s.push(addr(1), &both).0),
+            f.push(1, &both).0,
             vec![Ok(b"/a\0\0,\0\0\0".to_vec()), Ok(b"/b\0\0,\0\0\0".to_vec())]
         );
     }
 
     #[test]
     fn senders_with_nothing_kept_make_room_first() {
-        let mut s = SenderStreams::new(DeframeMode::Fixed(Framing::LengthPrefix), 1024, 2);
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), 1024, 2);
         // Sender 1 is mid-packet (a 4-byte header announcing 8 bytes, then 2 of them).
-        assert_eq!(s.push(addr(1), &[0, 0, 0, 8, b'/', b'x']).1, None);
+        assert_eq!(f.push(1, &[0, 0, 0, 8, b'/', b'x']), (vec![], None));
         // Sender 2 sent whole packets only.
-        let (d, dropped) = s.push(addr(2), &[0, 0, 0, 4, b'/', b'z', 0, 0]);
-        assert_eq!(frames(d), vec![Ok(b"/z\0\0".to_vec())]);
-        assert_eq!(dropped, None);
+        let z = f.push(2, &[0, 0, 0, 4, b'/', b'z', 0, 0]);
+        assert_eq!(z, (vec![Ok(b"/z\0\0".to_vec())], None));
         // Sender 3 takes sender 2's place, though sender 1 was heard from longer ago.
-        assert_eq!(s.push(addr(3), &[0, 0, 0, 8]).1, None);
-        assert_eq!(
-            frames(s.push(addr(1), &[0, 0, b',', 0, 0, 0]).0),
-            vec![Ok(b"/x\0\0,\0\0\0".to_vec())]
-        );
+        assert_eq!(f.push(3, &[0, 0, 0, 8]).1, None);
+        let x = f.push(1, &[0, 0, b',', 0, 0, 0]);
+        assert_eq!(x, (vec![Ok(b"/x\0\0,\0\0\0".to_vec())], None));
         // Now 1 has nothing kept and 3 is mid-packet: 1 makes room for 4.
-        assert_eq!(s.push(addr(4), &[0, 0, 0, 8]).1, None);
+        assert_eq!(f.push(4, &[0, 0, 0, 8]).1, None);
         // Both kept senders mid-packet: the one heard from longest ago (3) loses its part.
-        let dropped = s.push(addr(5), &[]).1;
-        assert_eq!(
-            dropped,
-            Some(Dropped {
-                sender: addr(3),
-                bytes: 4
-            })
-        );
+        let dropped = f.push(5, &[]).1;
+        let lost = Dropped {
+            sender: addr(3),
+            bytes: 4,
+            stalled: false,
+        };
+        assert_eq!(dropped, Some(lost));
+    }
+
+    #[test]
+    fn a_sender_silent_too_long_mid_packet_starts_afresh() {
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), 1024, 8);
+        let packet = [0, 0, 0, 8, b'/', b'a', 0, 0, b',', 0, 0, 0];
+        // Part of a packet, then its sender pauses (its next datagram was lost): the
+        // next packet is read as one, not as the missing bytes.
+        assert_eq!(f.push(1, &packet[..6]), (vec![], None));
+        f.ms += STALL.as_millis() as u64;
+        let lost = Dropped {
+            sender: addr(1),
+            bytes: 6,
+            stalled: true,
+        };
+        let whole = Ok(b"/a\0\0,\0\0\0".to_vec());
+        assert_eq!(f.push(1, &packet), (vec![whole.clone()], Some(lost)));
+        // A pause with nothing kept loses nothing.
+        f.ms += 10 * STALL.as_millis() as u64;
+        assert_eq!(f.push(1, &packet), (vec![whole], None));
     }
 
     #[test]
     fn a_failed_stream_is_forgotten() {
-        let mut s = SenderStreams::new(DeframeMode::Fixed(Framing::LengthPrefix), 16, 4);
-        let d = s.push(addr(1), &[0, 0, 1, 0]).0;
-        assert!(matches!(frames(d)[..], [Err(e)] if e.is_fatal()));
-        s.forget(addr(1));
-        let d = s.push(addr(1), &[0, 0, 0, 4, b'/', b'a', 0, 0]);
-        assert_eq!(frames(d.0), vec![Ok(b"/a\0\0".to_vec())]);
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), 16, 4);
+        assert!(matches!(f.push(1, &[0, 0, 1, 0]).0[..], [Err(e)] if e.is_fatal()));
+        f.streams.forget(addr(1));
+        let a = f.push(1, &[0, 0, 0, 4, b'/', b'a', 0, 0]).0;
+        assert_eq!(a, vec![Ok(b"/a\0\0".to_vec())]);
     }
 }
