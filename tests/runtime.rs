@@ -1261,6 +1261,66 @@ fn framed_datagrams_are_read_per_sender_and_sent_framed() {
     }
 }
 
+/// Framed UDP: a sender silent mid-packet for the stall timeout starts afresh; one whose
+/// rest was only read late (a receiver polled seldom, or held up by a slow callback)
+/// keeps its packet.
+#[test]
+fn a_framed_udp_sender_is_silent_only_if_the_socket_was_seen_empty() {
+    let hello = b"\0\0\0\x0c/hello\0\0,\0\0\0";
+    let slow = b"\0\0\0\x0c/slow\0\0\0,\0\0\0";
+    for mode in MODES {
+        let ctx = Context::new(ContextOptions {
+            mode,
+            stall_timeout: Duration::from_millis(200),
+            ..ContextOptions::default()
+        })
+        .unwrap();
+        let seen = events(&ctx);
+        ctx.methods()
+            .add_method(Some("/slow"), None, |_, _| {
+                std::thread::sleep(Duration::from_millis(300));
+                Flow::Handled
+            })
+            .unwrap();
+        let log = record(&ctx);
+        let rx = ctx
+            .open("rx", "osc.udp://:0?bind=127.0.0.1&framing=length")
+            .unwrap();
+        let to = ("127.0.0.1", ctx.port(rx).unwrap());
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let malformed = || ctx.stats(rx).unwrap().malformed;
+        let wait = |ms| match mode {
+            Mode::Poll => drop(ctx.poll(Some(Duration::from_millis(ms)))),
+            _ => std::thread::sleep(Duration::from_millis(ms)),
+        };
+        // Held up: a slow callback (/slow, not logged) runs while the rest of /hello
+        // waits in the socket.
+        tx.send_to(&[&slow[..], &hello[..8]].concat(), to).unwrap();
+        tx.send_to(&hello[8..], to).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
+        if mode == Mode::Poll {
+            // Read late: the rest is sent 50 ms after the first half, polled 300 ms later.
+            tx.send_to(&hello[..8], to).unwrap();
+            wait(50);
+            tx.send_to(&hello[8..], to).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(until(&ctx, || len(&log) == 2));
+        }
+        assert_eq!(malformed(), 0, "{mode:?}: {:?}", seen.lock().unwrap());
+        // Silent: half a packet, then nothing while the receiver waits, then a whole one.
+        let before = len(&log);
+        tx.send_to(&hello[..8], to).unwrap();
+        wait(300);
+        wait(20);
+        tx.send_to(hello, to).unwrap();
+        assert!(until(&ctx, || len(&log) == before + 1), "{mode:?}");
+        assert_eq!(malformed(), 1, "{mode:?}");
+        let silent =
+            |e: &Event| matches!(e, Event::Malformed { reason, .. } if reason.contains("silent"));
+        assert!(seen.lock().unwrap().iter().any(silent), "{mode:?}");
+    }
+}
+
 #[test]
 fn bad_stream_peers_are_dropped_alone() {
     for mode in MODES {

@@ -123,12 +123,12 @@ impl Engine {
                 let deadline = self.build(&mut now);
                 // Datagram sockets alone, with no timers: the same poll set serves every
                 // round until a channel opens or closes (a busy-polling caller saves
-                // rebuilding it on each call).
+                // rebuilding it on each call). Not framed ones, whose deadline changes
+                // with what arrives.
                 let keep = deadline.is_none()
-                    && self
-                        .slots
-                        .iter()
-                        .all(|s| matches!(s, Slot::Wake | Slot::Datagram(_)));
+                    && self.slots.iter().all(|s| {
+                        matches!(s, Slot::Wake | Slot::Datagram(_)) && framed_udp(s).is_none()
+                    });
                 self.kept_for = keep.then_some(version);
                 deadline
             }
@@ -172,6 +172,9 @@ impl Engine {
                 let ready = self.poller.ready(i);
                 if ready.read || ready.write || ready.closed {
                     dispatched += self.handle(i, ready.write, ready.closed, true);
+                } else if let Some(framed) = framed_udp(&self.slots[i]) {
+                    // Not readable when the wait ended: empty then.
+                    framed.receive.lock().drained(Instant::now());
                 }
             }
         }
@@ -251,6 +254,11 @@ impl Engine {
                     self.poller
                         .add(std::os::unix::io::AsRawFd::as_raw_fd(&ep.socket), read);
                     self.slots.push(Slot::Datagram(ch.clone()));
+                    if let Some(framed) = &ep.framed {
+                        // A wait that ends then finds the socket empty or not: see
+                        // `SenderStreams::deadline`.
+                        deadline = min_instant(deadline, framed.receive.lock().deadline());
+                    }
                 }
                 Kind::UnixDgram { socket, .. } => {
                     self.poller
@@ -370,6 +378,9 @@ impl Engine {
                 // After a read that found one datagram or none, the next is read alone:
                 // `recvmmsg` looks for a second before it returns, which delays the first
                 // by a failed receive (0.2-0.4 µs here). Streams are read in batches.
+                // When a read found the socket empty (framed channels only: see
+                // `SenderStreams::drained`), read before the callbacks of what it returned.
+                let mut emptied = None;
                 let mut more = true;
                 if ep.lone.load(Ordering::Relaxed) {
                     match batch.recv_one(&ep.socket) {
@@ -380,6 +391,7 @@ impl Engine {
                             ep.lone.store(drain, Ordering::Relaxed);
                         }
                         Err(e) => {
+                            emptied = empty_at(ep, Some(&e));
                             dispatched = self.read_error(ch, e, dispatched);
                             more = false;
                         }
@@ -391,17 +403,26 @@ impl Engine {
                         let n = match batch.recv(&ep.socket) {
                             Ok(n) => n,
                             Err(e) => {
+                                emptied = empty_at(ep, Some(&e)).or(emptied);
                                 dispatched = self.read_error(ch, e, dispatched);
                                 break;
                             }
                         };
                         read += n;
+                        // A short batch: the queue was empty.
+                        let short = n < BATCH;
+                        if short {
+                            emptied = empty_at(ep, None);
+                        }
                         dispatched += self.datagrams(ch, &batch, n);
-                        if n < BATCH {
-                            break; // the queue was empty
+                        if short {
+                            break;
                         }
                     }
                     ep.lone.store(read <= 1, Ordering::Relaxed);
+                }
+                if let (Some(at), Some(framed)) = (emptied, &ep.framed) {
+                    framed.receive.lock().drained(at);
                 }
                 self.batch = batch;
             }
@@ -1292,6 +1313,24 @@ impl Engine {
             Sink::Direct(receiver) => receiver.next_deadline(),
             Sink::Queue => self.shared.held_due(),
         }
+    }
+}
+
+/// Now, if `ep` frames its datagrams and the read that ended with `error` (`None`: a short
+/// batch) found its socket empty.
+fn empty_at(ep: &udp::UdpEndpoint, error: Option<&io::Error>) -> Option<Instant> {
+    let empty = error.map_or(true, |e| e.kind() == io::ErrorKind::WouldBlock);
+    (empty && ep.framed.is_some()).then(Instant::now)
+}
+
+/// The framing state of a slot's UDP channel with `?framing=`.
+fn framed_udp(slot: &Slot) -> Option<&udp::Framed> {
+    match slot {
+        Slot::Datagram(ch) => match &ch.kind {
+            Kind::Udp(ep) => ep.framed.as_ref(),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

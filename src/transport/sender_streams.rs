@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 /// makes room; only when every one is mid-packet does the one heard from longest ago lose
 /// its part. A sender silent for `stall` with part of a packet kept loses that part when
 /// it is next heard from: a datagram lost in the middle of a packet would otherwise make
-/// its next packet the unfinished one's missing bytes.
+/// its next packet the unfinished one's missing bytes. Silent means the socket was found
+/// empty `stall` after the sender was last heard from, not that its datagram was read
+/// late (a receiver held up by a slow callback, or polled seldom).
 #[derive(Debug)]
 pub(crate) struct SenderStreams {
     mode: DeframeMode,
@@ -21,6 +23,8 @@ pub(crate) struct SenderStreams {
     max_senders: usize,
     stall: Duration,
     senders: HashMap<SocketAddr, Sender>,
+    /// When a read last found the socket empty.
+    drained: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -52,7 +56,27 @@ impl SenderStreams {
             max_senders: max_senders.max(1),
             stall,
             senders: HashMap::new(),
+            drained: None,
         }
+    }
+
+    /// A read at `at` found the socket empty (or a wait that ended then did not find it
+    /// readable): what arrives later was sent after `at`.
+    pub(crate) fn drained(&mut self, at: Instant) {
+        self.drained = Some(at);
+    }
+
+    /// When the socket should next be found empty or not: the earliest time a sender
+    /// mid-packet would have been silent for `stall`. Without it, a receiver asleep until
+    /// the next datagram would never see the silence before it.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let quiet_until = self.drained;
+        self.senders
+            .values()
+            .filter(|s| s.deframer.pending() > 0)
+            .filter_map(|s| s.heard.checked_add(self.stall))
+            .filter(|&end| quiet_until.map_or(true, |q| q < end))
+            .min()
     }
 
     /// Takes a datagram from `from`, arrived at `now`. Returns the sender's deframer, to
@@ -63,10 +87,16 @@ impl SenderStreams {
         data: &[u8],
         now: Instant,
     ) -> (&mut Deframer, Option<Dropped>) {
-        let (full, stall) = (self.senders.len() >= self.max_senders, self.stall);
+        let full = self.senders.len() >= self.max_senders;
+        let quiet_until = self.drained;
+        // (A stall too long to add means never.)
+        let silent = |s: &Sender| {
+            let end = s.heard.checked_add(self.stall);
+            quiet_until.zip(end).is_some_and(|(q, end)| q >= end)
+        };
         let mut dropped = None;
         match self.senders.get_mut(&from) {
-            Some(s) if s.deframer.pending() > 0 && now.duration_since(s.heard) >= stall => {
+            Some(s) if s.deframer.pending() > 0 && silent(s) => {
                 dropped = Some(Dropped {
                     sender: from,
                     bytes: s.deframer.pending(),
@@ -160,11 +190,24 @@ mod tests {
             }
         }
 
-        fn push(&mut self, port: u16, data: &[u8]) -> (Frames, Option<Dropped>) {
+        fn now(&mut self) -> Instant {
             self.ms += 1;
-            let now = self.t0 + Duration::from_millis(self.ms);
+            self.t0 + Duration::from_millis(self.ms)
+        }
+
+        fn push(&mut self, port: u16, data: &[u8]) -> (Frames, Option<Dropped>) {
+            let now = self.now();
             let (d, dropped) = self.streams.push(addr(port), data, now);
             (frames(d), dropped)
+        }
+
+        /// Time passes; then, with `drained`, a read finds the socket empty.
+        fn wait(&mut self, d: Duration, drained: bool) {
+            self.ms += d.as_millis() as u64;
+            if drained {
+                let now = self.now();
+                self.streams.drained(now);
+            }
         }
     }
 
@@ -211,20 +254,26 @@ mod tests {
     fn a_sender_silent_too_long_mid_packet_starts_afresh() {
         let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), 1024, 8);
         let packet = [0, 0, 0, 8, b'/', b'a', 0, 0, b',', 0, 0, 0];
-        // Part of a packet, then its sender pauses (its next datagram was lost): the
-        // next packet is read as one, not as the missing bytes.
+        let whole = Ok(b"/a\0\0,\0\0\0".to_vec());
+        // Part of a packet, then its sender pauses (its next datagram was lost), as a
+        // read finding the socket empty shows: the next packet is read as one, not as
+        // the missing bytes.
         assert_eq!(f.push(1, &packet[..6]), (vec![], None));
-        f.ms += STALL.as_millis() as u64;
+        f.wait(STALL, true);
         let lost = Dropped {
             sender: addr(1),
             bytes: 6,
             stalled: true,
         };
-        let whole = Ok(b"/a\0\0,\0\0\0".to_vec());
         assert_eq!(f.push(1, &packet), (vec![whole.clone()], Some(lost)));
         // A pause with nothing kept loses nothing.
-        f.ms += 10 * STALL.as_millis() as u64;
-        assert_eq!(f.push(1, &packet), (vec![whole], None));
+        f.wait(10 * STALL, true);
+        assert_eq!(f.push(1, &packet), (vec![whole.clone()], None));
+        // Nor does a receiver that reads late: the socket was not seen empty meanwhile,
+        // so the rest may have been waiting in it all along.
+        assert_eq!(f.push(1, &packet[..6]), (vec![], None));
+        f.wait(10 * STALL, false);
+        assert_eq!(f.push(1, &packet[6..]), (vec![whole], None));
     }
 
     #[test]
