@@ -1321,6 +1321,50 @@ fn a_framed_udp_sender_is_silent_only_if_the_socket_was_seen_empty() {
     }
 }
 
+/// Framed UDP: a slow callback for another channel, read in the same turn, does not make
+/// a framed sender look silent (the socket was found empty when the wait ended, not when
+/// the callback was done).
+#[test]
+fn a_slow_callback_elsewhere_does_not_make_a_framed_sender_silent() {
+    let hello = b"\0\0\0\x0c/hello\0\0,\0\0\0";
+    for mode in [Mode::Poll, Mode::Threaded] {
+        let ctx = Context::new(ContextOptions {
+            mode,
+            stall_timeout: Duration::from_millis(200),
+            ..ContextOptions::default()
+        })
+        .unwrap();
+        ctx.methods()
+            .add_method(Some("/slow"), None, |_, _| {
+                std::thread::sleep(Duration::from_millis(400));
+                Flow::Handled
+            })
+            .unwrap();
+        let log = record(&ctx);
+        // Opened first, so looked at first in a turn.
+        let plain = ctx.open("plain", "osc.udp://:0?bind=127.0.0.1").unwrap();
+        let framed = ctx
+            .open("framed", "osc.udp://:0?bind=127.0.0.1&framing=length")
+            .unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (to_plain, to_framed) = (
+            ("127.0.0.1", ctx.port(plain).unwrap()),
+            ("127.0.0.1", ctx.port(framed).unwrap()),
+        );
+        tx.send_to(&hello[..8], to_framed).unwrap();
+        if mode == Mode::Poll {
+            ctx.poll(Some(Duration::from_millis(20))).unwrap();
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tx.send_to(b"/slow\0\0\0,\0\0\0", to_plain).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        tx.send_to(&hello[8..], to_framed).unwrap();
+        assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
+        assert_eq!(ctx.stats(framed).unwrap().malformed, 0, "{mode:?}");
+    }
+}
+
 #[test]
 fn bad_stream_peers_are_dropped_alone() {
     for mode in MODES {

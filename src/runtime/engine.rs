@@ -168,13 +168,18 @@ impl Engine {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
+            // Framed sockets not readable when the wait ended were empty then: noted first,
+            // at that time, before other slots' callbacks take theirs.
+            let mut waited = Now::default();
+            for (i, slot) in self.slots.iter().enumerate() {
+                if let (Some(framed), false) = (framed_udp(slot), self.poller.ready(i).read) {
+                    framed.receive.lock().drained(waited.get());
+                }
+            }
             for i in 0..self.slots.len() {
                 let ready = self.poller.ready(i);
                 if ready.read || ready.write || ready.closed {
                     dispatched += self.handle(i, ready.write, ready.closed, true);
-                } else if let Some(framed) = framed_udp(&self.slots[i]) {
-                    // Not readable when the wait ended: empty then.
-                    framed.receive.lock().drained(Instant::now());
                 }
             }
         }
