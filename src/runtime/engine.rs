@@ -408,7 +408,7 @@ impl Engine {
                         let n = match batch.recv(&ep.socket) {
                             Ok(n) => n,
                             Err(e) => {
-                                emptied = empty_at(ep, Some(&e)).or(emptied);
+                                emptied = empty_at(ep, Some(&e));
                                 dispatched = self.read_error(ch, e, dispatched);
                                 break;
                             }

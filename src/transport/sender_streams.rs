@@ -33,6 +33,23 @@ struct Sender {
     heard: Instant,
 }
 
+impl Sender {
+    /// When this sender, mid-packet, would have been silent for `stall` (`None`: a stall
+    /// too long to add, never).
+    fn stall_end(&self, stall: Duration) -> Option<Instant> {
+        (self.deframer.pending() > 0)
+            .then(|| self.heard.checked_add(stall))
+            .flatten()
+    }
+
+    /// Mid-packet and silent for `stall`, the socket found empty at `drained` since.
+    fn stalled(&self, stall: Duration, drained: Option<Instant>) -> bool {
+        drained
+            .zip(self.stall_end(stall))
+            .is_some_and(|(q, end)| q >= end)
+    }
+}
+
 /// Part of a packet lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dropped {
@@ -70,12 +87,10 @@ impl SenderStreams {
     /// mid-packet would have been silent for `stall`. Without it, a receiver asleep until
     /// the next datagram would never see the silence before it.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let quiet_until = self.drained;
         self.senders
             .values()
-            .filter(|s| s.deframer.pending() > 0)
-            .filter_map(|s| s.heard.checked_add(self.stall))
-            .filter(|&end| quiet_until.map_or(true, |q| q < end))
+            .filter(|s| !s.stalled(self.stall, self.drained))
+            .filter_map(|s| s.stall_end(self.stall))
             .min()
     }
 
@@ -88,15 +103,9 @@ impl SenderStreams {
         now: Instant,
     ) -> (&mut Deframer, Option<Dropped>) {
         let full = self.senders.len() >= self.max_senders;
-        let quiet_until = self.drained;
-        // (A stall too long to add means never.)
-        let silent = |s: &Sender| {
-            let end = s.heard.checked_add(self.stall);
-            quiet_until.zip(end).is_some_and(|(q, end)| q >= end)
-        };
         let mut dropped = None;
         match self.senders.get_mut(&from) {
-            Some(s) if s.deframer.pending() > 0 && silent(s) => {
+            Some(s) if s.stalled(self.stall, self.drained) => {
                 dropped = Some(Dropped {
                     sender: from,
                     bytes: s.deframer.pending(),
