@@ -336,6 +336,8 @@ typedef void (*rosco_bundle_fn)(void *user, uint64_t timetag);
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

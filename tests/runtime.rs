@@ -247,6 +247,77 @@ fn a_listener_sends_in_the_framing_its_url_gives() {
     }
 }
 
+/// A length header of another layout (osc4py3's `read_headerunpack`) is read and written
+/// over TCP and inside datagrams, and a packet its length field cannot express is refused.
+#[test]
+fn custom_length_headers_are_read_and_written() {
+    // Four bytes: a marker, a little-endian u16 length, a marker.
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let url = "osc.tcp://:0?bind=127.0.0.1&framing=length&length_field=u16le&length_at=1&header=4";
+    let server = ctx.open("server", url).unwrap();
+    let asked = counter(&ctx, "/q");
+    let port = ctx.port(server).unwrap();
+    let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    let q = b"/q\0\0,i\0\0\0\0\0\x07";
+    let mut two = Vec::new();
+    for marker in [0xEE, 0x11] {
+        two.extend_from_slice(&[marker, q.len() as u8, 0, marker]);
+        two.extend_from_slice(q);
+    }
+    peer.write_all(&two).unwrap();
+    assert!(until(&ctx, || asked.load(Ordering::Relaxed) == 2));
+    ctx.send(server, "/x", &[]).unwrap();
+    let mut got = [0u8; 12];
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\0\x08\0\0/x\0\0,\0\0\0");
+
+    // A one-byte length: 255 bytes at most.
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let raw_port = raw.local_addr().unwrap().port();
+    let url = format!("osc.tcp://127.0.0.1:{raw_port}?framing=length&length_field=u8");
+    let client = ctx.open("client", &url).unwrap();
+    let big = [Arg::Blob(&[1; 300])];
+    assert!(matches!(
+        ctx.send(client, "/big", &big),
+        Err(Error::Encode(EncodeError::TooLarge))
+    ));
+    let blob = [Arg::Blob(&[2; 200])];
+    ctx.send(client, "/q", &blob).unwrap();
+    let (mut from_client, _) = raw.accept().unwrap();
+    from_client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut header = [0u8; 1];
+    from_client.read_exact(&mut header).unwrap();
+    // "/q", ",b", the blob's size and its 200 bytes.
+    assert_eq!(header[0], 4 + 4 + 4 + 200);
+
+    // Inside datagrams: one byte of length before each packet.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = socket.local_addr().unwrap().port();
+    let udp = ctx
+        .open(
+            "udp",
+            &format!("osc.udp://127.0.0.1:{udp_port}?framing=length&length_field=u8"),
+        )
+        .unwrap();
+    ctx.send(udp, "/x", &[]).unwrap();
+    assert!(matches!(
+        ctx.send(udp, "/big", &big),
+        Err(Error::Encode(EncodeError::TooLarge))
+    ));
+    let mut datagram = [0u8; 64];
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = socket.recv(&mut datagram).unwrap();
+    assert_eq!(&datagram[..n], b"\x08/x\0\0,\0\0\0");
+}
+
 /// A peer that sends one request (`/q count size`), shuts its sending side, waits a while
 /// and reads until the end: what it got back (frames, each frame's size) and when the
 /// server closed.

@@ -5,6 +5,8 @@
 //!
 //! * [`Framing::LengthPrefix`] (OSC 1.0): a 4-byte big-endian length, then the
 //!   packet. What liblo and most OSC 1.0 tools send by default.
+//! * [`Framing::Header`]: a length header of another layout (osc4py3's
+//!   `read_headerunpack`): some bytes, the packet's length among them.
 //! * [`Framing::Slip`] (OSC 1.1): SLIP (RFC 1055) with an END byte before and
 //!   after every packet. The receiver also accepts liblo 0.31's single-END form,
 //!   which [`Framing::SlipSingleEnd`] sends.
@@ -27,7 +29,7 @@ const ESC: u8 = 0xDB;
 const ESC_END: u8 = 0xDC;
 /// After [`ESC`]: stands for an [`ESC`] byte inside the packet.
 const ESC_ESC: u8 = 0xDD;
-/// Size of the OSC 1.0 length prefix.
+/// Size of the OSC 1.0 length prefix, and of what detection looks at.
 const HEADER: usize = 4;
 /// Smallest internal buffer allocated, so tiny pushes do not regrow it often.
 const MIN_BUFFER: usize = 256;
@@ -46,6 +48,125 @@ pub enum Framing {
     /// `write_slip_flagatstart=False`), for receivers that take a leading END as an empty
     /// packet. Read as [`Framing::Slip`].
     SlipSingleEnd,
+    /// A length header of another layout before each packet (osc4py3's
+    /// `read_headerunpack`); [`LengthHeader::OSC`] is [`Framing::LengthPrefix`].
+    Header(LengthHeader),
+}
+
+impl Framing {
+    /// The longest packet this framing can carry: what its length field can express.
+    #[must_use]
+    pub fn max_len(self) -> usize {
+        match self {
+            Framing::LengthPrefix => LengthHeader::OSC.max_len(),
+            Framing::Header(h) => h.max_len(),
+            Framing::Slip | Framing::SlipSingleEnd => usize::MAX,
+        }
+    }
+
+    /// The length header this framing reads and writes, if it has one.
+    fn length_header(self) -> Option<LengthHeader> {
+        match self {
+            Framing::LengthPrefix => Some(LengthHeader::OSC),
+            Framing::Header(h) => Some(h),
+            Framing::Slip | Framing::SlipSingleEnd => None,
+        }
+    }
+}
+
+/// The layout of a length header: `size` bytes before each packet, of which `width`
+/// bytes at offset `at` hold the packet's length (the header not counted), in network
+/// (big-endian) or little-endian order. The other bytes of the header are sent as
+/// zeros and ignored on receipt. osc4py3's `read_headerunpack=("!HI", 6, 1)` is
+/// `LengthHeader::new(6, 2, 4, false)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LengthHeader {
+    size: u8,
+    at: u8,
+    width: u8,
+    little_endian: bool,
+}
+
+impl LengthHeader {
+    /// OSC 1.0's: four bytes, all of them a big-endian length.
+    pub const OSC: LengthHeader = LengthHeader {
+        size: 4,
+        at: 0,
+        width: 4,
+        little_endian: false,
+    };
+
+    /// A header of `size` bytes (at most 255) with a `width`-byte length field (1, 2, 4
+    /// or 8) at offset `at`; `None` when the field does not fit in the header.
+    #[must_use]
+    pub fn new(size: usize, at: usize, width: usize, little_endian: bool) -> Option<LengthHeader> {
+        let fits = matches!(width, 1 | 2 | 4 | 8) && size <= 255 && at + width <= size;
+        fits.then_some(LengthHeader {
+            size: size as u8,
+            at: at as u8,
+            width: width as u8,
+            little_endian,
+        })
+    }
+
+    /// Bytes in the header.
+    #[must_use]
+    pub fn size(self) -> usize {
+        self.size.into()
+    }
+
+    /// Offset of the length field in the header.
+    #[must_use]
+    pub fn at(self) -> usize {
+        self.at.into()
+    }
+
+    /// Bytes in the length field: 1, 2, 4 or 8.
+    #[must_use]
+    pub fn width(self) -> usize {
+        self.width.into()
+    }
+
+    /// True when the length is stored least significant byte first.
+    #[must_use]
+    pub fn little_endian(self) -> bool {
+        self.little_endian
+    }
+
+    /// The largest length the field can express.
+    #[must_use]
+    pub fn max_len(self) -> usize {
+        usize::try_from(u64::MAX >> (64 - 8 * u32::from(self.width))).unwrap_or(usize::MAX)
+    }
+
+    /// The length in a complete header.
+    fn read(self, header: &[u8]) -> usize {
+        let (field, width) = (&header[self.at()..self.at() + self.width()], self.width());
+        let mut bytes = [0; 8];
+        let len = match self.little_endian {
+            true => {
+                bytes[..width].copy_from_slice(field);
+                u64::from_le_bytes(bytes)
+            }
+            false => {
+                bytes[8 - width..].copy_from_slice(field);
+                u64::from_be_bytes(bytes)
+            }
+        };
+        usize::try_from(len).unwrap_or(usize::MAX)
+    }
+
+    /// Appends a header announcing `len` bytes (at most [`max_len`](Self::max_len)).
+    fn write(self, len: usize, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + self.size(), 0);
+        let bytes = (len as u64).to_be_bytes();
+        let field = &mut out[start + self.at()..start + self.at() + self.width()];
+        field.copy_from_slice(&bytes[8 - self.width()..]);
+        if self.little_endian {
+            field.reverse();
+        }
+    }
 }
 
 /// Appends one framed packet to `out` (does not clear it).
@@ -57,18 +178,22 @@ pub enum Framing {
 ///
 /// # Panics
 ///
-/// With [`Framing::LengthPrefix`], if `packet` is longer than `u32::MAX` bytes,
-/// since the length cannot be expressed in the prefix.
+/// If `packet` is longer than [`framing.max_len()`](Framing::max_len) (`u32::MAX` bytes
+/// for the OSC 1.0 prefix), since the length cannot be expressed in the header.
 pub fn encode_frame(framing: Framing, packet: &[u8], out: &mut Vec<u8>) {
-    match framing {
-        Framing::LengthPrefix => {
-            let len = u32::try_from(packet.len())
-                .expect("OSC packet longer than u32::MAX bytes cannot be length-prefixed");
-            out.reserve(HEADER + packet.len());
-            out.extend_from_slice(&len.to_be_bytes());
+    match framing.length_header() {
+        Some(header) => {
+            assert!(
+                packet.len() <= header.max_len(),
+                "a {}-byte packet does not fit a {}-byte length field",
+                packet.len(),
+                header.width()
+            );
+            out.reserve(header.size() + packet.len());
+            header.write(packet.len(), out);
             out.extend_from_slice(packet);
         }
-        Framing::Slip | Framing::SlipSingleEnd => {
+        None => {
             // Reserve the exact size up front so `out` grows at most once.
             let specials = packet.iter().filter(|&&b| b == END || b == ESC).count();
             out.reserve(packet.len() + specials + 2);
@@ -190,12 +315,14 @@ enum SlipState {
 /// compacted away lazily, not per frame.
 ///
 /// Memory is bounded: a frame above the cap is never buffered (a bad length
-/// prefix is rejected from its 4-byte header; an oversize SLIP packet is
+/// prefix is rejected from its header; an oversize SLIP packet is
 /// discarded as it arrives), so apart from frames waiting to be taken the
 /// buffer holds at most one partial frame of at most `max_frame` bytes.
 pub struct Deframer {
     /// Chosen framing; `None` while [`DeframeMode::Detect`] is still undecided.
     framing: Option<Framing>,
+    /// The length header read when the framing has one.
+    header: LengthHeader,
     max_frame: usize,
     /// Bytes seen before detection decided (at most 4).
     detect: [u8; HEADER],
@@ -241,6 +368,10 @@ impl Deframer {
                 DeframeMode::Fixed(Framing::SlipSingleEnd) => Some(Framing::Slip),
                 DeframeMode::Fixed(f) => Some(f),
                 DeframeMode::Detect => None,
+            },
+            header: match mode {
+                DeframeMode::Fixed(f) => f.length_header().unwrap_or(LengthHeader::OSC),
+                DeframeMode::Detect => LengthHeader::OSC,
             },
             max_frame,
             detect: [0; HEADER],
@@ -292,7 +423,7 @@ impl Deframer {
         }
         match self.framing {
             None => {}
-            Some(Framing::LengthPrefix) => self.push_length_prefixed(bytes),
+            Some(Framing::LengthPrefix | Framing::Header(_)) => self.push_length_prefixed(bytes),
             Some(Framing::Slip | Framing::SlipSingleEnd) => self.push_slip(bytes),
         }
     }
@@ -313,7 +444,11 @@ impl Deframer {
         if max == 0 {
             return Ok(0);
         }
-        if self.framing == Some(Framing::LengthPrefix) && !self.closed {
+        let length_prefixed = matches!(
+            self.framing,
+            Some(Framing::LengthPrefix | Framing::Header(_))
+        );
+        if length_prefixed && !self.closed {
             self.reserve(max);
             let n = r.read(&mut self.buf[self.end..self.end + max])?;
             self.end += n;
@@ -412,14 +547,15 @@ impl Deframer {
     /// Length-prefix input: copies at most up to the end of the current header
     /// or frame, then checks it, so the body of an oversize frame is never copied.
     fn push_length_prefixed(&mut self, mut bytes: &[u8]) {
+        let header = self.header.size();
         while !bytes.is_empty() && !self.closed {
             let have = self.end - self.frame_start;
-            let need = if have < HEADER {
-                HEADER - have
+            let need = if have < header {
+                header - have
             } else {
                 // The header was accepted by `scan_length_prefixed`, so it is
                 // within the cap and the frame is still incomplete.
-                HEADER + self.announced_len() - have
+                header + self.announced_len() - have
             };
             let take = need.min(bytes.len());
             self.append(&bytes[..take]);
@@ -430,14 +566,13 @@ impl Deframer {
 
     /// Length announced by the header at `frame_start` (which must be complete).
     fn announced_len(&self) -> usize {
-        let mut header = [0; HEADER];
-        header.copy_from_slice(&self.buf[self.frame_start..self.frame_start + HEADER]);
-        usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX)
+        self.header.read(&self.buf[self.frame_start..])
     }
 
     /// Queues every complete length-prefixed frame after `frame_start`.
     fn scan_length_prefixed(&mut self) {
-        while !self.closed && self.end - self.frame_start >= HEADER {
+        let header = self.header.size();
+        while !self.closed && self.end - self.frame_start >= header {
             let len = self.announced_len();
             if len > self.max_frame {
                 // No way to find the next boundary: drop the rest for good.
@@ -450,13 +585,13 @@ impl Deframer {
                 self.closed = true;
             } else if len == 0 {
                 self.queue.push_back(Item::Error {
-                    skip: HEADER,
+                    skip: header,
                     err: FrameError::EmptyFrame,
                 });
-                self.frame_start += HEADER;
-            } else if self.end - self.frame_start - HEADER >= len {
-                self.queue.push_back(Item::Frame { skip: HEADER, len });
-                self.frame_start += HEADER + len;
+                self.frame_start += header;
+            } else if self.end - self.frame_start - header >= len {
+                self.queue.push_back(Item::Frame { skip: header, len });
+                self.frame_start += header + len;
             } else {
                 break;
             }
@@ -766,6 +901,74 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn custom_length_headers() {
+        // osc4py3's ("!HI", 6, 1): two bytes of something, then a big-endian u32.
+        let h = LengthHeader::new(6, 2, 4, false).unwrap();
+        let mut out = Vec::new();
+        encode_frame(Framing::Header(h), b"/a\0\0", &mut out);
+        assert_eq!(out, [0, 0, 0, 0, 0, 4, b'/', b'a', 0, 0]);
+        let le = LengthHeader::new(3, 1, 2, true).unwrap();
+        out.clear();
+        encode_frame(Framing::Header(le), &[7; 258], &mut out);
+        assert_eq!(out[..3], [0, 2, 1]);
+        // What else the header holds is ignored on receipt.
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::Header(h)), 64);
+        d.push(&[0xAB, 0xCD, 0, 0, 0, 4, b'/', b'b', 0, 0, 0xFF]);
+        assert_eq!(frames(&mut d), [b"/b\0\0".to_vec()]);
+        assert_eq!(d.pending(), 1);
+
+        assert_eq!(
+            Framing::Header(LengthHeader::OSC).max_len(),
+            u32::MAX as usize
+        );
+        assert_eq!(Framing::LengthPrefix.max_len(), u32::MAX as usize);
+        assert_eq!(LengthHeader::new(1, 0, 1, false).unwrap().max_len(), 255);
+        assert_eq!(le.max_len(), 65535);
+        assert_eq!(Framing::Slip.max_len(), usize::MAX);
+        for (size, at, width) in [(4, 1, 4), (2, 0, 3), (256, 0, 4), (0, 0, 1)] {
+            assert_eq!(
+                LengthHeader::new(size, at, width, false),
+                None,
+                "{size} {at} {width}"
+            );
+        }
+        // An eight-byte length beyond the cap is fatal like the OSC prefix's.
+        let wide = LengthHeader::new(8, 0, 8, true).unwrap();
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::Header(wide)), 64);
+        d.push(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(matches!(
+            d.next_frame(),
+            Some(Err(FrameError::TooLarge { .. }))
+        ));
+
+        let layouts = [
+            (6, 2, 4, false),
+            (2, 0, 2, true),
+            (1, 0, 1, false),
+            (12, 3, 8, true),
+        ];
+        for (seed, (size, at, width, little)) in (1..).zip(layouts) {
+            let framing = Framing::Header(LengthHeader::new(size, at, width, little).unwrap());
+            let mut rng = Rng::new(seed);
+            let packets: Vec<Vec<u8>> = (0..40)
+                .map(|_| (0..rng.range(1, 255)).map(|_| rng.byte()).collect())
+                .collect();
+            let mut stream = Vec::new();
+            for p in &packets {
+                encode_frame(framing, p, &mut stream);
+            }
+            check_all_chunkings(DeframeMode::Fixed(framing), 255, &stream, &packets);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit a 1-byte length field")]
+    fn a_packet_too_long_for_its_header_panics() {
+        let tiny = LengthHeader::new(1, 0, 1, false).unwrap();
+        encode_frame(Framing::Header(tiny), &[0; 256], &mut Vec::new());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};
 pub use envelope::{Envelope, EnvelopeError, ENVELOPE_ADDRESS};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
-pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing};
+pub use framing::{encode_frame, DeframeMode, Deframer, FrameError, Framing, LengthHeader};
 #[cfg(test)]
 pub(crate) use hexdump::unhex;
 pub use hexdump::HexDump;

@@ -161,6 +161,9 @@ pub(crate) struct Limits {
     pub(crate) max_peers: usize,
     /// Largest datagram sent or received (`max_packet`).
     pub(crate) max_packet: usize,
+    /// Largest packet the framing it sends in can carry (a custom length header's field
+    /// may be as narrow as a byte).
+    pub(crate) max_framed: usize,
 }
 
 impl Limits {
@@ -169,7 +172,18 @@ impl Limits {
             max_frame: opts.max_frame,
             max_peers: opts.max_stream_peers,
             max_packet: udp::RECV_BUFFER - 1,
+            max_framed: usize::MAX,
         };
+        // What a stream sends in unless told: the OSC 1.0 prefix (`stream_framing`).
+        let framing = match url {
+            ChannelUrl::Udp { opts: u, .. } => u.framing.map(Some),
+            ChannelUrl::Tcp { opts: t, .. } => Some(t.framing),
+            ChannelUrl::Unix { opts: u, .. } if u.stream => Some(u.framing),
+            _ => None,
+        };
+        if let Some(f) = framing {
+            l.max_framed = stream_framing(f).0.max_len();
+        }
         match url {
             ChannelUrl::Udp { opts: u, .. } => {
                 l.max_packet = u.max_packet.unwrap_or(l.max_packet);
@@ -317,6 +331,9 @@ fn stream_framing(f: Option<StreamFraming>) -> (Framing, DeframeMode) {
             Framing::LengthPrefix,
             DeframeMode::Fixed(Framing::LengthPrefix),
         ),
+        Some(StreamFraming::Header(h)) => {
+            (Framing::Header(h), DeframeMode::Fixed(Framing::Header(h)))
+        }
         Some(StreamFraming::Auto) | None => (Framing::LengthPrefix, DeframeMode::Detect),
     }
 }
@@ -614,6 +631,9 @@ impl Channel {
             Stats::add(&self.stats.bytes_out, packet.len() as u64);
             return Ok(wake);
         }
+        if packet.len() > self.limits.max_framed {
+            return Err(Error::Encode(EncodeError::TooLarge));
+        }
         let sent = |_: usize| {
             Stats::add(&self.stats.packets_out, 1);
             Stats::add(&self.stats.bytes_out, packet.len() as u64);
@@ -847,8 +867,7 @@ impl Client {
         match &mut *state {
             ClientState::Connected(conn) => send_stream(conn, packet),
             ClientState::Connecting { backlog, .. } | ClientState::Waiting { backlog, .. } => {
-                // Bounded like a connection's output; this also keeps a packet too large
-                // to frame (over 4 GiB) out of the framing.
+                // Bounded like a connection's output.
                 if backlog.len() + packet.len() > MAX_PENDING_OUT {
                     return Err(Error::Full);
                 }

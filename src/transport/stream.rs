@@ -18,7 +18,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Output waiting longer than this fails new sends with `Full` instead of growing.
@@ -87,11 +88,6 @@ pub(crate) struct Finished {
     pub(crate) until: Instant,
 }
 
-const FRAMING_UNKNOWN: u8 = 0;
-const FRAMING_LENGTH: u8 = 1;
-const FRAMING_SLIP: u8 = 2;
-const FRAMING_SLIP_SINGLE_END: u8 = 3;
-
 /// One stream connection, shared between the I/O loop (reading, flushing) and senders.
 #[derive(Debug)]
 pub(crate) struct StreamConn {
@@ -99,7 +95,7 @@ pub(crate) struct StreamConn {
     pub(crate) peer: Option<SocketAddr>,
     /// How packets are framed on the way out; for an accepted connection, the framing
     /// the peer was detected to use (until then, the length prefix).
-    framing: AtomicU8,
+    framing: OnceLock<Framing>,
     out: Mutex<Vec<u8>>,
     closed: AtomicBool,
     pub(crate) reader: Mutex<Reader>,
@@ -128,12 +124,7 @@ impl StreamConn {
         Ok(StreamConn {
             stream,
             peer,
-            framing: AtomicU8::new(match send {
-                None => FRAMING_UNKNOWN,
-                Some(Framing::LengthPrefix) => FRAMING_LENGTH,
-                Some(Framing::Slip) => FRAMING_SLIP,
-                Some(Framing::SlipSingleEnd) => FRAMING_SLIP_SINGLE_END,
-            }),
+            framing: send.map_or_else(OnceLock::new, OnceLock::from),
             out: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             reader: Mutex::new(Reader {
@@ -154,22 +145,11 @@ impl StreamConn {
 
     /// Records the framing the peer was detected to use, so replies use it too.
     pub(crate) fn learn_framing(&self, f: Framing) {
-        let v = match f {
-            Framing::LengthPrefix => FRAMING_LENGTH,
-            Framing::Slip => FRAMING_SLIP,
-            Framing::SlipSingleEnd => FRAMING_SLIP_SINGLE_END,
-        };
-        let _ =
-            self.framing
-                .compare_exchange(FRAMING_UNKNOWN, v, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self.framing.set(f);
     }
 
     fn send_framing(&self) -> Framing {
-        match self.framing.load(Ordering::Relaxed) {
-            FRAMING_SLIP => Framing::Slip,
-            FRAMING_SLIP_SINGLE_END => Framing::SlipSingleEnd,
-            _ => Framing::LengthPrefix,
-        }
+        self.framing.get().copied().unwrap_or(Framing::LengthPrefix)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -194,13 +174,8 @@ impl StreamConn {
         if self.is_closed() {
             return Err(io::ErrorKind::NotConnected.into());
         }
+        // The channel refused what its framing cannot carry (`Limits::max_framed`).
         let framing = self.send_framing();
-        if framing == Framing::LengthPrefix && u32::try_from(packet.len()).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "packet too large",
-            ));
-        }
         let mut out = self.out.lock();
         with_buf(&FRAME_SCRATCH, |frame| {
             frame.clear();

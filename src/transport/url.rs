@@ -33,6 +33,7 @@
 //! `osc.unix:///tmp/x.sock`) with the parameters in a fixed order, and parsing what it prints
 //! gives the same value back.
 
+use crate::osc::framing::LengthHeader;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
@@ -148,6 +149,7 @@ pub enum Host {
 /// | `family` | [`family`](Self::family) | `4` or `6`: the host name's addresses taken; sending URLs only |
 /// | `connect` | [`connect`](Self::connect) | `0` or `1`: connect the socket to the destination; unicast sending URLs only |
 /// | `framing` | [`framing`](Self::framing) | `length`, `slip` or `slip-single`: stream framing inside datagrams |
+/// | `length_field`, `length_at`, `header` | [`framing`](Self::framing) | with `framing=length`: a length header of another layout ([`StreamFraming::Header`]) |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295); with `framing` only |
 /// | `max_clients` | [`max_clients`](Self::max_clients) | senders kept track of at once (at least 1); with `framing` only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -223,13 +225,19 @@ pub enum StreamFraming {
     SlipSingleEnd,
     /// `auto`: detect per connection (listening URLs only).
     Auto,
+    /// `length` with `length_field` (`u8`, `u16be`, `u16le`, `u32be`, `u32le`, `u64be` or
+    /// `u64le`; by default `u32be`), `length_at` (its offset, by default 0) or `header`
+    /// (the header's size, by default where the field ends): a length header of another
+    /// layout (osc4py3's `read_headerunpack`), read and written.
+    Header(LengthHeader),
 }
 
 impl StreamFraming {
-    /// The parameter value: `length`, `slip`, `slip-single` or `auto`.
+    /// The parameter value: `length`, `slip`, `slip-single` or `auto` (a custom header's
+    /// layout is in parameters of its own).
     pub fn as_str(self) -> &'static str {
         match self {
-            StreamFraming::Length => "length",
+            StreamFraming::Length | StreamFraming::Header(_) => "length",
             StreamFraming::Slip => "slip",
             StreamFraming::SlipSingleEnd => "slip-single",
             StreamFraming::Auto => "auto",
@@ -250,6 +258,7 @@ impl fmt::Display for StreamFraming {
 /// | `bind` | [`bind`](Self::bind) | local IP address |
 /// | `local` | [`local`](Self::local) | local port of a connecting socket (0-65535); connecting URLs only |
 /// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single` (SLIP with no leading END), or `auto` (listening URLs only) |
+/// | `length_field`, `length_at`, `header` | [`framing`](Self::framing) | with `framing=length`: a length header of another layout ([`StreamFraming::Header`]) |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295) |
 /// | `max_clients` | [`max_clients`](Self::max_clients) | simultaneous connections (at least 1); listening URLs only |
 /// | `nodelay` | [`nodelay`](Self::nodelay) | `0` or `1` (the default): TCP_NODELAY on the connections |
@@ -291,6 +300,7 @@ pub struct TcpOptions {
 /// | `listen` | [`listen`](Self::listen) | bind the path instead of sending to it (`listen` alone means `1`) |
 /// | `stream` | [`stream`](Self::stream) | SOCK_STREAM instead of SOCK_DGRAM |
 /// | `framing` | [`framing`](Self::framing) | `length`, `slip`, `slip-single`, or `auto` (with `listen` only); with `stream` only |
+/// | `length_field`, `length_at`, `header` | [`framing`](Self::framing) | with `framing=length`: a length header of another layout ([`StreamFraming::Header`]) |
 /// | `max_frame` | [`max_frame`](Self::max_frame) | largest packet in bytes (1-4294967295); with `stream` only |
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnixOptions {
@@ -527,13 +537,17 @@ const BACKOFF_RANGE: &str = "out of range (1-18446744073709551615)";
 
 const UDP_KEYS: &str = concat!(
     "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, ",
-    "max_packet, family, connect, framing, max_frame, max_clients)"
+    "max_packet, family, connect, framing, length_field, length_at, header, max_frame, ",
+    "max_clients)"
 );
 const TCP_KEYS: &str = concat!(
-    "unknown parameter (osc.tcp takes bind, local, framing, max_frame, max_clients, ",
-    "nodelay, reconnect, retries, backoff_ms, family)"
+    "unknown parameter (osc.tcp takes bind, local, framing, length_field, length_at, ",
+    "header, max_frame, max_clients, nodelay, reconnect, retries, backoff_ms, family)"
 );
-const UNIX_KEYS: &str = "unknown parameter (osc.unix takes listen, stream, framing, max_frame)";
+const UNIX_KEYS: &str = concat!(
+    "unknown parameter (osc.unix takes listen, stream, framing, length_field, length_at, ",
+    "header, max_frame)"
+);
 const O2LITE_KEYS: &str =
     "unknown parameter (o2lite takes reconnect, retries, backoff_ms, udp_port)";
 const O2LITE_HOST_KEYS: &str = "unknown parameter (o2lite-host takes udp_port, mdns)";
@@ -897,6 +911,28 @@ impl Param<'_> {
         }
     }
 
+    /// One of the parameters [`apply_header_layout`] reads.
+    fn is_header_layout(&self) -> bool {
+        matches!(self.key, "length_field" | "length_at" | "header")
+    }
+
+    /// `length_field`: the width in bytes and whether it is little-endian.
+    fn length_field(&self) -> Res<(usize, bool)> {
+        match self.text()?.as_str() {
+            "u8" => Ok((1, false)),
+            "u16be" => Ok((2, false)),
+            "u16le" => Ok((2, true)),
+            "u32be" => Ok((4, false)),
+            "u32le" => Ok((4, true)),
+            "u64be" => Ok((8, false)),
+            "u64le" => Ok((8, true)),
+            _ => bad(
+                self.whole(),
+                "expected u8, u16be, u16le, u32be, u32le, u64be or u64le",
+            ),
+        }
+    }
+
     fn framing(&self) -> Res<StreamFraming> {
         match self.text()?.as_str() {
             "length" => Ok(StreamFraming::Length),
@@ -955,6 +991,7 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "family" => opts.family = Some(p.family()?),
             "connect" => opts.connect = Some(p.flag()?),
             "framing" => opts.framing = Some(p.framing()?),
+            _ if p.is_header_layout() => {}
             "max_frame" => opts.max_frame = Some(p.number(1, u64::from(u32::MAX), FRAME_RANGE)?),
             "max_clients" => {
                 opts.max_clients = Some(p.number(1, u64::from(u32::MAX), COUNT_RANGE)?);
@@ -983,6 +1020,7 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "only with framing (packets framed inside datagrams)",
         )?;
     }
+    apply_header_layout(params, &mut opts.framing)?;
     Ok(ChannelUrl::Udp { host, port, opts })
 }
 
@@ -995,6 +1033,7 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "bind" => opts.bind = Some(p.ip()?),
             "local" => opts.local = Some(p.port(0)?),
             "framing" => opts.framing = Some(p.framing()?),
+            _ if p.is_header_layout() => {}
             "max_frame" => opts.max_frame = Some(p.number(1, u64::from(u32::MAX), FRAME_RANGE)?),
             "max_clients" => {
                 opts.max_clients = Some(p.number(1, u64::from(u32::MAX), COUNT_RANGE)?);
@@ -1022,7 +1061,46 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
         )?;
         check_auto_framing(params, opts.framing)?;
     }
+    apply_header_layout(params, &mut opts.framing)?;
     Ok(ChannelUrl::Tcp { host, port, opts })
+}
+
+/// `length_field=u8|u16be|u16le|u32be|u32le|u64be|u64le`, `length_at=OFFSET` and
+/// `header=BYTES` describe a length header other than OSC 1.0's (by default a `u32be` at
+/// 0, the header as long as the field ends): they turn `framing=length` into
+/// [`StreamFraming::Header`].
+fn apply_header_layout(params: &[Param<'_>], framing: &mut Option<StreamFraming>) -> Res<()> {
+    let (mut field, mut at, mut size) = (None, None, None);
+    for p in params {
+        match p.key {
+            "length_field" => field = Some((p, p.length_field()?)),
+            "length_at" => at = Some((p, p.number(0, 254, "out of range (0-254)")?)),
+            "header" => size = Some((p, p.number(1, 255, "out of range (1-255)")?)),
+            _ => {}
+        }
+    }
+    let Some(first) = params.iter().find(|p| p.is_header_layout()) else {
+        return Ok(());
+    };
+    if *framing != Some(StreamFraming::Length) {
+        return first.fail("only with framing=length");
+    }
+    let (width, little_endian) = field.map_or((4, false), |(_, f)| f);
+    let offset = at.map_or(0, |(_, n)| n);
+    let len = size.map_or(offset + width, |(_, n)| n);
+    match (
+        LengthHeader::new(len, offset, width, little_endian),
+        size,
+        at,
+    ) {
+        (Some(h), _, _) => *framing = Some(StreamFraming::Header(h)),
+        (None, Some((p, _)), _) => return bad(p.whole(), "too short for its length field"),
+        (None, None, Some((p, _))) => {
+            return bad(p.whole(), "puts the field past a 255-byte header")
+        }
+        (None, None, None) => return bad(first.whole(), "does not fit a 255-byte header"),
+    }
+    Ok(())
 }
 
 /// `framing=auto` belongs to listeners: a sender must choose what it sends.
@@ -1089,6 +1167,7 @@ fn parse_unix(rest: &str) -> Res<ChannelUrl> {
             "listen" => opts.listen = p.flag()?,
             "stream" => opts.stream = p.flag()?,
             "framing" => opts.framing = Some(p.framing()?),
+            _ if p.is_header_layout() => {}
             "max_frame" => opts.max_frame = Some(p.number(1, u64::from(u32::MAX), FRAME_RANGE)?),
             _ => return p.fail(UNIX_KEYS),
         }
@@ -1103,6 +1182,7 @@ fn parse_unix(rest: &str) -> Res<ChannelUrl> {
     if !opts.listen {
         check_auto_framing(&params, opts.framing)?;
     }
+    apply_header_layout(&params, &mut opts.framing)?;
     Ok(ChannelUrl::Unix { path, opts })
 }
 
@@ -1301,6 +1381,23 @@ impl<'a, 'b> QueryWriter<'a, 'b> {
         Ok(())
     }
 
+    /// `framing`, then a custom header's layout in full.
+    fn framing(&mut self, framing: Option<StreamFraming>) -> fmt::Result {
+        self.value("framing", framing)?;
+        if let Some(StreamFraming::Header(h)) = framing {
+            let order = match (h.width(), h.little_endian()) {
+                (1, _) => "",
+                (_, true) => "le",
+                (_, false) => "be",
+            };
+            self.key("length_field")?;
+            write!(self.f, "=u{}{order}", 8 * h.width())?;
+            self.value("length_at", Some(h.at()))?;
+            self.value("header", Some(h.size()))?;
+        }
+        Ok(())
+    }
+
     fn flag(&mut self, key: &str, value: Option<bool>) -> fmt::Result {
         self.value(key, value.map(u8::from))
     }
@@ -1351,7 +1448,7 @@ impl fmt::Display for ChannelUrl {
                 q.value("max_packet", opts.max_packet)?;
                 q.value("family", opts.family)?;
                 q.flag("connect", opts.connect)?;
-                q.value("framing", opts.framing)?;
+                q.framing(opts.framing)?;
                 q.value("max_frame", opts.max_frame)?;
                 q.value("max_clients", opts.max_clients)
             }
@@ -1361,7 +1458,7 @@ impl fmt::Display for ChannelUrl {
                 let mut q = QueryWriter::new(f);
                 q.value("bind", opts.bind)?;
                 q.value("local", opts.local)?;
-                q.value("framing", opts.framing)?;
+                q.framing(opts.framing)?;
                 q.value("max_frame", opts.max_frame)?;
                 q.value("max_clients", opts.max_clients)?;
                 q.flag("nodelay", opts.nodelay)?;
@@ -1376,7 +1473,7 @@ impl fmt::Display for ChannelUrl {
                 let mut q = QueryWriter::new(f);
                 q.bare("listen", opts.listen)?;
                 q.bare("stream", opts.stream)?;
-                q.value("framing", opts.framing)?;
+                q.framing(opts.framing)?;
                 q.value("max_frame", opts.max_frame)
             }
             ChannelUrl::O2lite {
@@ -1791,6 +1888,72 @@ mod tests {
             let url = format!("osc.udp://h:1?framing={f}");
             assert_eq!(udp(&url).2.framing.unwrap().to_string(), f);
         }
+        // A custom length header, only with framing=length.
+        let header = |url: &str| match ok(url) {
+            ChannelUrl::Tcp { opts, .. } => opts.framing,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            header("osc.tcp://h:1?length_field=u16le&framing=length&length_at=2&header=6"),
+            Some(StreamFraming::Header(
+                LengthHeader::new(6, 2, 2, true).unwrap()
+            ))
+        );
+        assert_eq!(
+            header("osc.tcp://h:1?framing=length&length_at=3"),
+            Some(StreamFraming::Header(
+                LengthHeader::new(7, 3, 4, false).unwrap()
+            ))
+        );
+        assert_eq!(
+            header("osc.tcp://:1?framing=length&length_field=u64be")
+                .unwrap()
+                .to_string(),
+            "length"
+        );
+        assert_eq!(
+            ok("osc.tcp://h:1?framing=length&header=5").to_string(),
+            "osc.tcp://h:1/?framing=length&length_field=u32be&length_at=0&header=5"
+        );
+        let e = err("osc.tcp://h:1?header=6", "parameter 'header'");
+        assert!(e.reason.contains("only with framing=length"));
+        err(
+            "osc.tcp://:1?framing=auto&length_at=2",
+            "parameter 'length_at'",
+        );
+        err(
+            "osc.udp://:1?framing=slip&length_field=u8",
+            "parameter 'length_field'",
+        );
+        err("osc.unix:///x?stream&length_at=1", "parameter 'length_at'");
+        err(
+            "osc.unix:///x?length_at=1&framing=length",
+            "parameter 'framing'",
+        );
+        err(
+            "osc.tcp://h:1?framing=length&length_field=u24",
+            "length_field=u24",
+        );
+        err(
+            "osc.tcp://h:1?framing=length&length_field=u32",
+            "length_field=u32",
+        );
+        let e = err(
+            "osc.tcp://h:1?framing=length&length_at=4&header=6",
+            "header=6",
+        );
+        assert!(e.reason.contains("too short"));
+        err(
+            "osc.tcp://h:1?framing=length&length_at=255",
+            "length_at=255",
+        );
+        let e = err(
+            "osc.tcp://h:1?framing=length&length_at=252",
+            "length_at=252",
+        );
+        assert!(e.reason.contains("255-byte header"));
+        err("osc.tcp://h:1?framing=length&header=0", "header=0");
+        err("osc.tcp://h:1?framing=length&header=256", "header=256");
         // Options that only a sending URL can use.
         err("osc.udp://:9000?local=9001", "parameter 'local'");
         err("osc.udp://:9000?broadcast=1", "parameter 'broadcast'");
@@ -2371,6 +2534,9 @@ mod tests {
         "osc.tcp://:9000?framing=auto&max_clients=500&max_frame=1048576",
         "osc.tcp://[::1]:9000?framing=slip&reconnect=0&retries=10&backoff_ms=100&local=1234",
         "osc.tcp://h:1?bind=10.0.0.1&framing=length",
+        "osc.tcp://h:1?framing=length&length_field=u16le&length_at=2&header=6",
+        "osc.udp://:9000?header=8&framing=length&length_field=u8",
+        "osc.unix:///tmp/x.sock?stream&framing=length&length_at=1",
         "osc.unix:///tmp/x.sock",
         "osc.unix://localhost:/tmp/x.sock",
         "osc.unix:////tmp/x.sock",

@@ -319,19 +319,47 @@ def test_rosco_send_tcp_to_peer(procs, peer, framing):
 
 @rosco_io
 @osc4py3
-@pytest.mark.parametrize("framing", ["slip", "length"])
-def test_rosco_framed_udp_to_osc4py3_as_stream(procs, framing):
-    # osc4py3's udpread_asstream with read_withslip / read_withheader reads what rosco
-    # sends to osc.udp://…?framing=slip|length: one framed packet per datagram.
+@pytest.mark.parametrize("query,header", [
+    ("framing=slip", None),
+    ("framing=length", None),
+    # read_headerunpack=("<HI", 6, 1): two bytes, then a little-endian u32 length.
+    ("framing=length&length_field=u32le&length_at=2", "<HI,6,1"),
+], ids=["slip", "length", "custom-header"])
+def test_rosco_framed_udp_to_osc4py3_as_stream(procs, query, header):
+    # osc4py3's udpread_asstream with read_withslip / read_withheader (and its
+    # read_headerunpack) reads what rosco sends to osc.udp://…?framing=…: one framed
+    # packet per datagram.
     msgs = [m for name, m in ROSCO_SENDS["osc4py3"] if name in ("basic", "blob", "mixed")]
-    recv, port = procs.peer_recv("osc4py3", "--udp-stream", *recv_args("osc4py3", msgs,
-                                                                        framing=framing))
-    url = "osc.udp://127.0.0.1:%d?framing=%s" % (port, framing)
+    framing = "slip" if "slip" in query else "length"
+    extra = ["--header", header] if header else []
+    recv, port = procs.peer_recv("osc4py3", "--udp-stream", *extra,
+                                 *recv_args("osc4py3", msgs, framing=framing))
+    url = "osc.udp://127.0.0.1:%d?%s" % (port, query)
     for m in msgs:
         procs.run(procs.rosco("send", url, *send_args(m)), name="rosco send")
     rc = recv.wait(support.RECEIVE + 5)
     assert rc == 0, recv.report()
     assert canon(received(recv, len(msgs))) == canon(msgs)
+
+
+@rosco_io
+def test_custom_length_header_over_tcp_to_rosco_dump(procs):
+    # A device's header: a u16 big-endian length after a one-byte tag, read by `rosco
+    # dump` from a raw TCP sender, two packets in one write and one split in two.
+    msgs = [msg("/a", ",i", 1), msg("/b", ","), msg("/c", ",s", "x")]
+    packets = [bytes.fromhex(h) for h in (
+        "2f610000" "2c690000" "00000001", "2f620000" "2c000000", "2f630000" "2c730000" "78000000")]
+    frames = [b"\x7f" + len(p).to_bytes(2, "big") + p for p in packets]
+
+    def send(port):
+        with socket.create_connection((support.HOST, port)) as s:
+            s.sendall(frames[0] + frames[1][:5])
+            time.sleep(0.05)
+            s.sendall(frames[1][5:] + frames[2])
+            time.sleep(0.2)
+
+    out = dump_json(procs, "tcp", 3, send, "?framing=length&length_field=u16be&length_at=1")
+    assert_packets(out, [decoded(m) for m in msgs])
 
 
 @rosco_io

@@ -14,7 +14,8 @@ byte of its four (spec layout puts the character in the last). Future bundles ar
 by osc4py3's delayed-dispatch queue until their time.
 See common.py for the command line; `recv --udp-stream` reads UDP as a stream
 (`udpread_asstream`) framed as --framing says: SLIP (`read_withslip`) or the 4-byte length
-prefix (`read_withheader`, whose default header is ("!I", 4, 0)).
+prefix (`read_withheader`, whose default header is ("!I", 4, 0)); `--header FMT,SIZE,INDEX`
+gives `read_headerunpack` another header, such as `<HI,6,1`.
 """
 
 import logging
@@ -96,6 +97,11 @@ def _convert(tag, v):
     return v
 
 
+def header_unpack(text):
+    fmt, size, index = text.split(",")
+    return (fmt, int(size), int(index))
+
+
 def recv(ns):
     q = queue.Queue()
 
@@ -115,7 +121,7 @@ def recv(ns):
             "udpread_asstream": True,
             "read_withslip": ns.framing == "slip",
             "read_withheader": ns.framing == "length",
-            "read_headerunpack": ("!I", 4, 0),
+            "read_headerunpack": header_unpack(ns.header),
         })
     else:
         osc_udp_server(ns.host, 0, "peer-in")
@@ -147,6 +153,8 @@ def main():
         if cmd == "recv":
             parser.add_argument("--udp-stream", action="store_true",
                                 help="read UDP as a stream framed as --framing says")
+            parser.add_argument("--header", default="!I,4,0",
+                                help="read_headerunpack as FORMAT,SIZE,INDEX (with --udp-stream)")
 
     ns = common.parse_args("osc4py3_peer", protos=("udp",), extra=udp_stream)
     common.watchdog((ns.timeout if ns.cmd == "recv" else 0) + 20)
