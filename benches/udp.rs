@@ -4,8 +4,9 @@
 //!   dispatched to a counting callback (raw: drained only);
 //! - end to end: one sender thread streaming to one receiver over UDP, and the sender's
 //!   cost alone;
-//! - tcp: a TCP receiver kept full by a raw sender, and a library sender streaming to a
-//!   library receiver (rosco also with `?nodelay=0`);
+//! - tcp: a TCP receiver kept full by a raw sender, each library's sender streaming to one
+//!   raw receiver, and a library sender streaming to a library receiver (rosco also with
+//!   `?nodelay=0`);
 //! - round trip: ping-pong latency, median and p99, busy-polling and blocking.
 //!
 //! `cargo bench --bench udp` (liblo from Debian's `liblo-dev`); name parts to run only
@@ -19,7 +20,7 @@ mod liblo;
 use rosco::dispatch::Flow;
 use rosco::osc::{encode_message, Arg};
 use rosco::{Context, ContextOptions, Mode};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -164,8 +165,29 @@ fn receiver(
             let port = ctx.port(rx).unwrap();
             (count, port, Box::new(ctx))
         }
+        Peer::Raw if tcp => {
+            // Reads as fast as the connection gives; every frame has the same size.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let count = Arc::new(AtomicU64::new(0));
+            let (c, stop) = (count.clone(), stop.clone());
+            let frame = 4 + packet().len() as u64;
+            let t = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let (mut buf, mut bytes) = (vec![0u8; 1 << 16], 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => bytes += n as u64,
+                        Err(_) => {}
+                    }
+                    c.store(bytes / frame, Ordering::Relaxed);
+                }
+            });
+            (count, port, Box::new(t))
+        }
         Peer::Raw => {
-            assert!(!tcp, "raw sockets have no TCP message framing here");
             let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
             let port = raw.local_addr().unwrap().port();
             let count = Arc::new(AtomicU64::new(0));
@@ -223,10 +245,10 @@ struct Rate {
     dropped: f64,
 }
 
-/// Messages received while one thread streams to `peer`'s receiver as fast as `peer`'s
-/// sender can, over UDP or (`tcp`) TCP. Raw sockets have no TCP message framing here:
-/// over TCP only liblo and rosco are measured.
-fn stream(peer: Peer, tcp: bool) -> Rate {
+/// Messages received while one thread streams to `to`'s receiver as fast as `peer`'s
+/// sender can, over UDP or (`tcp`) TCP. Raw sockets send no TCP message framing here:
+/// over TCP only liblo and rosco send.
+fn stream(peer: Peer, to: Peer, tcp: bool) -> Rate {
     let stop = Arc::new(AtomicBool::new(false));
     let scheme = if tcp { "osc.tcp" } else { "osc.udp" };
     let query = if peer == Peer::RoscoNagle {
@@ -234,7 +256,7 @@ fn stream(peer: Peer, tcp: bool) -> Rate {
     } else {
         ""
     };
-    let (received, port, keep) = receiver(peer, tcp, &stop);
+    let (received, port, keep) = receiver(to, tcp, &stop);
     let sender = {
         let stop = stop.clone();
         let pkt = packet();
@@ -332,14 +354,14 @@ fn tcp_receive(peer: Peer) -> f64 {
     got as f64 / STREAM.as_secs_f64()
 }
 
-/// For each peer, the median rate of five turns of `stream` and the mean rate of drops,
-/// the turns interleaved (a stream's rate on this machine moves by a tenth from one second
-/// to the next).
-fn streams(peers: &[Peer], tcp: bool) -> Vec<Rate> {
-    let mut rates = vec![Vec::new(); peers.len()];
+/// For each pair of sender and receiver, the median rate of five turns of `stream` and
+/// the mean rate of drops, the turns interleaved (a stream's rate on this machine moves by
+/// a tenth from one second to the next).
+fn streams(pairs: &[(Peer, Peer)], tcp: bool) -> Vec<Rate> {
+    let mut rates = vec![Vec::new(); pairs.len()];
     for _ in 0..5 {
-        for (i, &peer) in peers.iter().enumerate() {
-            rates[i].push(stream(peer, tcp));
+        for (i, &(from, to)) in pairs.iter().enumerate() {
+            rates[i].push(stream(from, to, tcp));
         }
     }
     rates
@@ -630,7 +652,7 @@ fn main() {
         );
     }
     if wanted("end-to-end") {
-        let r = streams(&PEERS, false);
+        let r = streams(&PEERS.map(|p| (p, p)), false);
         let [raw, lo, ours, listening] = [0, 1, 2, 3].map(|i| r[i].received);
         println!(
             "end to end UDP (1 sender -> 1 receiver): raw {:.0} kpkt/s, liblo {:.0} kpkt/s, rosco {:.0} kpkt/s: rosco = {:.0}% of raw, {:.2}x liblo; rosco sending from a socket its I/O thread listens on {:.0} kpkt/s ({:.0}% of raw)",
@@ -668,18 +690,29 @@ fn main() {
             ours / 1e3,
             ours / lo
         );
-        let r: Vec<f64> = streams(
-            &[
-                Peer::Liblo,
-                Peer::RoscoNagle,
-                Peer::LibloNoDelay,
-                Peer::Rosco,
-            ],
-            true,
-        )
-        .iter()
-        .map(|r| r.received)
-        .collect();
+        let senders = [
+            Peer::Liblo,
+            Peer::RoscoNagle,
+            Peer::LibloNoDelay,
+            Peer::Rosco,
+        ];
+        let r: Vec<f64> = streams(&senders.map(|p| (p, Peer::Raw)), true)
+            .iter()
+            .map(|r| r.received)
+            .collect();
+        println!(
+            "TCP send (each library's sender -> one raw receiver), Nagle on: liblo {:.0} kmsg/s, rosco ?nodelay=0 {:.0} kmsg/s: rosco = {:.2}x liblo; TCP_NODELAY: liblo {:.0} kmsg/s, rosco {:.0} kmsg/s: rosco = {:.2}x liblo",
+            r[0] / 1e3,
+            r[1] / 1e3,
+            r[1] / r[0],
+            r[2] / 1e3,
+            r[3] / 1e3,
+            r[3] / r[2],
+        );
+        let r: Vec<f64> = streams(&senders.map(|p| (p, p)), true)
+            .iter()
+            .map(|r| r.received)
+            .collect();
         println!(
             "end to end TCP (library sender -> library receiver), Nagle on (liblo's default): liblo {:.0} kmsg/s, rosco ?nodelay=0 {:.0} kmsg/s: rosco = {:.2}x liblo",
             r[0] / 1e3,

@@ -100,12 +100,15 @@ impl LengthHeader {
     /// or 8) at offset `at`; `None` when the field does not fit in the header.
     #[must_use]
     pub fn new(size: usize, at: usize, width: usize, little_endian: bool) -> Option<LengthHeader> {
-        let fits = matches!(width, 1 | 2 | 4 | 8) && size <= 255 && at + width <= size;
+        let fits = matches!(width, 1 | 2 | 4 | 8)
+            && size <= 255
+            && at.checked_add(width).is_some_and(|end| end <= size);
         fits.then_some(LengthHeader {
             size: size as u8,
             at: at as u8,
             width: width as u8,
-            little_endian,
+            // A byte has no order: one value for one layout on the wire.
+            little_endian: little_endian && width > 1,
         })
     }
 
@@ -554,8 +557,9 @@ impl Deframer {
                 header - have
             } else {
                 // The header was accepted by `scan_length_prefixed`, so it is
-                // within the cap and the frame is still incomplete.
-                header + self.announced_len() - have
+                // within the cap and the frame is still incomplete (a length near
+                // `usize::MAX` is possible with an eight-byte field and no cap).
+                self.announced_len() - (have - header)
             };
             let take = need.min(bytes.len());
             self.append(&bytes[..take]);
@@ -928,13 +932,24 @@ mod tests {
         assert_eq!(LengthHeader::new(1, 0, 1, false).unwrap().max_len(), 255);
         assert_eq!(le.max_len(), 65535);
         assert_eq!(Framing::Slip.max_len(), usize::MAX);
-        for (size, at, width) in [(4, 1, 4), (2, 0, 3), (256, 0, 4), (0, 0, 1)] {
+        let refused = [
+            (4, 1, 4),
+            (2, 0, 3),
+            (256, 0, 4),
+            (0, 0, 1),
+            (4, usize::MAX, 1),
+        ];
+        for (size, at, width) in refused {
             assert_eq!(
                 LengthHeader::new(size, at, width, false),
                 None,
                 "{size} {at} {width}"
             );
         }
+        assert_eq!(
+            LengthHeader::new(1, 0, 1, true),
+            LengthHeader::new(1, 0, 1, false)
+        );
         // An eight-byte length beyond the cap is fatal like the OSC prefix's.
         let wide = LengthHeader::new(8, 0, 8, true).unwrap();
         let mut d = Deframer::new(DeframeMode::Fixed(Framing::Header(wide)), 64);
@@ -943,6 +958,11 @@ mod tests {
             d.next_frame(),
             Some(Err(FrameError::TooLarge { .. }))
         ));
+        // With no cap, the largest length waits for its bytes without overflowing.
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::Header(wide)), usize::MAX);
+        d.push(&[0xFF; 9]);
+        assert!(d.next_frame().is_none());
+        assert_eq!(d.pending(), 9);
 
         let layouts = [
             (6, 2, 4, false),
