@@ -44,35 +44,34 @@ pub(crate) fn run() -> Result<(), String> {
     let mut buf = Vec::new();
     let send = |buf: &[u8]| tx.send_to(buf, ("127.0.0.1", port)).map(|_| ()).map_err(io);
 
-    println!("\nsending /synth/1/freq 440.0 (a literal address):");
-    encode_message("/synth/1/freq", &[Arg::Float(440.0)], &mut buf).map_err(|e| e.to_string())?;
-    send(&buf)?;
-    pump(
-        &rx,
-        &mut receiver,
-        Instant::now() + Duration::from_millis(200),
-        1,
-    )?;
-
-    println!("\nsending /synth/{{1,2}}/freq 220 (a pattern address; the int is coerced to f):");
-    encode_message("/synth/{1,2}/freq", &[Arg::Int(220)], &mut buf).map_err(|e| e.to_string())?;
-    send(&buf)?;
-    pump(
-        &rx,
-        &mut receiver,
-        Instant::now() + Duration::from_millis(200),
-        1,
-    )?;
-
-    println!("\nsending /synth/7/gate 1 (reaches a method registered with a pattern):");
-    encode_message("/synth/7/gate", &[Arg::Int(1)], &mut buf).map_err(|e| e.to_string())?;
-    send(&buf)?;
-    pump(
-        &rx,
-        &mut receiver,
-        Instant::now() + Duration::from_millis(200),
-        1,
-    )?;
+    let singles: [(&str, &str, Arg<'_>); 3] = [
+        (
+            "/synth/1/freq",
+            "440.0 (a literal address)",
+            Arg::Float(440.0),
+        ),
+        (
+            "/synth/{1,2}/freq",
+            "220 (a pattern address; the int is coerced to f)",
+            Arg::Int(220),
+        ),
+        (
+            "/synth/7/gate",
+            "1 (reaches a method registered with a pattern)",
+            Arg::Int(1),
+        ),
+    ];
+    for (address, what, arg) in singles {
+        println!("\nsending {address} {what}:");
+        encode_message(address, &[arg], &mut buf).map_err(|e| e.to_string())?;
+        send(&buf)?;
+        pump(
+            &rx,
+            &mut receiver,
+            Instant::now() + Duration::from_millis(200),
+            1,
+        )?;
+    }
 
     let at = TimeTag::after(BUNDLE_DELAY);
     println!(
