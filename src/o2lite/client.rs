@@ -524,9 +524,24 @@ mod tests {
         let mut buf = Vec::new();
         host_msg(&mut buf, b"!_o2/id", &[O2Arg::Int(3)]);
         s.receive(&decode(&buf).unwrap(), true, 10.0, &mut out);
-        s.tick(11.0, &mut out);
+        // A host that has never answered a ping is pinged on (spec §7), for good.
+        let mut now = 10.0;
+        while now < 60.0 {
+            now = s.tick(now, &mut out).unwrap();
+        }
         assert!(s.is_connected());
-        s.tick(12.5, &mut out);
+        assert!(!out
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Lost { .. })));
+        // Once it has, falling silent for `dead_after` loses it.
+        let ping = decode(out.udp.last().unwrap()).unwrap();
+        let seq = ping.args().nth(1).unwrap();
+        host_msg(&mut buf, b"!_o2/cs/put", &[seq, O2Arg::Time(now)]);
+        s.receive(&decode(&buf).unwrap(), false, now, &mut out);
+        s.tick(now + 1.0, &mut out);
+        assert!(s.is_connected());
+        s.tick(now + 2.5, &mut out);
         assert!(!s.is_connected());
         assert!(matches!(out.events.last(), Some(ClientEvent::Lost { .. })));
     }

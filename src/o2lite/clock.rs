@@ -142,10 +142,12 @@ impl ClockSync {
         self.offset.map(|o| global - o)
     }
 
-    /// Seconds since the last accepted reply (or since the session started): a host that
-    /// stops answering for long is taken for dead.
+    /// Seconds since the last accepted reply: a host that stops answering for long is
+    /// taken for dead. Zero until a first reply: a host that has never answered (an O2
+    /// host with no clock yet, or UDP blocked on the way back) is pinged on, as the
+    /// spec's §7 asks of a client.
     pub fn silence(&self, now: f64) -> f64 {
-        now - self.last_reply.unwrap_or(self.started)
+        self.last_reply.map_or(0.0, |at| now - at)
     }
 }
 
@@ -247,10 +249,14 @@ mod tests {
         let s1 = c.poll(0.05).unwrap();
         let s2 = c.poll(c.next_ping()).unwrap();
         assert_eq!(c.reply(s1, 5.0, 0.16), SyncUpdate::Pending);
-        assert_eq!(c.silence(0.16), 0.16, "a stale reply is not an answer");
+        assert_eq!(c.silence(0.16), 0.0, "a stale reply is not an answer");
         c.reply(s2, 5.0, 0.16);
         assert!(c.silence(0.2) < 0.05);
         assert_eq!(c.reply(s2, 5.0, 0.17), SyncUpdate::Pending, "answered once");
+        assert!(
+            (c.silence(0.3) - 0.14).abs() < 1e-9,
+            "a repeat is not an answer"
+        );
         assert_eq!(c.reply(c.seq, f64::NAN, 0.2), SyncUpdate::Pending);
     }
 }

@@ -12,7 +12,10 @@
 //! [`MAX_CLIENT_SERVICES`] services a client and [`MAX_SERVICES`] in all; what does not fit
 //! is dropped and reported ([`HostEvent::NotHeld`], [`HostEvent::ServiceRefused`]).
 
-use super::message::{decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Error, O2Message};
+use super::message::{
+    decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Error, O2ErrorKind, O2Message,
+    MAX_TCP_FRAME,
+};
 use crate::schedule::Scheduler;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -78,16 +81,26 @@ pub enum HostEvent {
         /// The service refused.
         name: String,
     },
-    /// A timestamped message was dropped instead of held: the hold queue was full, or the
-    /// timestamp is not finite or more than [`MAX_HOLD_AHEAD`] seconds ahead. Reported for
-    /// the first such message, then again only once a held message has been delivered, so
-    /// a flood does not flood the event callback; `total` counts every such message since
-    /// the host started.
+    /// A timestamped message was not held: dropped when its timestamp is not finite or
+    /// more than [`MAX_HOLD_AHEAD`] seconds ahead, delivered at once when the hold queue is
+    /// full (as the spec lets a host forward early: a flood of far-future messages from
+    /// anyone who reaches the UDP port must not stop everyone else's from arriving).
+    /// Reported for the first such message, then again only once a held message has been
+    /// delivered, so a flood does not flood the event callback; `total` counts every such
+    /// message since the host started.
     NotHeld {
         /// Why.
         reason: &'static str,
         /// Messages not held so far.
         total: u64,
+    },
+    /// A client asked for the service list more often than [`LISTINGS_PER_SECOND`] a
+    /// second (after a burst of [`LISTING_BURST`]): that listing was not sent. Each asks
+    /// the whole table to be sent back, so answering every one would let a client that does
+    /// not read its replies keep the host busy for everyone. Reported once per connection.
+    ListingRefused {
+        /// The client's connection.
+        conn: ConnId,
     },
     /// A message for a service nobody offers was dropped. Reported once per service name
     /// (for the first 64 names) until that service appears, so a
@@ -118,6 +131,11 @@ pub const MAX_HELD_BYTES: usize = 8 << 20;
 /// (1.7e9 and more) that a client confusing its clocks would send, which are dropped.
 /// It also keeps the deadline representable as a local instant on every platform.
 pub const MAX_HOLD_AHEAD: f64 = 1e9;
+
+/// Listings (`ls`) a client may ask for in a burst, and how many a second after it.
+pub const LISTING_BURST: f64 = 8.0;
+/// See [`LISTING_BURST`].
+pub const LISTINGS_PER_SECOND: f64 = 10.0;
 
 /// How long (seconds) a new connection has to send `con`: one that does not is closed, or
 /// idle connections could take every peer slot of the listener.
@@ -156,6 +174,12 @@ struct Client {
     services: usize,
     /// A refused `sv` has been reported.
     refusal_reported: bool,
+    /// Listings it may ask for now (a token bucket: [`LISTING_BURST`] at most), as of
+    /// `listed_at`.
+    listings: f64,
+    listed_at: f64,
+    /// A refused listing has been reported.
+    listing_refusal_reported: bool,
 }
 
 /// A held message: its body and its reliability.
@@ -361,7 +385,7 @@ impl HostSession {
             Err(e) => return Err(e),
         };
         if self.is_pending(conn) {
-            self.first_frame(conn, peer_ip, &msg, out);
+            self.first_frame(conn, peer_ip, &msg, now, out);
         } else if self.clients.contains_key(&conn) {
             self.message(Some(conn), &msg, now, out);
         }
@@ -373,6 +397,7 @@ impl HostSession {
         conn: ConnId,
         peer_ip: Option<Ipv4Addr>,
         msg: &O2Message<'_>,
+        now: f64,
         out: &mut HostOutput,
     ) {
         let mut args = msg.args();
@@ -398,9 +423,11 @@ impl HostSession {
         if ip.is_unspecified() {
             ip = peer_ip.unwrap_or(Ipv4Addr::LOCALHOST);
         }
+        let Some(next) = self.next_bridge.checked_add(1) else {
+            return self.refuse(conn, "no bridge ids left".into(), out);
+        };
         self.pending.retain(|&(c, _)| c != conn);
-        let bridge_id = self.next_bridge;
-        self.next_bridge += 1;
+        let bridge_id = std::mem::replace(&mut self.next_bridge, next);
         self.clients.insert(
             conn,
             Client {
@@ -409,6 +436,9 @@ impl HostSession {
                 synced: false,
                 services: 0,
                 refusal_reported: false,
+                listings: LISTING_BURST,
+                listed_at: now,
+                listing_refusal_reported: false,
             },
         );
         let mut frame = Vec::new();
@@ -521,6 +551,9 @@ impl HostSession {
                 out.tcp.push((conn, frame));
             }
             (b"_o2/o2lite/ls", b"", Some(conn)) => {
+                if !self.may_list(conn, now, out) {
+                    return;
+                }
                 let mut frames = Vec::new();
                 for name in self.services.keys() {
                     let entry = [
@@ -546,6 +579,24 @@ impl HostSession {
         }
     }
 
+    /// Takes one listing from the client's bucket; false (reported once) when it is empty.
+    fn may_list(&mut self, conn: ConnId, now: f64, out: &mut HostOutput) -> bool {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return false;
+        };
+        let refill = (now - client.listed_at).max(0.0) * LISTINGS_PER_SECOND;
+        client.listings = (client.listings + refill).min(LISTING_BURST);
+        client.listed_at = now;
+        if client.listings >= 1.0 {
+            client.listings -= 1.0;
+            return true;
+        }
+        if !std::mem::replace(&mut client.listing_refusal_reported, true) {
+            out.events.push(HostEvent::ListingRefused { conn });
+        }
+        false
+    }
+
     fn status(&self, name: &str) -> i32 {
         match self.services.get(name) {
             None => STATUS_UNKNOWN,
@@ -564,19 +615,22 @@ impl HostSession {
         if !ts.is_finite() || ahead > MAX_HOLD_AHEAD {
             return self.drop_timed("a timestamp not finite or too far ahead", out);
         }
-        if ts > 0.0 && ahead > 0.0 {
+        // A message for no known service is not held: it is dropped (and reported) now.
+        let known =
+            || std::str::from_utf8(msg.service()).is_ok_and(|s| self.services.contains_key(s));
+        if ts > 0.0 && ahead > 0.0 && known() {
             let body = msg.as_bytes();
-            if self.held.len() >= MAX_HELD || self.held_bytes + body.len() > MAX_HELD_BYTES {
-                return self.drop_timed("the hold queue is full", out);
+            if self.held.len() < MAX_HELD && self.held_bytes + body.len() <= MAX_HELD_BYTES {
+                self.held_bytes += body.len();
+                let body = body.to_vec();
+                return self.held.push(Global(ts), Held { body, reliable });
             }
-            self.held_bytes += body.len();
-            let body = body.to_vec();
-            return self.held.push(Global(ts), Held { body, reliable });
+            self.drop_timed("the hold queue is full: delivered at once", out);
         }
         self.forward(msg, reliable, out);
     }
 
-    /// Drops a timestamped message that is not to be held.
+    /// Counts (and reports) a timestamped message that is not held.
     fn drop_timed(&mut self, reason: &'static str, out: &mut HostOutput) {
         self.not_held += 1;
         if !self.not_held_reported {
@@ -634,6 +688,10 @@ impl HostSession {
     ) -> Result<(), super::message::O2Error> {
         let mut body = Vec::new();
         encode_body(&mut body, reliable as i32, timestamp, address, args)?;
+        // What goes by TCP must fit a frame, or the client would drop the connection.
+        if reliable && body.len() > MAX_TCP_FRAME {
+            return Err(O2Error::new(O2ErrorKind::FrameTooLong, MAX_TCP_FRAME));
+        }
         let msg = decode(&body)?;
         self.route(&msg, reliable, now, out);
         Ok(())
@@ -969,12 +1027,16 @@ mod tests {
         assert_eq!(host.tick(1.5, &mut h), Some(far));
         assert_eq!((h.local.len(), host.held.len()), (1, 1));
         let far_bytes = host.held_bytes;
-        // A full queue drops the newest.
+        // A full queue delivers the newest at once rather than lose it.
+        let full = "the hold queue is full: delivered at once";
         for i in 0..MAX_HELD {
             send(&mut host, 3.0, O2Arg::Int(i as i32), &mut h);
         }
         assert_eq!(host.held.len(), MAX_HELD);
-        assert_eq!(reports(&mut h), [("the hold queue is full", 5)]);
+        assert_eq!(reports(&mut h), [(full, 5)]);
+        assert_eq!(h.local.len(), 2, "the one due at 1.5, and the one not held");
+        let early = decode(&h.local[1].0).unwrap();
+        assert_eq!(early.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 1)));
         h.local.clear();
         host.tick(3.0, &mut h);
         assert_eq!(h.local.len(), MAX_HELD - 1);
@@ -984,13 +1046,16 @@ mod tests {
         // So does a queue holding its weight in bytes.
         h.local.clear();
         let blob = vec![0; 60_000];
-        for _ in 0..MAX_HELD_BYTES / blob.len() + 1 {
+        let count = MAX_HELD_BYTES / blob.len() + 1;
+        for _ in 0..count {
             send(&mut host, 4.0, O2Arg::Blob(&blob), &mut h);
         }
-        assert_eq!(reports(&mut h), [("the hold queue is full", 6)]);
+        assert_eq!(reports(&mut h), [(full, 6)]);
+        assert_eq!(h.local.len(), 1);
         host.tick(4.0, &mut h);
         let big = h.local[0].0.len();
-        assert_eq!(h.local.len(), (MAX_HELD_BYTES - far_bytes) / big);
+        assert_eq!(h.local.len() - 1, (MAX_HELD_BYTES - far_bytes) / big);
+        assert_eq!(h.local.len(), count);
         assert_eq!((host.held.len(), host.held_bytes), (1, far_bytes));
     }
 
@@ -1094,5 +1159,82 @@ mod tests {
         encode_udp(&mut body, 0.0, b"!_o2/o2lite/dy", dy).unwrap();
         host.udp_datagram(&body, 0.0, &mut out).unwrap();
         assert!(out.udp.is_empty() && out.tcp.is_empty());
+    }
+
+    /// A client joined on `conn`, from a `con` frame.
+    fn join(host: &mut HostSession, conn: ConnId, now: f64, out: &mut HostOutput) {
+        let mut body = Vec::new();
+        let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+        encode_body(&mut body, 1, 0.0, b"!_o2/o2lite/con", con).unwrap();
+        host.accepted(conn, now);
+        host.tcp_frame(conn, None, &body, now, out).unwrap();
+    }
+
+    #[test]
+    fn what_anyone_sends_cannot_keep_others_from_their_messages() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.add_local_service("s", &mut h).unwrap();
+        // Far-future datagrams for a service nobody offers are not held.
+        let mut body = Vec::new();
+        for _ in 0..MAX_HELD + 10 {
+            body.clear();
+            encode_udp(&mut body, 1e8, b"/nosuchservice/x", [O2Arg::Int(1)]).unwrap();
+            host.udp_datagram(&body, 1.0, &mut h).unwrap();
+        }
+        assert!(host.held.is_empty());
+        assert_eq!(host.unroutable, (MAX_HELD + 10) as u64);
+        // A client's timed message is held and delivered.
+        body.clear();
+        encode_udp(&mut body, 2.0, b"/s/x", [O2Arg::Int(2)]).unwrap();
+        host.udp_datagram(&body, 1.0, &mut h).unwrap();
+        assert_eq!(host.held.len(), 1);
+        host.tick(2.0, &mut h);
+        assert_eq!(h.local.len(), 1);
+
+        // Listings: a burst, then a few a second; a refusal is reported once.
+        join(&mut host, 1, 0.0, &mut h);
+        let mut ls = Vec::new();
+        encode_body(&mut ls, 1, 0.0, b"!_o2/o2lite/ls", [] as [O2Arg<'_>; 0]).unwrap();
+        h = HostOutput::default();
+        for _ in 0..100 {
+            host.tcp_frame(1, None, &ls, 1.0, &mut h).unwrap();
+        }
+        assert_eq!(h.tcp.len(), LISTING_BURST as usize);
+        assert_eq!(h.events, [HostEvent::ListingRefused { conn: 1 }]);
+        h = HostOutput::default();
+        for _ in 0..3 {
+            host.tcp_frame(1, None, &ls, 1.25, &mut h).unwrap();
+        }
+        assert_eq!(h.tcp.len(), 2, "ten a second: two in 0.25 s");
+        assert!(h.events.is_empty());
+    }
+
+    #[test]
+    fn the_host_application_cannot_send_a_frame_clients_refuse() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.add_local_service("s", &mut h).unwrap();
+        let blob = vec![0; MAX_TCP_FRAME];
+        let err = host.send(0.0, b"/s/x", [O2Arg::Blob(&blob)], true, 0.0, &mut h);
+        assert_eq!(err.unwrap_err().kind, O2ErrorKind::FrameTooLong);
+        assert!(h.local.is_empty());
+        host.send(0.0, b"/s/x", [O2Arg::Blob(&blob)], false, 0.0, &mut h)
+            .unwrap();
+        assert_eq!(h.local.len(), 1);
+    }
+
+    #[test]
+    fn bridge_ids_that_run_out_refuse_connections() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.next_bridge = i32::MAX - 1;
+        join(&mut host, 1, 0.0, &mut h);
+        assert_eq!(host.client_count(), 1);
+        join(&mut host, 2, 0.0, &mut h);
+        assert_eq!(host.client_count(), 1);
+        assert_eq!(h.close, [2]);
+        join(&mut host, 3, 0.0, &mut h);
+        assert_eq!(h.close, [2, 3]);
     }
 }

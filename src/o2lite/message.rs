@@ -142,7 +142,7 @@ pub struct O2Error {
 }
 
 impl O2Error {
-    fn new(kind: O2ErrorKind, offset: usize) -> Self {
+    pub(crate) fn new(kind: O2ErrorKind, offset: usize) -> Self {
         O2Error { kind, offset }
     }
 }

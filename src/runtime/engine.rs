@@ -1213,7 +1213,10 @@ impl Engine {
             }
         }
         for (to, datagram) in out.udp {
-            let _ = role.udp().send_to(&datagram, to);
+            // One the system refuses (too large, no route) is counted as a full peer's is.
+            if role.udp().send_to(&datagram, to).is_err() {
+                self.shared.dropped(ch);
+            }
         }
         for conn in out.close {
             let peer = peers
