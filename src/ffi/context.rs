@@ -2,11 +2,11 @@
 
 use super::handles::{context, register, rosco_channel, rosco_ctx, unregister, CtxEntry};
 use super::method::{rosco_free_fn, Owned};
-use super::status::{c_str, guard, optional_str, rosco_status, write_out, Failure};
+use super::status::{c_str, c_text, guard, optional_str, rosco_status, write_out, Failure};
 use crate::handle::ChannelId;
 use crate::osc::{AddressTable, TypeSet};
 use crate::runtime::{Context, ContextOptions, Event, LogLevel, Mode, ThreadHook};
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -245,7 +245,7 @@ impl rosco_ctx_options {
         let hook = |f: rosco_thread_fn| {
             let (f, user) = (f?, user.clone());
             Some(ThreadHook::new(move |name: &str| {
-                let name = CString::new(name).unwrap_or_default();
+                let name = c_text(name);
                 // SAFETY: the caller's hook with its user data and a name that lives for the
                 // call.
                 unsafe { f(user.user.0, name.as_ptr()) }
@@ -601,7 +601,7 @@ pub extern "C" fn rosco_ctx_set_event_callback(
         let key = entry.key();
         entry.ctx.set_event_callback(Some(move |e: &Event| {
             let user = &user;
-            let text = |s: Option<String>| s.and_then(|s| CString::new(s).ok());
+            let text = |s: Option<String>| s.map(|s| c_text(&s));
             let (kind, channel, peer, reason, port, attempt, delay, count) = match e {
                 Event::Bound { channel, local } => (
                     ROSCO_EVENT_BOUND,
@@ -748,7 +748,7 @@ pub extern "C" fn rosco_ctx_set_accept_callback(
             .ctx
             .set_accept_filter(Some(move |channel: ChannelId, peer: Option<SocketAddr>| {
                 let user = &user;
-                let peer = peer.and_then(|p| CString::new(p.to_string()).ok());
+                let peer = peer.map(|p| c_text(&p.to_string()));
                 let listener = rosco_channel::of(key, channel);
                 let peer = peer.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
                 // SAFETY: the caller's callback with its user data and a string that lives
@@ -792,11 +792,10 @@ pub extern "C" fn rosco_ctx_set_log_callback(
             level,
             Some(move |l: LogLevel, msg: &str| {
                 let user = &user;
-                if let Ok(msg) = CString::new(msg) {
-                    // SAFETY: the caller's callback with its user data and a string that
-                    // lives for the call.
-                    unsafe { cb(user.0, l as i32, msg.as_ptr()) };
-                }
+                let msg = c_text(msg);
+                // SAFETY: the caller's callback with its user data and a string that lives
+                // for the call.
+                unsafe { cb(user.0, l as i32, msg.as_ptr()) };
             }),
         );
         Ok(())

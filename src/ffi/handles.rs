@@ -64,13 +64,19 @@ impl CtxEntry {
     }
 
     pub(crate) fn method(&self, m: rosco_method) -> MethodId {
-        MethodId(Handle::from_bits(m.id ^ self.key))
+        MethodId(Handle::from_bits(m.id ^ self.method_key()))
     }
 
     pub(crate) fn method_handle(&self, id: MethodId) -> rosco_method {
         rosco_method {
-            id: id.0.to_bits() ^ self.key,
+            id: id.0.to_bits() ^ self.method_key(),
         }
+    }
+
+    /// Methods are salted apart from channels: both tables hand out the same indexes and
+    /// generations, and a channel handle passed as a method's must not name a method.
+    fn method_key(&self) -> u64 {
+        self.key.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15
     }
 
     pub(crate) fn key(&self) -> u64 {

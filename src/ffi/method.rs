@@ -1,12 +1,12 @@
 //! Methods: C callbacks registered by address pattern and type spec.
 
 use super::context::UserData;
-use super::handles::{context, rosco_ctx, rosco_method};
+use super::handles::{context, rosco_ctx, rosco_method, CtxEntry};
 use super::msg::{rosco_msg, MsgView};
 use super::status::{
     c_bytes, guard, optional_str, rosco_status, write_out, Failure, ROSCO_ERR_HANDLE,
 };
-use crate::dispatch::Flow;
+use crate::dispatch::{Flow, MethodId};
 use std::ffi::{c_char, c_void};
 
 /// A method callback. Return 0 when the message is handled (for a literal address, later
@@ -98,15 +98,21 @@ pub unsafe extern "C" fn rosco_method_add(
                 }
             })
             .map_err(|e| Failure::arg(e.to_string()))?;
-        // Freed meanwhile on another thread: `rosco_ctx_free` may have cleared the methods
-        // before this one went in, and it must not outlive the free (nor its `user_free`).
-        if entry.ctx.is_closed() {
-            entry.ctx.methods().remove_method(id);
-            return Err(crate::Error::Closed.into());
-        }
+        let id = kept(&entry, id)?;
         // SAFETY: checked non-null; the caller passes a writable handle.
         unsafe { write_out(out, entry.method_handle(id), "out") }
     })
+}
+
+/// A method just added, unless the context was freed meanwhile on another thread:
+/// `rosco_ctx_free` may have cleared the methods before this one went in, and it must not
+/// outlive the free (nor its `user_free`, nor what its closure holds).
+pub(crate) fn kept(entry: &CtxEntry, id: MethodId) -> Result<MethodId, Failure> {
+    if entry.ctx.is_closed() {
+        entry.ctx.methods().remove_method(id);
+        return Err(crate::Error::Closed.into());
+    }
+    Ok(id)
 }
 
 /// Removes a method (calling its `user_free` once no delivery is using it). Safe from

@@ -310,7 +310,7 @@ unsafe fn bridge(
             return Err(Failure::null("out"));
         }
         let e = context(ctx)?;
-        let method = make(&e, service).map_err(Failure::from)?;
+        let method = super::method::kept(&e, make(&e, service).map_err(Failure::from)?)?;
         // SAFETY: checked non-null; the caller passes a writable handle.
         unsafe { write_out(out, e.method_handle(method), "out") }
     })

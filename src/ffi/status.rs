@@ -90,8 +90,14 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// `text` as a C string: a NUL inside (a traced `c` argument of 0, say) becomes a space
+/// rather than losing the whole line.
+pub(crate) fn c_text(text: &str) -> CString {
+    CString::new(text.replace('\0', " ")).unwrap_or_default()
+}
+
 fn set_last_error(detail: &str) {
-    let text = CString::new(detail.replace('\0', " ")).unwrap_or_default();
+    let text = c_text(detail);
     // Gone at thread exit (a call from a thread-local's destructor): nothing to keep.
     let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = text);
 }

@@ -42,6 +42,8 @@ pub extern "C" fn rosco_timetag_add(timetag: u64, seconds: f64) -> u64 {
     let t = TimeTag::from_bits(timetag);
     match std::time::Duration::try_from_secs_f64(seconds) {
         Ok(d) => (t + d).to_bits(),
+        // Finite but past what a `Duration` holds (about 5.8e11 years): the last time too.
+        Err(_) if seconds.is_finite() && seconds > 0.0 => (t + std::time::Duration::MAX).to_bits(),
         Err(_) => timetag,
     }
 }

@@ -289,14 +289,31 @@ impl Context {
         self.io_thread == Some(me)
     }
 
+    fn on_worker_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.workers.lock().iter().any(|t| t.thread().id() == me)
+    }
+
     /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
     /// mode does all I/O and callbacks here; io-thread mode runs the callbacks of waiting
-    /// messages here; threaded mode only waits. Returns the messages dispatched.
+    /// messages here; threaded mode only waits. Returns the messages dispatched, or
+    /// [`Error::Closed`] when the context shut down while it waited with nothing
+    /// dispatched; [`Error::Busy`] from one of the context's own callbacks.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        /// Takes this poll off `IN_POLL`, also when a callback panics.
+        let _in_poll = self.enter_poll();
+        match self.poll_inner(timeout) {
+            // Freed while this waited: as a call that came after.
+            Ok(0) if self.is_closed() => Err(Error::Closed),
+            result => result,
+        }
+    }
+
+    /// Puts this thread's running of the context on `IN_POLL` (its callbacks run inside)
+    /// until the guard goes, also when a callback panics.
+    fn enter_poll(&self) -> impl Drop {
         struct Leave;
         impl Drop for Leave {
             fn drop(&mut self) {
@@ -307,8 +324,7 @@ impl Context {
         if depth < MAX_NESTED_POLLS {
             IN_POLL.with(|polls| polls[depth].set(self.shared_id()));
         }
-        let _leave = Leave;
-        self.poll_inner(timeout)
+        Leave
     }
 
     fn poll_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
@@ -351,8 +367,9 @@ impl Context {
                     .dispatch_queued(receiver, 0, usize::MAX, timeout))
             }
             Mode::Threaded => {
-                // Nothing runs here; a call from a callback would stall the I/O thread.
-                if self.on_io_thread() {
+                // Nothing runs here; a call from a callback would stall the I/O thread or
+                // the worker it runs on.
+                if self.on_io_thread() || self.on_worker_thread() {
                     return Err(Error::Busy);
                 }
                 let Some(_one_at_a_time) = self.receiver.try_lock() else {
@@ -418,6 +435,8 @@ impl Context {
                     let Some(mut engine) = self.engine.try_lock() else {
                         return Err(Error::Busy);
                     };
+                    // Callbacks run in this turn as in `poll`'s.
+                    let _in_poll = self.enter_poll();
                     if let Some(engine) = engine.as_mut() {
                         engine.turn(Some(left.min(Duration::from_millis(10))));
                     }

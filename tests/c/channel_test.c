@@ -701,6 +701,54 @@ static void test_accept_callback(rosco_ctx ctx)
     CHECK_ERR(rosco_channel_name(ctx, g.listener, name, sizeof name, NULL), ROSCO_ERR_HANDLE);
 }
 
+/* A channel closed from an event callback that rosco_channel_flush runs (poll mode: the
+ * flush drives the I/O) is closed at once, as from one that rosco_poll runs: the close
+ * does not wait for a reference its own thread holds. */
+struct flush_close {
+    rosco_ctx ctx;
+    rosco_channel victim;
+    int closed;
+    rosco_status status;
+    int64_t took_ms;
+};
+
+static void close_on_connect(void *user, const rosco_event *e)
+{
+    struct flush_close *f = user;
+    if (e->kind != ROSCO_EVENT_CONNECTED || f->closed)
+        return;
+    f->closed = 1;
+    int64_t t0 = check_now_ms();
+    f->status = rosco_channel_close(f->ctx, f->victim);
+    f->took_ms = check_now_ms() - t0;
+}
+
+static void test_close_inside_flush(void)
+{
+    struct flush_close f = {0};
+    rosco_channel listener, client;
+    uint16_t port;
+    char url[64];
+    if (!CHECK_OK(rosco_ctx_new(NULL, &f.ctx)))
+        return;
+    CHECK_OK(rosco_ctx_set_event_callback(f.ctx, close_on_connect, &f));
+    CHECK_OK(rosco_channel_open(f.ctx, "victim", "osc.udp://:0?bind=127.0.0.1", &f.victim));
+    CHECK_OK(rosco_channel_open(f.ctx, "l", "osc.tcp://:0?bind=127.0.0.1", &listener));
+    CHECK_OK(rosco_channel_port(f.ctx, listener, &port));
+    snprintf(url, sizeof url, "osc.tcp://127.0.0.1:%u", (unsigned)port);
+    CHECK_OK(rosco_channel_open(f.ctx, "c", url, &client));
+    rosco_builder *b = rosco_builder_new();
+    CHECK_OK(rosco_builder_message(b, "/x"));
+    CHECK_OK(rosco_send(f.ctx, client, b));
+    CHECK_OK(rosco_channel_flush(f.ctx, client, (uint32_t)check_scale_ms(2000)));
+    CHECK_INT(f.closed, 1);
+    CHECK_STATUS(f.status, ROSCO_OK);
+    CHECK(f.took_ms < 400); /* not the 500 ms a close waits for other threads */
+    CHECK_ERR(rosco_channel_port(f.ctx, f.victim, &port), ROSCO_ERR_HANDLE);
+    rosco_builder_free(b);
+    CHECK_OK(rosco_ctx_free(f.ctx));
+}
+
 /* "Closes a channel: its sockets close": once rosco_channel_close returns, the port or
  * path is free again, in every mode. */
 static void test_close_then_reopen(int32_t mode)
@@ -892,6 +940,7 @@ int main(void)
             fprintf(stderr, "  (failures above in %s mode)\n", check_mode_name(modes[i]));
     }
     test_close_local();
+    test_close_inside_flush();
     test_close_then_reopen(ROSCO_MODE_POLL);
     test_close_then_reopen(ROSCO_MODE_IO_THREAD);
     test_close_then_reopen(ROSCO_MODE_THREADED);

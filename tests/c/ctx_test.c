@@ -229,7 +229,7 @@ static void test_max_held_bytes(void)
 
 /* Trace: every packet sent and received, as text and hex, at debug level in the log. */
 struct trace_log {
-    int sent, received;
+    int sent, received, nul_char;
 };
 
 static void on_trace(void *user, int32_t level, const char *message)
@@ -241,6 +241,9 @@ static void on_trace(void *user, int32_t level, const char *message)
         t->sent++;
     if (strstr(message, "channel '_local' receives: /traced i 7\n0000"))
         t->received++;
+    /* A `c` of 0 is traced as oscdump prints it, the NUL a space in C. */
+    if (strstr(message, "channel '_local' receives: /nul c ' '"))
+        t->nul_char++;
 }
 
 static void test_trace(void)
@@ -249,7 +252,7 @@ static void test_trace(void)
     o.trace = ROSCO_TRACE_TEXT | ROSCO_TRACE_HEX;
     rosco_ctx ctx;
     rosco_channel local;
-    struct trace_log t = {0, 0};
+    struct trace_log t = {0, 0, 0};
     if (!CHECK_OK(rosco_ctx_new(&o, &ctx)))
         return;
     CHECK_OK(rosco_ctx_set_log_callback(ctx, 4, on_trace, &t));
@@ -261,6 +264,12 @@ static void test_trace(void)
     check_poll_for(ctx, 50);
     CHECK_INT(t.sent, 1);
     CHECK_INT(t.received, 1);
+    CHECK_OK(rosco_builder_reset(b));
+    CHECK_OK(rosco_builder_message(b, "/nul"));
+    CHECK_OK(rosco_builder_add_char(b, 0));
+    CHECK_OK(rosco_send(ctx, local, b));
+    check_poll_for(ctx, 50);
+    CHECK_INT(t.nul_char, 1);
     rosco_builder_free(b);
     CHECK_OK(rosco_ctx_free(ctx));
     /* Only the two flags. */

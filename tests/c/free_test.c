@@ -82,10 +82,42 @@ static void run(int32_t mode)
     rosco_builder_free(b);
 }
 
+struct waiter {
+    rosco_ctx ctx;
+    atomic_int status;
+};
+
+static void *wait_forever(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->status, rosco_poll(w->ctx, -1, NULL));
+    return NULL;
+}
+
+/* A poll waiting with no timeout when the context is freed returns ROSCO_ERR_CLOSED, as
+ * the header says of a call already inside: nothing was dispatched, nothing will be. */
+static void free_during_endless_poll(int32_t mode)
+{
+    rosco_ctx_options o = check_options(mode);
+    struct waiter w = {.status = 1};
+    rosco_channel in;
+    pthread_t t;
+    if (!CHECK_OK(rosco_ctx_new(&o, &w.ctx)))
+        return;
+    CHECK_OK(rosco_channel_open(w.ctx, "in", "osc.udp://:0?bind=127.0.0.1", &in));
+    CHECK(pthread_create(&t, NULL, wait_forever, &w) == 0);
+    check_sleep_ms(check_scale_ms(200));
+    CHECK_OK(rosco_ctx_free(w.ctx));
+    pthread_join(t, NULL);
+    CHECK_STATUS(atomic_load(&w.status), ROSCO_ERR_CLOSED);
+}
+
 int main(void)
 {
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         run(modes[i]);
+        free_during_endless_poll(modes[i]);
+    }
     return check_summary("free_test");
 }

@@ -180,6 +180,18 @@ static void test_add_errors(rosco_ctx ctx)
     CHECK_OK(rosco_ctx_free(other)); /* frees o1's data */
     CHECK_INT(atomic_load(&global_freed), ++freed);
     CHECK_ERR(rosco_method_remove(other, o1), ROSCO_ERR_HANDLE);
+
+    /* A handle of the other kind: channels and methods are numbered alike, but a
+     * channel's handle names no method, nor a method's a channel. */
+    rosco_channel ch;
+    CHECK_OK(rosco_channel_open(ctx, "kind", "osc.udp://:0?bind=127.0.0.1", &ch));
+    CHECK_ERR(rosco_method_remove(ctx, (rosco_method){ch.id}), ROSCO_ERR_HANDLE);
+    CHECK_ERR(rosco_channel_close(ctx, (rosco_channel){b2.id}), ROSCO_ERR_HANDLE);
+    CHECK_ERR(rosco_channel_close(ctx, (rosco_channel){c.id}), ROSCO_ERR_HANDLE);
+    uint16_t port;
+    CHECK_OK(rosco_channel_port(ctx, ch, &port));
+    CHECK_OK(rosco_channel_close(ctx, ch));
+    CHECK_INT(atomic_load(&global_freed), freed);
     CHECK_OK(rosco_method_remove(ctx, b2));
     CHECK_OK(rosco_method_remove(ctx, c));
     CHECK_INT(atomic_load(&global_freed), freed + 2);

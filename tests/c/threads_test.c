@@ -374,9 +374,52 @@ static void test_free_while_sending(int32_t mode, uint32_t workers, int round)
                 round);
 }
 
+/* rosco_poll from a callback on one of the context's workers: ROSCO_ERR_BUSY at once, as
+ * from the I/O thread (waiting would only stall the worker). */
+struct worker_poll {
+    rosco_ctx ctx;
+    atomic_int status, done;
+    atomic_llong took_ms;
+};
+
+static int poll_from_worker(void *user, const rosco_msg *m)
+{
+    struct worker_poll *w = user;
+    (void)m;
+    int64_t t0 = check_now_ms();
+    atomic_store(&w->status, rosco_poll(w->ctx, 300, NULL));
+    atomic_store(&w->took_ms, check_now_ms() - t0);
+    atomic_store(&w->done, 1);
+    return 0;
+}
+
+static void test_poll_from_worker(void)
+{
+    rosco_ctx_options o = check_options(ROSCO_MODE_THREADED);
+    o.workers = 1;
+    struct worker_poll w = {.status = 1};
+    rosco_channel local;
+    rosco_method m;
+    if (!CHECK_OK(rosco_ctx_new(&o, &w.ctx)))
+        return;
+    CHECK_OK(rosco_channel_find(w.ctx, "_local", &local));
+    CHECK_OK(rosco_method_add(w.ctx, "/x", NULL, poll_from_worker, &w, NULL, &m));
+    rosco_builder *b = rosco_builder_new();
+    CHECK_OK(rosco_builder_message(b, "/x"));
+    CHECK_OK(rosco_send(w.ctx, local, b));
+    int64_t deadline = check_now_ms() + check_scale_ms(3000);
+    while (!atomic_load(&w.done) && check_now_ms() < deadline)
+        check_sleep_ms(2);
+    CHECK_STATUS(atomic_load(&w.status), ROSCO_ERR_BUSY);
+    CHECK(atomic_load(&w.took_ms) < 250);
+    CHECK_OK(rosco_ctx_free(w.ctx));
+    rosco_builder_free(b);
+}
+
 int main(void)
 {
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
+    test_poll_from_worker();
     for (int i = 0; i < 3; i++)
         test_concurrent_senders(modes[i], 0);
     /* Threaded mode with a pool of workers running the callbacks. */

@@ -77,6 +77,10 @@ int main(void)
     CHECK(rosco_timetag_add(base, -0.0) == base);
     CHECK(rosco_timetag_add(base, NAN) == base);
     CHECK(rosco_timetag_add(base, INFINITY) == base);
+    /* Past the last nameable time, however far: that last time. */
+    CHECK(rosco_timetag_add(base, 1e20) == rosco_timetag_add(base, 1e10));
+    CHECK(rosco_timetag_add(base, 1e300) == rosco_timetag_add(base, 1e10));
+    CHECK(rosco_timetag_add(base, 1e10) != base);
     CHECK(rosco_timetag_add(base, -INFINITY) == base);
     /* Across the 2036 rollover: 2036-02-07 06:28:15 + 2 s. */
     uint64_t before = 0xFFFFFFFFULL << 32;
