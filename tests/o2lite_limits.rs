@@ -453,3 +453,49 @@ fn the_client_takes_lists_by_tcp_and_so_long() {
     assert_eq!(lists[1], names(fit).collect::<Vec<_>>());
     assert_eq!(lists[2], ["s0", "s1"]);
 }
+
+/// A client that finished sending while the host still owes it output is gone for O2lite
+/// at once: a new connection may offer its services straight away, while the old one is
+/// kept only for what it is owed.
+#[test]
+fn a_client_that_finished_sending_frees_its_services_at_once() {
+    let h = host();
+    let mut old = h.join();
+    let mut f = Vec::new();
+    sv(&mut f, "svc", 1);
+    // Its own service sent back to it by TCP, more than the socket buffers take: it does
+    // not read, so the host keeps output for it.
+    let blob = vec![1; 60_000];
+    for i in 0..200 {
+        frame(&mut f, 0.0, b"/svc/x", &[O2Arg::Int(i), O2Arg::Blob(&blob)]);
+    }
+    old.write_all(&f).unwrap();
+    old.shutdown(std::net::Shutdown::Write).unwrap();
+    let left = || {
+        host_events(&h.events)
+            .iter()
+            .any(|e| matches!(e, HostEvent::ClientLeft { bridge_id: 1, .. }))
+    };
+    assert!(until(left), "the finished client left the session");
+    // ... before its connection went, which waits for it to read what it is owed.
+    let disconnected = h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected { .. }));
+    assert!(
+        !disconnected,
+        "left the session only when the connection went"
+    );
+    let mut new = h.join();
+    f.clear();
+    sv(&mut f, "svc", 1);
+    new.write_all(&f).unwrap();
+    assert!(list(&mut new).contains(&"svc".to_string()));
+    let refused = host_events(&h.events)
+        .into_iter()
+        .any(|e| matches!(e, HostEvent::ServiceRefused { .. }));
+    assert!(!refused);
+    drop(old);
+}

@@ -701,6 +701,10 @@ impl Engine {
             };
             if self.owed(conn, &finished) {
                 reader.finished = Some(finished);
+                drop(reader);
+                // Gone for O2lite now, though kept for what it is owed: its services must
+                // be free for it to offer again when it reconnects at once.
+                self.o2_client_left(ch, peer);
                 return dispatched;
             }
         }
@@ -745,14 +749,10 @@ impl Engine {
         reason: &str,
     ) {
         conn.close();
-        match (&ch.o2, peer) {
-            (Some(O2Role::Host { session, .. }), Some(p)) => {
-                let mut out = HostOutput::default();
-                session.lock().closed(p.0.to_bits(), &mut out);
-                self.o2_host_output(ch, out);
-            }
-            (Some(O2Role::Client { session, .. }), _) => session.lock().disconnected(),
-            _ => {}
+        match &ch.o2 {
+            Some(O2Role::Host { .. }) => self.o2_client_left(ch, peer),
+            Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
+            None => {}
         }
         let mut retry = None;
         match (&ch.kind, peer) {
@@ -775,6 +775,16 @@ impl Engine {
         });
         if let Some(e) = retry {
             self.shared.emit(e);
+        }
+    }
+
+    /// An O2lite host's client connection ended (or finished sending): its services and
+    /// bridge id go. Nothing for other channels, or once done.
+    fn o2_client_left(&mut self, ch: &Arc<Channel>, peer: Option<PeerId>) {
+        if let (Some(O2Role::Host { session, .. }), Some(p)) = (&ch.o2, peer) {
+            let mut out = HostOutput::default();
+            session.lock().closed(p.0.to_bits(), &mut out);
+            self.o2_host_output(ch, out);
         }
     }
 
