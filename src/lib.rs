@@ -16,6 +16,7 @@ pub mod handle;
 pub mod o2lite;
 pub mod osc;
 pub mod pattern;
+mod random;
 pub mod receive;
 pub mod runtime;
 pub mod schedule;

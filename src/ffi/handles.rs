@@ -86,22 +86,11 @@ impl CtxEntry {
 
 static CONTEXTS: RwLock<Slab<Arc<CtxEntry>>> = parking_lot::const_rwlock(Slab::new());
 
-/// A random key per context (std's hasher seeds come from the system's randomness).
-fn random_key() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    h.finish()
-}
-
 pub(crate) fn register(ctx: Context) -> rosco_ctx {
     let entry = Arc::new(CtxEntry {
         ctx,
-        key: random_key(),
+        // Random: a handle from another context decodes to a stale one here.
+        key: crate::random::random_u64(),
     });
     rosco_ctx {
         id: CONTEXTS.write().insert(entry).to_bits(),

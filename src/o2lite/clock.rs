@@ -52,7 +52,9 @@ impl ClockSync {
         ClockSync {
             started: now,
             next_ping: now + START_DELAY,
-            seq: 0,
+            // From a number nobody can guess: a reply must carry the latest ping's, and
+            // replies are taken from any address (see `reply`).
+            seq: crate::random::random_u64() as i32,
             outstanding: None,
             samples: [(0.0, 0.0); WINDOW],
             count: 0,
@@ -86,11 +88,13 @@ impl ClockSync {
     }
 
     /// A `cs/put` reply: sequence number and the host's global time, received at `now`.
+    /// Only a reply to the latest ping counts, and only a time a host can have: global
+    /// time starts at 0 when the host does.
     pub fn reply(&mut self, seq: i32, host_time: f64, now: f64) -> SyncUpdate {
         let Some((latest, sent)) = self.outstanding else {
             return SyncUpdate::Pending;
         };
-        if seq != latest || !host_time.is_finite() {
+        if seq != latest || !host_time.is_finite() || host_time < 0.0 {
             return SyncUpdate::Pending;
         }
         self.outstanding = None;
@@ -178,10 +182,15 @@ mod tests {
     fn schedule_follows_the_spec() {
         let mut c = ClockSync::new(0.0);
         assert_eq!(c.poll(0.04), None);
-        assert_eq!(c.poll(0.05), Some(1));
+        let first = c.poll(0.05).unwrap();
+        assert_ne!(
+            ClockSync::new(0.0).seq,
+            ClockSync::new(0.0).seq,
+            "unguessable"
+        );
         assert!((c.next_ping() - 0.15).abs() < 1e-9);
         let mut t = c.next_ping();
-        assert_eq!(c.poll(t), Some(2));
+        assert_eq!(c.poll(t), Some(first.wrapping_add(1)));
         while t < 1.2 {
             t = c.next_ping();
             c.poll(t);
@@ -258,5 +267,11 @@ mod tests {
             "a repeat is not an answer"
         );
         assert_eq!(c.reply(c.seq, f64::NAN, 0.2), SyncUpdate::Pending);
+        let s3 = c.poll(c.next_ping()).unwrap();
+        assert_eq!(
+            c.reply(s3, -1.0, 0.3),
+            SyncUpdate::Pending,
+            "no host time is negative"
+        );
     }
 }
