@@ -161,6 +161,15 @@ stage_install() {
         }
         step "find_package(rosco 0.$((minor - 1))) rejects $major.$minor" reject_older
     fi
+    # A distribution may ship the shared library alone: the package still works.
+    local shared_only="$work/prefix-shared"
+    if step "copy the install without librosco.a" \
+        sh -c 'cp -a "$1" "$2" && rm "$2/lib/librosco.a"' sh "$prefix" "$shared_only" &&
+        step "configure consumer (shared library alone)" \
+        cmake -S tests/cmake-consumer -B "$work/consumer-shared" -DCMAKE_PREFIX_PATH="$shared_only" >/dev/null &&
+        step "build consumer (shared library alone)" cmake --build "$work/consumer-shared" -j"$jobs"; then
+        run_ctest "$work/consumer-shared"
+    fi
     export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
     step "pkg-config build (shared)" pkg_build pc_shared
     step "pkg-config build (static)" pkg_build pc_static static

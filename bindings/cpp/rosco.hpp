@@ -192,6 +192,7 @@
 
 #include <rosco.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -211,6 +212,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace rosco {
 
@@ -534,13 +536,21 @@ public:
         return *this;
     }
 
-    /// The C struct; types(), address_code() and on_thread() are added to it by create()
-    /// (a thread_user set here directly is taken over by each context created).
+    /// The C struct; types(), address_code() and on_thread() are added to it by create().
+    /// A thread_user set here directly with a thread_user_free is taken over by the first
+    /// context created: a second create() from these Options (or a copy of them made
+    /// before) would free it twice, and is refused, as is combining it with on_thread().
     rosco_ctx_options& raw() noexcept { return o_; }
     const rosco_ctx_options& raw() const noexcept { return o_; }
 
     /// rosco_ctx_new with these options (which it copies).
     rosco_status create(rosco_ctx* out) const {
+        if (o_.thread_user_free && threads_)
+            throw Error(ROSCO_ERR_ARG, "rosco::Options::create",
+                        "on_thread() and a raw thread_user_free: only one can own the thread user data");
+        if (o_.thread_user_free && raw_user_taken_->exchange(true))
+            throw Error(ROSCO_ERR_ARG, "rosco::Options::create",
+                        "the raw thread_user was taken over by a context created earlier");
         rosco_ctx_options o = o_;
         std::vector<const char*> addresses;
         for (const auto& a : addresses_) addresses.push_back(a.c_str());
@@ -581,6 +591,8 @@ private:
     }
 
     std::shared_ptr<const ThreadHandlers> threads_;
+    // Shared by copies: whichever creates a context first takes over a raw thread_user.
+    std::shared_ptr<std::atomic<bool>> raw_user_taken_ = std::make_shared<std::atomic<bool>>(false);
     rosco_ctx_options o_{};
     std::string types_;
     bool has_types_ = false;
@@ -1235,37 +1247,31 @@ inline Builder& Builder::append_args(const Message& m) {
 
 namespace detail {
 
-/// What a Method object shares with its handler's holder (which rosco owns): how many
-/// calls of the handler are under way, and whether removal has begun. Lets ~Method wait
+/// What a Method object shares with its handler's holder (which rosco owns): which
+/// threads are in calls of the handler, and whether removal has begun. Lets ~Method wait
 /// for calls running on other threads, and keeps new calls out once removal has begun.
+/// The threads are kept here, not in a thread_local: a handler registered from one shared
+/// object (or a plugin loaded with RTLD_LOCAL, or code built with -fvisibility=hidden) and
+/// removed from another would see another copy of a thread_local and wait for itself.
 struct MethodGate {
-    std::atomic<int> running{0};
+    MethodGate() { inside.reserve(8); }  // so that a call seldom allocates
     std::atomic<bool> removed{false};
+    std::mutex mu;
+    std::vector<std::thread::id> inside;  // one entry per call under way
 };
 
-/// A handler call under way on this thread: a stack of them (nested calls) through
-/// gate_top(), so that removal from inside the handler does not wait for itself.
-struct GateFrame {
-    const MethodGate* gate;
-    const GateFrame* prev;
-};
-
-inline const GateFrame*& gate_top() noexcept {
-    static thread_local const GateFrame* top = nullptr;
-    return top;
-}
-
-/// Counts one call of a handler from before the `removed` check to after the handler
-/// (and any exception report) has finished.
+/// One call of a handler, from before the `removed` check to after the handler (and any
+/// exception report) has finished.
 class GateCall {
 public:
-    explicit GateCall(MethodGate& g) noexcept : gate_(g), frame_{&g, gate_top()} {
-        gate_.running.fetch_add(1, std::memory_order_seq_cst);
-        gate_top() = &frame_;
+    explicit GateCall(MethodGate& g) noexcept : gate_(g) {
+        std::lock_guard<std::mutex> lock(gate_.mu);
+        gate_.inside.push_back(std::this_thread::get_id());
     }
     ~GateCall() {
-        gate_top() = frame_.prev;
-        gate_.running.fetch_sub(1, std::memory_order_seq_cst);  // the last touch of the call
+        std::lock_guard<std::mutex> lock(gate_.mu);  // the last touch of the call
+        auto& in = gate_.inside;
+        in.erase(std::find(in.begin(), in.end(), std::this_thread::get_id()));
     }
     GateCall(const GateCall&) = delete;
     GateCall& operator=(const GateCall&) = delete;
@@ -1274,21 +1280,24 @@ public:
 
 private:
     MethodGate& gate_;
-    GateFrame frame_;
 };
 
 /// Begins removal: no call enters the handler from now on. Then waits until no call of
 /// it is running on another thread (calls this thread is inside are not waited for).
 inline void close_gate(MethodGate& g) noexcept {
     g.removed.store(true, std::memory_order_seq_cst);
-    int own = 0;
-    for (const GateFrame* f = gate_top(); f; f = f->prev)
-        if (f->gate == &g) ++own;
-    for (unsigned spins = 0; g.running.load(std::memory_order_seq_cst) > own; ++spins) {
+    const std::thread::id me = std::this_thread::get_id();
+    for (unsigned spins = 0;; ++spins) {
+        {
+            std::lock_guard<std::mutex> lock(g.mu);
+            if (std::all_of(g.inside.begin(), g.inside.end(), [me](std::thread::id t) { return t == me; }))
+                return;
+        }
         if (spins < 100) std::this_thread::yield();
         else std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
 }
+
 
 }  // namespace detail
 
@@ -1420,6 +1429,14 @@ namespace detail {
 /// What all of a context's callbacks share: the replaceable event, log, bundle and
 /// exception handlers. Lives until the last of the Context object, rosco's keeper method
 /// and the method holders lets go.
+/// The exception handler and its gate: replacing it waits for its calls on other threads,
+/// as replacing the other handlers does.
+struct GatedExceptionHandler {
+    explicit GatedExceptionHandler(ExceptionHandler f) : fn(std::move(f)) {}
+    ExceptionHandler fn;
+    mutable MethodGate gate;
+};
+
 struct Hub : std::enable_shared_from_this<Hub> {
     explicit Hub(rosco_ctx c) noexcept : ctx(c) {}
 
@@ -1428,14 +1445,13 @@ struct Hub : std::enable_shared_from_this<Hub> {
         std::lock_guard<std::mutex> lock(mu);
         return slot;
     }
+    /// Puts `fn` in `slot`; returns the old handler, which goes when the caller drops it
+    /// (outside the lock), unless a call still holds it.
     template <class Fn>
-    void store(std::shared_ptr<const Fn>& slot, std::shared_ptr<const Fn> fn) {
-        {
-            std::lock_guard<std::mutex> lock(mu);
-            slot.swap(fn);
-        }
-        // The old handler (now in `fn`) goes here, outside the lock, unless a call still
-        // holds it.
+    std::shared_ptr<const Fn> store(std::shared_ptr<const Fn>& slot, std::shared_ptr<const Fn> fn) {
+        std::lock_guard<std::mutex> lock(mu);
+        slot.swap(fn);
+        return fn;
     }
 
     /// Reports an exception from a callback; never throws.
@@ -1447,9 +1463,12 @@ struct Hub : std::enable_shared_from_this<Hub> {
                 where += " ";
                 where += a ? a : "?";
             }
-            if (auto fn = load(on_exception)) {
-                (*fn)(e, where);
-                return;
+            if (auto handler = load(on_exception)) {
+                const GateCall call(handler->gate);
+                if (!call.closed()) {
+                    handler->fn(e, where);
+                    return;
+                }
             }
             std::string text = "unknown exception";
             try {
@@ -1470,7 +1489,7 @@ struct Hub : std::enable_shared_from_this<Hub> {
     std::shared_ptr<const LogHandler> on_log;
     std::shared_ptr<const BundleHandler> on_bundle_start, on_bundle_end;
     std::shared_ptr<const AcceptHandler> on_accept;
-    std::shared_ptr<const ExceptionHandler> on_exception;
+    std::shared_ptr<const GatedExceptionHandler> on_exception;
 };
 
 /// A handler and the hub it reports to, owned by rosco through `user`/`user_free`.
@@ -1741,26 +1760,33 @@ private:
 class Context {
 public:
     explicit Context(const Options& options = Options()) {
-        detail::check(options.create(&ctx_), "rosco_ctx_new");
+        rosco_ctx c{};
+        detail::check(options.create(&c), "rosco_ctx_new");
         try {
-            hub_ = std::make_shared<detail::Hub>(ctx_);
+            hub_ = std::make_shared<detail::Hub>(c);
             auto* keep = new std::shared_ptr<detail::Hub>(hub_);
             rosco_method m{};
             // rosco owns `keep` from here, and frees it itself if this fails.
-            detail::check(rosco_method_add(ctx_, detail::keeper_address, detail::keeper_typespec,
+            detail::check(rosco_method_add(c, detail::keeper_address, detail::keeper_typespec,
                                            &detail::keeper_trampoline, keep, &detail::keeper_free, &m),
                           "rosco_method_add");
         } catch (...) {
-            rosco_ctx_free(ctx_);
+            rosco_ctx_free(c);
             throw;
         }
+        id_.store(c.id);
     }
     ~Context() { close(); }
-    Context(Context&& o) noexcept : ctx_(std::exchange(o.ctx_, rosco_ctx{})), hub_(std::move(o.hub_)) {}
+    Context(Context&& o) noexcept {
+        std::lock_guard<std::mutex> lock(o.mu_);
+        id_.store(o.id_.exchange(0));
+        hub_ = std::move(o.hub_);
+    }
     Context& operator=(Context&& o) noexcept {
         if (this != &o) {
             close();
-            ctx_ = std::exchange(o.ctx_, rosco_ctx{});
+            std::scoped_lock lock(mu_, o.mu_);
+            id_.store(o.id_.exchange(0));
             hub_ = std::move(o.hub_);
         }
         return *this;
@@ -1769,11 +1795,17 @@ public:
     Context& operator=(const Context&) = delete;
 
     /// Destroys the context now (what the destructor does). Channels and Methods of it go
-    /// stale. May be called from one of its own handlers.
+    /// stale. May be called from one of its own handlers, and while other threads are in
+    /// calls on this object: theirs then fail with ROSCO_ERR_HANDLE (or CLOSED).
     void close() noexcept {
-        if (!hub_) return;
-        const rosco_ctx c = std::exchange(ctx_, rosco_ctx{});
-        hub_.reset();
+        std::shared_ptr<detail::Hub> hub;  // the hub goes once every call holding it ends
+        rosco_ctx c{};
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!hub_) return;
+            c = rosco_ctx{id_.exchange(0)};
+            hub = std::move(hub_);
+        }
         rosco_ctx_set_event_callback(c, nullptr, nullptr);
         rosco_ctx_set_log_callback(c, 1, nullptr, nullptr);
         rosco_ctx_set_bundle_callbacks(c, nullptr, nullptr, nullptr);
@@ -1787,18 +1819,18 @@ public:
     Channel open(std::string_view name, std::string_view url) {
         detail::ZStr n(name), u(url);
         rosco_channel ch{};
-        detail::check(rosco_channel_open(ctx_, n.checked("rosco_channel_open"),
+        detail::check(rosco_channel_open(handle(), n.checked("rosco_channel_open"),
                                          u.checked("rosco_channel_open"), &ch),
                       "rosco_channel_open");
-        return Channel(ctx_, ch);
+        return Channel(handle(), ch);
     }
     /// The channel with this name (ROSCO_ERR_ARG if none).
     Channel channel(std::string_view name) const {
         detail::ZStr n(name);
         rosco_channel ch{};
-        detail::check(rosco_channel_find(ctx_, n.checked("rosco_channel_find"), &ch),
+        detail::check(rosco_channel_find(handle(), n.checked("rosco_channel_find"), &ch),
                       "rosco_channel_find");
-        return Channel(ctx_, ch);
+        return Channel(handle(), ch);
     }
     /// The in-process channel "_local": what is sent on it is dispatched here.
     Channel local() const { return channel("_local"); }
@@ -1811,19 +1843,19 @@ public:
     Channel o2lite_connect(std::string_view ensemble, std::string_view host_port) {
         detail::ZStr e(ensemble), h(host_port);
         rosco_channel ch{};
-        detail::check(rosco_o2lite_connect(ctx_, e.checked("rosco_o2lite_connect"),
+        detail::check(rosco_o2lite_connect(handle(), e.checked("rosco_o2lite_connect"),
                                            h.checked("rosco_o2lite_connect"), &ch),
                       "rosco_o2lite_connect");
-        return Channel(ctx_, ch);
+        return Channel(handle(), ch);
     }
     /// Like o2lite_connect(ensemble, host_port), finding the host by DNS-SD discovery on
     /// the local network (multicast DNS).
     Channel o2lite_connect(std::string_view ensemble) {
         detail::ZStr e(ensemble);
         rosco_channel ch{};
-        detail::check(rosco_o2lite_connect(ctx_, e.checked("rosco_o2lite_connect"), nullptr, &ch),
+        detail::check(rosco_o2lite_connect(handle(), e.checked("rosco_o2lite_connect"), nullptr, &ch),
                       "rosco_o2lite_connect");
-        return Channel(ctx_, ch);
+        return Channel(handle(), ch);
     }
 
     /// Runs the context for at most `timeout` (0: only what is ready; `rosco::forever`:
@@ -1831,7 +1863,7 @@ public:
     /// mode does all I/O and runs handlers here; io-thread mode runs handlers here;
     /// threaded mode only waits. ROSCO_ERR_BUSY from a handler or a second thread.
     std::uint32_t poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
-        const rosco_ctx c = ctx_;  // `this` is not touched after the call: a handler may destroy it
+        const rosco_ctx c = handle();  // `this` is not touched after the call: a handler may destroy it
         std::uint32_t n = 0;
         detail::check(rosco_poll(c, detail::clamp_timeout(timeout), &n), "rosco_poll");
         return n;
@@ -1874,49 +1906,55 @@ public:
 
     /// Sets (or with an empty function removes) the event handler.
     void on_event(EventHandler handler) {
-        detail::Hub& h = hub();
+        const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
+        detail::Hub& h = *held;
         const bool set = static_cast<bool>(handler);
         h.store(h.on_event, set ? std::make_shared<const EventHandler>(std::move(handler)) : nullptr);
-        detail::check(rosco_ctx_set_event_callback(ctx_, set ? &detail::event_trampoline : nullptr, &h),
+        detail::check(rosco_ctx_set_event_callback(handle(), set ? &detail::event_trampoline : nullptr, &h),
                       "rosco_ctx_set_event_callback");
     }
     /// Sets (or with an empty function removes) the handler that accepts or refuses each
     /// incoming stream connection; it runs where events do. A refused connection is closed
     /// at once and reported as a disconnected event; a handler that throws refuses.
     void on_accept(AcceptHandler handler) {
-        detail::Hub& h = hub();
+        const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
+        detail::Hub& h = *held;
         const bool set = static_cast<bool>(handler);
         h.store(h.on_accept, set ? std::make_shared<const AcceptHandler>(std::move(handler)) : nullptr);
-        detail::check(rosco_ctx_set_accept_callback(ctx_, set ? &detail::accept_trampoline : nullptr, &h),
+        detail::check(rosco_ctx_set_accept_callback(handle(), set ? &detail::accept_trampoline : nullptr, &h),
                       "rosco_ctx_set_accept_callback");
     }
     /// Sets (or with an empty function removes) the log handler, receiving `level` and
     /// more severe messages.
     void on_log(LogLevel level, LogHandler handler) {
-        detail::Hub& h = hub();
+        const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
+        detail::Hub& h = *held;
         const bool set = static_cast<bool>(handler);
         h.store(h.on_log, set ? std::make_shared<const LogHandler>(std::move(handler)) : nullptr);
-        detail::check(rosco_ctx_set_log_callback(ctx_, static_cast<std::int32_t>(level),
+        detail::check(rosco_ctx_set_log_callback(handle(), static_cast<std::int32_t>(level),
                                                  set ? &detail::log_trampoline : nullptr, &h),
                       "rosco_ctx_set_log_callback");
     }
     /// Sets (or with empty functions removes) the handlers called before and after the
     /// messages of each bundle, with its effective timetag.
     void on_bundle(BundleHandler start, BundleHandler end) {
-        detail::Hub& h = hub();
+        const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
+        detail::Hub& h = *held;
         const bool s = static_cast<bool>(start), e = static_cast<bool>(end);
         h.store(h.on_bundle_start, s ? std::make_shared<const BundleHandler>(std::move(start)) : nullptr);
         h.store(h.on_bundle_end, e ? std::make_shared<const BundleHandler>(std::move(end)) : nullptr);
-        detail::check(rosco_ctx_set_bundle_callbacks(ctx_, s ? &detail::bundle_start_trampoline : nullptr,
+        detail::check(rosco_ctx_set_bundle_callbacks(handle(), s ? &detail::bundle_start_trampoline : nullptr,
                                                       e ? &detail::bundle_end_trampoline : nullptr, &h),
                       "rosco_ctx_set_bundle_callbacks");
     }
     /// Sets (or with an empty function removes) what receives exceptions thrown by this
-    /// context's handlers; without one they are written to std::cerr.
+    /// context's handlers; without one they are written to std::cerr. Once this returns
+    /// the old handler is not running on another thread (as for the other handlers).
     void on_exception(ExceptionHandler handler) {
-        detail::Hub& h = hub();
-        h.store(h.on_exception,
-                handler ? std::make_shared<const ExceptionHandler>(std::move(handler)) : nullptr);
+        const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
+        detail::Hub& h = *held;
+        auto fresh = handler ? std::make_shared<const detail::GatedExceptionHandler>(std::move(handler)) : nullptr;
+        if (const auto old = h.store(h.on_exception, std::move(fresh))) detail::close_gate(old->gate);
     }
     /// Sets (or with empty functions removes) a channel's packet hooks: `incoming` sees
     /// every packet it receives before decoding, on the thread doing the I/O; `outgoing`
@@ -1927,9 +1965,9 @@ public:
     void set_hooks(const Channel& channel, PacketHook incoming, PacketHook outgoing) {
         const bool in = static_cast<bool>(incoming), out = static_cast<bool>(outgoing);
         detail::Hooks* user =
-            in || out ? new detail::Hooks{hub().shared_from_this(), std::move(incoming), std::move(outgoing)} : nullptr;
+            in || out ? new detail::Hooks{hub(), std::move(incoming), std::move(outgoing)} : nullptr;
         // rosco owns `user` from here, and frees it itself if this fails.
-        detail::check(rosco_channel_set_hooks(ctx_, channel.handle(), in ? &detail::hook_trampoline<false> : nullptr,
+        detail::check(rosco_channel_set_hooks(handle(), channel.handle(), in ? &detail::hook_trampoline<false> : nullptr,
                                               out ? &detail::hook_trampoline<true> : nullptr, user,
                                               user ? &detail::hooks_free : nullptr),
                       "rosco_channel_set_hooks");
@@ -1941,10 +1979,10 @@ public:
     Method o2_bridge_to_osc(const Channel& o2, std::string_view service, const Channel& osc, bool strip) {
         detail::ZStr s(service);
         rosco_method m{};
-        detail::check(rosco_o2lite_bridge_to_osc(ctx_, o2.handle(), s.checked("rosco_o2lite_bridge_to_osc"),
+        detail::check(rosco_o2lite_bridge_to_osc(handle(), o2.handle(), s.checked("rosco_o2lite_bridge_to_osc"),
                                                  osc.handle(), strip ? 1 : 0, &m),
                       "rosco_o2lite_bridge_to_osc");
-        return Method(ctx_, m);
+        return Method(handle(), m);
     }
     /// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite
     /// channel `o2`, to "/service" + the address when `prefix`, by TCP when `reliable`.
@@ -1953,29 +1991,35 @@ public:
                             bool reliable) {
         detail::ZStr s(service);
         rosco_method m{};
-        detail::check(rosco_osc_bridge_to_o2lite(ctx_, osc.handle(), o2.handle(),
+        detail::check(rosco_osc_bridge_to_o2lite(handle(), osc.handle(), o2.handle(),
                                                  s.checked("rosco_osc_bridge_to_o2lite"), prefix ? 1 : 0,
                                                  reliable ? 1 : 0, &m),
                       "rosco_osc_bridge_to_o2lite");
-        return Method(ctx_, m);
+        return Method(handle(), m);
     }
 
     /// Io-thread mode: a descriptor readable while messages wait for poll() (for epoll,
     /// select, Pd's sys_addpollfn; do not read or close it). -1 in the other modes.
     int wakeup_fd() const {
         std::int32_t fd = -1;
-        detail::check(rosco_ctx_wakeup_fd(ctx_, &fd), "rosco_ctx_wakeup_fd");
+        detail::check(rosco_ctx_wakeup_fd(handle(), &fd), "rosco_ctx_wakeup_fd");
         return fd;
     }
 
-    rosco_ctx handle() const noexcept { return ctx_; }
+    rosco_ctx handle() const noexcept { return rosco_ctx{id_.load()}; }
     /// True until moved from or closed.
-    explicit operator bool() const noexcept { return hub_ != nullptr; }
+    explicit operator bool() const noexcept {
+        std::lock_guard<std::mutex> lock(mu_);
+        return hub_ != nullptr;
+    }
 
 private:
-    detail::Hub& hub() const {
+    /// The hub, held for the caller's call: a close() on another thread meanwhile does
+    /// not free it under the call.
+    std::shared_ptr<detail::Hub> hub() const {
+        std::lock_guard<std::mutex> lock(mu_);
         if (!hub_) throw Error(ROSCO_ERR_HANDLE, "rosco::Context", "moved-from or closed context");
-        return *hub_;
+        return hub_;
     }
 
     template <class F>
@@ -1987,22 +2031,25 @@ private:
         static_assert(std::is_void_v<R> || std::is_convertible_v<R, bool>,
                       "rosco: a handler returns bool (true: handled) or void");
         auto gate = std::make_shared<detail::MethodGate>();
-        auto holder = std::make_unique<detail::MethodHolder<D>>(hub_, gate, std::forward<F>(handler));
+        auto holder = std::make_unique<detail::MethodHolder<D>>(hub(), gate, std::forward<F>(handler));
         rosco_method m{};
         // rosco owns the holder from here, even when the call fails (it frees it then).
-        const Status s = rosco_method_add(ctx_, pattern, typespec, &detail::method_trampoline<D>,
+        const Status s = rosco_method_add(handle(), pattern, typespec, &detail::method_trampoline<D>,
                                           holder.release(), &detail::method_free<D>, &m);
         detail::check(s, "rosco_method_add");
-        return Method(ctx_, m, std::move(gate));
+        return Method(handle(), m, std::move(gate));
     }
 
     Subscription make_subscription(const char* pattern, const char* typespec, std::uint32_t capacity) {
         rosco_sub* sub = nullptr;
-        detail::check(rosco_sub_new(ctx_, pattern, typespec, capacity, &sub), "rosco_sub_new");
-        return Subscription(sub, ctx_);
+        detail::check(rosco_sub_new(handle(), pattern, typespec, capacity, &sub), "rosco_sub_new");
+        return Subscription(sub, handle());
     }
 
-    rosco_ctx ctx_{};
+    // The handle is atomic and the hub behind a lock: close() may run while other threads
+    // are in calls on this object.
+    std::atomic<std::uint64_t> id_{0};
+    mutable std::mutex mu_;
     std::shared_ptr<detail::Hub> hub_;
 };
 

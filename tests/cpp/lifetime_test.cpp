@@ -299,6 +299,74 @@ void destroyed_while_a_handler_runs() {
     CHECK_EQ(live_probes.load(), 0);
 }
 
+// Replacing the exception handler waits, as replacing the others does, for a call of the
+// old one running on another thread: once on_exception() returns, what it used may go.
+void replacing_the_exception_handler_waits_for_it() {
+    rosco::Context ctx(rosco::Options().mode(rosco::Mode::threaded));
+    std::atomic<bool> entered{false}, finished{false};
+    ctx.on_exception([&](std::exception_ptr, std::string_view) {
+        entered = true;
+        std::this_thread::sleep_for(100ms);
+        finished = true;
+    });
+    rosco::Method m = ctx.on("/boom", [](const rosco::Message&) { throw std::runtime_error("x"); });
+    ctx.local().send("/boom");
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!entered && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    CHECK(entered.load());
+    ctx.on_exception(nullptr);
+    CHECK(finished.load());
+}
+
+// close() on one thread while another sets handlers on the same Context: the other's calls
+// fail with rosco::Error, nothing is used after it is freed (ASan in the sanitized build).
+void closed_while_another_thread_sets_handlers() {
+    for (int round = 0; round < 200; ++round) {
+        rosco::Context ctx;
+        std::atomic<bool> go{false};
+        std::thread t([&] {
+            go = true;
+            for (int i = 0; i < 50; ++i) {
+                try {
+                    ctx.on_event([](const rosco::Event&) {});
+                    ctx.on_exception([](std::exception_ptr, std::string_view) {});
+                } catch (const rosco::Error&) {
+                }
+            }
+        });
+        while (!go) std::this_thread::yield();
+        ctx.close();
+        t.join();
+        CHECK(!ctx);
+    }
+}
+
+// A raw thread_user with its free function is taken over by one context only.
+std::atomic<int> raw_user_frees{0};
+void free_raw_user(void* user) {
+    delete static_cast<int*>(user);
+    ++raw_user_frees;
+}
+
+void a_raw_thread_user_goes_to_one_context() {
+    rosco::Options o;
+    o.mode(rosco::Mode::threaded);
+    o.raw().thread_user = new int(1);
+    o.raw().thread_user_free = &free_raw_user;
+    const rosco::Options copy = o;
+    { rosco::Context first(o); }
+    CHECK_EQ(raw_user_frees.load(), 1);
+    CHECK_THROWS_STATUS(rosco::Context(o), ROSCO_ERR_ARG);
+    CHECK_THROWS_STATUS(rosco::Context(copy), ROSCO_ERR_ARG);
+    CHECK_EQ(raw_user_frees.load(), 1);
+    rosco::Options both;
+    both.raw().thread_user = new int(2);
+    both.raw().thread_user_free = &free_raw_user;
+    both.on_thread([](std::string_view) {}, nullptr);
+    CHECK_THROWS_STATUS(rosco::Context(both), ROSCO_ERR_ARG);
+    free_raw_user(both.raw().thread_user);  // never taken over: still the caller's
+}
+
 }  // namespace
 
 int main() {
@@ -310,6 +378,9 @@ int main() {
         moves();
         destroyed_from_its_handler();
         destroyed_while_a_handler_runs();
+        replacing_the_exception_handler_waits_for_it();
+        closed_while_another_thread_sets_handlers();
+        a_raw_thread_user_goes_to_one_context();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }
