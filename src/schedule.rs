@@ -81,6 +81,31 @@ impl<T, K: Ord + Copy> Scheduler<T, K> {
         self.heap.peek().map(|e| e.0.at)
     }
 
+    /// When the last item is due (a walk over every item).
+    pub fn latest(&self) -> Option<K> {
+        self.heap.iter().map(|e| &e.0).max().map(|e| e.at)
+    }
+
+    /// Takes out the item due last (the newest of those due then), with its time; a walk
+    /// over every item.
+    pub fn pop_latest(&mut self) -> Option<(K, T)> {
+        let mut items = std::mem::take(&mut self.heap).into_vec();
+        let last = (0..items.len()).max_by(|&a, &b| items[a].0.cmp(&items[b].0));
+        let taken = last.map(|i| items.swap_remove(i).0);
+        self.heap = BinaryHeap::from(items);
+        taken.map(|e| (e.at, e.item))
+    }
+
+    /// Keeps only the items `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.heap.retain(|e| keep(&e.0.item));
+    }
+
+    /// The items held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.heap.iter().map(|e| &e.0.item)
+    }
+
     /// The number of items held.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -127,5 +152,26 @@ mod tests {
         s.push(before, 1);
         assert_eq!(s.pop_due(after), Some((before, 1)));
         assert_eq!(s.pop_due(after), Some((after, 2)));
+    }
+
+    #[test]
+    fn the_latest_comes_out_and_a_filter_keeps_the_rest_in_order() {
+        let mut s: Scheduler<&str, u32> = Scheduler::new();
+        assert_eq!((s.latest(), s.pop_latest()), (None, None));
+        for (at, item) in [(5, "a"), (9, "b"), (1, "c"), (9, "d"), (7, "e")] {
+            s.push(at, item);
+        }
+        assert_eq!(s.latest(), Some(9));
+        assert_eq!(
+            s.pop_latest(),
+            Some((9, "d")),
+            "the newest of those due last"
+        );
+        assert_eq!(s.pop_latest(), Some((9, "b")));
+        s.retain(|&item| item != "a");
+        assert_eq!(s.iter().count(), 2);
+        assert_eq!(s.pop_due(10), Some((1, "c")));
+        assert_eq!(s.pop_due(10), Some((7, "e")));
+        assert!(s.is_empty());
     }
 }

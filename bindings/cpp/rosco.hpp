@@ -1861,7 +1861,8 @@ public:
     /// Runs the context for at most `timeout` (0: only what is ready; `rosco::forever`:
     /// until something is dispatched) and returns the number of messages dispatched. Poll
     /// mode does all I/O and runs handlers here; io-thread mode runs handlers here;
-    /// threaded mode only waits. ROSCO_ERR_BUSY from a handler or a second thread.
+    /// threaded mode only waits. ROSCO_ERR_BUSY from a handler or a second thread;
+    /// ROSCO_ERR_CLOSED when another thread destroys the context while this waits.
     std::uint32_t poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
         const rosco_ctx c = handle();  // `this` is not touched after the call: a handler may destroy it
         std::uint32_t n = 0;

@@ -473,7 +473,9 @@ pub extern "C" fn rosco_ctx_free(ctx: rosco_ctx) -> rosco_status {
 /// number of messages dispatched to `dispatched` when it is not NULL.
 ///
 /// Call it from one thread at a time per context; a second concurrent call, or a call from
-/// one of its own callbacks, returns `ROSCO_ERR_BUSY`.
+/// one of its own callbacks, returns `ROSCO_ERR_BUSY`. `ROSCO_ERR_CLOSED` when another thread
+/// frees the context while this waits with nothing dispatched (freed from one of its own
+/// callbacks, it returns as it would have).
 ///
 /// # Safety
 /// `dispatched` is NULL or writable.

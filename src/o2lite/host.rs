@@ -114,6 +114,9 @@ pub enum HostEvent {
     },
 }
 
+/// Why a timed message was delivered early.
+const FULL: &str = "the hold queue is full: delivered at once";
+
 /// How many distinct unknown service names the host reports (names come from peers).
 const UNROUTABLE_NAMES: usize = 64;
 
@@ -286,10 +289,29 @@ impl HostSession {
         if self.services.get(name) != Some(&Owner::Local) {
             return false;
         }
-        self.services.remove(name);
-        out.events
-            .push(HostEvent::ServiceRemoved { name: name.into() });
+        self.remove_services(BTreeSet::from([name.to_string()]), out);
         true
+    }
+
+    /// Services go, and the messages held for them with them: they would otherwise keep
+    /// their place in the hold queue until due (years, for a flood), or reach whoever
+    /// offers the name next.
+    /// One walk over the queue for all of `names` (a client leaving may take a thousand).
+    fn remove_services(&mut self, names: BTreeSet<String>, out: &mut HostOutput) {
+        let before = self.held.len();
+        self.held.retain(|h| {
+            let service = decode(&h.body)
+                .ok()
+                .and_then(|m| std::str::from_utf8(m.service()).ok());
+            !service.is_some_and(|s| names.contains(s))
+        });
+        if self.held.len() < before {
+            self.held_bytes = self.held.iter().map(|h| h.body.len()).sum();
+        }
+        for name in names {
+            self.services.remove(&name);
+            out.events.push(HostEvent::ServiceRemoved { name });
+        }
     }
 
     fn add_service(&mut self, name: &str, owner: Owner, out: &mut HostOutput) -> bool {
@@ -343,16 +365,13 @@ impl HostSession {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
-        let gone: Vec<String> = self
+        let gone = self
             .services
             .iter()
             .filter(|(_, o)| **o == Owner::Client(conn))
             .map(|(n, _)| n.clone())
             .collect();
-        for name in gone {
-            self.services.remove(&name);
-            out.events.push(HostEvent::ServiceRemoved { name });
-        }
+        self.remove_services(gone, out);
         out.events.push(HostEvent::ClientLeft {
             conn,
             bridge_id: client.bridge_id,
@@ -502,12 +521,10 @@ impl HostSession {
                 if exists != 0 {
                     self.add_client_service(conn, name, out);
                 } else if self.services.get(name) == Some(&Owner::Client(conn)) {
-                    self.services.remove(name);
+                    self.remove_services(BTreeSet::from([name.to_string()]), out);
                     if let Some(c) = self.clients.get_mut(&conn) {
                         c.services -= 1;
                     }
-                    out.events
-                        .push(HostEvent::ServiceRemoved { name: name.into() });
                 }
             }
             (b"_o2/o2lite/cs/get", b"iis", _) => {
@@ -616,16 +633,29 @@ impl HostSession {
             return self.drop_timed("a timestamp not finite or too far ahead", out);
         }
         // A message for no known service is not held: it is dropped (and reported) now.
-        let known =
-            || std::str::from_utf8(msg.service()).is_ok_and(|s| self.services.contains_key(s));
-        if ts > 0.0 && ahead > 0.0 && known() {
+        let known = std::str::from_utf8(msg.service()).is_ok_and(|s| self.services.contains_key(s));
+        if ts > 0.0 && ahead > 0.0 && known {
             let body = msg.as_bytes();
-            if self.held.len() < MAX_HELD && self.held_bytes + body.len() <= MAX_HELD_BYTES {
+            let fits =
+                |h: &Self| h.held.len() < MAX_HELD && h.held_bytes + body.len() <= MAX_HELD_BYTES;
+            // Full: what is due last makes room (delivered early) for what is due sooner,
+            // so a flood of far-future messages cannot make everyone else's early.
+            while !fits(self) && self.held.latest().is_some_and(|latest| latest > Global(ts)) {
+                let Some((_, early)) = self.held.pop_latest() else {
+                    break;
+                };
+                self.held_bytes -= early.body.len();
+                self.drop_timed(FULL, out);
+                if let Ok(m) = decode(&early.body) {
+                    self.forward(&m, early.reliable, out);
+                }
+            }
+            if fits(self) {
                 self.held_bytes += body.len();
                 let body = body.to_vec();
                 return self.held.push(Global(ts), Held { body, reliable });
             }
-            self.drop_timed("the hold queue is full: delivered at once", out);
+            self.drop_timed(FULL, out);
         }
         self.forward(msg, reliable, out);
     }
@@ -1026,37 +1056,81 @@ mod tests {
         send(&mut host, 1.5, O2Arg::Int(0), &mut h);
         assert_eq!(host.tick(1.5, &mut h), Some(far));
         assert_eq!((h.local.len(), host.held.len()), (1, 1));
-        let far_bytes = host.held_bytes;
-        // A full queue delivers the newest at once rather than lose it.
+        // A full queue delivers something early rather than lose it: what is due last (the
+        // far one) makes room for a message due sooner; one due no sooner goes itself.
         let full = "the hold queue is full: delivered at once";
         for i in 0..MAX_HELD {
             send(&mut host, 3.0, O2Arg::Int(i as i32), &mut h);
         }
         assert_eq!(host.held.len(), MAX_HELD);
         assert_eq!(reports(&mut h), [(full, 5)]);
-        assert_eq!(h.local.len(), 2, "the one due at 1.5, and the one not held");
+        assert_eq!(h.local.len(), 2, "the one due at 1.5, and the far one");
         let early = decode(&h.local[1].0).unwrap();
-        assert_eq!(early.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 1)));
+        assert_eq!(early.timestamp(), far);
+        send(&mut host, 3.0, O2Arg::Int(-1), &mut h);
+        assert_eq!(h.local.len(), 3, "due no sooner than the last held: itself");
+        let early = decode(&h.local[2].0).unwrap();
+        assert_eq!(early.args().next(), Some(O2Arg::Int(-1)));
         h.local.clear();
         host.tick(3.0, &mut h);
-        assert_eq!(h.local.len(), MAX_HELD - 1);
-        let last = decode(&h.local[MAX_HELD - 2].0).unwrap();
-        assert_eq!(last.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 2)));
-        assert_eq!(host.held_bytes, far_bytes);
+        assert_eq!(h.local.len(), MAX_HELD);
+        let last = decode(&h.local[MAX_HELD - 1].0).unwrap();
+        assert_eq!(last.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 1)));
+        assert_eq!((host.held.len(), host.held_bytes), (0, 0));
         // So does a queue holding its weight in bytes.
         h.local.clear();
+        send(&mut host, far, O2Arg::Int(0), &mut h);
         let blob = vec![0; 60_000];
         let count = MAX_HELD_BYTES / blob.len() + 1;
         for _ in 0..count {
             send(&mut host, 4.0, O2Arg::Blob(&blob), &mut h);
         }
-        assert_eq!(reports(&mut h), [(full, 6)]);
-        assert_eq!(h.local.len(), 1);
+        assert_eq!(reports(&mut h), [(full, 7)]);
+        assert_eq!(h.local.len(), 2, "the far one, then the last blob");
         host.tick(4.0, &mut h);
-        let big = h.local[0].0.len();
-        assert_eq!(h.local.len() - 1, (MAX_HELD_BYTES - far_bytes) / big);
-        assert_eq!(h.local.len(), count);
-        assert_eq!((host.held.len(), host.held_bytes), (1, far_bytes));
+        let big = h.local[2].0.len();
+        assert_eq!(h.local.len() - 2, MAX_HELD_BYTES / big);
+        assert_eq!(h.local.len(), count + 1);
+        assert_eq!((host.held.len(), host.held_bytes), (0, 0));
+    }
+
+    #[test]
+    fn held_messages_go_with_their_service() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        join(&mut host, 1, 0.0, &mut h);
+        let mut sv_body = Vec::new();
+        let sv = [
+            O2Arg::Str(b"evil"),
+            O2Arg::Int(1),
+            O2Arg::Int(1),
+            O2Arg::Str(b""),
+            O2Arg::Int(0),
+        ];
+        encode_body(&mut sv_body, 1, 0.0, b"!_o2/o2lite/sv", sv).unwrap();
+        host.tcp_frame(1, None, &sv_body, 0.0, &mut h).unwrap();
+        host.add_local_service("s", &mut h).unwrap();
+        let mut body = Vec::new();
+        for _ in 0..MAX_HELD {
+            body.clear();
+            encode_udp(&mut body, 9e8, b"/evil/x", [O2Arg::Int(0)]).unwrap();
+            host.udp_datagram(&body, 1.0, &mut h).unwrap();
+        }
+        assert_eq!(host.held.len(), MAX_HELD);
+        host.closed(1, &mut h);
+        assert!(
+            host.held.is_empty() && host.held_bytes == 0,
+            "gone with the client"
+        );
+        // A client's message due at 1.5 is held, not delivered early.
+        body.clear();
+        encode_udp(&mut body, 1.5, b"/s/x", [O2Arg::Int(7)]).unwrap();
+        host.udp_datagram(&body, 1.0, &mut h).unwrap();
+        assert!(h.local.is_empty());
+        assert_eq!(host.tick(1.0, &mut h), Some(1.5));
+        // The host's own service withdrawn takes its held messages too.
+        assert!(host.remove_local_service("s", &mut h));
+        assert!(host.held.is_empty());
     }
 
     #[test]

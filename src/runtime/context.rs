@@ -305,8 +305,13 @@ impl Context {
         }
         let _in_poll = self.enter_poll();
         match self.poll_inner(timeout) {
-            // Freed while this waited: as a call that came after.
-            Ok(0) if self.is_closed() => Err(Error::Closed),
+            // Shut down by another thread while this waited: as a call that came after.
+            // (From one of this poll's own callbacks it ends as it would have.)
+            Ok(0)
+                if self.is_closed() && !self.shared.closed_by_own_poll.load(Ordering::Acquire) =>
+            {
+                Err(Error::Closed)
+            }
             result => result,
         }
     }
@@ -621,6 +626,12 @@ impl Context {
     /// from inside a `poll`).
     /// Dropping the context does the same; later calls return [`Error::Closed`].
     pub fn shutdown(&self) {
+        // Noted first: the poll this runs inside checks it once `closed` is set.
+        if self.in_own_poll() {
+            self.shared
+                .closed_by_own_poll
+                .store(true, Ordering::Release);
+        }
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -110,6 +110,9 @@ pub(crate) struct Shared {
     pub(crate) accept: CallbackSlot<AcceptFilter>,
     pub(crate) log_level: AtomicU8,
     pub(crate) closed: AtomicBool,
+    /// Shut down from a callback of its own `poll` (on the polling thread): that poll's
+    /// caller asked for it, and the poll ends as it would have.
+    pub(crate) closed_by_own_poll: AtomicBool,
 }
 
 impl Shared {
@@ -146,6 +149,7 @@ impl Shared {
             accept: CallbackSlot::default(),
             log_level: AtomicU8::new(LogLevel::Info as u8),
             closed: AtomicBool::new(false),
+            closed_by_own_poll: AtomicBool::new(false),
         })
     }
 

@@ -112,8 +112,32 @@ static void free_during_endless_poll(int32_t mode)
     CHECK_STATUS(atomic_load(&w.status), ROSCO_ERR_CLOSED);
 }
 
+/* A context freed by an event callback of the poll it runs inside (nothing dispatched in
+ * that round): the poll ends as it would have, ROSCO_OK; its caller asked for the free. */
+static void free_on_bound(void *user, const rosco_event *e)
+{
+    rosco_ctx *ctx = user;
+    if (e->kind == ROSCO_EVENT_BOUND)
+        CHECK_OK(rosco_ctx_free(*ctx));
+}
+
+static void free_from_own_event_callback(void)
+{
+    rosco_ctx ctx;
+    rosco_channel in;
+    uint32_t n = 99;
+    if (!CHECK_OK(rosco_ctx_new(NULL, &ctx)))
+        return;
+    CHECK_OK(rosco_ctx_set_event_callback(ctx, free_on_bound, &ctx));
+    CHECK_OK(rosco_channel_open(ctx, "in", "osc.udp://:0?bind=127.0.0.1", &in));
+    CHECK_OK(rosco_poll(ctx, 100, &n));
+    CHECK_INT(n, 0);
+    CHECK_ERR(rosco_ctx_free(ctx), ROSCO_ERR_HANDLE); /* freed by the callback */
+}
+
 int main(void)
 {
+    free_from_own_event_callback();
     const int32_t modes[] = {ROSCO_MODE_POLL, ROSCO_MODE_IO_THREAD, ROSCO_MODE_THREADED};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         run(modes[i]);
