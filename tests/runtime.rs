@@ -2273,3 +2273,108 @@ fn thread_hooks_run_first_and_last_on_every_thread() {
         ]
     );
 }
+
+/// `?ttl=` sets the time to live of unicast datagrams too, not only multicast ones.
+#[test]
+fn ttl_applies_to_unicast_senders() {
+    use std::os::unix::io::AsRawFd;
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor and option buffer.
+    let set = unsafe {
+        libc::setsockopt(
+            rx.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTTL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+    let ctx = context(Mode::Poll);
+    let port = rx.local_addr().unwrap().port();
+    let tx = ctx
+        .open("tx", &format!("osc.udp://127.0.0.1:{port}?ttl=7"))
+        .unwrap();
+    ctx.send(tx, "/t", &[]).unwrap();
+    let (mut data, mut control) = ([0u8; 64], [0u8; 64]);
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = control.len() as _;
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // SAFETY: as above.
+    assert!(unsafe { libc::recvmsg(rx.as_raw_fd(), &mut hdr, 0) } > 0);
+    let mut ttl = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TTL {
+                ttl = Some(*(libc::CMSG_DATA(c) as *const libc::c_int));
+            }
+            c = libc::CMSG_NXTHDR(&hdr, c);
+        }
+    }
+    assert_eq!(ttl, Some(7));
+}
+
+/// An event callback that panics (on an oversize datagram's `Malformed`) does not lose the
+/// rest of the batch read with it, as a method callback's panic does not.
+#[test]
+fn a_panicking_event_callback_does_not_lose_the_rest_of_a_batch() {
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    ctx.set_event_callback(Some(|e: &Event| {
+        if matches!(e, Event::Malformed { .. }) {
+            panic!("the event callback panics");
+        }
+    }));
+    let rx = ctx
+        .open("rx", "osc.udp://:0?bind=127.0.0.1&max_packet=64")
+        .unwrap();
+    let to = ("127.0.0.1", ctx.port(rx).unwrap());
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut packet = Vec::new();
+    rosco::osc::encode_message("/first", &[], &mut packet).unwrap();
+    peer.send_to(&packet, to).unwrap();
+    peer.send_to(&[b'/'; 200], to).unwrap();
+    for i in 0..5 {
+        rosco::osc::encode_message(format!("/after{i}"), &[], &mut packet).unwrap();
+        peer.send_to(&packet, to).unwrap();
+    }
+    assert!(until(&ctx, || len(&log) == 6), "{:?}", log.lock().unwrap());
+}
+
+/// A listener whose port is taken on IPv6 is an error, not a listener on IPv4 alone that
+/// leaves IPv6 peers to whoever holds the port.
+#[test]
+fn a_port_taken_on_ipv6_is_an_error() {
+    let Ok(taken) = std::net::UdpSocket::bind("[::1]:0") else {
+        return eprintln!("skipped: no IPv6 loopback");
+    };
+    let port = taken.local_addr().unwrap().port();
+    let ctx = context(Mode::Poll);
+    assert!(ctx.open("rx", &format!("osc.udp://:{port}")).is_err());
+    let tcp = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    assert!(ctx.open("t", &format!("osc.tcp://:{port}")).is_err());
+}
+
+/// An IPv6 multicast group takes its interface by address as well as by name.
+#[test]
+fn an_ipv6_multicast_interface_by_address() {
+    let ctx = context(Mode::Poll);
+    let group = |iface: &str| format!("osc.udp://[ff02::7:7]:47123?iface={iface}");
+    if let Err(e) = ctx.open("a", &group("lo")) {
+        return eprintln!("skipped: no IPv6 multicast on lo: {e}");
+    }
+    ctx.open("b", &group("%3A%3A1")).unwrap();
+    assert!(ctx.open("c", &group("%3A%3A2")).is_err());
+}

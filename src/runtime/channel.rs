@@ -377,11 +377,12 @@ impl Channel {
             } => {
                 let (send, read) = listener_framing(t.framing);
                 let addr = SocketAddr::new(t.bind.unwrap_or(Ipv6Addr::UNSPECIFIED.into()), *port);
+                // IPv4 alone where the system has no IPv6 (not when the port is taken).
                 let listener = Listener::tcp(addr, t.bind.is_none()).or_else(|e| match t.bind {
-                    None => {
+                    None if udp::no_ipv6(&e) => {
                         Listener::tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), *port), false)
                     }
-                    Some(_) => Err(e),
+                    _ => Err(e),
                 })?;
                 Kind::Listener {
                     listener,

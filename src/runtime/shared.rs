@@ -423,7 +423,12 @@ impl Shared {
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        self.events.call(|callback| callback(&event));
+        // Caught here, as a method's panic is per packet: an event is emitted in the middle
+        // of reading a batch, whose other packets must not be lost to it.
+        let call = std::panic::AssertUnwindSafe(|| self.events.call(|callback| callback(&event)));
+        if std::panic::catch_unwind(call).is_err() {
+            self.log_panic("the event callback panicked");
+        }
         self.log(LogLevel::Debug, format_args!("event: {event:?}"));
     }
 

@@ -7,7 +7,7 @@ use super::sender_streams::SenderStreams;
 use super::url::{Host, IpFamily, UdpOptions};
 use crate::osc::framing::Framing;
 use parking_lot::Mutex;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::AtomicBool;
@@ -174,11 +174,45 @@ fn listen(port: u16, opts: &UdpOptions) -> io::Result<UdpSocket> {
         s.bind(&addr.into())?;
         finish(s)
     };
-    match opts.bind {
+    let s = match opts.bind {
         Some(ip) => bind(SocketAddr::new(ip, port)),
-        // Fall back to IPv4 where the system has no IPv6.
-        None => bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port))
-            .or_else(|_| bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))),
+        None => {
+            bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)).or_else(|e| {
+                match no_ipv6(&e) {
+                    true => bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)),
+                    false => Err(e),
+                }
+            })
+        }
+    }?;
+    // Replies go out from this socket.
+    set_unicast_ttl(&SockRef::from(&s), opts.ttl)?;
+    Ok(s)
+}
+
+/// True when binding the IPv6 wildcard failed because the system has no IPv6: then a
+/// listener falls back to IPv4 alone. Any other failure (the port taken) is the caller's:
+/// falling back then would leave IPv6 peers to whoever holds the port.
+pub(crate) fn no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// `?ttl=` for what a unicast or broadcast socket sends (multicast has its own option).
+fn set_unicast_ttl(s: &SockRef<'_>, ttl: Option<u8>) -> io::Result<()> {
+    let Some(ttl) = ttl else {
+        return Ok(());
+    };
+    match s.local_addr()?.is_ipv6() {
+        true => {
+            // A dual-stack socket sends to IPv4 peers with the IPv4 option; a socket that
+            // is IPv6 only refuses it, and needs it not.
+            let _ = s.set_ttl(ttl.into());
+            s.set_unicast_hops_v6(ttl.into())
+        }
+        false => s.set_ttl(ttl.into()),
     }
 }
 
@@ -204,6 +238,7 @@ fn sender(dest: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
         set_reuse(&s)?;
     }
     s.bind(&local.into())?;
+    set_unicast_ttl(&SockRef::from(&s), opts.ttl)?;
     finish(s)
 }
 
@@ -252,7 +287,13 @@ fn iface_ipv4(iface: &str) -> io::Result<Ipv4Addr> {
         return Ok(ip);
     }
     let index = iface_index(iface)?;
-    interface_ipv4_by_index(index).ok_or_else(|| {
+    let first = interface_addresses()
+        .into_iter()
+        .find_map(|(i, addr)| match addr {
+            IpAddr::V4(v4) if i == index => Some(v4),
+            _ => None,
+        });
+    first.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
             format!("interface '{iface}' has no IPv4 address"),
@@ -260,7 +301,19 @@ fn iface_ipv4(iface: &str) -> io::Result<Ipv4Addr> {
     })
 }
 
+/// An interface's index, from its name or one of its addresses.
 fn iface_index(iface: &str) -> io::Result<u32> {
+    if let Ok(ip) = iface.parse::<IpAddr>() {
+        let index = interface_addresses()
+            .into_iter()
+            .find(|&(_, addr)| addr == ip);
+        return index.map(|(i, _)| i).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no interface has the address {ip}"),
+            )
+        });
+    }
     let name = std::ffi::CString::new(iface)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
@@ -273,31 +326,41 @@ fn iface_index(iface: &str) -> io::Result<u32> {
     }
 }
 
-fn interface_ipv4_by_index(index: u32) -> Option<Ipv4Addr> {
+/// Every address of every interface, with the interface's index (empty if the system
+/// will not say).
+fn interface_addresses() -> Vec<(u32, IpAddr)> {
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `addrs` with a list we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
-        return None;
+        return Vec::new();
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = addrs;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
         let ifa = unsafe { &*cur };
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name_index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
-        let family = match ifa.ifa_addr.is_null() {
-            true => None,
-            // SAFETY: a non-null ifa_addr is a valid sockaddr owned by the list.
-            false => Some(unsafe { (*ifa.ifa_addr).sa_family } as i32),
-        };
-        if name_index == index && family == Some(libc::AF_INET) {
-            // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
-            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-            break;
-        }
         cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr is a valid sockaddr owned by the list, as long as its
+        // family says (sockaddr_in for AF_INET, sockaddr_in6 for AF_INET6).
+        let addr = unsafe {
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+                }
+                _ => continue,
+            }
+        };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        found.push((index, addr));
     }
     // SAFETY: `addrs` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(addrs) };
