@@ -4,48 +4,22 @@
 //! [`next_deadline`]: Scheduler::next_deadline
 
 use crate::time::TimeTag;
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 
 /// Items held until their time, released in time order (ties in insertion order). Times
-/// are OSC timetags by default; any ordered key works (O2 global seconds, say).
+/// are OSC timetags by default; any ordered key works (O2 global seconds, say). Both ends
+/// come out in logarithmic time: the earliest when due, the latest when room is needed.
 #[derive(Debug)]
 pub struct Scheduler<T, K = TimeTag> {
-    heap: BinaryHeap<Reverse<Entry<T, K>>>,
+    /// Keyed by time, then by insertion.
+    items: BTreeMap<(K, u64), T>,
     seq: u64,
-}
-
-#[derive(Debug)]
-struct Entry<T, K> {
-    at: K,
-    seq: u64,
-    item: T,
-}
-
-impl<T, K: Ord> PartialEq for Entry<T, K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<T, K: Ord> Eq for Entry<T, K> {}
-
-impl<T, K: Ord> PartialOrd for Entry<T, K> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<T, K: Ord> Ord for Entry<T, K> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (&self.at, self.seq).cmp(&(&other.at, other.seq))
-    }
 }
 
 impl<T, K: Ord> Default for Scheduler<T, K> {
     fn default() -> Self {
         Scheduler {
-            heap: BinaryHeap::new(),
+            items: BTreeMap::new(),
             seq: 0,
         }
     }
@@ -59,61 +33,48 @@ impl<T, K: Ord + Copy> Scheduler<T, K> {
 
     /// Holds `item` until `at`.
     pub fn push(&mut self, at: K, item: T) {
-        self.heap.push(Reverse(Entry {
-            at,
-            seq: self.seq,
-            item,
-        }));
+        self.items.insert((at, self.seq), item);
         self.seq += 1;
     }
 
     /// The earliest item whose time is at or before `now`, with its time.
     pub fn pop_due(&mut self, now: K) -> Option<(K, T)> {
-        if self.heap.peek()?.0.at > now {
+        let first = self.items.first_entry()?;
+        if first.key().0 > now {
             return None;
         }
-        let Reverse(e) = self.heap.pop()?;
-        Some((e.at, e.item))
+        let ((at, _), item) = first.remove_entry();
+        Some((at, item))
     }
 
     /// When the earliest item is due.
     pub fn next_deadline(&self) -> Option<K> {
-        self.heap.peek().map(|e| e.0.at)
+        self.items.keys().next().map(|&(at, _)| at)
     }
 
-    /// When the last item is due (a walk over every item).
-    pub fn latest(&self) -> Option<K> {
-        self.heap.iter().map(|e| &e.0).max().map(|e| e.at)
-    }
-
-    /// Takes out the item due last (the newest of those due then), with its time; a walk
-    /// over every item.
+    /// Takes out the item due last (the newest of those due then), with its time.
     pub fn pop_latest(&mut self) -> Option<(K, T)> {
-        let mut items = std::mem::take(&mut self.heap).into_vec();
-        let last = (0..items.len()).max_by(|&a, &b| items[a].0.cmp(&items[b].0));
-        let taken = last.map(|i| items.swap_remove(i).0);
-        self.heap = BinaryHeap::from(items);
-        taken.map(|e| (e.at, e.item))
+        self.items.pop_last().map(|((at, _), item)| (at, item))
+    }
+
+    /// The items from the one due last backwards, with their times.
+    pub fn latest_first(&self) -> impl Iterator<Item = (K, &T)> {
+        self.items.iter().rev().map(|(&(at, _), item)| (at, item))
     }
 
     /// Keeps only the items `keep` says yes to.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.heap.retain(|e| keep(&e.0.item));
-    }
-
-    /// The items held, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.heap.iter().map(|e| &e.0.item)
+        self.items.retain(|_, item| keep(item));
     }
 
     /// The number of items held.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.items.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.items.is_empty()
     }
 }
 
@@ -157,11 +118,12 @@ mod tests {
     #[test]
     fn the_latest_comes_out_and_a_filter_keeps_the_rest_in_order() {
         let mut s: Scheduler<&str, u32> = Scheduler::new();
-        assert_eq!((s.latest(), s.pop_latest()), (None, None));
+        assert_eq!(s.pop_latest(), None);
         for (at, item) in [(5, "a"), (9, "b"), (1, "c"), (9, "d"), (7, "e")] {
             s.push(at, item);
         }
-        assert_eq!(s.latest(), Some(9));
+        let order: Vec<_> = s.latest_first().map(|(at, &item)| (at, item)).collect();
+        assert_eq!(order, [(9, "d"), (9, "b"), (7, "e"), (5, "a"), (1, "c")]);
         assert_eq!(
             s.pop_latest(),
             Some((9, "d")),
@@ -169,7 +131,7 @@ mod tests {
         );
         assert_eq!(s.pop_latest(), Some((9, "b")));
         s.retain(|&item| item != "a");
-        assert_eq!(s.iter().count(), 2);
+        assert_eq!(s.len(), 2);
         assert_eq!(s.pop_due(10), Some((1, "c")));
         assert_eq!(s.pop_due(10), Some((7, "e")));
         assert!(s.is_empty());

@@ -548,7 +548,8 @@ public:
         if (o_.thread_user_free && threads_)
             throw Error(ROSCO_ERR_ARG, "rosco::Options::create",
                         "on_thread() and a raw thread_user_free: only one can own the thread user data");
-        if (o_.thread_user_free && raw_user_taken_->exchange(true))
+        // (Moved from, these Options no longer own it either.)
+        if (o_.thread_user_free && (!raw_user_taken_ || raw_user_taken_->exchange(true)))
             throw Error(ROSCO_ERR_ARG, "rosco::Options::create",
                         "the raw thread_user was taken over by a context created earlier");
         rosco_ctx_options o = o_;
@@ -1266,20 +1267,29 @@ class GateCall {
 public:
     explicit GateCall(MethodGate& g) noexcept : gate_(g) {
         std::lock_guard<std::mutex> lock(gate_.mu);
-        gate_.inside.push_back(std::this_thread::get_id());
+        try {
+            gate_.inside.push_back(std::this_thread::get_id());
+            recorded_ = true;
+        } catch (...) {
+            // No memory to note the call: it does not happen (as if removed), rather than
+            // run where removal could not wait for it.
+        }
     }
     ~GateCall() {
+        if (!recorded_) return;
         std::lock_guard<std::mutex> lock(gate_.mu);  // the last touch of the call
         auto& in = gate_.inside;
         in.erase(std::find(in.begin(), in.end(), std::this_thread::get_id()));
     }
     GateCall(const GateCall&) = delete;
     GateCall& operator=(const GateCall&) = delete;
-    /// True once removal has begun: the handler must not be called.
-    bool closed() const noexcept { return gate_.removed.load(std::memory_order_seq_cst); }
+    /// True once removal has begun (or the call could not be noted): the handler must not
+    /// be called.
+    bool closed() const noexcept { return !recorded_ || gate_.removed.load(std::memory_order_seq_cst); }
 
 private:
     MethodGate& gate_;
+    bool recorded_ = false;
 };
 
 /// Begins removal: no call enters the handler from now on. Then waits until no call of

@@ -12,12 +12,11 @@
 //! [`MAX_CLIENT_SERVICES`] services a client and [`MAX_SERVICES`] in all; what does not fit
 //! is dropped and reported ([`HostEvent::NotHeld`], [`HostEvent::ServiceRefused`]).
 
+use super::hold::{Global, HoldQueue};
 use super::message::{
     decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Error, O2ErrorKind, O2Message,
     MAX_TCP_FRAME,
 };
-use crate::schedule::Scheduler;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -185,31 +184,6 @@ struct Client {
     listing_refusal_reported: bool,
 }
 
-/// A held message: its body and its reliability.
-#[derive(Debug)]
-struct Held {
-    body: Vec<u8>,
-    reliable: bool,
-}
-
-/// O2 global time as a totally ordered scheduler key.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Global(f64);
-
-impl Eq for Global {}
-
-impl PartialOrd for Global {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Global {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// One O2lite host.
 #[derive(Debug)]
 pub struct HostSession {
@@ -219,9 +193,7 @@ pub struct HostSession {
     pending: Vec<(ConnId, f64)>,
     clients: HashMap<ConnId, Client>,
     services: BTreeMap<String, Owner>,
-    held: Scheduler<Held, Global>,
-    /// Bytes of the held bodies.
-    held_bytes: usize,
+    held: HoldQueue,
     /// Timestamped messages dropped instead of held.
     pub not_held: u64,
     /// A drop has been reported and no held message delivered since.
@@ -247,8 +219,7 @@ impl HostSession {
             pending: Vec::new(),
             clients: HashMap::new(),
             services: BTreeMap::new(),
-            held: Scheduler::new(),
-            held_bytes: 0,
+            held: HoldQueue::default(),
             not_held: 0,
             not_held_reported: false,
             unroutable: 0,
@@ -298,16 +269,7 @@ impl HostSession {
     /// offers the name next.
     /// One walk over the queue for all of `names` (a client leaving may take a thousand).
     fn remove_services(&mut self, names: BTreeSet<String>, out: &mut HostOutput) {
-        let before = self.held.len();
-        self.held.retain(|h| {
-            let service = decode(&h.body)
-                .ok()
-                .and_then(|m| std::str::from_utf8(m.service()).ok());
-            !service.is_some_and(|s| names.contains(s))
-        });
-        if self.held.len() < before {
-            self.held_bytes = self.held.iter().map(|h| h.body.len()).sum();
-        }
+        self.held.remove_services(&names);
         for name in names {
             self.services.remove(&name);
             out.events.push(HostEvent::ServiceRemoved { name });
@@ -633,29 +595,28 @@ impl HostSession {
             return self.drop_timed("a timestamp not finite or too far ahead", out);
         }
         // A message for no known service is not held: it is dropped (and reported) now.
-        let known = std::str::from_utf8(msg.service()).is_ok_and(|s| self.services.contains_key(s));
-        if ts > 0.0 && ahead > 0.0 && known {
-            let body = msg.as_bytes();
-            let fits =
-                |h: &Self| h.held.len() < MAX_HELD && h.held_bytes + body.len() <= MAX_HELD_BYTES;
-            // Full: what is due last makes room (delivered early) for what is due sooner,
-            // so a flood of far-future messages cannot make everyone else's early.
-            while !fits(self) && self.held.latest().is_some_and(|latest| latest > Global(ts)) {
-                let Some((_, early)) = self.held.pop_latest() else {
-                    break;
-                };
-                self.held_bytes -= early.body.len();
-                self.drop_timed(FULL, out);
-                if let Ok(m) = decode(&early.body) {
-                    self.forward(&m, early.reliable, out);
+        let service = std::str::from_utf8(msg.service())
+            .ok()
+            .filter(|s| self.services.contains_key(*s));
+        if let (true, Some(service)) = (ts > 0.0 && ahead > 0.0, service) {
+            // Full: what is due after it makes room, delivered early, if enough of it can;
+            // else this one goes early. Nothing is lost, and a flood of far-future
+            // messages cannot make everyone else's early.
+            match self
+                .held
+                .hold(Global(ts), service, msg.as_bytes(), reliable)
+            {
+                Some(early) => {
+                    for held in early {
+                        self.drop_timed(FULL, out);
+                        if let Ok(m) = decode(&held.body) {
+                            self.forward(&m, held.reliable, out);
+                        }
+                    }
+                    return;
                 }
+                None => self.drop_timed(FULL, out),
             }
-            if fits(self) {
-                self.held_bytes += body.len();
-                let body = body.to_vec();
-                return self.held.push(Global(ts), Held { body, reliable });
-            }
-            self.drop_timed(FULL, out);
         }
         self.forward(msg, reliable, out);
     }
@@ -730,8 +691,7 @@ impl HostSession {
     /// Releases held messages that are due and closes connections that did not send `con`
     /// in time; returns when to come back (local time).
     pub fn tick(&mut self, now: f64, out: &mut HostOutput) -> Option<f64> {
-        while let Some((_, held)) = self.held.pop_due(Global(self.global_time(now))) {
-            self.held_bytes -= held.body.len();
+        while let Some(held) = self.held.pop_due(Global(self.global_time(now))) {
             self.not_held_reported = false;
             if let Ok(msg) = decode(&held.body) {
                 self.forward(&msg, held.reliable, out);
@@ -1049,7 +1009,7 @@ mod tests {
         }
         let bad = "a timestamp not finite or too far ahead";
         assert_eq!(reports(&mut h), [(bad, 1)]);
-        assert!(h.local.is_empty() && host.held.is_empty());
+        assert!(h.local.is_empty() && (host.held.len() == 0));
         assert_eq!(host.not_held, 4);
         // Just far enough is held; a delivery makes the next drop reported again.
         send(&mut host, far, O2Arg::Int(0), &mut h);
@@ -1076,22 +1036,34 @@ mod tests {
         assert_eq!(h.local.len(), MAX_HELD);
         let last = decode(&h.local[MAX_HELD - 1].0).unwrap();
         assert_eq!(last.args().next(), Some(O2Arg::Int(MAX_HELD as i32 - 1)));
-        assert_eq!((host.held.len(), host.held_bytes), (0, 0));
-        // So does a queue holding its weight in bytes.
+        assert_eq!((host.held.len(), host.held.bytes()), (0, 0));
+        // So does a queue holding its weight in bytes; the small far one cannot make room
+        // for a blob, so it stays and the blob goes early (nothing early for nothing).
         h.local.clear();
         send(&mut host, far, O2Arg::Int(0), &mut h);
+        let far_bytes = host.held.bytes();
         let blob = vec![0; 60_000];
         let count = MAX_HELD_BYTES / blob.len() + 1;
         for _ in 0..count {
             send(&mut host, 4.0, O2Arg::Blob(&blob), &mut h);
         }
         assert_eq!(reports(&mut h), [(full, 7)]);
-        assert_eq!(h.local.len(), 2, "the far one, then the last blob");
+        assert_eq!(h.local.len(), 1, "the last blob");
         host.tick(4.0, &mut h);
-        let big = h.local[2].0.len();
-        assert_eq!(h.local.len() - 2, MAX_HELD_BYTES / big);
-        assert_eq!(h.local.len(), count + 1);
-        assert_eq!((host.held.len(), host.held_bytes), (0, 0));
+        let big = h.local[0].0.len();
+        assert_eq!(h.local.len() - 1, (MAX_HELD_BYTES - far_bytes) / big);
+        assert_eq!(h.local.len(), count);
+        assert_eq!((host.held.len(), host.held.bytes()), (1, far_bytes));
+        // Enough due later makes room: the newest due at 5.0 goes early for one due at 4.5.
+        let mut host = HostSession::new(0.0);
+        host.add_local_service("s", &mut h).unwrap();
+        for _ in 0..MAX_HELD {
+            send(&mut host, 5.0, O2Arg::Int(1), &mut h);
+        }
+        h.local.clear();
+        send(&mut host, 4.5, O2Arg::Int(2), &mut h);
+        assert_eq!(h.local.len(), 1, "one due at 5.0, the newest");
+        assert_eq!(host.held.len(), MAX_HELD);
     }
 
     #[test]
@@ -1119,7 +1091,7 @@ mod tests {
         assert_eq!(host.held.len(), MAX_HELD);
         host.closed(1, &mut h);
         assert!(
-            host.held.is_empty() && host.held_bytes == 0,
+            (host.held.len() == 0) && host.held.bytes() == 0,
             "gone with the client"
         );
         // A client's message due at 1.5 is held, not delivered early.
@@ -1130,7 +1102,7 @@ mod tests {
         assert_eq!(host.tick(1.0, &mut h), Some(1.5));
         // The host's own service withdrawn takes its held messages too.
         assert!(host.remove_local_service("s", &mut h));
-        assert!(host.held.is_empty());
+        assert!((host.held.len() == 0));
     }
 
     #[test]
@@ -1256,7 +1228,7 @@ mod tests {
             encode_udp(&mut body, 1e8, b"/nosuchservice/x", [O2Arg::Int(1)]).unwrap();
             host.udp_datagram(&body, 1.0, &mut h).unwrap();
         }
-        assert!(host.held.is_empty());
+        assert!((host.held.len() == 0));
         assert_eq!(host.unroutable, (MAX_HELD + 10) as u64);
         // A client's timed message is held and delivered.
         body.clear();

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod clock;
 pub mod discovery;
+mod hold;
 pub mod host;
 pub mod message;
 

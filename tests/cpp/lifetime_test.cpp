@@ -365,6 +365,15 @@ void a_raw_thread_user_goes_to_one_context() {
     both.on_thread([](std::string_view) {}, nullptr);
     CHECK_THROWS_STATUS(rosco::Context(both), ROSCO_ERR_ARG);
     free_raw_user(both.raw().thread_user);  // never taken over: still the caller's
+    // Moved from, Options no longer own it: the moved-to ones do.
+    rosco::Options moving;
+    moving.mode(rosco::Mode::threaded);
+    moving.raw().thread_user = new int(3);
+    moving.raw().thread_user_free = &free_raw_user;
+    rosco::Options moved = std::move(moving);
+    CHECK_THROWS_STATUS(rosco::Context(moving), ROSCO_ERR_ARG);
+    { rosco::Context taker(moved); }
+    CHECK_EQ(raw_user_frees.load(), 3);
 }
 
 }  // namespace
