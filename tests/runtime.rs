@@ -2293,6 +2293,11 @@ fn ttl_applies_to_unicast_senders() {
     assert_eq!(set, 0);
     let ctx = context(Mode::Poll);
     let port = rx.local_addr().unwrap().port();
+    // 0 is for multicast (this host only); a unicast socket takes it as 1.
+    ctx.open("zero", &format!("osc.udp://127.0.0.1:{port}?ttl=0"))
+        .unwrap();
+    ctx.open("zero-listener", "osc.udp://:0?bind=0.0.0.0&ttl=0")
+        .unwrap();
     let tx = ctx
         .open("tx", &format!("osc.udp://127.0.0.1:{port}?ttl=7"))
         .unwrap();

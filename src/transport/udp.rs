@@ -201,8 +201,9 @@ pub(crate) fn no_ipv6(e: &io::Error) -> bool {
 }
 
 /// `?ttl=` for what a unicast or broadcast socket sends (multicast has its own option).
+/// At least 1: the system refuses 0 for unicast (it means "this host" for multicast only).
 fn set_unicast_ttl(s: &SockRef<'_>, ttl: Option<u8>) -> io::Result<()> {
-    let Some(ttl) = ttl else {
+    let Some(ttl) = ttl.map(|t| t.max(1)) else {
         return Ok(());
     };
     match s.local_addr()?.is_ipv6() {

@@ -161,7 +161,8 @@ pub struct UdpOptions {
     /// `?iface=NAME|ADDR`: the interface for multicast (percent-decoded, not checked against
     /// the system's interfaces here).
     pub iface: Option<String>,
-    /// `?ttl=N`: time to live of outgoing packets.
+    /// `?ttl=N`: time to live of outgoing packets (0, "this host", is for multicast: a
+    /// unicast or broadcast socket takes it as 1, the least the system allows there).
     pub ttl: Option<u8>,
     /// `?loop=0|1`: whether multicast sent from this socket loops back to this machine.
     pub loopback: Option<bool>,
