@@ -284,6 +284,13 @@ impl Context {
         IN_POLL.with(|polls| polls[..depth].iter().any(|id| id.get() == me))
     }
 
+    /// Poll mode's engine, unless a poll holds it (on another thread, or this one's from a
+    /// callback): a close on another thread may hold it for an instant to drop its poll set
+    /// (`forget_poll_set`), which is waited out rather than taken for a poll.
+    fn lock_engine(&self) -> Option<parking_lot::MutexGuard<'_, Option<Engine>>> {
+        self.engine.try_lock_for(Duration::from_millis(2))
+    }
+
     fn on_io_thread(&self) -> bool {
         let me = std::thread::current().id();
         self.io_thread == Some(me)
@@ -335,7 +342,7 @@ impl Context {
     fn poll_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
         match self.shared.options.mode {
             Mode::Poll => {
-                let Some(mut engine) = self.engine.try_lock() else {
+                let Some(mut engine) = self.lock_engine() else {
                     return Err(Error::Busy);
                 };
                 let Some(engine) = engine.as_mut() else {
@@ -437,7 +444,7 @@ impl Context {
             }
             match self.shared.options.mode {
                 Mode::Poll => {
-                    let Some(mut engine) = self.engine.try_lock() else {
+                    let Some(mut engine) = self.lock_engine() else {
                         return Err(Error::Busy);
                     };
                     // Callbacks run in this turn as in `poll`'s.
