@@ -324,8 +324,6 @@ enum SlipState {
 pub struct Deframer {
     /// Chosen framing; `None` while [`DeframeMode::Detect`] is still undecided.
     framing: Option<Framing>,
-    /// The length header read when the framing has one.
-    header: LengthHeader,
     max_frame: usize,
     /// Bytes seen before detection decided (at most 4).
     detect: [u8; HEADER],
@@ -371,10 +369,6 @@ impl Deframer {
                 DeframeMode::Fixed(Framing::SlipSingleEnd) => Some(Framing::Slip),
                 DeframeMode::Fixed(f) => Some(f),
                 DeframeMode::Detect => None,
-            },
-            header: match mode {
-                DeframeMode::Fixed(f) => f.length_header().unwrap_or(LengthHeader::OSC),
-                DeframeMode::Detect => LengthHeader::OSC,
             },
             max_frame,
             detect: [0; HEADER],
@@ -550,7 +544,7 @@ impl Deframer {
     /// Length-prefix input: copies at most up to the end of the current header
     /// or frame, then checks it, so the body of an oversize frame is never copied.
     fn push_length_prefixed(&mut self, mut bytes: &[u8]) {
-        let header = self.header.size();
+        let header = self.length_header().size();
         while !bytes.is_empty() && !self.closed {
             let have = self.end - self.frame_start;
             let need = if have < header {
@@ -568,14 +562,21 @@ impl Deframer {
         }
     }
 
+    /// The length header of the framing in use (detection only ever picks OSC 1.0's).
+    fn length_header(&self) -> LengthHeader {
+        self.framing
+            .and_then(Framing::length_header)
+            .unwrap_or(LengthHeader::OSC)
+    }
+
     /// Length announced by the header at `frame_start` (which must be complete).
     fn announced_len(&self) -> usize {
-        self.header.read(&self.buf[self.frame_start..])
+        self.length_header().read(&self.buf[self.frame_start..])
     }
 
     /// Queues every complete length-prefixed frame after `frame_start`.
     fn scan_length_prefixed(&mut self) {
-        let header = self.header.size();
+        let header = self.length_header().size();
         while !self.closed && self.end - self.frame_start >= header {
             let len = self.announced_len();
             if len > self.max_frame {

@@ -1074,7 +1074,7 @@ fn apply_header_layout(params: &[Param<'_>], framing: &mut Option<StreamFraming>
     let (mut field, mut at, mut size) = (None, None, None);
     for p in params {
         match p.key {
-            "length_field" => field = Some((p, p.length_field()?)),
+            "length_field" => field = Some(p.length_field()?),
             "length_at" => at = Some((p, p.number(0, 254, "out of range (0-254)")?)),
             "header" => size = Some((p, p.number(1, 255, "out of range (1-255)")?)),
             _ => {}
@@ -1086,7 +1086,7 @@ fn apply_header_layout(params: &[Param<'_>], framing: &mut Option<StreamFraming>
     if *framing != Some(StreamFraming::Length) {
         return first.fail("only with framing=length");
     }
-    let (width, little_endian) = field.map_or((4, false), |(_, f)| f);
+    let (width, little_endian) = field.unwrap_or((4, false));
     let offset = at.map_or(0, |(_, n)| n);
     let len = size.map_or(offset + width, |(_, n)| n);
     match (
