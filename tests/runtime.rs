@@ -2383,3 +2383,33 @@ fn an_ipv6_multicast_interface_by_address() {
     ctx.open("b", &group("%3A%3A1")).unwrap();
     assert!(ctx.open("c", &group("%3A%3A2")).is_err());
 }
+
+/// Over IPv6 a UDP payload may reach 65,527 bytes (no IPv4 header inside the 16-bit
+/// length): the largest OSC packet that fits, 65,524 bytes, arrives whole; over IPv4 the
+/// limit stays 65,507.
+#[test]
+fn ipv6_datagrams_take_the_ipv6_size_limit() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        return eprintln!("skipped: no IPv6 loopback");
+    }
+    let ctx = context(Mode::Poll);
+    let log = record(&ctx);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=::1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    let tx = ctx.open("tx", &format!("osc.udp://[::1]:{port}")).unwrap();
+    // "/b", ",b", the blob's size: 12 bytes before the blob.
+    let blob = vec![7u8; 65_524 - 12];
+    ctx.send(tx, "/b", &[Arg::Blob(&blob)]).unwrap();
+    assert!(until(&ctx, || len(&log) == 1));
+    assert_eq!(ctx.stats(rx).unwrap().bytes_in, 65_524);
+    let too_long = vec![0u8; 65_528];
+    assert!(matches!(
+        ctx.send_packet(tx, &too_long),
+        Err(Error::Encode(EncodeError::TooLarge))
+    ));
+    let v4 = ctx.open("v4", "osc.udp://127.0.0.1:9").unwrap();
+    assert!(matches!(
+        ctx.send(v4, "/b", &[Arg::Blob(&blob)]),
+        Err(Error::Encode(EncodeError::TooLarge))
+    ));
+}

@@ -711,9 +711,6 @@ thread_local! {
 /// path, as it was before framed channels shared it.
 #[inline(always)]
 fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest, max: usize) -> Result<(), Error> {
-    if datagram.len() > max.min(udp::MAX_DATAGRAM) {
-        return Err(Error::Encode(EncodeError::TooLarge));
-    }
     let to = match dest {
         Dest::Addr(a) => a,
         Dest::Default => ep.dest.ok_or(Error::Unsupported(
@@ -721,6 +718,9 @@ fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest, max: usize) -> R
         ))?,
         Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
     };
+    if datagram.len() > max.min(udp::max_payload(to)) {
+        return Err(Error::Encode(EncodeError::TooLarge));
+    }
     match (ep.connected, dest) {
         // (`send_to` on a connected socket fails on some systems.)
         (true, _) if ep.dest.map(udp::canonical) != Some(udp::canonical(to)) => {

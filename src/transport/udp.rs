@@ -14,8 +14,14 @@ use std::sync::atomic::AtomicBool;
 
 /// Room for any UDP payload; a datagram filling it was truncated by the kernel.
 pub(crate) const RECV_BUFFER: usize = 65_536;
-/// The largest UDP payload over IPv4.
-pub(crate) const MAX_DATAGRAM: usize = 65_507;
+/// The largest UDP payload to `to`: 65,535 bytes less the UDP header, and over IPv4 (a
+/// mapped address included) less the IPv4 header too, which its 16-bit total length counts.
+pub(crate) fn max_payload(to: SocketAddr) -> usize {
+    match canonical(to) {
+        SocketAddr::V4(_) => 65_507,
+        SocketAddr::V6(_) => 65_527,
+    }
+}
 /// Kernel receive buffer asked for, so bursts are not dropped before they are read.
 const SOCKET_RECV_BUFFER: usize = 4 << 20;
 
