@@ -173,6 +173,8 @@ fn coerce(arg: Arg<'_>, to: u8) -> Arg<'_> {
     match (to, arg) {
         (b'i', a) if a.tag() != b'i' => Arg::Int(a.as_i64().unwrap_or(0) as i32),
         (b'h', a) if a.tag() != b'h' => Arg::Long(a.as_i64().unwrap_or(0)),
+        // Rounded once, as liblo does (through `f64` a 64-bit integer is rounded twice).
+        (b'f', Arg::Long(v)) => Arg::Float(v as f32),
         (b'f', a) if a.tag() != b'f' => Arg::Float(a.as_f64().unwrap_or(0.0) as f32),
         (b'd', a) if a.tag() != b'd' => Arg::Double(a.as_f64().unwrap_or(0.0)),
         (b's', Arg::Symbol(s)) => Arg::Str(s),
@@ -508,8 +510,11 @@ impl Dispatcher {
         callback: impl Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync + 'static,
     ) -> Result<MethodId, MethodError> {
         let typespec = TypeSpec::parse(typespec)?;
-        let re = regex::bytes::Regex::new(&format!("^(?:{regex})$"))
-            .map_err(|e| MethodError::BadRegex(e.to_string()))?;
+        let bad = |e: regex::Error| MethodError::BadRegex(e.to_string());
+        // Checked alone first: an unbalanced `)` would otherwise close the anchoring group
+        // and match part of an address.
+        regex::bytes::Regex::new(regex).map_err(bad)?;
+        let re = regex::bytes::Regex::new(&format!("^(?:{regex})$")).map_err(bad)?;
         Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, Box::new(callback))))
     }
 
@@ -527,8 +532,14 @@ impl Dispatcher {
             for &i in &t.order {
                 t.method(i).alive.store(false, Ordering::Release);
             }
-            // A new table: no copy of the old one for a dispatch that may hold it.
-            std::mem::take(t)
+            // A new table: no copy of the old one for a dispatch that may hold it. Its
+            // handles carry on from the old one's, so no old handle reaches a new method.
+            let fresh = MethodTable {
+                methods: t.methods.emptied(),
+                next_seq: t.next_seq,
+                ..MethodTable::default()
+            };
+            std::mem::replace(t, Arc::new(fresh))
         });
         // As in `remove_method`: the methods go after the lock is released.
         drop(old);
@@ -790,6 +801,12 @@ mod tests {
         send(&d, "/x", &[Arg::Double(2.5), Arg::Long(3)]);
         send(&d, "/x", &[Arg::Int(2), Arg::Float(3.0)]);
         assert_eq!(take(&log), ["if:Int(2),Float(3.0)"]);
+        // A 64-bit integer becomes the nearest float, as liblo's `(float)` gives it (by
+        // way of `f64` it was rounded twice: 1.1529215e18).
+        d.set_coercion(true);
+        let long = (1i64 << 60) + (1 << 36) + 1;
+        send(&d, "/x", &[Arg::Int(0), Arg::Long(long)]);
+        assert_eq!(take(&log), [format!("if:Int(0),Float({:?})", long as f32)]);
         assert!(matches!(
             d.add_method(Some("/x"), Some("iq"), |_, _| Flow::Handled),
             Err(MethodError::BadTypeSpec { tag: b'q' })
@@ -977,5 +994,31 @@ mod tests {
         send(&d, "/v12/onx", &[]);
         assert_eq!(take(&log), ["re:"]);
         assert!(d.add_regex_method("(", None, |_, _| Flow::Handled).is_err());
+        // An unbalanced `)` is refused, not left to close the anchoring group.
+        let unbalanced = d.add_regex_method("/a)|(?:b", None, |_, _| Flow::Handled);
+        assert!(matches!(unbalanced, Err(MethodError::BadRegex(_))));
+        send(&d, "/abc/def", &[]);
+        assert_eq!(take(&log), Vec::<String>::new());
+        d.add_regex_method("(?i)/UP", None, logger(&log, "i", Flow::PassOn))
+            .unwrap();
+        send(&d, "/up", &[]);
+        assert_eq!(take(&log), ["i:"]);
+    }
+
+    /// After `clear`, a handle from before reaches none of the methods added since.
+    #[test]
+    fn cleared_handles_stay_stale() {
+        let d = Dispatcher::new();
+        let old = d
+            .add_method(Some("/a"), None, |_, _| Flow::Handled)
+            .unwrap();
+        d.clear();
+        let new = d
+            .add_method(Some("/b"), None, |_, _| Flow::Handled)
+            .unwrap();
+        assert_ne!(old, new);
+        assert!(!d.remove_method(old));
+        assert_eq!(d.len(), 1);
+        assert!(d.remove_method(new));
     }
 }

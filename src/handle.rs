@@ -110,6 +110,23 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// An empty slab whose handles differ from every handle this one gave out: each
+    /// occupied slot's generation moves on, as if it were removed.
+    pub(crate) fn emptied(&self) -> Slab<T> {
+        let slots = self.slots.iter().map(|s| Slot {
+            generation: match s.value {
+                Some(_) => s.generation.checked_add(1).unwrap_or(1),
+                None => s.generation,
+            },
+            value: None,
+        });
+        Slab {
+            slots: slots.collect(),
+            free: (0..self.slots.len() as u32).rev().collect(),
+            len: 0,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -155,5 +172,21 @@ mod tests {
             [(b, "b")]
         );
         assert_eq!(slab.remove(Handle::from_bits(b.to_bits())), Some("b"));
+    }
+
+    #[test]
+    fn an_emptied_slab_gives_no_old_handle_again() {
+        let mut slab = Slab::default();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        slab.remove(b);
+        let c = slab.insert("c");
+        let mut empty = slab.emptied();
+        assert_eq!((empty.len(), empty.get(a), empty.get(c)), (0, None, None));
+        let fresh = [empty.insert("x"), empty.insert("y"), empty.insert("z")];
+        for old in [a, b, c] {
+            assert!(!fresh.contains(&old), "{old:?} given again");
+        }
+        assert_eq!(empty.len(), 3);
     }
 }
