@@ -1145,7 +1145,9 @@ void rosco_sub_free(struct rosco_sub *sub);
 // Thread-safe.
 uint64_t rosco_timetag_now(void);
 
-// The timetag of a moment given in seconds since the Unix epoch.
+// The timetag of a moment given in seconds since the Unix epoch. Clamped to what a
+// timetag can name: a moment before 1900 (or NaN) gives 0, one after early 2104 (or
+// infinity) the last nameable moment, as the Rust API does.
 //
 // Thread-safe.
 uint64_t rosco_timetag_from_unix(double seconds);

@@ -13,15 +13,14 @@ pub extern "C" fn rosco_timetag_now() -> u64 {
     TimeTag::now().to_bits()
 }
 
-/// The timetag of a moment given in seconds since the Unix epoch.
+/// The timetag of a moment given in seconds since the Unix epoch. Clamped to what a
+/// timetag can name: a moment before 1900 (or NaN) gives 0, one after early 2104 (or
+/// infinity) the last nameable moment, as the Rust API does.
 ///
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn rosco_timetag_from_unix(seconds: f64) -> u64 {
-    match seconds.is_finite() {
-        true => TimeTag::from_unix_secs_f64(seconds).to_bits(),
-        false => 0,
-    }
+    TimeTag::from_unix_secs_f64(seconds).to_bits()
 }
 
 /// Seconds since the Unix epoch of a timetag (correct past 2036).
