@@ -604,3 +604,70 @@ fn packet_control_envelopes_are_written_and_read() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the packet the envelope carries"));
 }
+
+#[test]
+fn send_and_dump_refuse_what_they_cannot_do() {
+    assert_usage_error(&["dump", "osc.udp://127.0.0.1:9"], "dump listens");
+    assert_usage_error(&["send", "osc.tcp://:9", "/a"], "listens");
+    assert_usage_error(
+        &[
+            "send",
+            "--at",
+            "1",
+            "--raw",
+            "2f6100002c000000",
+            "osc.udp://127.0.0.1:9",
+        ],
+        "--at",
+    );
+    assert_usage_error(
+        &[
+            "send",
+            "--tcp-framing",
+            "slip",
+            "osc.udp://127.0.0.1:9",
+            "/a",
+        ],
+        "--tcp-framing",
+    );
+    assert_usage_error(&["send", "osc.udp://:9?iface=lo", "/a"], "multicast group");
+    // An argument that is not UTF-8: a usage error, not a panic.
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_rosco"))
+        .args(["encode", "/a", "s"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xe9t\xe9"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
+/// `dump osc.unix:///PATH` binds PATH, as oscdump does, and prints text as its bytes: a
+/// char as one byte, a string that is not UTF-8 unchanged.
+#[test]
+fn dump_binds_a_unix_path_and_prints_text_bytes() {
+    use std::process::Stdio;
+    let path = std::env::temp_dir().join(format!("rosco-cli-dump-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("osc.unix://{}", path.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rosco"))
+        .args(["dump", "--count", "1", "--timeout", "10", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let dump = Dump(Some(child));
+    wait_line(&lines, |l| {
+        l.contains("listening on osc.unix://").then_some(())
+    });
+    // /u ,cs 0xc3 "\xe9t\xe9"
+    let raw = "2f7500002c637300000000c3e974e900";
+    let sent = rosco(&["send", "--raw", raw, &url]);
+    assert!(sent.status.success(), "{sent:?}");
+    let out = dump.wait_with_output();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{out:?}");
+    let line = out.stdout.splitn(2, |&b| b == b' ').nth(1).unwrap();
+    assert_eq!(line, b"/u cs '\xc3' \"\xe9t\xe9\"\n");
+}

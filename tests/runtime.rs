@@ -2413,3 +2413,15 @@ fn ipv6_datagrams_take_the_ipv6_size_limit() {
         Err(Error::Encode(EncodeError::TooLarge))
     ));
 }
+
+/// `?bind=` alone on a connecting TCP URL binds that address (any port), as on UDP.
+#[test]
+fn a_tcp_client_binds_its_address_without_a_local_port() {
+    let ctx = context(Mode::Threaded);
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = raw.local_addr().unwrap().port();
+    let url = format!("osc.tcp://127.0.0.1:{port}?bind=127.0.0.2");
+    ctx.open("client", &url).unwrap();
+    let (_conn, from) = raw.accept().unwrap();
+    assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+}

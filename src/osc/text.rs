@@ -5,23 +5,33 @@
 use super::decode::{Message, Packet};
 use super::types::Arg;
 use std::fmt;
+use std::io;
 
 /// Displays a message as `address types args...`.
 #[derive(Debug, Clone, Copy)]
 pub struct Text<'m, 'a>(pub &'m Message<'a>);
 
 impl fmt::Display for Text<'_, '_> {
+    /// [`write_raw`](Text::write_raw)'s line, bytes that are not UTF-8 replaced.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = Vec::new();
+        self.write_raw(&mut line).map_err(|_| fmt::Error)?;
+        f.write_str(&String::from_utf8_lossy(&line))
+    }
+}
+
+impl Text<'_, '_> {
+    /// Writes the line as oscdump does: the address, type tags, strings, symbols and chars
+    /// as the bytes they are (they need not be UTF-8, which [`Display`](fmt::Display)
+    /// replaces; a char is one byte).
+    pub fn write_raw(&self, out: &mut impl io::Write) -> io::Result<()> {
         let m = self.0;
-        write!(
-            f,
-            "{} {}",
-            String::from_utf8_lossy(m.address()),
-            String::from_utf8_lossy(m.typetags())
-        )?;
+        out.write_all(m.address())?;
+        out.write_all(b" ")?;
+        out.write_all(m.typetags())?;
         for arg in m.args() {
-            f.write_str(" ")?;
-            write_arg(f, &arg)?;
+            out.write_all(b" ")?;
+            write_arg(out, &arg)?;
         }
         Ok(())
     }
@@ -48,59 +58,70 @@ impl fmt::Display for PacketText<'_, '_> {
     }
 }
 
-fn write_arg(f: &mut fmt::Formatter<'_>, arg: &Arg<'_>) -> fmt::Result {
+fn write_arg(out: &mut impl io::Write, arg: &Arg<'_>) -> io::Result<()> {
     match *arg {
-        Arg::Int(v) => write!(f, "{v}"),
-        Arg::Long(v) => write!(f, "{v}"),
-        Arg::Float(v) => write_c_float(f, v as f64),
-        Arg::Double(v) => write_c_float(f, v),
-        Arg::Str(s) => write!(f, "\"{}\"", String::from_utf8_lossy(s)),
-        Arg::Symbol(s) => write!(f, "'{}", String::from_utf8_lossy(s)),
-        Arg::Char(c) => write!(f, "'{}'", c as char),
-        Arg::Blob(b) => {
-            write!(f, "[{}b ", b.len())?;
-            write_bytes(f, b)?;
-            f.write_str("]")
+        Arg::Int(v) => write!(out, "{v}"),
+        Arg::Long(v) => write!(out, "{v}"),
+        Arg::Float(v) => write_c_float(out, v as f64),
+        Arg::Double(v) => write_c_float(out, v),
+        Arg::Str(s) => {
+            out.write_all(b"\"")?;
+            out.write_all(s)?;
+            out.write_all(b"\"")
         }
-        Arg::Time(t) => write!(f, "{t}"),
+        Arg::Symbol(s) => {
+            out.write_all(b"'")?;
+            out.write_all(s)
+        }
+        Arg::Char(c) => out.write_all(&[b'\'', c, b'\'']),
+        Arg::Blob(b) => {
+            write!(out, "[{}b ", b.len())?;
+            write_bytes(out, b)?;
+            out.write_all(b"]")
+        }
+        Arg::Time(t) => write!(out, "{t}"),
         Arg::Midi(b) => {
             let [p, s, d1, d2] = b;
-            write!(f, "MIDI [0x{p:02x} 0x{s:02x} 0x{d1:02x} 0x{d2:02x}]")
+            write!(out, "MIDI [0x{p:02x} 0x{s:02x} 0x{d1:02x} 0x{d2:02x}]")
         }
         Arg::Rgba(b) => {
             let [r, g, bl, a] = b;
-            write!(f, "RGBA [0x{r:02x} 0x{g:02x} 0x{bl:02x} 0x{a:02x}]")
+            write!(out, "RGBA [0x{r:02x} 0x{g:02x} 0x{bl:02x} 0x{a:02x}]")
         }
-        Arg::True => f.write_str("#T"),
-        Arg::False => f.write_str("#F"),
-        Arg::Nil => f.write_str("Nil"),
-        Arg::Impulse => f.write_str("Infinitum"),
-        Arg::Bool(b) => write!(f, "{b}"),
-        Arg::ArrayStart => f.write_str("["),
-        Arg::ArrayEnd => f.write_str("]"),
+        Arg::True => out.write_all(b"#T"),
+        Arg::False => out.write_all(b"#F"),
+        Arg::Nil => out.write_all(b"Nil"),
+        Arg::Impulse => out.write_all(b"Infinitum"),
+        Arg::Bool(b) => write!(out, "{b}"),
+        Arg::ArrayStart => out.write_all(b"["),
+        Arg::ArrayEnd => out.write_all(b"]"),
     }
 }
 
 /// C's `%f`: six decimals, and `nan`/`inf` spelled the C way.
-fn write_c_float(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
+fn write_c_float(out: &mut impl io::Write, v: f64) -> io::Result<()> {
     if v.is_nan() {
-        f.write_str(if v.is_sign_negative() { "-nan" } else { "nan" })
+        out.write_all(if v.is_sign_negative() {
+            b"-nan"
+        } else {
+            b"nan"
+        })
     } else if v.is_infinite() {
-        f.write_str(if v < 0.0 { "-inf" } else { "inf" })
+        out.write_all(if v < 0.0 { b"-inf" } else { b"inf" })
     } else {
-        write!(f, "{v:.6}")
+        write!(out, "{v:.6}")
     }
 }
 
 /// Blob bytes as C's `%#02x` prints them: `00` for zero, `0x1`, `0xff`.
-fn write_bytes(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+fn write_bytes(out: &mut impl io::Write, bytes: &[u8]) -> io::Result<()> {
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
-            f.write_str(" ")?;
+            out.write_all(b" ")?;
         }
         match b {
-            0 => f.write_str("00")?,
-            b => write!(f, "{b:#x}")?,
+            0 => out.write_all(b"00")?,
+            b => write!(out, "{b:#x}")?,
         }
     }
     Ok(())
@@ -150,6 +171,25 @@ mod tests {
             "/a/b ff nan -inf"
         );
         assert_eq!(text(&[]), "/a/b ");
+        // Raw: text bytes as they are, a char as one byte, the rest as displayed.
+        let args = [
+            Arg::Char(0xc3),
+            Arg::Str(b"\xe9t\xe9"),
+            Arg::Symbol(b"\xff"),
+            Arg::Int(3),
+        ];
+        let mut buf = Vec::new();
+        encode_message(b"/\xe9", &args, &mut buf).unwrap();
+        let Ok(Packet::Message(m)) = decode(&buf) else {
+            unreachable!()
+        };
+        let mut raw = Vec::new();
+        Text(&m).write_raw(&mut raw).unwrap();
+        assert_eq!(raw, b"/\xe9 csSi '\xc3' \"\xe9t\xe9\" '\xff 3");
+        assert_eq!(
+            Text(&m).to_string(),
+            "/\u{fffd} csSi '\u{fffd}' \"\u{fffd}t\u{fffd}\" '\u{fffd} 3"
+        );
         assert_eq!(
             text(&[Arg::Time(crate::TimeTag::new(0xe8e1f480, 0x8000_0000))]),
             "/a/b t e8e1f480.80000000"

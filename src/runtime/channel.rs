@@ -397,12 +397,13 @@ impl Channel {
                 opts: t,
             } => {
                 let addr = udp::resolve(host, *port, t.family)?;
-                let local = t.local.map(|p| {
+                // `?bind=` alone binds the address with any port.
+                let local = (t.local.is_some() || t.bind.is_some()).then(|| {
                     let ip = t.bind.unwrap_or(match addr {
                         SocketAddr::V4(_) => IpAddr::from(Ipv4Addr::UNSPECIFIED),
                         SocketAddr::V6(_) => IpAddr::from(Ipv6Addr::UNSPECIFIED),
                     });
-                    SocketAddr::new(ip, p)
+                    SocketAddr::new(ip, t.local.unwrap_or(0))
                 });
                 let (framing, _) = stream_framing(t.framing);
                 let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);

@@ -690,11 +690,16 @@ fn parse_host(text: &str) -> Res<Host> {
     if body.split('.').any(|label| label.len() > 63) {
         return bad(part(), "host name label longer than 63 characters");
     }
-    if body
-        .rsplit('.')
-        .next()
-        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
-    {
+    // The forms `inet_aton` takes (`127.1`, `0x7f000001`): a resolver would read them as
+    // IPv4 addresses, which the strict dotted form refuses. No top-level domain looks so.
+    let numeric = |label: &str| {
+        let hex = label.strip_prefix("0x").or(label.strip_prefix("0X"));
+        match hex {
+            Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => label.bytes().all(|b| b.is_ascii_digit()),
+        }
+    };
+    if body.rsplit('.').next().is_some_and(numeric) {
         return bad(part(), "not a valid IPv4 address");
     }
     Ok(Host::Name(text.to_owned()))
@@ -1006,6 +1011,13 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             &["local", "broadcast", "family", "connect"],
             "only for a sending URL (one with a host)",
         )?;
+    }
+    // A name may resolve to a group: only an address is known not to be one.
+    if host
+        .as_ref()
+        .map_or(true, |h| h.ip().is_some() && !h.is_multicast())
+    {
+        forbid(params, &["iface", "loop"], "only for a multicast group")?;
     }
     if opts.framing == Some(StreamFraming::Auto) {
         forbid(
@@ -1808,7 +1820,8 @@ mod tests {
                 max_clients: Some(2),
             }
         );
-        let opts = udp("osc.udp://:9000?bind=::1&iface=192.168.1.5&ttl=0&loop&reuse=false").2;
+        let opts =
+            udp("osc.udp://[ff02::1]:9000?bind=::1&iface=192.168.1.5&ttl=0&loop&reuse=false").2;
         assert_eq!(opts.bind, Some("::1".parse().unwrap()));
         assert_eq!(opts.iface.as_deref(), Some("192.168.1.5"));
         assert_eq!(opts.ttl, Some(0));
@@ -1852,6 +1865,21 @@ mod tests {
         err("osc.udp://h:1?ttl=", "parameter 'ttl'");
         err("osc.udp://h:1?ttl=1&ttl=2", "parameter 'ttl'");
         err("osc.udp://h:1?loop=2", "parameter 'loop=2'");
+        // Multicast options on what is known not to be a group.
+        for url in [
+            "osc.udp://:9000?iface=eth0",
+            "osc.udp://127.0.0.1:9000?loop=0",
+            "osc.udp://[::1]:9000?iface=lo",
+        ] {
+            let e = ChannelUrl::parse(url).unwrap_err().to_string();
+            assert!(e.contains("only for a multicast group"), "{e}");
+        }
+        // `inet_aton`'s spellings of IPv4 addresses, which the strict form refuses.
+        for host in ["127.1", "0x7f000001", "1.0X1f", "10.0xff.1"] {
+            let e = err(&format!("osc.udp://{host}:1"), "host");
+            assert_eq!(e.reason, "not a valid IPv4 address");
+        }
+        assert!(ChannelUrl::parse("osc.udp://0xdead.example:1").is_ok());
         err("osc.udp://h:1?loop=yes", "parameter 'loop=yes'");
         err("osc.udp://h:1?broadcast=", "parameter 'broadcast'");
         err("osc.udp://h:1?reuse=11", "parameter 'reuse=11'");

@@ -10,7 +10,7 @@ use rosco::osc::{
     TypeSet,
 };
 use rosco::pattern;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -66,7 +66,14 @@ usage:
       --count N, --timeout SECONDS    stop after N messages / after this long";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = std::env::args_os().skip(1).map(|a| a.into_string());
+    let args: Vec<String> = match args.collect() {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!("rosco: argument {bad:?} is not UTF-8 (send such bytes with --raw HEX)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run().map_err(|e| (1, e)),
         Some("decode") => decode(&args[1..]),
@@ -233,7 +240,12 @@ pub(crate) fn seal_envelope(packet: &[u8]) -> Result<Vec<u8>, CmdError> {
 
 fn print_packet(p: &Packet<'_>, indent: usize) {
     match p {
-        Packet::Message(m) => println!("{:indent$}{}", "", Text(m)),
+        Packet::Message(m) => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{:indent$}", "");
+            let _ = Text(m).write_raw(&mut out);
+            let _ = writeln!(out);
+        }
         Packet::Bundle(b) => {
             println!("{:indent$}#bundle {}", "", b.timetag());
             for e in b.elements() {

@@ -110,9 +110,15 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         return Err(usage("dump needs one URL or PORT"));
     };
     let url = match target.parse::<u16>() {
-        Ok(port) => format!("osc.udp://:{port}"),
-        Err(_) => target.clone(),
+        Ok(port) => ChannelUrl::Udp {
+            host: None,
+            port,
+            opts: Default::default(),
+        },
+        Err(_) => receiving(target)?,
     };
+    let group = matches!(&url, ChannelUrl::Udp { host: Some(h), .. } if h.is_multicast());
+    let listening = url.is_listener() || group;
     let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
     let mut envelope = false;
     let mut options = ContextOptions::default();
@@ -147,7 +153,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         _ => {}
     }));
     let seen = Arc::new(AtomicU64::new(0));
-    let id = ctx.open("dump", &url).map_err(fail)?;
+    let id = ctx.open("dump", &url.to_string()).map_err(fail)?;
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
         let seen = seen.clone();
@@ -193,14 +199,20 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                     _ => info.received,
                 };
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{time} {}", Text(m));
+                let _ = write!(out, "{time} ");
+                let _ = Text(m).write_raw(&mut out);
+                let _ = writeln!(out);
                 let _ = out.flush();
                 seen.fetch_add(1, Ordering::Relaxed);
                 Flow::Handled
             })
             .map_err(fail)?;
     }
-    eprintln!("rosco: listening on {}", ctx.url(id).map_err(fail)?);
+    let url = ctx.url(id).map_err(fail)?;
+    match listening {
+        true => eprintln!("rosco: listening on {url}"),
+        false => eprintln!("rosco: receiving on {url}"),
+    }
     let until = deadline(timeout);
     loop {
         if count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
@@ -219,6 +231,29 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         ))
         .map_err(fail)?;
     }
+}
+
+/// The URL `dump` opens for `target`: a Unix socket path is bound, as oscdump binds it;
+/// a UDP URL with a host other than a multicast group, which would only hear replies on
+/// a port chosen at random, is a usage error unless `?local=` names that port. A stream
+/// client (TCP, O2lite, OOCSI) receives what its server sends.
+fn receiving(target: &str) -> Result<ChannelUrl, CmdError> {
+    let mut url: ChannelUrl = target.parse().map_err(|e| usage(&format!("{e}")))?;
+    match &mut url {
+        ChannelUrl::Unix { opts, .. } => opts.listen = true,
+        ChannelUrl::Udp {
+            host: Some(host),
+            opts,
+            ..
+        } if !host.is_multicast() && opts.local.is_none() => {
+            return Err(usage(&format!(
+                "{target} sends to {host}: dump listens on osc.udp://:PORT, a multicast \
+                 group, or a sending URL's ?local=PORT"
+            )))
+        }
+        _ => {}
+    }
+    Ok(url)
 }
 
 /// With `envelope` (`--packet-control`), the packet inside the envelope `raw` is, or
@@ -263,10 +298,25 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         .split_first()
         .ok_or_else(|| usage("send needs a URL"))?;
     let mut url: ChannelUrl = url.parse().map_err(|e| usage(&format!("{e}")))?;
-    if let (Some(f), ChannelUrl::Tcp { opts, .. }) = (framing, &mut url) {
-        opts.framing = Some(f);
+    if url.is_listener() {
+        return Err(usage(&format!(
+            "{url} listens: send needs a URL with a host (or a Unix path without ?listen)"
+        )));
+    }
+    match (framing, &mut url) {
+        (None, _) => {}
+        (Some(f), ChannelUrl::Tcp { opts, .. }) => opts.framing = Some(f),
+        (Some(f), ChannelUrl::Unix { opts, .. }) if opts.stream => opts.framing = Some(f),
+        (Some(_), _) => {
+            return Err(usage(
+                "--tcp-framing is for osc.tcp and osc.unix ?stream URLs (datagrams: ?framing=)",
+            ))
+        }
     }
     let packet = match raw {
+        Some(_) if at.is_some() => {
+            return Err(usage("--at times ADDRESS's message, not --raw bytes"))
+        }
         Some(_) if encode.addresses.is_some() => {
             return Err(usage(
                 "--address-code applies to ADDRESS, not to --raw bytes",

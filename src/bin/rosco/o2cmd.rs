@@ -69,7 +69,8 @@ fn printing_context() -> Result<Printing, crate::CmdError> {
                 )
             });
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}{o2}", Text(m));
+            let _ = Text(m).write_raw(&mut out);
+            let _ = writeln!(out, "{o2}");
             let _ = out.flush();
             n.fetch_add(1, Ordering::Relaxed);
             Flow::Handled
