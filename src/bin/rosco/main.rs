@@ -33,7 +33,9 @@ usage:
                                       ADDRESS compressed to / and CODE when given, in a
                                       packet control envelope with --packet-control
   rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)
-  rosco dump [options] URL|PORT       print what arrives, like oscdump (PORT: osc.udp://:PORT)
+  rosco dump [options] URL|PORT       print what arrives, like oscdump (PORT: osc.udp://:PORT;
+                                      a Unix path is bound; a TCP URL with a host
+                                      prints what that server sends)
       --json                          one JSON line per packet instead
       --count N                       exit after N messages (N packets with --json)
       --timeout SECONDS               stop after this long (exit 1 if --count was not reached)
@@ -43,8 +45,9 @@ usage:
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
                                       send one message (oscsend's argument syntax)
       --tcp-framing slip|slip-single|length
-                                      framing on osc.tcp:// (default: length prefix;
-                                      slip-single: SLIP without the leading END)
+                                      framing on osc.tcp:// and osc.unix:// ?stream
+                                      (default: length prefix; slip-single: SLIP
+                                      without the leading END)
       --at SECONDS                    send it in a bundle timed this far ahead
       --address-code CODE=ADDRESS     send ADDRESS compressed, as encode does
       --raw HEX                       send these bytes as one packet instead
