@@ -1962,9 +1962,17 @@ fn url_limits_apply_per_channel() {
     let _b = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let refused =
-        |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason == "too many peers");
-    assert!(until(&ctx, || seen.lock().unwrap().iter().any(refused)));
+    let local = c.local_addr().unwrap();
+    // The peer as `Connected` names peers: its IPv4 address, not an IPv4-mapped one.
+    let refused = |e: &Event| {
+        matches!(e, Event::Disconnected { reason, peer, .. }
+            if reason == "too many peers" && *peer == Some(local))
+    };
+    assert!(
+        until(&ctx, || seen.lock().unwrap().iter().any(refused)),
+        "{:?}",
+        seen.lock().unwrap()
+    );
     assert_eq!(
         c.read(&mut [0u8; 4]).unwrap_or(0),
         0,
@@ -2424,4 +2432,67 @@ fn a_tcp_client_binds_its_address_without_a_local_port() {
     ctx.open("client", &url).unwrap();
     let (_conn, from) = raw.accept().unwrap();
     assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+}
+
+/// A Unix listener replaces only a stale socket file: a regular file at its path is left
+/// alone, and a live listener whose backlog or queue is full is in use (the probe does not
+/// wait for it).
+#[test]
+fn unix_listeners_replace_stale_sockets_only() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir();
+    let path = |what: &str| dir.join(format!("rosco-stale-{what}-{}", std::process::id()));
+    // A regular file.
+    for (i, query) in ["listen", "listen&stream"].iter().enumerate() {
+        let file = path(&format!("file{i}"));
+        std::fs::write(&file, b"precious").unwrap();
+        let ctx = context(Mode::Poll);
+        let opened = ctx.open("l", &format!("osc.unix://{}?{query}", file.display()));
+        assert!(opened.is_err(), "{query}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+        std::fs::remove_file(&file).unwrap();
+    }
+    // Open on another thread: a probe that blocks fails the test instead of hanging it.
+    let open_soon = |url: String| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ctx = context(Mode::Poll);
+            let _ = tx.send(ctx.open("l", &url).is_ok());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("opening the listener blocked")
+    };
+    // A live datagram socket with a full queue.
+    let busy = path("dgram");
+    let _ = std::fs::remove_file(&busy);
+    let live = UnixDatagram::bind(&busy).unwrap();
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    while filler.send_to(&[0; 64], &busy).is_ok() {}
+    assert!(!open_soon(format!("osc.unix://{}?listen", busy.display())));
+    drop(live);
+    // Now stale: replaced.
+    assert!(open_soon(format!("osc.unix://{}?listen", busy.display())));
+    let _ = std::fs::remove_file(&busy);
+    // A live stream listener with a full backlog.
+    let busy = path("stream");
+    let _ = std::fs::remove_file(&busy);
+    let addr = socket2::SockAddr::unix(&busy).unwrap();
+    let live = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    live.bind(&addr).unwrap();
+    live.listen(0).unwrap();
+    let mut pending = Vec::new();
+    loop {
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        if s.connect(&addr).is_err() {
+            break;
+        }
+        pending.push(s);
+    }
+    let url = format!("osc.unix://{}?listen&stream", busy.display());
+    assert!(!open_soon(url.clone()));
+    drop((live, pending));
+    assert!(open_soon(url));
+    let _ = std::fs::remove_file(&busy);
 }

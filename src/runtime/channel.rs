@@ -12,7 +12,8 @@ use crate::osc::{DecodeOptions, EncodeError, EncodeOptions, TypeSet};
 use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
 use crate::transport::stream::{
-    connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
+    connect_unix, release_fd, stale_socket, Connecting, Listener, Stream, StreamConn,
+    MAX_PENDING_OUT,
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
@@ -437,13 +438,10 @@ impl Channel {
             ChannelUrl::Unix { path, opts: u } => {
                 if u.listen {
                     let socket = match UnixDatagram::bind(path) {
-                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                            // A stale file from an earlier run: nobody can be bound to it
-                            // if sending to it fails.
-                            let probe = UnixDatagram::unbound()?;
-                            if probe.send_to(&[], path).is_ok() {
-                                return Err(e.into());
-                            }
+                        Err(e)
+                            if e.kind() == io::ErrorKind::AddrInUse
+                                && stale_socket(path, false) =>
+                        {
                             std::fs::remove_file(path)?;
                             UnixDatagram::bind(path)?
                         }

@@ -573,6 +573,7 @@ impl Engine {
                     return;
                 }
             };
+            let peer = peer.map(udp::canonical);
             if peers.lock().len() >= ch.limits.max_peers {
                 self.shared.emit(Event::Disconnected {
                     channel: ch.id,
@@ -581,7 +582,6 @@ impl Engine {
                 });
                 continue;
             }
-            let peer = peer.map(udp::canonical);
             if self.shared.accept.call(|accept| accept(ch.id, peer)) == Some(false) {
                 self.shared.emit(Event::Disconnected {
                     channel: ch.id,

@@ -265,9 +265,7 @@ impl Listener {
     /// Binds a Unix stream socket, replacing a stale socket file nobody listens on.
     pub(crate) fn unix(path: &Path) -> io::Result<Listener> {
         let l = match UnixListener::bind(path) {
-            Err(e)
-                if e.kind() == io::ErrorKind::AddrInUse && UnixStream::connect(path).is_err() =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && stale_socket(path, true) => {
                 std::fs::remove_file(path)?;
                 UnixListener::bind(path)?
             }
@@ -338,6 +336,23 @@ pub(crate) fn release_fd(fd: RawFd) {
 /// Connects a Unix stream socket without blocking: a listener whose backlog is full
 /// refuses at once (`WouldBlock`) instead of holding the caller, which may be the I/O loop
 /// or a sender holding the client's state.
+/// Whether `path` is a socket file nobody is bound to (left by a process that ended), which
+/// a new listener may replace: never a file of another kind, nor the socket of a listener
+/// that is alive but busy (a full backlog or queue), which the probes do not wait for.
+pub(crate) fn stale_socket(path: &Path, stream: bool) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    let probe = || match stream {
+        true => connect_unix(path).map(drop),
+        false => {
+            let s = std::os::unix::net::UnixDatagram::unbound()?;
+            s.set_nonblocking(true)?;
+            s.send_to(&[], path).map(drop)
+        }
+    };
+    socket && matches!(probe(), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+}
+
 pub(crate) fn connect_unix(path: &Path) -> io::Result<UnixStream> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
