@@ -175,7 +175,8 @@ typedef struct rosco_ctx_options {
   uint32_t reconnect_initial_ms;
   // Longest reconnect wait in ms (a value under the first wait means the first wait).
   uint32_t reconnect_max_ms;
-  // Reconnect attempts before giving up; 0 retries forever.
+  // Reconnect attempts before giving up; 0 retries forever. A connection that ends
+  // within a second of being made counts as a failed attempt.
   uint32_t reconnect_retries;
   // Most bytes of bundles held for a future time; a bundle that would go over is dropped
   // and reported (`ROSCO_EVENT_DROPPED`). 0 holds none. Each worker holds its own.

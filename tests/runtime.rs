@@ -2496,3 +2496,71 @@ fn unix_listeners_replace_stale_sockets_only() {
     assert!(open_soon(url));
     let _ = std::fs::remove_file(&busy);
 }
+
+/// Closing a connected client reports nothing more about it: no "closed by peer", no
+/// reconnecting (its I/O thread saw the shutdown as the end of the connection).
+#[test]
+fn a_closed_client_does_not_reconnect() {
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let url = format!("osc.tcp://127.0.0.1:{}", ctx.port(server).unwrap());
+    let client = ctx.open("client", &url).unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { channel, .. } if *channel == client);
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    let before = seen.lock().unwrap().len();
+    ctx.close(client).unwrap();
+    // The server sees its peer go; by then the client's side is done too.
+    let gone = |e: &Event| matches!(e, Event::Disconnected { channel, .. } if *channel == server);
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(gone)));
+    std::thread::sleep(Duration::from_millis(300));
+    let about_client: Vec<_> = seen.lock().unwrap()[before..]
+        .iter()
+        .filter(|e| {
+            matches!(e, Event::Disconnected { channel, .. } | Event::Reconnecting { channel, .. }
+                if *channel == client)
+        })
+        .cloned()
+        .collect();
+    assert!(about_client.is_empty(), "{about_client:?}");
+}
+
+/// A server that accepts and closes at once counts as refusing: the client backs off and
+/// gives up after its retries instead of reconnecting at its first wait for ever.
+#[test]
+fn accept_then_close_counts_as_a_failed_attempt() {
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = raw.local_addr().unwrap().port();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let counted = accepts.clone();
+    std::thread::spawn(move || {
+        for conn in raw.incoming() {
+            counted.fetch_add(1, Ordering::Relaxed);
+            drop(conn);
+        }
+    });
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let url = format!("osc.tcp://127.0.0.1:{port}?retries=2&backoff_ms=20");
+    ctx.open("client", &url).unwrap();
+    let gave_up = |e: &Event| matches!(e, Event::GaveUp { .. });
+    assert!(
+        until(&ctx, || seen.lock().unwrap().iter().any(gave_up)),
+        "{} events, the first: {:?}",
+        seen.lock().unwrap().len(),
+        seen.lock().unwrap().iter().take(6).collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // The first connection and two retries.
+    assert_eq!(accepts.load(Ordering::Relaxed), 3);
+    let attempts: Vec<u32> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconnecting { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+}

@@ -50,7 +50,8 @@ pub struct rosco_ctx_options {
     pub reconnect_initial_ms: u32,
     /// Longest reconnect wait in ms (a value under the first wait means the first wait).
     pub reconnect_max_ms: u32,
-    /// Reconnect attempts before giving up; 0 retries forever.
+    /// Reconnect attempts before giving up; 0 retries forever. A connection that ends
+    /// within a second of being made counts as a failed attempt.
     pub reconnect_retries: u32,
     /// Most bytes of bundles held for a future time; a bundle that would go over is dropped
     /// and reported (`ROSCO_EVENT_DROPPED`). 0 holds none. Each worker holds its own.

@@ -251,7 +251,14 @@ pub(crate) struct Client {
     /// The first attempt, made in `open`, ended (a Unix connect completes or fails at
     /// once) before the I/O loop could report it: the loop reports it on its next turn.
     pub(crate) unreported: AtomicBool,
+    /// When the connection was made, and by which attempt (0: the first).
+    established: Mutex<(Instant, u32)>,
 }
+
+/// A connection that ends sooner counts as a failed attempt: a server that accepts and
+/// closes at once (a full one, or one filtering peers) meets the back-off and `retries`
+/// as one that refuses does, instead of a retry every first wait for ever.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 
 pub(crate) enum ClientTarget {
     Tcp {
@@ -304,9 +311,12 @@ impl Channel {
                 }
             }
             Kind::Client(c) => {
-                if let ClientState::Connected(conn) = &*c.state.lock() {
+                let mut state = c.state.lock();
+                if let ClientState::Connected(conn) = &*state {
                     conn.close();
                 }
+                // No reconnecting: the I/O loop may still hold the channel for a moment.
+                *state = ClientState::GaveUp;
             }
             Kind::Local => {}
         }
@@ -791,7 +801,23 @@ impl Client {
                 backlog: Vec::new(),
             }),
             unreported: AtomicBool::new(false),
+            established: Mutex::new((Instant::now(), 0)),
         }
+    }
+
+    /// Attempt `attempt` made a connection.
+    pub(crate) fn connected(&self, attempt: u32) {
+        *self.established.lock() = (Instant::now(), attempt);
+    }
+
+    /// The state after the connection ended: see [`STABLE_CONNECTION`].
+    pub(crate) fn after_disconnect(&self) -> ClientState {
+        let (since, attempt) = *self.established.lock();
+        let attempt = match since.elapsed() < STABLE_CONNECTION {
+            true => attempt,
+            false => 0,
+        };
+        self.after_failure(attempt, Vec::new())
     }
 
     /// Starts connection attempt `attempt` carrying `backlog`; on immediate failure returns
@@ -833,6 +859,7 @@ impl Client {
                 backlog,
             }),
             Ok(ClientState::Connected(conn)) => {
+                self.connected(attempt);
                 let _ = conn.send_framed(&backlog);
                 Ok(ClientState::Connected(conn))
             }

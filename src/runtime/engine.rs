@@ -754,6 +754,9 @@ impl Engine {
             Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
             None => {}
         }
+        // Closed by the application (which shut its connections down): nothing to report
+        // or retry.
+        let closed = ch.hooks.is_closed();
         let mut retry = None;
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
@@ -762,11 +765,14 @@ impl Engine {
             (Kind::Client(client), _) => {
                 let mut state = client.state.lock();
                 if matches!(&*state, ClientState::Connected(c) if Arc::ptr_eq(c, conn)) {
-                    *state = client.after_failure(0, Vec::new());
+                    *state = client.after_disconnect();
                     retry = Self::retry_event(ch, &state);
                 }
             }
             _ => {}
+        }
+        if closed {
+            return;
         }
         self.shared.emit(Event::Disconnected {
             channel: ch.id,
@@ -835,6 +841,7 @@ impl Engine {
         match connected {
             Ok(conn) => {
                 let conn = Arc::new(conn);
+                client.connected(attempt);
                 let _ = conn.send_framed(&backlog);
                 *state = ClientState::Connected(conn.clone());
                 drop(state);

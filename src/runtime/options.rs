@@ -30,7 +30,9 @@ pub const MIN_RECONNECT_WAIT: Duration = Duration::from_millis(10);
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
 /// When and how often a stream client reconnects after losing (or failing to make) its
-/// connection. Waits are at least [`MIN_RECONNECT_WAIT`].
+/// connection. Waits are at least [`MIN_RECONNECT_WAIT`]. A connection that ends within a
+/// second of being made counts as a failed attempt (the count and the wait go on from
+/// there); one that lasted longer starts them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconnect {
     /// Reconnect at all.
