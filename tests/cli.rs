@@ -608,6 +608,13 @@ fn packet_control_envelopes_are_written_and_read() {
 #[test]
 fn send_and_dump_refuse_what_they_cannot_do() {
     assert_usage_error(&["dump", "osc.udp://127.0.0.1:9"], "dump listens");
+    assert_usage_error(&["dump", "osc.udp://127.0.0.1:9?local=0"], "dump listens");
+    // A Unix path is parsed as the listener dump makes of it: auto-detection is allowed.
+    let path = std::env::temp_dir().join(format!("rosco-cli-auto-{}", std::process::id()));
+    let url = format!("osc.unix://{}?stream&framing=auto", path.display());
+    let out = rosco(&["dump", "--timeout", "0.1", &url]);
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{out:?}");
     assert_usage_error(&["send", "osc.tcp://:9", "/a"], "listens");
     assert_usage_error(
         &[

@@ -1707,6 +1707,80 @@ fn the_wakeup_descriptor_turns_readable_when_a_held_bundle_is_due() {
     assert_eq!(poll_one(&mut pfd, 100), 0);
 }
 
+/// A callback's panic leaves io-thread mode's `poll`; what still waits keeps the wake-up
+/// descriptor readable, or a loop waiting on it alone would never come back for it.
+#[test]
+fn the_wakeup_descriptor_stays_readable_after_a_callback_panics() {
+    let ctx = context(Mode::IoThread);
+    let ok = counter(&ctx, "/ok");
+    ctx.methods()
+        .add_method(
+            Some("/boom"),
+            None,
+            |_: &Message<'_>, _: &MsgInfo| -> Flow { panic!("boom") },
+        )
+        .unwrap();
+    let (rx, tx) = udp_pair(&ctx);
+    for address in ["/boom", "/ok", "/ok"] {
+        ctx.send(tx, address, &[]).unwrap();
+    }
+    while ctx.stats(rx).unwrap().packets_in < 3 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut pfd = libc_pollfd(ctx.wakeup_fd().unwrap());
+    assert_eq!(poll_one(&mut pfd, 5000), 1);
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.poll(Some(Duration::ZERO))
+    }));
+    assert!(
+        polled.is_err(),
+        "the callback's panic comes out of poll: {polled:?}"
+    );
+    assert_eq!(poll_one(&mut pfd, 1000), 1, "two messages wait");
+    ctx.poll(Some(Duration::ZERO)).unwrap();
+    assert_eq!(ok.load(Ordering::Relaxed), 2);
+}
+
+/// Every datagram received counts in `packets_in`, an oversize one too; the bundles a
+/// packet carries count one by one when they are dropped.
+#[test]
+fn counters_count_each_datagram_and_bundle() {
+    for mode in MODES {
+        let mut options = ContextOptions {
+            mode,
+            ..ContextOptions::default()
+        };
+        options.receive.max_held_bytes = 10;
+        let ctx = Context::new(options).unwrap();
+        let small = ctx
+            .open("small", "osc.udp://:0?bind=127.0.0.1&max_packet=64")
+            .unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = ("127.0.0.1", ctx.port(small).unwrap());
+        peer.send_to(&[b'/'; 200], to).unwrap();
+        peer.send_to(&[b'x'; 20], to).unwrap();
+        assert!(until(&ctx, || ctx.stats(small).unwrap().malformed == 2));
+        let stats = ctx.stats(small).unwrap();
+        assert_eq!((stats.packets_in, stats.bytes_in), (2, 220), "{mode:?}");
+        // Three future bundles in one, with no room to hold them.
+        let (rx, tx) = udp_pair(&ctx);
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        for _ in 0..3 {
+            w.begin_bundle(TimeTag::after(Duration::from_secs(60)))
+                .unwrap();
+            w.message("/b", &[]).unwrap();
+            w.end_bundle().unwrap();
+        }
+        w.end_bundle().unwrap();
+        w.finish().unwrap();
+        ctx.send_packet(tx, &buf).unwrap();
+        let counted = until(&ctx, || ctx.stats(rx).unwrap().dropped == 3);
+        assert!(counted, "{mode:?}: {:?}", ctx.stats(rx).unwrap());
+    }
+}
+
 fn libc_pollfd(fd: i32) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -2430,8 +2504,56 @@ fn a_tcp_client_binds_its_address_without_a_local_port() {
     let port = raw.local_addr().unwrap().port();
     let url = format!("osc.tcp://127.0.0.1:{port}?bind=127.0.0.2");
     ctx.open("client", &url).unwrap();
-    let (_conn, from) = raw.accept().unwrap();
+    raw.set_nonblocking(true).unwrap();
+    let stop = Instant::now() + Duration::from_secs(5);
+    let from = loop {
+        match raw.accept() {
+            Ok((_, from)) => break from,
+            Err(_) if Instant::now() < stop => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("no connection: {e}"),
+        }
+    };
     assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+    // An address no attempt could bind is refused at open, as on UDP, instead of failing
+    // every attempt in the background: another family, or not this host's.
+    for bind in ["[::1]", "192.0.2.1"] {
+        let url = format!("osc.tcp://127.0.0.1:{port}?bind={bind}");
+        assert!(ctx.open("bad", &url).is_err(), "{url}");
+    }
+}
+
+/// A client closed before the I/O loop reported its first attempt reports nothing.
+#[test]
+fn a_client_closed_at_once_reports_nothing() {
+    let ctx = Arc::new(context(Mode::Poll));
+    let seen = events(&ctx);
+    let path = std::env::temp_dir().join(format!("rosco-closed-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("osc.unix://{}", path.display());
+    ctx.open("server", &format!("{url}?listen&stream")).unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
+    ctx.send(tx, "/close", &[]).unwrap();
+    // A Unix connect completes inside `open`; the loop reports it on its next turn, after
+    // the callbacks of the packets that turn reads: this one closes the client.
+    let client = ctx.open("client", &format!("{url}?stream")).unwrap();
+    let closer = Arc::downgrade(&ctx);
+    ctx.methods()
+        .add_method(Some("/close"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            closer.upgrade().unwrap().close(client).unwrap();
+            Flow::Handled
+        })
+        .unwrap();
+    for _ in 0..5 {
+        ctx.poll(Some(Duration::from_millis(10))).unwrap();
+    }
+    let about_client: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| format!("{e:?}").contains(&format!("{client:?}")))
+        .cloned()
+        .collect();
+    assert!(about_client.is_empty(), "{about_client:?}");
 }
 
 /// A Unix listener replaces only a stale socket file: a regular file at its path is left

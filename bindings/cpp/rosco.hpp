@@ -493,7 +493,8 @@ public:
         o_.reconnect_max_ms = detail::clamp_ms(longest);
         return *this;
     }
-    /// Reconnect attempts before giving up; 0 retries forever.
+    /// Reconnect attempts before giving up; 0 retries forever. A connection that ends
+    /// within a second of being made counts as a failed attempt.
     Options& reconnect_retries(std::uint32_t n) noexcept { o_.reconnect_retries = n; return *this; }
     /// Most bytes of bundles held for a future time; one over it is dropped and reported.
     Options& max_held_bytes(std::uint32_t n) noexcept { o_.max_held_bytes = n; return *this; }

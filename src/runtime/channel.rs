@@ -326,6 +326,19 @@ impl Channel {
     }
 }
 
+/// Refuses at `open` a local address no attempt could bind (another family than `to`'s,
+/// or not one of this host's), which every attempt would fail on without a word but the
+/// debug log. The port is left to the attempts (it may be free by then).
+fn check_bindable(local: SocketAddr, to: SocketAddr) -> io::Result<()> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.bind(&SocketAddr::new(local.ip(), 0).into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {}: {e}", local.ip())))
+}
+
 /// A listener's framing: what it sends (see `Kind::Listener::send`) and how it reads.
 fn listener_framing(f: Option<StreamFraming>) -> (Option<Framing>, DeframeMode) {
     let (send, read) = stream_framing(f);
@@ -416,6 +429,9 @@ impl Channel {
                     });
                     SocketAddr::new(ip, t.local.unwrap_or(0))
                 });
+                if let Some(local) = local {
+                    check_bindable(local, addr)?;
+                }
                 let (framing, _) = stream_framing(t.framing);
                 let reconnect = opts.reconnect.with(t.reconnect, t.retries, t.backoff_ms);
                 Kind::Client(Client::start(

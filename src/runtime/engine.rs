@@ -469,6 +469,8 @@ impl Engine {
         now: TimeTag,
     ) -> usize {
         if data.len() > ch.limits.max_packet {
+            // Received all the same (`packet` counts the others).
+            ch.stats.count_received(data.len());
             let why = format!(
                 "datagram of {} bytes or more, over the limit of {}",
                 data.len(),
@@ -888,7 +890,8 @@ impl Engine {
                 Kind::Client(client) => {
                     let now = now.get();
                     let mut state = client.state.lock();
-                    if client.unreported.swap(false, Ordering::Relaxed) {
+                    // Nothing to report on a channel closed meanwhile.
+                    if client.unreported.swap(false, Ordering::Relaxed) && !ch.hooks.is_closed() {
                         pending_events.extend(match &*state {
                             ClientState::Connected(_) => Some(Event::Connected {
                                 channel: ch.id,
@@ -1068,7 +1071,7 @@ impl Engine {
             .map(|_| {
                 let item = Incoming::new(&self.shared, ch.id, info, packet);
                 if !self.shared.push_incoming(item) {
-                    self.shared.dropped(ch);
+                    self.shared.dropped(ch, 1);
                 }
                 0
             }),
@@ -1226,13 +1229,13 @@ impl Engine {
                 .cloned();
             // A peer that stopped reading gets no more, and that is counted.
             if peer.is_some_and(|peer| peer.send_framed(&frame).is_err()) {
-                self.shared.dropped(ch);
+                self.shared.dropped(ch, 1);
             }
         }
         for (to, datagram) in out.udp {
             // One the system refuses (too large, no route) is counted as a full peer's is.
             if role.udp().send_to(&datagram, to).is_err() {
-                self.shared.dropped(ch);
+                self.shared.dropped(ch, 1);
             }
         }
         for conn in out.close {

@@ -101,7 +101,7 @@ pub struct ChannelStats {
     pub bytes_out: u64,
     /// Packets or frames rejected as malformed.
     pub malformed: u64,
-    /// Packets dropped (receive queue full).
+    /// Packets dropped (receive queue full), and timed bundles not held for want of room.
     pub dropped: u64,
     /// Bundles that arrived after their time.
     pub late: u64,

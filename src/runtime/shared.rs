@@ -263,11 +263,24 @@ impl Shared {
             if self.queue.len() > max {
                 self.signal();
             }
-            let mut n = self.deliver_incoming(receiver, consumer, max);
-            n += receiver.run_due(TimeTag::now());
+            // A callback's panic leaves this call (io-thread mode's `poll` passes it on),
+            // after the bookkeeping a loop waiting on the wake-up descriptor relies on.
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.deliver_incoming(receiver, consumer, max) + receiver.run_due(TimeTag::now())
+            }));
             if self.options.workers == 0 {
                 self.hold_until(receiver.next_deadline());
             }
+            let n = match delivered {
+                Ok(n) => n,
+                Err(panic) => {
+                    if self.has_incoming() {
+                        self.signal();
+                    }
+                    receiver.release();
+                    std::panic::resume_unwind(panic)
+                }
+            };
             // Keep no method table while waiting or back with the caller.
             receiver.release();
             let left = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -383,8 +396,8 @@ impl Shared {
     }
 
     /// Counts and reports what receiving one packet on `channel` changed in a receiver's
-    /// counters (`before` to `after`): a bundle that came late, one dropped for want of
-    /// room to hold it.
+    /// counters (`before` to `after`): bundles that came late, bundles dropped for want of
+    /// room to hold them (a packet may carry several of each).
     pub(crate) fn received(
         &self,
         channel: Option<ChannelId>,
@@ -398,13 +411,13 @@ impl Shared {
         let ch = self.channel(id);
         if after.late > before.late {
             if let Some(ch) = &ch {
-                Stats::add(&ch.stats.late, 1);
+                Stats::add(&ch.stats.late, after.late - before.late);
             }
             self.emit(Event::Late { channel: id });
         }
         if after.dropped > before.dropped {
             match &ch {
-                Some(ch) => self.dropped(ch),
+                Some(ch) => self.dropped(ch, after.dropped - before.dropped),
                 None => self.emit(Event::Dropped {
                     channel: id,
                     total: 0,
@@ -413,9 +426,9 @@ impl Shared {
         }
     }
 
-    /// Counts something dropped on `ch` (a packet, a bundle, a frame) and reports it.
-    pub(crate) fn dropped(&self, ch: &Channel) {
-        let total = Stats::add(&ch.stats.dropped, 1);
+    /// Counts `n` things dropped on `ch` (packets, bundles, frames) and reports them.
+    pub(crate) fn dropped(&self, ch: &Channel, n: u64) {
+        let total = Stats::add(&ch.stats.dropped, n);
         self.emit(Event::Dropped {
             channel: ch.id,
             total,

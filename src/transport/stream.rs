@@ -333,9 +333,6 @@ pub(crate) fn release_fd(fd: RawFd) {
     }
 }
 
-/// Connects a Unix stream socket without blocking: a listener whose backlog is full
-/// refuses at once (`WouldBlock`) instead of holding the caller, which may be the I/O loop
-/// or a sender holding the client's state.
 /// Whether `path` is a socket file nobody is bound to (left by a process that ended), which
 /// a new listener may replace: never a file of another kind, nor the socket of a listener
 /// that is alive but busy (a full backlog or queue), which the probes do not wait for.
@@ -353,6 +350,9 @@ pub(crate) fn stale_socket(path: &Path, stream: bool) -> bool {
     socket && matches!(probe(), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
 }
 
+/// Connects a Unix stream socket without blocking: a listener whose backlog is full
+/// refuses at once (`WouldBlock`) instead of holding the caller, which may be the I/O loop
+/// or a sender holding the client's state.
 pub(crate) fn connect_unix(path: &Path) -> io::Result<UnixStream> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;

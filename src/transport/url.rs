@@ -140,9 +140,9 @@ pub enum Host {
 /// |---|---|---|
 /// | `bind` | [`bind`](Self::bind) | local IP address (`0.0.0.0` listens on IPv4 only) |
 /// | `local` | [`local`](Self::local) | local port of a sending socket (0-65535); sending URLs only |
-/// | `iface` | [`iface`](Self::iface) | multicast interface, by name or address |
+/// | `iface` | [`iface`](Self::iface) | multicast interface, by name or address; multicast groups (or host names) only |
 /// | `ttl` | [`ttl`](Self::ttl) | multicast/IP time to live (0-255) |
-/// | `loop` | [`loopback`](Self::loopback) | multicast loopback, `0` or `1` |
+/// | `loop` | [`loopback`](Self::loopback) | multicast loopback, `0` or `1`; multicast groups (or host names) only |
 /// | `broadcast` | [`broadcast`](Self::broadcast) | allow sending broadcasts, `0` or `1`; sending URLs only |
 /// | `reuse` | [`reuse`](Self::reuse) | SO_REUSEADDR/SO_REUSEPORT, `0` or `1` |
 /// | `max_packet` | [`max_packet`](Self::max_packet) | largest datagram in bytes (1-65535) |

@@ -234,26 +234,44 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
 }
 
 /// The URL `dump` opens for `target`: a Unix socket path is bound, as oscdump binds it;
-/// a UDP URL with a host other than a multicast group, which would only hear replies on
-/// a port chosen at random, is a usage error unless `?local=` names that port. A stream
-/// client (TCP, O2lite, OOCSI) receives what its server sends.
+/// a UDP URL sending to an address that is not a multicast group, which would only hear
+/// replies on a port chosen at random, is a usage error unless `?local=` names that port
+/// (a host name may be a group's). A stream client (TCP, O2lite, OOCSI) receives what
+/// its server sends.
 fn receiving(target: &str) -> Result<ChannelUrl, CmdError> {
-    let mut url: ChannelUrl = target.parse().map_err(|e| usage(&format!("{e}")))?;
-    match &mut url {
-        ChannelUrl::Unix { opts, .. } => opts.listen = true,
-        ChannelUrl::Udp {
-            host: Some(host),
-            opts,
-            ..
-        } if !host.is_multicast() && opts.local.is_none() => {
+    let bad = |e: rosco::transport::url::UrlError| usage(&format!("{e}"));
+    let url = match target.parse::<ChannelUrl>() {
+        Ok(url @ ChannelUrl::Unix { .. }) if url.is_listener() => url,
+        // Parsed as the listener it becomes (`?framing=auto` is for listeners only).
+        Ok(ChannelUrl::Unix { .. }) => with_listen(target).parse().map_err(bad)?,
+        Err(e) if target.starts_with("osc.unix:") => {
+            with_listen(target).parse().map_err(|_| bad(e))?
+        }
+        parsed => parsed.map_err(bad)?,
+    };
+    if let ChannelUrl::Udp {
+        host: Some(host),
+        opts,
+        ..
+    } = &url
+    {
+        let unicast = host.ip().is_some_and(|ip| !ip.is_multicast());
+        if unicast && !matches!(opts.local, Some(port) if port != 0) {
             return Err(usage(&format!(
                 "{target} sends to {host}: dump listens on osc.udp://:PORT, a multicast \
                  group, or a sending URL's ?local=PORT"
-            )))
+            )));
         }
-        _ => {}
     }
     Ok(url)
+}
+
+/// `url` with `listen` added to its query.
+fn with_listen(url: &str) -> String {
+    match url.contains('?') {
+        true => format!("{url}&listen"),
+        false => format!("{url}?listen"),
+    }
 }
 
 /// With `envelope` (`--packet-control`), the packet inside the envelope `raw` is, or
