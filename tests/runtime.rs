@@ -2686,3 +2686,24 @@ fn accept_then_close_counts_as_a_failed_attempt() {
         .collect();
     assert_eq!(attempts, [1, 2]);
 }
+
+/// An accept filter that panics refuses the connection, reported like any refusal, and
+/// the panic stays inside the context in every mode.
+#[test]
+fn a_panicking_accept_filter_refuses() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let seen = events(&ctx);
+        let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+        ctx.set_accept_filter(Some(|_, _| -> bool { panic!("filter") }));
+        let mut peer = TcpStream::connect(("127.0.0.1", ctx.port(server).unwrap())).unwrap();
+        let refused = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason == "refused by the accept filter");
+        assert!(
+            until(&ctx, || seen.lock().unwrap().iter().any(refused)),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(peer.read(&mut [0u8; 4]).unwrap_or(0), 0, "{mode:?}");
+    }
+}

@@ -584,7 +584,15 @@ impl Engine {
                 });
                 continue;
             }
-            if self.shared.accept.call(|accept| accept(ch.id, peer)) == Some(false) {
+            // A filter that panics refuses (caught here: in poll mode it would leave `poll`,
+            // elsewhere end the I/O loop's turn, the connection closed without a word).
+            let filter = || self.shared.accept.call(|accept| accept(ch.id, peer));
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(filter));
+            if verdict.is_err() {
+                self.shared
+                    .log_panic("the accept filter panicked: connection refused");
+            }
+            if !matches!(verdict, Ok(None | Some(true))) {
                 self.shared.emit(Event::Disconnected {
                     channel: ch.id,
                     peer,
