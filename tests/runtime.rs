@@ -118,6 +118,15 @@ fn local_names_and_groups() {
             "{mode:?}: {:?}",
             log.lock().unwrap()
         );
+        // `_local` counts what it carries, out and in: "/here ,s x" and "/all ,".
+        let local = ctx.stats(ctx.channel_id("_local").unwrap()).unwrap();
+        let counts = (
+            local.packets_out,
+            local.bytes_out,
+            local.packets_in,
+            local.bytes_in,
+        );
+        assert_eq!(counts, (2, 16 + 12, 2, 16 + 12), "{mode:?}");
         assert!(matches!(
             ctx.send_to("nobody", "/x", &[]),
             Err(rosco::Error::NoName(_))

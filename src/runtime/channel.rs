@@ -653,17 +653,13 @@ impl Channel {
             };
             let args = super::o2::o2_args(m.args())?;
             let wake = super::o2::send(self, role, 0.0, true, m.address(), args)?;
-            Stats::add(&self.stats.packets_out, 1);
-            Stats::add(&self.stats.bytes_out, packet.len() as u64);
+            self.stats.count_sent(packet.len());
             return Ok(wake);
         }
         if packet.len() > self.limits.max_framed {
             return Err(Error::Encode(EncodeError::TooLarge));
         }
-        let sent = |_: usize| {
-            Stats::add(&self.stats.packets_out, 1);
-            Stats::add(&self.stats.bytes_out, packet.len() as u64);
-        };
+        let sent = |_: usize| self.stats.count_sent(packet.len());
         match (&self.kind, dest) {
             (Kind::Udp(ep), _) => {
                 match &ep.framed {

@@ -888,6 +888,7 @@ impl Sender {
             if !self.shared.push_incoming(item) {
                 return Err(Error::Full);
             }
+            ch.stats.count_local(packet.len());
             self.shared.waker.wake();
             return Ok(());
         }

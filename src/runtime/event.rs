@@ -134,6 +134,20 @@ impl Stats {
         bump(&self.bytes_in, bytes as u64);
     }
 
+    /// Counts a packet sent, from any thread.
+    pub(crate) fn count_sent(&self, bytes: usize) {
+        Stats::add(&self.packets_out, 1);
+        Stats::add(&self.bytes_out, bytes as u64);
+    }
+
+    /// Counts a `_local` packet, sent and received at once, from any sending thread (so
+    /// not as `count_received` does).
+    pub(crate) fn count_local(&self, bytes: usize) {
+        self.count_sent(bytes);
+        Stats::add(&self.packets_in, 1);
+        Stats::add(&self.bytes_in, bytes as u64);
+    }
+
     pub(crate) fn snapshot(&self) -> ChannelStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ChannelStats {
