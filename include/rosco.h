@@ -380,8 +380,8 @@ rosco_status rosco_builder_bundle_begin(struct rosco_builder *b, uint64_t timeta
 rosco_status rosco_builder_bundle_end(struct rosco_builder *b);
 
 // Points `data`/`len` at the finished packet (valid until the builder changes), closing
-// the open message: encoded with the default codec options, it is sent as it is from then
-// on (see `rosco_send`). Fails while a bundle is open.
+// the open message: these bytes have the default codec options (`rosco_send` applies a
+// context's own). Fails while a bundle is open.
 //
 // # Safety
 // `b` is NULL or a live builder; `data` and `len` are writable.
@@ -583,9 +583,10 @@ rosco_status rosco_channel_flush(struct rosco_ctx ctx,
 
 // Sends the builder's packet (a message, or a closed bundle) on a channel: to its
 // destination, or for a stream listener to every connected peer. `"_local"` dispatches
-// in-process. A single message is encoded here with the context's codec options (types,
-// address check, ASCII, compression); a bundle, or a message whose bytes were read with
-// `rosco_builder_bytes`, was encoded with the defaults and goes out as it is. A UDP send
+// in-process. The packet is encoded with the context's codec options (types, address
+// check, ASCII, compression): a single message here, a bundle (or a message whose bytes
+// were read with `rosco_builder_bytes`), written with the defaults, written again when
+// the context's options differ from them. A UDP send
 // allocates nothing once the thread's buffer has grown and takes no contended lock: it may
 // be called from an audio thread.
 //

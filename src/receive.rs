@@ -306,6 +306,22 @@ mod tests {
         buf
     }
 
+    /// The deepest nesting a receiver can be told to take is dispatched without
+    /// exhausting a thread's stack (test threads have 2 MiB), in unoptimised builds too.
+    #[test]
+    fn the_deepest_nesting_allowed_is_dispatched() {
+        use crate::osc::DEPTH_LIMIT;
+        let d = Arc::new(Dispatcher::new());
+        d.add_method(Some("/m"), None, |_, _| Flow::Handled)
+            .unwrap();
+        let mut options = ReceiveOptions::default();
+        options.decode.max_depth = usize::MAX;
+        let mut r = Receiver::new(d, options);
+        let deepest = crate::osc::nest(DEPTH_LIMIT);
+        let now = TimeTag::now();
+        assert_eq!(r.receive(&deepest, MsgInfo::new(now), now), Ok(1));
+    }
+
     #[test]
     fn held_bundles_are_bounded_in_bytes() {
         let d = Arc::new(Dispatcher::new());

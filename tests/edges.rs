@@ -27,12 +27,12 @@ fn nested_arrays(depth: usize, inner: &[u8], data: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Renders on a thread with a 256 KiB stack: rendering must not recurse per level.
-fn render_on_small_stack(packet: &[u8], opts: &DecodeOptions) -> String {
+/// Renders on a thread with a stack of `stack` bytes: rendering must not recurse per level.
+fn render_on_small_stack(packet: &[u8], opts: &DecodeOptions, stack: usize) -> String {
     let packet = decode_with(packet, opts).expect("valid packet");
     std::thread::scope(|s| {
         std::thread::Builder::new()
-            .stack_size(256 * 1024)
+            .stack_size(stack)
             .spawn_scoped(s, || Json(packet).to_string())
             .unwrap()
             .join()
@@ -46,7 +46,7 @@ const ARRAY: &str = "{\"type\":\"array\",\"items\":[";
 fn json_of_100000_nested_arrays_on_a_small_stack() {
     let depth = 100_000;
     let p = nested_arrays(depth, b"", b"");
-    let json = render_on_small_stack(&p, &DecodeOptions::DEFAULT);
+    let json = render_on_small_stack(&p, &DecodeOptions::DEFAULT, 256 << 10);
     let typetags = format!(",{}{}", "[".repeat(depth), "]".repeat(depth));
     let expected = format!(
         "{{\"kind\":\"message\",\"address\":\"/a\",\"typetags\":\"{typetags}\",\"args\":[{}{}]}}",
@@ -76,7 +76,7 @@ fn json_of_deep_arrays_with_values_between_levels() {
     osc_string(&mut p, b"/a");
     osc_string(&mut p, &[b",", &tags[..]].concat());
     p.extend_from_slice(&data);
-    let json = render_on_small_stack(&p, &DecodeOptions::DEFAULT);
+    let json = render_on_small_stack(&p, &DecodeOptions::DEFAULT, 256 << 10);
 
     let mut args = String::new();
     for i in 0..depth {
@@ -114,8 +114,8 @@ fn json_of_small_arrays_is_unchanged() {
 #[test]
 fn json_of_deeply_nested_bundles_on_a_small_stack() {
     // Bundles nest only as deep as DecodeOptions::max_depth allows (32 by default), but a
-    // caller may raise it; the rendering keeps open bundles on the heap.
-    let depth = 3_000;
+    // caller may raise it, up to DEPTH_LIMIT; the rendering keeps open bundles on the heap.
+    let depth = rosco::osc::DEPTH_LIMIT - 1;
     let mut message = Vec::new();
     osc_string(&mut message, b"/m");
     osc_string(&mut message, b",");
@@ -138,7 +138,7 @@ fn json_of_deeply_nested_bundles_on_a_small_stack() {
     let json = std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size(64 << 20)
-            .spawn_scoped(s, || render_on_small_stack(&p, &opts))
+            .spawn_scoped(s, || render_on_small_stack(&p, &opts, 32 << 10))
             .unwrap()
             .join()
             .unwrap()

@@ -2,7 +2,7 @@
 //! time, bundles nest. It keeps every buffer between uses, so building and sending
 //! allocate nothing once it has grown.
 
-use super::status::{byte_slice, c_bytes, c_str, guard, rosco_status, Failure};
+use super::status::{byte_slice, c_bytes, c_str, guard, rosco_status, Failure, ROSCO_ERR_INTERNAL};
 use crate::osc::{Arg, EncodeOptions, PacketWriter, WriterState};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
@@ -83,9 +83,10 @@ impl rosco_builder {
         self.push(make(start..self.arena.len()))
     }
 
-    /// Runs `f` with the finished packet: a closed bundle, or the one open message (encoded
-    /// with `opts` into a thread-local buffer, so a `const` builder can be sent from several
-    /// threads).
+    /// Runs `f` with the finished packet: a closed bundle, or the one open message, encoded
+    /// with `opts` into a thread-local buffer (so a `const` builder can be sent from several
+    /// threads). A bundle was written with the defaults: with other options it is written
+    /// again, so that they apply to its messages too.
     pub(crate) fn with_packet<R>(
         &self,
         opts: &EncodeOptions,
@@ -97,9 +98,18 @@ impl rosco_builder {
             ));
         }
         if !self.open {
-            return match self.packet.is_empty() {
-                true => Err(Failure::arg("the builder is empty")),
-                false => f(&self.packet),
+            return match (self.packet.is_empty(), opts.is_default()) {
+                (true, _) => Err(Failure::arg("the builder is empty")),
+                (false, true) => f(&self.packet),
+                (false, false) => with_buf(&SEND_BUF, |buf| {
+                    let packet = crate::osc::decode(&self.packet)
+                        .map_err(|e| Failure::new(ROSCO_ERR_INTERNAL, e.to_string()))?;
+                    let mut w = PacketWriter::with_options(buf, opts);
+                    w.packet(&packet)
+                        .and_then(|()| w.finish())
+                        .map_err(|e| Failure::arg(e.to_string()))?;
+                    f(buf)
+                }),
             };
         }
         with_buf(&SEND_BUF, |buf| {
@@ -223,19 +233,23 @@ pub unsafe extern "C" fn rosco_builder_bundle_end(b: *mut rosco_builder) -> rosc
     guard(|| {
         // SAFETY: the caller's promise.
         let b = unsafe { builder(b)? };
+        // Checked first: closing a lone message would freeze it with the defaults.
+        if b.state.depth() == 0 {
+            return Err(Failure::arg("no bundle is open"));
+        }
         b.close_message()?;
         let mut packet = std::mem::take(&mut b.packet);
         let mut w = PacketWriter::resume(&mut packet, b.state);
         let ended = w.end_bundle();
         b.state = w.state();
         b.packet = packet;
-        ended.map_err(|_| Failure::arg("no bundle is open"))
+        ended.map_err(|e| Failure::arg(e.to_string()))
     })
 }
 
 /// Points `data`/`len` at the finished packet (valid until the builder changes), closing
-/// the open message: encoded with the default codec options, it is sent as it is from then
-/// on (see `rosco_send`). Fails while a bundle is open.
+/// the open message: these bytes have the default codec options (`rosco_send` applies a
+/// context's own). Fails while a bundle is open.
 ///
 /// # Safety
 /// `b` is NULL or a live builder; `data` and `len` are writable.

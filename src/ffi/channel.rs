@@ -229,9 +229,10 @@ pub extern "C" fn rosco_channel_flush(
 
 /// Sends the builder's packet (a message, or a closed bundle) on a channel: to its
 /// destination, or for a stream listener to every connected peer. `"_local"` dispatches
-/// in-process. A single message is encoded here with the context's codec options (types,
-/// address check, ASCII, compression); a bundle, or a message whose bytes were read with
-/// `rosco_builder_bytes`, was encoded with the defaults and goes out as it is. A UDP send
+/// in-process. The packet is encoded with the context's codec options (types, address
+/// check, ASCII, compression): a single message here, a bundle (or a message whose bytes
+/// were read with `rosco_builder_bytes`), written with the defaults, written again when
+/// the context's options differ from them. A UDP send
 /// allocates nothing once the thread's buffer has grown and takes no contended lock: it may
 /// be called from an audio thread.
 ///

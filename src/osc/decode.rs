@@ -13,6 +13,11 @@ use std::sync::Arc;
 /// The deepest bundle nesting accepted by default; the outermost bundle is depth 1.
 pub const MAX_BUNDLE_DEPTH: usize = 32;
 
+/// The deepest nesting [`DecodeOptions::max_depth`] can allow: validation and dispatch
+/// walk nested bundles recursively, and ten thousand levels (a 200 KB stream frame)
+/// exhausted a thread's stack; 256 did in an unoptimised build.
+pub const DEPTH_LIMIT: usize = 128;
+
 /// A context's default [`DecodeOptions::max_pattern_len`]: 1 KiB.
 pub const DEFAULT_MAX_PATTERN_LEN: usize = 1024;
 
@@ -29,7 +34,8 @@ pub struct DecodeOptions {
     /// Reject messages without a type-tag string (osc4py3's `force_typetags`, documented
     /// as `force_typedtags`).
     pub require_typetags: bool,
-    /// Deepest bundle nesting accepted (the outermost bundle is depth 1).
+    /// Deepest bundle nesting accepted (the outermost bundle is depth 1); at most
+    /// [`DEPTH_LIMIT`], whatever is asked.
     pub max_depth: usize,
     /// Address decompression: a message whose address is `/` carries an int32 code right
     /// after it, looked up here (the SMC 2011 scheme, osc4py3's
@@ -304,11 +310,10 @@ fn validate_elements(
     opts: &DecodeOptions,
     table: Option<&AddressTable>,
 ) -> Result<(), DecodeError> {
-    if depth + 1 > opts.max_depth {
+    let max = opts.max_depth.min(DEPTH_LIMIT);
+    if depth + 1 > max {
         return Err(DecodeError {
-            kind: DecodeErrorKind::TooDeep {
-                max: opts.max_depth,
-            },
+            kind: DecodeErrorKind::TooDeep { max },
             offset: base,
         });
     }
@@ -823,6 +828,15 @@ mod tests {
             decode_with(&nested, &shallow).unwrap_err().kind,
             DecodeErrorKind::TooDeep { max: 1 }
         );
+        // However deep a caller allows, nesting stops at DEPTH_LIMIT (validation recurses:
+        // 10,000 levels overflowed the stack).
+        let unlimited = DecodeOptions {
+            max_depth: usize::MAX,
+            ..DecodeOptions::DEFAULT
+        };
+        let error = decode_with(&super::super::nest(10_000), &unlimited).unwrap_err();
+        assert_eq!(error.kind, DecodeErrorKind::TooDeep { max: DEPTH_LIMIT });
+        assert!(decode_with(&super::super::nest(DEPTH_LIMIT), &unlimited).is_ok());
     }
 
     #[test]

@@ -48,6 +48,16 @@ impl EncodeOptions {
     };
 }
 
+impl EncodeOptions {
+    /// True for options that change nothing: every type, no checks, no compression.
+    pub(crate) fn is_default(&self) -> bool {
+        self.allowed_types == TypeSet::ALL
+            && !self.check_address
+            && self.addresses.is_none()
+            && !self.ascii_only
+    }
+}
+
 impl Default for EncodeOptions {
     fn default() -> Self {
         EncodeOptions::DEFAULT
@@ -169,18 +179,20 @@ impl<'o, 't> PacketWriter<'o, 't> {
         Ok(())
     }
 
-    /// Closes the innermost open bundle.
+    /// Closes the innermost open bundle. On error the writer is as it was: the bundle is
+    /// still open.
     pub fn end_bundle(&mut self) -> Result<(), EncodeError> {
         if self.depth == 0 {
             return Err(EncodeError::BadNesting);
         }
-        self.depth -= 1;
-        if self.depth > 0 {
+        if self.depth > 1 {
             let size_at = self.innermost;
             let link = &self.out[size_at..size_at + 4];
-            self.innermost = u32::from_ne_bytes([link[0], link[1], link[2], link[3]]) as usize;
+            let parent = u32::from_ne_bytes([link[0], link[1], link[2], link[3]]) as usize;
             self.end_element(size_at)?;
+            self.innermost = parent;
         }
+        self.depth -= 1;
         Ok(())
     }
 
@@ -205,6 +217,22 @@ impl<'o, 't> PacketWriter<'o, 't> {
         I: Iterator<Item = Arg<'a>> + Clone,
     {
         self.write_message_element(address.as_ref(), args)
+    }
+
+    /// Writes a decoded packet again, its messages checked and compressed as this writer's
+    /// options say: for bytes encoded before the options were known (the C API's builder
+    /// writes bundles before it learns the context they are sent with).
+    pub(crate) fn packet(&mut self, packet: &super::Packet<'_>) -> Result<(), EncodeError> {
+        match packet {
+            super::Packet::Message(m) => self.message_iter(m.address(), m.args()),
+            super::Packet::Bundle(b) => {
+                self.begin_bundle(b.timetag())?;
+                for element in b.elements() {
+                    self.packet(&element)?;
+                }
+                self.end_bundle()
+            }
+        }
     }
 
     /// Checks that every bundle is closed and returns the packet length.
@@ -267,7 +295,9 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     opts: &EncodeOptions,
     sized: bool,
 ) -> Result<(), EncodeError> {
+    // With compression, `/` alone announces a code: the address itself cannot be sent.
     let valid = address.first() == Some(&b'/')
+        && (opts.addresses.is_none() || address != b"/")
         && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok())
         && (!opts.ascii_only || address.is_ascii());
     if !valid {
@@ -561,6 +591,10 @@ mod tests {
             panic!("round trip failed")
         };
         assert_eq!(m.address(), b"/long/address/here");
+        // `/` alone announces a code to a decoder with the table: not an address then.
+        let mut w = PacketWriter::with_options(&mut buf, &opts);
+        assert_eq!(w.message("/", &[Arg::Int(1)]), Err(EncodeError::BadAddress));
+        encode_message("/", &[], &mut buf).unwrap();
         let strict = EncodeOptions {
             allowed_types: TypeSet::OSC_1_0,
             check_address: true,
@@ -572,6 +606,43 @@ mod tests {
             Err(EncodeError::TypeNotAllowed { tag: b'h' })
         );
         assert_eq!(w.message("/a b", &[]), Err(EncodeError::BadAddress));
+    }
+
+    /// A bundle too large to close stays open, its bytes as they were: `finish` refuses
+    /// the packet instead of taking one the decoder refuses.
+    #[test]
+    fn a_bundle_too_large_to_close_stays_open() {
+        use std::alloc::{alloc_zeroed, Layout};
+        // 2 GiB of zeroed memory, mapped lazily: nothing is touched past the first bytes.
+        let cap = (1usize << 31) + 64;
+        let layout = Layout::array::<u8>(cap).unwrap();
+        // SAFETY: a non-zero size; checked for failure below.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return eprintln!("skipped: no room for 2 GiB");
+        }
+        // SAFETY: allocated by the global allocator with this layout, all bytes zeroed
+        // (initialised), length 0 within the capacity.
+        let mut buf = unsafe { Vec::from_raw_parts(ptr, 0, cap) };
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        w.begin_bundle(TimeTag::IMMEDIATE).unwrap();
+        let state = w.state();
+        let len = buf.len();
+        // SAFETY: the bytes are initialised (zeroed) and within the capacity.
+        unsafe { buf.set_len(len + (1 << 31)) };
+        let mut w = PacketWriter::resume(&mut buf, state);
+        assert_eq!(w.end_bundle(), Err(EncodeError::TooLarge));
+        assert_eq!(w.state(), state);
+        assert_eq!(w.finish(), Err(EncodeError::BadNesting));
+        // Without the excess, the same writer closes both bundles into a valid packet.
+        buf.truncate(len);
+        let mut w = PacketWriter::resume(&mut buf, state);
+        w.message("/a", &[]).unwrap();
+        w.end_bundle().unwrap();
+        w.end_bundle().unwrap();
+        w.finish().unwrap();
+        assert!(decode(&buf).is_ok());
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod types;
 pub use address_table::{AddressTable, AddressTableError};
 pub use decode::{
     decode, decode_with, Args, Bundle, DecodeOptions, Elements, Message, Packet,
-    DEFAULT_MAX_PATTERN_LEN, MAX_BUNDLE_DEPTH,
+    DEFAULT_MAX_PATTERN_LEN, DEPTH_LIMIT, MAX_BUNDLE_DEPTH,
 };
 pub use encode::{encode_message, EncodeOptions, PacketWriter};
 pub(crate) use encode::{WriterState, O2_OPTIONS as O2_ENCODE};
@@ -30,3 +30,16 @@ pub use hexdump::HexDump;
 pub use json::Json;
 pub use text::{PacketText, Text};
 pub use types::{Arg, OwnedArg, TypeSet, ALL_TYPE_TAGS};
+
+/// A message `/m` inside `levels` nested immediate bundles (for tests of deep nesting).
+#[cfg(test)]
+pub(crate) fn nest(levels: usize) -> Vec<u8> {
+    let mut packet = b"/m\0\0,\0\0\0".to_vec();
+    for _ in 0..levels {
+        let mut bundle = b"#bundle\0\0\0\0\0\0\0\0\x01".to_vec();
+        bundle.extend_from_slice(&(packet.len() as u32).to_be_bytes());
+        bundle.append(&mut packet);
+        packet = bundle;
+    }
+    packet
+}

@@ -123,6 +123,21 @@ static void test_types(void)
     CHECK_OK(rosco_send(r.ctx, r.out, b));
     CHECK(POLL_UNTIL(r.ctx, atomic_load(&r.got.n) == 1, 3000));
     CHECK_INT(r.got.first_int, 5);
+    /* A bundle's messages meet the context's options too. */
+    CHECK_OK(rosco_builder_bundle_begin(b, ROSCO_TIMETAG_IMMEDIATE));
+    CHECK_OK(rosco_builder_message(b, "/s"));
+    CHECK_OK(rosco_builder_add_str(b, "no"));
+    CHECK_OK(rosco_builder_bundle_end(b));
+    CHECK_ERR(rosco_send(r.ctx, r.out, b), ROSCO_ERR_ARG);
+    CHECK(strstr(rosco_last_error(), "type tag 's' not allowed") != NULL);
+    /* A stray bundle end on a lone message fails, and leaves it to the context's options. */
+    CHECK_OK(rosco_builder_message(b, "/s"));
+    CHECK_OK(rosco_builder_add_str(b, "no"));
+    CHECK_ERR(rosco_builder_bundle_end(b), ROSCO_ERR_ARG);
+    CHECK(strstr(rosco_last_error(), "no bundle is open") != NULL);
+    CHECK_ERR(rosco_send(r.ctx, r.out, b), ROSCO_ERR_ARG);
+    check_poll_for(r.ctx, 50);
+    CHECK_INT(atomic_load(&r.got.n), 1);
     rosco_builder_free(b);
     /* Receiving: "/s" ,s "no" from a peer without the restriction. */
     send_hex(&r, "2f7300002c7300006e6f0000");
@@ -198,6 +213,20 @@ static void test_compression(void)
     const uint8_t want[] = {'/', 0, 0, 0, 0, 0, 0, 8, ',', 'i', 0, 0, 0, 0, 1, 0xb8};
     CHECK_INT(n, sizeof want);
     CHECK(n == sizeof want && memcmp(got, want, sizeof want) == 0);
+    /* In a bundle the address is compressed as well. */
+    rosco_builder *bundle = rosco_builder_new();
+    CHECK_OK(rosco_builder_bundle_begin(bundle, ROSCO_TIMETAG_IMMEDIATE));
+    CHECK_OK(rosco_builder_message(bundle, "/synth/1/gain"));
+    CHECK_OK(rosco_builder_add_i32(bundle, 440));
+    CHECK_OK(rosco_builder_bundle_end(bundle));
+    CHECK_OK(rosco_send(r.ctx, raw, bundle));
+    n = recv(fd, got, sizeof got, 0);
+    CHECK_INT(n, 16 + 4 + sizeof want);
+    CHECK(n == 16 + 4 + (ssize_t)sizeof want && memcmp(got + 20, want, sizeof want) == 0);
+    /* With compression, "/" alone announces a code: it cannot be an address. */
+    CHECK_OK(rosco_builder_message(bundle, "/"));
+    CHECK_ERR(rosco_send(r.ctx, raw, bundle), ROSCO_ERR_ARG);
+    rosco_builder_free(bundle);
     close(fd);
 
     /* A compressed message from a peer is dispatched under its full address. */
