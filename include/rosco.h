@@ -358,9 +358,9 @@ void rosco_builder_free(struct rosco_builder *b);
 // `b` is NULL or a live builder.
 rosco_status rosco_builder_reset(struct rosco_builder *b);
 
-// Starts a message at `address` (an OSC address or pattern). Outside a bundle this
-// replaces whatever the builder held; inside one, the previous message is kept and this
-// one follows it.
+// Starts a message at `address` (an OSC address or pattern; bytes, not necessarily
+// UTF-8, as strings are). Outside a bundle this replaces whatever the builder held; inside
+// one, the previous message is kept and this one follows it.
 //
 // # Safety
 // `b` is NULL or a live builder; `address` is a NUL-terminated string.

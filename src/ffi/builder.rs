@@ -2,7 +2,7 @@
 //! time, bundles nest. It keeps every buffer between uses, so building and sending
 //! allocate nothing once it has grown.
 
-use super::status::{byte_slice, c_bytes, c_str, guard, rosco_status, Failure, ROSCO_ERR_INTERNAL};
+use super::status::{byte_slice, c_bytes, guard, rosco_status, Failure, ROSCO_ERR_INTERNAL};
 use crate::osc::{Arg, EncodeOptions, PacketWriter, WriterState};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
@@ -165,9 +165,9 @@ pub unsafe extern "C" fn rosco_builder_reset(b: *mut rosco_builder) -> rosco_sta
     guard(|| unsafe { builder(b) }.map(|b| b.reset()))
 }
 
-/// Starts a message at `address` (an OSC address or pattern). Outside a bundle this
-/// replaces whatever the builder held; inside one, the previous message is kept and this
-/// one follows it.
+/// Starts a message at `address` (an OSC address or pattern; bytes, not necessarily
+/// UTF-8, as strings are). Outside a bundle this replaces whatever the builder held; inside
+/// one, the previous message is kept and this one follows it.
 ///
 /// # Safety
 /// `b` is NULL or a live builder; `address` is a NUL-terminated string.
@@ -178,10 +178,11 @@ pub unsafe extern "C" fn rosco_builder_message(
 ) -> rosco_status {
     guard(|| {
         // SAFETY: the caller's promises.
-        let (b, address) = unsafe { (builder(b)?, c_str(address, "address")?) };
-        if !address.starts_with('/') {
+        let (b, address) = unsafe { (builder(b)?, c_bytes(address, "address")?) };
+        if !address.starts_with(b"/") {
             return Err(Failure::arg(format!(
-                "address '{address}' does not start with '/'"
+                "address '{}' does not start with '/'",
+                String::from_utf8_lossy(address)
             )));
         }
         if b.state.depth() == 0 {
@@ -190,7 +191,7 @@ pub unsafe extern "C" fn rosco_builder_message(
             b.close_message()?;
         }
         b.address.clear();
-        b.address.extend_from_slice(address.as_bytes());
+        b.address.extend_from_slice(address);
         b.args.clear();
         b.arena.clear();
         b.open = true;

@@ -103,6 +103,10 @@ static void test_defaults(void)
     CHECK_STR(r.got.address, "/caf\xc3\xa9 x");
     send_hex(&r, "2f610000"); /* "/a" without type tags */
     CHECK_INT(atomic_load(&r.got.n), 2);
+    /* An address is bytes, as strings are: Latin-1 goes out and comes back as it is. */
+    CHECK_OK(send_str(&r, "/caf\xe9", "x"));
+    CHECK(POLL_UNTIL(r.ctx, atomic_load(&r.got.n) == 3, 3000));
+    CHECK_STR(r.got.address, "/caf\xe9");
     CHECK_INT(malformed(&r), 0);
     CHECK_OK(rosco_ctx_free(r.ctx));
 }
