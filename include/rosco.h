@@ -1070,6 +1070,34 @@ rosco_status rosco_osc_bridge_to_o2lite(struct rosco_ctx ctx,
                                         int32_t reliable,
                                         struct rosco_method *out);
 
+// Copies the name of the message's source into `buf` of `len` bytes, as
+// `rosco_channel_url` copies a URL: the name given with `rosco_source_name_set` for its
+// address and port, else for its host, else the host name a channel URL of `ctx` used for
+// that address (the lookup made when the channel opened; nothing is looked up here).
+// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP).
+//
+// # Safety
+// `m` is NULL or the running callback's message; `buf` is writable for `len` bytes (or
+// NULL when `len` is 0); `needed` is NULL or writable.
+rosco_status rosco_msg_source_name(struct rosco_ctx ctx,
+                                   const struct rosco_msg *m,
+                                   char *buf,
+                                   size_t len,
+                                   size_t *needed);
+
+// Names the packets from the IP address `ip` (text, IPv4 or IPv6 without brackets), on
+// `port` alone or on any port (`port` 0), for `rosco_msg_source_name` (osc4py3's
+// `read_forceident`); a NULL `name` forgets the name given.
+//
+// Thread-safe.
+//
+// # Safety
+// `ip` is a NUL-terminated string; `name` is NULL or one.
+rosco_status rosco_source_name_set(struct rosco_ctx ctx,
+                                   const char *ip,
+                                   uint16_t port,
+                                   const char *name);
+
 // The name of a status code, for messages: `"ROSCO_ERR_HANDLE"`. Never NULL; unknown
 // codes give `"ROSCO_ERR_UNKNOWN"`. The string is static.
 //

@@ -2716,3 +2716,40 @@ fn a_panicking_accept_filter_refuses() {
         assert_eq!(peer.read(&mut [0u8; 4]).unwrap_or(0), 0, "{mode:?}");
     }
 }
+
+/// A packet's source is named as osc4py3 identifies peers: by the host name a channel URL
+/// used for that address, unless the application named the address (or its host).
+#[test]
+fn sources_are_named_by_url_host_names_or_as_told() {
+    let ctx = context(Mode::Poll);
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (n, sender) = (names.clone(), ctx.sender());
+    ctx.methods()
+        .add_method(None, None, move |_: &Message<'_>, info: &MsgInfo| {
+            let name = info.source.and_then(|s| sender.source_name(s));
+            n.lock().unwrap().push(name.as_deref().map(str::to_owned));
+            Flow::Handled
+        })
+        .unwrap();
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    // `localhost` resolves to 127.0.0.1 (IPv4 first): replies from there are "localhost".
+    let tx = ctx
+        .open("tx", &format!("osc.udp://localhost:{port}"))
+        .unwrap();
+    let from = ctx.local_addr(tx).unwrap().port();
+    ctx.send(tx, "/a", &[]).unwrap();
+    assert!(until(&ctx, || names.lock().unwrap().len() == 1));
+    let localhost: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    ctx.set_source_name(localhost, None, Some("this host"));
+    ctx.send(tx, "/b", &[]).unwrap();
+    assert!(until(&ctx, || names.lock().unwrap().len() == 2));
+    ctx.set_source_name(localhost, Some(from), Some("tx"));
+    ctx.send(tx, "/c", &[]).unwrap();
+    assert!(until(&ctx, || names.lock().unwrap().len() == 3));
+    let named = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        *names.lock().unwrap(),
+        [named("localhost"), named("this host"), named("tx")]
+    );
+}

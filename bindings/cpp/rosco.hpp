@@ -22,7 +22,8 @@
 //   Options    chainable setters over rosco_ctx_options (mode, coercion, queueing, ...).
 //   Context    move-only owner of a rosco_ctx: open(), channel(), poll(), on(), on_any(),
 //              on_event(), on_log(), on_bundle(), on_exception(), set_hooks(),
-//              wakeup_fd(), o2lite_connect(), o2_bridge_to_osc(), osc_bridge_to_o2().
+//              wakeup_fd(), set_source_name(), o2lite_connect(), o2_bridge_to_osc(),
+//              osc_bridge_to_o2().
 //   Channel    a copyable value (context handle + channel handle): send(address, args...),
 //              send(builder), try_send(), send_raw(), port(), url(), stats(), flush(),
 //              close(); on O2lite channels also o2_service_add(), o2_service_remove(),
@@ -34,7 +35,7 @@
 //              bundle_begin()/bundle_end(), array_begin()/array_end(), append_args(msg),
 //              bytes(), reset().
 //   Message    the view a handler receives: address(), typetags(), size(), type(i),
-//              get<T>(i), try_get<T>(i), get_seconds(i), source(), channel(),
+//              get<T>(i), try_get<T>(i), get_seconds(i), source(), source_name(), channel(),
 //              bundle_time(), received(), o2_stamp(), bytes(), reply(address, args...),
 //              reply(builder).
 //   TimeTag    NTP 32.32 time: now(), immediately(), from_now(d), from_unix(), + duration.
@@ -1165,6 +1166,20 @@ public:
         if (rosco_msg_source(m_, buf, sizeof buf) != ROSCO_OK) return std::string();
         return std::string(buf);
     }
+    /// The sender's name (Context::set_source_name(), else the host name a channel URL
+    /// used for its address), or "" when it has none.
+    std::string source_name() const {
+        std::size_t needed = 0;
+        std::string name(64, '\0');
+        rosco_status st = rosco_msg_source_name(ctx_, m_, name.data(), name.size(), &needed);
+        if (st == ROSCO_ERR_RANGE && needed >= name.size()) {
+            name.resize(needed + 1);
+            st = rosco_msg_source_name(ctx_, m_, name.data(), name.size(), &needed);
+        }
+        if (st != ROSCO_OK) return std::string();
+        name.resize(needed);
+        return name;
+    }
     /// The channel it arrived on.
     Channel channel() const {
         rosco_channel ch{};
@@ -1845,6 +1860,16 @@ public:
     }
     /// The in-process channel "_local": what is sent on it is dispatched here.
     Channel local() const { return channel("_local"); }
+
+    /// Names the packets from `ip` ("127.0.0.1", "::1"), on `port` alone or on any port
+    /// (0), for Message::source_name(); an empty `name` forgets the name given.
+    void set_source_name(std::string_view ip, std::uint16_t port, std::string_view name) {
+        detail::ZStr i(ip), n(name);
+        const char* where = "rosco_source_name_set";
+        detail::check(rosco_source_name_set(handle(), i.checked(where), port,
+                                            name.empty() ? nullptr : n.checked(where)),
+                      where);
+    }
 
     /// Connects to the O2 host of `ensemble` at `host_port` ("host:port", or
     /// "host:port:udp_port" to also use the host's UDP port) and returns the O2lite client

@@ -14,6 +14,7 @@ pub mod hook;
 pub mod method;
 pub mod msg;
 pub mod o2lite;
+pub mod source_names;
 pub mod status;
 pub mod subscription;
 pub mod time;

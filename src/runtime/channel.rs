@@ -610,6 +610,18 @@ impl Channel {
     }
 
     /// The local address a socket is bound to.
+    /// Where the channel sends or connects, as resolved when it opened.
+    pub(crate) fn destination(&self) -> Option<SocketAddr> {
+        match &self.kind {
+            Kind::Udp(ep) => ep.dest,
+            Kind::Client(c) => match &*c.target.lock() {
+                ClientTarget::Tcp { addr, .. } => Some(*addr),
+                ClientTarget::Unix(_) => None,
+            },
+            _ => None,
+        }
+    }
+
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         // An O2lite client is reached at its UDP socket (its TCP connection comes and goes).
         if let Some(role @ super::o2::O2Role::Client { .. }) = &self.o2 {

@@ -18,7 +18,7 @@ use crate::time::TimeTag;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::Ordering;
@@ -192,7 +192,11 @@ impl Context {
         // Sockets are opened outside the lock so senders never wait on a DNS lookup; the
         // real handle is filled in under it.
         let placeholder = ChannelId(crate::handle::Handle::from_bits(0));
+        let host = url.host_name().map(str::to_owned);
         let mut channel = Channel::open(placeholder, name, url, &self.shared.options)?;
+        if let (Some(host), Some(addr)) = (host, channel.destination()) {
+            self.shared.source_names.write().resolved(addr, &host);
+        }
         let id = {
             let mut channels = self.shared.channels.write();
             let mut names = self.shared.names.write();
@@ -1061,6 +1065,22 @@ impl Sender {
                 false => Err(Error::Closed),
             }
         })
+    }
+
+    /// The name of a packet's source ([`MsgInfo::source`](crate::dispatch::MsgInfo)), as
+    /// osc4py3 identifies peers: the name given with
+    /// [`set_source_name`](Self::set_source_name) for that address and port, else for
+    /// that host, else the host name a channel URL used for that address (the lookup made
+    /// when it opened; nothing is looked up here).
+    pub fn source_name(&self, source: SocketAddr) -> Option<Arc<str>> {
+        self.shared.source_names.read().get(source)
+    }
+
+    /// Names the packets from `ip` (on `port` alone, or on any port) for
+    /// [`source_name`](Self::source_name) (osc4py3's `read_forceident`); `None` forgets the
+    /// name given.
+    pub fn set_source_name(&self, ip: IpAddr, port: Option<u16>, name: Option<&str>) {
+        self.shared.source_names.write().set(ip, port, name);
     }
 
     /// The channel with this name.

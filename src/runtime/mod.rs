@@ -15,6 +15,7 @@ mod o2;
 mod options;
 pub(crate) mod poller;
 mod shared;
+mod source_names;
 mod subscription;
 
 pub use channel::{HookVerdict, PacketHook};

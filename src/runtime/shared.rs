@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     /// Moves on each change to `channels` (see [`table_changed`](Self::table_changed)).
     table_version: AtomicU64,
     pub(crate) names: RwLock<HashMap<String, ChannelId>>,
+    /// Names for the sources of received packets (see `Sender::source_name`).
+    pub(crate) source_names: RwLock<super::source_names::SourceNames>,
     /// Wakes the I/O loop (new channel, output to flush, shutdown).
     pub(crate) waker: Waker,
     /// Readable while packets wait in `queue` (io-thread mode's wake-up descriptor).
@@ -132,6 +134,7 @@ impl Shared {
             channels: RwLock::new(Slab::default()),
             table_version: AtomicU64::new(0),
             names: RwLock::new(HashMap::new()),
+            source_names: RwLock::default(),
             waker: Waker::new()?,
             notify: Waker::new()?,
             notified: AtomicBool::new(false),

@@ -412,6 +412,21 @@ impl ChannelUrl {
         }
     }
 
+    /// The host name the URL sends or connects to, when it gives a name rather than an
+    /// address.
+    pub fn host_name(&self) -> Option<&str> {
+        let host = match self {
+            ChannelUrl::Udp { host, .. } | ChannelUrl::Tcp { host, .. } => host.as_ref(),
+            ChannelUrl::O2lite { host, .. } => host.as_ref().map(|(h, _)| h),
+            ChannelUrl::Oocsi { host, .. } => Some(host),
+            ChannelUrl::Unix { .. } | ChannelUrl::O2liteHost { .. } => None,
+        };
+        match host {
+            Some(Host::Name(name)) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The canonical scheme: `osc.udp`, `osc.tcp`, `osc.unix`, `o2lite`, `o2lite-host` or
     /// `oocsi` (an `osc://` URL reports `osc.udp`).
     pub fn scheme(&self) -> &'static str {

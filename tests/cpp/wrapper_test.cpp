@@ -393,6 +393,26 @@ void accept_names_and_patterns() {
     CHECK_THROWS_STATUS(rosco::pattern_match("/synth/{a,b", "/synth/a"), ROSCO_ERR_ARG);
 }
 
+// A source is named by the host name a channel URL used for it, or as the application says.
+void source_names() {
+    rosco::Context ctx;
+    rosco::Channel in = ctx.open("in", "osc.udp://:0?bind=127.0.0.1");
+    std::vector<std::string> names;
+    rosco::Method m = ctx.on("/n", [&](const rosco::Message& msg) { names.push_back(msg.source_name()); });
+    rosco::Channel out = ctx.open("out", "osc.udp://localhost:" + std::to_string(in.port()));
+    out.send("/n");
+    CHECK(test::poll_until(ctx, [&] { return names.size() == 1; }));
+    const std::string long_name(100, 'x');  // longer than the first buffer tried
+    ctx.set_source_name("127.0.0.1", out.port(), long_name);
+    out.send("/n");
+    CHECK(test::poll_until(ctx, [&] { return names.size() == 2; }));
+    ctx.set_source_name("127.0.0.1", out.port(), "");
+    ctx.local().send("/n");
+    CHECK(test::poll_until(ctx, [&] { return names.size() == 3; }));
+    CHECK(names == (std::vector<std::string>{"localhost", long_name, ""}));
+    CHECK_THROWS_STATUS(ctx.set_source_name("nowhere", 0, "x"), ROSCO_ERR_ARG);
+}
+
 void decoding_alone() {
     rosco::Builder b;
     b.bundle_begin(rosco::TimeTag::immediately());
@@ -481,6 +501,7 @@ int main() {
         methods_and_flow();
         events_and_log();
         accept_names_and_patterns();
+        source_names();
         subscriptions();
         decoding_alone();
         codec_options();
