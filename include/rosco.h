@@ -134,7 +134,8 @@ typedef struct rosco_channel_stats {
   uint64_t bytes_out;
   // Packets or frames rejected as malformed.
   uint64_t malformed;
-  // Packets dropped because the receive queue was full.
+  // Packets dropped because the receive queue was full, and timed bundles not held for
+  // want of room.
   uint64_t dropped;
   // Bundles that arrived after their time.
   uint64_t late;

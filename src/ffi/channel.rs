@@ -170,7 +170,8 @@ pub struct rosco_channel_stats {
     pub bytes_out: u64,
     /// Packets or frames rejected as malformed.
     pub malformed: u64,
-    /// Packets dropped because the receive queue was full.
+    /// Packets dropped because the receive queue was full, and timed bundles not held for
+    /// want of room.
     pub dropped: u64,
     /// Bundles that arrived after their time.
     pub late: u64,
