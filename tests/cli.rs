@@ -609,12 +609,18 @@ fn packet_control_envelopes_are_written_and_read() {
 fn send_and_dump_refuse_what_they_cannot_do() {
     assert_usage_error(&["dump", "osc.udp://127.0.0.1:9"], "dump listens");
     assert_usage_error(&["dump", "osc.udp://127.0.0.1:9?local=0"], "dump listens");
-    // A Unix path is parsed as the listener dump makes of it: auto-detection is allowed.
+    assert_usage_error(&["dump", "osc.udp://localhost:9"], "dump listens");
+    // A Unix path is the listener dump makes of it: auto-detection is allowed, in any
+    // spelling of the scheme, and `?listen=0` is overruled.
     let path = std::env::temp_dir().join(format!("rosco-cli-auto-{}", std::process::id()));
-    let url = format!("osc.unix://{}?stream&framing=auto", path.display());
-    let out = rosco(&["dump", "--timeout", "0.1", &url]);
-    let _ = std::fs::remove_file(&path);
-    assert!(out.status.success(), "{out:?}");
+    for query in ["stream&framing=auto", "listen=0"] {
+        for scheme in ["osc.unix", "OSC.UNIX"] {
+            let url = format!("{scheme}://{}?{query}", path.display());
+            let out = rosco(&["dump", "--timeout", "0.1", &url]);
+            let _ = std::fs::remove_file(&path);
+            assert!(out.status.success(), "{url}: {out:?}");
+        }
+    }
     assert_usage_error(&["send", "osc.tcp://:9", "/a"], "listens");
     assert_usage_error(
         &[

@@ -2753,3 +2753,37 @@ fn sources_are_named_by_url_host_names_or_as_told() {
         [named("localhost"), named("this host"), named("tx")]
     );
 }
+
+/// A `_local` packet is counted before its callback can run, as a socket's are: a callback
+/// never sees its own packet missing from `packets_in`.
+#[test]
+fn local_packets_are_counted_before_their_callbacks() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        workers: 2,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let local = ctx.channel_id("_local").unwrap();
+    let (ran, early) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, e, sender) = (ran.clone(), early.clone(), ctx.sender());
+    ctx.methods()
+        .add_method(Some("/x"), None, move |_: &Message<'_>, _: &MsgInfo| {
+            let counted = sender.stats(local).unwrap().packets_in as usize;
+            if counted < r.fetch_add(1, Ordering::SeqCst) + 1 {
+                e.fetch_add(1, Ordering::SeqCst);
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    let mut sent = 0;
+    while sent < 5000 {
+        match ctx.send(local, "/x", &[]) {
+            Ok(()) => sent += 1,
+            Err(Error::Full) => std::thread::yield_now(),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(until(&ctx, || ran.load(Ordering::SeqCst) == sent));
+    assert_eq!(early.load(Ordering::SeqCst), 0);
+}

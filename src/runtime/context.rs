@@ -889,10 +889,13 @@ impl Sender {
             self.shared.trace(&ch.name, "receives", None, packet);
             let info = MsgInfo::new(TimeTag::now());
             let item = Incoming::new(&self.shared, ch.id, info, packet);
+            // Counted before its callback can run; one the full queue refuses is dropped,
+            // as a received datagram would be.
+            ch.stats.count_local(packet.len());
             if !self.shared.push_incoming(item) {
+                self.shared.dropped(ch, 1);
                 return Err(Error::Full);
             }
-            ch.stats.count_local(packet.len());
             self.shared.waker.wake();
             return Ok(());
         }

@@ -234,43 +234,52 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
 }
 
 /// The URL `dump` opens for `target`: a Unix socket path is bound, as oscdump binds it;
-/// a UDP URL sending to an address that is not a multicast group, which would only hear
-/// replies on a port chosen at random, is a usage error unless `?local=` names that port
-/// (a host name may be a group's). A stream client (TCP, O2lite, OOCSI) receives what
-/// its server sends.
+/// a UDP URL sending to a host that is not a multicast group, which would only hear replies
+/// on a port chosen at random, is a usage error unless `?local=` names that port. A stream
+/// client (TCP, O2lite, OOCSI) receives what its server sends.
 fn receiving(target: &str) -> Result<ChannelUrl, CmdError> {
     let bad = |e: rosco::transport::url::UrlError| usage(&format!("{e}"));
-    let url = match target.parse::<ChannelUrl>() {
-        Ok(url @ ChannelUrl::Unix { .. }) if url.is_listener() => url,
-        // Parsed as the listener it becomes (`?framing=auto` is for listeners only).
-        Ok(ChannelUrl::Unix { .. }) => with_listen(target).parse().map_err(bad)?,
-        Err(e) if target.starts_with("osc.unix:") => {
-            with_listen(target).parse().map_err(|_| bad(e))?
-        }
-        parsed => parsed.map_err(bad)?,
+    let unix = target
+        .get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("osc.unix:"));
+    let mut url = match target.parse::<ChannelUrl>() {
+        Ok(url) => url,
+        // Refused as a sending URL (`?framing=auto` is for listeners): parsed as the
+        // listener dump makes of it.
+        Err(e) if unix => format!(
+            "{target}{}listen",
+            if target.contains('?') { '&' } else { '?' }
+        )
+        .parse()
+        .map_err(|_| bad(e))?,
+        Err(e) => return Err(bad(e)),
     };
-    if let ChannelUrl::Udp {
-        host: Some(host),
-        opts,
-        ..
-    } = &url
-    {
-        let unicast = host.ip().is_some_and(|ip| !ip.is_multicast());
-        if unicast && !matches!(opts.local, Some(port) if port != 0) {
+    match &mut url {
+        ChannelUrl::Unix { opts, .. } => opts.listen = true,
+        ChannelUrl::Udp {
+            host: Some(host),
+            port,
+            opts,
+        } if !matches!(opts.local, Some(p) if p != 0) && !is_group(host, *port) => {
             return Err(usage(&format!(
                 "{target} sends to {host}: dump listens on osc.udp://:PORT, a multicast \
                  group, or a sending URL's ?local=PORT"
-            )));
+            )))
         }
+        _ => {}
     }
     Ok(url)
 }
 
-/// `url` with `listen` added to its query.
-fn with_listen(url: &str) -> String {
-    match url.contains('?') {
-        true => format!("{url}&listen"),
-        false => format!("{url}?listen"),
+/// Whether `host` is a multicast group, or a name for one (a name that does not resolve
+/// is let through: opening the channel says why).
+fn is_group(host: &rosco::transport::url::Host, port: u16) -> bool {
+    use std::net::ToSocketAddrs;
+    match host.ip() {
+        Some(ip) => ip.is_multicast(),
+        None => (host.to_string(), port)
+            .to_socket_addrs()
+            .map_or(true, |mut addrs| addrs.any(|a| a.ip().is_multicast())),
     }
 }
 
