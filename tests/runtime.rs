@@ -530,6 +530,28 @@ fn packets_are_traced_in_the_log_when_asked() {
     let received = find("channel 'rx' receives (127.0.0.1:");
     assert!(received.contains("): /a is 1 \"x\"\n0000"), "{received}");
     find("channel 'tx' sends: #bundle 00000000.00000001 [/b ; /c f 0.500000]\n0000  23 62 75 6e");
+    // Traced as the context decodes: with its address table, a compressed address is
+    // shown whole.
+    let mut table = rosco::osc::AddressTable::new();
+    table.insert(7, "/synth/freq").unwrap();
+    let table = Some(Arc::new(table));
+    let mut options = ContextOptions {
+        trace: rosco::runtime::Trace {
+            text: true,
+            hex: false,
+        },
+        ..ContextOptions::default()
+    };
+    options.encode.addresses = table.clone();
+    options.receive.decode.addresses = table;
+    let compressing = Context::new(options).unwrap();
+    let compressed = log_lines(&compressing);
+    let out = compressing.open("out", "osc.udp://127.0.0.1:9").unwrap();
+    compressing
+        .send(out, "/synth/freq", &[Arg::Int(1)])
+        .unwrap();
+    let line = "channel 'out' sends: /synth/freq i 1".to_string();
+    assert!(compressed.lock().unwrap().contains(&line), "{compressed:?}");
     // Off (the default): no packet is formatted.
     let quiet = context(Mode::Poll);
     let lines = log_lines(&quiet);

@@ -10,7 +10,7 @@ use crate::callback_slot::CallbackSlot;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::{ChannelId, Slab};
-use crate::osc::{HexDump, PacketText};
+use crate::osc::{DecodeOptions, HexDump, PacketText};
 use crate::receive::{ReceiveStats, Receiver};
 use crate::time::TimeTag;
 use crossbeam_queue::ArrayQueue;
@@ -461,7 +461,10 @@ impl Shared {
         let peer = Peer(peer);
         self.log(
             LogLevel::Debug,
-            format_args!("channel '{channel}' {way}{peer}: {}", Traced(trace, packet)),
+            format_args!(
+                "channel '{channel}' {way}{peer}: {}",
+                Traced(trace, packet, &self.options.receive.decode)
+            ),
         );
         let _ = TRACING.try_with(|t| t.set(false));
     }
@@ -501,13 +504,14 @@ impl fmt::Display for Peer {
 }
 
 /// A packet as the trace options show it: text, then a hex dump on the following lines.
-struct Traced<'a>(Trace, &'a [u8]);
+/// Decoded as the context receives (its depth limit, its address table).
+struct Traced<'a>(Trace, &'a [u8], &'a DecodeOptions);
 
 impl fmt::Display for Traced<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Traced(trace, packet) = self;
+        let Traced(trace, packet, opts) = self;
         if trace.text {
-            match crate::osc::decode(packet) {
+            match crate::osc::decode_with(packet, opts) {
                 Ok(p) => write!(f, "{}", PacketText(&p))?,
                 Err(e) => write!(f, "not OSC ({e})")?,
             }
