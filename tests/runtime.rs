@@ -2809,3 +2809,33 @@ fn local_packets_are_counted_before_their_callbacks() {
     assert!(until(&ctx, || ran.load(Ordering::SeqCst) == sent));
     assert_eq!(early.load(Ordering::SeqCst), 0);
 }
+
+/// A packet whose callback panics out of io-thread mode's `poll` is still counted: a late
+/// bundle is late.
+#[test]
+fn a_packet_whose_callback_panics_is_counted() {
+    let ctx = context(Mode::IoThread);
+    ctx.methods()
+        .add_method(
+            Some("/boom"),
+            None,
+            |_: &Message<'_>, _: &MsgInfo| -> Flow { panic!("boom") },
+        )
+        .unwrap();
+    let (rx, tx) = udp_pair(&ctx);
+    let mut late = Vec::new();
+    let mut w = PacketWriter::new(&mut late);
+    w.begin_bundle(TimeTag::new(3_800_000_000, 0)).unwrap(); // 2020
+    w.message("/boom", &[]).unwrap();
+    w.end_bundle().unwrap();
+    w.finish().unwrap();
+    ctx.send_packet(tx, &late).unwrap();
+    while ctx.stats(rx).unwrap().packets_in < 1 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.poll(Some(Duration::from_secs(5)))
+    }));
+    assert!(polled.is_err());
+    assert_eq!(ctx.stats(rx).unwrap().late, 1);
+}

@@ -235,11 +235,16 @@ impl Shared {
             let before = receiver.stats();
             // As of when the I/O thread read it: what was due then goes first, and a
             // bundle is late only if it arrived after its time, not if it was polled late.
-            dispatched += receiver
-                .receive(&item.bytes, item.info, item.info.received)
-                .unwrap_or(0);
+            let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                receiver.receive(&item.bytes, item.info, item.info.received)
+            }));
+            // Counted and recycled also when a callback panicked (passed on below).
             self.received(item.info.channel, before, receiver.stats());
             self.recycle(item);
+            match received {
+                Ok(n) => dispatched += n.unwrap_or(0),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
         dispatched
     }
