@@ -888,9 +888,9 @@ rosco_status rosco_msg_get_rgba(const struct rosco_msg *m, uint32_t index, uint3
 // `m` is NULL or the running callback's message; `out` is writable.
 rosco_status rosco_msg_get_bool(const struct rosco_msg *m, uint32_t index, int32_t *out);
 
-// Writes the sender's address as `address:port` (NUL-terminated, truncated to `len`)
-// into `buf`; `ROSCO_ERR_RANGE` when the message did not come over IP or `buf` is too
-// small.
+// Writes the sender's address as `address:port` (NUL-terminated) into `buf`;
+// `ROSCO_ERR_RANGE`, with nothing written, when the message did not come over IP or the
+// address does not fit in `len` bytes.
 //
 // # Safety
 // `m` is NULL or the running callback's message; `buf` is writable for `len` bytes.
@@ -946,7 +946,7 @@ rosco_status rosco_decode(const uint8_t *data, size_t len, rosco_method_fn fn_, 
 // Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
 // `host_port` (`"host:port"`, or `"host:port:udp_port"` to also use the host's UDP port),
 // or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
-// channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
+// channel `o2lite://ensemble@host:port` named `o2lite:ENSEMBLE`. The session runs in
 // the background (connect, services, clock sync, reconnect); events report it.
 // `ROSCO_ERR_ARG` when `ensemble` is empty or holds one of `/ ? # @ :`, or `host_port`
 // one of `/ ? # @`.

@@ -1,5 +1,6 @@
-//! rosco: Open Sound Control (OSC 1.0 and 1.1), O2lite and OOCSI messaging for music, art
-//! and interactive media, with a stable C ABI.
+//! rosco: Open Sound Control (OSC 1.0 and 1.1) and O2lite messaging for music, art and
+//! interactive media, with a stable C ABI (OOCSI to come: its URLs parse, its channels do
+//! not open yet).
 //!
 //! The core is sans-IO, like `quinn-proto`: [`osc`] (wire format and stream framing),
 //! [`pattern`] (address patterns), [`dispatch`] (the method table), [`schedule`] (timed

@@ -387,9 +387,9 @@ pub unsafe extern "C" fn rosco_msg_get_bool(
     }
 }
 
-/// Writes the sender's address as `address:port` (NUL-terminated, truncated to `len`)
-/// into `buf`; `ROSCO_ERR_RANGE` when the message did not come over IP or `buf` is too
-/// small.
+/// Writes the sender's address as `address:port` (NUL-terminated) into `buf`;
+/// `ROSCO_ERR_RANGE`, with nothing written, when the message did not come over IP or the
+/// address does not fit in `len` bytes.
 ///
 /// # Safety
 /// `m` is NULL or the running callback's message; `buf` is writable for `len` bytes.

@@ -12,7 +12,7 @@ use std::ffi::c_char;
 /// Connects to the O2 host of `ensemble` and writes the new channel to `out`: at
 /// `host_port` (`"host:port"`, or `"host:port:udp_port"` to also use the host's UDP port),
 /// or, with `host_port` NULL, one found by DNS-SD discovery. Equivalent to opening the
-/// channel `o2lite://ensemble@host:port` named after the ensemble. The session runs in
+/// channel `o2lite://ensemble@host:port` named `o2lite:ENSEMBLE`. The session runs in
 /// the background (connect, services, clock sync, reconnect); events report it.
 /// `ROSCO_ERR_ARG` when `ensemble` is empty or holds one of `/ ? # @ :`, or `host_port`
 /// one of `/ ? # @`.
