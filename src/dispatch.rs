@@ -63,6 +63,9 @@ pub struct O2Stamp {
     pub timestamp: f64,
     /// True when it came by TCP.
     pub reliable: bool,
+    /// Its address began with `!`: looked up as it is, never matched as a pattern (spec
+    /// §3.3), whatever characters it holds.
+    pub literal: bool,
 }
 
 impl MsgInfo {
@@ -332,11 +335,12 @@ impl MethodTable {
             .expect("method lists hold live indexes only")
     }
 
-    /// Collects the methods `address` reaches, in registration order.
-    /// Returns whether `address` is literal (not a pattern).
+    /// Collects the methods `address` reaches, in registration order (as a pattern when it
+    /// is one, unless `literal`). Returns whether it was taken as literal.
     fn lookup(
         &self,
         address: &[u8],
+        literal: bool,
         tags: &[u8],
         coerce: bool,
         out: &mut Vec<(u32, bool)>,
@@ -348,7 +352,7 @@ impl MethodTable {
         // A literal method's address has no pattern syntax: found among them, the address
         // needs no scan for it (the scan cost a tenth of a received message's handling).
         let listed = self.literal.get(address);
-        if listed.is_none() && pattern::is_pattern(address) {
+        if listed.is_none() && !literal && pattern::is_pattern(address) {
             let incoming = Pattern::new(address).ok();
             for &i in &self.order {
                 let m = self.method(i);
@@ -607,7 +611,8 @@ impl Dispatcher {
             ..
         } = scratch;
         let table = table.as_deref().expect("read above");
-        let literal = table.lookup(address, msg.typetags(), coerce, matches);
+        let as_is = info.o2.is_some_and(|o2| o2.literal);
+        let literal = table.lookup(address, as_is, msg.typetags(), coerce, matches);
         // Callbacks may replace other callbacks: marked so that `CallbackSlot::set` does
         // not wait for what may be waiting for this thread.
         in_callback(|| {

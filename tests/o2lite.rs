@@ -540,6 +540,16 @@ fn bridges_between_o2_services_and_osc_channels() {
         got[1].3 >= bundle_time,
         "delivered no earlier than its timetag"
     );
+    // The service's own address is the service's too (stripped, it stays as it is).
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "/synth", &[Arg::Int(7)])
+        .unwrap();
+    assert!(
+        until(&[&s.host, &s.client], || heard.lock().unwrap().len() == 3),
+        "{:?}",
+        heard.lock().unwrap()
+    );
+    assert_eq!(heard.lock().unwrap()[2].0, "/synth");
 
     // An OSC listening channel of the host feeds the client's service "client".
     let osc_in = s
@@ -607,4 +617,31 @@ fn names_urls_and_ports_are_checked_and_reported() {
     ] {
         assert!(url(ensemble, host).is_err(), "{ensemble:?} {host:?}");
     }
+}
+
+/// An O2 address beginning with `!` is looked up as it is (spec §3.3): `!server/*` reaches
+/// a method for that very address, not every `/server/...` method as a pattern would.
+#[test]
+fn bang_addresses_are_literal() {
+    let s = setup(Mode::Poll);
+    s.wait_synced(1);
+    let a = record(&s.host, "/server/a");
+    let star = record(&s.host, "/server/*");
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "!server/*", &[])
+        .unwrap();
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "!server/a", &[])
+        .unwrap();
+    assert!(until(&[&s.host, &s.client], || a.lock().unwrap().len()
+        + star.lock().unwrap().len()
+        >= 2));
+    let poll = |ctx: &Context| ctx.poll(Some(std::time::Duration::from_millis(100)));
+    poll(&s.client).unwrap();
+    // `!server/a` stops at the literal method that handles it; `!server/*` reaches the
+    // method whose pattern matches it as a string, and not `/server/a`.
+    let addresses =
+        |log: &Log| -> Vec<String> { log.lock().unwrap().iter().map(|m| m.0.clone()).collect() };
+    assert_eq!(addresses(&a), ["/server/a"]);
+    assert_eq!(addresses(&star), ["/server/*"]);
 }

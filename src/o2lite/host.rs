@@ -589,6 +589,9 @@ impl HostSession {
 
     /// Sends an application message (from the host application, or routed) to its service.
     fn route(&mut self, msg: &O2Message<'_>, reliable: bool, now: f64, out: &mut HostOutput) {
+        // What is due by now goes first: a message arriving at (or after) a held one's time
+        // would otherwise overtake it, the held one waiting for the next tick.
+        self.release_due(now, out);
         let ts = msg.timestamp();
         let ahead = ts - self.global_time(now);
         if !ts.is_finite() || ahead > MAX_HOLD_AHEAD {
@@ -619,6 +622,16 @@ impl HostSession {
             }
         }
         self.forward(msg, reliable, out);
+    }
+
+    /// Forwards the held messages due by `now`, in time order.
+    fn release_due(&mut self, now: f64, out: &mut HostOutput) {
+        while let Some(held) = self.held.pop_due(Global(self.global_time(now))) {
+            self.not_held_reported = false;
+            if let Ok(msg) = decode(&held.body) {
+                self.forward(&msg, held.reliable, out);
+            }
+        }
     }
 
     /// Counts (and reports) a timestamped message that is not held.
@@ -691,12 +704,7 @@ impl HostSession {
     /// Releases held messages that are due and closes connections that did not send `con`
     /// in time; returns when to come back (local time).
     pub fn tick(&mut self, now: f64, out: &mut HostOutput) -> Option<f64> {
-        while let Some(held) = self.held.pop_due(Global(self.global_time(now))) {
-            self.not_held_reported = false;
-            if let Ok(msg) = decode(&held.body) {
-                self.forward(&msg, held.reliable, out);
-            }
-        }
+        self.release_due(now, out);
         let silent: Vec<ConnId> = self
             .pending
             .iter()
@@ -1103,6 +1111,27 @@ mod tests {
         // The host's own service withdrawn takes its held messages too.
         assert!(host.remove_local_service("s", &mut h));
         assert!((host.held.len() == 0));
+    }
+
+    /// A message that arrives due goes after the held ones due before it, not ahead of
+    /// them (they would wait for the next tick).
+    #[test]
+    fn held_messages_due_go_before_a_later_one() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.add_local_service("s", &mut h).unwrap();
+        let mut body = Vec::new();
+        for (ts, now, value) in [(1.0, 0.5, 1), (1.2, 1.5, 2)] {
+            body.clear();
+            encode_udp(&mut body, ts, b"/s/x", [O2Arg::Int(value)]).unwrap();
+            host.udp_datagram(&body, now, &mut h).unwrap();
+        }
+        let order: Vec<_> = h
+            .local
+            .iter()
+            .map(|(m, _)| decode(m).unwrap().args().next())
+            .collect();
+        assert_eq!(order, [Some(O2Arg::Int(1)), Some(O2Arg::Int(2))]);
     }
 
     #[test]

@@ -481,25 +481,30 @@ impl Context {
         self.o2_service_add(o2, service)?;
         let sender = self.sender();
         let prefix = format!("/{service}");
-        let pattern = format!("/{service}//*");
-        let method = self
-            .methods()
-            .add_method(Some(&pattern), None, move |m, info| {
-                if info.channel != Some(o2) {
-                    return crate::dispatch::Flow::PassOn;
+        // A catch-all that picks the service's messages: `/service` itself as well as
+        // `/service/...` (no one pattern reaches both: `/service//*` needs a part more).
+        let method = self.methods().add_method(None, None, move |m, info| {
+            let rest = m
+                .address_str()
+                .and_then(|a| Some((a, a.strip_prefix(&prefix)?)));
+            let (address, rest) = match rest {
+                Some((a, rest))
+                    if info.channel == Some(o2)
+                        && matches!(rest.bytes().next(), None | Some(b'/')) =>
+                {
+                    (a, rest)
                 }
-                let address = match (strip, m.address_str()) {
-                    (true, Some(a)) => a
-                        .strip_prefix(prefix.as_str())
-                        .filter(|r| r.starts_with('/'))
-                        .unwrap_or(a),
-                    (_, Some(a)) => a,
-                    (_, None) => return crate::dispatch::Flow::Handled,
-                };
-                let timestamp = info.o2.map_or(0.0, |s| s.timestamp);
-                let _ = sender.forward_to_osc(osc, o2, timestamp, address, m);
-                crate::dispatch::Flow::Handled
-            })?;
+                _ => return crate::dispatch::Flow::PassOn,
+            };
+            // Stripped of the service, `/service` alone stays as it is.
+            let address = match strip && !rest.is_empty() {
+                true => rest,
+                false => address,
+            };
+            let timestamp = info.o2.map_or(0.0, |s| s.timestamp);
+            let _ = sender.forward_to_osc(osc, o2, timestamp, address, m);
+            crate::dispatch::Flow::Handled
+        })?;
         Ok(method)
     }
 

@@ -315,6 +315,7 @@ pub(crate) fn stamp(msg: &O2Message<'_>, via_tcp: bool) -> O2Stamp {
     O2Stamp {
         timestamp: msg.timestamp(),
         reliable: via_tcp,
+        literal: msg.address().first() == Some(&b'!'),
     }
 }
 
