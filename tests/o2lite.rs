@@ -594,7 +594,15 @@ fn names_urls_and_ports_are_checked_and_reported() {
     // A client is reached at its UDP port, connected or not.
     assert_ne!(s.client.port(s.client_ch).unwrap(), 0);
     // Service names follow one rule on both sides.
-    for bad in ["", "a/b", "!x", &"n".repeat(64)] {
+    for bad in [
+        "",
+        "a/b",
+        "!x",
+        &"n".repeat(64),
+        "_o2",
+        "_cs",
+        "@00000000:7f000001:aa29",
+    ] {
         for (ctx, ch) in [(&s.host, s.host_ch), (&s.client, s.client_ch)] {
             let e = ctx.o2_service_add(ch, bad).unwrap_err();
             assert!(matches!(e, rosco::Error::Service(_)), "{bad:?}: {e}");
