@@ -1073,9 +1073,11 @@ rosco_status rosco_osc_bridge_to_o2lite(struct rosco_ctx ctx,
 
 // Copies the name of the message's source into `buf` of `len` bytes, as
 // `rosco_channel_url` copies a URL: the name given with `rosco_source_name_set` for its
-// address and port, else for its host, else the host name a channel URL of `ctx` used for
-// that address (the lookup made when the channel opened; nothing is looked up here).
-// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP).
+// address and port, else for its host, else the host name the URL of an open channel of
+// `ctx` used for that address (the lookup made when the channel opened; nothing is looked
+// up here). `ctx` is the message's context.
+// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP),
+// with `needed` set to 0.
 //
 // # Safety
 // `m` is NULL or the running callback's message; `buf` is writable for `len` bytes (or

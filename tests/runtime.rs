@@ -552,6 +552,15 @@ fn packets_are_traced_in_the_log_when_asked() {
         .unwrap();
     let line = "channel 'out' sends: /synth/freq i 1".to_string();
     assert!(compressed.lock().unwrap().contains(&line), "{compressed:?}");
+    // What a context sends is shown whatever its receiving side would refuse (patterns
+    // are limited to 1 KiB there by default).
+    let long = format!("/*{}", "a".repeat(1100));
+    compressing.send(out, &long, &[]).unwrap();
+    let shown = format!("channel 'out' sends: {long} ");
+    assert!(
+        compressed.lock().unwrap().contains(&shown),
+        "{compressed:?}"
+    );
     // Off (the default): no packet is formatted.
     let quiet = context(Mode::Poll);
     let lines = log_lines(&quiet);
@@ -2774,6 +2783,31 @@ fn sources_are_named_by_url_host_names_or_as_told() {
         *names.lock().unwrap(),
         [named("localhost"), named("this host"), named("tx")]
     );
+    // A name learned from a URL goes with its channel; given ones stay until forgotten.
+    ctx.set_source_name(localhost, None, None);
+    ctx.close(tx).unwrap();
+    let source = std::net::SocketAddr::new(localhost, from);
+    assert_eq!(ctx.source_name(source).as_deref(), Some("tx"));
+    ctx.set_source_name(localhost, Some(from), None);
+    assert_eq!(ctx.source_name(source), None);
+}
+
+/// A `_local` packet the full queue refuses is received and dropped, not sent.
+#[test]
+fn a_refused_local_packet_is_not_counted_as_sent() {
+    let ctx = Context::new(ContextOptions {
+        queue_capacity: 1,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let local = ctx.channel_id("_local").unwrap();
+    let refused = (0..4)
+        .filter(|_| matches!(ctx.send(local, "/x", &[]), Err(Error::Full)))
+        .count();
+    assert_eq!(refused, 3);
+    let stats = ctx.stats(local).unwrap();
+    let counts = (stats.packets_out, stats.packets_in, stats.dropped);
+    assert_eq!(counts, (1, 4, 3));
 }
 
 /// A `_local` packet is counted before its callback can run, as a socket's are: a callback

@@ -1166,8 +1166,8 @@ public:
         if (rosco_msg_source(m_, buf, sizeof buf) != ROSCO_OK) return std::string();
         return std::string(buf);
     }
-    /// The sender's name (Context::set_source_name(), else the host name a channel URL
-    /// used for its address), or "" when it has none.
+    /// The sender's name (Context::set_source_name(), else the host name the URL of an
+    /// open channel used for its address), or "" when it has none.
     std::string source_name() const {
         std::size_t needed = 0;
         std::string name(64, '\0');

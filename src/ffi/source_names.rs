@@ -9,9 +9,11 @@ use std::net::IpAddr;
 
 /// Copies the name of the message's source into `buf` of `len` bytes, as
 /// `rosco_channel_url` copies a URL: the name given with `rosco_source_name_set` for its
-/// address and port, else for its host, else the host name a channel URL of `ctx` used for
-/// that address (the lookup made when the channel opened; nothing is looked up here).
-/// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP).
+/// address and port, else for its host, else the host name the URL of an open channel of
+/// `ctx` used for that address (the lookup made when the channel opened; nothing is looked
+/// up here). `ctx` is the message's context.
+/// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP),
+/// with `needed` set to 0.
 ///
 /// # Safety
 /// `m` is NULL or the running callback's message; `buf` is writable for `len` bytes (or
@@ -28,11 +30,13 @@ pub unsafe extern "C" fn rosco_msg_source_name(
         let c = context(ctx)?;
         // SAFETY: the caller's promise.
         let m = unsafe { view(m)? };
-        let name = m
-            .info
-            .source
-            .and_then(|s| c.ctx.source_name(s))
-            .ok_or_else(|| Failure::new(ROSCO_ERR_RANGE, "the source has no name"))?;
+        let Some(name) = m.info.source.and_then(|s| c.ctx.source_name(s)) else {
+            if !needed.is_null() {
+                // SAFETY: non-null and writable by the caller's promise.
+                unsafe { needed.write(0) };
+            }
+            return Err(Failure::new(ROSCO_ERR_RANGE, "the source has no name"));
+        };
         // SAFETY: the caller's promise, passed on.
         unsafe { write_text(&name, buf, len, needed, "name") }
     })

@@ -609,7 +609,6 @@ impl Channel {
         }
     }
 
-    /// The local address a socket is bound to.
     /// Where the channel sends or connects, as resolved when it opened.
     pub(crate) fn destination(&self) -> Option<SocketAddr> {
         match &self.kind {
@@ -622,6 +621,7 @@ impl Channel {
         }
     }
 
+    /// The local address a socket is bound to.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         // An O2lite client is reached at its UDP socket (its TCP connection comes and goes).
         if let Some(role @ super::o2::O2Role::Client { .. }) = &self.o2 {

@@ -194,9 +194,7 @@ impl Context {
         let placeholder = ChannelId(crate::handle::Handle::from_bits(0));
         let host = url.host_name().map(str::to_owned);
         let mut channel = Channel::open(placeholder, name, url, &self.shared.options)?;
-        if let (Some(host), Some(addr)) = (host, channel.destination()) {
-            self.shared.source_names.write().resolved(addr, &host);
-        }
+        let destination = channel.destination();
         let id = {
             let mut channels = self.shared.channels.write();
             let mut names = self.shared.names.write();
@@ -212,6 +210,9 @@ impl Context {
             channel.id = id;
             channels.insert(Arc::new(channel));
             names.insert(name.into(), id);
+            if let (Some(host), Some(addr)) = (host, destination) {
+                self.shared.source_names.write().resolved(addr, &host, id);
+            }
             id
         };
         self.shared.table_changed();
@@ -239,6 +240,7 @@ impl Context {
             .ok_or(Error::NoChannel)?;
         self.shared.table_changed();
         self.shared.names.write().remove(&channel.name);
+        self.shared.source_names.write().forget(id);
         // A send under way may still hold the channel: its hooks go now, so that their
         // user data may be freed once this returns.
         channel.hooks.close();
@@ -894,13 +896,14 @@ impl Sender {
             self.shared.trace(&ch.name, "receives", None, packet);
             let info = MsgInfo::new(TimeTag::now());
             let item = Incoming::new(&self.shared, ch.id, info, packet);
-            // Counted before its callback can run; one the full queue refuses is dropped,
-            // as a received datagram would be.
-            ch.stats.count_local(packet.len());
+            // Received before its callback can run; one the full queue refuses is dropped
+            // (as a datagram would be), and not sent.
+            ch.stats.count_local_in(packet.len());
             if !self.shared.push_incoming(item) {
                 self.shared.dropped(ch, 1);
                 return Err(Error::Full);
             }
+            ch.stats.count_sent(packet.len());
             self.shared.waker.wake();
             return Ok(());
         }
@@ -1078,8 +1081,8 @@ impl Sender {
     /// The name of a packet's source ([`MsgInfo::source`](crate::dispatch::MsgInfo)), as
     /// osc4py3 identifies peers: the name given with
     /// [`set_source_name`](Self::set_source_name) for that address and port, else for
-    /// that host, else the host name a channel URL used for that address (the lookup made
-    /// when it opened; nothing is looked up here).
+    /// that host, else the host name the URL of an open channel used for that address (the
+    /// lookup made when it opened; nothing is looked up here).
     pub fn source_name(&self, source: SocketAddr) -> Option<Arc<str>> {
         self.shared.source_names.read().get(source)
     }

@@ -140,10 +140,9 @@ impl Stats {
         Stats::add(&self.bytes_out, bytes as u64);
     }
 
-    /// Counts a `_local` packet, sent and received at once, from any sending thread (so
-    /// not as `count_received` does).
-    pub(crate) fn count_local(&self, bytes: usize) {
-        self.count_sent(bytes);
+    /// Counts a `_local` packet received, from any sending thread (so not as
+    /// `count_received` does).
+    pub(crate) fn count_local_in(&self, bytes: usize) {
         Stats::add(&self.packets_in, 1);
         Stats::add(&self.bytes_in, bytes as u64);
     }

@@ -464,11 +464,22 @@ impl Shared {
         }
         let _ = TRACING.try_with(|t| t.set(true));
         let peer = Peer(peer);
+        // Shown, not judged: any type and pattern; nesting and the address table as this
+        // context reads (or, for what it sends, writes) them.
+        let decode = DecodeOptions {
+            allowed_types: crate::osc::TypeSet::O2,
+            max_depth: self.options.receive.decode.max_depth,
+            addresses: match way {
+                "sends" => self.options.encode.addresses.clone(),
+                _ => self.options.receive.decode.addresses.clone(),
+            },
+            ..DecodeOptions::DEFAULT
+        };
         self.log(
             LogLevel::Debug,
             format_args!(
                 "channel '{channel}' {way}{peer}: {}",
-                Traced(trace, packet, &self.options.receive.decode)
+                Traced(trace, packet, &decode)
             ),
         );
         let _ = TRACING.try_with(|t| t.set(false));
@@ -509,7 +520,7 @@ impl fmt::Display for Peer {
 }
 
 /// A packet as the trace options show it: text, then a hex dump on the following lines.
-/// Decoded as the context receives (its depth limit, its address table).
+/// Decoded as the context reads or writes (its depth limit, its address table).
 struct Traced<'a>(Trace, &'a [u8], &'a DecodeOptions);
 
 impl fmt::Display for Traced<'_> {

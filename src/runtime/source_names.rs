@@ -3,6 +3,7 @@
 //! for the addresses they resolved to (`read_dnsident`, from the lookups already made: no
 //! reverse lookup on the receive path).
 
+use crate::handle::ChannelId;
 use crate::transport::udp::canonical;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,14 +15,20 @@ pub(crate) struct SourceNames {
     by_address: HashMap<SocketAddr, Arc<str>>,
     /// Given for every port of a host.
     by_host: HashMap<IpAddr, Arc<str>>,
-    /// Learned from channel URLs.
-    resolved: HashMap<IpAddr, Arc<str>>,
+    /// Learned from the URLs of open channels, the latest last.
+    resolved: HashMap<IpAddr, Vec<(ChannelId, Arc<str>)>>,
+}
+
+/// `addr` as it is looked up: an IPv4-mapped address as IPv4, an IPv6 one without its scope
+/// and flow label (a link-local peer's packets carry its interface's scope).
+fn key(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(addr).ip(), addr.port())
 }
 
 impl SourceNames {
     /// Names `ip` (on `port` alone, or on any) as `name`; `None` forgets the name.
     pub(crate) fn set(&mut self, ip: IpAddr, port: Option<u16>, name: Option<&str>) {
-        let ip = canonical(SocketAddr::new(ip, 0)).ip();
+        let ip = key(SocketAddr::new(ip, 0)).ip();
         let name = name.map(Arc::from);
         match (port, name) {
             (Some(port), Some(name)) => {
@@ -39,19 +46,29 @@ impl SourceNames {
         }
     }
 
-    /// Remembers that the host name `name` resolved to `addr`.
-    pub(crate) fn resolved(&mut self, addr: SocketAddr, name: &str) {
-        self.resolved.insert(canonical(addr).ip(), Arc::from(name));
+    /// Remembers that the host name `name` of `channel`'s URL resolved to `addr`.
+    pub(crate) fn resolved(&mut self, addr: SocketAddr, name: &str, channel: ChannelId) {
+        let names = self.resolved.entry(key(addr).ip()).or_default();
+        names.push((channel, Arc::from(name)));
+    }
+
+    /// Forgets the names `channel` taught (it closed).
+    pub(crate) fn forget(&mut self, channel: ChannelId) {
+        self.resolved.retain(|_, names| {
+            names.retain(|(c, _)| *c != channel);
+            !names.is_empty()
+        });
     }
 
     /// The name of `source`: given for its address and port, given for its host, or
     /// learned, in that order.
     pub(crate) fn get(&self, source: SocketAddr) -> Option<Arc<str>> {
-        let source = canonical(source);
+        let source = key(source);
         let ip = source.ip();
         let found = self.by_address.get(&source);
         let found = found.or_else(|| self.by_host.get(&ip));
-        found.or_else(|| self.resolved.get(&ip)).cloned()
+        let learned = || self.resolved.get(&ip).and_then(|names| names.last());
+        found.or_else(|| learned().map(|(_, name)| name)).cloned()
     }
 }
 
@@ -63,8 +80,10 @@ mod tests {
     fn given_names_come_before_learned_ones() {
         let mut names = SourceNames::default();
         let synth: SocketAddr = "10.0.0.5:9000".parse().unwrap();
+        let (first, second) = (channel(1), channel(2));
         assert_eq!(names.get(synth), None);
-        names.resolved(synth, "synth.local");
+        names.resolved(synth, "synth", first);
+        names.resolved(synth, "synth.local", second);
         assert_eq!(names.get(synth).as_deref(), Some("synth.local"));
         // Any port of the host; an IPv4-mapped source is the same host.
         let mapped: SocketAddr = "[::ffff:10.0.0.5]:1234".parse().unwrap();
@@ -77,5 +96,24 @@ mod tests {
         names.set(synth.ip(), Some(9000), None);
         names.set(synth.ip(), None, None);
         assert_eq!(names.get(synth).as_deref(), Some("synth.local"));
+        // A closed channel's name goes; the earlier one comes back.
+        names.forget(second);
+        assert_eq!(names.get(synth).as_deref(), Some("synth"));
+        names.forget(first);
+        assert_eq!(names.get(synth), None);
+        // A link-local peer's packets carry its interface's scope: named all the same.
+        let peer: SocketAddr = "[fe80::1]:9000".parse().unwrap();
+        names.set(peer.ip(), Some(9000), Some("peer"));
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            9000,
+            0,
+            2,
+        ));
+        assert_eq!(names.get(scoped).as_deref(), Some("peer"));
+    }
+
+    fn channel(n: u64) -> ChannelId {
+        ChannelId(crate::handle::Handle::from_bits(n))
     }
 }

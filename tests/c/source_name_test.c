@@ -74,8 +74,10 @@ int main(void)
 
     /* No source (_local), or bad arguments. */
     CHECK_OK(rosco_channel_find(s.ctx, "_local", &local));
+    s.needed = 99;
     send_one(&s, local);
     CHECK_INT(s.status, ROSCO_ERR_RANGE);
+    CHECK_INT(s.needed, 0);
     CHECK_ERR(rosco_source_name_set(s.ctx, "not an ip", 0, "x"), ROSCO_ERR_ARG);
     CHECK_ERR(rosco_source_name_set(s.ctx, NULL, 0, "x"), ROSCO_ERR_NULL);
     char small[4];
