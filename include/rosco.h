@@ -1075,7 +1075,7 @@ rosco_status rosco_osc_bridge_to_o2lite(struct rosco_ctx ctx,
 // `rosco_channel_url` copies a URL: the name given with `rosco_source_name_set` for its
 // address and port, else for its host, else the host name the URL of an open channel of
 // `ctx` used for that address (the lookup made when the channel opened; nothing is looked
-// up here). `ctx` is the message's context.
+// up here). `ctx` is the message's context (`ROSCO_ERR_HANDLE` for another).
 // `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP),
 // with `needed` set to 0.
 //

@@ -52,12 +52,13 @@ impl rosco_builder {
         if !self.open {
             return Ok(());
         }
-        self.open = false;
         let mut packet = std::mem::take(&mut self.packet);
         let mut w = PacketWriter::resume(&mut packet, self.state);
         let written = w.message_iter(&self.address, self.args());
         self.state = w.state();
         self.packet = packet;
+        // Still open when it failed (nothing of it was written): the caller can mend it.
+        self.open = written.is_err();
         written.map_err(|e| Failure::arg(e.to_string()))
     }
 

@@ -3,7 +3,9 @@
 
 use super::handles::{context, rosco_ctx};
 use super::msg::{rosco_msg, view};
-use super::status::{c_str, guard, rosco_status, write_text, Failure, ROSCO_ERR_RANGE};
+use super::status::{
+    c_str, guard, rosco_status, write_text, Failure, ROSCO_ERR_HANDLE, ROSCO_ERR_RANGE,
+};
 use std::ffi::c_char;
 use std::net::IpAddr;
 
@@ -11,7 +13,7 @@ use std::net::IpAddr;
 /// `rosco_channel_url` copies a URL: the name given with `rosco_source_name_set` for its
 /// address and port, else for its host, else the host name the URL of an open channel of
 /// `ctx` used for that address (the lookup made when the channel opened; nothing is looked
-/// up here). `ctx` is the message's context.
+/// up here). `ctx` is the message's context (`ROSCO_ERR_HANDLE` for another).
 /// `ROSCO_ERR_RANGE` when the source has no name (or the message did not come over IP),
 /// with `needed` set to 0.
 ///
@@ -30,6 +32,12 @@ pub unsafe extern "C" fn rosco_msg_source_name(
         let c = context(ctx)?;
         // SAFETY: the caller's promise.
         let m = unsafe { view(m)? };
+        if m.key != c.key() {
+            return Err(Failure::new(
+                ROSCO_ERR_HANDLE,
+                "the message belongs to another context",
+            ));
+        }
         let Some(name) = m.info.source.and_then(|s| c.ctx.source_name(s)) else {
             if !needed.is_null() {
                 // SAFETY: non-null and writable by the caller's promise.

@@ -162,6 +162,19 @@ static void test_replace_rules(void)
     CHECK_STR(hex_of(b), "2f6100002c000000");
     CHECK_OK(rosco_builder_reset(b));
     CHECK_OK(rosco_builder_reset(b)); /* twice is fine */
+    /* In a bundle, a message that cannot be closed (an array left open) stays open, to
+     * be mended; it was lost. */
+    CHECK_OK(rosco_builder_bundle_begin(b, ROSCO_TIMETAG_IMMEDIATE));
+    CHECK_OK(rosco_builder_message(b, "/a"));
+    CHECK_OK(rosco_builder_array_begin(b));
+    CHECK_ERR(rosco_builder_message(b, "/b"), ROSCO_ERR_ARG);
+    CHECK_ERR(rosco_builder_bundle_end(b), ROSCO_ERR_ARG);
+    CHECK_OK(rosco_builder_array_end(b));
+    CHECK_OK(rosco_builder_message(b, "/b"));
+    CHECK_OK(rosco_builder_bundle_end(b));
+    CHECK_STR(hex_of(b), "2362756e646c65000000000000000001"
+                         "000000082f6100002c5b5d00"
+                         "000000082f6200002c000000");
     rosco_builder_free(b);
 }
 

@@ -9,12 +9,16 @@ struct seen {
     rosco_status status;
     char name[32];
     size_t cap, needed;
+    rosco_ctx other;
+    rosco_status other_status;
 };
 
 static int32_t record(void *user, const rosco_msg *m)
 {
     struct seen *s = user;
     s->status = rosco_msg_source_name(s->ctx, m, s->name, s->cap, &s->needed);
+    char name[8];
+    s->other_status = rosco_msg_source_name(s->other, m, name, sizeof name, NULL);
     s->n++;
     return 0;
 }
@@ -48,6 +52,12 @@ int main(void)
     send_one(&s, out);
     CHECK_OK(s.status);
     CHECK_STR(s.name, "localhost");
+    /* Asked of another context, the message is refused (no answer from its table). */
+    CHECK_OK(rosco_ctx_new(NULL, &s.other));
+    CHECK_OK(rosco_source_name_set(s.other, "127.0.0.1", 0, "other"));
+    send_one(&s, out);
+    CHECK_INT(s.other_status, ROSCO_ERR_HANDLE);
+    CHECK_OK(rosco_ctx_free(s.other));
 
     /* Given for the host, then for the sender's own port. */
     CHECK_OK(rosco_source_name_set(s.ctx, "127.0.0.1", 0, "this host"));
