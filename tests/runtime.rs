@@ -1747,12 +1747,9 @@ fn the_wakeup_descriptor_turns_readable_when_a_held_bundle_is_due() {
     assert_eq!(poll_one(&mut pfd, 100), 0);
 }
 
-/// A callback's panic leaves io-thread mode's `poll`; what still waits keeps the wake-up
-/// descriptor readable, or a loop waiting on it alone would never come back for it.
-#[test]
-fn the_wakeup_descriptor_stays_readable_after_a_callback_panics() {
+/// An io-thread context whose method for `/boom` panics, and a UDP pair (receiver, sender).
+fn io_thread_with_boom() -> (Context, rosco::ChannelId, rosco::ChannelId) {
     let ctx = context(Mode::IoThread);
-    let ok = counter(&ctx, "/ok");
     ctx.methods()
         .add_method(
             Some("/boom"),
@@ -1761,6 +1758,15 @@ fn the_wakeup_descriptor_stays_readable_after_a_callback_panics() {
         )
         .unwrap();
     let (rx, tx) = udp_pair(&ctx);
+    (ctx, rx, tx)
+}
+
+/// A callback's panic leaves io-thread mode's `poll`; what still waits keeps the wake-up
+/// descriptor readable, or a loop waiting on it alone would never come back for it.
+#[test]
+fn the_wakeup_descriptor_stays_readable_after_a_callback_panics() {
+    let (ctx, rx, tx) = io_thread_with_boom();
+    let ok = counter(&ctx, "/ok");
     for address in ["/boom", "/ok", "/ok"] {
         ctx.send(tx, address, &[]).unwrap();
     }
@@ -2848,15 +2854,7 @@ fn local_packets_are_counted_before_their_callbacks() {
 /// bundle is late.
 #[test]
 fn a_packet_whose_callback_panics_is_counted() {
-    let ctx = context(Mode::IoThread);
-    ctx.methods()
-        .add_method(
-            Some("/boom"),
-            None,
-            |_: &Message<'_>, _: &MsgInfo| -> Flow { panic!("boom") },
-        )
-        .unwrap();
-    let (rx, tx) = udp_pair(&ctx);
+    let (ctx, rx, tx) = io_thread_with_boom();
     let mut late = Vec::new();
     let mut w = PacketWriter::new(&mut late);
     w.begin_bundle(TimeTag::new(3_800_000_000, 0)).unwrap(); // 2020

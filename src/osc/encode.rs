@@ -46,9 +46,7 @@ impl EncodeOptions {
         addresses: None,
         ascii_only: false,
     };
-}
 
-impl EncodeOptions {
     /// True for options that change nothing: every type, no checks, no compression.
     pub(crate) fn is_default(&self) -> bool {
         self.allowed_types == TypeSet::ALL

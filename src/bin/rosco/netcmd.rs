@@ -109,16 +109,20 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     let [target] = rest else {
         return Err(usage("dump needs one URL or PORT"));
     };
-    let url = match target.parse::<u16>() {
-        Ok(port) => ChannelUrl::Udp {
-            host: None,
-            port,
-            opts: Default::default(),
-        },
+    let (url, listening) = match target.parse::<u16>() {
+        Ok(port) => {
+            let opts = Default::default();
+            (
+                ChannelUrl::Udp {
+                    host: None,
+                    port,
+                    opts,
+                },
+                true,
+            )
+        }
         Err(_) => receiving(target)?,
     };
-    let group = matches!(&url, ChannelUrl::Udp { host: Some(h), .. } if h.is_multicast());
-    let listening = url.is_listener() || group;
     let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
     let mut envelope = false;
     let mut options = ContextOptions::default();
@@ -233,11 +237,12 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     }
 }
 
-/// The URL `dump` opens for `target`: a Unix socket path is bound, as oscdump binds it;
-/// a UDP URL sending to a host that is not a multicast group, which would only hear replies
-/// on a port chosen at random, is a usage error unless `?local=` names that port. A stream
-/// client (TCP, O2lite, OOCSI) receives what its server sends.
-fn receiving(target: &str) -> Result<ChannelUrl, CmdError> {
+/// The URL `dump` opens for `target`, and whether it listens (rather than receiving on a
+/// sender's port or a client's connection): a Unix socket path is bound, as oscdump binds
+/// it; a UDP URL sending to a host that is not a multicast group, which would only hear
+/// replies on a port chosen at random, is a usage error unless `?local=` names that port.
+/// A stream client (TCP, O2lite, OOCSI) receives what its server sends.
+fn receiving(target: &str) -> Result<(ChannelUrl, bool), CmdError> {
     let bad = |e: rosco::transport::url::UrlError| usage(&format!("{e}"));
     let unix = target
         .get(..9)
@@ -254,21 +259,28 @@ fn receiving(target: &str) -> Result<ChannelUrl, CmdError> {
         .map_err(|_| bad(e))?,
         Err(e) => return Err(bad(e)),
     };
-    match &mut url {
-        ChannelUrl::Unix { opts, .. } => opts.listen = true,
+    let group = match &mut url {
+        ChannelUrl::Unix { opts, .. } => {
+            opts.listen = true;
+            false
+        }
         ChannelUrl::Udp {
             host: Some(host),
             port,
             opts,
-        } if !matches!(opts.local, Some(p) if p != 0) && !is_group(host, *port) => {
-            return Err(usage(&format!(
-                "{target} sends to {host}: dump listens on osc.udp://:PORT, a multicast \
-                 group, or a sending URL's ?local=PORT"
-            )))
-        }
-        _ => {}
-    }
-    Ok(url)
+        } => match is_group(host, *port) {
+            false if !matches!(opts.local, Some(p) if p != 0) => {
+                return Err(usage(&format!(
+                    "{target} sends to {host}: dump listens on osc.udp://:PORT, a multicast \
+                     group, or a sending URL's ?local=PORT"
+                )))
+            }
+            group => group,
+        },
+        _ => false,
+    };
+    let listening = url.is_listener() || group;
+    Ok((url, listening))
 }
 
 /// Whether `host` is a multicast group, or a name for one (a name that does not resolve
