@@ -2831,8 +2831,10 @@ fn local_packets_are_counted_before_their_callbacks() {
     let (r, e, sender) = (ran.clone(), early.clone(), ctx.sender());
     ctx.methods()
         .add_method(Some("/x"), None, move |_: &Message<'_>, _: &MsgInfo| {
-            let counted = sender.stats(local).unwrap().packets_in as usize;
-            if counted < r.fetch_add(1, Ordering::SeqCst) + 1 {
+            // Started first, counted second: every callback begun so far had its packet
+            // counted before it began, so the count read afterwards covers them all.
+            let started = r.fetch_add(1, Ordering::SeqCst) + 1;
+            if (sender.stats(local).unwrap().packets_in as usize) < started {
                 e.fetch_add(1, Ordering::SeqCst);
             }
             Flow::Handled
