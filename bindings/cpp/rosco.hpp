@@ -191,6 +191,11 @@
 #ifndef ROSCO_HPP
 #define ROSCO_HPP
 
+// One clear message instead of hundreds of errors (pkg-config cannot raise the standard).
+#if (defined(_MSVC_LANG) && _MSVC_LANG < 201703L) || (!defined(_MSVC_LANG) && __cplusplus < 201703L)
+#error "rosco.hpp needs C++17 or later (CMake's rosco::cpp target asks for it)"
+#endif
+
 #include <rosco.h>
 
 #include <algorithm>
@@ -256,6 +261,11 @@ namespace detail {
 template <class>
 inline constexpr bool dependent_false = false;
 
+template <class>
+struct is_std_function : std::false_type {};
+template <class S>
+struct is_std_function<std::function<S>> : std::true_type {};
+
 /// Throws an Error for a failed C call, with the thread's rosco_last_error() text.
 [[noreturn]] inline void throw_status(Status status, const char* where) {
     const char* text = rosco_last_error();
@@ -267,9 +277,37 @@ inline void check(Status status, const char* where) {
     if (status != ROSCO_OK) throw_status(status, where);
 }
 
-/// A duration in whole milliseconds for the C API: negative gives 0, too long the most.
+/// What a step that does not throw reports: the status, the call that failed and, for the
+/// failures the wrapper finds itself (rosco_last_error() knows nothing of them), why.
+struct Outcome {
+    Status status = ROSCO_OK;
+    const char* where = nullptr;
+    const char* why = nullptr;
+};
+
+inline constexpr const char* nul_byte = "string holds a NUL byte";
+
+/// Throws unless the step succeeded.
+inline void check(const Outcome& o) {
+    if (o.status == ROSCO_OK) return;
+    if (o.why) throw Error(o.status, o.where, o.why);
+    throw_status(o.status, o.where);
+}
+
+}  // namespace detail
+
+/// A timeout that never ends: Context::poll() waits until something is dispatched, and
+/// the other waits (take, flush) and durations given in options are as long as the C API
+/// allows (about 49 days).
+inline constexpr std::chrono::milliseconds forever{-1};
+
+namespace detail {
+
+/// A duration in whole milliseconds for the C API: `forever` and too long give the most,
+/// other negatives (a deadline already passed) 0.
 inline std::uint32_t clamp_ms(std::chrono::milliseconds t) noexcept {
     const auto n = t.count();
+    if (t == forever) return std::numeric_limits<std::uint32_t>::max();
     if (n < 0) return 0;
     if (n > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
     return static_cast<std::uint32_t>(n);
@@ -302,7 +340,7 @@ public:
 
     /// Throws ROSCO_ERR_ARG for a string holding a NUL byte.
     const char* checked(const char* where) const {
-        if (nul_) throw Error(ROSCO_ERR_ARG, where, "string holds a NUL byte");
+        if (nul_) throw Error(ROSCO_ERR_ARG, where, nul_byte);
         return p_;
     }
 
@@ -507,6 +545,7 @@ public:
     }
     /// The type tags accepted in received messages and allowed in sent ones ("ifsb").
     Options& types(std::string tags) {
+        detail::ZStr(tags).checked("rosco::Options::types");
         types_ = std::move(tags);
         has_types_ = true;
         return *this;
@@ -533,6 +572,7 @@ public:
     }
     /// Address compression, both ways: `address` is sent as `/` and `code`.
     Options& address_code(std::int32_t code, std::string address) {
+        detail::ZStr(address).checked("rosco::Options::address_code");
         codes_.push_back(code);
         addresses_.push_back(std::move(address));
         return *this;
@@ -546,7 +586,7 @@ public:
     const rosco_ctx_options& raw() const noexcept { return o_; }
 
     /// rosco_ctx_new with these options (which it copies).
-    rosco_status create(rosco_ctx* out) const {
+    [[nodiscard]] rosco_status create(rosco_ctx* out) const {
         if (o_.thread_user_free && threads_)
             throw Error(ROSCO_ERR_ARG, "rosco::Options::create",
                         "on_thread() and a raw thread_user_free: only one can own the thread user data");
@@ -616,21 +656,26 @@ struct O2Stamp {
 
 namespace detail {
 
-/// Adds one C++ value to the open message of `b` (see the type table at the top).
+/// Adds one C++ value to the open message of `b` (see the type table at the top). Throws
+/// only when memory runs out (copying a long string view).
 template <class T>
-void add_arg(rosco_builder* b, const T& v) {
+Outcome add_arg(rosco_builder* b, const T& v) {
     using D = std::decay_t<T>;
     const char* const where = "rosco::Builder::add";
+    const auto result = [where](Status s) { return Outcome{s, where, nullptr}; };
+    const auto text = [&](const ZStr& z, Status (*add)(rosco_builder*, const char*)) {
+        return z.has_nul() ? Outcome{ROSCO_ERR_ARG, where, nul_byte} : result(add(b, z.c_str()));
+    };
     if constexpr (std::is_same_v<D, bool>) {
-        check(rosco_builder_add_bool(b, v ? 1 : 0), where);
+        return result(rosco_builder_add_bool(b, v ? 1 : 0));
     } else if constexpr (std::is_same_v<D, std::nullptr_t>) {
-        check(rosco_builder_add_nil(b), where);
+        return result(rosco_builder_add_nil(b));
     } else if constexpr (std::is_same_v<D, Impulse>) {
-        check(rosco_builder_add_impulse(b), where);
+        return result(rosco_builder_add_impulse(b));
     } else if constexpr (std::is_same_v<D, ArrayBegin>) {
-        check(rosco_builder_array_begin(b), where);
+        return result(rosco_builder_array_begin(b));
     } else if constexpr (std::is_same_v<D, ArrayEnd>) {
-        check(rosco_builder_array_end(b), where);
+        return result(rosco_builder_array_end(b));
     } else if constexpr (std::is_same_v<D, char> || std::is_same_v<D, wchar_t> ||
                          std::is_same_v<D, char16_t> || std::is_same_v<D, char32_t>) {
         static_assert(dependent_false<T>,
@@ -638,39 +683,36 @@ void add_arg(rosco_builder* b, const T& v) {
     } else if constexpr (std::is_integral_v<D>) {
         if constexpr ((std::is_signed_v<D> && sizeof(D) <= 4) ||
                       (std::is_unsigned_v<D> && sizeof(D) < 4)) {
-            check(rosco_builder_add_i32(b, static_cast<std::int32_t>(v)), where);
+            return result(rosco_builder_add_i32(b, static_cast<std::int32_t>(v)));
         } else if constexpr (std::is_signed_v<D> && sizeof(D) == 8) {
-            check(rosco_builder_add_i64(b, static_cast<std::int64_t>(v)), where);
+            return result(rosco_builder_add_i64(b, static_cast<std::int64_t>(v)));
         } else {
             static_assert(dependent_false<T>,
                           "rosco: unsigned 32/64-bit integers have no OSC type: cast to "
                           "int32_t (i) or int64_t (h)");
         }
     } else if constexpr (std::is_same_v<D, float>) {
-        check(rosco_builder_add_f32(b, v), where);
+        return result(rosco_builder_add_f32(b, v));
     } else if constexpr (std::is_same_v<D, double>) {
-        check(rosco_builder_add_f64(b, v), where);
+        return result(rosco_builder_add_f64(b, v));
     } else if constexpr (std::is_same_v<D, const char*> || std::is_same_v<D, char*>) {
-        check(rosco_builder_add_str(b, v), where);
+        return result(rosco_builder_add_str(b, v));
     } else if constexpr (std::is_same_v<D, std::string>) {
-        ZStr z(v);
-        check(rosco_builder_add_str(b, z.checked(where)), where);
+        return text(ZStr(v), rosco_builder_add_str);
     } else if constexpr (std::is_same_v<D, std::string_view>) {
-        ZStr z(v);
-        check(rosco_builder_add_str(b, z.checked(where)), where);
+        return text(ZStr(v), rosco_builder_add_str);
     } else if constexpr (std::is_same_v<D, Symbol>) {
-        ZStr z(v.value);
-        check(rosco_builder_add_symbol(b, z.checked(where)), where);
+        return text(ZStr(v.value), rosco_builder_add_symbol);
     } else if constexpr (std::is_same_v<D, Blob>) {
-        check(rosco_builder_add_blob(b, v.data, v.size), where);
+        return result(rosco_builder_add_blob(b, v.data, v.size));
     } else if constexpr (std::is_same_v<D, Char>) {
-        check(rosco_builder_add_char(b, static_cast<std::uint8_t>(v.value)), where);
+        return result(rosco_builder_add_char(b, static_cast<std::uint8_t>(v.value)));
     } else if constexpr (std::is_same_v<D, Midi>) {
-        check(rosco_builder_add_midi(b, v.packed()), where);
+        return result(rosco_builder_add_midi(b, v.packed()));
     } else if constexpr (std::is_same_v<D, Rgba>) {
-        check(rosco_builder_add_rgba(b, v.packed()), where);
+        return result(rosco_builder_add_rgba(b, v.packed()));
     } else if constexpr (std::is_same_v<D, TimeTag>) {
-        check(rosco_builder_add_timetag(b, v.bits), where);
+        return result(rosco_builder_add_timetag(b, v.bits));
     } else if constexpr (std::is_same_v<D, long double>) {
         static_assert(dependent_false<T>, "rosco: long double has no OSC type: cast to double");
     } else {
@@ -679,12 +721,23 @@ void add_arg(rosco_builder* b, const T& v) {
     }
 }
 
-/// Starts a message at `address` in `b` and adds `args`.
+/// Adds `args` to the open message of `b`, stopping at the first failure.
 template <class... Args>
-void build(rosco_builder* b, std::string_view address, const Args&... args) {
-    ZStr a(address);
-    check(rosco_builder_message(b, a.checked("rosco_builder_message")), "rosco_builder_message");
-    (add_arg(b, args), ...);
+Outcome add_args([[maybe_unused]] rosco_builder* b, const Args&... args) {
+    Outcome o;
+    (void)(((o = add_arg(b, args)).status == ROSCO_OK) && ...);
+    return o;
+}
+
+/// Starts a message at `address` in `b` and adds `args`. Throws only when memory runs out.
+template <class... Args>
+Outcome build(rosco_builder* b, std::string_view address, const Args&... args) {
+    const char* const where = "rosco_builder_message";
+    const ZStr a(address);
+    if (a.has_nul()) return Outcome{ROSCO_ERR_ARG, where, nul_byte};
+    const Status s = rosco_builder_message(b, a.c_str());
+    if (s != ROSCO_OK) return Outcome{s, where, nullptr};
+    return add_args(b, args...);
 }
 
 /// This thread's reusable builder for send(address, args...) and reply(address, args...).
@@ -874,7 +927,7 @@ public:
     /// Adds arguments to the open message (see the type table at the top).
     template <class... Args>
     Builder& add(const Args&... args) {
-        (detail::add_arg(b_, args), ...);
+        detail::check(detail::add_args(b_, args...));
         return *this;
     }
     Builder& array_begin() { return add(ArrayBegin{}); }
@@ -944,7 +997,7 @@ public:
     template <class... Args>
     void send(std::string_view address, const Args&... args) const {
         detail::ScratchBuilder b;
-        detail::build(b.get(), address, args...);
+        detail::check(detail::build(b.get(), address, args...));
         detail::check(rosco_send(ctx_, ch_, b.get()), "rosco_send");
     }
     /// Sends a builder's message or closed bundle.
@@ -955,15 +1008,16 @@ public:
         const std::uint8_t* p = bytes.data == nullptr && bytes.size == 0 ? &none : bytes.data;
         detail::check(rosco_send_raw(ctx_, ch_, p, bytes.size), "rosco_send_raw");
     }
-    /// send(address, args...) returning the status instead of throwing (ROSCO_ERR_INTERNAL
-    /// if memory ran out). rosco_last_error() has the detail of library failures.
+    /// send(address, args...) returning the status instead of throwing, for real-time
+    /// threads: nothing is thrown or allocated on failure either (ROSCO_ERR_ARG for a
+    /// string holding a NUL byte; ROSCO_ERR_INTERNAL if memory ran out for a first builder
+    /// or a long string view's copy). rosco_last_error() has the detail of library failures.
     template <class... Args>
-    Status try_send(std::string_view address, const Args&... args) const noexcept {
+    [[nodiscard]] Status try_send(std::string_view address, const Args&... args) const noexcept {
         try {
-            send(address, args...);
-            return ROSCO_OK;
-        } catch (const Error& e) {
-            return e.status();
+            detail::ScratchBuilder b;
+            const detail::Outcome o = detail::build(b.get(), address, args...);
+            return o.status == ROSCO_OK ? rosco_send(ctx_, ch_, b.get()) : o.status;
         } catch (...) {
             return ROSCO_ERR_INTERNAL;
         }
@@ -1020,7 +1074,7 @@ public:
     void o2_send(double timestamp, bool reliable, std::string_view address,
                  const Args&... args) const {
         detail::ScratchBuilder b;
-        detail::build(b.get(), address, args...);
+        detail::check(detail::build(b.get(), address, args...));
         detail::check(rosco_o2lite_send(ctx_, ch_, b.get(), timestamp, reliable ? 1 : 0),
                       "rosco_o2lite_send");
     }
@@ -1033,6 +1087,11 @@ public:
     /// silently turn into `true`). Write o2_send(timestamp, reliable, address, args...).
     template <std::size_t N, class... Args>
     void o2_send(double, const char (&)[N], const Args&...) const = delete;
+    /// The same for a `const char*` or `char*` where `reliable` belongs.
+    template <class... Args>
+    void o2_send(double, const char*, const Args&...) const = delete;
+    template <class... Args>
+    void o2_send(double, char*, const Args&...) const = delete;
     /// The ensemble's global time in seconds as this channel sees it; -1 on a client that
     /// is not synchronised yet.
     double o2_time() const {
@@ -1214,7 +1273,7 @@ public:
     template <class... Args>
     void reply(std::string_view address, const Args&... args) const {
         detail::ScratchBuilder b;
-        detail::build(b.get(), address, args...);
+        detail::check(detail::build(b.get(), address, args...));
         detail::check(rosco_reply(ctx_, m_, b.get()), "rosco_reply");
     }
     /// Answers the sender with a builder's packet.
@@ -1489,11 +1548,16 @@ struct Hub : std::enable_shared_from_this<Hub> {
                 where += " ";
                 where += a ? a : "?";
             }
+            bool handler_threw = false;
             if (auto handler = load(on_exception)) {
                 const GateCall call(handler->gate);
                 if (!call.closed()) {
-                    handler->fn(e, where);
-                    return;
+                    try {
+                        handler->fn(e, where);
+                        return;
+                    } catch (...) {
+                        handler_threw = true;  // the first exception is still reported below
+                    }
                 }
             }
             std::string text = "unknown exception";
@@ -1503,7 +1567,8 @@ struct Hub : std::enable_shared_from_this<Hub> {
                 text = x.what();
             } catch (...) {
             }
-            std::cerr << "rosco: " << where << " threw: " << text << std::endl;
+            std::cerr << "rosco: " << where << " threw: " << text
+                      << (handler_threw ? " (and the exception handler threw too)" : "") << std::endl;
         } catch (...) {
             // Nothing more can be done without letting it reach rosco.
         }
@@ -1663,19 +1728,15 @@ inline void bundle_end_trampoline(void* user, std::uint64_t t) noexcept {
     bundle_call(static_cast<Hub*>(user), false, t);
 }
 
+/// A poll timeout: `forever` is C's -1; other negatives (a deadline already passed) 0.
 inline std::int32_t clamp_timeout(std::chrono::milliseconds t) noexcept {
     auto n = t.count();
-    if (n < 0) return -1;
+    if (t == forever) return -1;
+    if (n < 0) return 0;
     if (n > std::numeric_limits<std::int32_t>::max()) return std::numeric_limits<std::int32_t>::max();
     return static_cast<std::int32_t>(n);
 }
 
-}  // namespace detail
-
-/// A timeout for Context::poll(): wait until something is dispatched.
-inline constexpr std::chrono::milliseconds forever{-1};
-
-namespace detail {
 
 /// A handler given messages on the caller's thread (Subscription::take(), decode()), and
 /// the first exception it threw: later messages are skipped, and it is rethrown after.
@@ -1718,7 +1779,7 @@ void decode(Blob packet, F&& handler) {
 /// thread, with no handler called from rosco's (aiolo's route.sub()). From
 /// Context::subscribe(). Move-only; destroying it removes its routes (before or after its
 /// Context is gone).
-class Subscription {
+class [[nodiscard]] Subscription {
 public:
     Subscription() noexcept = default;
     Subscription(Subscription&& o) noexcept : sub_(std::exchange(o.sub_, nullptr)), ctx_(o.ctx_) {}
@@ -2067,6 +2128,9 @@ private:
         using R = std::invoke_result_t<D&, const Message&>;
         static_assert(std::is_void_v<R> || std::is_convertible_v<R, bool>,
                       "rosco: a handler returns bool (true: handled) or void");
+        if constexpr (std::is_pointer_v<D> || detail::is_std_function<D>::value) {
+            if (!handler) throw Error(ROSCO_ERR_ARG, "rosco_method_add", "empty handler");
+        }
         auto gate = std::make_shared<detail::MethodGate>();
         auto holder = std::make_unique<detail::MethodHolder<D>>(hub(), gate, std::forward<F>(handler));
         rosco_method m{};

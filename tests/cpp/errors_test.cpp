@@ -5,6 +5,9 @@
 #include "test_util.hpp"
 
 #include <atomic>
+#include <functional>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -96,6 +99,8 @@ void sending_and_building() {
     CHECK_THROWS_STATUS(local.send_raw(rosco::Blob()), ROSCO_ERR_ARG);           // empty
     CHECK_THROWS_STATUS(local.send_raw(rosco::Blob(nullptr, 3)), ROSCO_ERR_NULL);
     CHECK_EQ(local.try_send("/a", rosco::ArrayBegin{}), ROSCO_ERR_ARG);
+    CHECK_EQ(local.try_send(std::string_view("/a\0b", 4)), ROSCO_ERR_ARG);
+    CHECK_EQ(local.try_send("/s", 1, std::string("a\0b", 3)), ROSCO_ERR_ARG);
     CHECK_EQ(local.try_send("/ok", 1, "two"), ROSCO_OK);
     // A long address goes through the heap copy and still works.
     const std::string long_address = "/" + std::string(600, 'x');
@@ -141,6 +146,10 @@ void messages_and_methods() {
     CHECK_THROWS_STATUS(ctx.on("/bad[pattern", [](const rosco::Message&) {}), ROSCO_ERR_ARG);
     CHECK_THROWS_STATUS(ctx.on("/x", "iq", [](const rosco::Message&) {}), ROSCO_ERR_ARG);
     CHECK_THROWS_STATUS(ctx.on("/x", "[i", [](const rosco::Message&) {}), ROSCO_ERR_ARG);
+    // An empty function would fail on every message: refused at once.
+    CHECK_THROWS_STATUS(ctx.on("/x", std::function<void(const rosco::Message&)>()), ROSCO_ERR_ARG);
+    CHECK_THROWS_STATUS(ctx.on("/x", static_cast<bool (*)(const rosco::Message&)>(nullptr)),
+                        ROSCO_ERR_ARG);
 
     std::atomic<int> done{0};
     rosco::Method m = ctx.on("/typed", [&](const rosco::Message& msg) {
@@ -190,6 +199,9 @@ void contexts() {
     CHECK_THROWS_STATUS(rosco::Context{bad_mode}, ROSCO_ERR_ARG);
     CHECK_THROWS_STATUS(rosco::Context{rosco::Options().max_frame(0)}, ROSCO_ERR_ARG);
     CHECK_THROWS_STATUS(rosco::Context{rosco::Options().queue_capacity(0)}, ROSCO_ERR_ARG);
+    // Strings C would cut at a NUL byte.
+    CHECK_THROWS_STATUS(rosco::Options().types(std::string("i\0f", 3)), ROSCO_ERR_ARG);
+    CHECK_THROWS_STATUS(rosco::Options().address_code(1, std::string("/a\0b", 4)), ROSCO_ERR_ARG);
 
     // A moved-from context: ROSCO_ERR_HANDLE everywhere, and no crash.
     rosco::Context a;
@@ -218,6 +230,27 @@ void contexts() {
     CHECK_THROWS_STATUS(b.poll(), ROSCO_ERR_HANDLE);
 }
 
+/// An exception handler that throws does not lose the exception it was given: both go
+/// to std::cerr.
+void throwing_exception_handler() {
+    rosco::Context ctx;
+    ctx.on_exception([](std::exception_ptr e, std::string_view) { std::rethrow_exception(e); });
+    std::atomic<int> ran{0};
+    rosco::Method m = ctx.on("/boom", [&](const rosco::Message&) {
+        ++ran;
+        throw std::runtime_error("the real failure");
+    });
+    std::ostringstream captured;
+    std::streambuf* const was = std::cerr.rdbuf(captured.rdbuf());
+    ctx.local().send("/boom");
+    const bool polled = test::poll_until(ctx, [&] { return ran == 1; });
+    std::cerr.rdbuf(was);
+    CHECK(polled);
+    const std::string text = captured.str();
+    CHECK(text.find("the real failure") != std::string::npos);
+    CHECK(text.find("exception handler threw") != std::string::npos);
+}
+
 }  // namespace
 
 int main() {
@@ -227,6 +260,7 @@ int main() {
         sending_and_building();
         messages_and_methods();
         contexts();
+        throwing_exception_handler();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }

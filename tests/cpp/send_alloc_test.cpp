@@ -61,6 +61,21 @@ int main() {
         counting = false;
         CHECK_EQ(s, ROSCO_OK);
         CHECK_EQ(allocations, 0L);
+
+        // Failing, try_send neither throws nor allocates: a NUL byte the wrapper finds, an
+        // unbalanced array the library refuses, a channel closed meanwhile.
+        rosco::Channel gone = ctx.open("gone", test::udp_to(in.port()));
+        rosco::Channel stale = gone;
+        gone.close();
+        counting = true;
+        const rosco::Status nul = out.try_send("/audio", std::string_view("a\0b", 3));
+        const rosco::Status unbalanced = out.try_send("/audio", rosco::ArrayEnd{});
+        const rosco::Status closed = stale.try_send("/audio", 1);
+        counting = false;
+        CHECK_EQ(nul, ROSCO_ERR_ARG);
+        CHECK_EQ(unbalanced, ROSCO_ERR_ARG);
+        CHECK_EQ(closed, ROSCO_ERR_HANDLE);
+        CHECK_EQ(allocations, 0L);
         test::poll_until(ctx, [&] { return received == 202; });
         CHECK(received > 0);  // UDP on loopback: they arrive (the count is not the point)
     } catch (const std::exception& e) {
