@@ -93,6 +93,12 @@ impl Setup {
     }
 }
 
+/// How closely the synchronised clocks must agree. A few microseconds on an idle machine
+/// (printed); the estimate is as good as the fastest of five round trips, which a loaded
+/// machine can all slow (2 ms seen), so the bound leaves room. Accuracy against known
+/// delays is the clock module's unit tests' business.
+const CLOCK_TOLERANCE: f64 = 0.02;
+
 fn setup(mode: Mode) -> Setup {
     // The host runs on its own thread, as a separate host process would.
     let host = context(Mode::Threaded);
@@ -103,6 +109,9 @@ fn setup(mode: Mode) -> Setup {
     let port = host.port(host_ch).unwrap();
     let udp = host.o2_udp_port(host_ch).unwrap();
     host.o2_service_add(host_ch, "server").unwrap();
+    // The client's clock starts this much after the host's: unsynchronised, it would be
+    // off by as much, far outside CLOCK_TOLERANCE.
+    std::thread::sleep(Duration::from_millis(200));
     let client = context(mode);
     let client_events = events(&client);
     let url = format!("o2lite://rosco-test@127.0.0.1:{port}?udp_port={udp}&backoff_ms=50");
@@ -140,12 +149,13 @@ fn client_and_host_exchange_messages_and_synchronise() {
         assert_eq!(joined, 1, "{mode:?}");
         assert_eq!(s.client.o2_bridge_id(s.client_ch).unwrap(), Some(1));
 
-        // Both clocks agree within a millisecond on loopback.
+        // Both clocks agree.
         let host_time = s.host.o2_time(s.host_ch).unwrap();
         let client_time = s.client.o2_time(s.client_ch).unwrap();
         let host_after = s.host.o2_time(s.host_ch).unwrap();
         assert!(
-            client_time >= host_time - 0.001 && client_time <= host_after + 0.001,
+            client_time >= host_time - CLOCK_TOLERANCE
+                && client_time <= host_after + CLOCK_TOLERANCE,
             "{mode:?}: {host_time} {client_time} {host_after}"
         );
         let error = client_time - (host_time + host_after) / 2.0;
@@ -225,7 +235,7 @@ fn client_and_host_exchange_messages_and_synchronise() {
         );
         let arrived = s.client.o2_time(s.client_ch).unwrap();
         assert!(
-            arrived >= due - 0.001,
+            arrived >= due - CLOCK_TOLERANCE,
             "{mode:?}: delivered at {arrived}, due {due}"
         );
         assert_eq!(
