@@ -121,13 +121,16 @@ impl TimeTag {
     }
 
     /// The timetag naming `ticks` since 1900 (the inverse of [`TimeTag::ticks`]), rounded
-    /// into the range timetags can name: past [`TimeTag::MAX`] saturates to it, and a moment
-    /// between 1900 and 1968 rounds up to the first one of era 0. The truncating casts wrap
-    /// the seconds of era 1 into the 32-bit field, as NTP does.
+    /// into the range timetags can name: past [`TimeTag::MAX`] saturates to it, a moment
+    /// between 1900 and 1968 rounds up to the first one of era 0, and the first two ticks
+    /// of era 1 (whose bits are 0 and "immediately") round up to its third. The truncating
+    /// casts wrap the seconds of era 1 into the 32-bit field, as NTP does.
     fn from_ticks(ticks: u128) -> TimeTag {
+        const ERA_1: u128 = 1 << 64;
         let ticks = match ticks {
             0 | 1 => ticks,
             t if t < FIRST_TICKS => FIRST_TICKS,
+            t if t == ERA_1 || t == ERA_1 + 1 => ERA_1 + 2,
             t => t.min(LAST_TICKS),
         };
         TimeTag {
@@ -291,6 +294,16 @@ mod tests {
         assert_eq!(after.duration_since(before), Some(Duration::from_secs(2)));
         assert_eq!(after.to_system_time(), wrap + Duration::from_secs(1));
         assert_eq!(before + Duration::from_secs(2), after);
+        // The wrap itself and the tick after it have the bits of 0 and "immediately":
+        // they round up to the next moment a timetag can name, never back to 1900.
+        let at_wrap = TimeTag::from_system_time(wrap);
+        assert_eq!((at_wrap.seconds, at_wrap.fraction), (0, 2));
+        assert!(at_wrap > TimeTag::from_system_time(wrap - Duration::from_nanos(1)));
+        let wrap_secs = ((1u64 << 32) - NTP_UNIX_OFFSET) as f64;
+        assert_eq!(TimeTag::from_unix_secs_f64(wrap_secs), at_wrap);
+        let last = TimeTag::new(u32::MAX, u32::MAX - 3);
+        assert!(last + Duration::from_nanos(1) > last);
+        assert_eq!(last.checked_add(Duration::from_nanos(1)), Some(at_wrap));
     }
 
     #[test]

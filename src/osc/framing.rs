@@ -408,6 +408,14 @@ impl Deframer {
         self.end - self.head + self.detect_len
     }
 
+    /// Inside a packet: bytes of it are kept, or it is being skipped to its end (an
+    /// oversize or badly escaped SLIP packet, of which nothing is kept). A peer silent
+    /// here has left a packet unfinished.
+    #[must_use]
+    pub fn mid_packet(&self) -> bool {
+        self.pending() > 0 || self.slip != SlipState::Normal
+    }
+
     /// Appends received bytes.
     ///
     /// Cheap: bytes are copied into the internal buffer (SLIP is unescaped on
@@ -530,7 +538,11 @@ impl Deframer {
             self.head = 0;
         }
         if self.buf.len() - self.end < n {
-            let want = (self.end + n).max(self.buf.len() * 2).max(MIN_BUFFER);
+            // Doubling, but not past what one partial frame (header included) and this
+            // read can need: a full-size frame does not pin twice its size.
+            let enough = self.max_frame.saturating_add(255).saturating_add(n);
+            let doubled = (self.buf.len() * 2).min(enough);
+            let want = (self.end + n).max(doubled).max(MIN_BUFFER);
             self.buf.resize(want, 0);
         }
     }
@@ -1292,6 +1304,20 @@ mod tests {
             FrameError::BadEscape { byte: 0x41 }.to_string(),
             "invalid SLIP escape 0xDB 0x41, packet dropped"
         );
+    }
+
+    #[test]
+    fn a_full_size_frame_arriving_slowly_does_not_double_the_buffer() {
+        let max = 1 << 20;
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::LengthPrefix), max);
+        let mut stream = (max as u32).to_be_bytes().to_vec();
+        stream.resize(4 + max - 1, 7); // all but the last byte
+        for chunk in stream.chunks(1000) {
+            let mut reader = chunk;
+            d.read_from(&mut reader, 65536).unwrap();
+        }
+        assert_eq!(d.pending(), 4 + max - 1);
+        assert!(d.buf.len() <= max + 255 + 65536, "{} bytes", d.buf.len());
     }
 
     #[test]

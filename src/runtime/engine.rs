@@ -652,7 +652,7 @@ impl Engine {
         let (mut eof, mut drained) = (false, false);
         for _ in 0..STREAM_READ_BUDGET {
             // Bytes that arrive with nothing pending start a frame.
-            let mut frame_began = reader.deframer.pending() == 0;
+            let mut frame_began = !reader.deframer.mid_packet();
             match reader.deframer.read_from(&mut conn.stream(), RECV_BUFFER) {
                 Ok(0) => {
                     eof = true;
@@ -1372,7 +1372,9 @@ fn framed_udp(slot: &Slot) -> Option<&udp::Framed> {
 
 fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
     // A stall timeout too long to add means never.
-    (reader.deframer.pending() > 0)
+    reader
+        .deframer
+        .mid_packet()
         .then(|| reader.frame_began.checked_add(stall))
         .flatten()
 }

@@ -37,7 +37,8 @@ impl Sender {
     /// When this sender, mid-packet, would have been silent for `stall` (`None`: a stall
     /// too long to add, never).
     fn stall_end(&self, stall: Duration) -> Option<Instant> {
-        (self.deframer.pending() > 0)
+        self.deframer
+            .mid_packet()
             .then(|| self.heard.checked_add(stall))
             .flatten()
     }
@@ -133,7 +134,7 @@ impl SenderStreams {
         let oldest = self
             .senders
             .iter()
-            .min_by_key(|(_, s)| (s.deframer.pending() > 0, s.heard))
+            .min_by_key(|(_, s)| (s.deframer.mid_packet(), s.heard))
             .map(|(a, _)| *a)?;
         let (sender, s) = self.senders.remove_entry(&oldest)?;
         let bytes = s.deframer.pending();
@@ -283,6 +284,21 @@ mod tests {
         assert_eq!(f.push(1, &packet[..6]), (vec![], None));
         f.wait(10 * STALL, false);
         assert_eq!(f.push(1, &packet[6..]), (vec![whole], None));
+    }
+
+    #[test]
+    fn a_sender_silent_while_skipping_an_oversize_packet_starts_afresh() {
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::Slip), 16, 8);
+        let too_large = vec![Err(FrameError::SlipTooLarge { max: 16 })];
+        assert_eq!(f.push(1, &[b'x'; 20]).0, too_large);
+        // The datagram with its END was lost: nothing is kept, yet the sender is still
+        // inside that packet, and its next one (single END) is not skipped with it.
+        f.wait(STALL, true);
+        let mut next = Vec::new();
+        encode_frame(Framing::SlipSingleEnd, b"/ok\0,\0\0\0", &mut next);
+        let (frames, dropped) = f.push(1, &next);
+        assert_eq!(frames, vec![Ok(b"/ok\0,\0\0\0".to_vec())]);
+        assert!(dropped.is_some_and(|d| d.stalled));
     }
 
     #[test]

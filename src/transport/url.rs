@@ -275,7 +275,8 @@ pub struct TcpOptions {
     pub local: Option<u16>,
     /// `?framing=length|slip|auto`.
     pub framing: Option<StreamFraming>,
-    /// `?max_frame=BYTES`: the largest packet accepted or sent.
+    /// `?max_frame=BYTES`: the largest packet accepted (sends are limited only by what the
+    /// framing can carry).
     pub max_frame: Option<usize>,
     /// `?max_clients=N`: how many connections a listener accepts at once.
     pub max_clients: Option<usize>,
