@@ -820,6 +820,7 @@ static void test_close_then_reopen(int32_t mode)
 struct blocker {
     atomic_int entered;
     atomic_int release;
+    atomic_int left;
 };
 
 static void blocking_event(void *user, const rosco_event *e)
@@ -831,6 +832,19 @@ static void blocking_event(void *user, const rosco_event *e)
     int64_t deadline = check_now_ms() + check_scale_ms(5000);
     while (!atomic_load(&b->release) && check_now_ms() < deadline)
         check_sleep_ms(1);
+    atomic_store(&b->left, 1);
+}
+
+/* Releases the blocked event callback and waits until it has returned (a fixed sleep
+ * could end before a descheduled I/O thread saw the release). */
+static void release_blocker(struct blocker *b)
+{
+    atomic_store(&b->release, 1);
+    int64_t deadline = check_now_ms() + check_scale_ms(3000);
+    while (!atomic_load(&b->left) && check_now_ms() < deadline)
+        check_sleep_ms(1);
+    CHECK(atomic_load(&b->left));
+    atomic_store(&b->left, 0);
 }
 
 static void test_close_while_io_thread_busy(int32_t mode)
@@ -840,7 +854,7 @@ static void test_close_while_io_thread_busy(int32_t mode)
     rosco_channel in, out, again;
     uint16_t port = 0;
     char url[160], path[96];
-    struct blocker blk = {0, 0};
+    struct blocker blk = {0, 0, 0};
     const uint8_t garbage[] = {'j', 'u', 'n', 'k'};
     int before = CHECK_FAILURES;
 
@@ -859,8 +873,7 @@ static void test_close_while_io_thread_busy(int32_t mode)
     snprintf(url, sizeof url, "osc.udp://:%u?bind=127.0.0.1", (unsigned)port);
     if (CHECK_OK(rosco_channel_open(ctx, "in", url, &again)))
         CHECK_OK(rosco_channel_close(ctx, again));
-    atomic_store(&blk.release, 1);
-    check_sleep_ms(20);
+    release_blocker(&blk);
 
     /* Unix datagram: the socket file is gone once rosco_channel_close returns. */
     atomic_store(&blk.entered, 0);
@@ -878,8 +891,7 @@ static void test_close_while_io_thread_busy(int32_t mode)
     CHECK(atomic_load(&blk.entered));
     CHECK_OK(rosco_channel_close(ctx, in));
     CHECK(access(path, F_OK) != 0);
-    atomic_store(&blk.release, 1);
-    check_sleep_ms(20);
+    release_blocker(&blk);
     unlink(path);
     CHECK_OK(rosco_ctx_free(ctx));
     if (CHECK_FAILURES != before)

@@ -176,15 +176,19 @@ static inline void check_sleep_ms(int ms)
 }
 
 /* How much slower than usual this run is: ROSCO_TEST_SLOW=N when set, 10 under valgrind
- * (seen in LD_PRELOAD), else 1. Time limits, and delays whose effect is timed, scale by it. */
+ * (seen in LD_PRELOAD), 3 under the sanitizers (ROSCO_TEST_SANITIZE=1, set by CMake), else
+ * 1. Time limits, and delays whose effect is timed, scale by it. */
 static inline int check_slow_factor(void)
 {
     const char *slow = getenv("ROSCO_TEST_SLOW");
     const char *preload = getenv("LD_PRELOAD");
+    const char *sanitize = getenv("ROSCO_TEST_SANITIZE");
     if (slow && atoi(slow) > 0)
         return atoi(slow);
     if (preload && (strstr(preload, "valgrind") || strstr(preload, "vgpreload")))
         return 10;
+    if (sanitize && strcmp(sanitize, "1") == 0)
+        return 3;
     return 1;
 }
 

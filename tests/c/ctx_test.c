@@ -579,13 +579,16 @@ struct poller_arg {
     atomic_int started;
     rosco_status result;
     int ms;
+    int retry_busy; /* poll again when another thread's poll was in the way */
 };
 
 static void *poller_thread(void *arg)
 {
     struct poller_arg *p = arg;
     atomic_store(&p->started, 1);
-    p->result = rosco_poll(p->ctx, p->ms, NULL);
+    do
+        p->result = rosco_poll(p->ctx, p->ms, NULL);
+    while (p->retry_busy && p->result == ROSCO_ERR_BUSY);
     return NULL;
 }
 
@@ -609,13 +612,17 @@ static void test_busy(int32_t mode)
                 mode == ROSCO_MODE_THREADED ? "threaded" : "non-threaded");
 
     /* A second thread polling while this one is inside rosco_poll. */
+    /* Polled again until the other thread is inside its long poll: "started" is set just
+     * before it enters, and either thread may be descheduled in between. */
     struct poller_arg p = {.ctx = s.ctx, .started = 0, .result = 12345,
-                           .ms = check_scale_ms(600)};
+                           .ms = check_scale_ms(1500), .retry_busy = 1};
     pthread_t t;
     CHECK(pthread_create(&t, NULL, poller_thread, &p) == 0);
     while (!atomic_load(&p.started))
         check_sleep_ms(1);
-    check_sleep_ms(check_scale_ms(100));
+    int64_t deadline = check_now_ms() + check_scale_ms(1000);
+    while (rosco_poll(s.ctx, 0, NULL) == ROSCO_OK && check_now_ms() < deadline)
+        check_sleep_ms(2);
     if (!CHECK_ERR(rosco_poll(s.ctx, 0, NULL), ROSCO_ERR_BUSY))
         fprintf(stderr, "  a second concurrent rosco_poll was not refused (%s mode)\n",
                 check_mode_name(mode));

@@ -106,7 +106,10 @@ static void free_during_endless_poll(int32_t mode)
         return;
     CHECK_OK(rosco_channel_open(w.ctx, "in", "osc.udp://:0?bind=127.0.0.1", &in));
     CHECK(pthread_create(&t, NULL, wait_forever, &w) == 0);
-    check_sleep_ms(check_scale_ms(200));
+    /* Freed once the thread is inside its poll: a poll of this one is refused then. */
+    int64_t deadline = check_now_ms() + check_scale_ms(3000);
+    while (rosco_poll(w.ctx, 0, NULL) == ROSCO_OK && check_now_ms() < deadline)
+        check_sleep_ms(2);
     CHECK_OK(rosco_ctx_free(w.ctx));
     pthread_join(t, NULL);
     CHECK_STATUS(atomic_load(&w.status), ROSCO_ERR_CLOSED);

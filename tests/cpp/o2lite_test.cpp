@@ -30,19 +30,6 @@ namespace {
 
 const char* const kEnsemble = "rosco-cpp-o2test";
 
-/// How much slower than usual this run is (ROSCO_TEST_SLOW=N, 10 under valgrind, else 1):
-/// time limits and clock tolerances scale by it.
-int slow_factor() {
-    if (const char* s = std::getenv("ROSCO_TEST_SLOW"); s && std::atoi(s) > 0) return std::atoi(s);
-    const char* valgrind = std::getenv("ROSCO_TEST_VALGRIND");
-    const char* preload = std::getenv("LD_PRELOAD");
-    if ((valgrind && *valgrind == '1') ||
-        (preload && (std::strstr(preload, "valgrind") || std::strstr(preload, "vgpreload"))))
-        return 10;
-    return 1;
-}
-std::chrono::milliseconds scaled(std::chrono::milliseconds t) { return t * slow_factor(); }
-
 /// Thread-safe list of lines (host handlers and events run on the host's I/O thread).
 struct Record {
     mutable std::mutex mu;
@@ -241,7 +228,7 @@ void host_and_client() {
 
     // Connection and clock synchronisation (about half a second on loopback).
     const auto t0 = std::chrono::steady_clock::now();
-    CHECK(test::poll_until(client, [&] { return client_events.count("Synced|") == 1; }, scaled(10s)));
+    CHECK(test::poll_until(client, [&] { return client_events.count("Synced|") == 1; }, 10s));
     const auto sync_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0);
     std::printf("synchronised %lld ms after connecting\n", static_cast<long long>(sync_ms.count()));
@@ -253,7 +240,7 @@ void host_and_client() {
         return host_events.count("ClientJoined|", "bridge_id: 1") == 1 &&
                host_events.count("ServiceAdded|", "\"client\"") == 1 &&
                host_events.count("ClientSynced|") == 1;
-    }, scaled(5s)));
+    }, 5s));
     // The host cannot take a name a client offers. Bad service names are refused.
     CHECK_THROWS_STATUS(h.o2_service_add("client"), ROSCO_ERR_ARG);
     for (const char* bad : {"a/b", "", "!x"}) {
@@ -266,8 +253,10 @@ void host_and_client() {
                        std::to_string(h.o2_udp_port())) != std::string::npos);
     CHECK(c.o2_udp_port() != 0);
 
-    // Both clocks agree on loopback (within a few ms; more under valgrind).
-    const double tolerance = 0.002 * slow_factor();
+    // Both clocks agree on loopback: within microseconds when idle (printed), but the
+    // estimate is as good as the fastest of five round trips, which a loaded machine can
+    // all slow by milliseconds.
+    const double tolerance = 0.05 * test::slow_factor();
     const double before = h.o2_time(), at = c.o2_time(), after = h.o2_time();
     std::printf("clock: client %+.3f ms from the host's reading\n", (at - (before + after) / 2) * 1e3);
     CHECK(at >= before - tolerance && at <= after + tolerance);
@@ -287,7 +276,7 @@ void host_and_client() {
     h.o2_send(0, true, "/client/echo", std::int64_t(-2), true, rosco::Blob(blob), one_and_a_half);
     h.o2_send(0, false, "/client/echo", 7);
     CHECK(test::poll_until(client, [&] { return at_host.size() == 3 && at_client.size() == 2; },
-                           scaled(5s)));
+                           5s));
     CHECK(at_host.has("/server/echo ifsd 1001 3.5 hello 2.25"));
     CHECK(at_host.has("/server/echo i 1002"));
     CHECK(at_host.has("/server/built hSB -5 sym true"));
@@ -299,7 +288,7 @@ void host_and_client() {
     const double due = h.o2_time() + 0.2;
     const auto sent_at = std::chrono::steady_clock::now();
     h.o2_send(due, true, "/client/later", "x");
-    CHECK(test::poll_until(client, [&] { return at_client.size() == 3; }, scaled(5s)));
+    CHECK(test::poll_until(client, [&] { return at_client.size() == 3; }, 5s));
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at).count();
     CHECK(at_client.has("/client/later s x"));
     {
@@ -316,7 +305,7 @@ void host_and_client() {
     // clock (which is global time itself: no tolerance needed).
     const double due2 = c.o2_time() + 0.1;
     c.o2_send(due2, false, "/server/later");
-    CHECK(test::poll_until(client, [&] { return at_host.size() == 4; }, scaled(5s)));
+    CHECK(test::poll_until(client, [&] { return at_host.size() == 4; }, 5s));
     {
         std::lock_guard<std::mutex> l(clock_mu);
         CHECK(host_clock_at_later >= due2);
@@ -338,21 +327,21 @@ void host_and_client() {
     CHECK(test::poll_until(client, [&] {
         return client_events.count("Status|", "\"server\"") == 1 &&
                client_events.count("List|", "\"client\"") == 1;
-    }, scaled(5s)));
+    }, 5s));
     CHECK_EQ(client_events.count("List|", "\"server\""), std::size_t(1));
 
     // Withdrawing services.
     c.o2_service_remove("client");
     CHECK_THROWS_STATUS(c.o2_service_remove("client"), ROSCO_ERR_ARG);
     CHECK(test::poll_until(client, [&] { return host_events.count("ServiceRemoved|", "\"client\"") == 1; },
-                           scaled(5s)));
+                           5s));
     h.o2_service_remove("server");
     CHECK_THROWS_STATUS(h.o2_service_remove("server"), ROSCO_ERR_ARG);
     h.o2_service_add("server");  // and back
 
     // The client leaves: the host notices; the channel's handle goes stale.
     c.close();
-    CHECK(test::poll_until(client, [&] { return host_events.count("ClientLeft|") == 1; }, scaled(5s)));
+    CHECK(test::poll_until(client, [&] { return host_events.count("ClientLeft|") == 1; }, 5s));
     CHECK_THROWS_STATUS(c.o2_time(), ROSCO_ERR_HANDLE);
     CHECK_THROWS_STATUS(c.o2_send(0, true, "/server/x"), ROSCO_ERR_HANDLE);
 

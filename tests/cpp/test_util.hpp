@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -34,12 +35,29 @@ inline int result(const char* name) {
     return 1;
 }
 
-/// Polls `ctx` in slices until `done()` or `timeout` (a bounded wait). In threaded mode
-/// poll() only sleeps, so this also works there.
+/// How much slower than usual this run is, as tests/c/check.h reckons it: ROSCO_TEST_SLOW=N
+/// when set, 10 under valgrind, 3 under the sanitizers, else 1. Time limits and clock
+/// tolerances scale by it.
+inline int slow_factor() {
+    if (const char* s = std::getenv("ROSCO_TEST_SLOW"); s && std::atoi(s) > 0) return std::atoi(s);
+    const char* valgrind = std::getenv("ROSCO_TEST_VALGRIND");
+    const char* preload = std::getenv("LD_PRELOAD");
+    if ((valgrind && *valgrind == '1') ||
+        (preload && (std::strstr(preload, "valgrind") || std::strstr(preload, "vgpreload"))))
+        return 10;
+    if (const char* s = std::getenv("ROSCO_TEST_SANITIZE"); s && std::strcmp(s, "1") == 0) return 3;
+    return 1;
+}
+
+/// A time limit for this run (see slow_factor()).
+inline std::chrono::milliseconds scaled(std::chrono::milliseconds t) { return t * slow_factor(); }
+
+/// Polls `ctx` in slices until `done()` or `timeout` (scaled; a bounded wait). In threaded
+/// mode poll() only sleeps, so this also works there.
 template <class Pred>
 bool poll_until(rosco::Context& ctx, Pred done,
                 std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
+    const auto until = std::chrono::steady_clock::now() + scaled(timeout);
     while (!done()) {
         if (std::chrono::steady_clock::now() >= until) return done();
         ctx.poll(std::chrono::milliseconds(5));

@@ -192,24 +192,43 @@ def free_port(proto):
         return s.getsockname()[1]
 
 
-def wait_bound(proto, port, proc, timeout):
-    """Wait until something listens on `port` (per /proc/net), or `proc` dies."""
+def _sockets(proto, port):
+    """The states (hex, as /proc/net shows them) of the sockets whose local port is `port`."""
     files = ["/proc/net/udp", "/proc/net/udp6"] if proto == "udp" else ["/proc/net/tcp", "/proc/net/tcp6"]
     want = ":%04X" % port
+    states = []
+    for f in files:
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    cols = line.split()
+                    if cols[1].endswith(want):
+                        states.append(cols[3])
+        except OSError:
+            pass
+    return states
+
+
+def wait_bound(proto, port, proc, timeout):
+    """Wait until something listens on `port` (per /proc/net), or `proc` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.p.poll() is not None:
             return False
-        for f in files:
-            try:
-                with open(f) as fh:
-                    next(fh)
-                    for line in fh:
-                        cols = line.split()
-                        if cols[1].endswith(want) and (proto == "udp" or cols[3] == "0A"):
-                            return True
-            except OSError:
-                pass
+        if any(proto == "udp" or s == "0A" for s in _sockets(proto, port)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_tcp_closed(port, timeout):
+    """Wait until the TCP listener on `port` holds no connection but ones closed on its
+    side (TIME_WAIT, 06), however slowly its process gets to them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s in ("0A", "06") for s in _sockets("tcp", port)):
+            return True
         time.sleep(0.02)
     return False
 

@@ -288,7 +288,7 @@ def rosco_send_to_peer(procs, peer, msgs, proto="udp", framing="length", extra=(
             # when the client shuts its socket down (rosco send does; so does a raw
             # Python socket with shutdown(SHUT_RDWR)). oscdump, blocking liblo, gets
             # them all. Let it finish the previous connection first.
-            time.sleep(0.2)
+            assert support.wait_tcp_closed(port, support.RECEIVE), "aiolo kept the connection"
     rc = recv.wait(support.RECEIVE + 5)
     assert rc == 0, recv.report()
     return recv, t0
