@@ -612,6 +612,9 @@ fn names_urls_and_ports_are_checked_and_reported() {
         "_o2",
         "_cs",
         "@00000000:7f000001:aa29",
+        "a\0b",
+        "tab\there",
+        "caf\u{e9}",
     ] {
         for (ctx, ch) in [(&s.host, s.host_ch), (&s.client, s.client_ch)] {
             let e = ctx.o2_service_add(ch, bad).unwrap_err();

@@ -499,3 +499,38 @@ fn a_client_that_finished_sending_frees_its_services_at_once() {
     assert!(!refused);
     drop(old);
 }
+
+#[test]
+fn a_client_not_synchronised_sends_timestamp_0_only() {
+    // A raw host that never answers the clock pings (as a host without a clock, §7).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ctx = context();
+    let url = format!(
+        "o2lite://limits@127.0.0.1:{}?udp_port={}",
+        listener.local_addr().unwrap().port(),
+        host_udp.local_addr().unwrap().port()
+    );
+    let ch = ctx.open("o2", &url).unwrap();
+    let (mut host, _) = listener.accept().unwrap();
+    assert_eq!(
+        decode(&read_frame(&mut host)).unwrap().address(),
+        b"!_o2/o2lite/con"
+    );
+    let mut id = Vec::new();
+    encode_tcp(&mut id, 0.0, b"!_o2/id", [O2Arg::Int(3)]).unwrap();
+    host.write_all(&id).unwrap();
+    assert!(until(|| ctx.o2_bridge_id(ch).unwrap() == Some(3)));
+    assert_eq!(ctx.o2_time(ch).unwrap(), -1.0);
+    // §1, §5: without global time a timestamp means nothing to the host.
+    let early = ctx.o2_send(ch, 5.0, true, "/server/later", &[Arg::Int(1)]);
+    assert!(
+        matches!(early, Err(rosco::Error::Unsupported(_))),
+        "{early:?}"
+    );
+    ctx.o2_send(ch, 0.0, true, "/server/now", &[Arg::Int(2)])
+        .unwrap();
+    let body = read_frame(&mut host);
+    let m = decode(&body).unwrap();
+    assert_eq!((m.address(), m.timestamp()), (&b"/server/now"[..], 0.0));
+}

@@ -95,7 +95,8 @@
 //   holding global seconds in 32.32 fixed point: Message::get_seconds(i) reads it as
 //   seconds.
 // * o2_send(timestamp, reliable, address, args...) sends one message to "/service/...":
-//   `timestamp` in O2 global seconds (0: now; a host holds a future one until due),
+//   `timestamp` in O2 global seconds (0: now; a host holds a future one until due; a
+//   client sends a non-zero one only once synchronised, ROSCO_ERR_UNSUPPORTED before),
 //   `reliable` true for TCP, false for UDP (which goes by TCP when the host's UDP port is
 //   unknown). Messages are built as OSC, so the address starts with '/' (O2's
 //   "!service/..." form is refused with ROSCO_ERR_ARG). Arguments map as for send(),

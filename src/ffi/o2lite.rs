@@ -98,7 +98,8 @@ pub unsafe extern "C" fn rosco_o2lite_service_remove(
 
 /// Sends the builder's message on an O2lite channel with an O2 `timestamp` (global
 /// seconds; 0 for "now") by TCP (`reliable` non-zero) or UDP. `ROSCO_ERR_CLOSED` while the
-/// client is not connected.
+/// client is not connected; `ROSCO_ERR_UNSUPPORTED` for a non-zero timestamp while its clock
+/// is not synchronised (`rosco_o2lite_time` is -1).
 ///
 /// Thread-safe.
 ///

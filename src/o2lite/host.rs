@@ -15,7 +15,7 @@
 use super::hold::{Global, HoldQueue};
 use super::message::{
     decode, encode_body, encode_tcp, encode_udp, O2Arg, O2Error, O2ErrorKind, O2Message,
-    MAX_TCP_FRAME,
+    MAX_TCP_FRAME, MAX_UDP_BODY,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -450,7 +450,9 @@ impl HostSession {
     ) {
         match msg.service() == b"_o2" {
             true => self.control(conn, msg, now, out),
-            false => self.route(msg, conn.is_some(), now, out),
+            // Forwarded as its misc bit 0 says (§3, §8), whatever carried it here: a client
+            // may send a best-effort message by TCP (before it knows the UDP port).
+            false => self.route(msg, msg.reliable(), now, out),
         }
     }
 
@@ -697,6 +699,15 @@ impl HostSession {
             return Err(O2Error::new(O2ErrorKind::FrameTooLong, MAX_TCP_FRAME));
         }
         let msg = decode(&body)?;
+        // What goes to a client by UDP must fit a datagram, or the system would refuse it
+        // after this returned.
+        let to_client = std::str::from_utf8(msg.service())
+            .ok()
+            .and_then(|s| self.services.get(s))
+            .is_some_and(|owner| matches!(owner, Owner::Client(_)));
+        if !reliable && to_client && body.len() > MAX_UDP_BODY {
+            return Err(O2Error::new(O2ErrorKind::DatagramTooLong, MAX_UDP_BODY));
+        }
         self.route(&msg, reliable, now, out);
         Ok(())
     }
@@ -964,6 +975,51 @@ mod tests {
         }
         assert_eq!(h.local.len(), 1);
         assert!(h.local[0].1);
+    }
+
+    #[test]
+    fn a_clients_message_is_forwarded_as_its_misc_bit_says_not_as_it_came() {
+        let mut p = Pair::new();
+        let mut c = Output::default();
+        p.client.add_service("synth", &mut c).unwrap();
+        p.connect();
+        let (mut by_tcp, mut by_udp) = (Vec::new(), Vec::new());
+        // Best effort (misc 0) in a TCP frame; reliable (misc 1) in a datagram.
+        let mut body = Vec::new();
+        crate::o2lite::message::encode_udp(&mut body, 0.0, b"/synth/x", [O2Arg::Int(1)]).unwrap();
+        by_tcp.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        by_tcp.extend_from_slice(&body);
+        let reliable = crate::o2lite::message::MISC_RELIABLE;
+        crate::o2lite::message::encode_body(
+            &mut by_udp,
+            reliable,
+            0.0,
+            b"/synth/y",
+            [O2Arg::Int(2)],
+        )
+        .unwrap();
+        let mut h = HostOutput::default();
+        for body in bodies(&by_tcp) {
+            p.host
+                .tcp_frame(p.conn, Some(Ipv4Addr::LOCALHOST), &body, 1.0, &mut h)
+                .unwrap();
+        }
+        p.host.udp_datagram(&by_udp, 1.0, &mut h).unwrap();
+        let sent = |frames: Vec<&[u8]>| -> Vec<String> {
+            frames
+                .into_iter()
+                .map(|b| String::from_utf8_lossy(decode(b).unwrap().address()).into())
+                .collect()
+        };
+        let tcp_bodies: Vec<Vec<u8>> = h.tcp.iter().flat_map(|(_, f)| bodies(f)).collect();
+        assert_eq!(
+            sent(h.udp.iter().map(|(_, d)| &d[..]).collect()),
+            ["/synth/x"]
+        );
+        assert_eq!(
+            sent(tcp_bodies.iter().map(|b| &b[..]).collect()),
+            ["/synth/y"]
+        );
     }
 
     #[test]
@@ -1297,6 +1353,27 @@ mod tests {
         host.send(0.0, b"/s/x", [O2Arg::Blob(&blob)], false, 0.0, &mut h)
             .unwrap();
         assert_eq!(h.local.len(), 1);
+    }
+
+    #[test]
+    fn the_host_application_cannot_send_a_client_a_datagram_too_long() {
+        let mut p = Pair::new();
+        let mut c = Output::default();
+        p.client.add_service("synth", &mut c).unwrap();
+        p.connect();
+        let mut h = HostOutput::default();
+        // A body of 65,512 bytes: over a datagram, inside a TCP frame.
+        let blob = vec![0; 65_480];
+        let err = p
+            .host
+            .send(0.0, b"/synth/x", [O2Arg::Blob(&blob)], false, 1.0, &mut h);
+        assert_eq!(err.unwrap_err().kind, O2ErrorKind::DatagramTooLong);
+        assert!(h.udp.is_empty() && h.tcp.is_empty());
+        // By TCP it fits.
+        p.host
+            .send(0.0, b"/synth/x", [O2Arg::Blob(&blob)], true, 1.0, &mut h)
+            .unwrap();
+        assert_eq!(h.tcp.len(), 1);
     }
 
     #[test]

@@ -45,6 +45,10 @@ use std::iter::FusedIterator;
 /// when the length prefix is 65536 or more).
 pub const MAX_TCP_FRAME: usize = 65_535;
 
+/// The largest body a best-effort message can have: one IPv4 UDP datagram (O2lite's
+/// addresses are IPv4).
+pub const MAX_UDP_BODY: usize = 65_507;
+
 /// `misc` bit 0: the message is (to be) sent reliably, by TCP.
 pub const MISC_RELIABLE: i32 = 1;
 
@@ -196,6 +200,9 @@ pub enum O2ErrorKind {
     /// Encoding only: a TCP frame's body would be longer than [`MAX_TCP_FRAME`]; the
     /// offset is [`MAX_TCP_FRAME`], the first byte that does not fit.
     FrameTooLong,
+    /// Encoding only: a best-effort message's body would be longer than
+    /// [`MAX_UDP_BODY`]; the offset is [`MAX_UDP_BODY`].
+    DatagramTooLong,
 }
 
 impl fmt::Display for O2ErrorKind {
@@ -221,6 +228,9 @@ impl fmt::Display for O2ErrorKind {
             O2ErrorKind::NulInString => f.write_str("NUL byte inside a string"),
             O2ErrorKind::FrameTooLong => {
                 write!(f, "TCP frame body longer than {MAX_TCP_FRAME} bytes")
+            }
+            O2ErrorKind::DatagramTooLong => {
+                write!(f, "UDP datagram longer than {MAX_UDP_BODY} bytes")
             }
         }
     }

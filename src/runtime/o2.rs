@@ -336,22 +336,29 @@ pub(crate) fn send<'a>(
     args: impl Iterator<Item = O2Arg<'a>> + Clone,
 ) -> Result<bool, Error> {
     let o2_err = |e: crate::o2lite::message::O2Error| {
-        Error::Unsupported(
-            if e.kind == crate::o2lite::message::O2ErrorKind::FrameTooLong {
-                "an O2 TCP message is limited to 64 KiB"
-            } else {
-                "not a valid O2 message"
-            },
-        )
+        use crate::o2lite::message::O2ErrorKind;
+        Error::Unsupported(match e.kind {
+            O2ErrorKind::FrameTooLong => "an O2 TCP message is limited to 64 KiB",
+            O2ErrorKind::DatagramTooLong => "an O2 UDP message is limited to 65,507 bytes",
+            _ => "not a valid O2 message",
+        })
     };
     match role {
         O2Role::Client {
             session, host_udp, ..
         } => {
             let conn = ch.connected_stream().ok_or(Error::Closed)?;
-            if !session.lock().is_connected() {
+            let session = session.lock();
+            if !session.is_connected() {
                 return Err(Error::Closed);
             }
+            // §1, §5: a client's timestamps are global time, which it knows once synced.
+            if timestamp != 0.0 && !session.is_synced() {
+                return Err(Error::Unsupported(
+                    "a timestamp before the clock is synchronised (send 0, or wait for Synced)",
+                ));
+            }
+            drop(session);
             let host_udp = *host_udp.lock();
             with_buf(&SEND_BUF, |buf| {
                 buf.clear();
