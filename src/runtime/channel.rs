@@ -11,6 +11,7 @@ use crate::osc::framing::{encode_frame, DeframeMode, Framing};
 use crate::osc::{DecodeOptions, EncodeError, EncodeOptions, TypeSet};
 use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
+use crate::transport::socket_file::{check_path, SocketFile};
 use crate::transport::stream::{
     connect_unix, release_fd, stale_socket, Connecting, Listener, Stream, StreamConn,
     MAX_PENDING_OUT,
@@ -225,7 +226,7 @@ pub(crate) enum Kind {
         socket: UnixDatagram,
         dest: Option<PathBuf>,
         /// A bound socket file, removed (once) when the channel is closed or dropped.
-        bound: Mutex<Option<PathBuf>>,
+        bound: Mutex<Option<SocketFile>>,
     },
     Listener {
         listener: Listener,
@@ -296,9 +297,9 @@ impl Channel {
         match &self.kind {
             Kind::Udp(ep) => release_fd(ep.socket.as_raw_fd()),
             Kind::UnixDgram { socket, bound, .. } => {
-                if let Some(path) = bound.lock().take() {
+                if let Some(file) = bound.lock().take() {
                     release_fd(socket.as_raw_fd());
-                    let _ = std::fs::remove_file(path);
+                    file.remove();
                 }
             }
             Kind::Listener {
@@ -451,6 +452,7 @@ impl Channel {
                         read,
                     }
                 } else {
+                    check_path(path)?;
                     let (framing, _) = stream_framing(u.framing);
                     let reconnect = opts.reconnect.with(None, None, None);
                     Kind::Client(Client::start(
@@ -477,9 +479,10 @@ impl Channel {
                     Kind::UnixDgram {
                         socket,
                         dest: None,
-                        bound: Mutex::new(Some(path.clone())),
+                        bound: Mutex::new(Some(SocketFile::bound(path))),
                     }
                 } else {
+                    check_path(path)?;
                     let socket = UnixDatagram::unbound()?;
                     socket.set_nonblocking(true)?;
                     Kind::UnixDgram {
@@ -698,7 +701,10 @@ impl Channel {
                 if packet.len() > self.limits.max_packet {
                     return Err(Error::Encode(EncodeError::TooLarge));
                 }
-                socket.send_to(packet, path).map(sent)?;
+                socket
+                    .send_to(packet, path)
+                    .map(sent)
+                    .map_err(datagram_error)?;
                 Ok(false)
             }
             (Kind::UnixDgram { .. }, _) => Err(Error::Unsupported(
@@ -769,8 +775,18 @@ fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest, max: usize) -> R
         }),
         (false, Dest::Addr(_)) => ep.socket.send_to(datagram, ep.send_address(to)),
         (false, _) => ep.socket.send_to(datagram, to),
-    }?;
+    }
+    .map_err(datagram_error)?;
     Ok(())
+}
+
+/// A datagram send's failure as senders see it: no room (a Unix receiver's full queue, or
+/// the system's buffers) is `Full`, as for streams: nothing was sent, try again later.
+fn datagram_error(e: io::Error) -> Error {
+    match (e.kind(), e.raw_os_error()) {
+        (io::ErrorKind::WouldBlock, _) | (_, Some(libc::ENOBUFS)) => Error::Full,
+        _ => Error::Io(e),
+    }
 }
 
 fn send_stream(conn: &StreamConn, packet: &[u8]) -> Result<bool, Error> {

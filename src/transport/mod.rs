@@ -3,6 +3,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod sender_streams;
+pub(crate) mod socket_file;
 pub(crate) mod stream;
 pub(crate) mod udp;
 pub mod url;

@@ -10,6 +10,7 @@
 
 use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
 use crate::thread_buf::with_buf;
+use crate::transport::socket_file::SocketFile;
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::cell::RefCell;
@@ -17,7 +18,7 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -237,15 +238,15 @@ impl StreamConn {
 pub(crate) enum Listener {
     Tcp(TcpListener),
     /// The socket file is removed once, by `release` or when dropped.
-    Unix(UnixListener, Mutex<Option<PathBuf>>),
+    Unix(UnixListener, Mutex<Option<SocketFile>>),
 }
 
 impl Listener {
     /// Removes a Unix listener's socket file (once).
     pub(crate) fn remove_file(&self) {
-        if let Listener::Unix(_, path) = self {
-            if let Some(path) = path.lock().take() {
-                let _ = std::fs::remove_file(path);
+        if let Listener::Unix(_, file) = self {
+            if let Some(file) = file.lock().take() {
+                file.remove();
             }
         }
     }
@@ -272,7 +273,7 @@ impl Listener {
             other => other?,
         };
         l.set_nonblocking(true)?;
-        Ok(Listener::Unix(l, Mutex::new(Some(path.to_path_buf()))))
+        Ok(Listener::Unix(l, Mutex::new(Some(SocketFile::bound(path)))))
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -344,7 +345,8 @@ pub(crate) fn stale_socket(path: &Path, stream: bool) -> bool {
         false => {
             let s = std::os::unix::net::UnixDatagram::unbound()?;
             s.set_nonblocking(true)?;
-            s.send_to(&[], path).map(drop)
+            // Connecting delivers nothing: a probe sent would reach a live listener.
+            s.connect(path).map(drop)
         }
     };
     socket && matches!(probe(), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)

@@ -74,6 +74,8 @@ impl UdpEndpoint {
             SocketAddr::V4(v4) if self.v6 => {
                 SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
             }
+            // An IPv4-mapped source, from an IPv4 socket's point of view.
+            SocketAddr::V6(_) if !self.v6 => canonical(to),
             _ => to,
         }
     }
@@ -261,6 +263,15 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
         opts.local.unwrap_or(group.port()),
     );
     s.bind(&SockAddr::from(local))?;
+    // This channel's group only: Linux otherwise delivers to a socket bound to the
+    // wildcard address every group any socket of the host joined on that port.
+    #[cfg(target_os = "linux")]
+    match group.is_ipv6() {
+        true => s.set_multicast_all_v6(false)?,
+        false => s.set_multicast_all_v4(false)?,
+    }
+    // Its replies and unicast sends too (ARCHITECTURE: `ttl` sets every datagram's).
+    set_unicast_ttl(&SockRef::from(&s), opts.ttl)?;
     let iface = opts.iface.as_deref();
     match group.ip() {
         IpAddr::V4(g) => {
@@ -457,5 +468,22 @@ mod tests {
             let mut buf = [0u8; 8];
             assert_eq!(s.recv(&mut buf).unwrap(), 2);
         }
+    }
+
+    #[test]
+    fn a_multicast_channels_ttl_is_its_unicast_ttl_too() {
+        let group = Host::Ip("239.255.77.78".parse().unwrap());
+        let opts = UdpOptions {
+            iface: Some("127.0.0.1".into()),
+            ttl: Some(5),
+            ..UdpOptions::default()
+        };
+        let ep = match open(Some(&group), 0, &opts) {
+            Ok(ep) => ep,
+            Err(e) => return eprintln!("skipping: multicast unavailable here: {e}"),
+        };
+        let s = SockRef::from(&ep.socket);
+        assert_eq!(s.multicast_ttl_v4().unwrap(), 5);
+        assert_eq!(s.ttl().unwrap(), 5, "its replies'");
     }
 }
