@@ -1036,8 +1036,8 @@ rosco_status rosco_o2lite_query(struct rosco_ctx ctx, struct rosco_channel ch, c
 // Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (O2's
 // `o2_osc_delegate`, as `o2host` does): every message for the service is sent on `osc`,
 // with its address as it is (`/service/...`) or, with `strip` non-zero, without the
-// service part; a non-zero O2 timestamp becomes a bundle timetag. On a host the service is
-// offered as one of its own. Writes the bridging method to `out`: removing it ends the
+// service part; a non-zero O2 timestamp becomes a bundle timetag, as do time arguments,
+// and O2 booleans become `T`/`F`. On a host the service is offered as one of its own. Writes the bridging method to `out`: removing it ends the
 // bridge (the service stays offered until `rosco_o2lite_service_remove`).
 // `ROSCO_ERR_HANDLE` for a stale channel, `ROSCO_ERR_UNSUPPORTED` when `o2` is not an
 // O2lite channel or `osc` is one, `ROSCO_ERR_ARG` for a bad service name.
@@ -1056,7 +1056,8 @@ rosco_status rosco_o2lite_bridge_to_osc(struct rosco_ctx ctx,
 // Feeds what OSC channel `osc` receives to O2 service `service` through O2lite channel
 // `o2` (O2's OSC server port, `o2_osc_port_new`): each message is sent to `/service` +
 // its address when `prefix` is non-zero, else to its address as it is, by TCP when
-// `reliable` is non-zero; a bundle's timetag becomes the O2 timestamp. Writes the bridging
+// `reliable` is non-zero; a bundle's timetag becomes the O2 timestamp, and timetag
+// arguments global seconds. Writes the bridging
 // method to `out`: removing it ends the bridge. Errors as for
 // `rosco_o2lite_bridge_to_osc`.
 //

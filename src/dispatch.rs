@@ -8,8 +8,9 @@
 //! - An incoming pattern address is matched against every literal method, and reaches a
 //!   pattern method only when the two pattern strings are identical (specs/osc.md §8).
 //! - Matching methods are called in registration order. For a literal address a callback
-//!   returning [`Flow::Handled`] ends the delivery; a pattern address reaches every
-//!   matching method (liblo's convention).
+//!   returning [`Flow::Handled`] ends the delivery (but for subscriptions, which see every
+//!   message they match); a pattern address reaches every matching method (liblo's
+//!   convention).
 //! - A method's type spec filters by argument types, optionally coercing between the
 //!   numeric types `i h f d` and between `s` and `S`, as liblo does.
 //!
@@ -238,6 +239,8 @@ struct Method {
     typespec: TypeSpec,
     callback: Callback,
     alive: AtomicBool,
+    /// Sees what its route matches even after a method handled it (a subscription).
+    observer: bool,
 }
 
 /// Hashes method addresses for the literal map, a word at a time. Not keyed: the keys are
@@ -290,13 +293,20 @@ struct MethodTable {
 }
 
 impl MethodTable {
-    fn add(&mut self, route: Route, typespec: TypeSpec, callback: Callback) -> MethodId {
+    fn add(
+        &mut self,
+        route: Route,
+        typespec: TypeSpec,
+        callback: Callback,
+        observer: bool,
+    ) -> MethodId {
         let method = Arc::new(Method {
             seq: self.next_seq,
             route,
             typespec,
             callback,
             alive: AtomicBool::new(true),
+            observer,
         });
         self.next_seq += 1;
         let literal = match &method.route {
@@ -490,6 +500,32 @@ impl Dispatcher {
         typespec: Option<&str>,
         callback: impl Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync + 'static,
     ) -> Result<MethodId, MethodError> {
+        self.add_route(address, typespec, Box::new(callback), false)
+    }
+
+    /// Registers an observer (what a subscription's routes are): called for every message
+    /// its address and type spec match, whatever the methods before it returned, and
+    /// never ending the delivery itself.
+    pub(crate) fn add_observer(
+        &self,
+        address: Option<&str>,
+        typespec: Option<&str>,
+        callback: impl Fn(&Message<'_>, &MsgInfo) + Send + Sync + 'static,
+    ) -> Result<MethodId, MethodError> {
+        let pass_on = move |m: &Message<'_>, info: &MsgInfo| {
+            callback(m, info);
+            Flow::PassOn
+        };
+        self.add_route(address, typespec, Box::new(pass_on), true)
+    }
+
+    fn add_route(
+        &self,
+        address: Option<&str>,
+        typespec: Option<&str>,
+        callback: Callback,
+        observer: bool,
+    ) -> Result<MethodId, MethodError> {
         let typespec = TypeSpec::parse(typespec)?;
         let route = match address {
             None => Route::All,
@@ -501,7 +537,7 @@ impl Dispatcher {
                 }
             }
         };
-        Ok(self.change(|t| Arc::make_mut(t).add(route, typespec, Box::new(callback))))
+        Ok(self.change(|t| Arc::make_mut(t).add(route, typespec, callback, observer)))
     }
 
     /// Registers a method whose address filter is a regular expression, matched against
@@ -519,7 +555,8 @@ impl Dispatcher {
         // and match part of an address.
         regex::bytes::Regex::new(regex).map_err(bad)?;
         let re = regex::bytes::Regex::new(&format!("^(?:{regex})$")).map_err(bad)?;
-        Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, Box::new(callback))))
+        let callback = Box::new(callback);
+        Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, callback, false)))
     }
 
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
@@ -616,11 +653,12 @@ impl Dispatcher {
         // Callbacks may replace other callbacks: marked so that `CallbackSlot::set` does
         // not wait for what may be waiting for this thread.
         in_callback(|| {
-            let mut called = 0;
+            let (mut called, mut handled) = (0, false);
             for (index, coerced) in matches.drain(..) {
                 let method = table.method(index);
-                // Removed since the table was read (perhaps by a callback just now).
-                if !method.alive.load(Ordering::Acquire) {
+                // Removed since the table was read (perhaps by a callback just now); or
+                // the message is handled, and only observers see it still.
+                if !method.alive.load(Ordering::Acquire) || (handled && !method.observer) {
                     continue;
                 }
                 let flow = match coerced {
@@ -631,9 +669,7 @@ impl Dispatcher {
                     },
                 };
                 called += 1;
-                if literal && flow == Flow::Handled {
-                    break;
-                }
+                handled |= literal && flow == Flow::Handled;
             }
             called
         })

@@ -55,6 +55,17 @@ fn until(ctxs: &[&Context], mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The timetag of a time argument as recorded (`Time(TimeTag(ssssssss.ffffffff))`).
+fn time_arg(recorded: &str) -> rosco::TimeTag {
+    let hex = recorded
+        .strip_prefix("Time(TimeTag(")
+        .and_then(|t| t.strip_suffix("))"))
+        .unwrap_or_else(|| panic!("not a time argument: {recorded}"));
+    let (s, f) = hex.split_once('.').unwrap();
+    let part = |p| u32::from_str_radix(p, 16).unwrap();
+    rosco::TimeTag::new(part(s), part(f))
+}
+
 fn count(events: &Events, pred: impl Fn(&Event) -> bool) -> usize {
     events.lock().unwrap().iter().filter(|e| pred(e)).count()
 }
@@ -560,6 +571,27 @@ fn bridges_between_o2_services_and_osc_channels() {
         heard.lock().unwrap()
     );
     assert_eq!(heard.lock().unwrap()[2].0, "/synth");
+    // O2's boolean arrives as OSC's T or F (OSC has no B), and a time argument, global
+    // seconds in O2, as the system time it names.
+    let in_a_second = s.client.o2_time(s.client_ch).unwrap() + 1.0;
+    let args = [
+        Arg::True,
+        Arg::False,
+        Arg::Time(rosco::runtime::seconds_to_fixed(in_a_second)),
+    ];
+    s.client
+        .o2_send(s.client_ch, 0.0, true, "/synth/mixed", &args)
+        .unwrap();
+    assert!(
+        until(&[&s.host, &s.client], || heard.lock().unwrap().len() == 4),
+        "{:?}",
+        heard.lock().unwrap()
+    );
+    let mixed = heard.lock().unwrap()[3].clone();
+    assert_eq!(mixed.1[..2], ["True", "False"]);
+    let when = time_arg(&mixed.1[2]).to_unix_secs_f64();
+    let now = rosco::TimeTag::now().to_unix_secs_f64();
+    assert!((when - (now + 1.0)).abs() < 0.5, "{when} for {now} + 1 s");
 
     // An OSC listening channel of the host feeds the client's service "client".
     let osc_in = s
@@ -577,7 +609,10 @@ fn bridges_between_o2_services_and_osc_channels() {
             &format!("osc.udp://127.0.0.1:{}", s.host.port(osc_in).unwrap()),
         )
         .unwrap();
-    sender.send(out, "/echo", &[Arg::Int(5)]).unwrap();
+    let in_a_second = rosco::TimeTag::after(Duration::from_secs(1));
+    sender
+        .send(out, "/echo", &[Arg::Int(5), Arg::Time(in_a_second)])
+        .unwrap();
     assert!(until(&[&s.host, &s.client], || at_client
         .lock()
         .unwrap()
@@ -586,8 +621,12 @@ fn bridges_between_o2_services_and_osc_channels() {
     let m = at_client.lock().unwrap()[0].clone();
     assert_eq!(
         (m.0.as_str(), m.1.as_str(), m.4),
-        ("/client/echo", "i", true)
+        ("/client/echo", "it", true)
     );
+    // The timetag argument crossed as global seconds, one second ahead of the clock.
+    let global = rosco::runtime::fixed_to_seconds(time_arg(&m.2[1]));
+    let ahead = global - s.client.o2_time(s.client_ch).unwrap();
+    assert!((ahead - 1.0).abs() < 0.5, "{ahead} s ahead");
 }
 
 #[test]
@@ -665,4 +704,32 @@ fn bang_addresses_are_literal() {
         |log: &Log| -> Vec<String> { log.lock().unwrap().iter().map(|m| m.0.clone()).collect() };
     assert_eq!(addresses(&a), ["/server/a"]);
     assert_eq!(addresses(&star), ["/server/*"]);
+}
+
+/// Poll mode: what a host dispatches to its own services from its timers (the host
+/// application's own sends, held messages come due) counts in what `poll` returns, and
+/// `poll` returns once it is dispatched instead of waiting out its timeout.
+#[test]
+fn a_poll_mode_host_counts_what_it_dispatches_to_itself() {
+    let host = context(Mode::Poll);
+    let ch = host
+        .open("host", "o2lite-host://rosco-self?mdns=0")
+        .unwrap();
+    host.o2_service_add(ch, "server").unwrap();
+    let got = record(&host, "/server/*");
+    host.poll(Some(Duration::from_millis(20))).unwrap();
+    host.o2_send(ch, 0.0, true, "/server/now", &[Arg::Int(1)])
+        .unwrap();
+    // (Not counted, a poll waited out its timeout and said 0.)
+    assert_eq!(host.poll(Some(Duration::from_secs(5))).unwrap(), 1);
+    let due = host.o2_time(ch).unwrap() + 0.1;
+    host.o2_send(ch, due, true, "/server/later", &[Arg::Int(2)])
+        .unwrap();
+    let mut polled = 0;
+    let stop = Instant::now() + Duration::from_secs(10);
+    while polled == 0 && Instant::now() < stop {
+        polled = host.poll(Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(polled, 1);
+    assert_eq!(got.lock().unwrap().len(), 2);
 }

@@ -9,7 +9,7 @@ use rosco::runtime::{Event, HookVerdict, PacketHook};
 use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -2902,4 +2902,144 @@ fn a_packet_whose_callback_panics_is_counted() {
     }));
     assert!(polled.is_err());
     assert_eq!(ctx.stats(rx).unwrap().late, 1);
+}
+
+/// A `_local` send the full queue refuses is counted at once, but its `Dropped` event runs
+/// where events run, on the thread doing the I/O (here the poller's), never on the sending
+/// thread (an audio thread's, say).
+#[test]
+fn a_refused_local_send_is_reported_on_the_io_side() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Poll,
+        queue_capacity: 1,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    ctx.set_event_callback(Some(move |e: &Event| {
+        let thread = std::thread::current().name().map(str::to_owned);
+        s.lock().unwrap().push((format!("{e:?}"), thread));
+    }));
+    let local = ctx.channel_id("_local").unwrap();
+    let sender = ctx.sender();
+    let sent = std::thread::Builder::new()
+        .name("audio".into())
+        .spawn(move || [0, 1].map(|_| sender.send(local, "/x", &[]).is_ok()))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(sent, [true, false]);
+    assert_eq!(ctx.stats(local).unwrap().dropped, 1);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    ctx.poll(Some(Duration::from_millis(10))).unwrap();
+    let here = std::thread::current().name().map(str::to_owned);
+    let events = seen.lock().unwrap().clone();
+    let dropped: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| e.starts_with("Dropped"))
+        .collect();
+    assert_eq!(dropped.len(), 1, "{events:?}");
+    assert!(dropped[0].0.contains("total: 1"), "{events:?}");
+    assert_eq!(dropped[0].1, here, "{events:?}");
+}
+
+/// Sends racing a context's shutdown either go out from the channel's own socket or fail
+/// saying the channel or context is gone: none leaves from the placeholder socket the
+/// closed one's descriptor is pointed at (an unknown port to the peer).
+#[test]
+fn sends_racing_shutdown_leave_from_the_channels_socket_or_not_at_all() {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let to = format!("osc.udp://127.0.0.1:{}", peer.local_addr().unwrap().port());
+    let ports = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let strays = {
+        let (peer, ports, done) = (peer.try_clone().unwrap(), ports.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut buf, mut strays) = ([0u8; 64], Vec::new());
+            while !done.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = peer.recv_from(&mut buf) {
+                    if !ports.lock().unwrap().contains(&from.port()) {
+                        strays.push(from);
+                    }
+                }
+            }
+            strays
+        })
+    };
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..100 {
+        let ctx = context(Mode::IoThread);
+        let tx = ctx.open("tx", &to).unwrap();
+        ports.lock().unwrap().insert(ctx.port(tx).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, stop, errors) = (ctx.sender(), stop.clone(), errors.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match s.send(tx, "/n", &[Arg::Int(1)]) {
+                            Ok(()) | Err(Error::Full) => {}
+                            Err(Error::NoChannel | Error::Closed) => break,
+                            Err(e) => {
+                                errors.lock().unwrap().push(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        ctx.shutdown();
+        stop.store(true, Ordering::Relaxed);
+        senders.into_iter().for_each(|t| t.join().unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    done.store(true, Ordering::Relaxed);
+    let strays = strays.join().unwrap();
+    assert!(
+        strays.is_empty(),
+        "{} from other sockets: {strays:?}",
+        strays.len()
+    );
+    assert!(
+        errors.lock().unwrap().is_empty(),
+        "{:?}",
+        errors.lock().unwrap()
+    );
+}
+
+/// Every subscriber gets every message its routes match, also one a method registered
+/// before it handled (which ends the delivery to other methods, liblo's convention).
+#[test]
+fn subscriptions_see_what_methods_before_them_handled() {
+    let ctx = context(Mode::Poll);
+    let local = ctx.channel_id("_local").unwrap();
+    let first = ctx.subscribe(Some("/a/1"), None, 4).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let c = calls.clone();
+        ctx.methods()
+            .add_method(Some("/a/1"), None, move |_, _| {
+                c.fetch_add(1, Ordering::SeqCst);
+                Flow::Handled
+            })
+            .unwrap();
+    }
+    let later = ctx.subscribe(Some("/a/*"), None, 4).unwrap();
+    ctx.send(local, "/a/1", &[]).unwrap();
+    assert!(until(&ctx, || later.len() == 1));
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the second method is not called"
+    );
 }

@@ -195,7 +195,7 @@
 // One clear message instead of hundreds of errors (pkg-config cannot raise the standard).
 #if (defined(_MSVC_LANG) && _MSVC_LANG < 201703L) || (!defined(_MSVC_LANG) && __cplusplus < 201703L)
 #error "rosco.hpp needs C++17 or later (CMake's rosco::cpp target asks for it)"
-#endif
+#else  // the whole header: compilers go on after #error
 
 #include <rosco.h>
 
@@ -2157,4 +2157,5 @@ private:
 
 }  // namespace rosco
 
+#endif  // C++17
 #endif  // ROSCO_HPP

@@ -467,10 +467,11 @@ impl Context {
     /// Delegates O2 service `service` of O2lite channel `o2` to OSC channel `osc` (as O2's
     /// `o2host` does): every message for the service is sent on `osc`, with its address as
     /// it is (`/service/...`) or, with `strip`, without the service part; a non-zero O2
-    /// timestamp becomes a bundle timetag (global time mapped to the system clock now).
-    /// On a host the service is offered as one of its own. Returns the bridging method;
-    /// removing it ends the bridge, and the service stays offered until
-    /// [`o2_service_remove`](Sender::o2_service_remove).
+    /// timestamp becomes a bundle timetag (global time mapped to the system clock now), as
+    /// do time arguments, and O2 booleans become `T`/`F`. A message that cannot be passed
+    /// on is logged at warning level. On a host the service is offered as one of its own.
+    /// Returns the bridging method; removing it ends the bridge, and the service stays
+    /// offered until [`o2_service_remove`](Sender::o2_service_remove).
     pub fn o2_bridge_to_osc(
         &self,
         o2: ChannelId,
@@ -504,7 +505,9 @@ impl Context {
                 false => address,
             };
             let timestamp = info.o2.map_or(0.0, |s| s.timestamp);
-            let _ = sender.forward_to_osc(osc, o2, timestamp, address, m);
+            if let Err(e) = sender.forward_to_osc(osc, o2, timestamp, address, m) {
+                sender.bridge_failed(address, &e);
+            }
             crate::dispatch::Flow::Handled
         })?;
         Ok(method)
@@ -512,7 +515,9 @@ impl Context {
 
     /// Feeds what OSC channel `osc` receives to O2 service `service` through O2lite channel
     /// `o2`: each message is sent to `/service` + its address when `prefix` is set, else to
-    /// its address as it is; a bundle's timetag becomes the O2 timestamp (immediate: 0).
+    /// its address as it is; a bundle's timetag becomes the O2 timestamp (immediate: 0), and
+    /// timetag arguments global seconds. A message that cannot be passed on is logged at
+    /// warning level.
     /// Returns the bridging method (a catch-all for that channel).
     pub fn osc_bridge_to_o2(
         &self,
@@ -542,8 +547,20 @@ impl Context {
                 Some(t) if t.to_bits() > 1 => sender.global_at(o2, t).unwrap_or(0.0),
                 _ => 0.0,
             };
-            let args: Vec<Arg<'_>> = m.args().collect();
-            let _ = sender.o2_send(o2, timestamp, reliable, &address, &args);
+            // A timetag argument becomes global seconds, as the bundle's timetag does.
+            let args: Vec<Arg<'_>> = m
+                .args()
+                .map(|a| match a {
+                    Arg::Time(t) if t.to_bits() > 1 => match sender.global_at(o2, t) {
+                        Some(global) => Arg::Time(super::o2::seconds_to_fixed(global)),
+                        None => Arg::Time(t),
+                    },
+                    a => a,
+                })
+                .collect();
+            if let Err(e) = sender.o2_send(o2, timestamp, reliable, &address, &args) {
+                sender.bridge_failed(&address, &e);
+            }
             crate::dispatch::Flow::Handled
         })?;
         Ok(method)
@@ -680,13 +697,8 @@ impl Context {
         // Hooks first: none may start once the state the callbacks share is gone (a C++
         // wrapper's, freed with the method table). Closed outside the table's lock, which
         // a running hook's own sends take.
-        let hooked: Vec<_> = self
-            .shared
-            .channels
-            .read()
-            .iter()
-            .map(|(_, c)| c.clone())
-            .collect();
+        let mut hooked = Vec::new();
+        self.shared.channels_into(&mut hooked);
         for ch in hooked {
             ch.hooks.close();
         }
@@ -900,15 +912,24 @@ impl Sender {
             // (as a datagram would be), and not sent.
             ch.stats.count_local_in(packet.len());
             if !self.shared.push_incoming(item) {
-                self.shared.dropped(ch, 1);
+                self.shared.dropped_on_send(ch, 1);
                 return Err(Error::Full);
             }
             ch.stats.count_sent(packet.len());
             self.shared.waker.wake();
             return Ok(());
         }
-        if ch.send(packet, dest, &self.shared.options.encode)? {
-            self.shared.waker.wake();
+        match ch.send(packet, dest, &self.shared.options.encode) {
+            Ok(true) => self.shared.waker.wake(),
+            Ok(false) => {}
+            // The socket was let go under a send that raced the channel's closing.
+            Err(Error::Io(_)) if ch.hooks.is_closed() => {
+                return Err(match self.is_closed() {
+                    true => Error::Closed,
+                    false => Error::NoChannel,
+                })
+            }
+            Err(e) => return Err(e),
         }
         Ok(())
     }
@@ -1033,16 +1054,37 @@ impl Sender {
         with_buf(&ENCODE_BUF, |buf| {
             let mut w = crate::osc::PacketWriter::new(buf);
             let global_now = self.o2_time(o2).unwrap_or(-1.0);
+            let now = TimeTag::now().to_unix_secs_f64();
+            // Global seconds as the system time they name, while the clock is known.
+            let system = |global: f64| TimeTag::from_unix_secs_f64(now + (global - global_now));
+            // O2's boolean is OSC's T or F; its time argument is global seconds.
+            let args = m.args().map(|a| match a {
+                Arg::Bool(b) => match b {
+                    true => Arg::True,
+                    false => Arg::False,
+                },
+                Arg::Time(t) if global_now >= 0.0 => {
+                    Arg::Time(system(super::o2::fixed_to_seconds(t)))
+                }
+                a => a,
+            });
             if timestamp > 0.0 && global_now >= 0.0 {
-                let at = TimeTag::now().to_unix_secs_f64() + (timestamp - global_now);
-                w.begin_bundle(TimeTag::from_unix_secs_f64(at))?;
-                w.message_iter(address, m.args())?;
+                w.begin_bundle(system(timestamp))?;
+                w.message_iter(address, args)?;
                 w.end_bundle()?;
             } else {
-                w.message_iter(address, m.args())?;
+                w.message_iter(address, args)?;
             }
             self.send_packet(osc, buf)
         })
+    }
+
+    /// Says that a bridge could not pass a message on (its callback has no one to return
+    /// an error to).
+    fn bridge_failed(&self, address: &str, e: &Error) {
+        let warn = super::LogLevel::Warn;
+        self.shared
+            .log(warn, format_args!("bridge: {address} not passed on: {e}"));
     }
 
     /// The UDP port of an O2lite channel (a host's is what clients need besides its TCP

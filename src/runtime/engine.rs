@@ -86,6 +86,10 @@ pub(crate) struct Engine {
     kept_for: Option<u64>,
     /// Listeners not polled until the time given (see `ACCEPT_PAUSE`).
     accept_paused: Vec<(ChannelId, Instant)>,
+    /// Messages O2 host sessions dispatched to their own services outside `handle` (held
+    /// ones come due, the host application's own sends, a client leaving), for `turn` to
+    /// count.
+    o2_dispatched: usize,
     decode: DecodeOptions,
     decode_o2: DecodeOptions,
 }
@@ -105,6 +109,7 @@ impl Engine {
             channels: Vec::new(),
             kept_for: None,
             accept_paused: Vec::new(),
+            o2_dispatched: 0,
             decode_o2: decode.with_o2_types(),
             decode,
         }
@@ -137,6 +142,7 @@ impl Engine {
             timeout,
             deadline.map(|d| d.saturating_duration_since(now.get())),
         );
+        dispatched += std::mem::take(&mut self.o2_dispatched);
         if dispatched > 0 {
             wait = Some(Duration::ZERO);
         }
@@ -184,11 +190,13 @@ impl Engine {
             }
         }
         self.timers(&mut Now::default());
+        self.shared.report_drops();
         // Hold no channel closed meanwhile: its socket closes now.
         if self.kept_for != Some(self.shared.table_version()) {
             self.forget_poll_set();
         }
-        let dispatched = dispatched + self.deliver_queued() + self.run_due();
+        let o2 = std::mem::take(&mut self.o2_dispatched);
+        let dispatched = dispatched + o2 + self.deliver_queued() + self.run_due();
         // Nor the method table: a method removed meanwhile is freed now.
         if let Sink::Direct(receiver) = &mut self.sink {
             receiver.release();
@@ -800,7 +808,7 @@ impl Engine {
         if let (Some(O2Role::Host { session, .. }), Some(p)) = (&ch.o2, peer) {
             let mut out = HostOutput::default();
             session.lock().closed(p.0.to_bits(), &mut out);
-            self.o2_host_output(ch, out);
+            self.o2_dispatched += self.o2_host_output(ch, out);
         }
     }
 
@@ -1294,7 +1302,7 @@ impl Engine {
                 let next = session.lock().tick(now, &mut out);
                 outs.push(out);
                 for out in outs {
-                    self.o2_host_output(ch, out);
+                    self.o2_dispatched += self.o2_host_output(ch, out);
                 }
                 next
             }

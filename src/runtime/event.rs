@@ -4,7 +4,7 @@
 use crate::handle::ChannelId;
 use crate::osc::DecodeError;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Something that happened to a channel. Delivered to the context's event callback on the
@@ -117,6 +117,8 @@ pub(crate) struct Stats {
     pub(crate) malformed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) late: AtomicU64,
+    /// Drops counted on a sending thread, whose event the I/O side has yet to emit.
+    pub(crate) drops_unreported: AtomicBool,
 }
 
 impl Stats {

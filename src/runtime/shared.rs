@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     /// Shut down from a callback of its own `poll` (on the polling thread): that poll's
     /// caller asked for it, and the poll ends as it would have.
     pub(crate) closed_by_own_poll: AtomicBool,
+    /// Some channel has drops counted on a sending thread left to report (see
+    /// `dropped_on_send`).
+    drops_unreported: AtomicBool,
 }
 
 impl Shared {
@@ -153,6 +156,7 @@ impl Shared {
             log_level: AtomicU8::new(LogLevel::Info as u8),
             closed: AtomicBool::new(false),
             closed_by_own_poll: AtomicBool::new(false),
+            drops_unreported: AtomicBool::new(false),
         })
     }
 
@@ -441,6 +445,37 @@ impl Shared {
             channel: ch.id,
             total,
         });
+    }
+
+    /// Counts packets dropped on a sending thread (a full queue refused a `_local` send):
+    /// the event is left to the I/O side, on whose thread the event callback runs, not on
+    /// a sender's (an audio thread's, say).
+    pub(crate) fn dropped_on_send(&self, ch: &Channel, n: u64) {
+        Stats::add(&ch.stats.dropped, n);
+        ch.stats.drops_unreported.store(true, Ordering::Release);
+        self.drops_unreported.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// On the I/O side: emits the `Dropped` events of what `dropped_on_send` counted. One
+    /// load when there is none.
+    pub(crate) fn report_drops(&self) {
+        if !self.drops_unreported.load(Ordering::Relaxed)
+            || !self.drops_unreported.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let mut channels = Vec::new();
+        self.channels_into(&mut channels);
+        for ch in channels {
+            if ch.stats.drops_unreported.swap(false, Ordering::AcqRel) {
+                let total = ch.stats.dropped.load(Ordering::Relaxed);
+                self.emit(Event::Dropped {
+                    channel: ch.id,
+                    total,
+                });
+            }
+        }
     }
 
     pub(crate) fn emit(&self, event: Event) {

@@ -2,7 +2,7 @@
 //! the application to take when it wants them (aiolo's `route.sub()`), instead of a
 //! callback.
 
-use crate::dispatch::{rewrite, rewritten, Dispatcher, Flow, MethodId, MsgInfo};
+use crate::dispatch::{rewrite, rewritten, Dispatcher, MethodId, MsgInfo};
 use crate::error::Error;
 use crate::osc::Message;
 use parking_lot::{Condvar, Mutex};
@@ -55,8 +55,9 @@ impl Drop for Feed {
 /// Messages matching the routes given to [`Context::subscribe`](crate::Context::subscribe)
 /// and [`also`](Self::also), in arrival order (with `ContextOptions::workers`, in the
 /// order the workers dispatch them), at most `capacity` of them (later ones are
-/// dropped and counted). Every subscriber gets every matching message: its methods pass
-/// each message on (`Flow::PassOn`), so other methods and subscriptions see it too.
+/// dropped and counted). Every subscriber gets every matching message, whatever methods
+/// registered before it returned, and passes each on, so other methods and subscriptions
+/// see it too.
 ///
 /// Messages enter the queue where callbacks run: inside `poll` in poll and io-thread
 /// modes (take them after polling), on the I/O thread or the workers in threaded mode (where
@@ -93,13 +94,10 @@ impl Subscription {
         }
         self.queue.routes.fetch_add(1, Ordering::Relaxed);
         let feed = Feed(self.queue.clone());
-        let id = self.dispatcher.add_method(
+        let id = self.dispatcher.add_observer(
             address,
             typespec,
-            move |m: &Message<'_>, info: &MsgInfo| {
-                feed.0.push(m, info);
-                Flow::PassOn
-            },
+            move |m: &Message<'_>, info: &MsgInfo| feed.0.push(m, info),
         )?;
         self.methods.push(id);
         Ok(())

@@ -313,7 +313,9 @@ impl Drop for Listener {
 /// Frees the address a socket is bound to now, even while other code still holds the
 /// socket object: the descriptor is pointed at a fresh unbound socket (`dup2`), so the
 /// port or path can be bound again at once and any late use of the descriptor finds
-/// nothing to read. The placeholder is closed when the owner drops the socket.
+/// nothing to read, and cannot send (shut down for writing: a send racing the close
+/// would otherwise leave from an ephemeral port). The placeholder is closed when the
+/// owner drops the socket.
 pub(crate) fn release_fd(fd: RawFd) {
     // SAFETY: creating a socket has no preconditions.
     let placeholder = unsafe {
@@ -326,6 +328,8 @@ pub(crate) fn release_fd(fd: RawFd) {
     if placeholder < 0 {
         return;
     }
+    // SAFETY: an open descriptor. (Unconnected, it answers ENOTCONN, but is shut down.)
+    unsafe { libc::shutdown(placeholder, libc::SHUT_WR) };
     // SAFETY: both are open descriptors; dup2 atomically closes `fd`'s socket and makes
     // `fd` refer to the placeholder, which we then close under its own number.
     unsafe {
@@ -405,6 +409,25 @@ impl Connecting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A send on a released descriptor (one racing the channel's close) fails: it does
+    /// not leave from the placeholder's ephemeral port.
+    #[test]
+    fn a_released_socket_sends_nothing() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(b"before", to).unwrap();
+        release_fd(s.as_raw_fd());
+        assert!(s.send_to(b"after", to).is_err());
+        peer.set_nonblocking(true).unwrap();
+        let mut buf = [0; 16];
+        assert_eq!(peer.recv(&mut buf).ok(), Some(6));
+        assert!(
+            peer.recv(&mut buf).is_err(),
+            "something came after the release"
+        );
+    }
     use crate::osc::framing::DEFAULT_MAX_FRAME;
 
     fn pair() -> (StreamConn, StreamConn) {

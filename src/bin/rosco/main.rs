@@ -64,7 +64,9 @@ usage:
                                       ADDRESS it sends one message once connected
       --host H:P[:U]                  the host's address, TCP port and UDP port (no discovery)
       --service NAME                  offer a service (repeatable); its messages are printed
-      --udp                           send by UDP instead of TCP
+      --udp                           send by UDP instead of TCP (once the host's UDP
+                                      port is known: --host H:P:U or discovery; by TCP
+                                      until then)
       --at SECONDS                    timestamp the message this far ahead (waits for sync)
       --count N, --timeout SECONDS    stop after N messages / after this long";
 
