@@ -533,4 +533,17 @@ fn a_client_not_synchronised_sends_timestamp_0_only() {
     let body = read_frame(&mut host);
     let m = decode(&body).unwrap();
     assert_eq!((m.address(), m.timestamp()), (&b"/server/now"[..], 0.0));
+    // Nor can a bridge turn a time argument into global seconds: such a message is held
+    // back (and logged), one without passes.
+    let osc = ctx.open("in", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    ctx.osc_bridge_to_o2(osc, ch, "server", true, true).unwrap();
+    let port = ctx.port(osc).unwrap();
+    let out = ctx
+        .open("out", &format!("osc.udp://127.0.0.1:{port}"))
+        .unwrap();
+    ctx.send(out, "/timed", &[Arg::Time(rosco::TimeTag::now())])
+        .unwrap();
+    ctx.send(out, "/plain", &[Arg::Int(3)]).unwrap();
+    let m = decode(&read_frame(&mut host)).unwrap().address().to_vec();
+    assert_eq!(m, b"/server/plain");
 }

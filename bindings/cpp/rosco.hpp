@@ -299,8 +299,9 @@ inline void check(const Outcome& o) {
 
 /// A timeout that never ends: Context::poll() waits until something is dispatched, and
 /// the other waits (take, flush) and durations given in options are as long as the C API
-/// allows (about 49 days).
-inline constexpr std::chrono::milliseconds forever{-1};
+/// allows (about 49 days). The longest duration, not -1 ms: a deadline passed by a
+/// millisecond, rounded, must not read as forever.
+inline constexpr std::chrono::milliseconds forever = std::chrono::milliseconds::max();
 
 namespace detail {
 

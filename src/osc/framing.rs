@@ -543,6 +543,8 @@ impl Deframer {
             let enough = self.max_frame.saturating_add(255).saturating_add(n);
             let doubled = (self.buf.len() * 2).min(enough);
             let want = (self.end + n).max(doubled).max(MIN_BUFFER);
+            // Exactly: `resize` alone may double the capacity past the cap.
+            self.buf.reserve_exact(want - self.buf.len());
             self.buf.resize(want, 0);
         }
     }
@@ -1317,7 +1319,8 @@ mod tests {
             d.read_from(&mut reader, 65536).unwrap();
         }
         assert_eq!(d.pending(), 4 + max - 1);
-        assert!(d.buf.len() <= max + 255 + 65536, "{} bytes", d.buf.len());
+        let held = d.buf.capacity();
+        assert!(held <= max + 255 + 65536, "{held} bytes held");
     }
 
     #[test]

@@ -36,6 +36,8 @@ const POLL_NAP: Duration = Duration::from_millis(5);
 
 /// Polls of different contexts nested on one thread that `IN_POLL` tells apart.
 const MAX_NESTED_POLLS: usize = 8;
+/// Why a bridge holds back a message with a time argument: global time is not known yet.
+const UNSYNCED_TIME: &str = "a time argument before the O2 clock is synchronised";
 #[allow(clippy::declare_interior_mutable_const)] // copied into each slot of `IN_POLL`
 const NOT_POLLING: Cell<usize> = Cell::new(0);
 
@@ -547,18 +549,22 @@ impl Context {
                 Some(t) if t.to_bits() > 1 => sender.global_at(o2, t).unwrap_or(0.0),
                 _ => 0.0,
             };
-            // A timetag argument becomes global seconds, as the bundle's timetag does.
-            let args: Vec<Arg<'_>> = m
+            // A timetag argument becomes global seconds, as the bundle's timetag does;
+            // before the clock is known there are none to give.
+            let args: Option<Vec<Arg<'_>>> = m
                 .args()
                 .map(|a| match a {
-                    Arg::Time(t) if t.to_bits() > 1 => match sender.global_at(o2, t) {
-                        Some(global) => Arg::Time(super::o2::seconds_to_fixed(global)),
-                        None => Arg::Time(t),
-                    },
-                    a => a,
+                    Arg::Time(t) if t.to_bits() > 1 => sender
+                        .global_at(o2, t)
+                        .map(|global| Arg::Time(super::o2::seconds_to_fixed(global))),
+                    a => Some(a),
                 })
                 .collect();
-            if let Err(e) = sender.o2_send(o2, timestamp, reliable, &address, &args) {
+            let sent = match args {
+                Some(args) => sender.o2_send(o2, timestamp, reliable, &address, &args),
+                None => Err(Error::Unsupported(UNSYNCED_TIME)),
+            };
+            if let Err(e) = sent {
                 sender.bridge_failed(&address, &e);
             }
             crate::dispatch::Flow::Handled
@@ -1051,9 +1057,12 @@ impl Sender {
         address: &str,
         m: &crate::osc::Message<'_>,
     ) -> Result<(), Error> {
+        let global_now = self.o2_time(o2).unwrap_or(-1.0);
+        if global_now < 0.0 && m.args().any(|a| matches!(a, Arg::Time(_))) {
+            return Err(Error::Unsupported(UNSYNCED_TIME));
+        }
         with_buf(&ENCODE_BUF, |buf| {
             let mut w = crate::osc::PacketWriter::new(buf);
-            let global_now = self.o2_time(o2).unwrap_or(-1.0);
             let now = TimeTag::now().to_unix_secs_f64();
             // Global seconds as the system time they name, while the clock is known.
             let system = |global: f64| TimeTag::from_unix_secs_f64(now + (global - global_now));
