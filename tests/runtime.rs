@@ -3043,3 +3043,91 @@ fn subscriptions_see_what_methods_before_them_handled() {
         "the second method is not called"
     );
 }
+
+/// A listener sending to all its peers: what a peer that stopped reading misses is counted
+/// as dropped and reported, and the others get everything.
+#[test]
+fn a_broadcast_counts_what_a_stalled_peer_misses() {
+    let ctx = context(Mode::IoThread);
+    let seen = events(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(server).unwrap();
+    let stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let reader = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let peers = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Connected { .. }))
+            .count()
+    };
+    assert!(until(&ctx, || peers() == 2));
+    let blob = vec![7u8; 60_000];
+    let sends = 300;
+    let expected = sends * (4 + 8 + 4 + 4 + blob.len());
+    let read = std::thread::spawn(move || {
+        let mut reader = reader;
+        reader
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (mut total, mut buf) = (0usize, vec![0u8; 1 << 16]);
+        while total < expected {
+            match reader.read(&mut buf) {
+                Ok(n @ 1..) => total += n,
+                _ => break,
+            }
+        }
+        total
+    });
+    for _ in 0..sends {
+        ctx.send(server, "/big", &[Arg::Blob(&blob)]).unwrap();
+        // Paced (15 MB/s) so that the reading peer keeps up even if descheduled for a
+        // while (it may fall 8 MiB and its socket buffers behind): only the stalled one
+        // misses any.
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    let dropped = ctx.stats(server).unwrap().dropped;
+    assert!(dropped > 0, "the stalled peer missed nothing?");
+    assert!(until(&ctx, || seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Dropped { .. }))));
+    drop(stalled);
+    assert_eq!(read.join().unwrap(), expected);
+}
+
+/// Waiting packets are capped in bytes too: a peer sending megabyte frames to a context
+/// that does not poll fills 64 MiB of them, not the queue's 4,096 (4 GiB); the rest are
+/// dropped, counted and reported.
+#[test]
+fn the_receive_queue_is_capped_in_bytes() {
+    let ctx = context(Mode::IoThread);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(server).unwrap();
+    let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut frame = Vec::new();
+    let blob = vec![1u8; (1 << 20) - 64];
+    let mut w = PacketWriter::new(&mut frame);
+    w.message("/big", &[Arg::Blob(&blob)]).unwrap();
+    w.finish().unwrap();
+    let len = (frame.len() as u32).to_be_bytes();
+    for _ in 0..80 {
+        peer.write_all(&len).unwrap();
+        peer.write_all(&frame).unwrap();
+    }
+    let counts = || {
+        let s = ctx.stats(server).unwrap();
+        (s.packets_in, s.dropped)
+    };
+    // Not polled meanwhile: the queue fills. (A packet is counted in before it is queued
+    // or dropped: both counts are waited for.)
+    let stop = Instant::now() + Duration::from_secs(20);
+    while (counts().0 < 80 || counts().1 < 16) && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, dropped) = counts();
+    assert!((16..=20).contains(&dropped), "{dropped} dropped");
+    let got = counter(&ctx, "/big");
+    assert!(until(&ctx, || got.load(Ordering::SeqCst) == 80 - dropped as usize));
+}

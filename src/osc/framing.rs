@@ -33,6 +33,9 @@ const ESC_ESC: u8 = 0xDD;
 const HEADER: usize = 4;
 /// Smallest internal buffer allocated, so tiny pushes do not regrow it often.
 const MIN_BUFFER: usize = 256;
+/// Largest buffer kept once everything in it is taken: one grown for a large frame is given
+/// back, so a peer that sent one and then idles does not pin it.
+const KEEP_AT_MOST: usize = 256 << 10;
 
 /// Default maximum frame size used by the runtime for stream transports (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
@@ -478,6 +481,10 @@ impl Deframer {
     pub fn next_frame(&mut self) -> Option<Result<&[u8], FrameError>> {
         if let Some(err) = self.fatal {
             return Some(Err(err));
+        }
+        if self.head == self.end && self.buf.len() > KEEP_AT_MOST {
+            (self.head, self.frame_start, self.end) = (0, 0, 0);
+            self.buf = Vec::new();
         }
         match self.queue.pop_front()? {
             Item::Frame { skip, len } => {
@@ -1321,6 +1328,27 @@ mod tests {
         assert_eq!(d.pending(), 4 + max - 1);
         let held = d.buf.capacity();
         assert!(held <= max + 255 + 65536, "{held} bytes held");
+    }
+
+    #[test]
+    fn a_large_frame_taken_gives_its_buffer_back() {
+        let max = 1 << 20;
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::LengthPrefix), max);
+        let mut stream = Vec::new();
+        encode_frame(Framing::LengthPrefix, &vec![7; max - 4], &mut stream);
+        d.push(&stream);
+        assert!(d.buf.capacity() >= max);
+        assert_eq!(frames(&mut d).len(), 1);
+        assert!(
+            d.buf.capacity() <= KEEP_AT_MOST,
+            "{} bytes kept",
+            d.buf.capacity()
+        );
+        // Small frames after it still arrive, in a small buffer.
+        let mut small = Vec::new();
+        encode_frame(Framing::LengthPrefix, b"/a\0\0", &mut small);
+        d.push(&small);
+        assert_eq!(frames(&mut d), [b"/a\0\0".to_vec()]);
     }
 
     #[test]

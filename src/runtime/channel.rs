@@ -4,11 +4,12 @@
 use super::event::Stats;
 use super::o2::O2Role;
 use super::options::{ContextOptions, Reconnect, MIN_RECONNECT_WAIT};
+use super::shared::Shared;
 use crate::callback_slot::CallbackSlot;
 use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::osc::framing::{encode_frame, DeframeMode, Framing};
-use crate::osc::{DecodeOptions, EncodeError, EncodeOptions, TypeSet};
+use crate::osc::{DecodeOptions, EncodeError, TypeSet};
 use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
 use crate::transport::socket_file::{check_path, SocketFile};
@@ -647,12 +648,8 @@ impl Channel {
     /// Sends one packet (already through the outgoing hook). Returns true when the I/O loop
     /// must be woken to finish writing or connecting. `encoded` are the options the packet
     /// may have been encoded with (an O2lite channel reads it back, compressed or not).
-    pub(crate) fn send(
-        &self,
-        packet: &[u8],
-        dest: Dest,
-        encoded: &EncodeOptions,
-    ) -> Result<bool, Error> {
+    pub(crate) fn send(&self, packet: &[u8], dest: Dest, shared: &Shared) -> Result<bool, Error> {
+        let encoded = &shared.options.encode;
         if let Some(role) = &self.o2 {
             let opts = DecodeOptions {
                 allowed_types: TypeSet::O2,
@@ -719,10 +716,17 @@ impl Channel {
             (Kind::Listener { peers, .. }, Dest::Default) => {
                 let conns: Vec<Arc<StreamConn>> =
                     peers.lock().iter().map(|(_, c)| c.clone()).collect();
-                let mut wake = false;
+                let (mut wake, mut lost) = (false, 0);
                 for conn in conns {
-                    // One peer's trouble does not stop the others.
-                    wake |= send_stream(&conn, packet).unwrap_or(false);
+                    // One peer's trouble (not reading, gone) does not stop the others; what
+                    // it misses is counted and reported.
+                    match send_stream(&conn, packet) {
+                        Ok(w) => wake |= w,
+                        Err(_) => lost += 1,
+                    }
+                }
+                if lost > 0 {
+                    shared.dropped_on_send(self, lost);
                 }
                 sent(packet.len());
                 Ok(wake)

@@ -925,7 +925,7 @@ impl Sender {
             self.shared.waker.wake();
             return Ok(());
         }
-        match ch.send(packet, dest, &self.shared.options.encode) {
+        match ch.send(packet, dest, &self.shared) {
             Ok(true) => self.shared.waker.wake(),
             Ok(false) => {}
             // The socket was let go under a send that raced the channel's closing.

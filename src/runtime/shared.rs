@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,13 @@ struct Taken {
 
 /// A consumer holding no packet.
 const IDLE: u64 = u64::MAX;
+/// Most bytes of packets waiting in the receive queue, whatever their number: 4,096 frames
+/// of a megabyte each would otherwise wait for a slow consumer. One over it is dropped
+/// (counted and reported) as one over the queue's capacity is.
+pub(crate) const QUEUE_BYTES: usize = 64 << 20;
+/// Largest packet buffer kept for reuse: one grown for a larger packet goes back to the
+/// system, not to the pool, where it would stay for good.
+const POOLED_AT_MOST: usize = 128 << 10;
 
 /// Marks a consumer as holding no packet when dropped.
 struct Idle<'a>(&'a Shared, usize);
@@ -99,6 +106,8 @@ pub(crate) struct Shared {
     /// wake-up descriptor comes back to `poll` in time to deliver it.
     held_due: AtomicU64,
     queue: ArrayQueue<Incoming>,
+    /// Bytes of the packets in `queue` (at most `QUEUE_BYTES`).
+    queued_bytes: AtomicUsize,
     /// Packets taken from `queue` and what each consumer is dispatching: lets a connection
     /// whose peer finished sending wait until its last messages' callbacks, which may
     /// reply on it, have run (see `delivery_mark`).
@@ -143,6 +152,7 @@ impl Shared {
             notified: AtomicBool::new(false),
             held_due: AtomicU64::new(0),
             queue: ArrayQueue::new(capacity),
+            queued_bytes: AtomicUsize::new(0),
             work_lock: Mutex::new(()),
             work: Condvar::new(),
             taken: Mutex::new(Taken {
@@ -186,12 +196,19 @@ impl Shared {
     /// queue lost wake-ups: the consumer could empty the queue between the check and the
     /// push, and every later push then saw a non-empty queue.)
     pub(crate) fn push_incoming(&self, item: Incoming) -> bool {
+        let len = item.bytes.len();
+        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.recycle(item);
+            return false;
+        }
         match self.queue.push(item) {
             Ok(()) => {
                 self.signal();
                 true
             }
             Err(item) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 self.recycle(item);
                 false
             }
@@ -378,6 +395,8 @@ impl Shared {
     fn take(&self, consumer: usize) -> Option<Incoming> {
         let mut taken = self.taken.lock();
         let item = self.queue.pop()?;
+        self.queued_bytes
+            .fetch_sub(item.bytes.len(), Ordering::AcqRel);
         taken.holding[consumer] = taken.count;
         taken.count += 1;
         Some(item)
@@ -404,7 +423,9 @@ impl Shared {
 
     /// Returns a packet's buffer to the pool.
     pub(crate) fn recycle(&self, item: Incoming) {
-        let _ = self.pool.push(item.bytes);
+        if item.bytes.capacity() <= POOLED_AT_MOST {
+            let _ = self.pool.push(item.bytes);
+        }
     }
 
     /// Counts and reports what receiving one packet on `channel` changed in a receiver's
