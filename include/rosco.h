@@ -163,7 +163,8 @@ typedef struct rosco_ctx_options {
   int32_t queue_bundles;
   // Largest stream frame accepted, in bytes.
   uint32_t max_frame;
-  // Most peers on one stream listener.
+  // Most peers on one stream listener (a newcomer takes the place of one silent for
+  // `stall_timeout_ms`, else it is refused).
   uint32_t max_stream_peers;
   // Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
   // 1,048,576).

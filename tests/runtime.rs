@@ -3131,3 +3131,76 @@ fn the_receive_queue_is_capped_in_bytes() {
     let got = counter(&ctx, "/big");
     assert!(until(&ctx, || got.load(Ordering::SeqCst) == 80 - dropped as usize));
 }
+
+/// A full listener makes room for a newcomer by closing the peer silent longest, if it has
+/// been silent for the stall timeout: connections that never send cannot keep everyone
+/// else out, and peers that talk keep their places.
+#[test]
+fn a_full_listener_makes_room_by_closing_an_idle_peer() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::IoThread,
+        stall_timeout: Duration::from_millis(1500),
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let seen = events(&ctx);
+    let got = counter(&ctx, "/hello");
+    let server = ctx
+        .open("server", "osc.tcp://:0?bind=127.0.0.1&max_clients=2")
+        .unwrap();
+    let port = ctx.port(server).unwrap();
+    let hello = [
+        0, 0, 0, 12, b'/', b'h', b'e', b'l', b'l', b'o', 0, 0, b',', 0, 0, 0,
+    ];
+    let reasons = || -> Vec<String> {
+        let events = seen.lock().unwrap();
+        let reasons = events.iter().filter_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        reasons.collect()
+    };
+    let connected = || {
+        let events = seen.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Connected { .. }))
+            .count()
+    };
+    // Two peers that talk: a third, arriving at once, finds no one idle long enough.
+    let mut talkers: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    assert!(until(&ctx, || connected() == 2));
+    let _refused = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(
+        until(&ctx, || reasons() == ["too many peers"]),
+        "{:?}",
+        reasons()
+    );
+    // Silent past the stall timeout, the one silent longest makes room.
+    std::thread::sleep(Duration::from_millis(1600));
+    talkers[1].write_all(&hello).unwrap();
+    assert!(until(&ctx, || got.load(Ordering::SeqCst) == 1));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut newcomer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    newcomer.write_all(&hello).unwrap();
+    assert!(
+        until(&ctx, || got.load(Ordering::SeqCst) == 2),
+        "{:?}",
+        reasons()
+    );
+    assert_eq!(reasons(), ["too many peers", "idle, to make room"]);
+    // The one that talked is still there.
+    talkers[1].write_all(&hello).unwrap();
+    assert!(until(&ctx, || got.load(Ordering::SeqCst) == 3));
+    let mut buf = [0u8; 1];
+    talkers[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        talkers[0].read(&mut buf).unwrap(),
+        0,
+        "the idle one was closed"
+    );
+}

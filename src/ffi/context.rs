@@ -37,7 +37,8 @@ pub struct rosco_ctx_options {
     pub queue_bundles: i32,
     /// Largest stream frame accepted, in bytes.
     pub max_frame: u32,
-    /// Most peers on one stream listener.
+    /// Most peers on one stream listener (a newcomer takes the place of one silent for
+    /// `stall_timeout_ms`, else it is refused).
     pub max_stream_peers: u32,
     /// Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
     /// 1,048,576).

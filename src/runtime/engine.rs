@@ -11,7 +11,7 @@ use super::o2::{self, O2Role};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
 use crate::dispatch::{MsgInfo, O2Stamp};
-use crate::handle::{ChannelId, PeerId};
+use crate::handle::{ChannelId, PeerId, Slab};
 use crate::o2lite::client::{ClientEvent, Output, Received};
 use crate::o2lite::host::HostOutput;
 use crate::osc::framing::FrameError;
@@ -585,12 +585,19 @@ impl Engine {
             };
             let peer = peer.map(udp::canonical);
             if peers.lock().len() >= ch.limits.max_peers {
-                self.shared.emit(Event::Disconnected {
-                    channel: ch.id,
-                    peer,
-                    reason: "too many peers".into(),
-                });
-                continue;
+                // Full: a peer silent for the stall timeout makes room, or connections
+                // that never send would keep everyone else out for good.
+                match self.idlest_peer(peers) {
+                    Some((id, idle)) => self.drop_stream(ch, Some(id), &idle, "idle, to make room"),
+                    None => {
+                        self.shared.emit(Event::Disconnected {
+                            channel: ch.id,
+                            peer,
+                            reason: "too many peers".into(),
+                        });
+                        continue;
+                    }
+                }
             }
             // A filter that panics refuses (caught here: in poll mode it would leave `poll`,
             // elsewhere end the I/O loop's turn, the connection closed without a word).
@@ -631,6 +638,25 @@ impl Engine {
                     .log(LogLevel::Warn, format_args!("channel '{}': {e}", ch.name)),
             }
         }
+    }
+
+    /// The peer of a full listener that has been silent longest, if for at least the stall
+    /// timeout (between frames: a peer in the middle of one is the stall timeout's).
+    fn idlest_peer(
+        &self,
+        peers: &Mutex<Slab<Arc<StreamConn>>>,
+    ) -> Option<(PeerId, Arc<StreamConn>)> {
+        let quiet_since = Instant::now().checked_sub(self.shared.options.stall_timeout)?;
+        let peers = peers.lock();
+        let candidates = peers.iter().filter_map(|(h, conn)| {
+            let reader = conn.reader.try_lock()?;
+            let idle = !reader.deframer.mid_packet()
+                && reader.finished.is_none()
+                && reader.frame_began <= quiet_since;
+            idle.then(|| (reader.frame_began, h, conn.clone()))
+        });
+        let (_, h, conn) = candidates.min_by_key(|(since, ..)| *since)?;
+        Some((PeerId(h), conn))
     }
 
     fn stream_ready(

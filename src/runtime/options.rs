@@ -88,7 +88,9 @@ pub struct ContextOptions {
     pub coerce: bool,
     /// Largest stream frame accepted (bytes); a peer announcing more is disconnected.
     pub max_frame: usize,
-    /// Most peers connected to one stream listener at once; more are refused.
+    /// Most peers connected to one stream listener at once: a newcomer takes the place of
+    /// the peer silent longest if it has been silent for `stall_timeout`, else it is
+    /// refused.
     pub max_stream_peers: usize,
     /// Received packets waiting for `poll` in io-thread mode, or for a worker; more are
     /// dropped and counted.
