@@ -36,6 +36,8 @@ const MIN_BUFFER: usize = 256;
 /// Largest buffer kept once everything in it is taken: one grown for a large frame is given
 /// back, so a peer that sent one and then idles does not pin it.
 const KEEP_AT_MOST: usize = 256 << 10;
+/// Largest length header, in bytes (its size is kept in a byte).
+const MAX_HEADER: usize = u8::MAX as usize;
 
 /// Default maximum frame size used by the runtime for stream transports (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
@@ -104,7 +106,7 @@ impl LengthHeader {
     #[must_use]
     pub fn new(size: usize, at: usize, width: usize, little_endian: bool) -> Option<LengthHeader> {
         let fits = matches!(width, 1 | 2 | 4 | 8)
-            && size <= 255
+            && size <= MAX_HEADER
             && at.checked_add(width).is_some_and(|end| end <= size);
         fits.then_some(LengthHeader {
             size: size as u8,
@@ -547,7 +549,7 @@ impl Deframer {
         if self.buf.len() - self.end < n {
             // Doubling, but not past what one partial frame (header included) and this
             // read can need: a full-size frame does not pin twice its size.
-            let enough = self.max_frame.saturating_add(255).saturating_add(n);
+            let enough = self.max_frame.saturating_add(MAX_HEADER).saturating_add(n);
             let doubled = (self.buf.len() * 2).min(enough);
             let want = (self.end + n).max(doubled).max(MIN_BUFFER);
             // Exactly: `resize` alone may double the capacity past the cap.
@@ -1327,7 +1329,7 @@ mod tests {
         }
         assert_eq!(d.pending(), 4 + max - 1);
         let held = d.buf.capacity();
-        assert!(held <= max + 255 + 65536, "{held} bytes held");
+        assert!(held <= max + MAX_HEADER + 65536, "{held} bytes held");
     }
 
     #[test]

@@ -12,10 +12,9 @@ use crate::osc::framing::{encode_frame, DeframeMode, Framing};
 use crate::osc::{DecodeOptions, EncodeError, TypeSet};
 use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
-use crate::transport::socket_file::{check_path, SocketFile};
+use crate::transport::socket_file::{self, check_path, SocketFile};
 use crate::transport::stream::{
-    connect_unix, release_fd, stale_socket, Connecting, Listener, Stream, StreamConn,
-    MAX_PENDING_OUT,
+    connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
@@ -466,21 +465,13 @@ impl Channel {
             }
             ChannelUrl::Unix { path, opts: u } => {
                 if u.listen {
-                    let socket = match UnixDatagram::bind(path) {
-                        Err(e)
-                            if e.kind() == io::ErrorKind::AddrInUse
-                                && stale_socket(path, false) =>
-                        {
-                            std::fs::remove_file(path)?;
-                            UnixDatagram::bind(path)?
-                        }
-                        other => other?,
-                    };
+                    let (socket, file) =
+                        socket_file::bind(path, false, || UnixDatagram::bind(path))?;
                     socket.set_nonblocking(true)?;
                     Kind::UnixDgram {
                         socket,
                         dest: None,
-                        bound: Mutex::new(Some(SocketFile::bound(path))),
+                        bound: Mutex::new(Some(file)),
                     }
                 } else {
                     check_path(path)?;

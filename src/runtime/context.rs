@@ -1068,10 +1068,8 @@ impl Sender {
             let system = |global: f64| TimeTag::from_unix_secs_f64(now + (global - global_now));
             // O2's boolean is OSC's T or F; its time argument is global seconds.
             let args = m.args().map(|a| match a {
-                Arg::Bool(b) => match b {
-                    true => Arg::True,
-                    false => Arg::False,
-                },
+                Arg::Bool(true) => Arg::True,
+                Arg::Bool(false) => Arg::False,
                 Arg::Time(t) if global_now >= 0.0 => {
                     Arg::Time(system(super::o2::fixed_to_seconds(t)))
                 }

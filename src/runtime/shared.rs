@@ -197,8 +197,9 @@ impl Shared {
     /// push, and every later push then saw a non-empty queue.)
     pub(crate) fn push_incoming(&self, item: Incoming) -> bool {
         let len = item.bytes.len();
-        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
-            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        // A budget, not a synchronisation: relaxed.
+        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > QUEUE_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.recycle(item);
             return false;
         }
@@ -208,7 +209,7 @@ impl Shared {
                 true
             }
             Err(item) => {
-                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.recycle(item);
                 false
             }
@@ -396,7 +397,7 @@ impl Shared {
         let mut taken = self.taken.lock();
         let item = self.queue.pop()?;
         self.queued_bytes
-            .fetch_sub(item.bytes.len(), Ordering::AcqRel);
+            .fetch_sub(item.bytes.len(), Ordering::Relaxed);
         taken.holding[consumer] = taken.count;
         taken.count += 1;
         Some(item)

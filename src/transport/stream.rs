@@ -10,7 +10,7 @@
 
 use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
 use crate::thread_buf::with_buf;
-use crate::transport::socket_file::SocketFile;
+use crate::transport::socket_file::{self, SocketFile};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::cell::RefCell;
@@ -265,15 +265,9 @@ impl Listener {
 
     /// Binds a Unix stream socket, replacing a stale socket file nobody listens on.
     pub(crate) fn unix(path: &Path) -> io::Result<Listener> {
-        let l = match UnixListener::bind(path) {
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && stale_socket(path, true) => {
-                std::fs::remove_file(path)?;
-                UnixListener::bind(path)?
-            }
-            other => other?,
-        };
+        let (l, file) = socket_file::bind(path, true, || UnixListener::bind(path))?;
         l.set_nonblocking(true)?;
-        Ok(Listener::Unix(l, Mutex::new(Some(SocketFile::bound(path)))))
+        Ok(Listener::Unix(l, Mutex::new(Some(file))))
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -336,24 +330,6 @@ pub(crate) fn release_fd(fd: RawFd) {
         libc::dup2(placeholder, fd);
         libc::close(placeholder);
     }
-}
-
-/// Whether `path` is a socket file nobody is bound to (left by a process that ended), which
-/// a new listener may replace: never a file of another kind, nor the socket of a listener
-/// that is alive but busy (a full backlog or queue), which the probes do not wait for.
-pub(crate) fn stale_socket(path: &Path, stream: bool) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    let probe = || match stream {
-        true => connect_unix(path).map(drop),
-        false => {
-            let s = std::os::unix::net::UnixDatagram::unbound()?;
-            s.set_nonblocking(true)?;
-            // Connecting delivers nothing: a probe sent would reach a live listener.
-            s.connect(path).map(drop)
-        }
-    };
-    socket && matches!(probe(), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
 }
 
 /// Connects a Unix stream socket without blocking: a listener whose backlog is full
