@@ -10,6 +10,11 @@
 //! rosc is given its best case: a packet value built once outside the loop, `encode_into`
 //! a reused buffer, `decode_udp`; a second rosc figure builds the message value each time,
 //! as a sender does.
+//!
+//! Criterion measures one library after the other, minutes apart, and this machine's
+//! speed (and more so the peers') drifts by more than the gaps between them. The `turns`
+//! report takes the ratios from rounds in which every library runs a few milliseconds in
+//! turn, so that all see the same machine: `cargo bench --bench codec -- turns`.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -17,10 +22,11 @@
 #[allow(dead_code)] // shared with the UDP benchmark, which uses the rest
 mod liblo;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, Criterion};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use rosco::osc::{decode, encode_message, Arg, Packet, PacketWriter};
 use rosco::TimeTag;
+use std::time::Instant;
 
 fn read_all(p: &Packet<'_>) -> u64 {
     match p {
@@ -84,50 +90,75 @@ fn rosc_message() -> OscMessage {
     }
 }
 
+/// One encode + decode + read of the message by rosco.
+fn rosco_message_round(buf: &mut Vec<u8>) -> u64 {
+    encode_message(black_box("/synth/1/freq"), black_box(&ARGS), buf).unwrap();
+    read_all(&decode(buf).unwrap())
+}
+
+/// One encode + decode + read of `packet` by rosc, into a reused buffer.
+fn rosc_round(packet: &OscPacket, buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    rosc::encoder::encode_into(black_box(packet), buf).unwrap();
+    rosc_read_all(&rosc::decoder::decode_udp(buf).unwrap().1)
+}
+
+/// What a rosc user pays per send: the message value is built (String, Vec) each time.
+fn rosc_build_round(buf: &mut Vec<u8>) -> u64 {
+    rosc_round(&OscPacket::Message(black_box(rosc_message())), buf)
+}
+
+/// liblo's best case: the message object built once, serialised into a reused buffer;
+/// decoding makes a new object, as liblo's server does. Checked first to give the same
+/// bytes as rosco's and the same checksum.
+fn liblo_codec(buf: &mut [u8; 256]) -> liblo::Codec {
+    let lo = liblo::Codec::new();
+    let mut ours = Vec::new();
+    let sum = rosco_message_round(&mut ours);
+    let n = lo.encode(buf);
+    assert_eq!(buf[..n], ours[..]);
+    assert_eq!(liblo::decode_read(&mut buf[..n]), sum);
+    lo
+}
+
+fn liblo_round(lo: &liblo::Codec, buf: &mut [u8; 256]) -> u64 {
+    let n = lo.encode(buf);
+    liblo::decode_read(&mut buf[..n])
+}
+
+/// One encode + decode + read of the bundle by rosco.
+fn rosco_bundle_round(buf: &mut Vec<u8>) -> u64 {
+    write_bundle(buf);
+    read_all(&decode(buf).unwrap())
+}
+
+fn rosc_bundle() -> OscPacket {
+    OscPacket::Bundle(OscBundle {
+        timetag: OscTime::from((0xe8e1_f480, 0x8000_0000)),
+        content: (0..10)
+            .map(|_| OscPacket::Message(rosc_message()))
+            .collect(),
+    })
+}
+
 fn message(c: &mut Criterion) {
     let mut g = c.benchmark_group("message /synth/1/freq ,ifs");
     let mut buf = Vec::new();
     g.bench_function("rosco encode+decode", |b| {
-        b.iter(|| {
-            encode_message(black_box("/synth/1/freq"), black_box(&ARGS), &mut buf).unwrap();
-            black_box(read_all(&decode(&buf).unwrap()))
-        })
+        b.iter(|| black_box(rosco_message_round(&mut buf)))
     });
     let packet = OscPacket::Message(rosc_message());
     let mut rbuf = Vec::new();
     g.bench_function("rosc encode+decode", |b| {
-        b.iter(|| {
-            rbuf.clear();
-            rosc::encoder::encode_into(black_box(&packet), &mut rbuf).unwrap();
-            black_box(rosc_read_all(&rosc::decoder::decode_udp(&rbuf).unwrap().1));
-        })
+        b.iter(|| black_box(rosc_round(&packet, &mut rbuf)))
     });
-    // liblo's best case too: the message object built once, serialised into a reused
-    // buffer; decoding makes a new object, as liblo's server does.
-    let lo = liblo::Codec::new();
     let mut lbuf = [0u8; 256];
-    // The same bytes as rosco's, read into the same checksum.
-    encode_message("/synth/1/freq", &ARGS, &mut buf).unwrap();
-    let n = lo.encode(&mut lbuf);
-    assert_eq!(lbuf[..n], buf[..]);
-    assert_eq!(
-        liblo::decode_read(&mut lbuf[..n]),
-        read_all(&decode(&buf).unwrap())
-    );
+    let lo = liblo_codec(&mut lbuf);
     g.bench_function("liblo encode+decode", |b| {
-        b.iter(|| {
-            let n = lo.encode(&mut lbuf);
-            black_box(liblo::decode_read(&mut lbuf[..n]))
-        })
+        b.iter(|| black_box(liblo_round(&lo, &mut lbuf)))
     });
-    // What a rosc user pays per send: the message value is built (String, Vec) each time.
     g.bench_function("rosc build+encode+decode", |b| {
-        b.iter(|| {
-            rbuf.clear();
-            let packet = OscPacket::Message(black_box(rosc_message()));
-            rosc::encoder::encode_into(&packet, &mut rbuf).unwrap();
-            black_box(rosc_read_all(&rosc::decoder::decode_udp(&rbuf).unwrap().1));
-        })
+        b.iter(|| black_box(rosc_build_round(&mut rbuf)))
     });
     g.finish();
 }
@@ -136,24 +167,12 @@ fn bundle(c: &mut Criterion) {
     let mut g = c.benchmark_group("bundle of 10 messages");
     let mut buf = Vec::new();
     g.bench_function("rosco encode+decode", |b| {
-        b.iter(|| {
-            write_bundle(&mut buf);
-            black_box(read_all(&decode(&buf).unwrap()))
-        })
+        b.iter(|| black_box(rosco_bundle_round(&mut buf)))
     });
-    let packet = OscPacket::Bundle(OscBundle {
-        timetag: OscTime::from((0xe8e1_f480, 0x8000_0000)),
-        content: (0..10)
-            .map(|_| OscPacket::Message(rosc_message()))
-            .collect(),
-    });
+    let packet = rosc_bundle();
     let mut rbuf = Vec::new();
     g.bench_function("rosc encode+decode", |b| {
-        b.iter(|| {
-            rbuf.clear();
-            rosc::encoder::encode_into(black_box(&packet), &mut rbuf).unwrap();
-            black_box(rosc_read_all(&rosc::decoder::decode_udp(&rbuf).unwrap().1));
-        })
+        b.iter(|| black_box(rosc_round(&packet, &mut rbuf)))
     });
     g.finish();
 }
@@ -177,5 +196,114 @@ fn apart(c: &mut Criterion) {
     g.finish();
 }
 
+/// Nanoseconds per round of `round`, over `n` rounds.
+fn time_per_round(n: u32, mut round: impl FnMut() -> u64) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        black_box(round());
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+/// A case of the `turns` report: its name, and how long `n` rounds of it take per round.
+type Case<'a> = (&'static str, Box<dyn FnMut(u32) -> f64 + 'a>);
+
+const TURN_ROUNDS: usize = 301;
+/// Roughly how long each case runs in a turn.
+const TURN_NANOS: f64 = 2e6;
+
+/// Runs the cases in turns and prints each one's median time per round and the median
+/// (and quartiles) of its per-turn ratio to the first case.
+fn in_turns(title: &str, mut cases: Vec<Case<'_>>) {
+    // Warm up and size each turn to about TURN_NANOS.
+    let sizes: Vec<u32> = cases
+        .iter_mut()
+        .map(|(_, run)| {
+            run(10_000);
+            (TURN_NANOS / run(10_000)).max(1.0) as u32
+        })
+        .collect();
+    let mut times = vec![Vec::with_capacity(TURN_ROUNDS); cases.len()];
+    for turn in 0..TURN_ROUNDS {
+        // The order rotates, so that no case always follows the same one.
+        for k in 0..cases.len() {
+            let i = (turn + k) % cases.len();
+            times[i].push((cases[i].1)(sizes[i]));
+        }
+    }
+    println!(
+        "{title} ({TURN_ROUNDS} turns of about {} ms each)",
+        TURN_NANOS / 1e6
+    );
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let mut ratios: Vec<f64> = times[i].iter().zip(&times[0]).map(|(t, o)| t / o).collect();
+        let q = [0.25, 0.5, 0.75].map(|p| percentile(&mut ratios, p));
+        let t = [0.25, 0.5, 0.75].map(|p| percentile(&mut times[i], p));
+        print!("  {name}: {:.1} ns (quartiles {:.1}-{:.1})", t[1], t[0], t[2]);
+        if i > 0 {
+            print!(
+                " = {:.2}x {} (quartiles {:.2}-{:.2}x)",
+                q[1], cases[0].0, q[0], q[2]
+            );
+        }
+        println!();
+    }
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The ratios of the targets, measured in turns. Each case owns its buffer.
+fn turns() {
+    let (mut buf, mut rbuf, mut rbuf2) = (Vec::new(), Vec::new(), Vec::new());
+    let mut lbuf = [0u8; 256];
+    let lo = liblo_codec(&mut lbuf);
+    let message = OscPacket::Message(rosc_message());
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "rosco",
+            Box::new(move |n| time_per_round(n, || rosco_message_round(&mut buf))),
+        ),
+        (
+            "rosc",
+            Box::new(move |n| time_per_round(n, || rosc_round(&message, &mut rbuf))),
+        ),
+        (
+            "rosc building its message",
+            Box::new(move |n| time_per_round(n, || rosc_build_round(&mut rbuf2))),
+        ),
+        (
+            "liblo",
+            Box::new(move |n| time_per_round(n, || liblo_round(&lo, &mut lbuf))),
+        ),
+    ];
+    in_turns("message /synth/1/freq ,ifs: encode+decode+read", cases);
+    let (mut buf, mut rbuf) = (Vec::new(), Vec::new());
+    let bundle = rosc_bundle();
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "rosco",
+            Box::new(move |n| time_per_round(n, || rosco_bundle_round(&mut buf))),
+        ),
+        (
+            "rosc",
+            Box::new(move |n| time_per_round(n, || rosc_round(&bundle, &mut rbuf))),
+        ),
+    ];
+    in_turns("bundle of 10 messages: encode+decode+read", cases);
+}
+
 criterion_group!(benches, message, bundle, apart);
-criterion_main!(benches);
+
+fn main() {
+    // `cargo bench --bench codec -- turns` runs the report in turns only; criterion finds
+    // no benchmark of that name.
+    if std::env::args().any(|a| a == "turns") {
+        turns();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
