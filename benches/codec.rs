@@ -239,7 +239,10 @@ fn in_turns(title: &str, mut cases: Vec<Case<'_>>) {
         let mut ratios: Vec<f64> = times[i].iter().zip(&times[0]).map(|(t, o)| t / o).collect();
         let q = [0.25, 0.5, 0.75].map(|p| percentile(&mut ratios, p));
         let t = [0.25, 0.5, 0.75].map(|p| percentile(&mut times[i], p));
-        print!("  {name}: {:.1} ns (quartiles {:.1}-{:.1})", t[1], t[0], t[2]);
+        print!(
+            "  {name}: {:.1} ns (quartiles {:.1}-{:.1})",
+            t[1], t[0], t[2]
+        );
         if i > 0 {
             print!(
                 " = {:.2}x {} (quartiles {:.2}-{:.2}x)",

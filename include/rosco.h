@@ -600,12 +600,13 @@ rosco_status rosco_send(struct rosco_ctx ctx,
                         struct rosco_channel ch,
                         const struct rosco_builder *b);
 
-// Sends `len` raw bytes as one packet (datagram or stream frame).
+// Sends `len` raw bytes as one packet (datagram or stream frame). They are not checked,
+// except that an empty packet (`len` 0), never valid OSC, is refused (`ROSCO_ERR_ARG`).
 //
 // Thread-safe.
 //
 // # Safety
-// `data` is readable for `len` bytes.
+// `data` is readable for `len` bytes (or NULL when `len` is 0).
 rosco_status rosco_send_raw(struct rosco_ctx ctx,
                             struct rosco_channel ch,
                             const uint8_t *data,

@@ -237,8 +237,11 @@ impl State {
                 );
                 return 0;
             }
-            let stamped = effective.to_bits() > 1;
-            if arrived && outer.is_none() && stamped && effective < now {
+            // Late once, at the outermost bundle with a time: an immediate parent passes
+            // the question on to its children. A zero timetag is a time, in 1900.
+            let stamped = effective != TimeTag::IMMEDIATE;
+            let counted_above = outer.is_some_and(|o| o != TimeTag::IMMEDIATE);
+            if arrived && !counted_above && stamped && effective < now {
                 self.stats.late += 1;
             }
         }
@@ -455,6 +458,19 @@ mod tests {
             Ok(3)
         );
         assert_eq!(r.stats().late, 1);
+        // A past bundle inside an immediate one is late; inside a past one, counted once.
+        for (outer, inner, late) in [
+            (TimeTag::IMMEDIATE, past, 2),
+            (past, past, 3),
+            // The all-zero timetag is not "immediately": a time in 1900.
+            (TimeTag::new(0, 0), TimeTag::IMMEDIATE, 4),
+        ] {
+            assert_eq!(
+                r.receive(&packet(outer, inner), MsgInfo::new(now), now),
+                Ok(3)
+            );
+            assert_eq!(r.stats().late, late, "{outer:?} {inner:?}");
+        }
     }
 
     #[test]

@@ -2763,6 +2763,64 @@ fn accept_then_close_counts_as_a_failed_attempt() {
     assert_eq!(attempts, [1, 2]);
 }
 
+/// A client that gives up drops the packets sent while it tried: counted as dropped,
+/// reported, not silently lost.
+#[test]
+fn a_client_that_gives_up_reports_its_backlog_dropped() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for mode in MODES {
+        let ctx = context(mode);
+        let seen = events(&ctx);
+        let url = format!("osc.tcp://127.0.0.1:{port}?retries=2&backoff_ms=20");
+        let client = ctx.open("client", &url).unwrap();
+        for i in 0..3 {
+            ctx.send(client, "/kept", &[Arg::Int(i)]).unwrap();
+        }
+        let dropped = |e: &Event| matches!(e, Event::Dropped { total: 3, .. });
+        assert!(
+            until(&ctx, || seen.lock().unwrap().iter().any(dropped)),
+            "{mode:?}: {:?}",
+            seen.lock().unwrap()
+        );
+        assert!(seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::GaveUp { .. })));
+        assert_eq!(ctx.stats(client).unwrap().dropped, 3, "{mode:?}");
+    }
+}
+
+/// A connection that ends with output still waiting in rosco says how much was lost.
+#[test]
+fn a_connection_lost_with_output_waiting_says_so() {
+    let raw = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = raw.local_addr().unwrap().port();
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let client = ctx
+        .open("client", &format!("osc.tcp://127.0.0.1:{port}?retries=0"))
+        .unwrap();
+    let (peer, _) = raw.accept().unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    // The peer never reads: the socket buffers fill and the rest waits in rosco.
+    let blob = vec![7u8; 60_000];
+    for _ in 0..200 {
+        let _ = ctx.send(client, "/big", &[Arg::Blob(&blob)]);
+    }
+    drop(peer);
+    let lost = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.contains("bytes of output not yet written were lost"));
+    assert!(
+        until(&ctx, || seen.lock().unwrap().iter().any(lost)),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
 /// An accept filter that panics refuses the connection, reported like any refusal, and
 /// the panic stays inside the context in every mode.
 #[test]

@@ -5,7 +5,7 @@ use super::builder::rosco_builder;
 use super::context::with_ctx_channel;
 use super::handles::{context, rosco_channel, rosco_ctx};
 use super::msg::{rosco_msg, view};
-use super::status::{c_str, guard, rosco_status, write_out, write_text, Failure};
+use super::status::{byte_slice, c_str, guard, rosco_status, write_out, write_text, Failure};
 use crate::handle::ChannelId;
 use crate::runtime::Sender;
 use crate::Error;
@@ -258,12 +258,13 @@ pub unsafe extern "C" fn rosco_send(
     })
 }
 
-/// Sends `len` raw bytes as one packet (datagram or stream frame).
+/// Sends `len` raw bytes as one packet (datagram or stream frame). They are not checked,
+/// except that an empty packet (`len` 0), never valid OSC, is refused (`ROSCO_ERR_ARG`).
 ///
 /// Thread-safe.
 ///
 /// # Safety
-/// `data` is readable for `len` bytes.
+/// `data` is readable for `len` bytes (or NULL when `len` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn rosco_send_raw(
     ctx: rosco_ctx,
@@ -272,11 +273,8 @@ pub unsafe extern "C" fn rosco_send_raw(
     len: usize,
 ) -> rosco_status {
     guard(|| {
-        if data.is_null() {
-            return Err(Failure::null("data"));
-        }
-        // SAFETY: non-null and readable for `len` bytes by the caller's promise.
-        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        // SAFETY: the caller's promise.
+        let bytes = unsafe { byte_slice(data, len, "data")? };
         with_ctx_channel(ctx, ch, |c, id| {
             c.ctx.send_packet(id, bytes).map_err(Failure::from)
         })

@@ -244,6 +244,9 @@ pub unsafe extern "C" fn rosco_msg_get_blob(
     };
     if status == super::status::ROSCO_OK {
         return guard(|| {
+            if len.is_null() {
+                return Err(Failure::null("len"));
+            }
             // SAFETY: the caller passes writable pointers (NULL rejected).
             unsafe {
                 write_out(data, blob.0, "data")?;

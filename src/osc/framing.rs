@@ -35,7 +35,7 @@ const HEADER: usize = 4;
 const MIN_BUFFER: usize = 256;
 /// Largest buffer kept once everything in it is taken: one grown for a large frame is given
 /// back, so a peer that sent one and then idles does not pin it.
-const KEEP_AT_MOST: usize = 256 << 10;
+pub(crate) const KEEP_AT_MOST: usize = 256 << 10;
 /// Largest length header, in bytes (its size is kept in a byte).
 const MAX_HEADER: usize = u8::MAX as usize;
 
@@ -175,6 +175,14 @@ impl LengthHeader {
             field.reverse();
         }
     }
+}
+
+/// How many whole packets `bytes` holds, framed with `framing`: a backlog of framed
+/// packets being dropped is reported in packets.
+pub(crate) fn count_frames(framing: Framing, bytes: &[u8]) -> u64 {
+    let mut d = Deframer::new(DeframeMode::Fixed(framing), bytes.len());
+    d.push(bytes);
+    std::iter::from_fn(|| d.next_frame().map(drop)).count() as u64
 }
 
 /// Appends one framed packet to `out` (does not clear it).

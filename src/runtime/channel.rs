@@ -8,13 +8,14 @@ use super::shared::Shared;
 use crate::callback_slot::CallbackSlot;
 use crate::error::Error;
 use crate::handle::{ChannelId, PeerId, Slab};
-use crate::osc::framing::{encode_frame, DeframeMode, Framing};
+use crate::osc::framing::{count_frames, encode_frame, DeframeMode, Framing};
 use crate::osc::{DecodeOptions, EncodeError, TypeSet};
 use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
 use crate::transport::socket_file::{self, check_path, SocketFile};
 use crate::transport::stream::{
-    connect_unix, release_fd, Connecting, Listener, Stream, StreamConn, MAX_PENDING_OUT,
+    connect_unix, release_fd, Connecting, Listener, OutputBudget, Stream, StreamConn,
+    MAX_PENDING_OUT,
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
@@ -24,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -231,6 +232,8 @@ pub(crate) enum Kind {
     Listener {
         listener: Listener,
         peers: Mutex<Slab<Arc<StreamConn>>>,
+        /// Shared by the peers' connections: what waits to be written to all of them.
+        budget: OutputBudget,
         /// What a new peer is sent in: the framing the URL fixed, or `None` to follow the
         /// peer's own once detected (a length prefix until then).
         send: Option<Framing>,
@@ -252,6 +255,8 @@ pub(crate) struct Client {
     /// The first attempt, made in `open`, ended (a Unix connect completes or fails at
     /// once) before the I/O loop could report it: the loop reports it on its next turn.
     pub(crate) unreported: AtomicBool,
+    /// Packets of the backlog dropped on giving up, not yet reported (by the I/O loop).
+    pub(crate) lost: AtomicU64,
     /// When the connection was made, and by which attempt (0: the first).
     established: Mutex<(Instant, u32)>,
 }
@@ -412,6 +417,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
+                    budget: OutputBudget::default(),
                     send,
                     read,
                 }
@@ -448,6 +454,7 @@ impl Channel {
                     Kind::Listener {
                         listener: Listener::unix(path)?,
                         peers: Mutex::new(Slab::default()),
+                        budget: OutputBudget::default(),
                         send,
                         read,
                     }
@@ -539,6 +546,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
+                    budget: OutputBudget::default(),
                     send: Some(Framing::LengthPrefix),
                     read: DeframeMode::Fixed(Framing::LengthPrefix),
                 }
@@ -836,6 +844,7 @@ impl Client {
                 backlog: Vec::new(),
             }),
             unreported: AtomicBool::new(false),
+            lost: AtomicU64::new(0),
             established: Mutex::new((Instant::now(), 0)),
         }
     }
@@ -879,6 +888,7 @@ impl Client {
                         DeframeMode::Fixed(self.framing),
                         self.max_frame,
                         true,
+                        OutputBudget::default(),
                     )
                 })
                 .map(|conn| ClientState::Connected(Arc::new(conn))),
@@ -919,7 +929,11 @@ impl Client {
                 attempt: attempt + 1,
                 backlog,
             },
-            None => ClientState::GaveUp,
+            None => {
+                let lost = count_frames(self.framing, &backlog);
+                self.lost.fetch_add(lost, Ordering::Relaxed);
+                ClientState::GaveUp
+            }
         }
     }
 

@@ -818,8 +818,15 @@ impl Sender {
         f(&channel)
     }
 
-    /// Sends raw bytes as one packet (datagram or frame) on a channel.
+    /// Sends raw bytes as one packet (datagram or frame) on a channel. They are not
+    /// checked, except that an empty packet, never valid OSC, is refused.
     pub fn send_packet(&self, id: ChannelId, packet: &[u8]) -> Result<(), Error> {
+        if packet.is_empty() {
+            return Err(Error::Decode(crate::osc::DecodeError {
+                kind: crate::osc::DecodeErrorKind::Empty,
+                offset: 0,
+            }));
+        }
         self.with_channel(id, |ch| self.transmit(ch, packet, Dest::Default))
     }
 
@@ -1010,7 +1017,8 @@ impl Sender {
         })
     }
 
-    /// Withdraws a service offered with [`o2_service_add`](Self::o2_service_add).
+    /// Withdraws a service offered with [`o2_service_add`](Self::o2_service_add);
+    /// [`Error::Service`] for one not offered.
     pub fn o2_service_remove(&self, id: ChannelId, service: &str) -> Result<(), Error> {
         self.with_o2(id, |ch, role| {
             let removed = match role {
@@ -1029,7 +1037,7 @@ impl Sender {
             };
             match removed {
                 true => Ok(()),
-                false => Err(Error::NoName(service.into())),
+                false => Err(Error::Service(format!("'{service}' is not offered here"))),
             }
         })
     }

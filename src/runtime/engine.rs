@@ -5,7 +5,7 @@
 //! Packets go to a `Receiver` right here (poll and threaded modes: callbacks run on this
 //! thread), or into the shared queue for `poll` to dispatch (io-thread mode).
 
-use super::channel::{Channel, ClientState, HookVerdict, Kind};
+use super::channel::{Channel, Client, ClientState, HookVerdict, Kind};
 use super::event::{Event, LogLevel, Stats};
 use super::o2::{self, O2Role};
 use super::poller::{Interest, Poller};
@@ -556,6 +556,7 @@ impl Engine {
         let Kind::Listener {
             listener,
             peers,
+            budget,
             send,
             read,
         } = &ch.kind
@@ -622,6 +623,7 @@ impl Engine {
                 *read,
                 ch.limits.max_frame,
                 ch.nodelay(),
+                budget.clone(),
             ) {
                 Ok(conn) => {
                     let handle = peers.lock().insert(Arc::new(conn));
@@ -818,10 +820,15 @@ impl Engine {
         if closed {
             return;
         }
+        // Sends that went into the output buffer returned Ok: say what they lost.
+        let reason = match conn.unwritten() {
+            0 => reason.to_string(),
+            n => format!("{reason}; {n} bytes of output not yet written were lost"),
+        };
         self.shared.emit(Event::Disconnected {
             channel: ch.id,
             peer: conn.peer,
-            reason: reason.to_string(),
+            reason,
         });
         if let Some(e) = retry {
             self.shared.emit(e);
@@ -835,6 +842,22 @@ impl Engine {
             let mut out = HostOutput::default();
             session.lock().closed(p.0.to_bits(), &mut out);
             self.o2_dispatched += self.o2_host_output(ch, out);
+        }
+    }
+
+    /// Counts and logs what a client that gave up dropped from its backlog (this turn's
+    /// `timers` reports it, wherever the client gave up).
+    fn report_lost_backlog(&self, ch: &Channel, client: &Client) {
+        let lost = client.lost.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            self.shared.dropped_on_send(ch, lost);
+            self.shared.log(
+                LogLevel::Warn,
+                format_args!(
+                    "channel '{}': gave up connecting; {lost} packets sent meanwhile dropped",
+                    ch.name
+                ),
+            );
         }
     }
 
@@ -880,6 +903,7 @@ impl Engine {
                 crate::osc::framing::DeframeMode::Fixed(framing),
                 ch.limits.max_frame,
                 ch.nodelay(),
+                Default::default(),
             )
         });
         match connected {
@@ -1010,6 +1034,7 @@ impl Engine {
                     if let Some((conn, why)) = ending {
                         self.drop_stream(ch, None, &conn, why);
                     }
+                    self.report_lost_backlog(ch, client);
                 }
                 Kind::Listener { peers, .. } => {
                     let now = now.get();

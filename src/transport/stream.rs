@@ -8,7 +8,7 @@
 //! socket is writable, so a sender never blocks. Writes never raise SIGPIPE: a host that
 //! left it at its default would die when a peer closes.
 
-use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing};
+use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing, KEEP_AT_MOST};
 use crate::thread_buf::with_buf;
 use crate::transport::socket_file::{self, SocketFile};
 use parking_lot::Mutex;
@@ -19,12 +19,34 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Output waiting longer than this fails new sends with `Full` instead of growing.
 pub(crate) const MAX_PENDING_OUT: usize = 8 << 20;
+/// Output waiting across all of one listener's connections past this fails new sends
+/// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
+pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
+
+/// Bytes waiting in the output buffers of the connections that share it (a listener's
+/// peers); a connection of its own for a client.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct OutputBudget(Arc<AtomicUsize>);
+
+impl OutputBudget {
+    fn waiting(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn take(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
 
 /// A connected stream socket.
 #[derive(Debug)]
@@ -98,6 +120,8 @@ pub(crate) struct StreamConn {
     /// the peer was detected to use (until then, the length prefix).
     framing: OnceLock<Framing>,
     out: Mutex<Vec<u8>>,
+    /// Counts what waits in `out`, with the other connections it is shared with.
+    budget: OutputBudget,
     closed: AtomicBool,
     pub(crate) reader: Mutex<Reader>,
 }
@@ -114,6 +138,7 @@ impl StreamConn {
         read: DeframeMode,
         max_frame: usize,
         nodelay: bool,
+        budget: OutputBudget,
     ) -> io::Result<StreamConn> {
         match &stream {
             Stream::Tcp(s) => {
@@ -127,6 +152,7 @@ impl StreamConn {
             peer,
             framing: send.map_or_else(OnceLock::new, OnceLock::from),
             out: Mutex::new(Vec::new()),
+            budget,
             closed: AtomicBool::new(false),
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
@@ -166,7 +192,12 @@ impl StreamConn {
 
     /// True while output waits for the socket to become writable.
     pub(crate) fn wants_write(&self) -> bool {
-        !self.out.lock().is_empty()
+        self.unwritten() > 0
+    }
+
+    /// Bytes of output waiting for the socket.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.out.lock().len()
     }
 
     /// Sends one packet. Returns true when part of it is left for the I/O loop to write
@@ -195,14 +226,16 @@ impl StreamConn {
     }
 
     /// Writes `frame` at once when nothing is queued; queues what is not written. Refuses
-    /// (`WouldBlock`) while more than `MAX_PENDING_OUT` bytes wait: a peer that stops
-    /// reading must not grow this without bound.
+    /// (`WouldBlock`) while more than `MAX_PENDING_OUT` bytes wait, or more than
+    /// `MAX_LISTENER_OUT` across the budget's connections: a peer that stops reading must
+    /// not grow this without bound.
     fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8]) -> io::Result<bool> {
-        if out.len() > MAX_PENDING_OUT {
+        if out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         if !out.is_empty() {
             out.extend_from_slice(frame);
+            self.budget.add(frame.len());
             return Ok(true);
         }
         let written = match self.stream.write(frame) {
@@ -212,6 +245,7 @@ impl StreamConn {
             Err(e) => return Err(e),
         };
         out.extend_from_slice(&frame[written..]);
+        self.budget.add(frame.len() - written);
         Ok(written < frame.len())
     }
 
@@ -223,13 +257,24 @@ impl StreamConn {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     out.drain(..n);
+                    self.budget.take(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        // A buffer grown for a burst is given back, as the deframer's is.
+        if out.capacity() > KEEP_AT_MOST {
+            *out = Vec::new();
+        }
         Ok(true)
+    }
+}
+
+impl Drop for StreamConn {
+    fn drop(&mut self) {
+        self.budget.take(self.out.get_mut().len());
     }
 }
 
@@ -407,8 +452,13 @@ mod tests {
     use crate::osc::framing::DEFAULT_MAX_FRAME;
 
     fn pair() -> (StreamConn, StreamConn) {
+        pair_sharing(&OutputBudget::default())
+    }
+
+    /// A connected pair, the first end counting its output in `budget`.
+    fn pair_sharing(budget: &OutputBudget) -> (StreamConn, StreamConn) {
         let (a, b) = UnixStream::pair().unwrap();
-        let mk = |s, f| {
+        let mk = |s, f, budget| {
             StreamConn::new(
                 Stream::Unix(s),
                 None,
@@ -416,10 +466,14 @@ mod tests {
                 DeframeMode::Detect,
                 DEFAULT_MAX_FRAME,
                 true,
+                budget,
             )
             .unwrap()
         };
-        (mk(a, Framing::LengthPrefix), mk(b, Framing::Slip))
+        (
+            mk(a, Framing::LengthPrefix, budget.clone()),
+            mk(b, Framing::Slip, OutputBudget::default()),
+        )
     }
 
     fn read_frames(conn: &StreamConn, want: usize) -> Vec<Vec<u8>> {
@@ -450,6 +504,7 @@ mod tests {
                 DeframeMode::Detect,
                 DEFAULT_MAX_FRAME,
                 nodelay,
+                OutputBudget::default(),
             )
             .unwrap();
             let Stream::Tcp(tcp) = conn.stream() else {
@@ -492,6 +547,37 @@ mod tests {
         }
         assert!(a.flush().unwrap());
         assert!(!a.wants_write());
+        assert_eq!(a.budget.waiting(), 0);
+        // The megabytes the buffer grew to are given back once it is empty.
+        assert!(a.out.lock().capacity() <= KEEP_AT_MOST);
+    }
+
+    #[test]
+    fn output_waiting_across_a_listeners_peers_is_bounded() {
+        let budget = OutputBudget::default();
+        let chunk = vec![7u8; 256 << 10];
+        // More peers that stop reading than the budget holds at 8 MiB each.
+        let pairs: Vec<_> = (0..MAX_LISTENER_OUT / MAX_PENDING_OUT + 4)
+            .map(|_| pair_sharing(&budget))
+            .collect();
+        let mut refused_early = 0;
+        for (a, _) in &pairs {
+            while a.send(&chunk).is_ok() {}
+            refused_early += usize::from(a.out.lock().len() < MAX_PENDING_OUT);
+        }
+        let waiting: usize = pairs.iter().map(|(a, _)| a.out.lock().len()).sum();
+        assert_eq!(budget.waiting(), waiting);
+        assert!(
+            waiting <= MAX_LISTENER_OUT + chunk.len() + 4,
+            "{waiting} bytes wait"
+        );
+        assert!(
+            refused_early >= 4,
+            "only {refused_early} peers were refused early"
+        );
+        // A peer going gives its share back.
+        drop(pairs);
+        assert_eq!(budget.waiting(), 0);
     }
 
     #[test]

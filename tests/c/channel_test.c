@@ -148,7 +148,9 @@ static void test_null_args(rosco_ctx ctx)
     CHECK_ERR(rosco_channel_url(ctx, in, NULL, 16, NULL), ROSCO_ERR_NULL);
     CHECK_ERR(rosco_send(ctx, out, NULL), ROSCO_ERR_NULL);
     CHECK_ERR(rosco_send_raw(ctx, out, NULL, 4), ROSCO_ERR_NULL);
-    CHECK_ERR(rosco_send_raw(ctx, out, NULL, 0), ROSCO_ERR_NULL);
+    /* An empty packet is never valid OSC: refused, whatever the pointer. */
+    CHECK_ERR(rosco_send_raw(ctx, out, NULL, 0), ROSCO_ERR_ARG);
+    CHECK_ERR(rosco_send_raw(ctx, out, (const uint8_t *)"", 0), ROSCO_ERR_ARG);
     /* Lookups of names that do not exist. */
     rosco_channel x = {0x99};
     CHECK_ERR(rosco_channel_find(ctx, "nope", &x), ROSCO_ERR_ARG);

@@ -445,6 +445,7 @@ static void test_o2lite_bridges(void)
     CHECK_ERR(rosco_o2lite_bridge_to_osc(host, hub, "a[", to_synth, 1, &bridge_in),
               ROSCO_ERR_ARG);
     CHECK_ERR(rosco_o2lite_service_remove(host, hub, "a["), ROSCO_ERR_ARG); /* never offered */
+    CHECK(strstr(rosco_last_error(), "service 'a[' is not offered") != NULL);
     /* An O2lite channel takes no packet hooks. */
     CHECK_ERR(rosco_channel_set_hooks(host, hub, NULL, drop_all, NULL, NULL), ROSCO_ERR_UNSUPPORTED);
     CHECK_OK(rosco_osc_bridge_to_o2lite(host, osc_in, hub, "client", 1, 1, &bridge_in));

@@ -163,6 +163,13 @@ static int32_t check_all_types(void *user, const rosco_msg *m)
                 CHECK_ERR(get(m, (enum kind)k, i, &v, 1), ROSCO_ERR_NULL);
         }
     }
+    /* One output NULL: the other is not written either. */
+    const uint8_t *only_data = NULL;
+    size_t only_len = 12345;
+    CHECK_ERR(rosco_msg_get_blob(m, 3, &only_data, NULL), ROSCO_ERR_NULL);
+    CHECK(only_data == NULL);
+    CHECK_ERR(rosco_msg_get_blob(m, 3, NULL, &only_len), ROSCO_ERR_NULL);
+    CHECK_INT(only_len, 12345);
     /* Indexes past the end, for every accessor. */
     const uint32_t past[] = {NARGS, NARGS + 1, 1000, UINT32_MAX};
     for (size_t j = 0; j < sizeof past / sizeof past[0]; j++)
