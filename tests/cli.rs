@@ -169,6 +169,11 @@ fn encode_matches_oscsend_bytes() {
         let ours = stdout(&ours);
         let decoded = rosco(&["decode", &ours]);
         assert!(decoded.status.success(), "{case:?} does not decode");
+        // oscsend's `-`: the same bytes, raw, on standard output.
+        let raw = rosco(&[&["send", "-"], *case].concat());
+        assert!(raw.status.success(), "{case:?}");
+        let raw: String = raw.stdout.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(ours, raw, "{case:?}");
         if oscsend {
             let theirs = Command::new("oscsend")
                 .arg("-")
@@ -182,6 +187,29 @@ fn encode_matches_oscsend_bytes() {
     let bad = rosco(&["encode", "/x", "i", "nope"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("'nope'"));
+}
+
+/// oscsend's `HOST PORT` destination: UDP to that host and port.
+#[test]
+fn send_takes_oscsend_host_and_port() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port().to_string();
+    let expected = stdout(&rosco(&["encode", "/x", "is", "7", "hi"]));
+    for host in ["127.0.0.1", "localhost"] {
+        let sent = rosco(&["send", host, &port, "/x", "is", "7", "hi"]);
+        assert!(sent.status.success(), "{host}: {sent:?}");
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).unwrap();
+        let got: String = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(got, expected, "{host}");
+    }
+    // Without a port after it, a host is not a URL.
+    let bad = rosco(&["send", "localhost", "/x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad URL 'localhost'"));
 }
 
 #[test]

@@ -43,7 +43,9 @@ usage:
       --require-typetags, --check-address, --ascii, --types TAGS, --address-code CODE=ADDRESS,
       --packet-control                read packets as decode does (refused ones on stderr)
   rosco send [options] URL ADDRESS [TYPES [VALUES...]]
-                                      send one message (oscsend's argument syntax)
+                                      send one message (oscsend's argument syntax; URL may
+                                      also be oscsend's HOST PORT, for UDP, or - for the
+                                      packet's bytes on standard output)
       --tcp-framing slip|slip-single|length
                                       framing on osc.tcp:// and osc.unix:// ?stream
                                       (default: length prefix; slip-single: SLIP

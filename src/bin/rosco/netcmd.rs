@@ -333,19 +333,35 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
             _ => unreachable!("split_flags knows these"),
         }
     }
-    let (url, message) = rest
+    let (first, message) = rest
         .split_first()
         .ok_or_else(|| usage("send needs a URL"))?;
-    let mut url: ChannelUrl = url.parse().map_err(|e| usage(&format!("{e}")))?;
-    if url.is_listener() {
+    // oscsend's forms too: `HOST PORT` (UDP) and `-` (the bytes on standard output).
+    let (url, message) = match message.first().and_then(|p| p.parse::<u16>().ok()) {
+        _ if first == "-" => (None, message),
+        Some(port) if !first.contains("://") => {
+            let host = match first.contains(':') {
+                true => format!("[{first}]"),
+                false => first.clone(),
+            };
+            (Some(format!("osc.udp://{host}:{port}")), &message[1..])
+        }
+        _ => (Some(first.clone()), message),
+    };
+    let mut url: Option<ChannelUrl> = match url {
+        Some(url) => Some(url.parse().map_err(|e| usage(&format!("{e}")))?),
+        None => None,
+    };
+    if let Some(url) = url.as_ref().filter(|u| u.is_listener()) {
         return Err(usage(&format!(
             "{url} listens: send needs a URL with a host (or a Unix path without ?listen)"
         )));
     }
     match (framing, &mut url) {
         (None, _) => {}
-        (Some(f), ChannelUrl::Tcp { opts, .. }) => opts.framing = Some(f),
-        (Some(f), ChannelUrl::Unix { opts, .. }) if opts.stream => opts.framing = Some(f),
+        (Some(_), None) => return Err(usage("--tcp-framing needs a URL, not -")),
+        (Some(f), Some(ChannelUrl::Tcp { opts, .. })) => opts.framing = Some(f),
+        (Some(f), Some(ChannelUrl::Unix { opts, .. })) if opts.stream => opts.framing = Some(f),
         (Some(_), _) => {
             return Err(usage(
                 "--tcp-framing is for osc.tcp and osc.unix ?stream URLs (datagrams: ?framing=)",
@@ -368,6 +384,13 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
     let packet = match envelope {
         true => crate::seal_envelope(&packet)?,
         false => packet,
+    };
+    let Some(url) = url else {
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(&packet)
+            .and_then(|()| out.flush())
+            .map_err(fail);
     };
     let options = ContextOptions {
         reconnect: Reconnect {
