@@ -472,7 +472,9 @@ pub extern "C" fn rosco_ctx_free(ctx: rosco_ctx) -> rosco_status {
 /// Runs the context for at most `timeout_ms` (negative: until something is dispatched;
 /// 0: only what is ready now). Poll mode does all I/O and runs callbacks here; io-thread
 /// mode runs the callbacks of waiting messages here; threaded mode only waits. Writes the
-/// number of messages dispatched to `dispatched` when it is not NULL.
+/// number of messages dispatched to `dispatched` when it is not NULL: taken from the queue
+/// and matched against the methods, whether or not a method took them (a message after
+/// a callback freed the context counts, its callbacks skipped).
 ///
 /// Call it from one thread at a time per context; a second concurrent call, or a call from
 /// one of its own callbacks, returns `ROSCO_ERR_BUSY`. `ROSCO_ERR_CLOSED` when another thread
