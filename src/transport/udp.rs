@@ -9,7 +9,7 @@ use crate::osc::framing::Framing;
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::AtomicBool;
 
 /// Room for any UDP payload; a datagram filling it was truncated by the kernel.
@@ -135,6 +135,7 @@ pub(crate) fn resolve(host: &Host, port: u16, family: Option<IpFamily>) -> io::R
     };
     let addrs: Vec<SocketAddr> = match host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+        Host::Zoned(ip, zone) => vec![SocketAddrV6::new(*ip, port, 0, zone_index(zone)?).into()],
         Host::Name(name) => (name.as_str(), port).to_socket_addrs()?.collect(),
     };
     let fitting = || addrs.iter().filter(|a| fits(a));
@@ -149,6 +150,14 @@ pub(crate) fn resolve(host: &Host, port: u16, family: Option<IpFamily>) -> io::R
                 format!("no address for '{host}'{family}"),
             )
         })
+}
+
+/// The index of the interface a zone names (or gives as a number).
+fn zone_index(zone: &str) -> io::Result<u32> {
+    match zone.parse() {
+        Ok(index) => Ok(index),
+        Err(_) => interface_named(zone),
+    }
 }
 
 fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
@@ -332,6 +341,11 @@ fn iface_index(iface: &str) -> io::Result<u32> {
             )
         });
     }
+    interface_named(iface)
+}
+
+/// An interface's index, from its name.
+fn interface_named(iface: &str) -> io::Result<u32> {
     let name = std::ffi::CString::new(iface)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.

@@ -16,7 +16,8 @@
 //! For `osc.udp` and `osc.tcp` one rule tells listening from sending: **no host means
 //! listen, a host means send**. HOST is a name (letters, digits, `-`, `.`, `_`), an IPv4
 //! address (multicast and broadcast addresses included) or an IPv6 address in brackets
-//! (`[::1]`, `[ff02::1]`).
+//! (`[::1]`, `[ff02::1]`), with its zone where it is link-local (`[fe80::1%25eth0]`, or
+//! `[fe80::1%eth0]` as liblo takes it; `?bind=` takes no zone).
 //!
 //! Options are query parameters: `osc.udp://239.1.2.3:7000?ttl=4&loop=0`. A bare key such as
 //! `listen` means `1`. Parameter values, Unix paths, O2 ensemble names and OOCSI handles may
@@ -132,6 +133,10 @@ pub enum Host {
     Name(String),
     /// An IPv4 or IPv6 address.
     Ip(IpAddr),
+    /// An IPv6 address in a zone, the interface a link-local address is on: written
+    /// `[fe80::1%25eth0]` (RFC 6874) or `[fe80::1%eth0]` (as liblo and `getaddrinfo` take
+    /// it). The zone is an interface name or index, looked up when the channel opens.
+    Zoned(Ipv6Addr, String),
 }
 
 /// `osc.udp` parameters. All are optional; `None` leaves the transport's default.
@@ -456,6 +461,7 @@ impl Host {
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
             Host::Ip(ip) => Some(*ip),
+            Host::Zoned(ip, _) => Some(IpAddr::V6(*ip)),
             Host::Name(_) => None,
         }
     }
@@ -497,6 +503,7 @@ impl fmt::Display for Host {
             Host::Name(name) => f.write_str(name),
             Host::Ip(IpAddr::V4(v4)) => write!(f, "{v4}"),
             Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+            Host::Zoned(v6, zone) => write!(f, "[{v6}%25{zone}]"),
         }
     }
 }
@@ -669,17 +676,23 @@ fn parse_host(text: &str) -> Res<Host> {
         return bad("host", "missing");
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        if inner.contains('%') {
+        let (address, zone) = match inner.split_once('%') {
+            // `%25` is the delimiter percent-encoded (RFC 6874); a bare `%` is taken too.
+            Some((address, zone)) => (address, Some(zone.strip_prefix("25").unwrap_or(zone))),
+            None => (inner, None),
+        };
+        let Ok(v6) = address.parse::<Ipv6Addr>() else {
             return bad(
                 format!("host '{text}'"),
-                "IPv6 zone indexes are not supported",
-            );
-        }
-        return match inner.parse::<Ipv6Addr>() {
-            Ok(v6) => Ok(Host::Ip(IpAddr::V6(v6))),
-            Err(_) => bad(
-                format!("host '{text}'"),
                 "not an IPv6 address (brackets are for IPv6 only)",
+            );
+        };
+        return match zone {
+            None => Ok(Host::Ip(IpAddr::V6(v6))),
+            Some(zone) if is_interface_name(zone) => Ok(Host::Zoned(v6, zone.to_owned())),
+            Some(_) => bad(
+                format!("host '{text}'"),
+                "not a zone (an interface name or index after '%25')",
             ),
         };
     }
@@ -719,6 +732,14 @@ fn parse_host(text: &str) -> Res<Host> {
         return bad(part(), "not a valid IPv4 address");
     }
     Ok(Host::Name(text.to_owned()))
+}
+
+/// An interface name as Linux allows it (at most 15 bytes), or an index.
+fn is_interface_name(zone: &str) -> bool {
+    (1..16).contains(&zone.len())
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 fn parse_port(text: &str) -> Res<u16> {
@@ -1667,6 +1688,18 @@ mod tests {
         assert_eq!(ff02, Host::Ip("ff02::1".parse().unwrap()));
         assert!(ff02.is_multicast());
         assert_eq!(ff02.ip(), Some("ff02::1".parse().unwrap()));
+        // A zone: RFC 6874's `%25` or a bare `%`; printed back with `%25`.
+        let zoned = Host::Zoned("fe80::1".parse().unwrap(), "eth0".into());
+        for url in [
+            "osc.udp://[fe80::1%25eth0]:9000",
+            "osc.udp://[fe80::1%eth0]:9000",
+        ] {
+            assert_eq!(udp(url).0.as_ref(), Some(&zoned), "{url}");
+        }
+        assert_eq!(zoned.to_string(), "[fe80::1%25eth0]");
+        assert_eq!(zoned.ip(), Some("fe80::1".parse().unwrap()));
+        let url = ChannelUrl::parse("osc.tcp://[fe80::1%252]:9000").unwrap();
+        assert_eq!(url.to_string().parse::<ChannelUrl>().unwrap(), url);
         assert_eq!(Host::Name("x".into()).ip(), None);
         assert!(!Host::Name("x".into()).is_multicast());
         assert_eq!(
@@ -1703,9 +1736,13 @@ mod tests {
         err("osc.udp://[1.2.3.4]:9000/", "host '[1.2.3.4]'");
         err("osc.udp://[zz::1]:9000/", "host '[zz::1]'");
         err("osc.udp://[]:9000/", "host '[]'");
+        err("osc.udp://[fe80::1%25]:9000/", "host '[fe80::1%25]'");
+        err("osc.udp://[fe80::1%]:9000/", "host '[fe80::1%]'");
+        err("osc.udp://[fe80::1%25a/b]:9000/", "host");
+        err("osc.udp://[fe80::1%25sixteen-bytes-xy]:9000/", "host");
         err(
-            "osc.udp://[fe80::1%25eth0]:9000/",
-            "host '[fe80::1%25eth0]'",
+            "osc.udp://[fe80::zz%25eth0]:9000/",
+            "host '[fe80::zz%25eth0]'",
         );
         err("osc.udp://bad!host:9000/", "host 'bad!host'");
         err("osc.udp://a..b:9000/", "host 'a..b'");

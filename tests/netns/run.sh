@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Multicast and broadcast between two network namespaces joined by a veth pair, with the
-# real `rosco` binary on both sides. Creates and removes its own namespaces (needs root);
-# prints a clear skip message and exits 0 where the kernel refuses namespaces.
+# Multicast, broadcast and IPv6 link-local between two network namespaces joined by a veth
+# pair, with the real `rosco` binary on both sides. Creates and removes its own namespaces
+# (needs root); prints a clear skip message and exits 0 where the kernel refuses them.
 #
 #   tests/netns/run.sh [path/to/rosco]
 set -euo pipefail
@@ -110,6 +110,40 @@ wait_listening "$WORK/tcp.err"
 ip netns exec "$A" "$ROSCO" send "osc.tcp://$ADDR_B:7003" /across f 1.5
 wait
 check "TCP across namespaces" "/across f 1.500000" "$WORK/tcp"
+
+# IPv6 link-local across the veth: the address needs its zone (the interface), given in
+# the URL as liblo and getaddrinfo take it (%25 is RFC 6874's spelling of the '%').
+# A second link in A (a veth pair of its own, also on fe80::/64) makes the zone matter:
+# without it the kernel could take either.
+if ip -n "$A" addr add fe80::a/64 dev "va-$$" nodad 2>/dev/null &&
+    ip -n "$B" addr add fe80::b/64 dev "vb-$$" nodad 2>/dev/null; then
+    ip link add "vx-$$" netns "$A" type veth peer name "vy-$$" netns "$A"
+    ip -n "$A" addr add fe80::d/64 dev "vx-$$" nodad
+    ip -n "$A" link set "vx-$$" up
+    ip -n "$A" link set "vy-$$" up
+    ip netns exec "$B" "$ROSCO" dump --count 2 --timeout 10 "osc.udp://:7004" \
+        > "$WORK/ll" 2> "$WORK/ll.err" &
+    wait_listening "$WORK/ll.err"
+    ip netns exec "$A" "$ROSCO" send "osc.udp://[fe80::b%25va-$$]:7004" /link/local i 6
+    ip netns exec "$A" "$ROSCO" send "osc.udp://[fe80::b%va-$$]:7004" /link/local i 7
+    wait || true # a miss is reported by the check below
+    check "IPv6 link-local with its zone (%25)" "/link/local i 6" "$WORK/ll"
+    check "IPv6 link-local with its zone (%)" "/link/local i 7" "$WORK/ll"
+    ip netns exec "$B" "$ROSCO" dump --count 1 --timeout 10 "osc.tcp://:7005" \
+        > "$WORK/ll-tcp" 2> "$WORK/ll-tcp.err" &
+    wait_listening "$WORK/ll-tcp.err"
+    ip netns exec "$A" "$ROSCO" send "osc.tcp://[fe80::b%25va-$$]:7005" /link/tcp i 8
+    wait || true # a miss is reported by the check below
+    check "IPv6 link-local over TCP with its zone" "/link/tcp i 8" "$WORK/ll-tcp"
+    if ip netns exec "$A" "$ROSCO" send "osc.udp://[fe80::b%25nosuchif]:7004" /x 2> "$WORK/ll-bad"; then
+        echo "FAILED: a zone naming no interface was accepted"
+        failed=$((failed + 1))
+    else
+        check "a zone naming no interface is refused" "no interface named 'nosuchif'" "$WORK/ll-bad"
+    fi
+else
+    echo "netns: IPv6 link-local SKIPPED: the namespaces have no IPv6"
+fi
 
 echo "netns: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
