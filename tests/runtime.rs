@@ -2821,6 +2821,52 @@ fn a_connection_lost_with_output_waiting_says_so() {
     );
 }
 
+/// The calling thread's voluntary context switches so far (Linux).
+fn thread_wakeups() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("voluntary_ctxt_switches"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `poll` on an idle context sleeps through its timeout in every mode: it does not wake
+/// now and then to look around (threaded mode's used to, every 5 ms), and returns when
+/// another thread closes the context.
+#[test]
+fn poll_on_an_idle_context_sleeps() {
+    for mode in MODES {
+        let ctx = context(mode);
+        let before = thread_wakeups();
+        assert_eq!(ctx.poll(Some(Duration::from_millis(500))).unwrap(), 0);
+        let woke = thread_wakeups() - before;
+        assert!(woke <= 5, "{mode:?}: the polling thread woke {woke} times");
+    }
+    let ctx = Arc::new(context(Mode::Threaded));
+    let closer = ctx.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        closer.shutdown();
+    });
+    assert!(ctx.poll(None).is_err() || ctx.is_closed());
+    t.join().unwrap();
+}
+
+/// A stream listener sending to all its peers with none connected sends nothing and
+/// counts nothing as sent.
+#[test]
+fn a_listener_with_no_peers_counts_nothing_sent() {
+    let ctx = context(Mode::Poll);
+    let listener = ctx.open("srv", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    ctx.send(listener, "/x", &[]).unwrap();
+    let stats = ctx.stats(listener).unwrap();
+    assert_eq!(
+        (stats.packets_out, stats.bytes_out, stats.dropped),
+        (0, 0, 0)
+    );
+}
+
 /// An accept filter that panics refuses the connection, reported like any refusal, and
 /// the panic stays inside the context in every mode.
 #[test]

@@ -715,19 +715,22 @@ impl Channel {
             (Kind::Listener { peers, .. }, Dest::Default) => {
                 let conns: Vec<Arc<StreamConn>> =
                     peers.lock().iter().map(|(_, c)| c.clone()).collect();
-                let (mut wake, mut lost) = (false, 0);
+                let (mut wake, mut lost, mut took) = (false, 0, false);
                 for conn in conns {
                     // One peer's trouble (not reading, gone) does not stop the others; what
                     // it misses is counted and reported.
                     match send_stream(&conn, packet) {
-                        Ok(w) => wake |= w,
+                        Ok(w) => (wake, took) = (wake | w, true),
                         Err(_) => lost += 1,
                     }
                 }
                 if lost > 0 {
                     shared.dropped_on_send(self, lost);
                 }
-                sent(packet.len());
+                // Sent once if any peer took it; with no peer there was nobody to send to.
+                if took {
+                    sent(packet.len());
+                }
                 Ok(wake)
             }
             (Kind::Listener { .. }, Dest::Addr(_)) => Err(Error::Unsupported(

@@ -31,8 +31,6 @@ pub const LOCAL: &str = "_local";
 
 /// How long `close` waits for the I/O loop to let go of a channel.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
-/// How often a threaded context's `poll` looks whether the context closed while it waits.
-const POLL_NAP: Duration = Duration::from_millis(5);
 
 /// Polls of different contexts nested on one thread that `IN_POLL` tells apart.
 const MAX_NESTED_POLLS: usize = 8;
@@ -396,15 +394,8 @@ impl Context {
                     return Err(Error::Busy);
                 };
                 // Waits as the other modes do (`None`: until the context closes), so a
-                // loop around `poll` does not spin.
-                let until = deadline(timeout);
-                while !self.is_closed() {
-                    let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-                    if left.is_some_and(|l| l.is_zero()) {
-                        break;
-                    }
-                    std::thread::sleep(left.map_or(POLL_NAP, |l| l.min(POLL_NAP)));
-                }
+                // loop around `poll` does not spin, and sleeps meanwhile.
+                self.shared.wait_closed(deadline(timeout));
                 Ok(0)
             }
         }

@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     /// Workers (`ContextOptions::workers`) wait on `work` under `work_lock` for packets.
     work_lock: Mutex<()>,
     work: Condvar,
+    /// Threaded mode's `poll` waits on this, under `work_lock`, for the context to close
+    /// (not on `work`, whose `notify_one` is a worker's).
+    closing: Condvar,
     pool: ArrayQueue<Vec<u8>>,
     pub(crate) events: CallbackSlot<EventCallback>,
     pub(crate) log: CallbackSlot<LogCallback>,
@@ -155,6 +158,7 @@ impl Shared {
             queued_bytes: AtomicUsize::new(0),
             work_lock: Mutex::new(()),
             work: Condvar::new(),
+            closing: Condvar::new(),
             taken: Mutex::new(Taken {
                 count: 0,
                 holding: vec![IDLE; consumers],
@@ -390,6 +394,21 @@ impl Shared {
         self.notify.wake();
         let _idle = self.work_lock.lock();
         self.work.notify_all();
+        self.closing.notify_all();
+    }
+
+    /// Waits until the context closes or `until` passes (threaded mode's `poll`, which
+    /// has nothing else to wait for). `shutdown` sets `closed` before it takes `work_lock`
+    /// to wake this, so the wake-up cannot fall between the check and the wait.
+    pub(crate) fn wait_closed(&self, until: Option<Instant>) {
+        let mut idle = self.work_lock.lock();
+        while !self.closed.load(Ordering::Acquire) {
+            match until {
+                Some(u) if self.closing.wait_until(&mut idle, u).timed_out() => return,
+                Some(_) => {}
+                None => self.closing.wait(&mut idle),
+            }
+        }
     }
 
     /// The next queued packet, noted as in `consumer`'s hands until its next call.
