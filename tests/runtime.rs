@@ -2867,6 +2867,43 @@ fn a_listener_with_no_peers_counts_nothing_sent() {
     );
 }
 
+/// Peers each half-way through a large frame hold at most 64 MiB of a listener's memory
+/// together: the peer whose bytes pass that is disconnected, the others keep their place.
+#[test]
+fn unfinished_frames_across_peers_are_bounded() {
+    const PEERS: usize = 120;
+    const SENT: usize = 700_000;
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let listener = ctx.open("srv", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.local_addr(listener).unwrap().port();
+    // Each announces a 1,000,000-byte frame and sends 700,000 bytes of it.
+    let mut frame = 1_000_000u32.to_be_bytes().to_vec();
+    frame.resize(4 + SENT, 0);
+    let peers: Vec<_> = (0..PEERS)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(&frame).unwrap();
+            s
+        })
+        .collect();
+    let too_much = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.contains("unfinished frames across"));
+    // 64 MiB holds 95 such peers: at least the other 25 go.
+    let dropped = || seen.lock().unwrap().iter().filter(|e| too_much(e)).count();
+    assert!(
+        until(&ctx, || dropped() >= PEERS - 95),
+        "{} dropped",
+        dropped()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        dropped() <= PEERS - 80,
+        "{} dropped: more than needed",
+        dropped()
+    );
+    drop(peers);
+}
+
 /// An accept filter that panics refuses the connection, reported like any refusal, and
 /// the panic stays inside the context in every mode.
 #[test]

@@ -14,8 +14,7 @@ use crate::thread_buf::with_buf;
 use crate::transport::sender_streams::SenderStreams;
 use crate::transport::socket_file::{self, check_path, SocketFile};
 use crate::transport::stream::{
-    connect_unix, release_fd, Connecting, Listener, OutputBudget, Stream, StreamConn,
-    MAX_PENDING_OUT,
+    connect_unix, release_fd, Connecting, Listener, PeerBudget, Stream, StreamConn, MAX_PENDING_OUT,
 };
 use crate::transport::udp::{self, UdpEndpoint};
 use crate::transport::url::{ChannelUrl, Host, StreamFraming};
@@ -232,8 +231,9 @@ pub(crate) enum Kind {
     Listener {
         listener: Listener,
         peers: Mutex<Slab<Arc<StreamConn>>>,
-        /// Shared by the peers' connections: what waits to be written to all of them.
-        budget: OutputBudget,
+        /// Shared by the peers' connections: what they hold together (output waiting,
+        /// unfinished frames).
+        budget: PeerBudget,
         /// What a new peer is sent in: the framing the URL fixed, or `None` to follow the
         /// peer's own once detected (a length prefix until then).
         send: Option<Framing>,
@@ -417,7 +417,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
-                    budget: OutputBudget::default(),
+                    budget: PeerBudget::default(),
                     send,
                     read,
                 }
@@ -454,7 +454,7 @@ impl Channel {
                     Kind::Listener {
                         listener: Listener::unix(path)?,
                         peers: Mutex::new(Slab::default()),
-                        budget: OutputBudget::default(),
+                        budget: PeerBudget::default(),
                         send,
                         read,
                     }
@@ -546,7 +546,7 @@ impl Channel {
                 Kind::Listener {
                     listener,
                     peers: Mutex::new(Slab::default()),
-                    budget: OutputBudget::default(),
+                    budget: PeerBudget::default(),
                     send: Some(Framing::LengthPrefix),
                     read: DeframeMode::Fixed(Framing::LengthPrefix),
                 }
@@ -891,7 +891,7 @@ impl Client {
                         DeframeMode::Fixed(self.framing),
                         self.max_frame,
                         true,
-                        OutputBudget::default(),
+                        PeerBudget::default(),
                     )
                 })
                 .map(|conn| ClientState::Connected(Arc::new(conn))),

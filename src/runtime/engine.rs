@@ -737,6 +737,12 @@ impl Engine {
                 reader.frame_began = Instant::now();
             }
         }
+        if !conn.count_unfinished(&mut reader) {
+            drop(reader);
+            let why = "too many bytes of unfinished frames across the listener's peers";
+            self.drop_stream(ch, peer, conn, why);
+            return dispatched;
+        }
         if eof {
             let finished = Finished {
                 mark: match self.sink {

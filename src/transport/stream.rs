@@ -28,23 +28,40 @@ pub(crate) const MAX_PENDING_OUT: usize = 8 << 20;
 /// Output waiting across all of one listener's connections past this fails new sends
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
+/// Bytes of unfinished frames held across one listener's connections past this end the
+/// connection whose read passed it: 500 peers each half-way through a 1 MiB frame would
+/// otherwise hold 500 MiB until they stall.
+pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
 
-/// Bytes waiting in the output buffers of the connections that share it (a listener's
-/// peers); a connection of its own for a client.
+/// What the connections that share it (a listener's peers; a client's connection has one
+/// of its own) hold together: output waiting to be written, and bytes of frames read but
+/// not finished.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct OutputBudget(Arc<AtomicUsize>);
+pub(crate) struct PeerBudget {
+    output: Arc<AtomicUsize>,
+    unfinished: Arc<AtomicUsize>,
+}
 
-impl OutputBudget {
+impl PeerBudget {
     fn waiting(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.output.load(Ordering::Relaxed)
     }
 
     fn add(&self, n: usize) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.output.fetch_add(n, Ordering::Relaxed);
     }
 
     fn take(&self, n: usize) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
+        self.output.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Moves a connection's count of unfinished bytes from `was` to `now`; returns the
+    /// new total.
+    fn unfinished(&self, was: usize, now: usize) -> usize {
+        match now >= was {
+            true => self.unfinished.fetch_add(now - was, Ordering::Relaxed) + (now - was),
+            false => self.unfinished.fetch_sub(was - now, Ordering::Relaxed) - (was - now),
+        }
     }
 }
 
@@ -97,6 +114,8 @@ pub(crate) struct Reader {
     pub(crate) frame_began: Instant,
     /// Set when the peer has finished sending (end of stream).
     pub(crate) finished: Option<Finished>,
+    /// The deframer's unfinished bytes as last counted in the connection's budget.
+    counted: usize,
 }
 
 /// A connection whose peer finished sending stays for what is owed to it (its output, and
@@ -121,7 +140,7 @@ pub(crate) struct StreamConn {
     framing: OnceLock<Framing>,
     out: Mutex<Vec<u8>>,
     /// Counts what waits in `out`, with the other connections it is shared with.
-    budget: OutputBudget,
+    budget: PeerBudget,
     closed: AtomicBool,
     pub(crate) reader: Mutex<Reader>,
 }
@@ -138,7 +157,7 @@ impl StreamConn {
         read: DeframeMode,
         max_frame: usize,
         nodelay: bool,
-        budget: OutputBudget,
+        budget: PeerBudget,
     ) -> io::Result<StreamConn> {
         match &stream {
             Stream::Tcp(s) => {
@@ -158,6 +177,7 @@ impl StreamConn {
                 deframer: Deframer::new(read, max_frame),
                 frame_began: Instant::now(),
                 finished: None,
+                counted: 0,
             }),
         })
     }
@@ -272,9 +292,30 @@ impl StreamConn {
     }
 }
 
+impl StreamConn {
+    /// Counts the bytes of unfinished frames `reader` (this connection's) holds in the
+    /// budget; false when, with the other connections', they are over
+    /// `MAX_LISTENER_UNFINISHED` and this connection holds some.
+    pub(crate) fn count_unfinished(&self, reader: &mut Reader) -> bool {
+        let now = reader.deframer.pending();
+        let total = self.budget.unfinished(reader.counted, now);
+        reader.counted = now;
+        if now == 0 || total <= MAX_LISTENER_UNFINISHED {
+            return true;
+        }
+        // The connection is to end: its bytes make room for the others' at once, not
+        // when the last reference to it goes.
+        self.budget.unfinished(now, 0);
+        reader.counted = 0;
+        false
+    }
+}
+
 impl Drop for StreamConn {
     fn drop(&mut self) {
         self.budget.take(self.out.get_mut().len());
+        let counted = self.reader.get_mut().counted;
+        self.budget.unfinished(counted, 0);
     }
 }
 
@@ -452,11 +493,11 @@ mod tests {
     use crate::osc::framing::DEFAULT_MAX_FRAME;
 
     fn pair() -> (StreamConn, StreamConn) {
-        pair_sharing(&OutputBudget::default())
+        pair_sharing(&PeerBudget::default())
     }
 
     /// A connected pair, the first end counting its output in `budget`.
-    fn pair_sharing(budget: &OutputBudget) -> (StreamConn, StreamConn) {
+    fn pair_sharing(budget: &PeerBudget) -> (StreamConn, StreamConn) {
         let (a, b) = UnixStream::pair().unwrap();
         let mk = |s, f, budget| {
             StreamConn::new(
@@ -472,7 +513,7 @@ mod tests {
         };
         (
             mk(a, Framing::LengthPrefix, budget.clone()),
-            mk(b, Framing::Slip, OutputBudget::default()),
+            mk(b, Framing::Slip, PeerBudget::default()),
         )
     }
 
@@ -504,7 +545,7 @@ mod tests {
                 DeframeMode::Detect,
                 DEFAULT_MAX_FRAME,
                 nodelay,
-                OutputBudget::default(),
+                PeerBudget::default(),
             )
             .unwrap();
             let Stream::Tcp(tcp) = conn.stream() else {
@@ -554,7 +595,7 @@ mod tests {
 
     #[test]
     fn output_waiting_across_a_listeners_peers_is_bounded() {
-        let budget = OutputBudget::default();
+        let budget = PeerBudget::default();
         let chunk = vec![7u8; 256 << 10];
         // More peers that stop reading than the budget holds at 8 MiB each.
         let pairs: Vec<_> = (0..MAX_LISTENER_OUT / MAX_PENDING_OUT + 4)
