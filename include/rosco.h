@@ -1,4 +1,4 @@
-/* rosco: OSC, O2lite and OOCSI messaging. MIT OR Apache-2.0. */
+/* rosco: OSC, O2lite and OOCSI messaging. MIT OR Apache-2.0. Needs C99 or later, or C++. */
 
 #ifndef ROSCO_H
 #define ROSCO_H

@@ -173,6 +173,12 @@ stage_install() {
     export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
     step "pkg-config build (shared)" pkg_build pc_shared
     step "pkg-config build (static)" pkg_build pc_static static
+    # rosco.pc follows a moved prefix, as the CMake package does.
+    local installed="$prefix"
+    prefix="$work/moved"
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    step "move the install" mv "$installed" "$prefix" &&
+        step "pkg-config build (prefix moved)" pkg_build pc_moved
 }
 
 install_missing
