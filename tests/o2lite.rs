@@ -577,7 +577,7 @@ fn bridges_between_o2_services_and_osc_channels() {
     let args = [
         Arg::True,
         Arg::False,
-        Arg::Time(rosco::runtime::seconds_to_fixed(in_a_second)),
+        Arg::Time(rosco::runtime::seconds_to_fixed(in_a_second).unwrap()),
     ];
     s.client
         .o2_send(s.client_ch, 0.0, true, "/synth/mixed", &args)
@@ -681,6 +681,38 @@ fn names_urls_and_ports_are_checked_and_reported() {
 
 /// An O2 address beginning with `!` is looked up as it is (spec §3.3): `!server/*` reaches
 /// a method for that very address, not every `/server/...` method as a pattern would.
+/// An O2 time argument arrives as 32.32 fixed point, to the nearest 2^-32 s; one rosco
+/// cannot carry (O2's -1 for "no clock", 2^32 s or more) is refused and reported, not
+/// changed (spec §16).
+#[test]
+fn o2_time_arguments_arrive_or_are_refused() {
+    let host = context(Mode::Threaded);
+    let seen = events(&host);
+    let ch = host.open("host", "o2lite-host://times?mdns=0").unwrap();
+    host.o2_service_add(ch, "server").unwrap();
+    let log = record(&host, "/server/*");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", host.o2_udp_port(ch).unwrap());
+    for (address, t) in [
+        ("!server/no", -1.0),
+        ("!server/far", 5e9),
+        ("!server/ok", 0.1),
+    ] {
+        let mut d = Vec::new();
+        let arg = rosco::o2lite::message::O2Arg::Time(t);
+        rosco::o2lite::message::encode_udp(&mut d, 0.0, address.as_bytes(), [arg]).unwrap();
+        udp.send_to(&d, to).unwrap();
+    }
+    let refused = |e: &Event| matches!(e, Event::Malformed { reason, .. } if reason.contains("outside 0 to 2^32 seconds"));
+    let host_only = [&host];
+    assert!(until(&host_only, || log.lock().unwrap().len() == 1));
+    assert!(until(&host_only, || count(&seen, refused) == 2));
+    let got = log.lock().unwrap()[0].clone();
+    assert_eq!(got.0, "/server/ok");
+    let t = rosco::runtime::fixed_to_seconds(time_arg(&got.2[0]));
+    assert!((t - 0.1).abs() < 1e-9, "{t}");
+}
+
 #[test]
 fn bang_addresses_are_literal() {
     let s = setup(Mode::Poll);

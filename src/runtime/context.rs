@@ -36,6 +36,8 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 const MAX_NESTED_POLLS: usize = 8;
 /// Why a bridge holds back a message with a time argument: global time is not known yet.
 const UNSYNCED_TIME: &str = "a time argument before the O2 clock is synchronised";
+/// Why a bridge refuses a message with a time argument: a time before the O2 clock began.
+const EARLY_TIME: &str = "a time argument before the O2 clock began";
 #[allow(clippy::declare_interior_mutable_const)] // copied into each slot of `IN_POLL`
 const NOT_POLLING: Cell<usize> = Cell::new(0);
 
@@ -542,19 +544,22 @@ impl Context {
             };
             // A timetag argument becomes global seconds, as the bundle's timetag does;
             // before the clock is known there are none to give.
-            let args: Option<Vec<Arg<'_>>> = m
+            let args: Result<Vec<Arg<'_>>, Error> = m
                 .args()
                 .map(|a| match a {
-                    Arg::Time(t) if t.to_bits() > 1 => sender
-                        .global_at(o2, t)
-                        .map(|global| Arg::Time(super::o2::seconds_to_fixed(global))),
-                    a => Some(a),
+                    Arg::Time(t) if t.to_bits() > 1 => {
+                        let global = sender
+                            .global_at(o2, t)
+                            .ok_or(Error::Unsupported(UNSYNCED_TIME))?;
+                        super::o2::seconds_to_fixed(global)
+                            .map(Arg::Time)
+                            .ok_or(Error::Unsupported(EARLY_TIME))
+                    }
+                    a => Ok(a),
                 })
                 .collect();
-            let sent = match args {
-                Some(args) => sender.o2_send(o2, timestamp, reliable, &address, &args),
-                None => Err(Error::Unsupported(UNSYNCED_TIME)),
-            };
+            let sent =
+                args.and_then(|args| sender.o2_send(o2, timestamp, reliable, &address, &args));
             if let Err(e) = sent {
                 sender.bridge_failed(&address, &e);
             }

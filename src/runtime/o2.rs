@@ -12,7 +12,7 @@ use crate::o2lite::client::{ClientSession, Output};
 use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RESTART_INTERVAL};
 use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
-use crate::osc::{Arg, EncodeError, PacketWriter};
+use crate::osc::{Arg, PacketWriter};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::url::UrlError;
@@ -170,7 +170,19 @@ pub(crate) fn to_osc(
     msg: &O2Message<'_>,
     address: &mut Vec<u8>,
     out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
+) -> Result<(), String> {
+    // A time rosco cannot carry is refused, not changed (spec §16).
+    let times = msg.args().enumerate().filter_map(|(i, a)| match a {
+        O2Arg::Time(t) => Some((i, t)),
+        _ => None,
+    });
+    for (index, t) in times {
+        if seconds_to_fixed(t).is_none() {
+            return Err(format!(
+                "argument {index}: time {t} is outside 0 to 2^32 seconds, what rosco carries"
+            ));
+        }
+    }
     address.clear();
     address.push(b'/');
     address.extend_from_slice(msg.path());
@@ -178,7 +190,9 @@ pub(crate) fn to_osc(
         args: msg.args(),
         vector: None,
     };
-    PacketWriter::with_options(out, &crate::osc::O2_ENCODE).message_iter(&address[..], args)
+    PacketWriter::with_options(out, &crate::osc::O2_ENCODE)
+        .message_iter(&address[..], args)
+        .map_err(|e| e.to_string())
 }
 
 /// The OSC form of an O2 message's arguments, one at a time.
@@ -212,7 +226,8 @@ impl<'a> Iterator for OscArgs<'a> {
             O2Arg::Float(v) => Arg::Float(v),
             O2Arg::Str(s) => Arg::Str(s),
             O2Arg::Double(v) => Arg::Double(v),
-            O2Arg::Time(t) => Arg::Time(seconds_to_fixed(t)),
+            // Checked by `to_osc`.
+            O2Arg::Time(t) => Arg::Time(seconds_to_fixed(t).unwrap_or_default()),
             O2Arg::Long(v) => Arg::Long(v),
             O2Arg::Bool(b) => Arg::Bool(b),
             O2Arg::Blob(b) => Arg::Blob(b),
@@ -264,15 +279,21 @@ pub fn o2lite_url(ensemble: &str, host: Option<&str>) -> Result<String, UrlError
     })
 }
 
-/// O2 global seconds as a 32.32 fixed-point value (exact to 2^-32 s), the form an O2 `t`
-/// takes inside rosco.
-pub fn seconds_to_fixed(t: f64) -> TimeTag {
-    TimeTag::from_bits((t.max(0.0) * 4_294_967_296.0) as u64)
+/// O2 global seconds as a 32.32 fixed-point value (to the nearest 2^-32 s), the form an
+/// O2 `t` takes inside rosco; `None` for seconds it cannot hold: negative (O2's -1 for
+/// "no clock yet"), 2^32 or more, or not a number.
+pub fn seconds_to_fixed(t: f64) -> Option<TimeTag> {
+    (0.0..FIXED_ONE)
+        .contains(&t)
+        .then(|| TimeTag::from_bits((t * FIXED_ONE).round() as u64))
 }
+
+/// One second in 32.32 fixed point.
+const FIXED_ONE: f64 = 4_294_967_296.0;
 
 /// The inverse of [`seconds_to_fixed`].
 pub fn fixed_to_seconds(t: TimeTag) -> f64 {
-    t.to_bits() as f64 / 4_294_967_296.0
+    t.to_bits() as f64 / FIXED_ONE
 }
 
 /// The O2 form of OSC arguments, checked first: OSC colours have no O2 form. A timetag
@@ -451,8 +472,24 @@ mod tests {
                 Arg::Int(-3),
                 Arg::ArrayEnd,
                 Arg::Bool(true),
-                Arg::Time(seconds_to_fixed(1.5)),
+                Arg::Time(TimeTag::from_bits(3 << 31)),
             ]
+        );
+        // Times rosco cannot carry are refused, not clamped.
+        for t in [-1.0, 4_294_967_296.0, f64::NAN] {
+            body.clear();
+            crate::o2lite::message::encode_body(&mut body, 1, 0.0, b"!svc/t", [O2Arg::Time(t)])
+                .unwrap();
+            let msg = crate::o2lite::message::decode(&body).unwrap();
+            let refused = to_osc(&msg, &mut address, &mut out).unwrap_err();
+            assert!(
+                refused.contains("outside 0 to 2^32 seconds"),
+                "{t}: {refused}"
+            );
+        }
+        assert_eq!(
+            seconds_to_fixed(0.1).map(fixed_to_seconds),
+            Some(0.10000000009313226)
         );
     }
 }
