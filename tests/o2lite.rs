@@ -713,6 +713,22 @@ fn o2_time_arguments_arrive_or_are_refused() {
     assert!((t - 0.1).abs() < 1e-9, "{t}");
 }
 
+/// A best-effort (UDP) send too long for a datagram is refused with the reason, by the
+/// encoder rather than by the socket.
+#[test]
+fn a_datagram_too_long_is_refused_with_its_reason() {
+    let s = setup(Mode::Poll);
+    s.wait_synced(1);
+    let big = vec![0u8; 70_000];
+    let sent = s
+        .client
+        .o2_send(s.client_ch, 0.0, false, "/server/big", &[Arg::Blob(&big)]);
+    match sent {
+        Err(rosco::Error::Unsupported(why)) => assert!(why.contains("65,507"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn bang_addresses_are_literal() {
     let s = setup(Mode::Poll);

@@ -634,14 +634,21 @@ pub fn encode_tcp<'a, A: Borrow<O2Arg<'a>>>(
 
 /// Appends a UDP datagram body (misc 0).
 ///
-/// Errors as [`encode_body`]; on error `out` is left unchanged.
+/// Errors as [`encode_body`], and [`O2ErrorKind::DatagramTooLong`] for a body longer than
+/// [`MAX_UDP_BODY`]; on error `out` is left unchanged.
 pub fn encode_udp<'a, A: Borrow<O2Arg<'a>>>(
     out: &mut Vec<u8>,
     timestamp: f64,
     address: &[u8],
     args: impl IntoIterator<Item = A, IntoIter = impl Iterator<Item = A> + Clone>,
 ) -> Result<(), O2Error> {
-    encode_body(out, 0, timestamp, address, args)
+    let start = out.len();
+    encode_body(out, 0, timestamp, address, args)?;
+    if out.len() - start > MAX_UDP_BODY {
+        out.truncate(start);
+        return Err(O2Error::new(O2ErrorKind::DatagramTooLong, MAX_UDP_BODY));
+    }
+    Ok(())
 }
 
 /// Writes a padded string (1 to 4 NULs).
@@ -1532,10 +1539,22 @@ mod tests {
             Err(err(O2ErrorKind::FrameTooLong, MAX_TCP_FRAME))
         );
         assert_eq!(out, [9]);
-        // UDP and bare bodies have no such limit here.
-        encode_udp(&mut out, 0.0, b"/a", [O2Arg::Blob(&big)]).expect("udp");
+        // A bare body has no such limit; a datagram has its own, checked here too.
+        encode_body(&mut out, 0, 0.0, b"/a", [O2Arg::Blob(&big)]).expect("body");
         assert_eq!(out.len(), 1 + MAX_TCP_FRAME + 1);
         assert_eq!(decode(&out[1..]).expect("decode").arg_count(), 1);
+        out.truncate(1);
+        // 24 bytes before the blob's data; bodies are whole words, the last 65,504 bytes.
+        let most = vec![7u8; 65_504 - 24];
+        encode_udp(&mut out, 0.0, b"/a", [O2Arg::Blob(&most)]).expect("udp");
+        assert_eq!(out.len(), 1 + 65_504);
+        out.truncate(1);
+        let over = vec![7u8; 65_504 - 23];
+        assert_eq!(
+            encode_udp(&mut out, 0.0, b"/a", [O2Arg::Blob(&over)]),
+            Err(err(O2ErrorKind::DatagramTooLong, MAX_UDP_BODY))
+        );
+        assert_eq!(out, [9]);
     }
 
     #[test]
