@@ -206,6 +206,11 @@ fn send_takes_oscsend_host_and_port() {
         let got: String = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(got, expected, "{host}");
     }
+    let bracketed = rosco(&["send", "[::1]", &port, "/x"]);
+    assert!(bracketed.status.success(), "{bracketed:?}");
+    let far = rosco(&["send", "localhost", "65536", "/x"]);
+    assert_eq!(far.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&far.stderr).contains("port 65536 is out of range"));
     // Without a port after it, a host is not a URL.
     let bad = rosco(&["send", "localhost", "/x"]);
     assert_eq!(bad.status.code(), Some(2));

@@ -84,6 +84,10 @@ fn udp_both_ways_with_replies_in_every_mode() {
                 let Some(Arg::Int(n)) = m.arg(0) else {
                     return Flow::PassOn;
                 };
+                // An empty packet is refused on every path, replies included (else the
+                // pong does not come either).
+                let empty = sender.reply_packet(info, &[]);
+                assert!(matches!(empty, Err(rosco::Error::Decode(_))), "{empty:?}");
                 sender.reply(info, "/pong", &[Arg::Int(n + 1)]).unwrap();
                 Flow::Handled
             })

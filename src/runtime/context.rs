@@ -817,12 +817,6 @@ impl Sender {
     /// Sends raw bytes as one packet (datagram or frame) on a channel. They are not
     /// checked, except that an empty packet, never valid OSC, is refused.
     pub fn send_packet(&self, id: ChannelId, packet: &[u8]) -> Result<(), Error> {
-        if packet.is_empty() {
-            return Err(Error::Decode(crate::osc::DecodeError {
-                kind: crate::osc::DecodeErrorKind::Empty,
-                offset: 0,
-            }));
-        }
         self.with_channel(id, |ch| self.transmit(ch, packet, Dest::Default))
     }
 
@@ -891,7 +885,14 @@ impl Sender {
         self.with_channel(id, |ch| self.transmit(ch, packet, dest))
     }
 
+    /// Every send ends here: an empty packet, which no receiver accepts, goes no further.
     fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
+        if packet.is_empty() {
+            return Err(Error::Decode(crate::osc::DecodeError {
+                kind: crate::osc::DecodeErrorKind::Empty,
+                offset: 0,
+            }));
+        }
         let to = match dest {
             Dest::Addr(a) => Some(a),
             _ => None,

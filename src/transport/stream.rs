@@ -28,9 +28,10 @@ pub(crate) const MAX_PENDING_OUT: usize = 8 << 20;
 /// Output waiting across all of one listener's connections past this fails new sends
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
-/// Bytes of unfinished frames held across one listener's connections past this end the
-/// connection whose read passed it: 500 peers each half-way through a 1 MiB frame would
-/// otherwise hold 500 MiB until they stall.
+/// Bytes of unfinished frames held across one listener's connections past this (or past
+/// room for two of the largest frames allowed, if more) end the connection whose read
+/// passed it: 500 peers each half-way through a 1 MiB frame would otherwise hold 500 MiB
+/// until they stall.
 pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
 
 /// What the connections that share it (a listener's peers; a client's connection has one
@@ -246,14 +247,15 @@ impl StreamConn {
     }
 
     /// Writes `frame` at once when nothing is queued; queues what is not written. Refuses
-    /// (`WouldBlock`) while more than `MAX_PENDING_OUT` bytes wait, or more than
-    /// `MAX_LISTENER_OUT` across the budget's connections: a peer that stops reading must
-    /// not grow this without bound.
+    /// (`WouldBlock`) to queue behind more than `MAX_PENDING_OUT` waiting bytes, or more
+    /// than `MAX_LISTENER_OUT` across the budget's connections: a peer that stops reading
+    /// must not grow this without bound. A peer with nothing queued is written to whatever
+    /// the others hold (the rest of a frame begun is queued, so it stays whole).
     fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8]) -> io::Result<bool> {
-        if out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
         if !out.is_empty() {
+            if out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             out.extend_from_slice(frame);
             self.budget.add(frame.len());
             return Ok(true);
@@ -300,7 +302,10 @@ impl StreamConn {
         let now = reader.deframer.pending();
         let total = self.budget.unfinished(reader.counted, now);
         reader.counted = now;
-        if now == 0 || total <= MAX_LISTENER_UNFINISHED {
+        // A lone peer (a client's connection has a budget of its own) may always hold one
+        // frame as large as its channel allows, with the next one begun.
+        let limit = MAX_LISTENER_UNFINISHED.max(reader.deframer.max_frame().saturating_mul(2));
+        if now == 0 || total <= limit {
             return true;
         }
         // The connection is to end: its bytes make room for the others' at once, not
@@ -608,17 +613,52 @@ mod tests {
         }
         let waiting: usize = pairs.iter().map(|(a, _)| a.out.lock().len()).sum();
         assert_eq!(budget.waiting(), waiting);
-        assert!(
-            waiting <= MAX_LISTENER_OUT + chunk.len() + 4,
-            "{waiting} bytes wait"
-        );
+        // Past the budget, a peer with nothing queued still takes a frame (the rest of it
+        // queued, so that it stays whole), and no more.
+        let most = MAX_LISTENER_OUT + pairs.len() * (chunk.len() + 4);
+        assert!(waiting <= most, "{waiting} bytes wait");
         assert!(
             refused_early >= 4,
             "only {refused_early} peers were refused early"
         );
+        // A peer that reads is still written to, though the others hold the budget.
+        let (good, far) = pair_sharing(&budget);
+        let mut reader = far.reader.lock();
+        for _ in 0..100 {
+            good.send(&chunk).unwrap();
+            while good.wants_write() {
+                good.flush().unwrap();
+                let _ = reader.deframer.read_from(&mut far.stream(), 1 << 20);
+                while let Some(Ok(_)) = reader.deframer.next_frame() {}
+            }
+        }
+        drop(reader);
+        drop((good, far));
         // A peer going gives its share back.
         drop(pairs);
         assert_eq!(budget.waiting(), 0);
+    }
+
+    #[test]
+    fn a_lone_peer_may_hold_a_frame_as_large_as_allowed() {
+        let (a, _) = UnixStream::pair().unwrap();
+        let max_frame = 100 << 20;
+        let conn = StreamConn::new(
+            Stream::Unix(a),
+            None,
+            None,
+            DeframeMode::Fixed(Framing::LengthPrefix),
+            max_frame,
+            true,
+            PeerBudget::default(),
+        )
+        .unwrap();
+        let mut reader = conn.reader.lock();
+        // 70 MiB of a 90 MiB frame: over MAX_LISTENER_UNFINISHED, within the channel's limit.
+        reader.deframer.push(&(90u32 << 20).to_be_bytes());
+        reader.deframer.push(&vec![0; 70 << 20]);
+        assert!(reader.deframer.pending() > MAX_LISTENER_UNFINISHED);
+        assert!(conn.count_unfinished(&mut reader));
     }
 
     #[test]

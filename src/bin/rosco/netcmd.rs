@@ -337,10 +337,16 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         .split_first()
         .ok_or_else(|| usage("send needs a URL"))?;
     // oscsend's forms too: `HOST PORT` (UDP) and `-` (the bytes on standard output).
-    let (url, message) = match message.first().and_then(|p| p.parse::<u16>().ok()) {
+    let port = message
+        .first()
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let (url, message) = match port {
         _ if first == "-" => (None, message),
         Some(port) if !first.contains("://") => {
-            let host = match first.contains(':') {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| usage(&format!("port {port} is out of range (1 to 65535)")))?;
+            let host = match first.contains(':') && !first.starts_with('[') {
                 true => format!("[{first}]"),
                 false => first.clone(),
             };
