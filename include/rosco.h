@@ -169,7 +169,8 @@ typedef struct rosco_ctx_options {
   // Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
   // 1,048,576).
   uint32_t queue_capacity;
-  // A stream peer leaving half a frame this long (ms) is disconnected.
+  // A stream peer leaving half a frame this long (ms), or taking none of the output
+  // waiting for it this long, is disconnected.
   uint32_t stall_timeout_ms;
   // Non-zero: stream clients reconnect after losing their connection.
   int32_t reconnect;

@@ -1503,6 +1503,58 @@ fn a_slow_callback_elsewhere_does_not_make_a_framed_sender_silent() {
     }
 }
 
+/// A peer that stops reading is disconnected once its output has waited for the stall
+/// timeout without moving; one that reads keeps its place.
+#[test]
+fn a_peer_that_stops_reading_is_dropped_alone() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        stall_timeout: Duration::from_millis(1000),
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let seen = events(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let addr = ("127.0.0.1", ctx.port(server).unwrap());
+    let _stuck = TcpStream::connect(addr).unwrap();
+    let mut reader = TcpStream::connect(addr).unwrap();
+    let read = Arc::new(AtomicUsize::new(0));
+    let counted = read.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            counted.fetch_add(n, Ordering::Relaxed);
+        }
+    });
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    assert!(until(&ctx, || seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| connected(e))
+        .count()
+        == 2));
+    // Enough for the stuck peer's socket buffers to fill and its output to wait.
+    let blob = vec![7u8; 60_000];
+    for _ in 0..300 {
+        let _ = ctx.send(server, "/big", &[Arg::Blob(&blob)]);
+    }
+    let not_reading = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.starts_with("not reading"));
+    let dropped = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| not_reading(e))
+            .count()
+    };
+    assert!(until(&ctx, || dropped() == 1), "{:?}", seen.lock().unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(dropped(), 1, "the reading peer was dropped too");
+    let before = read.load(Ordering::Relaxed);
+    ctx.send(server, "/after", &[]).unwrap();
+    assert!(until(&ctx, || read.load(Ordering::Relaxed) > before));
+}
+
 #[test]
 fn bad_stream_peers_are_dropped_alone() {
     for mode in MODES {

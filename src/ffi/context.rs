@@ -43,7 +43,8 @@ pub struct rosco_ctx_options {
     /// Received packets waiting for `rosco_poll` in io-thread mode, or for a worker (1 to
     /// 1,048,576).
     pub queue_capacity: u32,
-    /// A stream peer leaving half a frame this long (ms) is disconnected.
+    /// A stream peer leaving half a frame this long (ms), or taking none of the output
+    /// waiting for it this long, is disconnected.
     pub stall_timeout_ms: u32,
     /// Non-zero: stream clients reconnect after losing their connection.
     pub reconnect: i32,

@@ -338,7 +338,7 @@ impl Engine {
             // Callbacks on another thread do not wake this loop when they are done.
             Some(f) if f.mark.is_some() => Some(f.until.min(now + FINISHED_CHECK)),
             Some(f) => Some(f.until),
-            None => stall_deadline(&reader, stall),
+            None => min_instant(stall_deadline(&reader, stall), output_deadline(conn, stall)),
         }
     }
 
@@ -782,9 +782,17 @@ impl Engine {
             Some(f) if !self.owed(conn, f) => Some("closed by peer"),
             Some(f) if f.until <= now => Some("closed by peer; what was owed to it not taken"),
             Some(_) => None,
-            None => stall_deadline(&reader, self.shared.options.stall_timeout)
-                .is_some_and(|d| d <= now)
-                .then_some("incomplete frame for too long"),
+            None => {
+                let stall = self.shared.options.stall_timeout;
+                let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+                if due(stall_deadline(&reader, stall)) {
+                    Some("incomplete frame for too long")
+                } else if due(output_deadline(conn, stall)) {
+                    Some("not reading: its output waited for the stall timeout")
+                } else {
+                    None
+                }
+            }
         }
     }
 
@@ -1442,6 +1450,13 @@ fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
         .mid_packet()
         .then(|| reader.frame_began.checked_add(stall))
         .flatten()
+}
+
+/// When a connection whose output waits without moving is taken for a peer that stopped
+/// reading (one that reads slowly moves it now and then).
+fn output_deadline(conn: &StreamConn, stall: Duration) -> Option<Instant> {
+    conn.output_stuck_since()
+        .and_then(|since| since.checked_add(stall))
 }
 
 /// The time, read from the clock when first asked for: a busy-polling turn over datagram

@@ -96,7 +96,8 @@ pub struct ContextOptions {
     /// dropped and counted.
     /// At most [`MAX_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
-    /// A stream peer that leaves half a frame unfinished this long is disconnected.
+    /// A stream peer that leaves half a frame unfinished this long, or takes none of the
+    /// output waiting for it this long, is disconnected.
     pub stall_timeout: Duration,
     /// Stream clients' reconnect policy (a URL's parameters override it per channel).
     pub reconnect: Reconnect,

@@ -140,6 +140,9 @@ pub(crate) struct StreamConn {
     /// the peer was detected to use (until then, the length prefix).
     framing: OnceLock<Framing>,
     out: Mutex<Vec<u8>>,
+    /// When output last moved: began to wait in `out`, or was partly written. Taken under
+    /// `out`'s lock.
+    moved: Mutex<Instant>,
     /// Counts what waits in `out`, with the other connections it is shared with.
     budget: PeerBudget,
     closed: AtomicBool,
@@ -172,6 +175,7 @@ impl StreamConn {
             peer,
             framing: send.map_or_else(OnceLock::new, OnceLock::from),
             out: Mutex::new(Vec::new()),
+            moved: Mutex::new(Instant::now()),
             budget,
             closed: AtomicBool::new(false),
             reader: Mutex::new(Reader {
@@ -266,9 +270,18 @@ impl StreamConn {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
+        if written < frame.len() {
+            *self.moved.lock() = Instant::now();
+        }
         out.extend_from_slice(&frame[written..]);
         self.budget.add(frame.len() - written);
         Ok(written < frame.len())
+    }
+
+    /// Since when output has waited without any of it being written, if it waits.
+    pub(crate) fn output_stuck_since(&self) -> Option<Instant> {
+        let out = self.out.lock();
+        (!out.is_empty()).then(|| *self.moved.lock())
     }
 
     /// Writes queued output; true when none is left.
@@ -280,6 +293,7 @@ impl StreamConn {
                 Ok(n) => {
                     out.drain(..n);
                     self.budget.take(n);
+                    *self.moved.lock() = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
