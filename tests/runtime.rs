@@ -1555,6 +1555,57 @@ fn a_peer_that_stops_reading_is_dropped_alone() {
     assert!(until(&ctx, || read.load(Ordering::Relaxed) > before));
 }
 
+/// A peer that reads slowly but steadily is not taken for one that stopped: poll reports
+/// its socket writable only once much of the buffer is free, so a write is tried first.
+#[test]
+fn a_slow_steady_reader_keeps_its_place() {
+    let ctx = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        stall_timeout: Duration::from_millis(1000),
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let seen = events(&ctx);
+    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let mut peer = TcpStream::connect(("127.0.0.1", ctx.port(server).unwrap())).unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let reader = std::thread::spawn(move || {
+        // About 800 KB/s, a little at a time.
+        let mut buf = vec![0u8; 16_000];
+        while !stop.load(Ordering::Relaxed) {
+            if peer.read(&mut buf).unwrap_or(0) == 0 {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    });
+    let blob = vec![7u8; 1000];
+    let until_time = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until_time {
+        if ctx.send(server, "/steady", &[Arg::Blob(&blob)]).is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // Looked at before the reader stops: its closing resets the connection.
+    let disconnects: Vec<Event> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Disconnected { .. }))
+        .cloned()
+        .collect();
+    assert!(disconnects.is_empty(), "{disconnects:?}");
+    done.store(true, Ordering::Relaxed);
+    assert!(
+        reader.join().unwrap(),
+        "the connection was closed under the reader"
+    );
+}
+
 #[test]
 fn bad_stream_peers_are_dropped_alone() {
     for mode in MODES {
@@ -1757,6 +1808,11 @@ fn packet_hooks_transform_both_ways() {
     assert!(until(&ctx, || len(&log) == 3));
     assert_eq!(log.lock().unwrap()[2], "/plain ");
     assert_eq!(seen.load(Ordering::SeqCst), 12);
+    // An outgoing hook that replaces a packet with nothing sends nothing: refused.
+    let empty: PacketHook = Box::new(|_: &[u8], _: &mut Vec<u8>| HookVerdict::Replace);
+    ctx.set_packet_hooks(tx, None, Some(empty)).unwrap();
+    let sent = ctx.send(tx, "/gone", &[]);
+    assert!(matches!(sent, Err(rosco::Error::Decode(_))), "{sent:?}");
 
     // `_local` has no incoming side; its outgoing hook sees what it dispatches.
     let local = ctx.channel_id(rosco::runtime::LOCAL).unwrap();

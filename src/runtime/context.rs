@@ -885,14 +885,7 @@ impl Sender {
         self.with_channel(id, |ch| self.transmit(ch, packet, dest))
     }
 
-    /// Every send ends here: an empty packet, which no receiver accepts, goes no further.
     fn transmit(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
-        if packet.is_empty() {
-            return Err(Error::Decode(crate::osc::DecodeError {
-                kind: crate::osc::DecodeErrorKind::Empty,
-                offset: 0,
-            }));
-        }
         let to = match dest {
             Dest::Addr(a) => Some(a),
             _ => None,
@@ -910,7 +903,15 @@ impl Sender {
         })
     }
 
+    /// Every send ends here, after the outgoing hook: an empty packet, which no receiver
+    /// accepts, goes no further.
     fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
+        if packet.is_empty() {
+            return Err(Error::Decode(crate::osc::DecodeError {
+                kind: crate::osc::DecodeErrorKind::Empty,
+                offset: 0,
+            }));
+        }
         if let Kind::Local = ch.kind {
             // Checked as the receiver will check it (the context's table decompresses).
             crate::osc::decode_with(packet, &self.shared.options.receive.decode)

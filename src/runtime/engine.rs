@@ -788,7 +788,10 @@ impl Engine {
                 if due(stall_deadline(&reader, stall)) {
                     Some("incomplete frame for too long")
                 } else if due(output_deadline(conn, stall)) {
-                    Some("not reading: its output waited for the stall timeout")
+                    // Poll says writable only once much of the socket's buffer is free: a
+                    // peer taking a little at a time shows it moves when a write is tried.
+                    let moves = conn.flush().is_ok() && !due(output_deadline(conn, stall));
+                    (!moves).then_some("not reading: its output waited for the stall timeout")
                 } else {
                     None
                 }
