@@ -18,6 +18,10 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+#[path = "support/stats.rs"]
+mod stats;
+use stats::percentile;
+
 #[path = "support/liblo.rs"]
 #[allow(dead_code)] // shared with the UDP benchmark, which uses the rest
 mod liblo;
@@ -251,11 +255,6 @@ fn in_turns(title: &str, mut cases: Vec<Case<'_>>) {
         }
         println!();
     }
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 /// The ratios of the targets, measured in turns. Each case owns its buffer.

@@ -13,6 +13,10 @@
 //! those: `receive`, `end-to-end`, `send`, `tcp`, `round-trip-busy-poll`, `round-trip-blocking`
 //! (or a piece of a name: `round-trip`).
 
+#[path = "support/stats.rs"]
+mod stats;
+use stats::{median, percentile};
+
 #[path = "support/liblo.rs"]
 #[allow(dead_code)] // shared with the codec benchmark, which uses the rest
 mod liblo;
@@ -618,15 +622,6 @@ fn blocking_echo() -> (u16, u16, Echo) {
     });
     let threads = vec![raw_thread, keeper];
     (raw_port, rosco_port, Echo { turn, threads })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    percentile(v, 0.5)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 include!("support/hex.rs");
 
 include!("support/contexts.rs");
-use contexts::{context, events, Events};
+use contexts::{context, count, events, Events};
 
 /// Records (address, typetags, args, O2 timestamp, reliable, global time at arrival).
 type Log = Arc<Mutex<Vec<(String, String, Vec<String>, f64, bool)>>>;
@@ -64,10 +64,6 @@ fn time_arg(recorded: &str) -> rosco::TimeTag {
     let (s, f) = hex.split_once('.').unwrap();
     let part = |p| u32::from_str_radix(p, 16).unwrap();
     rosco::TimeTag::new(part(s), part(f))
-}
-
-fn count(events: &Events, pred: impl Fn(&Event) -> bool) -> usize {
-    events.lock().unwrap().iter().filter(|e| pred(e)).count()
 }
 
 fn is_synced(e: &Event) -> bool {

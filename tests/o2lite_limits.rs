@@ -374,30 +374,53 @@ fn entries(names: impl IntoIterator<Item = String>, properties: &[u8]) -> Vec<u8
     f
 }
 
+/// A raw host for a rosco client: a TCP listener, and a UDP socket the client sends its
+/// clock pings to (never answered).
+struct RawHost {
+    listener: TcpListener,
+    udp: UdpSocket,
+}
+
+impl RawHost {
+    fn new() -> RawHost {
+        RawHost {
+            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+            udp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "o2lite://limits@127.0.0.1:{}?udp_port={}",
+            self.listener.local_addr().unwrap().port(),
+            self.udp.local_addr().unwrap().port()
+        )
+    }
+
+    /// Accepts the client of channel `ch`, takes its `con` and gives it bridge id `id`.
+    fn admit(&self, ctx: &Context, ch: ChannelId, id: i32) -> TcpStream {
+        let (mut host, _) = self.listener.accept().unwrap();
+        assert_eq!(
+            decode(&read_frame(&mut host)).unwrap().address(),
+            b"!_o2/o2lite/con"
+        );
+        let mut frame = Vec::new();
+        encode_tcp(&mut frame, 0.0, b"!_o2/id", [O2Arg::Int(id)]).unwrap();
+        host.write_all(&frame).unwrap();
+        assert!(until(|| ctx.o2_bridge_id(ch).unwrap() == Some(id)));
+        host
+    }
+}
+
 #[test]
 fn the_client_takes_lists_by_tcp_and_so_long() {
-    // A raw host: a TCP listener, and a UDP socket the client sends its clock pings to.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let host_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let raw = RawHost::new();
     let ctx = context();
     let events = events(&ctx);
-    let url = format!(
-        "o2lite://limits@127.0.0.1:{}?udp_port={}",
-        listener.local_addr().unwrap().port(),
-        host_udp.local_addr().unwrap().port()
-    );
-    let ch = ctx.open("o2", &url).unwrap();
+    let ch = ctx.open("o2", &raw.url()).unwrap();
     ctx.o2_service_add(ch, "client").unwrap();
     let heard = record(&ctx, "/client/*");
-    let (mut host, _) = listener.accept().unwrap();
-    assert_eq!(
-        decode(&read_frame(&mut host)).unwrap().address(),
-        b"!_o2/o2lite/con"
-    );
-    let mut id = Vec::new();
-    encode_tcp(&mut id, 0.0, b"!_o2/id", [O2Arg::Int(7)]).unwrap();
-    host.write_all(&id).unwrap();
-    assert!(until(|| ctx.o2_bridge_id(ch).unwrap() == Some(7)));
+    let mut host = raw.admit(&ctx, ch, 7);
     let lists = || -> Vec<Vec<String>> {
         let client = client_events(&events).into_iter();
         let lists = client.filter_map(|e| match e {
@@ -502,25 +525,11 @@ fn a_client_that_finished_sending_frees_its_services_at_once() {
 
 #[test]
 fn a_client_not_synchronised_sends_timestamp_0_only() {
-    // A raw host that never answers the clock pings (as a host without a clock, §7).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let host_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The raw host never answers the clock pings (as a host without a clock, §7).
+    let raw = RawHost::new();
     let ctx = context();
-    let url = format!(
-        "o2lite://limits@127.0.0.1:{}?udp_port={}",
-        listener.local_addr().unwrap().port(),
-        host_udp.local_addr().unwrap().port()
-    );
-    let ch = ctx.open("o2", &url).unwrap();
-    let (mut host, _) = listener.accept().unwrap();
-    assert_eq!(
-        decode(&read_frame(&mut host)).unwrap().address(),
-        b"!_o2/o2lite/con"
-    );
-    let mut id = Vec::new();
-    encode_tcp(&mut id, 0.0, b"!_o2/id", [O2Arg::Int(3)]).unwrap();
-    host.write_all(&id).unwrap();
-    assert!(until(|| ctx.o2_bridge_id(ch).unwrap() == Some(3)));
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let mut host = raw.admit(&ctx, ch, 3);
     assert_eq!(ctx.o2_time(ch).unwrap(), -1.0);
     // §1, §5: without global time a timestamp means nothing to the host.
     let early = ctx.o2_send(ch, 5.0, true, "/server/later", &[Arg::Int(1)]);

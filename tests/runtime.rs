@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const MODES: [Mode; 3] = [Mode::Poll, Mode::IoThread, Mode::Threaded];
 
 include!("support/contexts.rs");
-use contexts::{context, counter, events, udp_pair};
+use contexts::{context, count, counter, events, udp_pair, Events};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -1503,10 +1503,9 @@ fn a_slow_callback_elsewhere_does_not_make_a_framed_sender_silent() {
     }
 }
 
-/// A peer that stops reading is disconnected once its output has waited for the stall
-/// timeout without moving; one that reads keeps its place.
-#[test]
-fn a_peer_that_stops_reading_is_dropped_alone() {
+/// A threaded context whose stream peers stall after 1 s, its events, and a TCP listener
+/// on loopback.
+fn stalling_server() -> (Context, Events, rosco::ChannelId) {
     let ctx = Context::new(ContextOptions {
         mode: Mode::Threaded,
         stall_timeout: Duration::from_millis(1000),
@@ -1515,6 +1514,14 @@ fn a_peer_that_stops_reading_is_dropped_alone() {
     .unwrap();
     let seen = events(&ctx);
     let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    (ctx, seen, server)
+}
+
+/// A peer that stops reading is disconnected once its output has waited for the stall
+/// timeout without moving; one that reads keeps its place.
+#[test]
+fn a_peer_that_stops_reading_is_dropped_alone() {
+    let (ctx, seen, server) = stalling_server();
     let addr = ("127.0.0.1", ctx.port(server).unwrap());
     let _stuck = TcpStream::connect(addr).unwrap();
     let mut reader = TcpStream::connect(addr).unwrap();
@@ -1527,26 +1534,14 @@ fn a_peer_that_stops_reading_is_dropped_alone() {
         }
     });
     let connected = |e: &Event| matches!(e, Event::Connected { .. });
-    assert!(until(&ctx, || seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| connected(e))
-        .count()
-        == 2));
+    assert!(until(&ctx, || count(&seen, connected) == 2));
     // Enough for the stuck peer's socket buffers to fill and its output to wait.
     let blob = vec![7u8; 60_000];
     for _ in 0..300 {
         let _ = ctx.send(server, "/big", &[Arg::Blob(&blob)]);
     }
     let not_reading = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.starts_with("not reading"));
-    let dropped = || {
-        seen.lock()
-            .unwrap()
-            .iter()
-            .filter(|e| not_reading(e))
-            .count()
-    };
+    let dropped = || count(&seen, not_reading);
     assert!(until(&ctx, || dropped() == 1), "{:?}", seen.lock().unwrap());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(dropped(), 1, "the reading peer was dropped too");
@@ -1559,14 +1554,7 @@ fn a_peer_that_stops_reading_is_dropped_alone() {
 /// its socket writable only once much of the buffer is free, so a write is tried first.
 #[test]
 fn a_slow_steady_reader_keeps_its_place() {
-    let ctx = Context::new(ContextOptions {
-        mode: Mode::Threaded,
-        stall_timeout: Duration::from_millis(1000),
-        ..ContextOptions::default()
-    })
-    .unwrap();
-    let seen = events(&ctx);
-    let server = ctx.open("server", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let (ctx, seen, server) = stalling_server();
     let mut peer = TcpStream::connect(("127.0.0.1", ctx.port(server).unwrap())).unwrap();
     let connected = |e: &Event| matches!(e, Event::Connected { .. });
     assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
@@ -1704,13 +1692,8 @@ fn clients_reconnect_when_the_listener_comes_back() {
         ctx.send(client, "/one", &[]).unwrap();
         assert!(until(&ctx, || len(&log) == 1), "{mode:?}");
         ctx.close(server).unwrap();
-        let count =
-            |pred: fn(&Event) -> bool| seen.lock().unwrap().iter().filter(|e| pred(e)).count();
-        assert!(
-            until(&ctx, || count(|e| matches!(e, Event::Reconnecting { .. }))
-                >= 1),
-            "{mode:?}"
-        );
+        let reconnecting = |e: &Event| matches!(e, Event::Reconnecting { .. });
+        assert!(until(&ctx, || count(&seen, reconnecting) >= 1), "{mode:?}");
         ctx.open("server2", &format!("osc.tcp://:{port}?bind=127.0.0.1"))
             .unwrap();
         // Sent while disconnected: kept and delivered once the connection is back.
@@ -3001,7 +2984,7 @@ fn unfinished_frames_across_peers_are_bounded() {
         .collect();
     let too_much = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.contains("unfinished frames across"));
     // 64 MiB holds 95 such peers: at least the other 25 go.
-    let dropped = || seen.lock().unwrap().iter().filter(|e| too_much(e)).count();
+    let dropped = || count(&seen, too_much);
     assert!(
         until(&ctx, || dropped() >= PEERS - 95),
         "{} dropped",

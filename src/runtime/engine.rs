@@ -329,16 +329,20 @@ impl Engine {
     /// a stall, or for one whose peer finished sending, the next look at what is owed.
     fn watch(&mut self, conn: &StreamConn, stall: Duration, now: Instant) -> Option<Instant> {
         let reader = conn.reader.lock();
+        let stuck = conn.output_stuck_since();
         let interest = Interest {
             read: reader.finished.is_none(),
-            write: conn.wants_write(),
+            write: stuck.is_some(),
         };
         self.poller.add(conn.fd(), interest);
         match &reader.finished {
             // Callbacks on another thread do not wake this loop when they are done.
             Some(f) if f.mark.is_some() => Some(f.until.min(now + FINISHED_CHECK)),
             Some(f) => Some(f.until),
-            None => min_instant(stall_deadline(&reader, stall), output_deadline(conn, stall)),
+            None => min_instant(
+                stall_deadline(&reader, stall),
+                output_deadline(stuck, stall),
+            ),
         }
     }
 
@@ -787,10 +791,11 @@ impl Engine {
                 let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
                 if due(stall_deadline(&reader, stall)) {
                     Some("incomplete frame for too long")
-                } else if due(output_deadline(conn, stall)) {
+                } else if due(output_deadline(conn.output_stuck_since(), stall)) {
                     // Poll says writable only once much of the socket's buffer is free: a
                     // peer taking a little at a time shows it moves when a write is tried.
-                    let moves = conn.flush().is_ok() && !due(output_deadline(conn, stall));
+                    let moves = conn.flush().is_ok()
+                        && !due(output_deadline(conn.output_stuck_since(), stall));
                     (!moves).then_some("not reading: its output waited for the stall timeout")
                 } else {
                     None
@@ -1455,11 +1460,10 @@ fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
         .flatten()
 }
 
-/// When a connection whose output waits without moving is taken for a peer that stopped
-/// reading (one that reads slowly moves it now and then).
-fn output_deadline(conn: &StreamConn, stall: Duration) -> Option<Instant> {
-    conn.output_stuck_since()
-        .and_then(|since| since.checked_add(stall))
+/// When a connection whose output waits without moving since `stuck` is taken for a peer
+/// that stopped reading (one that reads slowly moves it now and then).
+fn output_deadline(stuck: Option<Instant>, stall: Duration) -> Option<Instant> {
+    stuck.and_then(|since| since.checked_add(stall))
 }
 
 /// The time, read from the clock when first asked for: a busy-polling turn over datagram

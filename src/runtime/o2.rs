@@ -171,11 +171,17 @@ pub(crate) fn to_osc(
     address: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    // A time rosco cannot carry is refused, not changed (spec §16).
-    let times = msg.args().enumerate().filter_map(|(i, a)| match a {
-        O2Arg::Time(t) => Some((i, t)),
-        _ => None,
-    });
+    // A time rosco cannot carry is refused, not changed (spec §16). Vectors hold no `t`:
+    // a message without one in its type tags is not walked twice.
+    let args = msg.typetags().contains(&b't').then(|| msg.args());
+    let times = args
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, a)| match a {
+            O2Arg::Time(t) => Some((i, t)),
+            _ => None,
+        });
     for (index, t) in times {
         if seconds_to_fixed(t).is_none() {
             return Err(format!(

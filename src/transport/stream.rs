@@ -59,9 +59,14 @@ impl PeerBudget {
     /// Moves a connection's count of unfinished bytes from `was` to `now`; returns the
     /// new total.
     fn unfinished(&self, was: usize, now: usize) -> usize {
-        match now >= was {
-            true => self.unfinished.fetch_add(now - was, Ordering::Relaxed) + (now - was),
-            false => self.unfinished.fetch_sub(was - now, Ordering::Relaxed) - (was - now),
+        match now.cmp(&was) {
+            std::cmp::Ordering::Equal => self.unfinished.load(Ordering::Relaxed),
+            std::cmp::Ordering::Greater => {
+                self.unfinished.fetch_add(now - was, Ordering::Relaxed) + (now - was)
+            }
+            std::cmp::Ordering::Less => {
+                self.unfinished.fetch_sub(was - now, Ordering::Relaxed) - (was - now)
+            }
         }
     }
 }
@@ -270,12 +275,13 @@ impl StreamConn {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
-        if written < frame.len() {
-            *self.moved.lock() = Instant::now();
+        if written == frame.len() {
+            return Ok(false);
         }
+        *self.moved.lock() = Instant::now();
         out.extend_from_slice(&frame[written..]);
         self.budget.add(frame.len() - written);
-        Ok(written < frame.len())
+        Ok(true)
     }
 
     /// Since when output has waited without any of it being written, if it waits.

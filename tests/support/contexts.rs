@@ -42,6 +42,11 @@ mod contexts {
         n
     }
 
+    /// How many of the recorded events `pred` picks.
+    pub(crate) fn count(events: &Events, pred: impl Fn(&Event) -> bool) -> usize {
+        events.lock().unwrap().iter().filter(|e| pred(e)).count()
+    }
+
     /// Records the events `ctx` reports from now on.
     pub(crate) fn events(ctx: &Context) -> Events {
         let seen = Events::default();
