@@ -1,4 +1,4 @@
-/* rosco: OSC, O2lite and OOCSI messaging. MIT OR Apache-2.0. Needs C99 or later, or C++. */
+/* rosco: OSC and O2lite messaging (OOCSI to come). MIT OR Apache-2.0. Needs C99 or later, or C++. */
 
 #ifndef ROSCO_H
 #define ROSCO_H
@@ -70,7 +70,9 @@
 // A malformed packet was dropped; `reason` says why, `peer` who sent it.
 #define ROSCO_EVENT_MALFORMED 6
 
-// Received packets were dropped (queue full); `count` is the channel's total.
+// Packets were dropped: the receive queue full, a timed bundle over `max_held_bytes`, a
+// stream client's backlog when it gives up, a send one of a listener's peers missed, an
+// O2lite host's refused frame. `count` is the channel's total.
 #define ROSCO_EVENT_DROPPED 7
 
 // A bundle arrived after its time.
@@ -134,8 +136,9 @@ typedef struct rosco_channel_stats {
   uint64_t bytes_out;
   // Packets or frames rejected as malformed.
   uint64_t malformed;
-  // Packets dropped because the receive queue was full, and timed bundles not held for
-  // want of room.
+  // Packets dropped: the receive queue full, timed bundles over `max_held_bytes`, a
+  // stream client's backlog when it gave up, sends a listener's peer missed, an O2lite
+  // host's refused frames.
   uint64_t dropped;
   // Bundles that arrived after their time.
   uint64_t late;
@@ -901,7 +904,8 @@ rosco_status rosco_msg_get_bool(const struct rosco_msg *m, uint32_t index, int32
 // `m` is NULL or the running callback's message; `buf` is writable for `len` bytes.
 rosco_status rosco_msg_source(const struct rosco_msg *m, char *buf, size_t len);
 
-// The channel the message arrived on.
+// The channel the message arrived on; `ROSCO_ERR_RANGE` for one that came from no
+// channel (as those `rosco_decode` passes on).
 //
 // # Safety
 // `m` is NULL or the running callback's message; `out` is writable.
@@ -968,7 +972,9 @@ rosco_status rosco_o2lite_connect(struct rosco_ctx ctx,
 // Offers `service` on an O2lite channel: on a client it is announced to the host now and
 // on every reconnection, and messages to it reach this context's methods; on a host
 // (`o2lite-host://`) it is one of the host's own services. `ROSCO_ERR_ARG` for a name
-// that is not 1 to 63 bytes without `/` or `!`, or (on a host) one a client offers.
+// that is not 1 to 63 bytes of printable ASCII without `/` or `!`, a reserved one (`_o2`,
+// `_cs`, `@...`), or (on a host) one a client offers; `ROSCO_ERR_UNSUPPORTED` for a
+// channel that is not O2lite.
 //
 // Thread-safe.
 //
@@ -978,7 +984,8 @@ rosco_status rosco_o2lite_service_add(struct rosco_ctx ctx,
                                       struct rosco_channel ch,
                                       const char *service);
 
-// Withdraws a service offered with `rosco_o2lite_service_add`.
+// Withdraws a service offered with `rosco_o2lite_service_add`; `ROSCO_ERR_ARG` for one
+// not offered, `ROSCO_ERR_UNSUPPORTED` for a channel that is not O2lite.
 //
 // Thread-safe.
 //
@@ -991,7 +998,8 @@ rosco_status rosco_o2lite_service_remove(struct rosco_ctx ctx,
 // Sends the builder's message on an O2lite channel with an O2 `timestamp` (global
 // seconds; 0 for "now") by TCP (`reliable` non-zero) or UDP. `ROSCO_ERR_CLOSED` while the
 // client is not connected; `ROSCO_ERR_UNSUPPORTED` for a non-zero timestamp while its clock
-// is not synchronised (`rosco_o2lite_time` is -1).
+// is not synchronised (`rosco_o2lite_time` is -1); `ROSCO_ERR_ARG` for a negative or
+// non-finite timestamp or a builder holding a bundle.
 //
 // Thread-safe.
 //
@@ -1004,7 +1012,7 @@ rosco_status rosco_o2lite_send(struct rosco_ctx ctx,
                                int32_t reliable);
 
 // Writes the ensemble's global time seen from an O2lite channel (seconds; -1 on a client
-// that is not synchronised yet).
+// that is not synchronised yet); `ROSCO_ERR_UNSUPPORTED` for a channel that is not O2lite.
 //
 // Thread-safe.
 //

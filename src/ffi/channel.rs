@@ -170,8 +170,9 @@ pub struct rosco_channel_stats {
     pub bytes_out: u64,
     /// Packets or frames rejected as malformed.
     pub malformed: u64,
-    /// Packets dropped because the receive queue was full, and timed bundles not held for
-    /// want of room.
+    /// Packets dropped: the receive queue full, timed bundles over `max_held_bytes`, a
+    /// stream client's backlog when it gave up, sends a listener's peer missed, an O2lite
+    /// host's refused frames.
     pub dropped: u64,
     /// Bundles that arrived after their time.
     pub late: u64,

@@ -531,7 +531,9 @@ pub const ROSCO_EVENT_RECONNECTING: i32 = 4;
 pub const ROSCO_EVENT_GAVE_UP: i32 = 5;
 /// A malformed packet was dropped; `reason` says why, `peer` who sent it.
 pub const ROSCO_EVENT_MALFORMED: i32 = 6;
-/// Received packets were dropped (queue full); `count` is the channel's total.
+/// Packets were dropped: the receive queue full, a timed bundle over `max_held_bytes`, a
+/// stream client's backlog when it gives up, a send one of a listener's peers missed, an
+/// O2lite host's refused frame. `count` is the channel's total.
 pub const ROSCO_EVENT_DROPPED: i32 = 7;
 /// A bundle arrived after its time.
 pub const ROSCO_EVENT_LATE: i32 = 8;

@@ -428,7 +428,8 @@ pub unsafe extern "C" fn rosco_msg_source(
     })
 }
 
-/// The channel the message arrived on.
+/// The channel the message arrived on; `ROSCO_ERR_RANGE` for one that came from no
+/// channel (as those `rosco_decode` passes on).
 ///
 /// # Safety
 /// `m` is NULL or the running callback's message; `out` is writable.

@@ -54,7 +54,9 @@ pub unsafe extern "C" fn rosco_o2lite_connect(
 /// Offers `service` on an O2lite channel: on a client it is announced to the host now and
 /// on every reconnection, and messages to it reach this context's methods; on a host
 /// (`o2lite-host://`) it is one of the host's own services. `ROSCO_ERR_ARG` for a name
-/// that is not 1 to 63 bytes without `/` or `!`, or (on a host) one a client offers.
+/// that is not 1 to 63 bytes of printable ASCII without `/` or `!`, a reserved one (`_o2`,
+/// `_cs`, `@...`), or (on a host) one a client offers; `ROSCO_ERR_UNSUPPORTED` for a
+/// channel that is not O2lite.
 ///
 /// Thread-safe.
 ///
@@ -75,7 +77,8 @@ pub unsafe extern "C" fn rosco_o2lite_service_add(
     })
 }
 
-/// Withdraws a service offered with `rosco_o2lite_service_add`.
+/// Withdraws a service offered with `rosco_o2lite_service_add`; `ROSCO_ERR_ARG` for one
+/// not offered, `ROSCO_ERR_UNSUPPORTED` for a channel that is not O2lite.
 ///
 /// Thread-safe.
 ///
@@ -99,7 +102,8 @@ pub unsafe extern "C" fn rosco_o2lite_service_remove(
 /// Sends the builder's message on an O2lite channel with an O2 `timestamp` (global
 /// seconds; 0 for "now") by TCP (`reliable` non-zero) or UDP. `ROSCO_ERR_CLOSED` while the
 /// client is not connected; `ROSCO_ERR_UNSUPPORTED` for a non-zero timestamp while its clock
-/// is not synchronised (`rosco_o2lite_time` is -1).
+/// is not synchronised (`rosco_o2lite_time` is -1); `ROSCO_ERR_ARG` for a negative or
+/// non-finite timestamp or a builder holding a bundle.
 ///
 /// Thread-safe.
 ///
@@ -144,7 +148,7 @@ pub unsafe extern "C" fn rosco_o2lite_send(
 }
 
 /// Writes the ensemble's global time seen from an O2lite channel (seconds; -1 on a client
-/// that is not synchronised yet).
+/// that is not synchronised yet); `ROSCO_ERR_UNSUPPORTED` for a channel that is not O2lite.
 ///
 /// Thread-safe.
 ///

@@ -60,7 +60,7 @@ pub enum Event {
         /// The decoder's error, when it was an OSC decoding problem.
         error: Option<DecodeError>,
     },
-    /// Received packets were dropped because the receive queue was full.
+    /// Packets were dropped (see [`ChannelStats::dropped`] for the causes).
     Dropped {
         /// The channel.
         channel: ChannelId,
@@ -101,7 +101,9 @@ pub struct ChannelStats {
     pub bytes_out: u64,
     /// Packets or frames rejected as malformed.
     pub malformed: u64,
-    /// Packets dropped (receive queue full), and timed bundles not held for want of room.
+    /// Packets dropped: the receive queue full, timed bundles over the room for held
+    /// ones, a stream client's backlog when it gave up, sends a listener's peer missed, an
+    /// O2lite host's refused frames.
     pub dropped: u64,
     /// Bundles that arrived after their time.
     pub late: u64,
