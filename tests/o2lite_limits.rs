@@ -556,3 +556,41 @@ fn a_client_not_synchronised_sends_timestamp_0_only() {
     let m = decode(&read_frame(&mut host)).unwrap().address().to_vec();
     assert_eq!(m, b"/server/plain");
 }
+
+/// A service offered while the host is slow to read (the client's output to it at its
+/// limit, where application messages are refused `Full`) still reaches the host once it
+/// reads: the session counts its announcement as sent.
+#[test]
+fn an_offer_waits_behind_output_at_its_limit() {
+    let raw = RawHost::new();
+    let ctx = context();
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let mut host = raw.admit(&ctx, ch, 3);
+    let blob = vec![1u8; 60_000];
+    let send = || ctx.o2_send(ch, 0.0, true, "/server/big", &[Arg::Blob(&blob)]);
+    let mut sent = 0;
+    loop {
+        match send() {
+            Ok(()) => sent += 1,
+            Err(rosco::Error::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    ctx.o2_service_add(ch, "late").unwrap();
+    // The host reads everything: the application messages, then the offer.
+    host.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut messages = 0;
+    loop {
+        let body = read_frame(&mut host);
+        let m = decode(&body).unwrap();
+        match m.address() {
+            b"/server/big" => messages += 1,
+            b"!_o2/o2lite/sv" => {
+                assert_eq!(m.args().next(), Some(O2Arg::Str(b"late")));
+                break;
+            }
+            other => panic!("{}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert_eq!(messages, sent);
+}

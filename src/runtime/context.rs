@@ -4,13 +4,14 @@
 use super::channel::{Channel, ClientState, Dest, HookVerdict, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
-use super::o2::O2Role;
+use super::o2::{client_turn, O2Role};
 use super::options::{ContextOptions, Mode, ThreadHook, MAX_WORKERS};
 use super::shared::{Incoming, Shared};
 use super::subscription::Subscription;
 use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::ChannelId;
+use crate::o2lite::client::{ClientSession, Output};
 use crate::osc::{Arg, PacketWriter};
 use crate::receive::Receiver;
 use crate::thread_buf::with_buf;
@@ -993,18 +994,18 @@ impl Sender {
         let refused = |why| Error::Service(format!("'{service}': {why}"));
         self.with_o2(id, |ch, role| {
             match role {
-                O2Role::Client { session, .. } => {
-                    let mut out = crate::o2lite::client::Output::default();
-                    session
-                        .lock()
-                        .add_service(service, &mut out)
-                        .map_err(refused)?;
-                    super::o2::flush_client(ch, role, &mut out);
+                O2Role::Client { .. } => {
+                    let add = |s: &mut ClientSession, out: &mut Output| s.add_service(service, out);
+                    if let Some((added, _)) = client_turn(ch, role, add) {
+                        added.map_err(refused)?;
+                    }
                 }
                 O2Role::Host { session, .. } => {
                     let mut out = crate::o2lite::host::HostOutput::default();
+                    // Queued under the session's lock, so events come in the order of
+                    // the changes.
+                    let mut session = session.lock();
                     session
-                        .lock()
                         .add_local_service(service, &mut out)
                         .map_err(refused)?;
                     ch.queue_host_output(out);
@@ -1020,19 +1021,20 @@ impl Sender {
     pub fn o2_service_remove(&self, id: ChannelId, service: &str) -> Result<(), Error> {
         self.with_o2(id, |ch, role| {
             let removed = match role {
-                O2Role::Client { session, .. } => {
-                    let mut out = crate::o2lite::client::Output::default();
-                    let removed = session.lock().remove_service(service, &mut out);
-                    super::o2::flush_client(ch, role, &mut out);
-                    removed
+                O2Role::Client { .. } => {
+                    let remove =
+                        |s: &mut ClientSession, out: &mut Output| s.remove_service(service, out);
+                    client_turn(ch, role, remove).is_some_and(|(removed, _)| removed)
                 }
                 O2Role::Host { session, .. } => {
                     let mut out = crate::o2lite::host::HostOutput::default();
-                    let removed = session.lock().remove_local_service(service, &mut out);
+                    let mut session = session.lock();
+                    let removed = session.remove_local_service(service, &mut out);
                     ch.queue_host_output(out);
                     removed
                 }
             };
+            self.shared.waker.wake();
             match removed {
                 true => Ok(()),
                 false => Err(Error::Service(format!("'{service}' is not offered here"))),
@@ -1118,15 +1120,14 @@ impl Sender {
     /// answer arrives as an [`Event::O2Client`](super::Event::O2Client).
     pub fn o2_query(&self, id: ChannelId, service: Option<&str>) -> Result<(), Error> {
         self.with_o2(id, |ch, role| {
-            let O2Role::Client { session, .. } = role else {
+            let query = |session: &mut ClientSession, out: &mut Output| match service {
+                Some(s) => session.query_status(s, out),
+                None => session.query_list(out),
+            };
+            let Some((sent, _)) = client_turn(ch, role, query) else {
                 return Err(Error::Unsupported("queries are for client channels"));
             };
-            let mut out = crate::o2lite::client::Output::default();
-            let sent = match service {
-                Some(s) => session.lock().query_status(s, &mut out),
-                None => session.lock().query_list(&mut out),
-            };
-            super::o2::flush_client(ch, role, &mut out);
+            self.shared.waker.wake();
             match sent {
                 true => Ok(()),
                 false => Err(Error::Closed),

@@ -12,7 +12,7 @@ use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
 use crate::dispatch::{MsgInfo, O2Stamp};
 use crate::handle::{ChannelId, PeerId, Slab};
-use crate::o2lite::client::{ClientEvent, Output, Received};
+use crate::o2lite::client::{ClientEvent, ClientSession, Output, Received};
 use crate::o2lite::host::HostOutput;
 use crate::osc::framing::FrameError;
 use crate::osc::DecodeOptions;
@@ -965,7 +965,7 @@ impl Engine {
                     channel: ch.id,
                     peer: Some(addr),
                 });
-                if let Some(role @ O2Role::Client { session, udp, .. }) = &ch.o2 {
+                if let Some(role @ O2Role::Client { udp, .. }) = &ch.o2 {
                     let ip = match conn.stream() {
                         crate::transport::stream::Stream::Tcp(s) => match s.local_addr() {
                             Ok(SocketAddr::V4(a)) => *a.ip(),
@@ -974,9 +974,12 @@ impl Engine {
                         crate::transport::stream::Stream::Unix(_) => std::net::Ipv4Addr::LOCALHOST,
                     };
                     let port = udp.local_addr().map_or(0, |a| a.port());
-                    let mut out = Output::default();
-                    session.lock().connected(role.now(), ip, port, &mut out);
-                    self.o2_client_output(ch, role, out);
+                    let now = role.now();
+                    let connected =
+                        |s: &mut ClientSession, out: &mut Output| s.connected(now, ip, port, out);
+                    if let Some(((), events)) = o2::client_turn(ch, role, connected) {
+                        self.o2_client_events(ch, events);
+                    }
                 }
             }
             Err(e) => {
@@ -1241,7 +1244,7 @@ impl Engine {
     ) -> usize {
         let now = role.now();
         match role {
-            O2Role::Client { session, .. } => {
+            O2Role::Client { .. } => {
                 let msg = match crate::o2lite::message::decode(raw) {
                     Ok(m) => m,
                     Err(e) => {
@@ -1249,9 +1252,12 @@ impl Engine {
                         return 0;
                     }
                 };
-                let mut out = Output::default();
-                let received = session.lock().receive(&msg, via_tcp, now, &mut out);
-                self.o2_client_output(ch, role, out);
+                let receive =
+                    |s: &mut ClientSession, out: &mut Output| s.receive(&msg, via_tcp, now, out);
+                let Some((received, events)) = o2::client_turn(ch, role, receive) else {
+                    return 0;
+                };
+                self.o2_client_events(ch, events);
                 match received {
                     Received::Deliver => self.o2_dispatch(ch, source, None, &msg, via_tcp),
                     _ => 0,
@@ -1314,11 +1320,10 @@ impl Engine {
         dispatched
     }
 
-    /// A client session's output: sent, and its events reported (a lost host ends the
-    /// connection, and the client reconnects).
-    fn o2_client_output(&mut self, ch: &Arc<Channel>, role: &O2Role, mut out: Output) {
-        o2::flush_client(ch, role, &mut out);
-        for event in out.events {
+    /// A client session's events, reported (a lost host ends the connection, and the client
+    /// reconnects).
+    fn o2_client_events(&mut self, ch: &Arc<Channel>, events: Vec<ClientEvent>) {
+        for event in events {
             if matches!(event, ClientEvent::Lost { .. }) {
                 if let Some(conn) = ch.connected_stream() {
                     self.drop_stream(ch, None, &conn, "the O2 host stopped answering");
@@ -1387,10 +1392,10 @@ impl Engine {
     fn o2_tick(&mut self, ch: &Arc<Channel>, role: &O2Role) -> Option<Instant> {
         let now = role.now();
         let next = match role {
-            O2Role::Client { session, .. } => {
-                let mut out = Output::default();
-                let next = session.lock().tick(now, &mut out);
-                self.o2_client_output(ch, role, out);
+            O2Role::Client { .. } => {
+                let tick = |s: &mut ClientSession, out: &mut Output| s.tick(now, out);
+                let (next, events) = o2::client_turn(ch, role, tick)?;
+                self.o2_client_events(ch, events);
                 next
             }
             O2Role::Host {

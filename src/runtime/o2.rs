@@ -8,7 +8,7 @@
 use super::channel::Channel;
 use crate::dispatch::O2Stamp;
 use crate::error::Error;
-use crate::o2lite::client::{ClientSession, Output};
+use crate::o2lite::client::{ClientEvent, ClientSession, Output};
 use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RESTART_INTERVAL};
 use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
@@ -417,19 +417,37 @@ pub(crate) fn send<'a>(
     }
 }
 
-/// What a client session's output needs: its frames written, its datagrams sent (by TCP
-/// when the host's UDP port is unknown).
-pub(crate) fn flush_client(ch: &Channel, role: &O2Role, out: &mut Output) {
-    let O2Role::Client { host_udp, udp, .. } = role else {
-        return;
+/// Runs `f` on a client channel's session, then writes the frames and sends the datagrams
+/// it output (by TCP while the host's UDP port is unknown) before letting the session go,
+/// so that what the session decides reaches the host in the order it was decided,
+/// whichever threads decide: written after, an offer and a withdrawal made at once
+/// reached the host the other way round, and the host kept offering the withdrawn
+/// service. Returns `f`'s result and the session's events; `None` on a host channel.
+pub(crate) fn client_turn<R>(
+    ch: &Channel,
+    role: &O2Role,
+    f: impl FnOnce(&mut ClientSession, &mut Output) -> R,
+) -> Option<(R, Vec<ClientEvent>)> {
+    let O2Role::Client {
+        session,
+        host_udp,
+        udp,
+        ..
+    } = role
+    else {
+        return None;
     };
+    let mut session = session.lock();
+    let mut out = Output::default();
+    let result = f(&mut session, &mut out);
     let host_udp = *host_udp.lock();
     let conn = ch.connected_stream();
+    // A write that fails means the connection is gone; the next one announces the
+    // session afresh. A datagram lost is as any (clock pings are repeated).
     if let Some(conn) = &conn {
-        let _ = conn.send_framed(&out.tcp);
+        let _ = conn.send_session_frames(&out.tcp);
     }
-    out.tcp.clear();
-    for datagram in out.udp.drain(..) {
+    for datagram in out.udp {
         match (host_udp, &conn) {
             (Some(to), _) => {
                 let _ = udp.send_to(&datagram, to);
@@ -438,11 +456,13 @@ pub(crate) fn flush_client(ch: &Channel, role: &O2Role, out: &mut Output) {
                 let mut frame = (datagram.len() as u32).to_be_bytes().to_vec();
                 frame.extend_from_slice(&datagram);
                 frame[4..8].copy_from_slice(&1i32.to_be_bytes());
-                let _ = conn.send_framed(&frame);
+                let _ = conn.send_session_frames(&frame);
             }
             (None, None) => {}
         }
     }
+    drop(session);
+    Some((result, out.events))
 }
 
 #[cfg(test)]

@@ -249,27 +249,41 @@ impl StreamConn {
         with_buf(&FRAME_SCRATCH, |frame| {
             frame.clear();
             encode_frame(framing, packet, frame);
-            self.write_or_queue(&mut out, frame)
+            self.write_or_queue(&mut out, frame, true)
         })
     }
 
     /// Sends bytes that are already framed (a client's backlog), ahead of later sends.
     pub(crate) fn send_framed(&self, framed: &[u8]) -> io::Result<bool> {
+        self.send_framed_with(framed, true)
+    }
+
+    /// Sends a session's own frames (an O2lite client's announcements and queries), queued
+    /// past the output limits: the session counts them as sent, so they must reach the
+    /// peer while the connection lasts. They are few and small, and a peer that stops
+    /// reading is dropped by the stall rule.
+    pub(crate) fn send_session_frames(&self, framed: &[u8]) -> io::Result<bool> {
+        self.send_framed_with(framed, false)
+    }
+
+    fn send_framed_with(&self, framed: &[u8], bounded: bool) -> io::Result<bool> {
         if framed.is_empty() {
             return Ok(false);
         }
         let mut out = self.out.lock();
-        self.write_or_queue(&mut out, framed)
+        self.write_or_queue(&mut out, framed, bounded)
     }
 
-    /// Writes `frame` at once when nothing is queued; queues what is not written. Refuses
-    /// (`WouldBlock`) to queue behind more than `MAX_PENDING_OUT` waiting bytes, or more
-    /// than `MAX_LISTENER_OUT` across the budget's connections: a peer that stops reading
-    /// must not grow this without bound. A peer with nothing queued is written to whatever
-    /// the others hold (the rest of a frame begun is queued, so it stays whole).
-    fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8]) -> io::Result<bool> {
+    /// Writes `frame` at once when nothing is queued; queues what is not written. Unless
+    /// told otherwise (`bounded` false), refuses (`WouldBlock`) to queue behind more than
+    /// `MAX_PENDING_OUT` waiting bytes, or more than `MAX_LISTENER_OUT` across the budget's
+    /// connections: a peer that stops reading must not grow this without bound. A peer
+    /// with nothing queued is written to whatever the others hold (the rest of a frame
+    /// begun is queued, so it stays whole).
+    fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8], bounded: bool) -> io::Result<bool> {
         if !out.is_empty() {
-            if out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT {
+            let full = out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT;
+            if bounded && full {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             out.extend_from_slice(frame);
