@@ -1038,7 +1038,8 @@ rosco_status rosco_o2lite_udp_port(struct rosco_ctx ctx, struct rosco_channel ch
 rosco_status rosco_o2lite_bridge_id(struct rosco_ctx ctx, struct rosco_channel ch, int32_t *out);
 
 // Asks the host for the status of `service`, or with `service` NULL for its whole service
-// list; the answer arrives as `ROSCO_EVENT_O2` events.
+// list; the answer arrives as `ROSCO_EVENT_O2` events. `ROSCO_ERR_CLOSED` while the client
+// is not connected, `ROSCO_ERR_FULL` while output to the host waits at its limit.
 //
 // Thread-safe.
 //

@@ -594,3 +594,76 @@ fn an_offer_waits_behind_output_at_its_limit() {
     }
     assert_eq!(messages, sent);
 }
+
+/// A host's events follow its session's order, whether the change came from the
+/// application (a service of its own added and withdrawn) or from a client (offering the
+/// same name next): the client's offer is never reported before the withdrawal that came
+/// first.
+#[test]
+fn host_events_follow_the_sessions_order() {
+    let h = host();
+    let mut s = h.join();
+    const ROUNDS: usize = 1000;
+    for i in 0..ROUNDS {
+        let name = format!("x{i}");
+        h.ctx.o2_service_add(h.ch, &name).unwrap();
+        h.ctx.o2_service_remove(h.ch, &name).unwrap();
+        let mut offer = Vec::new();
+        sv(&mut offer, &name, 1);
+        s.write_all(&offer).unwrap();
+    }
+    h.sync(&mut s, -1);
+    let mut offered = std::collections::BTreeSet::new();
+    for e in host_events(&h.events) {
+        match e {
+            HostEvent::ServiceAdded { name } => offered.insert(name),
+            HostEvent::ServiceRemoved { name } => offered.remove(&name),
+            _ => false,
+        };
+    }
+    let missing: Vec<usize> = (0..ROUNDS)
+        .filter(|i| !offered.contains(&format!("x{i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "reported gone though offered: {missing:?}"
+    );
+}
+
+/// While a host does not read, a client's output stops growing: application messages and
+/// queries are refused `Full`; announcements wait past that limit, up to an allowance,
+/// and then the connection ends (the next one announces the session afresh).
+#[test]
+fn a_host_that_does_not_read_stops_a_clients_output() {
+    let raw = RawHost::new();
+    let ctx = context();
+    let events = events(&ctx);
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let _host = raw.admit(&ctx, ch, 3);
+    let blob = vec![1u8; 60_000];
+    while ctx
+        .o2_send(ch, 0.0, true, "/server/big", &[Arg::Blob(&blob)])
+        .is_ok()
+    {}
+    assert!(matches!(
+        ctx.o2_query(ch, Some("x")),
+        Err(rosco::Error::Full)
+    ));
+    assert!(matches!(ctx.o2_query(ch, None), Err(rosco::Error::Full)));
+    let why = "the O2 host is not reading what it is sent";
+    let ended = || {
+        let events = events.lock().unwrap();
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { reason, .. } if reason.starts_with(why)))
+    };
+    // Each announcement is about 50 bytes: the 1 MiB allowance holds about 20,000.
+    for i in 0..100_000 {
+        ctx.o2_service_add(ch, "s").unwrap();
+        ctx.o2_service_remove(ch, "s").unwrap();
+        if i % 1000 == 0 && ended() {
+            break;
+        }
+    }
+    assert!(until(ended));
+}

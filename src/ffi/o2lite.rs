@@ -211,7 +211,8 @@ pub unsafe extern "C" fn rosco_o2lite_bridge_id(
 }
 
 /// Asks the host for the status of `service`, or with `service` NULL for its whole service
-/// list; the answer arrives as `ROSCO_EVENT_O2` events.
+/// list; the answer arrives as `ROSCO_EVENT_O2` events. `ROSCO_ERR_CLOSED` while the client
+/// is not connected, `ROSCO_ERR_FULL` while output to the host waits at its limit.
 ///
 /// Thread-safe.
 ///

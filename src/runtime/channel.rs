@@ -577,13 +577,6 @@ impl Channel {
         }
     }
 
-    /// Hands output a host produced on a sending thread to the I/O loop.
-    pub(crate) fn queue_host_output(&self, out: crate::o2lite::host::HostOutput) {
-        if let Some(O2Role::Host { pending, .. }) = &self.o2 {
-            pending.lock().push(out);
-        }
-    }
-
     /// The in-process `_local` channel.
     pub(crate) fn local(id: ChannelId, opts: &ContextOptions) -> Channel {
         let url = ChannelUrl::Udp {

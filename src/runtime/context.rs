@@ -4,7 +4,7 @@
 use super::channel::{Channel, ClientState, Dest, HookVerdict, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
-use super::o2::{client_turn, O2Role};
+use super::o2::{client_turn, host_turn, O2Role};
 use super::options::{ContextOptions, Mode, ThreadHook, MAX_WORKERS};
 use super::shared::{Incoming, Shared};
 use super::subscription::Subscription;
@@ -12,10 +12,12 @@ use crate::dispatch::{Dispatcher, MsgInfo};
 use crate::error::Error;
 use crate::handle::ChannelId;
 use crate::o2lite::client::{ClientSession, Output};
+use crate::o2lite::host::HostSession;
 use crate::osc::{Arg, PacketWriter};
 use crate::receive::Receiver;
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
+use crate::transport::stream::MAX_PENDING_OUT;
 use crate::transport::url::ChannelUrl;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
@@ -1000,15 +1002,11 @@ impl Sender {
                         added.map_err(refused)?;
                     }
                 }
-                O2Role::Host { session, .. } => {
-                    let mut out = crate::o2lite::host::HostOutput::default();
-                    // Queued under the session's lock, so events come in the order of
-                    // the changes.
-                    let mut session = session.lock();
-                    session
-                        .add_local_service(service, &mut out)
-                        .map_err(refused)?;
-                    ch.queue_host_output(out);
+                O2Role::Host { .. } => {
+                    let add = |s: &mut HostSession, out: &mut _| s.add_local_service(service, out);
+                    if let Some(added) = host_turn(role, add) {
+                        added.map_err(refused)?;
+                    }
                 }
             }
             self.shared.waker.wake();
@@ -1026,12 +1024,10 @@ impl Sender {
                         |s: &mut ClientSession, out: &mut Output| s.remove_service(service, out);
                     client_turn(ch, role, remove).is_some_and(|(removed, _)| removed)
                 }
-                O2Role::Host { session, .. } => {
-                    let mut out = crate::o2lite::host::HostOutput::default();
-                    let mut session = session.lock();
-                    let removed = session.remove_local_service(service, &mut out);
-                    ch.queue_host_output(out);
-                    removed
+                O2Role::Host { .. } => {
+                    let remove =
+                        |s: &mut HostSession, out: &mut _| s.remove_local_service(service, out);
+                    host_turn(role, remove).unwrap_or(false)
                 }
             };
             self.shared.waker.wake();
@@ -1117,9 +1113,19 @@ impl Sender {
     }
 
     /// Asks the host for a service's status, or (with `None`) for its service list; the
-    /// answer arrives as an [`Event::O2Client`](super::Event::O2Client).
+    /// answer arrives as an [`Event::O2Client`](super::Event::O2Client). [`Error::Closed`]
+    /// while the client is not connected, [`Error::Full`] while output to the host waits at
+    /// its limit.
     pub fn o2_query(&self, id: ChannelId, service: Option<&str>) -> Result<(), Error> {
         self.with_o2(id, |ch, role| {
+            // Queries change nothing in the session: refused like application messages
+            // when output is at its limit, not queued past it as announcements are.
+            if ch
+                .connected_stream()
+                .is_some_and(|conn| conn.unwritten() > MAX_PENDING_OUT)
+            {
+                return Err(Error::Full);
+            }
             let query = |session: &mut ClientSession, out: &mut Output| match service {
                 Some(s) => session.query_status(s, out),
                 None => session.query_list(out),

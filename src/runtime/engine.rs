@@ -7,13 +7,13 @@
 
 use super::channel::{Channel, Client, ClientState, HookVerdict, Kind};
 use super::event::{Event, LogLevel, Stats};
-use super::o2::{self, O2Role};
+use super::o2::{self, host_turn, O2Role};
 use super::poller::{Interest, Poller};
 use super::shared::{Incoming, Shared};
 use crate::dispatch::{MsgInfo, O2Stamp};
 use crate::handle::{ChannelId, PeerId, Slab};
 use crate::o2lite::client::{ClientEvent, ClientSession, Output, Received};
-use crate::o2lite::host::HostOutput;
+use crate::o2lite::host::{HostOutput, HostSession};
 use crate::osc::framing::FrameError;
 use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
@@ -842,6 +842,8 @@ impl Engine {
         conn: &Arc<StreamConn>,
         reason: &str,
     ) {
+        // Closed here for a reason of its own, the end of the stream seen since says less.
+        let reason = conn.why_closed().unwrap_or(reason);
         conn.close();
         match &ch.o2 {
             Some(O2Role::Host { .. }) => self.o2_client_left(ch, peer),
@@ -886,10 +888,11 @@ impl Engine {
     /// An O2lite host's client connection ended (or finished sending): its services and
     /// bridge id go. Nothing for other channels, or once done.
     fn o2_client_left(&mut self, ch: &Arc<Channel>, peer: Option<PeerId>) {
-        if let (Some(O2Role::Host { session, .. }), Some(p)) = (&ch.o2, peer) {
-            let mut out = HostOutput::default();
-            session.lock().closed(p.0.to_bits(), &mut out);
-            self.o2_dispatched += self.o2_host_output(ch, out);
+        if let (Some(role), Some(p)) = (&ch.o2, peer) {
+            let closed = |s: &mut HostSession, out: &mut _| s.closed(p.0.to_bits(), out);
+            if host_turn(role, closed).is_some() {
+                self.o2_dispatched += self.o2_host_pending(ch);
+            }
         }
     }
 
@@ -1263,24 +1266,19 @@ impl Engine {
                     _ => 0,
                 }
             }
-            O2Role::Host { session, .. } => {
-                let mut out = HostOutput::default();
-                let result = match (via_tcp, peer) {
-                    (true, Some(p)) => {
-                        let ip = source.and_then(|s| match s {
-                            SocketAddr::V4(a) => Some(*a.ip()),
-                            SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
-                        });
-                        session
-                            .lock()
-                            .tcp_frame(p.0.to_bits(), ip, raw, now, &mut out)
-                    }
-                    _ => session.lock().udp_datagram(raw, now, &mut out),
+            O2Role::Host { .. } => {
+                let ip = source.and_then(|s| match s {
+                    SocketAddr::V4(a) => Some(*a.ip()),
+                    SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
+                });
+                let take = |s: &mut HostSession, out: &mut _| match (via_tcp, peer) {
+                    (true, Some(p)) => s.tcp_frame(p.0.to_bits(), ip, raw, now, out),
+                    _ => s.udp_datagram(raw, now, out),
                 };
-                if let Err(e) = result {
+                if let Some(Err(e)) = host_turn(role, take) {
                     self.malformed(ch, source, e.to_string(), None);
                 }
-                self.o2_host_output(ch, out)
+                self.o2_host_pending(ch)
             }
         }
     }
@@ -1333,6 +1331,25 @@ impl Engine {
                 channel: ch.id,
                 event,
             });
+        }
+    }
+
+    /// Carries out a host session's output queued so far, oldest first (see
+    /// `o2::host_turn`); returns the messages dispatched to the host's own services. Taken
+    /// one at a time, so that output queued while one is carried out (a connection it
+    /// closes) keeps its place.
+    fn o2_host_pending(&mut self, ch: &Arc<Channel>) -> usize {
+        let Some(O2Role::Host { pending, .. }) = &ch.o2 else {
+            return 0;
+        };
+        let mut dispatched = 0;
+        loop {
+            // The lock is let go before the output is carried out.
+            let next = pending.lock().pop_front();
+            let Some(out) = next else {
+                return dispatched;
+            };
+            dispatched += self.o2_host_output(ch, out);
         }
     }
 
@@ -1398,17 +1415,10 @@ impl Engine {
                 self.o2_client_events(ch, events);
                 next
             }
-            O2Role::Host {
-                session, pending, ..
-            } => {
-                let mut outs = std::mem::take(&mut *pending.lock());
-                let mut out = HostOutput::default();
-                let next = session.lock().tick(now, &mut out);
-                outs.push(out);
-                for out in outs {
-                    self.o2_dispatched += self.o2_host_output(ch, out);
-                }
-                next
+            O2Role::Host { .. } => {
+                let next = host_turn(role, |s: &mut HostSession, out: &mut _| s.tick(now, out));
+                self.o2_dispatched += self.o2_host_pending(ch);
+                next.flatten()
             }
         };
         next.and_then(|t| role.instant(t))

@@ -15,9 +15,11 @@ use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
 use crate::osc::{Arg, PacketWriter};
 use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
+use crate::transport::stream::StreamConn;
 use crate::transport::url::UrlError;
 use parking_lot::Mutex;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
@@ -37,7 +39,7 @@ pub(crate) enum O2Role {
         udp: UdpSocket,
         epoch: Instant,
         /// Output produced by sends on other threads, for the I/O loop to carry out.
-        pending: Mutex<Vec<HostOutput>>,
+        pending: Mutex<VecDeque<HostOutput>>,
         /// The DNS-SD record, withdrawn when the channel goes.
         _advertisement: Option<Advertisement>,
     },
@@ -83,7 +85,7 @@ impl O2Role {
             session: Mutex::new(HostSession::new(0.0)),
             udp,
             epoch: Instant::now(),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(VecDeque::new()),
             _advertisement: advertisement,
         })
     }
@@ -403,18 +405,39 @@ pub(crate) fn send<'a>(
                 }
             })
         }
-        O2Role::Host { session, .. } => {
-            let mut out = HostOutput::default();
+        O2Role::Host { .. } => {
             let now = role.now();
-            session
-                .lock()
-                .send(timestamp, address, args, reliable, now, &mut out)
-                .map_err(o2_err)?;
+            let send = |s: &mut HostSession, out: &mut HostOutput| {
+                s.send(timestamp, address, args, reliable, now, out)
+            };
             // The host's own output is carried out by the I/O loop.
-            ch.queue_host_output(out);
+            if let Some(sent) = host_turn(role, send) {
+                sent.map_err(o2_err)?;
+            }
             Ok(true)
         }
     }
+}
+
+/// Runs `f` on a host channel's session and queues what it output for the I/O loop before
+/// letting the session go, so that its frames and events are carried out in the order of
+/// the session's changes, whichever threads made them (the application's on its threads,
+/// the I/O loop's for its clients). `None` on a client channel.
+pub(crate) fn host_turn<R>(
+    role: &O2Role,
+    f: impl FnOnce(&mut HostSession, &mut HostOutput) -> R,
+) -> Option<R> {
+    let O2Role::Host {
+        session, pending, ..
+    } = role
+    else {
+        return None;
+    };
+    let mut session = session.lock();
+    let mut out = HostOutput::default();
+    let result = f(&mut session, &mut out);
+    pending.lock().push_back(out);
+    Some(result)
 }
 
 /// Runs `f` on a client channel's session, then writes the frames and sends the datagrams
@@ -443,9 +466,16 @@ pub(crate) fn client_turn<R>(
     let host_udp = *host_udp.lock();
     let conn = ch.connected_stream();
     // A write that fails means the connection is gone; the next one announces the
-    // session afresh. A datagram lost is as any (clock pings are repeated).
+    // session afresh. One refused means the host has not read its allowance: the
+    // connection ends, for the same. A datagram lost is as any (clock pings are repeated).
+    let write = |conn: &StreamConn, frames: &[u8]| {
+        let refused = conn.send_session_frames(frames);
+        if refused.is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock) {
+            conn.close_because("the O2 host is not reading what it is sent");
+        }
+    };
     if let Some(conn) = &conn {
-        let _ = conn.send_session_frames(&out.tcp);
+        write(conn, &out.tcp);
     }
     for datagram in out.udp {
         match (host_udp, &conn) {
@@ -456,7 +486,7 @@ pub(crate) fn client_turn<R>(
                 let mut frame = (datagram.len() as u32).to_be_bytes().to_vec();
                 frame.extend_from_slice(&datagram);
                 frame[4..8].copy_from_slice(&1i32.to_be_bytes());
-                let _ = conn.send_session_frames(&frame);
+                write(conn, &frame);
             }
             (None, None) => {}
         }

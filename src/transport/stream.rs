@@ -25,6 +25,8 @@ use std::time::Instant;
 
 /// Output waiting longer than this fails new sends with `Full` instead of growing.
 pub(crate) const MAX_PENDING_OUT: usize = 8 << 20;
+/// A session's own frames (see `StreamConn::send_session_frames`) wait behind up to this.
+pub(crate) const MAX_SESSION_OUT: usize = MAX_PENDING_OUT + (1 << 20);
 /// Output waiting across all of one listener's connections past this fails new sends
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
@@ -158,6 +160,9 @@ pub(crate) struct StreamConn {
     /// Counts what waits in `out`, with the other connections it is shared with.
     budget: PeerBudget,
     closed: AtomicBool,
+    /// Why this side closed the connection, when it did for a reason of its own: what the
+    /// I/O loop reports instead of what it then sees (the end of the stream).
+    why_closed: OnceLock<&'static str>,
     pub(crate) reader: Mutex<Reader>,
 }
 
@@ -190,6 +195,7 @@ impl StreamConn {
             moved: Mutex::new(Instant::now()),
             budget,
             closed: AtomicBool::new(false),
+            why_closed: OnceLock::new(),
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
                 frame_began: Instant::now(),
@@ -218,6 +224,17 @@ impl StreamConn {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// [`close`](Self::close), saying why (the first reason given stays).
+    pub(crate) fn close_because(&self, why: &'static str) {
+        let _ = self.why_closed.set(why);
+        self.close();
+    }
+
+    /// The reason given to [`close_because`](Self::close_because), if any.
+    pub(crate) fn why_closed(&self) -> Option<&'static str> {
+        self.why_closed.get().copied()
     }
 
     /// Marks the connection closed and shuts the socket down; later sends fail.
@@ -259,14 +276,18 @@ impl StreamConn {
     }
 
     /// Sends a session's own frames (an O2lite client's announcements and queries), queued
-    /// past the output limits: the session counts them as sent, so they must reach the
-    /// peer while the connection lasts. They are few and small, and a peer that stops
-    /// reading is dropped by the stall rule.
+    /// past the output limit for what the application sends, up to `MAX_SESSION_OUT`: the
+    /// session counts them as sent, so they must reach the peer while the connection
+    /// lasts. Past that the caller ends the connection (the next one starts the session
+    /// afresh) rather than queue without end.
     pub(crate) fn send_session_frames(&self, framed: &[u8]) -> io::Result<bool> {
         self.send_framed_with(framed, false)
     }
 
     fn send_framed_with(&self, framed: &[u8], bounded: bool) -> io::Result<bool> {
+        if self.is_closed() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
         if framed.is_empty() {
             return Ok(false);
         }
@@ -282,8 +303,11 @@ impl StreamConn {
     /// begun is queued, so it stays whole).
     fn write_or_queue(&self, out: &mut Vec<u8>, frame: &[u8], bounded: bool) -> io::Result<bool> {
         if !out.is_empty() {
-            let full = out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT;
-            if bounded && full {
+            let full = match bounded {
+                true => out.len() > MAX_PENDING_OUT || self.budget.waiting() > MAX_LISTENER_OUT,
+                false => out.len() > MAX_SESSION_OUT,
+            };
+            if full {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             out.extend_from_slice(frame);
