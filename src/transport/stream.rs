@@ -163,6 +163,8 @@ pub(crate) struct StreamConn {
     /// Why this side closed the connection, when it did for a reason of its own: what the
     /// I/O loop reports instead of what it then sees (the end of the stream).
     why_closed: OnceLock<&'static str>,
+    /// Locked by the I/O loop only (whoever holds the engine): it is taken both before and
+    /// after a client's state lock, which cannot deadlock only because of that.
     pub(crate) reader: Mutex<Reader>,
 }
 
