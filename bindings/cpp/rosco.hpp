@@ -145,7 +145,12 @@
 //   the method were gone). So the usual pattern is safe: an object owning a Method whose
 //   handler captures `this` may be destroyed on any thread while messages arrive. A handler
 //   may remove its own Method or destroy the object owning it (removal does not wait for
-//   calls the current thread is inside). The price is the usual one of waiting: do not
+//   calls the current thread is inside); a Method removed or assigned over from inside
+//   its handler still waits for that call when it is destroyed later on another thread.
+//   A Method, like any object, is not to be changed on two threads at once: with workers
+//   (Options::workers) a handler runs on several threads at once, so one that removes its
+//   own Method lets one call do it (an std::atomic_flag): two removing it at once would
+//   each wait for the other. The price is the usual one of waiting: do not
 //   destroy or remove a Method while holding a lock (or anything else) its handler may be
 //   waiting for, or both threads wait forever. That includes doing it from an event or
 //   log handler on the I/O thread (io-thread mode) while the method's handler, inside
@@ -1336,6 +1341,9 @@ struct MethodGate {
     std::atomic<bool> removed{false};
     std::mutex mu;
     std::vector<std::thread::id> inside;  // one entry per call under way
+    /// The gate of the handler a Method had before it was assigned over while calls of
+    /// that handler were under way (from inside it): waited for with this one.
+    std::shared_ptr<MethodGate> before;
 };
 
 /// One call of a handler, from before the `removed` check to after the handler (and any
@@ -1369,20 +1377,60 @@ private:
     bool recorded_ = false;
 };
 
+/// Appends `old` to the gates `head` waits for (see MethodGate::before).
+inline void chain_gate(std::shared_ptr<MethodGate>& head, std::shared_ptr<MethodGate> old) noexcept {
+    if (!head) {
+        head = std::move(old);
+        return;
+    }
+    std::shared_ptr<MethodGate> tail = head;
+    for (;;) {
+        std::shared_ptr<MethodGate> next;
+        {
+            std::lock_guard<std::mutex> lock(tail->mu);
+            if (!tail->before) {
+                tail->before = std::move(old);
+                return;
+            }
+            next = tail->before;
+        }
+        tail = std::move(next);
+    }
+}
+
 /// Begins removal: no call enters the handler from now on. Then waits until no call of
-/// it is running on another thread (calls this thread is inside are not waited for).
-inline void close_gate(MethodGate& g) noexcept {
+/// it is running on another thread (calls this thread is inside are not waited for), and
+/// does the same for the gates before it. Returns whether calls are still under way in
+/// it or before it (this thread's).
+inline bool close_gate(MethodGate& g) noexcept {
     g.removed.store(true, std::memory_order_seq_cst);
     const std::thread::id me = std::this_thread::get_id();
+    bool under_way = false;
     for (unsigned spins = 0;; ++spins) {
         {
             std::lock_guard<std::mutex> lock(g.mu);
-            if (std::all_of(g.inside.begin(), g.inside.end(), [me](std::thread::id t) { return t == me; }))
-                return;
+            if (std::all_of(g.inside.begin(), g.inside.end(), [me](std::thread::id t) { return t == me; })) {
+                under_way = !g.inside.empty();
+                break;
+            }
         }
         if (spins < 100) std::this_thread::yield();
         else std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    std::shared_ptr<MethodGate> before;
+    {
+        std::lock_guard<std::mutex> lock(g.mu);
+        before = g.before;
+    }
+    if (before) {
+        if (close_gate(*before)) {
+            under_way = true;
+        } else {
+            std::lock_guard<std::mutex> lock(g.mu);
+            if (g.before == before) g.before.reset();  // nothing left to wait for there
+        }
+    }
+    return under_way;
 }
 
 
@@ -1404,10 +1452,13 @@ public:
         : ctx_(o.ctx_), m_(std::exchange(o.m_, rosco_method{})), gate_(std::move(o.gate_)) {}
     Method& operator=(Method&& o) noexcept {
         if (this != &o) {
-            release();
+            std::shared_ptr<detail::MethodGate> old = release();
             ctx_ = o.ctx_;
             m_ = std::exchange(o.m_, rosco_method{});
             gate_ = std::move(o.gate_);
+            // Assigned over from inside the old handler: this object, destroyed later on
+            // another thread, must still wait for that call.
+            if (old) detail::chain_gate(gate_, std::move(old));
         }
         return *this;
     }
@@ -1420,7 +1471,9 @@ public:
     /// or its context destroyed). Empty afterwards.
     void remove() {
         const rosco_method m = std::exchange(m_, rosco_method{});
-        if (const std::shared_ptr<detail::MethodGate> g = std::move(gate_)) detail::close_gate(*g);
+        // The gate stays: removed from inside its handler, the call under way is still
+        // waited for when this object is destroyed on another thread.
+        if (gate_) detail::close_gate(*gate_);
         detail::check(rosco_method_remove(ctx_, m), "rosco_method_remove");
     }
     /// Gives up ownership: the method stays until its context is destroyed (or until
@@ -1440,10 +1493,15 @@ private:
     Method(rosco_ctx ctx, rosco_method m, std::shared_ptr<detail::MethodGate> gate) noexcept
         : ctx_(ctx), m_(m), gate_(std::move(gate)) {}
 
-    void release() noexcept {
+    /// Removes the method; returns its gate if calls are still under way in it (this
+    /// thread's, when it is inside the handler).
+    std::shared_ptr<detail::MethodGate> release() noexcept {
         // The gate first: rosco_method_remove may free the holder (and the handler) at once.
-        if (const std::shared_ptr<detail::MethodGate> g = std::move(gate_)) detail::close_gate(*g);
-        if (m_.id != 0) rosco_method_remove(ctx_, std::exchange(m_, rosco_method{}));
+        std::shared_ptr<detail::MethodGate> g = std::move(gate_);
+        const bool under_way = g && detail::close_gate(*g);
+        const rosco_method m = std::exchange(m_, rosco_method{});
+        if (m.id != 0) rosco_method_remove(ctx_, m);
+        return under_way ? g : nullptr;
     }
     rosco_ctx ctx_{};
     rosco_method m_{};
@@ -1551,16 +1609,25 @@ struct Hub : std::enable_shared_from_this<Hub> {
                 where += a ? a : "?";
             }
             bool handler_threw = false;
-            if (auto handler = load(on_exception)) {
-                const GateCall call(handler->gate);
-                if (!call.closed()) {
-                    try {
-                        handler->fn(e, where);
-                        return;
-                    } catch (...) {
-                        handler_threw = true;  // the first exception is still reported below
+            // A handler being replaced (its gate closed) hands over to the new one, which
+            // is installed before the old one's gate closes.
+            for (auto handler = load(on_exception); handler;) {
+                bool closed = false;
+                {
+                    const GateCall call(handler->gate);
+                    closed = call.closed();
+                    if (!closed) {
+                        try {
+                            handler->fn(e, where);
+                            return;
+                        } catch (...) {
+                            handler_threw = true;  // the first exception is still reported below
+                        }
                     }
                 }
+                auto next = load(on_exception);
+                if (!closed || next == handler) break;
+                handler = std::move(next);
             }
             std::string text = "unknown exception";
             try {
@@ -2004,7 +2071,9 @@ public:
         return make_subscription(p.checked("rosco_sub_new"), nullptr, capacity);
     }
 
-    /// Sets (or with an empty function removes) the event handler.
+    /// Sets (or with an empty function removes) the event handler. Once this returns the
+    /// old one is not running on another thread, unless this is called from inside a
+    /// callback, which cannot wait (the call it would wait for may be waiting for it).
     void on_event(EventHandler handler) {
         const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
         detail::Hub& h = *held;
@@ -2025,7 +2094,7 @@ public:
                       "rosco_ctx_set_accept_callback");
     }
     /// Sets (or with an empty function removes) the log handler, receiving `level` and
-    /// more severe messages.
+    /// more severe messages. Waits for the old one as on_event() does.
     void on_log(LogLevel level, LogHandler handler) {
         const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
         detail::Hub& h = *held;
@@ -2049,7 +2118,8 @@ public:
     }
     /// Sets (or with an empty function removes) what receives exceptions thrown by this
     /// context's handlers; without one they are written to std::cerr. Once this returns
-    /// the old handler is not running on another thread (as for the other handlers).
+    /// the old handler is not running on another thread, but for calls of it that are
+    /// themselves replacing it; an exception reported meanwhile goes to the new one.
     void on_exception(ExceptionHandler handler) {
         const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
         detail::Hub& h = *held;

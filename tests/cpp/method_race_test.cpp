@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <thread>
@@ -216,6 +217,84 @@ void removal_from_the_handler(rosco::Mode mode) {
     }
 }
 
+/// A handler that removes (or assigns over, once or twice) its own Method and goes on
+/// running: the Method destroyed meanwhile on another thread still waits for that call (it
+/// returned at once, and the owner was freed under the running handler).
+void removed_inside_then_destroyed_elsewhere() {
+    rosco::Context ctx(rosco::Options().mode(rosco::Mode::threaded));
+    for (int assign : {0, 1, 2}) {
+        struct Owner {
+            rosco::Method m;
+        };
+        std::atomic<bool> entered{false}, finished{false};
+        auto owner = std::make_unique<Owner>();
+        Owner* o = owner.get();
+        o->m = ctx.on("/once", [&, o](const rosco::Message&) {
+            if (assign == 0) o->m.remove();
+            for (int i = 0; i < assign; ++i) o->m = ctx.on("/other", [](const rosco::Message&) {});
+            entered = true;
+            std::this_thread::sleep_for(test::scaled(100ms));
+            finished = true;
+        });
+        ctx.local().send("/once");
+        CHECK(wait_for(entered));
+        owner.reset();  // waits for the handler, still running on the I/O thread
+        CHECK(finished.load());
+    }
+}
+
+/// With workers, a handler that removes its own Method lets one of its calls do it, as the
+/// header says; the others run on, and the Method's destruction waits for them.
+void workers_one_call_removes_its_method() {
+    rosco::Context ctx(rosco::Options().mode(rosco::Mode::threaded).workers(4));
+    for (int round = 0; round < 200; ++round) {
+        std::atomic<int> calls{0};
+        std::atomic_flag removing = ATOMIC_FLAG_INIT;
+        rosco::Method m;
+        m = ctx.on("/x", [&](const rosco::Message&) {
+            if (!removing.test_and_set()) m.remove();
+            std::this_thread::sleep_for(100us);
+            ++calls;
+        });
+        for (int i = 0; i < 4; ++i) ctx.local().send("/x");
+        const auto until = std::chrono::steady_clock::now() + test::scaled(5s);
+        while (calls == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100us);
+        CHECK(calls > 0);
+        // `m` is destroyed here, waiting for the calls under way.
+    }
+}
+
+/// Every exception a handler throws reaches an exception handler while the handler is
+/// being replaced on another thread (a call finding the old one closed wrote to std::cerr).
+void exceptions_reported_while_the_handler_is_replaced() {
+    rosco::Context ctx(rosco::Options().mode(rosco::Mode::threaded).workers(3));
+    std::atomic<int> thrown{0}, reported{0};
+    const auto count = [&](std::exception_ptr, std::string_view) { ++reported; };
+    ctx.on_exception(count);
+    rosco::Method m = ctx.on("/boom", [&](const rosco::Message&) {
+        ++thrown;
+        throw std::runtime_error("boom");
+    });
+    std::atomic<bool> stop{false};
+    std::thread sender([&] {
+        while (!stop) {
+            ctx.local().send("/boom");
+            std::this_thread::sleep_for(20us);
+        }
+    });
+    const auto until = std::chrono::steady_clock::now() + test::scaled(3s);
+    while (thrown < 2000 && std::chrono::steady_clock::now() < until) {
+        ctx.on_exception(count);
+        std::this_thread::yield();
+    }
+    stop = true;
+    sender.join();
+    const auto settle = std::chrono::steady_clock::now() + 5s;
+    while (reported < thrown && std::chrono::steady_clock::now() < settle) std::this_thread::sleep_for(1ms);
+    CHECK(thrown > 0);
+    CHECK_EQ(reported.load(), thrown.load());
+}
+
 }  // namespace
 
 int main() {
@@ -227,6 +306,9 @@ int main() {
         }
         for (rosco::Mode mode : {rosco::Mode::poll, rosco::Mode::io_thread, rosco::Mode::threaded})
             removal_from_the_handler(mode);
+        removed_inside_then_destroyed_elsewhere();
+        workers_one_call_removes_its_method();
+        exceptions_reported_while_the_handler_is_replaced();
     } catch (const std::exception& e) {
         test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
     }
