@@ -665,24 +665,6 @@ impl Engine {
         Some((PeerId(h), conn))
     }
 
-    /// The listener's peer holding the most bytes of unfinished frames, if more than
-    /// `held`, with its bytes already taken out of the budget. The peer being read (its
-    /// reader locked by the caller) is skipped.
-    fn larger_holder(&self, ch: &Channel, held: usize) -> Option<(PeerId, Arc<StreamConn>)> {
-        let Kind::Listener { peers, .. } = &ch.kind else {
-            return None;
-        };
-        let peers = peers.lock();
-        let (h, conn) = peers
-            .iter()
-            .filter_map(|(h, conn)| Some((conn.reader.try_lock()?.unfinished(), h, conn)))
-            .filter(|&(n, ..)| n > held)
-            .max_by_key(|&(n, ..)| n)
-            .map(|(_, h, conn)| (h, conn.clone()))?;
-        conn.forget_unfinished(&mut conn.reader.lock());
-        Some((PeerId(h), conn))
-    }
-
     fn stream_ready(
         &mut self,
         ch: &Arc<Channel>,
@@ -760,18 +742,10 @@ impl Engine {
             }
         }
         if !conn.count_unfinished(&mut reader) {
+            drop(reader);
             let why = "too many bytes of unfinished frames across the listener's peers";
-            // The peer holding the most goes, so that one sending a large packet at its
-            // own pace is not dropped for others that hold theirs unfinished.
-            match self.larger_holder(ch, reader.unfinished()) {
-                Some((other, other_conn)) => self.drop_stream(ch, Some(other), &other_conn, why),
-                None => {
-                    conn.forget_unfinished(&mut reader);
-                    drop(reader);
-                    self.drop_stream(ch, peer, conn, why);
-                    return dispatched;
-                }
-            }
+            self.drop_stream(ch, peer, conn, why);
+            return dispatched;
         }
         if eof {
             let finished = Finished {

@@ -31,9 +31,9 @@ pub(crate) const MAX_SESSION_OUT: usize = MAX_PENDING_OUT + (1 << 20);
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
 /// Bytes of unfinished frames held across one listener's connections past this (or past
-/// room for two of the largest frames allowed, if more) end the connection holding the
-/// most: 500 peers each half-way through a 1 MiB frame would otherwise hold 500 MiB until
-/// they stall.
+/// room for two of the largest frames allowed, if more) end the connection whose read
+/// passed it: 500 peers each half-way through a 1 MiB frame would otherwise hold 500 MiB
+/// until they stall.
 pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
 
 /// What the connections that share it (a listener's peers; a client's connection has one
@@ -124,13 +124,6 @@ pub(crate) struct Reader {
     pub(crate) finished: Option<Finished>,
     /// The deframer's unfinished bytes as last counted in the connection's budget.
     counted: usize,
-}
-
-impl Reader {
-    /// The bytes of unfinished frames counted in the budget for this connection.
-    pub(crate) fn unfinished(&self) -> usize {
-        self.counted
-    }
 }
 
 /// A connection whose peer finished sending stays for what is owed to it (its output, and
@@ -372,15 +365,14 @@ impl StreamConn {
         // A lone peer (a client's connection has a budget of its own) may always hold one
         // frame as large as its channel allows, with the next one begun.
         let limit = MAX_LISTENER_UNFINISHED.max(reader.deframer.max_frame().saturating_mul(2));
-        now == 0 || total <= limit
-    }
-
-    /// Takes the unfinished bytes `reader` (this connection's) holds out of the budget:
-    /// the connection is to end, and its bytes make room for the others' at once, not when
-    /// the last reference to it goes.
-    pub(crate) fn forget_unfinished(&self, reader: &mut Reader) {
-        self.budget.unfinished(reader.counted, 0);
+        if now == 0 || total <= limit {
+            return true;
+        }
+        // The connection is to end: its bytes make room for the others' at once, not
+        // when the last reference to it goes.
+        self.budget.unfinished(now, 0);
         reader.counted = 0;
+        false
     }
 }
 
