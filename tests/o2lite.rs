@@ -845,3 +845,93 @@ fn a_poll_mode_host_counts_what_it_dispatches_to_itself() {
     assert_eq!(polled, 1);
     assert_eq!(got.lock().unwrap().len(), 2);
 }
+
+/// A host whose own service sends to itself from its method (a loop, here) leaves the I/O
+/// thread time for its sockets: a datagram on another channel arrives at once (one turn
+/// used to carry the whole loop out, and the datagram waited until it stopped).
+#[test]
+fn a_host_sending_to_itself_leaves_time_for_other_channels() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let host = context(Mode::Threaded);
+    let ch = host.open("host", "o2lite-host://self?mdns=0").unwrap();
+    host.o2_service_add(ch, "server").unwrap();
+    let rx = host.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let got = contexts::counter(&host, "/osc");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, sender) = (stop.clone(), host.sender());
+    host.methods()
+        .add_method(
+            Some("/server/*"),
+            None,
+            move |_: &Message<'_>, _: &MsgInfo| {
+                if !s.load(Ordering::Relaxed) {
+                    let _ = sender.o2_send(ch, 0.0, true, "/server/again", &[]);
+                }
+                Flow::Handled
+            },
+        )
+        .unwrap();
+    host.o2_send(ch, 0.0, true, "/server/go", &[]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = Instant::now();
+    udp.send_to(
+        b"/osc\0\0\0\0,\0\0\0",
+        ("127.0.0.1", host.port(rx).unwrap()),
+    )
+    .unwrap();
+    while got.load(Ordering::Relaxed) == 0 && sent.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waited = sent.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        waited < Duration::from_secs(1),
+        "the datagram waited {waited:?}"
+    );
+}
+
+/// A host's events follow its session's order when carrying out one output closes a
+/// connection: the refusal of a client that never sent `con` comes before a service a
+/// callback added after it (the close carried out the rest of the queue from inside, and
+/// the later change was reported first). Takes the host's 10 s wait for `con`.
+#[test]
+fn a_close_while_output_is_carried_out_keeps_the_order() {
+    let host = context(Mode::Poll);
+    let events = events(&host);
+    let ch = host.open("host", "o2lite-host://nest?mdns=0").unwrap();
+    host.o2_service_add(ch, "server").unwrap();
+    let sender = host.sender();
+    host.methods()
+        .add_method(
+            Some("/server/*"),
+            None,
+            move |_: &Message<'_>, _: &MsgInfo| {
+                sender.o2_service_add(ch, "later").unwrap();
+                Flow::Handled
+            },
+        )
+        .unwrap();
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", host.port(ch).unwrap())).unwrap();
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    assert!(until(&[&host], || count(&events, connected) == 1));
+    // Not polled while the wait for `con` runs out: the refusal and this message are then
+    // carried out in one turn, the message first.
+    std::thread::sleep(Duration::from_millis(10_500));
+    host.o2_send(ch, 0.0, true, "/server/x", &[]).unwrap();
+    let added = |e: &Event| matches!(e, Event::O2Host { event: HostEvent::ServiceAdded { name }, .. } if name == "later");
+    assert!(until(&[&host], || count(&events, added) == 1));
+    let events = events.lock().unwrap();
+    let at = |pred: &dyn Fn(&Event) -> bool| events.iter().position(pred);
+    let refused = at(&|e| {
+        matches!(
+            e,
+            Event::O2Host {
+                event: HostEvent::Refused { .. },
+                ..
+            }
+        )
+    });
+    assert!(refused.is_some(), "{events:?}");
+    assert!(refused < at(&added), "{events:?}");
+}

@@ -1120,11 +1120,10 @@ impl Sender {
         self.with_o2(id, |ch, role| {
             // Queries change nothing in the session: refused like application messages
             // when output is at its limit, not queued past it as announcements are.
-            if ch
-                .connected_stream()
-                .is_some_and(|conn| conn.unwritten() > MAX_PENDING_OUT)
-            {
-                return Err(Error::Full);
+            match ch.connected_stream() {
+                Some(conn) if conn.is_closed() => return Err(Error::Closed),
+                Some(conn) if conn.unwritten() > MAX_PENDING_OUT => return Err(Error::Full),
+                _ => {}
             }
             let query = |session: &mut ClientSession, out: &mut Output| match service {
                 Some(s) => session.query_status(s, out),

@@ -90,6 +90,8 @@ pub(crate) struct Engine {
     /// ones come due, the host application's own sends, a client leaving), for `turn` to
     /// count.
     o2_dispatched: usize,
+    /// An O2lite host's queued output is being carried out (`o2_host_pending`).
+    draining_host: bool,
     decode: DecodeOptions,
     decode_o2: DecodeOptions,
 }
@@ -110,6 +112,7 @@ impl Engine {
             kept_for: None,
             accept_paused: Vec::new(),
             o2_dispatched: 0,
+            draining_host: false,
             decode_o2: decode.with_o2_types(),
             decode,
         }
@@ -119,6 +122,8 @@ impl Engine {
     /// something happens), handle all of it. Returns the messages dispatched here.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> usize {
         self.restore_buffers();
+        // A callback that panicked while a host's output was carried out left it set.
+        self.draining_host = false;
         let mut dispatched = self.deliver_queued();
         let mut now = Now::default();
         let version = self.shared.table_version();
@@ -1311,20 +1316,34 @@ impl Engine {
     /// Carries out a host session's output queued so far, oldest first (see
     /// `o2::host_turn`); returns the messages dispatched to the host's own services. Taken
     /// one at a time, so that output queued while one is carried out (a connection it
-    /// closes) keeps its place.
+    /// closes) keeps its place: called again meanwhile, it leaves that to the call under
+    /// way. What callbacks queue meanwhile beyond `HOST_OUTPUT_SLACK` (a method for a
+    /// host's own service sending to it again) waits for the next turn, which that send
+    /// wakes: a host sending to itself must not keep the loop from its sockets.
     fn o2_host_pending(&mut self, ch: &Arc<Channel>) -> usize {
         let Some(O2Role::Host { pending, .. }) = &ch.o2 else {
             return 0;
         };
+        if self.draining_host {
+            return 0;
+        }
+        self.draining_host = true;
         let mut dispatched = 0;
-        loop {
+        let mut budget = pending.lock().len() + HOST_OUTPUT_SLACK;
+        while budget > 0 {
+            budget -= 1;
             // The lock is let go before the output is carried out.
             let next = pending.lock().pop_front();
             let Some(out) = next else {
-                return dispatched;
+                break;
             };
             dispatched += self.o2_host_output(ch, out);
         }
+        self.draining_host = false;
+        if !pending.lock().is_empty() {
+            self.shared.waker.wake();
+        }
+        dispatched
     }
 
     /// A host session's output: frames to clients, datagrams, closed connections, messages
@@ -1480,6 +1499,10 @@ fn stall_deadline(reader: &Reader, stall: Duration) -> Option<Instant> {
 fn output_deadline(stuck: Option<Instant>, stall: Duration) -> Option<Instant> {
     stuck.and_then(|since| since.checked_add(stall))
 }
+
+/// How many more of an O2lite host's outputs than were queued when it began one turn
+/// carries out (see `Engine::o2_host_pending`).
+const HOST_OUTPUT_SLACK: usize = 64;
 
 /// The time, read from the clock when first asked for: a busy-polling turn over datagram
 /// sockets needs none.
