@@ -557,6 +557,20 @@ fn a_client_not_synchronised_sends_timestamp_0_only() {
     assert_eq!(m, b"/server/plain");
 }
 
+/// Sends `/server/big` messages on `ch` until its output to a host that does not read is at
+/// its limit (`Full`); returns how many went.
+fn fill_output(ctx: &Context, ch: ChannelId) -> usize {
+    let blob = vec![1u8; 60_000];
+    let mut sent = 0;
+    loop {
+        match ctx.o2_send(ch, 0.0, true, "/server/big", &[Arg::Blob(&blob)]) {
+            Ok(()) => sent += 1,
+            Err(rosco::Error::Full) => return sent,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// A service offered while the host is slow to read (the client's output to it at its
 /// limit, where application messages are refused `Full`) still reaches the host once it
 /// reads: the session counts its announcement as sent.
@@ -566,16 +580,7 @@ fn an_offer_waits_behind_output_at_its_limit() {
     let ctx = context();
     let ch = ctx.open("o2", &raw.url()).unwrap();
     let mut host = raw.admit(&ctx, ch, 3);
-    let blob = vec![1u8; 60_000];
-    let send = || ctx.o2_send(ch, 0.0, true, "/server/big", &[Arg::Blob(&blob)]);
-    let mut sent = 0;
-    loop {
-        match send() {
-            Ok(()) => sent += 1,
-            Err(rosco::Error::Full) => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let sent = fill_output(&ctx, ch);
     ctx.o2_service_add(ch, "late").unwrap();
     // The host reads everything: the application messages, then the offer.
     host.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -640,11 +645,7 @@ fn a_host_that_does_not_read_stops_a_clients_output() {
     let events = events(&ctx);
     let ch = ctx.open("o2", &raw.url()).unwrap();
     let _host = raw.admit(&ctx, ch, 3);
-    let blob = vec![1u8; 60_000];
-    while ctx
-        .o2_send(ch, 0.0, true, "/server/big", &[Arg::Blob(&blob)])
-        .is_ok()
-    {}
+    fill_output(&ctx, ch);
     assert!(matches!(
         ctx.o2_query(ch, Some("x")),
         Err(rosco::Error::Full)
