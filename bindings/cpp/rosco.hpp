@@ -154,8 +154,11 @@
 //   destroy or remove a Method while holding a lock (or anything else) its handler may be
 //   waiting for, or both threads wait forever. That includes doing it from an event or
 //   log handler on the I/O thread (io-thread mode) while the method's handler, inside
-//   poll(), waits for that thread (Context::on_event(), on_log(), Channel::flush()). A
-//   Method made from a raw rosco_method (the two-handle constructor) or given up with
+//   poll(), waits for that thread (Context::on_event(), on_log(), Channel::flush()), and
+//   a handler removing another Method whose handler, on another thread, may at the same
+//   time be removing this handler's Method (each waits for the other; so too a method
+//   handler and an exception handler replacing each other). A Method made from a raw
+//   rosco_method (the two-handle constructor) or given up with
 //   detach() has no such guarantee, as in C.
 // * Every callback rosco calls is a noexcept trampoline that catches every exception. A
 //   handler that throws counts as having handled its message; the exception is reported to
