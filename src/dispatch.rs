@@ -239,8 +239,9 @@ struct Method {
     typespec: TypeSpec,
     callback: Callback,
     alive: AtomicBool,
-    /// Sees what its route matches even after a method handled it (a subscription).
-    observer: bool,
+    /// Sees what its route matches even after a method handled it: a subscription's route.
+    /// The routes of one subscription share this key, and a message reaches it once.
+    observer: Option<usize>,
 }
 
 /// Hashes method addresses for the literal map, a word at a time. Not keyed: the keys are
@@ -298,7 +299,7 @@ impl MethodTable {
         route: Route,
         typespec: TypeSpec,
         callback: Callback,
-        observer: bool,
+        observer: Option<usize>,
     ) -> MethodId {
         let method = Arc::new(Method {
             seq: self.next_seq,
@@ -420,6 +421,8 @@ pub struct DispatchScratch {
     /// Indexes into `table` of the methods the message reaches, and whether by coercion.
     matches: Vec<(u32, bool)>,
     coerced: Vec<u8>,
+    /// The observer groups the message being dispatched has reached.
+    observed: Vec<usize>,
 }
 
 impl DispatchScratch {
@@ -500,23 +503,25 @@ impl Dispatcher {
         typespec: Option<&str>,
         callback: impl Fn(&Message<'_>, &MsgInfo) -> Flow + Send + Sync + 'static,
     ) -> Result<MethodId, MethodError> {
-        self.add_route(address, typespec, Box::new(callback), false)
+        self.add_route(address, typespec, Box::new(callback), None)
     }
 
     /// Registers an observer (what a subscription's routes are): called for every message
     /// its address and type spec match, whatever the methods before it returned, and
-    /// never ending the delivery itself.
+    /// never ending the delivery itself. Of the observers sharing a `group`, a message
+    /// reaches the first it matches only (one subscription's routes may overlap).
     pub(crate) fn add_observer(
         &self,
         address: Option<&str>,
         typespec: Option<&str>,
+        group: usize,
         callback: impl Fn(&Message<'_>, &MsgInfo) + Send + Sync + 'static,
     ) -> Result<MethodId, MethodError> {
         let pass_on = move |m: &Message<'_>, info: &MsgInfo| {
             callback(m, info);
             Flow::PassOn
         };
-        self.add_route(address, typespec, Box::new(pass_on), true)
+        self.add_route(address, typespec, Box::new(pass_on), Some(group))
     }
 
     fn add_route(
@@ -524,7 +529,7 @@ impl Dispatcher {
         address: Option<&str>,
         typespec: Option<&str>,
         callback: Callback,
-        observer: bool,
+        observer: Option<usize>,
     ) -> Result<MethodId, MethodError> {
         let typespec = TypeSpec::parse(typespec)?;
         let route = match address {
@@ -556,7 +561,7 @@ impl Dispatcher {
         regex::bytes::Regex::new(regex).map_err(bad)?;
         let re = regex::bytes::Regex::new(&format!("^(?:{regex})$")).map_err(bad)?;
         let callback = Box::new(callback);
-        Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, callback, false)))
+        Ok(self.change(|t| Arc::make_mut(t).add(Route::Regex(re), typespec, callback, None)))
     }
 
     /// Removes a method; false when the handle is stale. Safe from inside any callback.
@@ -645,8 +650,10 @@ impl Dispatcher {
             table,
             matches,
             coerced: coerce_buf,
+            observed,
             ..
         } = scratch;
+        observed.clear();
         let table = table.as_deref().expect("read above");
         let as_is = info.o2.is_some_and(|o2| o2.literal);
         let literal = table.lookup(address, as_is, msg.typetags(), coerce, matches);
@@ -658,7 +665,10 @@ impl Dispatcher {
                 let method = table.method(index);
                 // Removed since the table was read (perhaps by a callback just now); or
                 // the message is handled, and only observers see it still.
-                if !method.alive.load(Ordering::Acquire) || (handled && !method.observer) {
+                if !method.alive.load(Ordering::Acquire)
+                    || (handled && method.observer.is_none())
+                    || method.observer.is_some_and(|g| observed.contains(&g))
+                {
                     continue;
                 }
                 let flow = match coerced {
@@ -670,6 +680,7 @@ impl Dispatcher {
                 };
                 called += 1;
                 handled |= literal && flow == Flow::Handled;
+                observed.extend(method.observer);
             }
             called
         })

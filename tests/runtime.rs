@@ -644,6 +644,28 @@ fn subscriptions_keep_messages_for_the_application() {
     }
 }
 
+/// A subscription whose routes overlap keeps a message they both match once (it was kept
+/// once per route, and the copy took room meant for later messages); another subscription
+/// still gets its own.
+#[test]
+fn overlapping_routes_keep_a_message_once() {
+    let ctx = context(Mode::Poll);
+    let (_, tx) = udp_pair(&ctx);
+    let mut notes = ctx.subscribe(Some("/note/*"), None, 4).unwrap();
+    notes.also(Some("/note/on"), None).unwrap();
+    notes.also(None, None).unwrap();
+    let other = ctx.subscribe(Some("/note/on"), None, 4).unwrap();
+    ctx.send(tx, "/note/on", &[Arg::Int(60)]).unwrap();
+    ctx.send(tx, "/cc", &[]).unwrap();
+    assert!(until(&ctx, || notes.len() == 2 && other.len() == 1));
+    ctx.poll(Some(Duration::from_millis(20))).unwrap();
+    let kept: Vec<_> = std::iter::from_fn(|| notes.try_recv())
+        .map(|r| r.message().address_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept, ["/note/on", "/cc"]);
+    assert_eq!((notes.dropped(), other.len()), (0, 1));
+}
+
 #[test]
 fn a_wait_on_a_subscription_ends_when_its_context_shuts_down() {
     for mode in MODES {

@@ -55,9 +55,9 @@ impl Drop for Feed {
 /// Messages matching the routes given to [`Context::subscribe`](crate::Context::subscribe)
 /// and [`also`](Self::also), in arrival order (with `ContextOptions::workers`, in the
 /// order the workers dispatch them), at most `capacity` of them (later ones are
-/// dropped and counted). Every subscriber gets every matching message, whatever methods
-/// registered before it returned, and passes each on, so other methods and subscriptions
-/// see it too.
+/// dropped and counted). Every subscriber gets every matching message once (where its
+/// routes overlap too), whatever methods registered before it returned, and passes each
+/// on, so other methods and subscriptions see it too.
 ///
 /// Messages enter the queue where callbacks run: inside `poll` in poll and io-thread
 /// modes (take them after polling), on the I/O thread or the workers in threaded mode (where
@@ -94,9 +94,12 @@ impl Subscription {
         }
         self.queue.routes.fetch_add(1, Ordering::Relaxed);
         let feed = Feed(self.queue.clone());
+        // Routes that overlap keep a message once: the queue is their group.
+        let group = Arc::as_ptr(&self.queue) as usize;
         let id = self.dispatcher.add_observer(
             address,
             typespec,
+            group,
             move |m: &Message<'_>, info: &MsgInfo| feed.0.push(m, info),
         )?;
         self.methods.push(id);
