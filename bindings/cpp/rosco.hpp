@@ -1628,8 +1628,9 @@ struct Hub : std::enable_shared_from_this<Hub> {
                         }
                     }
                 }
+                if (!closed) break;
                 auto next = load(on_exception);
-                if (!closed || next == handler) break;
+                if (next == handler) break;
                 handler = std::move(next);
             }
             std::string text = "unknown exception";
@@ -2121,8 +2122,9 @@ public:
     }
     /// Sets (or with an empty function removes) what receives exceptions thrown by this
     /// context's handlers; without one they are written to std::cerr. Once this returns
-    /// the old handler is not running on another thread, but for calls of it that are
-    /// themselves replacing it; an exception reported meanwhile goes to the new one.
+    /// the old handler is not running on another thread (a call of it on this thread,
+    /// replacing it from inside, is not waited for); an exception reported meanwhile goes
+    /// to the new one.
     void on_exception(ExceptionHandler handler) {
         const std::shared_ptr<detail::Hub> held = hub();  // alive for this call
         detail::Hub& h = *held;
