@@ -707,6 +707,38 @@ fn a_wait_on_a_subscription_ends_when_its_context_shuts_down() {
 }
 
 #[test]
+fn a_route_added_while_the_context_shuts_down_does_not_keep_it_open() {
+    // Routes are added on one thread while another shuts the context down: whatever the
+    // interleaving, once `also` has said `Closed` the subscription is closed too, so a wait
+    // on it ends at once instead of waiting for messages that cannot come.
+    for round in 0..200 {
+        let ctx = context(Mode::Poll);
+        let mut sub = ctx.subscribe(Some("/first"), None, 1).unwrap();
+        let ctx = Arc::new(ctx);
+        let closer = {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || ctx.shutdown())
+        };
+        let mut added = 0;
+        while !closer.is_finished() && sub.also(Some("/more/route"), Some("ifs")).is_ok() {
+            added += 1;
+        }
+        closer.join().unwrap();
+        let late = sub.also(Some("/late"), None);
+        assert!(
+            matches!(late, Err(rosco::Error::Closed)) && sub.is_closed(),
+            "round {round}, after {added} routes: {late:?}"
+        );
+        let started = Instant::now();
+        assert!(matches!(
+            sub.recv_timeout(Duration::from_secs(5)),
+            Err(rosco::Error::Closed)
+        ));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[test]
 fn a_log_callback_may_send_and_close_channels_while_packets_are_traced() {
     let ctx = traced(true, false);
     let (_rx, tx) = udp_pair(&ctx);

@@ -112,17 +112,15 @@ pub unsafe extern "C" fn rosco_sub_take(
         // SAFETY: the caller's promise.
         let sub = unsafe { sub.as_ref() }.ok_or_else(|| Failure::null("sub"))?;
         let callback = fn_.ok_or_else(|| Failure::null("fn"))?;
-        let received = match timeout_ms {
-            0 => sub.sub.try_recv().ok_or(match sub.sub.is_closed() {
-                true => Error::Closed,
-                false => Error::Timeout,
-            }),
-            ms => sub.sub.recv_timeout(Duration::from_millis(ms.into())),
-        }
-        .map_err(|e| match e {
-            Error::Closed => Failure::new(ROSCO_ERR_CLOSED, "the context was freed"),
-            _ => Failure::new(ROSCO_ERR_TIMEOUT, "no message came"),
-        })?;
+        // With 0 too: it looks at the queue and the routes under one lock, so a message
+        // that arrives just before the context goes is taken, not reported closed.
+        let received = sub
+            .sub
+            .recv_timeout(Duration::from_millis(timeout_ms.into()))
+            .map_err(|e| match e {
+                Error::Closed => Failure::new(ROSCO_ERR_CLOSED, "the context was freed"),
+                _ => Failure::new(ROSCO_ERR_TIMEOUT, "no message came"),
+            })?;
         let msg = received.message();
         let view = MsgView {
             msg: &msg,

@@ -585,12 +585,8 @@ impl Context {
                 "a subscription's capacity must be at least 1",
             ));
         }
-        let mut sub = Subscription::new(self.shared.dispatcher.clone(), capacity);
+        let mut sub = Subscription::new(self.shared.clone(), capacity);
         sub.also(address, typespec)?;
-        // Shut down meanwhile: its method would outlive the table's clearing.
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
         Ok(sub)
     }
 

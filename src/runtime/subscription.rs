@@ -2,7 +2,8 @@
 //! the application to take when it wants them (aiolo's `route.sub()`), instead of a
 //! callback.
 
-use crate::dispatch::{rewrite, rewritten, Dispatcher, MethodId, MsgInfo};
+use super::shared::Shared;
+use crate::dispatch::{rewrite, rewritten, MethodId, MsgInfo};
 use crate::error::Error;
 use crate::osc::Message;
 use parking_lot::{Condvar, Mutex};
@@ -63,15 +64,24 @@ impl Drop for Feed {
 /// modes (take them after polling), on the I/O thread or the workers in threaded mode (where
 /// [`recv_timeout`](Self::recv_timeout) waits for them). Dropping the subscription
 /// removes its methods.
-#[derive(Debug)]
 pub struct Subscription {
     queue: Arc<Queue>,
-    dispatcher: Arc<Dispatcher>,
+    /// The context's: its method table, and whether it has shut down.
+    shared: Arc<Shared>,
     methods: Vec<MethodId>,
 }
 
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("queue", &self.queue)
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Subscription {
-    pub(crate) fn new(dispatcher: Arc<Dispatcher>, capacity: usize) -> Subscription {
+    pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> Subscription {
         Subscription {
             queue: Arc::new(Queue {
                 items: Mutex::new(VecDeque::new()),
@@ -80,7 +90,7 @@ impl Subscription {
                 dropped: AtomicU64::new(0),
                 routes: AtomicUsize::new(0),
             }),
-            dispatcher,
+            shared,
             methods: Vec::new(),
         }
     }
@@ -89,19 +99,22 @@ impl Subscription {
     /// is a literal address, an OSC pattern, or `None` for every message; `typespec` as
     /// for methods. `Error::Closed` once the context has shut down.
     pub fn also(&mut self, address: Option<&str>, typespec: Option<&str>) -> Result<(), Error> {
-        if !self.methods.is_empty() && self.is_closed() {
-            return Err(Error::Closed);
-        }
         self.queue.routes.fetch_add(1, Ordering::Relaxed);
         let feed = Feed(self.queue.clone());
         // Routes that overlap keep a message once: the queue is their group.
         let group = Arc::as_ptr(&self.queue) as usize;
-        let id = self.dispatcher.add_observer(
+        let id = self.shared.dispatcher.add_observer(
             address,
             typespec,
             group,
             move |m: &Message<'_>, info: &MsgInfo| feed.0.push(m, info),
         )?;
+        // Checked after the route went in: a shutdown that cleared the table before then
+        // would leave it there, and the subscription waiting for messages that cannot come.
+        if self.shared.closed.load(Ordering::Acquire) {
+            self.shared.dispatcher.remove_method(id);
+            return Err(Error::Closed);
+        }
         self.methods.push(id);
         Ok(())
     }
@@ -155,7 +168,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         for id in self.methods.drain(..) {
-            self.dispatcher.remove_method(id);
+            self.shared.dispatcher.remove_method(id);
         }
     }
 }
