@@ -585,7 +585,11 @@ impl Context {
                 "a subscription's capacity must be at least 1",
             ));
         }
-        let mut sub = Subscription::new(self.shared.clone(), capacity);
+        let mut sub = Subscription::new(
+            self.shared.dispatcher.clone(),
+            self.shared.closed.clone(),
+            capacity,
+        );
         sub.also(address, typespec)?;
         Ok(sub)
     }

@@ -123,7 +123,7 @@ pub(crate) struct Shared {
     pub(crate) log: CallbackSlot<LogCallback>,
     pub(crate) accept: CallbackSlot<AcceptFilter>,
     pub(crate) log_level: AtomicU8,
-    pub(crate) closed: AtomicBool,
+    pub(crate) closed: Arc<AtomicBool>,
     /// Shut down from a callback of its own `poll` (on the polling thread): that poll's
     /// caller asked for it, and the poll ends as it would have.
     pub(crate) closed_by_own_poll: AtomicBool,
@@ -168,7 +168,7 @@ impl Shared {
             log: CallbackSlot::default(),
             accept: CallbackSlot::default(),
             log_level: AtomicU8::new(LogLevel::Info as u8),
-            closed: AtomicBool::new(false),
+            closed: Arc::default(),
             closed_by_own_poll: AtomicBool::new(false),
             drops_unreported: AtomicBool::new(false),
         })

@@ -2,13 +2,12 @@
 //! the application to take when it wants them (aiolo's `route.sub()`), instead of a
 //! callback.
 
-use super::shared::Shared;
-use crate::dispatch::{rewrite, rewritten, MethodId, MsgInfo};
+use crate::dispatch::{rewrite, rewritten, Dispatcher, MethodId, MsgInfo};
 use crate::error::Error;
 use crate::osc::Message;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,24 +63,23 @@ impl Drop for Feed {
 /// modes (take them after polling), on the I/O thread or the workers in threaded mode (where
 /// [`recv_timeout`](Self::recv_timeout) waits for them). Dropping the subscription
 /// removes its methods.
+#[derive(Debug)]
 pub struct Subscription {
     queue: Arc<Queue>,
-    /// The context's: its method table, and whether it has shut down.
-    shared: Arc<Shared>,
+    dispatcher: Arc<Dispatcher>,
+    /// Set when the context shuts down. Only the flag: a subscription kept after its
+    /// context must not keep the rest of it (its thread hooks, whose C `thread_user_free`
+    /// runs in `rosco_ctx_free`).
+    context_closed: Arc<AtomicBool>,
     methods: Vec<MethodId>,
 }
 
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("queue", &self.queue)
-            .field("methods", &self.methods)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Subscription {
-    pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> Subscription {
+    pub(crate) fn new(
+        dispatcher: Arc<Dispatcher>,
+        context_closed: Arc<AtomicBool>,
+        capacity: usize,
+    ) -> Subscription {
         Subscription {
             queue: Arc::new(Queue {
                 items: Mutex::new(VecDeque::new()),
@@ -90,7 +88,8 @@ impl Subscription {
                 dropped: AtomicU64::new(0),
                 routes: AtomicUsize::new(0),
             }),
-            shared,
+            dispatcher,
+            context_closed,
             methods: Vec::new(),
         }
     }
@@ -103,7 +102,7 @@ impl Subscription {
         let feed = Feed(self.queue.clone());
         // Routes that overlap keep a message once: the queue is their group.
         let group = Arc::as_ptr(&self.queue) as usize;
-        let id = self.shared.dispatcher.add_observer(
+        let id = self.dispatcher.add_observer(
             address,
             typespec,
             group,
@@ -111,8 +110,8 @@ impl Subscription {
         )?;
         // Checked after the route went in: a shutdown that cleared the table before then
         // would leave it there, and the subscription waiting for messages that cannot come.
-        if self.shared.closed.load(Ordering::Acquire) {
-            self.shared.dispatcher.remove_method(id);
+        if self.context_closed.load(Ordering::Acquire) {
+            self.dispatcher.remove_method(id);
             return Err(Error::Closed);
         }
         self.methods.push(id);
@@ -168,7 +167,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         for id in self.methods.drain(..) {
-            self.shared.dispatcher.remove_method(id);
+            self.dispatcher.remove_method(id);
         }
     }
 }

@@ -47,9 +47,27 @@ static int holds(rosco_sub *sub, uint32_t waiting, uint64_t dropped)
     return rosco_sub_counts(sub, &w, &d) == ROSCO_OK && w == waiting && d == dropped;
 }
 
+static void thread_hook(void *user, const char *name)
+{
+    (void)user;
+    (void)name;
+}
+
+static void thread_user_freed(void *user)
+{
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+
 static void test_mode(int32_t mode)
 {
     rosco_ctx_options o = check_options(mode);
+    /* The thread hooks' user data, freed by rosco_ctx_free although a subscription of
+     * the context outlives it. */
+    static atomic_int thread_user_frees;
+    atomic_store(&thread_user_frees, 0);
+    o.thread_start = thread_hook;
+    o.thread_user = &thread_user_frees;
+    o.thread_user_free = thread_user_freed;
     rosco_ctx ctx;
     rosco_channel in, out;
     rosco_sub *notes = NULL, *on = NULL;
@@ -110,6 +128,7 @@ static void test_mode(int32_t mode)
     /* One freed after its context, one before. */
     rosco_sub_free(on);
     CHECK_OK(rosco_ctx_free(ctx));
+    CHECK_INT(atomic_load(&thread_user_frees), 1);
     CHECK_ERR(rosco_sub_new(ctx, "/x", NULL, 1, &bad), ROSCO_ERR_HANDLE);
     /* Nothing can arrive any more: a take says so at once, whatever its timeout, and no
      * route can be added. */
@@ -119,6 +138,7 @@ static void test_mode(int32_t mode)
     CHECK_ERR(rosco_sub_take(notes, 60000, take, &t), ROSCO_ERR_CLOSED);
     CHECK(check_now_ms() - start < 30000);
     rosco_sub_free(notes);
+    CHECK_INT(atomic_load(&thread_user_frees), 1);
     if (CHECK_FAILURES != before)
         fprintf(stderr, "  (failures above in %s mode)\n", check_mode_name(mode));
 }
