@@ -3422,6 +3422,74 @@ fn the_receive_queue_is_capped_in_bytes() {
     assert!(until(&ctx, || got.load(Ordering::SeqCst) == 80 - dropped as usize));
 }
 
+/// A poll-mode context with a short stall timeout, a listener with room for one peer, and
+/// that peer connected and silent past the timeout: idle enough to make room.
+fn full_listener_with_an_idle_peer(ctx: &Context, seen: &Events) -> (u16, TcpStream) {
+    let server = ctx
+        .open("server", "osc.tcp://:0?bind=127.0.0.1&max_clients=1")
+        .unwrap();
+    let port = ctx.port(server).unwrap();
+    let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let connected = || count(seen, |e| matches!(e, Event::Connected { .. })) == 1;
+    assert!(until(ctx, connected));
+    std::thread::sleep(Duration::from_millis(400));
+    (port, idle)
+}
+
+fn short_stall() -> Context {
+    Context::new(ContextOptions {
+        mode: Mode::Poll,
+        stall_timeout: Duration::from_millis(200),
+        ..ContextOptions::default()
+    })
+    .unwrap()
+}
+
+/// The peer let go to make room was readable in the same turn: it is not read again (its
+/// message dispatched from a removed peer, its end reported a second time).
+#[test]
+fn a_peer_let_go_to_make_room_is_not_read_again() {
+    let ctx = short_stall();
+    let seen = events(&ctx);
+    let got = counter(&ctx, "/hello");
+    let (port, mut idle) = full_listener_with_an_idle_peer(&ctx, &seen);
+    // It speaks and a newcomer arrives before the next poll: one turn sees both.
+    idle.write_all(&[
+        0, 0, 0, 12, b'/', b'h', b'e', b'l', b'l', b'o', 0, 0, b',', 0, 0, 0,
+    ])
+    .unwrap();
+    let _newcomer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..5 {
+        ctx.poll(Some(Duration::from_millis(20))).unwrap();
+    }
+    let ends = count(&seen, |e| matches!(e, Event::Disconnected { .. }));
+    assert_eq!(ends, 1, "{:?}", seen.lock().unwrap());
+    assert_eq!(got.load(Ordering::SeqCst), 0);
+}
+
+/// A newcomer the accept filter refuses costs no accepted peer its place.
+#[test]
+fn a_refused_newcomer_makes_no_room() {
+    let ctx = short_stall();
+    let seen = events(&ctx);
+    let first = AtomicBool::new(true);
+    ctx.set_accept_filter(Some(move |_, _| first.swap(false, Ordering::SeqCst)));
+    let (port, mut idle) = full_listener_with_an_idle_peer(&ctx, &seen);
+    let _refused = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let refused = || {
+        let why = |e: &Event| matches!(e, Event::Disconnected { reason, .. } if reason.contains("filter"));
+        count(&seen, why) == 1
+    };
+    assert!(until(&ctx, refused));
+    let ends = count(&seen, |e| matches!(e, Event::Disconnected { .. }));
+    assert_eq!(ends, 1, "{:?}", seen.lock().unwrap());
+    idle.set_nonblocking(true).unwrap();
+    let still_open =
+        matches!(idle.read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(still_open, "the idle peer was closed");
+}
+
 /// A full listener makes room for a newcomer by closing the peer silent longest, if it has
 /// been silent for the stall timeout: connections that never send cannot keep everyone
 /// else out, and peers that talk keep their places.

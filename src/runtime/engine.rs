@@ -594,11 +594,14 @@ impl Engine {
                 }
             };
             let peer = peer.map(udp::canonical);
-            if peers.lock().len() >= ch.limits.max_peers {
-                // Full: a peer silent for the stall timeout makes room, or connections
-                // that never send would keep everyone else out for good.
-                match self.idlest_peer(peers) {
-                    Some((id, idle)) => self.drop_stream(ch, Some(id), &idle, "idle, to make room"),
+            // Full: a peer silent for the stall timeout makes room, or connections that
+            // never send would keep everyone else out for good. It goes only once the
+            // newcomer is let in: one the filter refuses must not cost anyone a place.
+            let full = peers.lock().len() >= ch.limits.max_peers;
+            let make_room = match full {
+                false => None,
+                true => match self.idlest_peer(peers) {
+                    Some(idle) => Some(idle),
                     None => {
                         self.shared.emit(Event::Disconnected {
                             channel: ch.id,
@@ -607,8 +610,8 @@ impl Engine {
                         });
                         continue;
                     }
-                }
-            }
+                },
+            };
             // A filter that panics refuses (caught here: in poll mode it would leave `poll`,
             // elsewhere end the I/O loop's turn, the connection closed without a word).
             let filter = || self.shared.accept.call(|accept| accept(ch.id, peer));
@@ -635,6 +638,9 @@ impl Engine {
                 budget.clone(),
             ) {
                 Ok(conn) => {
+                    if let Some((id, idle)) = make_room {
+                        self.drop_stream(ch, Some(id), &idle, "idle, to make room");
+                    }
                     let handle = peers.lock().insert(Arc::new(conn));
                     if let Some(role @ O2Role::Host { session, .. }) = &ch.o2 {
                         session.lock().accepted(handle.to_bits(), role.now());
@@ -678,6 +684,11 @@ impl Engine {
         writable: bool,
         closed: bool,
     ) -> usize {
+        // Let go earlier in this turn (to make room, or by another peer's handling): its
+        // slot is still in the poll set until the next, and it must not be read again.
+        if conn.has_ended() {
+            return 0;
+        }
         if writable {
             if let Err(e) = conn.flush() {
                 self.drop_stream(ch, peer, conn, &format!("write failed: {e}"));
@@ -821,6 +832,10 @@ impl Engine {
         conn: &Arc<StreamConn>,
         reason: &str,
     ) {
+        // Once: a connection let go earlier in the turn may be found again.
+        if !conn.end() {
+            return;
+        }
         // Closed here for a reason of its own, the end of the stream seen since says less.
         let reason = conn.why_closed().unwrap_or(reason);
         conn.close();

@@ -153,6 +153,8 @@ pub(crate) struct StreamConn {
     /// Counts what waits in `out`, with the other connections it is shared with.
     budget: PeerBudget,
     closed: AtomicBool,
+    /// The I/O loop has let the connection go and reported its end; set once.
+    ended: AtomicBool,
     /// Why this side closed the connection, when it did for a reason of its own: what the
     /// I/O loop reports instead of what it then sees (the end of the stream).
     why_closed: OnceLock<&'static str>,
@@ -190,6 +192,7 @@ impl StreamConn {
             moved: Mutex::new(Instant::now()),
             budget,
             closed: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             why_closed: OnceLock::new(),
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
@@ -219,6 +222,16 @@ impl StreamConn {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection's end as reported: true for the first caller only.
+    pub(crate) fn end(&self) -> bool {
+        !self.ended.swap(true, Ordering::AcqRel)
+    }
+
+    /// True once [`end`](Self::end) was called: nothing more is read from it.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// [`close`](Self::close), saying why (the first reason given stays).
