@@ -3422,6 +3422,55 @@ fn the_receive_queue_is_capped_in_bytes() {
     assert!(until(&ctx, || got.load(Ordering::SeqCst) == 80 - dropped as usize));
 }
 
+/// Senders of a framed UDP channel cannot hold more unfinished packets between them than a
+/// stream listener's peers may (64 MiB with 1 MiB frames): 500 of them, each nearly
+/// through a 1 MiB frame, would hold 500 MiB. The sender whose datagram passes the limit
+/// loses its part, and says so; the others' packets still arrive whole.
+#[test]
+fn framed_udp_senders_share_a_cap_on_unfinished_packets() {
+    const MIB: usize = 1 << 20;
+    let ctx = context(Mode::Poll);
+    let seen = events(&ctx);
+    let got = counter(&ctx, "/big");
+    let rx = ctx
+        .open("rx", "osc.udp://:0?bind=127.0.0.1&framing=length")
+        .unwrap();
+    let to = ("127.0.0.1", ctx.port(rx).unwrap());
+    // A 1 MiB message: "/big", a blob of the rest.
+    let mut packet = b"/big\0\0\0\0,b\0\0".to_vec();
+    let blob = MIB - packet.len() - 4;
+    packet.extend_from_slice(&(blob as u32).to_be_bytes());
+    packet.resize(MIB, 7);
+    let mut frame = (MIB as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&packet);
+    let (part, last) = frame.split_at(frame.len() - 1);
+    let senders: Vec<_> = (0..65)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for s in &senders {
+        for chunk in part.chunks(60_000) {
+            s.send_to(chunk, to).unwrap();
+            // Taken at once: none may be lost to a full socket buffer.
+            ctx.poll(Some(Duration::ZERO)).unwrap();
+        }
+    }
+    let too_much = |e: &Event| matches!(e, Event::Malformed { reason, .. } if reason.contains("across senders"));
+    // Room for 63 parts (a MiB and the 4-byte length each): the last two lose theirs.
+    let room = (64 << 20) / part.len();
+    let lost = senders.len() - room;
+    assert!(until(&ctx, || count(&seen, too_much) == lost));
+    // Every sender finishes its packet: those that kept their part deliver it.
+    for s in &senders {
+        s.send_to(last, to).unwrap();
+        ctx.poll(Some(Duration::ZERO)).unwrap();
+    }
+    assert!(until(&ctx, || got.load(Ordering::SeqCst) == room));
+    std::thread::sleep(Duration::from_millis(100));
+    ctx.poll(Some(Duration::ZERO)).unwrap();
+    assert_eq!(got.load(Ordering::SeqCst), room);
+    assert_eq!(count(&seen, too_much), lost);
+}
+
 /// A poll-mode context with a short stall timeout, a listener with room for one peer, and
 /// that peer connected and silent past the timeout: idle enough to make room.
 fn full_listener_with_an_idle_peer(ctx: &Context, seen: &Events) -> (u16, TcpStream) {

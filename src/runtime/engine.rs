@@ -19,8 +19,8 @@ use crate::osc::DecodeOptions;
 use crate::receive::Receiver;
 use crate::time::TimeTag;
 use crate::transport::batch::{RecvBatch, BATCH};
-use crate::transport::sender_streams::SenderStreams;
-use crate::transport::stream::{Finished, Reader, StreamConn};
+use crate::transport::sender_streams::{Dropped, Loss, SenderStreams};
+use crate::transport::stream::{unfinished_limit, Finished, Reader, StreamConn};
 use crate::transport::udp::{self, RECV_BUFFER};
 use parking_lot::Mutex;
 use std::io;
@@ -521,17 +521,7 @@ impl Engine {
         let mut streams = streams.lock();
         let (deframer, dropped) = streams.push(from, data, Instant::now());
         if let Some(d) = dropped {
-            let why = match d.stalled {
-                true => format!(
-                    "{} bytes of an unfinished packet dropped: its sender was silent for {:?}",
-                    d.bytes, self.shared.options.stall_timeout
-                ),
-                false => format!(
-                    "{} bytes of an unfinished packet dropped: more than {} senders mid-packet",
-                    d.bytes, ch.limits.max_peers
-                ),
-            };
-            self.malformed(ch, Some(d.sender), why, None);
+            self.part_lost(ch, d);
         }
         let mut dispatched = 0;
         while let Some(frame) = deframer.next_frame() {
@@ -547,7 +537,27 @@ impl Engine {
                 Err(e) => self.frame_error(ch, Some(from), e),
             }
         }
+        for d in streams.settle(from) {
+            self.part_lost(ch, d);
+        }
         dispatched
+    }
+
+    /// Reports part of a packet a framed UDP channel's sender lost.
+    fn part_lost(&self, ch: &Channel, d: Dropped) {
+        let why = match d.why {
+            Loss::Stalled => format!(
+                "its sender was silent for {:?}",
+                self.shared.options.stall_timeout
+            ),
+            Loss::Room => format!("more than {} senders mid-packet", ch.limits.max_peers),
+            Loss::TooMuch => format!(
+                "more than {} bytes of unfinished packets across senders",
+                unfinished_limit(ch.limits.max_frame)
+            ),
+        };
+        let why = format!("{} bytes of an unfinished packet dropped: {why}", d.bytes);
+        self.malformed(ch, Some(d.sender), why, None);
     }
 
     fn read_error(&self, ch: &Channel, e: io::Error, dispatched: usize) -> usize {

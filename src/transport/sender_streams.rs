@@ -2,6 +2,7 @@
 //! `udpread_asstream`): each sender's datagrams are read as a byte stream of its own, so
 //! a packet may span datagrams and a datagram may hold several packets.
 
+use super::stream::unfinished_limit;
 use crate::osc::framing::{DeframeMode, Deframer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 /// it is next heard from: a datagram lost in the middle of a packet would otherwise make
 /// its next packet the unfinished one's missing bytes. Silent means the socket was found
 /// empty `stall` after the sender was last heard from, not that its datagram was read
-/// late (a receiver held up by a slow callback, or polled seldom).
+/// late (a receiver held up by a slow callback, or polled seldom). The parts kept across
+/// senders are capped as a stream listener's peers' are ([`unfinished_limit`]).
 #[derive(Debug)]
 pub(crate) struct SenderStreams {
     mode: DeframeMode,
@@ -25,12 +27,16 @@ pub(crate) struct SenderStreams {
     senders: HashMap<SocketAddr, Sender>,
     /// When a read last found the socket empty.
     drained: Option<Instant>,
+    /// Bytes of unfinished packets kept across senders, as last counted (`settle`).
+    unfinished: usize,
 }
 
 #[derive(Debug)]
 struct Sender {
     deframer: Deframer,
     heard: Instant,
+    /// Its share of `unfinished`.
+    counted: usize,
 }
 
 impl Sender {
@@ -57,8 +63,18 @@ pub(crate) struct Dropped {
     pub(crate) sender: SocketAddr,
     /// The bytes of its unfinished packet that were lost.
     pub(crate) bytes: usize,
-    /// Why: the sender made room for another (`false`), or it was silent too long.
-    pub(crate) stalled: bool,
+    pub(crate) why: Loss,
+}
+
+/// Why part of a packet was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loss {
+    /// Its sender was silent for the stall timeout.
+    Stalled,
+    /// Its sender made room for another: more than `max_senders` were heard from.
+    Room,
+    /// The parts kept across senders passed [`unfinished_limit`].
+    TooMuch,
 }
 
 impl SenderStreams {
@@ -75,6 +91,7 @@ impl SenderStreams {
             stall,
             senders: HashMap::new(),
             drained: None,
+            unfinished: 0,
         }
     }
 
@@ -105,23 +122,20 @@ impl SenderStreams {
     ) -> (&mut Deframer, Option<Dropped>) {
         let full = self.senders.len() >= self.max_senders;
         let mut dropped = None;
+        let (mode, max_frame) = (self.mode, self.max_frame);
         match self.senders.get_mut(&from) {
             Some(s) if s.stalled(self.stall, self.drained) => {
-                dropped = Some(Dropped {
-                    sender: from,
-                    bytes: s.deframer.pending(),
-                    stalled: true,
-                });
-                s.deframer = Deframer::new(self.mode, self.max_frame);
+                self.unfinished -= s.counted;
+                dropped = Some(s.restart(from, Loss::Stalled, mode, max_frame));
             }
             Some(_) => {}
             None if full => dropped = self.make_room(),
             None => {}
         }
-        let (mode, max_frame) = (self.mode, self.max_frame);
         let sender = self.senders.entry(from).or_insert_with(|| Sender {
             deframer: Deframer::new(mode, max_frame),
             heard: now,
+            counted: 0,
         });
         sender.heard = now;
         sender.deframer.push(data);
@@ -137,17 +151,66 @@ impl SenderStreams {
             .min_by_key(|(_, s)| (s.deframer.mid_packet(), s.heard))
             .map(|(a, _)| *a)?;
         let (sender, s) = self.senders.remove_entry(&oldest)?;
+        self.unfinished -= s.counted;
         let bytes = s.deframer.pending();
         (bytes > 0).then_some(Dropped {
             sender,
             bytes,
-            stalled: false,
+            why: Loss::Room,
         })
+    }
+
+    /// Counts what `from` keeps of an unfinished packet once its frames were taken. Past
+    /// [`unfinished_limit`] across senders, the stalled ones lose their parts first (each
+    /// would when next heard from, but spoofed senders never are), then `from` its own.
+    /// Returns what was lost.
+    pub(crate) fn settle(&mut self, from: SocketAddr) -> Vec<Dropped> {
+        let mut lost = Vec::new();
+        let Some(s) = self.senders.get_mut(&from) else {
+            return lost;
+        };
+        let kept = s.deframer.pending();
+        self.unfinished = self.unfinished - s.counted + kept;
+        s.counted = kept;
+        let limit = unfinished_limit(self.max_frame);
+        if kept == 0 || self.unfinished <= limit {
+            return lost;
+        }
+        let (mode, max_frame) = (self.mode, self.max_frame);
+        for (&sender, s) in &mut self.senders {
+            if sender != from && s.counted > 0 && s.stalled(self.stall, self.drained) {
+                self.unfinished -= s.counted;
+                lost.push(s.restart(sender, Loss::Stalled, mode, max_frame));
+            }
+        }
+        if self.unfinished > limit {
+            if let Some(s) = self.senders.get_mut(&from) {
+                self.unfinished -= s.counted;
+                lost.push(s.restart(from, Loss::TooMuch, mode, max_frame));
+            }
+        }
+        lost
     }
 
     /// Forgets `from` (its stream failed: the next datagram starts afresh).
     pub(crate) fn forget(&mut self, from: SocketAddr) {
-        self.senders.remove(&from);
+        if let Some(s) = self.senders.remove(&from) {
+            self.unfinished -= s.counted;
+        }
+    }
+}
+
+impl Sender {
+    /// Starts its stream afresh, what it kept lost (and no longer counted).
+    fn restart(&mut self, me: SocketAddr, why: Loss, mode: DeframeMode, max: usize) -> Dropped {
+        let bytes = self.deframer.pending();
+        self.deframer = Deframer::new(mode, max);
+        self.counted = 0;
+        Dropped {
+            sender: me,
+            bytes,
+            why,
+        }
     }
 }
 
@@ -155,6 +218,7 @@ impl SenderStreams {
 mod tests {
     use super::*;
     use crate::osc::framing::{encode_frame, FrameError, Framing};
+    use crate::transport::stream::MAX_LISTENER_UNFINISHED;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -255,7 +319,7 @@ mod tests {
         let lost = Dropped {
             sender: addr(3),
             bytes: 4,
-            stalled: false,
+            why: Loss::Room,
         };
         assert_eq!(dropped, Some(lost));
     }
@@ -273,7 +337,7 @@ mod tests {
         let lost = Dropped {
             sender: addr(1),
             bytes: 6,
-            stalled: true,
+            why: Loss::Stalled,
         };
         assert_eq!(f.push(1, &packet), (vec![whole.clone()], Some(lost)));
         // A pause with nothing kept loses nothing.
@@ -298,7 +362,49 @@ mod tests {
         encode_frame(Framing::SlipSingleEnd, b"/ok\0,\0\0\0", &mut next);
         let (frames, dropped) = f.push(1, &next);
         assert_eq!(frames, vec![Ok(b"/ok\0,\0\0\0".to_vec())]);
-        assert!(dropped.is_some_and(|d| d.stalled));
+        assert!(dropped.is_some_and(|d| d.why == Loss::Stalled));
+    }
+
+    #[test]
+    fn parts_kept_across_senders_are_capped() {
+        const MIB: usize = 1 << 20;
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), MIB, 500);
+        // Each sender announces a frame of a MiB and sends all of it but a byte.
+        let mut part = (MIB as u32).to_be_bytes().to_vec();
+        part.resize(MIB + 3, b'x');
+        let kept = part.len();
+        let send = |f: &mut Feed, port| {
+            let now = f.now();
+            f.streams.push(addr(port), &part, now);
+            f.streams.settle(addr(port))
+        };
+        let room = MAX_LISTENER_UNFINISHED / kept;
+        for port in 1..=room as u16 {
+            assert_eq!(send(&mut f, port), []);
+        }
+        // One more passes the limit: the sender that passed it loses its part.
+        let newcomer = addr(1000);
+        let lost = send(&mut f, 1000);
+        let too_much = Dropped {
+            sender: newcomer,
+            bytes: kept,
+            why: Loss::TooMuch,
+        };
+        assert_eq!(lost, [too_much]);
+        assert_eq!(f.streams.unfinished, room * kept);
+        // Once the others have been silent past the stall, they lose theirs instead.
+        f.wait(STALL, true);
+        let lost = send(&mut f, 1000);
+        assert_eq!(lost.len(), room);
+        let stalled = |d: &Dropped| d.why == Loss::Stalled && d.bytes == kept;
+        assert!(lost.iter().all(|d| stalled(d) && d.sender != newcomer));
+        assert_eq!(f.streams.unfinished, kept);
+        // The last byte finishes its packet and frees what it held.
+        let now = f.now();
+        let (d, _) = f.streams.push(newcomer, b"x", now);
+        assert_eq!(frames(d).len(), 1);
+        assert_eq!(f.streams.settle(newcomer), []);
+        assert_eq!(f.streams.unfinished, 0);
     }
 
     #[test]

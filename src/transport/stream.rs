@@ -30,11 +30,17 @@ pub(crate) const MAX_SESSION_OUT: usize = MAX_PENDING_OUT + (1 << 20);
 /// Output waiting across all of one listener's connections past this fails new sends
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
-/// Bytes of unfinished frames held across one listener's connections past this (or past
-/// room for two of the largest frames allowed, if more) end the connection whose read
-/// passed it: 500 peers each half-way through a 1 MiB frame would otherwise hold 500 MiB
-/// until they stall.
+/// Bytes of unfinished frames held across one listener's connections (or one framed UDP
+/// channel's senders) past this, or past room for two of the largest frames allowed if
+/// more (see [`unfinished_limit`]), end the connection whose read passed it: 500 peers
+/// each half-way through a 1 MiB frame would otherwise hold 500 MiB until they stall.
 pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
+
+/// The cap on unfinished frames across peers whose frames may be `max_frame` long: a lone
+/// peer may always hold one frame as large as its channel allows, with the next begun.
+pub(crate) fn unfinished_limit(max_frame: usize) -> usize {
+    MAX_LISTENER_UNFINISHED.max(max_frame.saturating_mul(2))
+}
 
 /// What the connections that share it (a listener's peers; a client's connection has one
 /// of its own) hold together: output waiting to be written, and bytes of frames read but
@@ -375,10 +381,8 @@ impl StreamConn {
         let now = reader.deframer.pending();
         let total = self.budget.unfinished(reader.counted, now);
         reader.counted = now;
-        // A lone peer (a client's connection has a budget of its own) may always hold one
-        // frame as large as its channel allows, with the next one begun.
-        let limit = MAX_LISTENER_UNFINISHED.max(reader.deframer.max_frame().saturating_mul(2));
-        if now == 0 || total <= limit {
+        // A client's connection has a budget of its own: it is the lone peer.
+        if now == 0 || total <= unfinished_limit(reader.deframer.max_frame()) {
             return true;
         }
         // The connection is to end: its bytes make room for the others' at once, not
