@@ -1850,6 +1850,18 @@ fn packet_hooks_transform_both_ways() {
     ctx.set_packet_hooks(tx, None, Some(empty)).unwrap();
     let sent = ctx.send(tx, "/gone", &[]);
     assert!(matches!(sent, Err(rosco::Error::Decode(_))), "{sent:?}");
+    // Nor is an empty packet handed to a hook, which could make something of it.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let filler: PacketHook = Box::new(move |_: &[u8], out: &mut Vec<u8>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        out.extend_from_slice(b"/made\0\0\0,\0\0\0");
+        HookVerdict::Replace
+    });
+    ctx.set_packet_hooks(tx, None, Some(filler)).unwrap();
+    let sent = ctx.send_packet(tx, &[]);
+    assert!(matches!(sent, Err(rosco::Error::Decode(_))), "{sent:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 
     // `_local` has no incoming side; its outgoing hook sees what it dispatches.
     let local = ctx.channel_id(rosco::runtime::LOCAL).unwrap();

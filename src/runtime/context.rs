@@ -893,6 +893,10 @@ impl Sender {
             Dest::Addr(a) => Some(a),
             _ => None,
         };
+        // Refused before the hook too: a hook is not handed a packet that was never one.
+        if packet.is_empty() {
+            return Err(empty_packet());
+        }
         self.shared.trace(&ch.name, "sends", to, packet);
         if !ch.hooks.any() {
             return self.transmit_raw(ch, packet, dest);
@@ -907,13 +911,10 @@ impl Sender {
     }
 
     /// Every send ends here, after the outgoing hook: an empty packet, which no receiver
-    /// accepts, goes no further.
+    /// accepts (a hook may have made it), goes no further.
     fn transmit_raw(&self, ch: &Channel, packet: &[u8], dest: Dest) -> Result<(), Error> {
         if packet.is_empty() {
-            return Err(Error::Decode(crate::osc::DecodeError {
-                kind: crate::osc::DecodeErrorKind::Empty,
-                offset: 0,
-            }));
+            return Err(empty_packet());
         }
         if let Kind::Local = ch.kind {
             // Checked as the receiver will check it (the context's table decompresses).
@@ -1222,4 +1223,12 @@ impl Sender {
     pub fn stats(&self, id: ChannelId) -> Result<ChannelStats, Error> {
         self.with_channel(id, |ch| Ok(ch.stats.snapshot()))
     }
+}
+
+/// Why an empty packet is not sent.
+fn empty_packet() -> Error {
+    Error::Decode(crate::osc::DecodeError {
+        kind: crate::osc::DecodeErrorKind::Empty,
+        offset: 0,
+    })
 }
