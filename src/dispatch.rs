@@ -175,6 +175,10 @@ fn coercible(to: u8, from: u8) -> bool {
 /// Converts an argument to the type `to` (which [`coercible`] allows).
 fn coerce(arg: Arg<'_>, to: u8) -> Arg<'_> {
     match (to, arg) {
+        // A float out of range saturates (and NaN gives 0): through `i64` it wrapped, to
+        // the other sign at times. A 64-bit integer keeps its low bits, as liblo's cast.
+        (b'i', Arg::Float(v)) => Arg::Int(v as i32),
+        (b'i', Arg::Double(v)) => Arg::Int(v as i32),
         (b'i', a) if a.tag() != b'i' => Arg::Int(a.as_i64().unwrap_or(0) as i32),
         (b'h', a) if a.tag() != b'h' => Arg::Long(a.as_i64().unwrap_or(0)),
         // Rounded once, as liblo does (through `f64` a 64-bit integer is rounded twice).
@@ -859,6 +863,22 @@ mod tests {
         let long = (1i64 << 60) + (1 << 36) + 1;
         send(&d, "/x", &[Arg::Int(0), Arg::Long(long)]);
         assert_eq!(take(&log), [format!("if:Int(0),Float({:?})", long as f32)]);
+        // A float out of an int's range saturates, keeping its sign; NaN gives 0. A long
+        // keeps its low 32 bits (liblo's cast).
+        let ints = [
+            Arg::Float(3e9),
+            Arg::Double(-3e9),
+            Arg::Double(f64::NAN),
+            Arg::Long((1 << 32) + 5),
+        ];
+        for i in ints {
+            send(&d, "/x", &[i, Arg::Float(0.0)]);
+        }
+        let max = format!("if:Int({}),Float(0.0)", i32::MAX);
+        let min = format!("if:Int({}),Float(0.0)", i32::MIN);
+        let zero = "if:Int(0),Float(0.0)".to_string();
+        let low = "if:Int(5),Float(0.0)".to_string();
+        assert_eq!(take(&log), [max, min, zero, low]);
         assert!(matches!(
             d.add_method(Some("/x"), Some("iq"), |_, _| Flow::Handled),
             Err(MethodError::BadTypeSpec { tag: b'q' })
