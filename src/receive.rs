@@ -12,6 +12,8 @@ use crate::osc::{
 };
 use crate::schedule::Scheduler;
 use crate::time::TimeTag;
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// How received packets are handled.
@@ -113,7 +115,8 @@ impl Receiver {
     /// due and holds the rest. Held bundles due by `now` go first, so that a packet read
     /// late (a caller that polls seldom) does not overtake them. Returns the number of
     /// messages dispatched now, those held bundles' included. A malformed packet dispatches
-    /// nothing and is counted.
+    /// nothing and is counted. A callback's panic in a held bundle is raised once this
+    /// packet was dispatched too: it ends that bundle only.
     pub fn receive(
         &mut self,
         packet: &[u8],
@@ -134,15 +137,17 @@ impl Receiver {
         self.state.stats.packets += 1;
         // (Inline, the check that nothing is held: this is every packet's path.)
         let due = match self.state.held.len() {
-            0 => 0,
+            0 => Due::default(),
             _ => self.state.run_due(&self.decode, now),
         };
-        Ok(due + self.state.walk(packet, None, info, now, true))
+        let walked = self.state.walk(packet, None, info, now, true);
+        Ok(due.raise() + walked)
     }
 
     /// Dispatches every held bundle that is due at `now`; returns the number of messages.
+    /// A callback's panic ends its own bundle; it is raised once the others due have run.
     pub fn run_due(&mut self, now: TimeTag) -> usize {
-        self.state.run_due(&self.decode, now)
+        self.state.run_due(&self.decode, now).raise()
     }
 
     /// Ends a run of deliveries: lets go of what dispatch kept between them, so that
@@ -172,20 +177,41 @@ impl Receiver {
     }
 }
 
+/// What running the held bundles did: the messages dispatched, and the first panic of
+/// their callbacks, raised once the others have run.
+#[derive(Default)]
+struct Due {
+    dispatched: usize,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Due {
+    fn raise(self) -> usize {
+        match self.panic {
+            Some(panic) => resume_unwind(panic),
+            None => self.dispatched,
+        }
+    }
+}
+
 impl State {
     /// [`Receiver::run_due`], with the options the held bundles were validated with.
-    fn run_due(&mut self, decode: &DecodeOptions, now: TimeTag) -> usize {
-        let mut dispatched = 0;
+    fn run_due(&mut self, decode: &DecodeOptions, now: TimeTag) -> Due {
+        let mut due = Due::default();
         while let Some((at, held)) = self.held.pop_due(now) {
             self.held_bytes -= held.bundle.len();
             // Held bytes were validated on arrival with these same options. Walked as of
             // its own time: a nested bundle due later goes back among the held, behind
-            // those due before it.
+            // those held for the same time or before it.
             if let Ok(Packet::Bundle(b)) = decode_with(&held.bundle, decode) {
-                dispatched += self.bundle(b, Some(at), held.info, at, false);
+                let run = || self.bundle(b, Some(at), held.info, at, false);
+                match catch_unwind(AssertUnwindSafe(run)) {
+                    Ok(n) => due.dispatched += n,
+                    Err(panic) => drop(due.panic.get_or_insert(panic)),
+                }
             }
         }
-        dispatched
+        due
     }
 
     fn walk(
@@ -246,12 +272,18 @@ impl State {
             }
         }
         self.dispatcher.bundle_boundary(true, effective);
-        let mut dispatched = 0;
-        for element in b.elements() {
-            dispatched += self.walk(element, Some(effective), info, now, arrived);
-        }
+        // Ended also when a callback panics, before the panic goes on: an application
+        // counting starts and ends must not be left inside a bundle.
+        let elements = || {
+            let mut dispatched = 0;
+            for element in b.elements() {
+                dispatched += self.walk(element, Some(effective), info, now, arrived);
+            }
+            dispatched
+        };
+        let dispatched = catch_unwind(AssertUnwindSafe(elements));
         self.dispatcher.bundle_boundary(false, effective);
-        dispatched
+        dispatched.unwrap_or_else(|panic| resume_unwind(panic))
     }
 }
 
@@ -325,6 +357,73 @@ mod tests {
         assert_eq!(r.receive(&deepest, MsgInfo::new(now), now), Ok(1));
     }
 
+    /// A bundle at `at` of `addresses`, nested in bundles at `outer` (outermost first).
+    fn bundle_in(outer: &[TimeTag], at: TimeTag, addresses: &[&str]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        for &t in outer {
+            w.begin_bundle(t).unwrap();
+        }
+        w.begin_bundle(at).unwrap();
+        for a in addresses {
+            w.message(a, &[]).unwrap();
+        }
+        for _ in 0..=outer.len() {
+            w.end_bundle().unwrap();
+        }
+        w.finish().unwrap();
+        buf
+    }
+
+    /// Gives /boom a method that panics.
+    fn booming(r: &Receiver) {
+        r.dispatcher()
+            .add_method(Some("/boom"), None, |_, _| panic!("boom"))
+            .unwrap();
+    }
+
+    fn panics(f: impl FnOnce() -> Result<usize, DecodeError>) -> bool {
+        catch_unwind(AssertUnwindSafe(f)).is_err()
+    }
+
+    /// A callback's panic ends the rest of its bundle, and the bundle's end callback is
+    /// still called: a start is never left without its end, at any depth.
+    #[test]
+    fn a_panic_inside_a_bundle_still_ends_it() {
+        let (mut r, log) = setup(true);
+        booming(&r);
+        let now_ = TimeTag::IMMEDIATE;
+        let nested = bundle_in(&[now_], now_, &["/boom", "/after"]);
+        let now = TimeTag::now();
+        assert!(panics(|| r.receive(&nested, MsgInfo::new(now), now)));
+        let boom = format!("/boom@{now_}");
+        assert_eq!(take(&log), ["[", "[", &boom, "]", "]"]);
+    }
+
+    /// A held bundle whose callback panics, run as a later packet arrives, ends only
+    /// itself: the later packet, and other bundles due, are still dispatched.
+    #[test]
+    fn a_held_bundles_panic_loses_no_other_packet() {
+        let (mut r, log) = setup(true);
+        let t0 = TimeTag::new(0xe000_0000, 0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        booming(&r);
+        let boom = bundle_in(&[], ms(10), &["/boom", "/after"]);
+        let fine = bundle_of(ms(20), "/fine");
+        assert_eq!(r.receive(&boom, MsgInfo::new(t0), t0), Ok(0));
+        assert_eq!(r.receive(&fine, MsgInfo::new(t0), t0), Ok(0));
+        let mut later = Vec::new();
+        crate::osc::encode_message("/later", &[], &mut later).unwrap();
+        let now = ms(30);
+        assert!(panics(|| r.receive(&later, MsgInfo::new(now), now)));
+        let at = |n| format!("/{n}@{}", ms(if n == "fine" { 20 } else { 10 }));
+        assert_eq!(
+            take(&log),
+            ["[", &at("boom"), "]", "[", &at("fine"), "]", "/later@-"]
+        );
+        assert_eq!(r.held(), 0);
+    }
+
     #[test]
     fn held_bundles_are_bounded_in_bytes() {
         let d = Arc::new(Dispatcher::new());
@@ -389,13 +488,7 @@ mod tests {
 
     /// A bundle at `at` holding one message to `address`.
     fn bundle_of(at: TimeTag, address: &str) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut w = PacketWriter::new(&mut buf);
-        w.begin_bundle(at).unwrap();
-        w.message(address, &[]).unwrap();
-        w.end_bundle().unwrap();
-        w.finish().unwrap();
-        buf
+        bundle_in(&[], at, &[address])
     }
 
     fn addresses(log: &Mutex<Vec<String>>) -> Vec<String> {
