@@ -136,6 +136,26 @@ fn setup(mode: Mode) -> Setup {
     }
 }
 
+/// A connection the host refuses for its first frame is not read on: the frames behind
+/// that one, in the same read, are neither counted nor handled.
+#[test]
+fn frames_behind_a_refused_first_one_are_not_read() {
+    let s = setup(Mode::Poll);
+    let before = s.host.stats(s.host_ch).unwrap().packets_in;
+    let mut peer = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    // A full O2 process's peer handshake (refused), then messages in the same write.
+    let dy = "0000005400000001000000000000000021 5f6f322f6479002c7369737369696900000000726f73636f2d746573740000000200013030303030303030000000003766303030303031000000000000845900008875 00000036";
+    let mut bytes = unhex(dy);
+    for _ in 0..5 {
+        bytes.extend_from_slice(&unhex("0000000c 2f6100002c000000 00000000"));
+    }
+    peer.write_all(&bytes).unwrap();
+    let ended = |e: &Event| matches!(e, Event::Disconnected { .. });
+    assert!(until(&[&s.host], || count(&s.host_events, ended) == 1));
+    let read = s.host.stats(s.host_ch).unwrap().packets_in - before;
+    assert_eq!(read, 1, "{:?}", s.host_events.lock().unwrap());
+}
+
 #[test]
 fn client_and_host_exchange_messages_and_synchronise() {
     for mode in [Mode::Poll, Mode::IoThread, Mode::Threaded] {

@@ -421,6 +421,31 @@ impl Deframer {
         self.end - self.head + self.detect_len
     }
 
+    /// Memory kept for an unfinished packet: the whole buffer while any of a packet waits
+    /// in it (one grown for a large frame stays that large while the next one begins),
+    /// nothing otherwise. What a budget across peers counts.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        match self.pending() {
+            0 => 0,
+            n => n.max(self.buf.len()),
+        }
+    }
+
+    /// Moves what is kept into a buffer of its own size, giving back the rest of one grown
+    /// for a larger frame. For a budget that is full: reading on grows it again.
+    pub fn shrink(&mut self) {
+        if self.buf.len() > MIN_BUFFER.max(self.end - self.head) {
+            let mut kept = Vec::with_capacity(MIN_BUFFER.max(self.end - self.head));
+            kept.extend_from_slice(&self.buf[self.head..self.end]);
+            kept.resize(kept.capacity(), 0);
+            self.frame_start -= self.head;
+            self.end -= self.head;
+            self.head = 0;
+            self.buf = kept;
+        }
+    }
+
     /// Inside a packet: bytes of it are kept, or it is being skipped to its end (an
     /// oversize or badly escaped SLIP packet, of which nothing is kept). A peer silent
     /// here has left a packet unfinished.
@@ -1359,6 +1384,28 @@ mod tests {
         encode_frame(Framing::LengthPrefix, b"/a\0\0", &mut small);
         d.push(&small);
         assert_eq!(frames(&mut d), [b"/a\0\0".to_vec()]);
+    }
+
+    #[test]
+    fn a_large_buffer_holding_little_is_counted_whole_until_shrunk() {
+        let max = 1 << 20;
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::LengthPrefix), max);
+        let (mut stream, mut next) = (Vec::new(), Vec::new());
+        encode_frame(Framing::LengthPrefix, &vec![7; max - 4], &mut stream);
+        encode_frame(Framing::LengthPrefix, b"/a\0\0", &mut next);
+        // A large frame and the first two bytes of the next, in one read.
+        stream.extend_from_slice(&next[..2]);
+        d.push(&stream);
+        assert_eq!(frames(&mut d).len(), 1);
+        assert_eq!(d.pending(), 2);
+        assert!(d.held() >= max, "{} held", d.held());
+        d.shrink();
+        assert_eq!(d.held(), MIN_BUFFER);
+        assert!(d.buf.capacity() <= MIN_BUFFER);
+        // The rest of that frame arrives as if nothing happened.
+        d.push(&next[2..]);
+        assert_eq!(frames(&mut d), [b"/a\0\0".to_vec()]);
+        assert_eq!(d.held(), 0);
     }
 
     #[test]

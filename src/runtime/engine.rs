@@ -746,6 +746,9 @@ impl Engine {
                 frame_began = true;
                 match frame {
                     Ok(frame) => match self.packet(ch, source, peer, frame, now) {
+                        // Let go by its own packet's handling (an O2lite host refusing
+                        // what it sent): nothing more of it is read.
+                        Ok(n) if conn.has_ended() => return dispatched + n,
                         Ok(n) => dispatched += n,
                         Err(why) => {
                             drop(reader);

@@ -27,7 +27,7 @@ pub(crate) struct SenderStreams {
     senders: HashMap<SocketAddr, Sender>,
     /// When a read last found the socket empty.
     drained: Option<Instant>,
-    /// Bytes of unfinished packets kept across senders, as last counted (`settle`).
+    /// Memory held for unfinished packets across senders, as last counted (`settle`).
     unfinished: usize,
 }
 
@@ -160,21 +160,27 @@ impl SenderStreams {
         })
     }
 
-    /// Counts what `from` keeps of an unfinished packet once its frames were taken. Past
-    /// [`unfinished_limit`] across senders, the stalled ones lose their parts first (each
-    /// would when next heard from, but spoofed senders never are), then `from` its own.
-    /// Returns what was lost.
+    /// Counts what `from` holds for an unfinished packet once its frames were taken
+    /// ([`Deframer::held`]). Past [`unfinished_limit`] across senders, buffers larger than
+    /// what they keep are shrunk, then the stalled senders lose their parts (each would
+    /// when next heard from, but spoofed senders never are), then `from` its own. Returns
+    /// what was lost.
     pub(crate) fn settle(&mut self, from: SocketAddr) -> Vec<Dropped> {
         let mut lost = Vec::new();
         let Some(s) = self.senders.get_mut(&from) else {
             return lost;
         };
-        let kept = s.deframer.pending();
-        self.unfinished = self.unfinished - s.counted + kept;
-        s.counted = kept;
+        let held = s.deframer.held();
+        self.unfinished = self.unfinished - s.counted + held;
+        s.counted = held;
         let limit = unfinished_limit(self.max_frame);
-        if kept == 0 || self.unfinished <= limit {
+        if held == 0 || self.unfinished <= limit {
             return lost;
+        }
+        for s in self.senders.values_mut().filter(|s| s.counted > 0) {
+            s.deframer.shrink();
+            self.unfinished = self.unfinished - s.counted + s.deframer.held();
+            s.counted = s.deframer.held();
         }
         let (mode, max_frame) = (self.mode, self.max_frame);
         for (&sender, s) in &mut self.senders {
@@ -405,6 +411,28 @@ mod tests {
         assert_eq!(frames(d).len(), 1);
         assert_eq!(f.streams.settle(newcomer), []);
         assert_eq!(f.streams.unfinished, 0);
+    }
+
+    #[test]
+    fn buffers_grown_for_large_frames_count_whole_and_are_given_back() {
+        const MIB: usize = 1 << 20;
+        let mut f = Feed::new(DeframeMode::Fixed(Framing::LengthPrefix), MIB, 500);
+        // A whole frame of a MiB and the first byte of the next: one byte kept, in a
+        // buffer of a MiB.
+        let mut datagram = Vec::new();
+        encode_frame(Framing::LengthPrefix, &vec![7; MIB], &mut datagram);
+        datagram.push(0);
+        for port in 1..=100 {
+            let now = f.now();
+            let (d, _) = f.streams.push(addr(port), &datagram, now);
+            assert_eq!(frames(d).len(), 1);
+            // Past the limit the buffers are shrunk to what they keep: nobody loses
+            // anything, and the memory is given back.
+            assert_eq!(f.streams.settle(addr(port)), []);
+            let held: usize = f.streams.senders.values().map(|s| s.deframer.held()).sum();
+            assert_eq!(f.streams.unfinished, held);
+            assert!(held <= MAX_LISTENER_UNFINISHED, "{port}: {held} held");
+        }
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub(crate) const MAX_SESSION_OUT: usize = MAX_PENDING_OUT + (1 << 20);
 /// Output waiting across all of one listener's connections past this fails new sends
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
-/// Bytes of unfinished frames held across one listener's connections (or one framed UDP
-/// channel's senders) past this, or past room for two of the largest frames allowed if
+/// Memory held for unfinished frames (`Deframer::held`) across one listener's connections
+/// (or one framed UDP channel's senders) past this, or past room for two of the largest frames allowed if
 /// more (see [`unfinished_limit`]), end the connection whose read passed it: 500 peers
 /// each half-way through a 1 MiB frame would otherwise hold 500 MiB until they stall.
 pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
@@ -128,7 +128,7 @@ pub(crate) struct Reader {
     pub(crate) frame_began: Instant,
     /// Set when the peer has finished sending (end of stream).
     pub(crate) finished: Option<Finished>,
-    /// The deframer's unfinished bytes as last counted in the connection's budget.
+    /// The deframer's memory for unfinished frames as last counted in the connection's budget.
     counted: usize,
 }
 
@@ -378,16 +378,26 @@ impl StreamConn {
     /// budget; false when, with the other connections', they are over
     /// `MAX_LISTENER_UNFINISHED` and this connection holds some.
     pub(crate) fn count_unfinished(&self, reader: &mut Reader) -> bool {
-        let now = reader.deframer.pending();
-        let total = self.budget.unfinished(reader.counted, now);
-        reader.counted = now;
         // A client's connection has a budget of its own: it is the lone peer.
-        if now == 0 || total <= unfinished_limit(reader.deframer.max_frame()) {
+        let limit = unfinished_limit(reader.deframer.max_frame());
+        let recount = |reader: &mut Reader| {
+            let now = reader.deframer.held();
+            let total = self.budget.unfinished(reader.counted, now);
+            reader.counted = now;
+            now == 0 || total <= limit
+        };
+        if recount(reader) {
+            return true;
+        }
+        // Over: first what it holds beyond what it keeps goes (a buffer grown for a large
+        // frame, the next one begun in it).
+        reader.deframer.shrink();
+        if recount(reader) {
             return true;
         }
         // The connection is to end: its bytes make room for the others' at once, not
         // when the last reference to it goes.
-        self.budget.unfinished(now, 0);
+        self.budget.unfinished(reader.counted, 0);
         reader.counted = 0;
         false
     }
