@@ -668,3 +668,42 @@ fn a_host_that_does_not_read_stops_a_clients_output() {
     }
     assert!(until(ended));
 }
+
+/// A full host does not let a client go to make room for a newcomer, however long its
+/// TCP connection has been quiet: an O2lite client may talk by UDP only, and its place is
+/// its session. The newcomer is refused instead.
+#[test]
+fn a_full_host_keeps_its_quiet_clients() {
+    let host = Context::new(rosco::ContextOptions {
+        mode: Mode::Threaded,
+        max_stream_peers: 1,
+        stall_timeout: Duration::from_millis(200),
+        ..rosco::ContextOptions::default()
+    })
+    .unwrap();
+    let seen = events(&host);
+    let ch = host.open("host", "o2lite-host://quiet?mdns=0").unwrap();
+    let (port, udp) = (host.port(ch).unwrap(), host.o2_udp_port(ch).unwrap());
+    let client = context();
+    let url = format!("o2lite://quiet@127.0.0.1:{port}?udp_port={udp}");
+    client.open("o2", &url).unwrap();
+    let joined = |e: &HostEvent| matches!(e, HostEvent::ClientJoined { .. });
+    assert!(until(|| host_events(&seen).iter().any(joined)));
+    std::thread::sleep(Duration::from_millis(400));
+    let mut newcomer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let reasons = || -> Vec<String> {
+        let events = seen.lock().unwrap();
+        let ends = events.iter().filter_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        ends.collect()
+    };
+    assert!(until(|| !reasons().is_empty()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(reasons(), ["too many peers"]);
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(newcomer.read(&mut [0; 1]).unwrap_or(0), 0);
+}

@@ -317,6 +317,11 @@ impl HostSession {
         self.pending.push((conn, now));
     }
 
+    /// True once `conn` has sent `con`: it is a client, with a session.
+    pub fn is_client(&self, conn: ConnId) -> bool {
+        self.clients.contains_key(&conn)
+    }
+
     fn is_pending(&self, conn: ConnId) -> bool {
         self.pending.iter().any(|&(c, _)| c == conn)
     }

@@ -610,7 +610,7 @@ impl Engine {
             let full = peers.lock().len() >= ch.limits.max_peers;
             let make_room = match full {
                 false => None,
-                true => match self.idlest_peer(peers) {
+                true => match self.idlest_peer(ch, peers) {
                     Some(idle) => Some(idle),
                     None => {
                         self.shared.emit(Event::Disconnected {
@@ -668,14 +668,24 @@ impl Engine {
     }
 
     /// The peer of a full listener that has been silent longest, if for at least the stall
-    /// timeout (between frames: a peer in the middle of one is the stall timeout's).
+    /// timeout (between frames: a peer in the middle of one is the stall timeout's). Not
+    /// an O2lite host's client: it may talk by UDP only, and its session is its place.
     fn idlest_peer(
         &self,
+        ch: &Channel,
         peers: &Mutex<Slab<Arc<StreamConn>>>,
     ) -> Option<(PeerId, Arc<StreamConn>)> {
         let quiet_since = Instant::now().checked_sub(self.shared.options.stall_timeout)?;
+        // The session first, as everywhere.
+        let session = match &ch.o2 {
+            Some(O2Role::Host { session, .. }) => Some(session.lock()),
+            _ => None,
+        };
         let peers = peers.lock();
         let candidates = peers.iter().filter_map(|(h, conn)| {
+            if session.as_ref().is_some_and(|s| s.is_client(h.to_bits())) {
+                return None;
+            }
             let reader = conn.reader.try_lock()?;
             let idle = !reader.deframer.mid_packet()
                 && reader.finished.is_none()
