@@ -432,17 +432,24 @@ impl Deframer {
         }
     }
 
-    /// Moves what is kept into a buffer of its own size, giving back the rest of one grown
-    /// for a larger frame. For a budget that is full: reading on grows it again.
+    /// Moves what is kept into a buffer of the next power of two in size, giving back the
+    /// rest of one grown for a larger frame (for a budget that is full). Not smaller: a
+    /// frame still arriving grows the buffer again by doubling, which the next shrink
+    /// would undo, copying what is kept at every read.
     pub fn shrink(&mut self) {
-        if self.buf.len() > MIN_BUFFER.max(self.end - self.head) {
-            let mut kept = Vec::with_capacity(MIN_BUFFER.max(self.end - self.head));
-            kept.extend_from_slice(&self.buf[self.head..self.end]);
-            kept.resize(kept.capacity(), 0);
+        let kept = self.end - self.head;
+        let size = kept
+            .checked_next_power_of_two()
+            .unwrap_or(kept)
+            .max(MIN_BUFFER);
+        if self.buf.len() > size {
+            let mut buf = Vec::with_capacity(size);
+            buf.extend_from_slice(&self.buf[self.head..self.end]);
+            buf.resize(size, 0);
             self.frame_start -= self.head;
             self.end -= self.head;
             self.head = 0;
-            self.buf = kept;
+            self.buf = buf;
         }
     }
 
@@ -1406,6 +1413,25 @@ mod tests {
         d.push(&next[2..]);
         assert_eq!(frames(&mut d), [b"/a\0\0".to_vec()]);
         assert_eq!(d.held(), 0);
+    }
+
+    #[test]
+    fn a_frame_arriving_in_a_shrunk_buffer_is_not_copied_at_every_read() {
+        let mut d = Deframer::new(DeframeMode::Fixed(Framing::LengthPrefix), 1 << 20);
+        let mut part = 1_000_000u32.to_be_bytes().to_vec();
+        part.resize(4 + 700_000, 7);
+        d.push(&part);
+        d.push(&[7; 1400]);
+        d.shrink();
+        let (at, held) = (d.buf.as_ptr(), d.held());
+        // A budget at its limit shrinks after every datagram: once shrunk, the buffer
+        // stays put.
+        for _ in 0..100 {
+            d.push(&[7; 1400]);
+            assert_eq!(frames(&mut d), Vec::<Vec<u8>>::new());
+            d.shrink();
+            assert_eq!((d.buf.as_ptr(), d.held()), (at, held));
+        }
     }
 
     #[test]

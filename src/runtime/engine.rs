@@ -780,7 +780,12 @@ impl Engine {
                 reader.frame_began = Instant::now();
             }
         }
-        if !conn.count_unfinished(&mut reader) {
+        // Over the budget even once its own buffer was shrunk: the other peers' buffers
+        // are, before this one is let go.
+        let within = conn.count_unfinished(&mut reader)
+            || (Self::shrink_peers(ch, conn) && conn.count_unfinished(&mut reader));
+        if !within {
+            conn.uncount_unfinished(&mut reader);
             drop(reader);
             let why = "too many bytes of unfinished frames across the listener's peers";
             self.drop_stream(ch, peer, conn, why);
@@ -809,6 +814,22 @@ impl Engine {
             self.drop_stream(ch, peer, conn, "closed by peer");
         }
         dispatched
+    }
+
+    /// Shrinks the buffers of a listener's peers other than `conn` to what they keep (those
+    /// not being read elsewhere: readers are locked by the I/O loop only, so all of them);
+    /// false when there are none.
+    fn shrink_peers(ch: &Channel, conn: &Arc<StreamConn>) -> bool {
+        let Kind::Listener { peers, .. } = &ch.kind else {
+            return false;
+        };
+        let others: Vec<_> = peers.lock().iter().map(|(_, c)| c.clone()).collect();
+        for other in others.iter().filter(|c| !Arc::ptr_eq(c, conn)) {
+            if let Some(mut reader) = other.reader.try_lock() {
+                other.shrink_unfinished(&mut reader);
+            }
+        }
+        others.len() > 1
     }
 
     /// True while a connection whose peer finished sending has output to take or replies

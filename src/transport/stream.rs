@@ -374,32 +374,44 @@ impl StreamConn {
 }
 
 impl StreamConn {
-    /// Counts the bytes of unfinished frames `reader` (this connection's) holds in the
-    /// budget; false when, with the other connections', they are over
-    /// `MAX_LISTENER_UNFINISHED` and this connection holds some.
+    /// Counts the memory `reader` (this connection's) holds for unfinished frames in the
+    /// budget; false when, with the other connections', it is over [`unfinished_limit`]
+    /// and this connection holds some, even once its buffer was shrunk to what it keeps.
     pub(crate) fn count_unfinished(&self, reader: &mut Reader) -> bool {
         // A client's connection has a budget of its own: it is the lone peer.
         let limit = unfinished_limit(reader.deframer.max_frame());
-        let recount = |reader: &mut Reader| {
-            let now = reader.deframer.held();
-            let total = self.budget.unfinished(reader.counted, now);
-            reader.counted = now;
-            now == 0 || total <= limit
-        };
-        if recount(reader) {
+        let total = self.recount(reader);
+        if reader.counted == 0 || total <= limit {
             return true;
         }
         // Over: first what it holds beyond what it keeps goes (a buffer grown for a large
         // frame, the next one begun in it).
         reader.deframer.shrink();
-        if recount(reader) {
-            return true;
+        self.recount(reader) <= limit
+    }
+
+    /// Shrinks what `reader` (this connection's) holds to what it keeps, to make room in
+    /// a full budget for another connection.
+    pub(crate) fn shrink_unfinished(&self, reader: &mut Reader) {
+        if reader.counted > 0 {
+            reader.deframer.shrink();
+            self.recount(reader);
         }
-        // The connection is to end: its bytes make room for the others' at once, not
-        // when the last reference to it goes.
+    }
+
+    /// Takes this connection's count out of the budget: it ends, and makes room at once,
+    /// not when the last reference to it goes.
+    pub(crate) fn uncount_unfinished(&self, reader: &mut Reader) {
         self.budget.unfinished(reader.counted, 0);
         reader.counted = 0;
-        false
+    }
+
+    /// Moves this connection's count to what its deframer holds now; returns the total.
+    fn recount(&self, reader: &mut Reader) -> usize {
+        let now = reader.deframer.held();
+        let total = self.budget.unfinished(reader.counted, now);
+        reader.counted = now;
+        total
     }
 }
 
