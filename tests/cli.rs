@@ -717,3 +717,26 @@ fn dump_binds_a_unix_path_and_prints_text_bytes() {
     let line = out.stdout.splitn(2, |&b| b == b' ').nth(1).unwrap();
     assert_eq!(line, b"/u cs '\xc3' \"\xe9t\xe9\"\n");
 }
+
+/// `rosco dump | head -1`: once its reader has gone, dump ends (as SIGPIPE ends oscdump)
+/// instead of running on with nowhere to write.
+#[test]
+fn dump_ends_when_its_output_is_closed() {
+    use std::io::BufRead;
+    let (mut dump, _lines, port) = spawn_dump(&[]);
+    let child = dump.0.as_mut().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let url = format!("osc.udp://127.0.0.1:{port}");
+    assert!(rosco(&["send", &url, "/first", "i", "1"]).status.success());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("/first"), "{line}");
+    drop(out);
+    let stop = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < stop {
+        assert!(rosco(&["send", &url, "/more", "i", "2"]).status.success());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = child.try_wait().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

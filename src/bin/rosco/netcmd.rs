@@ -7,7 +7,7 @@ use rosco::runtime::{Event, HookVerdict, Reconnect};
 use rosco::transport::url::{ChannelUrl, StreamFraming};
 use rosco::{Context, ContextOptions, TimeTag};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,19 +157,20 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         _ => {}
     }));
     let seen = Arc::new(AtomicU64::new(0));
+    // Set once stdout cannot be written (its reader went away: `rosco dump | head -1`),
+    // which ends the dump, as SIGPIPE ends oscdump.
+    let gone = Arc::new(AtomicBool::new(false));
     let id = ctx.open("dump", &url.to_string()).map_err(fail)?;
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
-        let seen = seen.clone();
+        let (seen, gone) = (seen.clone(), gone.clone());
         let hook: rosco::runtime::PacketHook = Box::new(move |raw, out| {
             let Some(raw) = opened(envelope, raw) else {
                 return HookVerdict::Drop;
             };
             match osc::decode_with(raw, &decode) {
                 Ok(packet) => {
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = writeln!(stdout, "{}", Json(packet));
-                    let _ = stdout.flush();
+                    print_line(&gone, |out| write!(out, "{}", Json(packet)));
                     seen.fetch_add(1, Ordering::Relaxed);
                     HookVerdict::Drop
                 }
@@ -195,18 +196,17 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                 });
             ctx.set_packet_hooks(id, Some(unwrap), None).map_err(fail)?;
         }
-        let seen = seen.clone();
+        let (seen, gone) = (seen.clone(), gone.clone());
         ctx.methods()
             .add_method(None, None, move |m, info| {
                 let time = match info.bundle_time {
                     Some(t) if !t.is_immediate() => t,
                     _ => info.received,
                 };
-                let mut out = std::io::stdout().lock();
-                let _ = write!(out, "{time} ");
-                let _ = Text(m).write_raw(&mut out);
-                let _ = writeln!(out);
-                let _ = out.flush();
+                print_line(&gone, |out| {
+                    write!(out, "{time} ")?;
+                    Text(m).write_raw(out)
+                });
                 seen.fetch_add(1, Ordering::Relaxed);
                 Flow::Handled
             })
@@ -219,7 +219,8 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     }
     let until = deadline(timeout);
     loop {
-        if count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
+        let counted = count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c);
+        if counted || gone.load(Ordering::Relaxed) {
             return Ok(());
         }
         let left = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -234,6 +235,20 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                 .min(Duration::from_millis(200)),
         ))
         .map_err(fail)?;
+    }
+}
+
+/// Writes one line to stdout; `gone` is set once that fails.
+fn print_line(
+    gone: &AtomicBool,
+    line: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>,
+) {
+    let mut out = std::io::stdout().lock();
+    let written = line(&mut out)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if written.is_err() {
+        gone.store(true, Ordering::Relaxed);
     }
 }
 
