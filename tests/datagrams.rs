@@ -180,3 +180,67 @@ fn closing_leaves_another_listeners_socket_file() {
         assert!(!path.exists(), "{query}: 'b' left its file behind");
     }
 }
+
+/// Options that would leave a channel deaf or do nothing are refused at open: a group's
+/// channel bound to another address or port (it would join the group and never receive
+/// it), `iface`/`loop` on a name that turned out not to be a group, and a multicast
+/// address to bind a unicast or stream socket to.
+#[test]
+fn options_a_channel_cannot_honour_are_refused() {
+    let c = ctx(Mode::Poll);
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let group = |q: &str| format!("osc.udp://239.255.42.3:{port}?iface=127.0.0.1&{q}");
+    if let Err(e) = c.open("g", &group("reuse=1")) {
+        return eprintln!("skipping: no multicast here: {e}");
+    }
+    let other = port.wrapping_add(1).max(1024);
+    for q in ["bind=127.0.0.1".to_string(), format!("local={other}")] {
+        let opened = c.open("deaf", &group(&q));
+        assert!(matches!(opened, Err(Error::Io(_))), "{q}: {opened:?}");
+    }
+    for q in [
+        "bind=239.255.42.3",
+        "bind=0.0.0.0",
+        &format!("local={port}"),
+    ] {
+        c.open(q, &group(q)).unwrap();
+    }
+    for url in [
+        "osc.udp://localhost:9?iface=lo",
+        "osc.udp://localhost:9?loop=0",
+        "osc.udp://localhost:9?bind=239.255.42.3",
+        "osc.udp://:0?bind=239.255.42.3",
+        "osc.tcp://:0?bind=239.255.42.3",
+    ] {
+        assert!(c.open("x", url).is_err(), "{url}");
+    }
+}
+
+/// An IPv6 group's zone (`%25lo`) names the interface it is joined on, as it names the
+/// one sends leave by (it was joined on the default interface).
+#[test]
+fn an_ipv6_groups_zone_is_where_it_is_joined() {
+    let c = ctx(Mode::Poll);
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let url = format!("osc.udp://[ff02::4242:7%25lo]:{port}");
+    if let Err(e) = c.open("g", &url) {
+        return eprintln!("skipping: no IPv6 multicast on lo: {e}");
+    }
+    // Linux lists each interface's groups: this one is on lo.
+    let Ok(groups) = std::fs::read_to_string("/proc/net/igmp6") else {
+        return eprintln!("skipping: no /proc/net/igmp6");
+    };
+    let joined = groups.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"lo") && f.get(2) == Some(&"ff020000000000000000000042420007")
+    });
+    assert!(joined, "{groups}");
+    // A zone and an iface that disagree are refused.
+    if std::path::Path::new("/sys/class/net/eth0").exists() {
+        assert!(c.open("clash", &format!("{url}?iface=eth0")).is_err());
+    }
+}

@@ -83,6 +83,15 @@ impl UdpEndpoint {
 
 /// Opens the socket for `osc.udp://[host]:port?options` (no host: listen).
 pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Result<UdpEndpoint> {
+    let invalid = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    if let Some(b) = opts.bind.filter(|b| b.is_multicast()) {
+        // Only a group's own address, for a channel of that group (checked below).
+        if !host.is_some_and(|h| h.ip().map_or(true, |ip| ip == b)) {
+            return invalid(format!(
+                "bind={b} is a multicast address, not one of this host's"
+            ));
+        }
+    }
     let Some(host) = host else {
         return UdpEndpoint::new(listen(port, opts)?, None, false);
     };
@@ -91,13 +100,34 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
     let socket = if dest.ip().is_multicast() {
         if connect {
             // Connected, it would no longer receive the group's traffic.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "connect=1 is for unicast destinations, not a multicast group",
+            return invalid("connect=1 is for unicast destinations, not a multicast group".into());
+        }
+        // Bound elsewhere, a group's socket joins it and never receives its datagrams.
+        if let Some(b) = opts.bind.filter(|&b| b != dest.ip() && !b.is_unspecified()) {
+            return invalid(format!(
+                "bind={b}: a multicast group is received bound to the group or the any address"
+            ));
+        }
+        if let Some(p) = opts.local.filter(|&p| p != dest.port()) {
+            return invalid(format!(
+                "local={p}: a multicast group is received on its own port, {}",
+                dest.port()
             ));
         }
         multicast(dest, opts)?
     } else {
+        // A name that was not a group: what only a group takes would be ignored.
+        if opts.iface.is_some() || opts.loopback.is_some() {
+            return invalid(format!(
+                "iface and loop are only for a multicast group, and {host} is {}",
+                dest.ip()
+            ));
+        }
+        if let Some(b) = opts.bind.filter(|b| b.is_multicast()) {
+            return invalid(format!(
+                "bind={b} is a multicast address, not one of this host's"
+            ));
+        }
         sender(dest, opts)?
     };
     let dest = match connect {
@@ -296,7 +326,18 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
             s.set_multicast_loop_v4(opts.loopback.unwrap_or(true))?;
         }
         IpAddr::V6(g) => {
-            let index = iface.map(iface_index).transpose()?.unwrap_or(0);
+            // The group's zone names the interface when `iface` does not (`%25lo`).
+            let zone = match group {
+                SocketAddr::V6(v6) => v6.scope_id(),
+                SocketAddr::V4(_) => 0,
+            };
+            let index = iface.map(iface_index).transpose()?.unwrap_or(zone);
+            if zone != 0 && index != zone {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the group's zone and iface name different interfaces",
+                ));
+            }
             s.join_multicast_v6(&g, index)?;
             if index != 0 {
                 s.set_multicast_if_v6(index)?;

@@ -946,6 +946,16 @@ impl Param<'_> {
         parsed.map_or_else(|| bad(self.whole(), "not an IP address"), Ok)
     }
 
+    /// An address a stream socket can be bound to: not a multicast one.
+    fn host_ip(&self) -> Res<IpAddr> {
+        match self.ip()? {
+            ip if ip.is_multicast() => {
+                bad(self.whole(), "a multicast address, not one of this host's")
+            }
+            ip => Ok(ip),
+        }
+    }
+
     fn family(&self) -> Res<IpFamily> {
         match self.text()?.as_str() {
             "4" => Ok(IpFamily::V4),
@@ -1080,7 +1090,7 @@ fn parse_tcp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
     let mut session = SessionOptions::default();
     for p in params {
         match p.key {
-            "bind" => opts.bind = Some(p.ip()?),
+            "bind" => opts.bind = Some(p.host_ip()?),
             "local" => opts.local = Some(p.port(0)?),
             "framing" => opts.framing = Some(p.framing()?),
             _ if p.is_header_layout() => {}
