@@ -200,7 +200,6 @@ impl Context {
         let host = url.host_name().map(str::to_owned);
         let mut channel = Channel::open(placeholder, name, url, &self.shared.options)?;
         let destination = channel.destination();
-        let unheard = matches!(&channel.kind, Kind::Udp(ep) if ep.group_unheard);
         let id = {
             let mut channels = self.shared.channels.write();
             let mut names = self.shared.names.write();
@@ -222,15 +221,6 @@ impl Context {
             id
         };
         self.shared.table_changed();
-        if unheard {
-            self.shared.log(
-                LogLevel::Warn,
-                format_args!(
-                    "channel '{name}': the group's port is held by a socket that does not share \
-                     it: this channel sends to the group but does not receive it"
-                ),
-            );
-        }
         // The I/O loop reports it bound (events come from the thread doing the I/O).
         self.shared.waker.wake();
         Ok(id)

@@ -40,9 +40,6 @@ pub(crate) struct UdpEndpoint {
     /// `?framing=`: packets framed as on a stream inside datagrams, sent with this framing
     /// and read back per sender.
     pub(crate) framed: Option<Framed>,
-    /// A multicast group's channel whose port another socket held without sharing it: it
-    /// sends to the group from a port of its own, and does not receive the group.
-    pub(crate) group_unheard: bool,
 }
 
 /// The two sides of `?framing=` on a UDP channel.
@@ -67,7 +64,6 @@ impl UdpEndpoint {
             connected,
             lone: AtomicBool::new(true),
             framed: None,
-            group_unheard: false,
         })
     }
 
@@ -118,10 +114,7 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
                 dest.port()
             ));
         }
-        let (socket, joined) = multicast(dest, opts)?;
-        let mut ep = UdpEndpoint::new(socket, Some(dest), false)?;
-        ep.group_unheard = !joined;
-        return Ok(ep);
+        multicast(dest, opts)?
     } else {
         // A name that was not a group: what only a group takes would be ignored.
         if opts.iface.is_some() || opts.loopback.is_some() {
@@ -297,11 +290,9 @@ fn sender(dest: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     finish(s)
 }
 
-/// Joins `group` and sends to it; true when joined. Bound to the group's port on every
-/// address, with the address and port shared, so several receivers on one machine can
-/// join the same group. When a socket that does not share it holds the port (oscdump's,
-/// say), sends only, from a port of its own, as oscsend does.
-fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<(UdpSocket, bool)> {
+/// Joins `group` and sends to it. Bound to the group's port on every address, with the
+/// address and port shared, so several receivers on one machine can join the same group.
+fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     let s = new_socket(&group)?;
     if opts.reuse != Some(false) {
         set_reuse(&s)?;
@@ -310,14 +301,7 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<(UdpSocket, boo
         opts.bind.unwrap_or(unspecified(&group)),
         opts.local.unwrap_or(group.port()),
     );
-    let joined = match s.bind(&SockAddr::from(local)) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse && opts.local.is_none() => {
-            s.bind(&SocketAddr::new(unspecified(&group), 0).into())?;
-            false
-        }
-        Err(e) => return Err(e),
-    };
+    s.bind(&SockAddr::from(local))?;
     // This channel's group only: Linux otherwise delivers to a socket bound to the
     // wildcard address every group any socket of the host joined on that port.
     #[cfg(target_os = "linux")]
@@ -334,9 +318,7 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<(UdpSocket, boo
                 None => Ipv4Addr::UNSPECIFIED,
                 Some(i) => iface_ipv4(i)?,
             };
-            if joined {
-                s.join_multicast_v4(&g, &iface_addr)?;
-            }
+            s.join_multicast_v4(&g, &iface_addr)?;
             if iface.is_some() {
                 s.set_multicast_if_v4(&iface_addr)?;
             }
@@ -356,9 +338,7 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<(UdpSocket, boo
                     "the group's zone and iface name different interfaces",
                 ));
             }
-            if joined {
-                s.join_multicast_v6(&g, index)?;
-            }
+            s.join_multicast_v6(&g, index)?;
             if index != 0 {
                 s.set_multicast_if_v6(index)?;
             }
@@ -366,7 +346,7 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<(UdpSocket, boo
             s.set_multicast_loop_v6(opts.loopback.unwrap_or(true))?;
         }
     }
-    Ok((finish(s)?, joined))
+    finish(s)
 }
 
 /// An interface given as an IPv4 address or a name (its first IPv4 address).
