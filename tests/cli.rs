@@ -740,3 +740,31 @@ fn dump_ends_when_its_output_is_closed() {
     let status = child.try_wait().unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+/// Output that fails for another reason than a reader gone (a full disk) ends the dump
+/// with the reason and a failure status, not as if all went well.
+#[test]
+fn dump_fails_when_its_output_cannot_be_written() {
+    let Ok(full) = std::fs::File::create("/dev/full") else {
+        return eprintln!("skipped: no /dev/full");
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rosco"))
+        .args(["dump", "--timeout", "20", "0"])
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let port = wait_line(&lines, |l| {
+        let rest = l.split_once("listening on osc.udp://")?.1;
+        Some(rest.rsplit_once(':')?.1.trim_end_matches('/').to_string())
+    });
+    let mut dump = Dump(Some(child));
+    let url = format!("osc.udp://127.0.0.1:{port}");
+    assert!(rosco(&["send", &url, "/lost", "i", "1"]).status.success());
+    let why = wait_line(&lines, |l| {
+        l.contains("cannot write").then(|| l.to_string())
+    });
+    let status = dump.0.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{why}");
+}

@@ -239,6 +239,12 @@ fn an_ipv6_groups_zone_is_where_it_is_joined() {
         f.get(1) == Some(&"lo") && f.get(2) == Some(&"ff020000000000000000000042420007")
     });
     assert!(joined, "{groups}");
+    // An IPv6 group needs its port for IPv6 only: an IPv4 socket holding the same port,
+    // without sharing it, is no obstacle.
+    let v4 = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let taken = v4.local_addr().unwrap().port();
+    c.open("v6", &format!("osc.udp://[ff02::4242:8%25lo]:{taken}"))
+        .unwrap();
     // A zone and an iface that disagree are refused.
     if std::path::Path::new("/sys/class/net/eth0").exists() {
         assert!(c.open("clash", &format!("{url}?iface=eth0")).is_err());

@@ -3436,6 +3436,36 @@ fn the_receive_queue_is_capped_in_bytes() {
     assert!(until(&ctx, || got.load(Ordering::SeqCst) == 80 - dropped as usize));
 }
 
+/// Two peers each well into the largest frame the listener allows both fit: the budget
+/// has room for two such buffers, as it promises, not for two frames' bytes only.
+#[test]
+fn two_of_the_largest_frames_fit_the_budget() {
+    const MAX: usize = 40 << 20;
+    let ctx = context(Mode::Threaded);
+    let seen = events(&ctx);
+    let got = counter(&ctx, "/big");
+    let url = format!("osc.tcp://:0?bind=127.0.0.1&max_frame={MAX}");
+    let listener = ctx.open("srv", &url).unwrap();
+    let port = ctx.port(listener).unwrap();
+    let frame = big_frame(MAX);
+    let (part, rest) = frame.split_at(36 << 20);
+    let mut peers: Vec<_> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for p in &mut peers {
+        p.write_all(part).unwrap();
+    }
+    for p in &mut peers {
+        p.write_all(rest).unwrap();
+    }
+    assert!(
+        until(&ctx, || got.load(Ordering::SeqCst) == 2),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(count(&seen, |e| matches!(e, Event::Disconnected { .. })), 0);
+}
+
 /// A message to /big of `len` bytes (a blob of the rest), framed with its length.
 fn big_frame(len: usize) -> Vec<u8> {
     let mut packet = b"/big\0\0\0\0,b\0\0".to_vec();

@@ -39,6 +39,15 @@ pub(crate) const KEEP_AT_MOST: usize = 256 << 10;
 /// Largest length header, in bytes (its size is kept in a byte).
 const MAX_HEADER: usize = u8::MAX as usize;
 
+/// The most a deframer's buffer grows to with frames of at most `max_frame` bytes taken
+/// in reads of at most 64 KiB (a socket read, a datagram): one frame with its header, and
+/// a read that began past it.
+pub(crate) fn most_buffered(max_frame: usize) -> usize {
+    max_frame
+        .saturating_add(MAX_HEADER)
+        .saturating_add(64 << 10)
+}
+
 /// Default maximum frame size used by the runtime for stream transports (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 

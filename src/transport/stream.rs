@@ -8,7 +8,9 @@
 //! socket is writable, so a sender never blocks. Writes never raise SIGPIPE: a host that
 //! left it at its default would die when a peer closes.
 
-use crate::osc::framing::{encode_frame, DeframeMode, Deframer, Framing, KEEP_AT_MOST};
+use crate::osc::framing::{
+    encode_frame, most_buffered, DeframeMode, Deframer, Framing, KEEP_AT_MOST,
+};
 use crate::thread_buf::with_buf;
 use crate::transport::socket_file::{self, SocketFile};
 use parking_lot::Mutex;
@@ -31,15 +33,15 @@ pub(crate) const MAX_SESSION_OUT: usize = MAX_PENDING_OUT + (1 << 20);
 /// with `Full` too: 500 peers that stop reading would otherwise hold 4 GiB.
 pub(crate) const MAX_LISTENER_OUT: usize = 64 << 20;
 /// Memory held for unfinished frames (`Deframer::held`) across one listener's connections
-/// (or one framed UDP channel's senders) past this, or past room for two of the largest frames allowed if
-/// more (see [`unfinished_limit`]), end the connection whose read passed it: 500 peers
-/// each half-way through a 1 MiB frame would otherwise hold 500 MiB until they stall.
+/// (or one framed UDP channel's senders) past this, or past [`unfinished_limit`] if more,
+/// ends the connection whose read passed it: 500 peers each half-way through a 1 MiB
+/// frame would otherwise hold 500 MiB until they stall.
 pub(crate) const MAX_LISTENER_UNFINISHED: usize = 64 << 20;
 
-/// The cap on unfinished frames across peers whose frames may be `max_frame` long: a lone
-/// peer may always hold one frame as large as its channel allows, with the next begun.
+/// The cap on unfinished frames across peers whose frames may be `max_frame` long: room
+/// for two buffers holding the largest frame the channel allows, with the next begun.
 pub(crate) fn unfinished_limit(max_frame: usize) -> usize {
-    MAX_LISTENER_UNFINISHED.max(max_frame.saturating_mul(2))
+    MAX_LISTENER_UNFINISHED.max(most_buffered(max_frame).saturating_mul(2))
 }
 
 /// What the connections that share it (a listener's peers; a client's connection has one

@@ -297,6 +297,11 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     if opts.reuse != Some(false) {
         set_reuse(&s)?;
     }
+    // An IPv6 group's socket hears nothing by IPv4: it need not hold the port for IPv4
+    // (where another socket may have it).
+    if group.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
     let local = SocketAddr::new(
         opts.bind.unwrap_or(unspecified(&group)),
         opts.local.unwrap_or(group.port()),

@@ -7,8 +7,8 @@ use rosco::runtime::{Event, HookVerdict, Reconnect};
 use rosco::transport::url::{ChannelUrl, StreamFraming};
 use rosco::{Context, ContextOptions, TimeTag};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{CmdError, CmdResult};
@@ -157,9 +157,9 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
         _ => {}
     }));
     let seen = Arc::new(AtomicU64::new(0));
-    // Set once stdout cannot be written (its reader went away: `rosco dump | head -1`),
-    // which ends the dump, as SIGPIPE ends oscdump.
-    let gone = Arc::new(AtomicBool::new(false));
+    // Why stdout could not be written, which ends the dump: its reader went away
+    // (`rosco dump | head -1`, ended as SIGPIPE ends oscdump), or a failure, reported.
+    let gone: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
     let id = ctx.open("dump", &url.to_string()).map_err(fail)?;
     if json {
         // A tap on the raw packets: one JSON line each, as they arrive.
@@ -219,8 +219,12 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     }
     let until = deadline(timeout);
     loop {
-        let counted = count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c);
-        if counted || gone.load(Ordering::Relaxed) {
+        match gone.lock().unwrap().take() {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Some(e) => return Err(fail(format!("cannot write the output: {e}"))),
+            None => {}
+        }
+        if count.is_some_and(|c| seen.load(Ordering::Relaxed) >= c) {
             return Ok(());
         }
         let left = until.map(|u| u.saturating_duration_since(Instant::now()));
@@ -238,17 +242,21 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     }
 }
 
-/// Writes one line to stdout; `gone` is set once that fails.
+/// Writes one line to stdout; `gone` keeps the first failure, and nothing more is written.
 fn print_line(
-    gone: &AtomicBool,
+    gone: &Mutex<Option<std::io::Error>>,
     line: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>,
 ) {
+    let mut gone = gone.lock().unwrap();
+    if gone.is_some() {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let written = line(&mut out)
         .and_then(|()| writeln!(out))
         .and_then(|()| out.flush());
-    if written.is_err() {
-        gone.store(true, Ordering::Relaxed);
+    if let Err(e) = written {
+        *gone = Some(e);
     }
 }
 
