@@ -768,3 +768,24 @@ fn dump_fails_when_its_output_cannot_be_written() {
     let status = dump.0.take().unwrap().wait().unwrap();
     assert_eq!(status.code(), Some(1), "{why}");
 }
+
+/// `rosco send` to a multicast group does not join it, as oscsend does not: a receiver
+/// holding the group's port without sharing it gets the message.
+#[test]
+fn send_reaches_a_group_whose_port_is_held() {
+    let holder = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let group = std::net::Ipv4Addr::new(239, 255, 42, 6);
+    if let Err(e) = holder.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST) {
+        return eprintln!("skipped: no multicast here: {e}");
+    }
+    holder
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let url = format!("osc.udp://{group}:{port}?iface=127.0.0.1");
+    let sent = rosco(&["send", &url, "/to/group", "i", "7"]);
+    assert!(sent.status.success(), "{sent:?}");
+    let mut buf = [0; 64];
+    let n = holder.recv(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"/to/group\0"));
+}

@@ -250,3 +250,30 @@ fn an_ipv6_groups_zone_is_where_it_is_joined() {
         assert!(c.open("clash", &format!("{url}?iface=eth0")).is_err());
     }
 }
+
+/// `join=0` sends to a group without joining it, from a port of its own, as oscsend does:
+/// a receiver holding the group's port without sharing it (oscdump's) is no obstacle.
+#[test]
+fn a_group_is_sent_to_without_joining_it() {
+    let c = ctx(Mode::Poll);
+    let holder = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let group = std::net::Ipv4Addr::new(239, 255, 42, 5);
+    if let Err(e) = holder.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST) {
+        return eprintln!("skipping: no multicast here: {e}");
+    }
+    holder
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let url = format!("osc.udp://{group}:{port}?iface=127.0.0.1");
+    // Joining, it needs the port, which is held.
+    assert!(c.open("joins", &url).is_err());
+    let g = c.open("sends", &format!("{url}&join=0")).unwrap();
+    c.send(g, "/held", &[]).unwrap();
+    let mut buf = [0; 64];
+    let n = holder.recv(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"/held\0"));
+    // Only a group is joined or not.
+    assert!(c.open("x", "osc.udp://127.0.0.1:9?join=0").is_err());
+    assert!(c.open("y", "osc.udp://localhost:9?join=0").is_err());
+}

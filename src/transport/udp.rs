@@ -103,12 +103,16 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
             return invalid("connect=1 is for unicast destinations, not a multicast group".into());
         }
         // Bound elsewhere, a group's socket joins it and never receives its datagrams.
-        if let Some(b) = opts.bind.filter(|&b| b != dest.ip() && !b.is_unspecified()) {
+        let joins = opts.join != Some(false);
+        if let Some(b) = opts
+            .bind
+            .filter(|&b| joins && b != dest.ip() && !b.is_unspecified())
+        {
             return invalid(format!(
                 "bind={b}: a multicast group is received bound to the group or the any address"
             ));
         }
-        if let Some(p) = opts.local.filter(|&p| p != dest.port()) {
+        if let Some(p) = opts.local.filter(|&p| joins && p != dest.port()) {
             return invalid(format!(
                 "local={p}: a multicast group is received on its own port, {}",
                 dest.port()
@@ -117,9 +121,9 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
         multicast(dest, opts)?
     } else {
         // A name that was not a group: what only a group takes would be ignored.
-        if opts.iface.is_some() || opts.loopback.is_some() {
+        if opts.iface.is_some() || opts.loopback.is_some() || opts.join.is_some() {
             return invalid(format!(
-                "iface and loop are only for a multicast group, and {host} is {}",
+                "iface, loop and join are only for a multicast group, and {host} is {}",
                 dest.ip()
             ));
         }
@@ -302,10 +306,10 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     if group.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    let local = SocketAddr::new(
-        opts.bind.unwrap_or(unspecified(&group)),
-        opts.local.unwrap_or(group.port()),
-    );
+    // Not joining (`join=0`), it sends from a port of its own.
+    let join = opts.join != Some(false);
+    let port = opts.local.unwrap_or(if join { group.port() } else { 0 });
+    let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&group)), port);
     s.bind(&SockAddr::from(local))?;
     // This channel's group only: Linux otherwise delivers to a socket bound to the
     // wildcard address every group any socket of the host joined on that port.
@@ -323,7 +327,9 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
                 None => Ipv4Addr::UNSPECIFIED,
                 Some(i) => iface_ipv4(i)?,
             };
-            s.join_multicast_v4(&g, &iface_addr)?;
+            if join {
+                s.join_multicast_v4(&g, &iface_addr)?;
+            }
             if iface.is_some() {
                 s.set_multicast_if_v4(&iface_addr)?;
             }
@@ -343,7 +349,9 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
                     "the group's zone and iface name different interfaces",
                 ));
             }
-            s.join_multicast_v6(&g, index)?;
+            if join {
+                s.join_multicast_v6(&g, index)?;
+            }
             if index != 0 {
                 s.set_multicast_if_v6(index)?;
             }

@@ -148,6 +148,7 @@ pub enum Host {
 /// | `iface` | [`iface`](Self::iface) | multicast interface, by name or address; multicast groups (or host names) only |
 /// | `ttl` | [`ttl`](Self::ttl) | multicast/IP time to live (0-255) |
 /// | `loop` | [`loopback`](Self::loopback) | multicast loopback, `0` or `1`; multicast groups (or host names) only |
+/// | `join` | [`join`](Self::join) | `0`: send to the group without joining it; multicast groups (or host names) only |
 /// | `broadcast` | [`broadcast`](Self::broadcast) | allow sending broadcasts, `0` or `1`; sending URLs only |
 /// | `reuse` | [`reuse`](Self::reuse) | SO_REUSEADDR/SO_REUSEPORT, `0` or `1` |
 /// | `max_packet` | [`max_packet`](Self::max_packet) | largest datagram in bytes (1-65535) |
@@ -171,6 +172,10 @@ pub struct UdpOptions {
     pub ttl: Option<u8>,
     /// `?loop=0|1`: whether multicast sent from this socket loops back to this machine.
     pub loopback: Option<bool>,
+    /// `?join=0|1`: `0` sends to the multicast group without joining it, from a port of its
+    /// own (`local=`, or any), as oscsend does: the group's port may be held by a socket
+    /// that does not share it (oscdump's), and the channel receives replies, not the group.
+    pub join: Option<bool>,
     /// `?broadcast=0|1`: SO_BROADCAST.
     pub broadcast: Option<bool>,
     /// `?reuse=0|1`: SO_REUSEADDR/SO_REUSEPORT.
@@ -560,7 +565,7 @@ const RETRIES_RANGE: &str = "out of range (0-4294967295)";
 const BACKOFF_RANGE: &str = "out of range (1-18446744073709551615)";
 
 const UDP_KEYS: &str = concat!(
-    "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, broadcast, reuse, ",
+    "unknown parameter (osc.udp takes bind, local, iface, ttl, loop, join, broadcast, reuse, ",
     "max_packet, family, connect, framing, length_field, length_at, header, max_frame, ",
     "max_clients)"
 );
@@ -1036,6 +1041,7 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
             "iface" => opts.iface = Some(p.interface()?),
             "ttl" => opts.ttl = Some(p.number(0, 255, "out of range (0-255)")?),
             "loop" => opts.loopback = Some(p.flag()?),
+            "join" => opts.join = Some(p.flag()?),
             "broadcast" => opts.broadcast = Some(p.flag()?),
             "reuse" => opts.reuse = Some(p.flag()?),
             "max_packet" => {
@@ -1064,7 +1070,11 @@ fn parse_udp(authority: &str, params: &[Param<'_>]) -> Res<ChannelUrl> {
         .as_ref()
         .map_or(true, |h| h.ip().is_some() && !h.is_multicast())
     {
-        forbid(params, &["iface", "loop"], "only for a multicast group")?;
+        forbid(
+            params,
+            &["iface", "loop", "join"],
+            "only for a multicast group",
+        )?;
     }
     if opts.framing == Some(StreamFraming::Auto) {
         forbid(
@@ -1503,6 +1513,7 @@ impl fmt::Display for ChannelUrl {
                 q.text("iface", opts.iface.as_deref())?;
                 q.value("ttl", opts.ttl)?;
                 q.flag("loop", opts.loopback)?;
+                q.flag("join", opts.join)?;
                 q.flag("broadcast", opts.broadcast)?;
                 q.flag("reuse", opts.reuse)?;
                 q.value("max_packet", opts.max_packet)?;
@@ -1861,7 +1872,7 @@ mod tests {
     fn udp_options() {
         let (host, port, opts) = udp(
             "osc.udp://239.1.2.3:7000/?bind=192.168.1.5&local=7001&iface=eth0&ttl=4&loop=0\
-             &broadcast=1&reuse=1&max_packet=1500&family=4&connect=0&framing=length\
+             &join=0&broadcast=1&reuse=1&max_packet=1500&family=4&connect=0&framing=length\
              &max_frame=70000&max_clients=2",
         );
         assert_eq!((host, port), (v4(239, 1, 2, 3), 7000));
@@ -1873,6 +1884,7 @@ mod tests {
                 iface: Some("eth0".into()),
                 ttl: Some(4),
                 loopback: Some(false),
+                join: Some(false),
                 broadcast: Some(true),
                 reuse: Some(true),
                 max_packet: Some(1500),

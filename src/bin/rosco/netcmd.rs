@@ -386,6 +386,18 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
             "{url} listens: send needs a URL with a host (or a Unix path without ?listen)"
         )));
     }
+    // A group is sent to without joining it, as oscsend does: its port may be held by a
+    // receiver that does not share it (oscdump -L).
+    if let Some(ChannelUrl::Udp {
+        host: Some(host),
+        opts,
+        ..
+    }) = &mut url
+    {
+        if host.is_multicast() && opts.join.is_none() {
+            opts.join = Some(false);
+        }
+    }
     match (framing, &mut url) {
         (None, _) => {}
         (Some(_), None) => return Err(usage("--tcp-framing needs a URL, not -")),
