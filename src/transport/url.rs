@@ -948,7 +948,18 @@ impl Param<'_> {
             Some(v6) => v6.parse::<Ipv6Addr>().map(IpAddr::V6).ok(),
             None => text.parse::<IpAddr>().ok(),
         };
-        parsed.map_or_else(|| bad(self.whole(), "not an IP address"), Ok)
+        match parsed {
+            // Bound, it needs its interface, which `bind=` does not take (the OS says only
+            // "invalid argument").
+            Some(IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80 => bad(
+                self.whole(),
+                "a link-local address needs its interface, which bind takes no zone for \
+                 (bind :: instead)",
+            ),
+            Some(ip) => Ok(ip),
+            None if text.contains('%') => bad(self.whole(), "bind takes no zone"),
+            None => bad(self.whole(), "not an IP address"),
+        }
     }
 
     /// An address a stream socket can be bound to: not a multicast one.
@@ -1902,8 +1913,8 @@ mod tests {
         assert_eq!(opts.ttl, Some(0));
         assert_eq!(opts.loopback, Some(true));
         assert_eq!(opts.reuse, Some(false));
-        let opts = udp("osc.udp://:9000?bind=[fe80::1]&ttl=255&max_packet=65535").2;
-        assert_eq!(opts.bind, Some("fe80::1".parse().unwrap()));
+        let opts = udp("osc.udp://:9000?bind=[2001:db8::1]&ttl=255&max_packet=65535").2;
+        assert_eq!(opts.bind, Some("2001:db8::1".parse().unwrap()));
         assert_eq!(opts.ttl, Some(255));
         assert_eq!(opts.max_packet, Some(65535));
         assert_eq!(
@@ -1959,6 +1970,18 @@ mod tests {
         err("osc.udp://h:1?broadcast=", "parameter 'broadcast'");
         err("osc.udp://h:1?reuse=11", "parameter 'reuse=11'");
         err("osc.udp://h:1?bind=localhost", "parameter 'bind=localhost'");
+        // A link-local address cannot be bound without its interface, which bind= does
+        // not take: refused with that reason rather than by the OS's "invalid argument".
+        for (url, why) in [
+            ("osc.udp://:1?bind=fe80::1", "needs its interface"),
+            ("osc.tcp://:1?bind=[fe80::1]", "needs its interface"),
+            ("osc.udp://:1?bind=fe80::1%25eth0", "takes no zone"),
+        ] {
+            assert!(
+                err(url, "parameter 'bind=").to_string().contains(why),
+                "{url}"
+            );
+        }
         err("osc.udp://h:1?bind=[1.2.3.4]", "parameter 'bind=[1.2.3.4]'");
         err("osc.udp://h:1?local=70000", "parameter 'local=70000'");
         err("osc.udp://h:1?local=x", "parameter 'local=x'");
