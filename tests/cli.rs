@@ -643,6 +643,10 @@ fn send_and_dump_refuse_what_they_cannot_do() {
     assert_usage_error(&["dump", "osc.udp://127.0.0.1:9"], "dump listens");
     assert_usage_error(&["dump", "osc.udp://127.0.0.1:9?local=0"], "dump listens");
     assert_usage_error(&["dump", "osc.udp://localhost:9"], "dump listens");
+    assert_usage_error(
+        &["dump", "osc.udp://239.255.42.11:9?join=0"],
+        "does not join its group",
+    );
     // A Unix path is the listener dump makes of it: auto-detection is allowed, in any
     // spelling of the scheme, and `?listen=0` is overruled.
     let path = std::env::temp_dir().join(format!("rosco-cli-auto-{}", std::process::id()));

@@ -276,4 +276,12 @@ fn a_group_is_sent_to_without_joining_it() {
     // Only a group is joined or not.
     assert!(c.open("x", "osc.udp://127.0.0.1:9?join=0").is_err());
     assert!(c.open("y", "osc.udp://localhost:9?join=0").is_err());
+    // Bound to the group, it could not receive its replies.
+    assert!(c.open("z", &format!("{url}&join=0&bind={group}")).is_err());
+    // Each sends from a port of its own: two on one port would split their replies.
+    let mut ports = std::collections::HashSet::new();
+    for i in 0..400 {
+        let ch = c.open(&format!("s{i}"), &format!("{url}&join=0")).unwrap();
+        assert!(ports.insert(c.local_addr(ch).unwrap().port()), "after {i}");
+    }
 }

@@ -104,6 +104,13 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
         }
         // Bound elsewhere, a group's socket joins it and never receives its datagrams.
         let joins = opts.join != Some(false);
+        // Not joining, bound to the group it would not receive the replies it is for.
+        if let Some(b) = opts.bind.filter(|b| !joins && b.is_multicast()) {
+            return invalid(format!(
+                "bind={b}: a channel that does not join its group (join=0) receives replies \
+                 on an address of this host"
+            ));
+        }
         if let Some(b) = opts
             .bind
             .filter(|&b| joins && b != dest.ip() && !b.is_unspecified())
@@ -298,7 +305,14 @@ fn sender(dest: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
 /// address and port shared, so several receivers on one machine can join the same group.
 fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     let s = new_socket(&group)?;
-    if opts.reuse != Some(false) {
+    // Not joining (`join=0`), it sends from a port of its own, shared only when asked, as
+    // a unicast sender's: two such channels on one port would split their replies.
+    let join = opts.join != Some(false);
+    let reuse = match join {
+        true => opts.reuse != Some(false),
+        false => opts.reuse == Some(true),
+    };
+    if reuse {
         set_reuse(&s)?;
     }
     // An IPv6 group's socket hears nothing by IPv4: it need not hold the port for IPv4
@@ -306,8 +320,6 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
     if group.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    // Not joining (`join=0`), it sends from a port of its own.
-    let join = opts.join != Some(false);
     let port = opts.local.unwrap_or(if join { group.port() } else { 0 });
     let local = SocketAddr::new(opts.bind.unwrap_or(unspecified(&group)), port);
     s.bind(&SockAddr::from(local))?;

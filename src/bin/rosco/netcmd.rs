@@ -298,6 +298,12 @@ fn receiving(target: &str) -> Result<(ChannelUrl, bool), CmdError> {
                      group, or a sending URL's ?local=PORT"
                 )))
             }
+            true if opts.join == Some(false) => {
+                return Err(usage(&format!(
+                    "{target} does not join its group (join=0): dump receives a group by \
+                     joining it"
+                )))
+            }
             group => group,
         },
         _ => false,
@@ -390,11 +396,11 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
     // receiver that does not share it (oscdump -L).
     if let Some(ChannelUrl::Udp {
         host: Some(host),
+        port,
         opts,
-        ..
     }) = &mut url
     {
-        if host.is_multicast() && opts.join.is_none() {
+        if opts.join.is_none() && is_group(host, *port) {
             opts.join = Some(false);
         }
     }
