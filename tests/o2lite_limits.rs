@@ -707,3 +707,32 @@ fn a_full_host_keeps_its_quiet_clients() {
         .unwrap();
     assert_eq!(newcomer.read(&mut [0; 1]).unwrap_or(0), 0);
 }
+
+/// The host closing the connection ends the session at once, though the client still
+/// holds a message from it for the application (io-thread mode, not polled): the client
+/// reconnects, instead of keeping a session with a host that has gone (its sends lost).
+#[test]
+fn a_host_closing_ends_the_session_at_once() {
+    let raw = RawHost::new();
+    let ctx = contexts::context(Mode::IoThread);
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let mut host = raw.admit(&ctx, ch, 5);
+    let mut frame = Vec::new();
+    encode_tcp(&mut frame, 0.0, b"/client/x", [O2Arg::Int(1)]).unwrap();
+    host.write_all(&frame).unwrap();
+    // Everything the client sent is read, so the close is a clean one (FIN, not RST).
+    host.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    while host.read(&mut [0; 4096]).is_ok_and(|n| n > 0) {}
+    drop(host);
+    raw.listener.set_nonblocking(true).unwrap();
+    // At once: well before the 10 s a finished stream is kept for what it is owed.
+    let closed = Instant::now();
+    assert!(until(|| raw.listener.accept().is_ok()));
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closed.elapsed()
+    );
+}
