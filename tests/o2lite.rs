@@ -136,6 +136,23 @@ fn setup(mode: Mode) -> Setup {
     }
 }
 
+/// A timestamp that is no time (NaN, infinite, negative) is refused on both sides, synced
+/// or not, rather than sent on for the host to hold or deliver at random.
+#[test]
+fn timestamps_that_are_no_time_are_refused() {
+    let s = setup(Mode::Poll);
+    s.wait_synced(1);
+    for t in [f64::NAN, f64::INFINITY, -1.0] {
+        for (ctx, ch) in [(&s.client, s.client_ch), (&s.host, s.host_ch)] {
+            let sent = ctx.o2_send(ch, t, true, "/server/t", &[]);
+            assert!(
+                matches!(sent, Err(rosco::Error::Unsupported(_))),
+                "{t}: {sent:?}"
+            );
+        }
+    }
+}
+
 /// A connection the host refuses for its first frame is not read on: the frames behind
 /// that one, in the same read, are neither counted nor handled.
 #[test]

@@ -972,7 +972,8 @@ impl Sender {
     /// Sends a message on an O2lite channel with an O2 timestamp (global seconds, 0 for
     /// "now") by TCP (`reliable`) or UDP. A timetag argument is taken as global seconds in
     /// 32.32 fixed point (see `runtime::seconds_to_fixed`). A client whose clock is not
-    /// synchronised yet sends timestamp 0 only (`Unsupported` otherwise).
+    /// synchronised yet sends timestamp 0 only (`Unsupported` otherwise); a timestamp that
+    /// is not finite, or negative, is `Unsupported` too.
     pub fn o2_send(
         &self,
         id: ChannelId,

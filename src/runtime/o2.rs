@@ -372,6 +372,12 @@ pub(crate) fn send<'a>(
             _ => "not a valid O2 message",
         })
     };
+    // O2 times are seconds of global time: 0 for "now", else a time past the start.
+    if !(timestamp.is_finite() && timestamp >= 0.0) {
+        return Err(Error::Unsupported(
+            "an O2 timestamp is seconds of global time, finite and not negative",
+        ));
+    }
     match role {
         O2Role::Client {
             session, host_udp, ..
