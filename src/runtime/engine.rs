@@ -791,10 +791,8 @@ impl Engine {
             self.drop_stream(ch, peer, conn, why);
             return dispatched;
         }
-        // An O2lite host that ends the connection ends the session (the connection is the
-        // session): nothing owed can reach it, and the client reconnects at once.
-        let o2_client = matches!(ch.o2, Some(O2Role::Client { .. }));
-        if eof && !o2_client {
+        if eof {
+            conn.peer_finished();
             let finished = Finished {
                 mark: match self.sink {
                     Sink::Queue => Some(self.shared.delivery_mark()),

@@ -384,7 +384,9 @@ pub(crate) fn send<'a>(
         } => {
             let conn = ch.connected_stream().ok_or(Error::Closed)?;
             let session = session.lock();
-            if !session.is_connected() {
+            // The host closing the connection ends the session, which lingers only while
+            // the application takes what the host sent before: nothing sent now arrives.
+            if !session.is_connected() || conn.has_peer_finished() {
                 return Err(Error::Closed);
             }
             // §1, §5: a client's timestamps are global time, which it knows once synced.

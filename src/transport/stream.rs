@@ -163,6 +163,8 @@ pub(crate) struct StreamConn {
     closed: AtomicBool,
     /// The I/O loop has let the connection go and reported its end; set once.
     ended: AtomicBool,
+    /// The I/O loop read the end of the peer's stream.
+    peer_done: AtomicBool,
     /// Why this side closed the connection, when it did for a reason of its own: what the
     /// I/O loop reports instead of what it then sees (the end of the stream).
     why_closed: OnceLock<&'static str>,
@@ -201,6 +203,7 @@ impl StreamConn {
             budget,
             closed: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            peer_done: AtomicBool::new(false),
             why_closed: OnceLock::new(),
             reader: Mutex::new(Reader {
                 deframer: Deframer::new(read, max_frame),
@@ -235,6 +238,16 @@ impl StreamConn {
     /// Marks the connection's end as reported: true for the first caller only.
     pub(crate) fn end(&self) -> bool {
         !self.ended.swap(true, Ordering::AcqRel)
+    }
+
+    /// Notes that the peer's stream ended (it may still read what is sent to it).
+    pub(crate) fn peer_finished(&self) {
+        self.peer_done.store(true, Ordering::Release);
+    }
+
+    /// True once the peer's stream ended.
+    pub(crate) fn has_peer_finished(&self) -> bool {
+        self.peer_done.load(Ordering::Acquire)
     }
 
     /// True once [`end`](Self::end) was called: nothing more is read from it.
