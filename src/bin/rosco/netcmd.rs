@@ -393,14 +393,15 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         )));
     }
     // A group is sent to without joining it, as oscsend does: its port may be held by a
-    // receiver that does not share it (oscdump -L).
+    // receiver that does not share it (oscdump -L). A group's address only: a name is
+    // not resolved twice for it (`?join=0` says so for a name).
     if let Some(ChannelUrl::Udp {
         host: Some(host),
-        port,
         opts,
+        ..
     }) = &mut url
     {
-        if opts.join.is_none() && is_group(host, *port) {
+        if opts.join.is_none() && host.is_multicast() {
             opts.join = Some(false);
         }
     }
