@@ -355,7 +355,16 @@ impl ClientSession {
                         .expect("a well-formed ping");
                     out.udp.push(datagram);
                 }
-                Some(clock.next_ping())
+                // Called back at the next ping, or sooner when the host would by then have
+                // been silent too long (pings are 10 s apart once synced: a 30 s silence
+                // was noticed up to 10 s late).
+                // (No silence before the first reply: a host that never answered is pinged
+                // on for good, spec §7.)
+                let silent_at = now - clock.silence(now) + self.dead_after;
+                Some(match clock.silence(now) > 0.0 {
+                    true => clock.next_ping().min(silent_at),
+                    false => clock.next_ping(),
+                })
             }
         }
     }
@@ -539,6 +548,11 @@ mod tests {
         let seq = ping.args().nth(1).unwrap();
         host_msg(&mut buf, b"!_o2/cs/put", &[seq, O2Arg::Time(now)]);
         s.receive(&decode(&buf).unwrap(), false, now, &mut out);
+        // Called back when the silence would be too long, not at the next ping only.
+        s.dead_after = 0.2;
+        let next = s.tick(now + 0.1, &mut out).unwrap();
+        assert!(next <= now + 0.2 + 1e-9, "{next} after {now}");
+        s.dead_after = 2.0;
         s.tick(now + 1.0, &mut out);
         assert!(s.is_connected());
         s.tick(now + 2.5, &mut out);
