@@ -710,35 +710,57 @@ fn a_full_host_keeps_its_quiet_clients() {
 
 /// The host closing the connection while the client still holds one of its messages for
 /// the application (io-thread mode, not polled): the session is kept until that message
-/// is taken, with its session, but sends fail `Closed` at once (they returned `Ok` and
-/// were lost); once polled, the client reconnects.
+/// is taken, with its session, and ends after it; meanwhile sends and queries fail
+/// `Closed` (they returned `Ok` and were lost), and nothing more is written to the host
+/// (its reset would end the session first), clock pings by TCP included (no `udp_port`).
+/// Once polled, the client reconnects.
 #[test]
 fn a_host_closing_fails_sends_at_once() {
-    let raw = RawHost::new();
-    let ctx = contexts::context(Mode::IoThread);
-    let got = record(&ctx, "/client/x");
-    let ch = ctx.open("o2", &raw.url()).unwrap();
-    let mut host = raw.admit(&ctx, ch, 5);
-    let mut frame = Vec::new();
-    encode_tcp(&mut frame, 0.0, b"/client/x", [O2Arg::Int(1)]).unwrap();
-    host.write_all(&frame).unwrap();
-    // Everything the client sent is read, so the close is a clean one (FIN, not RST).
-    host.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    while host.read(&mut [0; 4096]).is_ok_and(|n| n > 0) {}
-    drop(host);
-    // Time for the I/O thread to read the end; then the first send says so (a second
-    // one would fail anyway, on the reset the first provokes).
-    std::thread::sleep(Duration::from_millis(500));
-    let sent = ctx.o2_send(ch, 0.0, true, "/server/x", &[]);
-    assert!(matches!(sent, Err(rosco::Error::Closed)), "{sent:?}");
-    // Taken with its session (bridge id still known), then the client reconnects.
-    ctx.poll(Some(Duration::from_millis(100))).unwrap();
-    assert_eq!(*got.lock().unwrap(), [1]);
-    raw.listener.set_nonblocking(true).unwrap();
-    assert!(until(|| {
-        let _ = ctx.poll(Some(Duration::from_millis(10)));
-        raw.listener.accept().is_ok()
-    }));
+    for tcp_only in [false, true] {
+        let raw = RawHost::new();
+        let url = match tcp_only {
+            false => raw.url(),
+            true => format!(
+                "o2lite://limits@127.0.0.1:{}",
+                raw.listener.local_addr().unwrap().port()
+            ),
+        };
+        let ctx = contexts::context(Mode::IoThread);
+        let seen = events(&ctx);
+        let got = record(&ctx, "/client/x");
+        let ch = ctx.open("o2", &url).unwrap();
+        let mut host = raw.admit(&ctx, ch, 5);
+        let mut frame = Vec::new();
+        encode_tcp(&mut frame, 0.0, b"/client/x", [O2Arg::Int(1)]).unwrap();
+        host.write_all(&frame).unwrap();
+        // Everything the client sent is read, so the close is a clean one (FIN).
+        host.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        while host.read(&mut [0; 4096]).is_ok_and(|n| n > 0) {}
+        drop(host);
+        // Time for the I/O thread to read the end; then the first call says so (a
+        // second would fail anyway, on the reset the first provokes).
+        std::thread::sleep(Duration::from_millis(500));
+        let closed = |r: Result<(), rosco::Error>| matches!(r, Err(rosco::Error::Closed));
+        assert!(
+            closed(ctx.o2_send(ch, 0.0, true, "/server/x", &[])),
+            "{url}"
+        );
+        assert!(closed(ctx.o2_query(ch, Some("server"))), "{url}");
+        assert!(closed(ctx.o2_query(ch, None)), "{url}");
+        // Clock pings (by TCP without udp_port) go on being due meanwhile.
+        std::thread::sleep(Duration::from_millis(1000));
+        let ended = |e: &Event| matches!(e, Event::Disconnected { .. });
+        assert!(!seen.lock().unwrap().iter().any(ended), "{url}");
+        // Taken with its session, then the session ends and the client reconnects.
+        ctx.poll(Some(Duration::from_millis(100))).unwrap();
+        assert_eq!(*got.lock().unwrap(), [1], "{url}");
+        raw.listener.set_nonblocking(true).unwrap();
+        assert!(until(|| {
+            let _ = ctx.poll(Some(Duration::from_millis(10)));
+            raw.listener.accept().is_ok()
+        }));
+        assert!(seen.lock().unwrap().iter().any(ended), "{url}");
+    }
 }

@@ -1123,7 +1123,10 @@ impl Sender {
             // Queries change nothing in the session: refused like application messages
             // when output is at its limit, not queued past it as announcements are.
             match ch.connected_stream() {
-                Some(conn) if conn.is_closed() => return Err(Error::Closed),
+                // The host closed: its session ends (see `o2::send`).
+                Some(conn) if conn.is_closed() || conn.has_peer_finished() => {
+                    return Err(Error::Closed)
+                }
                 Some(conn) if conn.unwritten() > MAX_PENDING_OUT => return Err(Error::Full),
                 _ => {}
             }

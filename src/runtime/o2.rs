@@ -472,7 +472,9 @@ pub(crate) fn client_turn<R>(
     let mut out = Output::default();
     let result = f(&mut session, &mut out);
     let host_udp = *host_udp.lock();
-    let conn = ch.connected_stream();
+    // Not to a host that has closed: the reset it answers with would end the session
+    // before the messages it sent last are taken (the next connection announces all).
+    let conn = ch.connected_stream().filter(|c| !c.has_peer_finished());
     // A write that fails means the connection is gone; the next one announces the
     // session afresh. One refused means the host has not read its allowance: the
     // connection ends, for the same. A datagram lost is as any (clock pings are repeated).
