@@ -207,7 +207,9 @@ impl State {
                 let run = || self.bundle(b, Some(at), held.info, at, false);
                 match catch_unwind(AssertUnwindSafe(run)) {
                     Ok(n) => due.dispatched += n,
-                    Err(panic) => drop(due.panic.get_or_insert(panic)),
+                    Err(panic) => {
+                        due.panic.get_or_insert(panic);
+                    }
                 }
             }
         }

@@ -125,8 +125,8 @@ impl SenderStreams {
         let (mode, max_frame) = (self.mode, self.max_frame);
         match self.senders.get_mut(&from) {
             Some(s) if s.stalled(self.stall, self.drained) => {
-                self.unfinished -= s.counted;
-                dropped = Some(s.restart(from, Loss::Stalled, mode, max_frame));
+                let fresh = (mode, max_frame);
+                dropped = Some(s.restart(from, Loss::Stalled, fresh, &mut self.unfinished));
             }
             Some(_) => {}
             None if full => dropped = self.make_room(),
@@ -170,29 +170,24 @@ impl SenderStreams {
         let Some(s) = self.senders.get_mut(&from) else {
             return lost;
         };
-        let held = s.deframer.held();
-        self.unfinished = self.unfinished - s.counted + held;
-        s.counted = held;
+        s.recount(&mut self.unfinished);
         let limit = unfinished_limit(self.max_frame);
-        if held == 0 || self.unfinished <= limit {
+        if s.counted == 0 || self.unfinished <= limit {
             return lost;
         }
         for s in self.senders.values_mut().filter(|s| s.counted > 0) {
             s.deframer.shrink();
-            self.unfinished = self.unfinished - s.counted + s.deframer.held();
-            s.counted = s.deframer.held();
+            s.recount(&mut self.unfinished);
         }
-        let (mode, max_frame) = (self.mode, self.max_frame);
+        let fresh = (self.mode, self.max_frame);
         for (&sender, s) in &mut self.senders {
             if sender != from && s.counted > 0 && s.stalled(self.stall, self.drained) {
-                self.unfinished -= s.counted;
-                lost.push(s.restart(sender, Loss::Stalled, mode, max_frame));
+                lost.push(s.restart(sender, Loss::Stalled, fresh, &mut self.unfinished));
             }
         }
         if self.unfinished > limit {
             if let Some(s) = self.senders.get_mut(&from) {
-                self.unfinished -= s.counted;
-                lost.push(s.restart(from, Loss::TooMuch, mode, max_frame));
+                lost.push(s.restart(from, Loss::TooMuch, fresh, &mut self.unfinished));
             }
         }
         lost
@@ -207,11 +202,25 @@ impl SenderStreams {
 }
 
 impl Sender {
-    /// Starts its stream afresh, what it kept lost (and no longer counted).
-    fn restart(&mut self, me: SocketAddr, why: Loss, mode: DeframeMode, max: usize) -> Dropped {
+    /// Moves its share of `total` to what its deframer holds now.
+    fn recount(&mut self, total: &mut usize) {
+        let held = self.deframer.held();
+        *total = *total - self.counted + held;
+        self.counted = held;
+    }
+
+    /// Starts its stream afresh with a deframer of `fresh`'s mode and maximum frame, what
+    /// it kept lost, and no longer counted in `total`.
+    fn restart(
+        &mut self,
+        me: SocketAddr,
+        why: Loss,
+        fresh: (DeframeMode, usize),
+        total: &mut usize,
+    ) -> Dropped {
         let bytes = self.deframer.pending();
-        self.deframer = Deframer::new(mode, max);
-        self.counted = 0;
+        self.deframer = Deframer::new(fresh.0, fresh.1);
+        self.recount(total);
         Dropped {
             sender: me,
             bytes,

@@ -83,62 +83,24 @@ impl UdpEndpoint {
 
 /// Opens the socket for `osc.udp://[host]:port?options` (no host: listen).
 pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Result<UdpEndpoint> {
-    let invalid = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
-    if let Some(b) = opts.bind.filter(|b| b.is_multicast()) {
-        // Only a group's own address, for a channel of that group (checked below).
-        if !host.is_some_and(|h| h.ip().map_or(true, |ip| ip == b)) {
-            return invalid(format!(
-                "bind={b} is a multicast address, not one of this host's"
-            ));
-        }
-    }
     let Some(host) = host else {
+        refuse_multicast_bind(opts)?;
         return UdpEndpoint::new(listen(port, opts)?, None, false);
     };
     let dest = resolve(host, port, opts.family)?;
     let connect = opts.connect == Some(true);
     let socket = if dest.ip().is_multicast() {
-        if connect {
-            // Connected, it would no longer receive the group's traffic.
-            return invalid("connect=1 is for unicast destinations, not a multicast group".into());
-        }
-        // Bound elsewhere, a group's socket joins it and never receives its datagrams.
-        let joins = opts.join != Some(false);
-        // Not joining, bound to the group it would not receive the replies it is for.
-        if let Some(b) = opts.bind.filter(|b| !joins && b.is_multicast()) {
-            return invalid(format!(
-                "bind={b}: a channel that does not join its group (join=0) receives replies \
-                 on an address of this host"
-            ));
-        }
-        if let Some(b) = opts
-            .bind
-            .filter(|&b| joins && b != dest.ip() && !b.is_unspecified())
-        {
-            return invalid(format!(
-                "bind={b}: a multicast group is received bound to the group or the any address"
-            ));
-        }
-        if let Some(p) = opts.local.filter(|&p| joins && p != dest.port()) {
-            return invalid(format!(
-                "local={p}: a multicast group is received on its own port, {}",
-                dest.port()
-            ));
-        }
+        check_group(dest, opts)?;
         multicast(dest, opts)?
     } else {
         // A name that was not a group: what only a group takes would be ignored.
         if opts.iface.is_some() || opts.loopback.is_some() || opts.join.is_some() {
-            return invalid(format!(
+            return Err(invalid(format!(
                 "iface, loop and join are only for a multicast group, and {host} is {}",
                 dest.ip()
-            ));
+            )));
         }
-        if let Some(b) = opts.bind.filter(|b| b.is_multicast()) {
-            return invalid(format!(
-                "bind={b} is a multicast address, not one of this host's"
-            ));
-        }
+        refuse_multicast_bind(opts)?;
         sender(dest, opts)?
     };
     let dest = match connect {
@@ -151,6 +113,55 @@ pub(crate) fn open(host: Option<&Host>, port: u16, opts: &UdpOptions) -> io::Res
         false => dest,
     };
     UdpEndpoint::new(socket, Some(dest), connect)
+}
+
+fn invalid(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.into())
+}
+
+/// A socket that is not a group's is not bound to a multicast address.
+fn refuse_multicast_bind(opts: &UdpOptions) -> io::Result<()> {
+    match opts.bind.filter(|b| b.is_multicast()) {
+        Some(b) => Err(invalid(format!(
+            "bind={b} is a multicast address, not one of this host's"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses what a group's channel cannot honour. Connected, it would no longer receive
+/// the group; joining it, bound to another address than the group's or the any address,
+/// or to another port, it would never receive its datagrams; not joining, bound to the
+/// group, it would not receive the replies it is for.
+fn check_group(group: SocketAddr, opts: &UdpOptions) -> io::Result<()> {
+    let joins = opts.join != Some(false);
+    let misbound = |&b: &IpAddr| match joins {
+        true => b != group.ip() && !b.is_unspecified(),
+        false => b.is_multicast(),
+    };
+    if opts.connect == Some(true) {
+        return Err(invalid(
+            "connect=1 is for unicast destinations, not a multicast group",
+        ));
+    }
+    if let Some(b) = opts.bind.filter(misbound) {
+        return Err(invalid(match joins {
+            true => format!(
+                "bind={b}: a multicast group is received bound to the group or the any address"
+            ),
+            false => format!(
+                "bind={b}: a channel that does not join its group (join=0) receives replies \
+                 on an address of this host"
+            ),
+        }));
+    }
+    match opts.local.filter(|&p| joins && p != group.port()) {
+        Some(p) => Err(invalid(format!(
+            "local={p}: a multicast group is received on its own port, {}",
+            group.port()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An address as people write it: IPv4 peers seen through a dual-stack socket arrive as
@@ -356,8 +367,7 @@ fn multicast(group: SocketAddr, opts: &UdpOptions) -> io::Result<UdpSocket> {
             };
             let index = iface.map(iface_index).transpose()?.unwrap_or(zone);
             if zone != 0 && index != zone {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
+                return Err(invalid(
                     "the group's zone and iface name different interfaces",
                 ));
             }
@@ -412,8 +422,7 @@ fn iface_index(iface: &str) -> io::Result<u32> {
 
 /// An interface's index, from its name.
 fn interface_named(iface: &str) -> io::Result<u32> {
-    let name = std::ffi::CString::new(iface)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
+    let name = std::ffi::CString::new(iface).map_err(|_| invalid("interface name contains NUL"))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     match unsafe { libc::if_nametoindex(name.as_ptr()) } {
         0 => Err(io::Error::new(
