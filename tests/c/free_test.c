@@ -90,7 +90,12 @@ struct waiter {
 static void *wait_forever(void *arg)
 {
     struct waiter *w = arg;
-    atomic_store(&w->status, rosco_poll(w->ctx, -1, NULL));
+    rosco_status status;
+    /* Busy while the main thread's own zero-timeout poll, which looks for this one
+     * inside, holds the context: tried again. */
+    while ((status = rosco_poll(w->ctx, -1, NULL)) == ROSCO_ERR_BUSY)
+        check_sleep_ms(1);
+    atomic_store(&w->status, status);
     return NULL;
 }
 
