@@ -134,6 +134,12 @@ impl<'o, 't> PacketWriter<'o, 't> {
     /// A writer with the given options; clears `out`.
     pub fn with_options(out: &'o mut Vec<u8>, opts: &'t EncodeOptions) -> Self {
         out.clear();
+        // Options that change nothing (a context's, most often) take the default path,
+        // where their checks fold away.
+        let opts = match opts.is_default() {
+            true => &DEFAULT_OPTIONS,
+            false => opts,
+        };
         PacketWriter {
             out,
             opts,

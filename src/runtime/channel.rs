@@ -751,9 +751,14 @@ thread_local! {
 fn send_datagram(ep: &UdpEndpoint, datagram: &[u8], dest: Dest, max: usize) -> Result<(), Error> {
     let to = match dest {
         Dest::Addr(a) => a,
-        Dest::Default => ep.dest.ok_or(Error::Unsupported(
-            "a listening UDP channel has no destination: reply to a message's source",
-        ))?,
+        Dest::Default => match ep.dest {
+            Some(to) => to,
+            None => {
+                return Err(Error::Unsupported(
+                    "a listening UDP channel has no destination: reply to a message's source",
+                ))
+            }
+        },
         Dest::Peer(_) => return Err(Error::Unsupported("UDP channels have no peers")),
     };
     if datagram.len() > max.min(udp::max_payload(to)) {
