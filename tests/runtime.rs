@@ -1064,6 +1064,83 @@ fn the_poll_set_follows_channels_opened_and_closed_while_polling() {
     }
 }
 
+/// A shutdown called while another thread's is under way keeps the same promise: no
+/// callback runs once it returns, also when the first was made from a callback, which
+/// cannot wait for its own thread.
+#[test]
+fn a_second_shutdown_returns_once_the_first_is_done() {
+    let threaded = || {
+        let options = ContextOptions {
+            mode: Mode::Threaded,
+            ..ContextOptions::default()
+        };
+        Arc::new(Context::new(options).unwrap())
+    };
+    let wait_closed = |ctx: &Context| {
+        let stop = Instant::now() + Duration::from_secs(20);
+        while !ctx.is_closed() && Instant::now() < stop {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(ctx.is_closed());
+    };
+
+    // The first from another thread, waiting for a slow callback; a message behind it.
+    let ctx = threaded();
+    let running = Arc::new(AtomicBool::new(false));
+    let r = running.clone();
+    ctx.methods()
+        .add_method(Some("/slow"), None, move |_, _| {
+            r.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            r.store(false, Ordering::SeqCst);
+            Flow::Handled
+        })
+        .unwrap();
+    let after = counter(&ctx, "/after");
+    let (_rx, tx) = udp_pair(&ctx);
+    ctx.send(tx, "/slow", &[]).unwrap();
+    ctx.send(tx, "/after", &[]).unwrap();
+    let stop = Instant::now() + Duration::from_secs(20);
+    while !running.load(Ordering::SeqCst) && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let first = ctx.clone();
+    let first = std::thread::spawn(move || first.shutdown());
+    wait_closed(&ctx);
+    ctx.shutdown();
+    let seen = after.load(Ordering::SeqCst);
+    assert!(
+        !running.load(Ordering::SeqCst),
+        "returned while a callback ran"
+    );
+    first.join().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(after.load(Ordering::SeqCst), seen, "a callback ran after");
+
+    // The first from a callback on the I/O thread, which carries on for a while.
+    let ctx = threaded();
+    let finished = Arc::new(AtomicBool::new(false));
+    let (me, f) = (Arc::downgrade(&ctx), finished.clone());
+    ctx.methods()
+        .add_method(Some("/stop"), None, move |_, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.shutdown();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            f.store(true, Ordering::SeqCst);
+            Flow::Handled
+        })
+        .unwrap();
+    let (_rx, tx) = udp_pair(&ctx);
+    ctx.send(tx, "/stop", &[]).unwrap();
+    wait_closed(&ctx);
+    ctx.shutdown();
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "returned while the callback that shut the context down ran"
+    );
+}
+
 #[test]
 fn a_callback_may_shut_down_a_context_being_polled() {
     // A context's callback polls a second context, whose callback shuts the first down:

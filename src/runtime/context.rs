@@ -19,14 +19,14 @@ use crate::thread_buf::with_buf;
 use crate::time::TimeTag;
 use crate::transport::stream::MAX_PENDING_OUT;
 use crate::transport::url::ChannelUrl;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 /// The name of the in-process channel every context has.
@@ -84,6 +84,26 @@ pub struct Context {
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// The I/O thread's id, to recognise calls from its callbacks.
     io_thread: Option<std::thread::ThreadId>,
+    /// How far a shutdown has gone: a second caller waits for the first to finish.
+    shutdown: Mutex<ShutdownState>,
+    shutdown_done: Condvar,
+}
+
+/// A shutdown under way, and on which thread (a callback it runs may shut down again).
+#[derive(Default)]
+struct ShutdownState {
+    by: Option<ThreadId>,
+    done: bool,
+}
+
+/// Marks the shutdown finished when dropped, also by a panic out of user code it ran.
+struct ShutdownDone<'c>(&'c Context);
+
+impl Drop for ShutdownDone<'_> {
+    fn drop(&mut self) {
+        self.0.shutdown.lock().done = true;
+        self.0.shutdown_done.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -132,6 +152,8 @@ impl Context {
             thread: Mutex::new(None),
             workers: Mutex::new(Vec::new()),
             io_thread: None,
+            shutdown: Mutex::default(),
+            shutdown_done: Condvar::new(),
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
             let shared = shared.clone();
@@ -664,7 +686,8 @@ impl Context {
     /// callback and channel goes. No callback starts after this returns (one already
     /// running on another thread is waited for, unless this is called from a callback or
     /// from inside a `poll`).
-    /// Dropping the context does the same; later calls return [`Error::Closed`].
+    /// Dropping the context does the same; later calls return [`Error::Closed`]. A call
+    /// made while another thread's is under way returns once that one has finished.
     pub fn shutdown(&self) {
         // Noted first: the poll this runs inside checks it once `closed` is set.
         if self.in_own_poll() {
@@ -672,24 +695,23 @@ impl Context {
                 .closed_by_own_poll
                 .store(true, Ordering::Release);
         }
+        // Not from inside a poll or a callback, whose thread may hold what another thread
+        // waits for (its own engine, or another context's whose callback is shutting this
+        // one down): such a call neither waits for polls nor for another shutdown.
+        let inside = POLL_DEPTH.with(Cell::get) > 0 || crate::callback_slot::inside();
+        let me = std::thread::current().id();
         if self.shared.closed.swap(true, Ordering::AcqRel) {
+            if !inside {
+                self.wait_for_shutdown(me);
+            }
             return;
         }
+        self.shutdown.lock().by = Some(me);
+        let _done = ShutdownDone(self);
         self.shared.waker.wake();
         self.shared.wake_consumers();
-        let me = std::thread::current().id();
-        let workers = std::mem::take(&mut *self.workers.lock());
-        for thread in self.thread.lock().take().into_iter().chain(workers) {
-            // From one of its own callbacks a thread ends by itself when this turn
-            // returns; joining it here would wait forever.
-            if thread.thread().id() != me {
-                let _ = thread.join();
-            }
-        }
-        // Let a poll in progress on another thread finish its round; but not from inside
-        // a poll or a callback, whose thread may hold what that poll waits for (its own
-        // engine, or another context's whose callback is shutting this one down).
-        let inside = POLL_DEPTH.with(Cell::get) > 0 || crate::callback_slot::inside();
+        self.join_threads(me);
+        // Let a poll in progress on another thread finish its round.
         match inside {
             false => {
                 if let Some(engine) = self.engine.lock().as_mut() {
@@ -723,6 +745,37 @@ impl Context {
         for ch in &channels {
             ch.release();
         }
+    }
+
+    /// Joins the context's threads but this one: from one of its own callbacks a thread
+    /// ends by itself when its turn returns, and joining it would wait forever; it is kept
+    /// for a later shutdown (or the drop) on another thread to wait for.
+    fn join_threads(&self, me: ThreadId) {
+        let mut threads = std::mem::take(&mut *self.workers.lock());
+        threads.extend(self.thread.lock().take());
+        for thread in threads {
+            match thread.thread().id() == me {
+                true => self.workers.lock().push(thread),
+                false => {
+                    let _ = thread.join();
+                }
+            }
+        }
+    }
+
+    /// A shutdown that found another under way: waits for it to finish, unless it is this
+    /// thread's own (a callback it ran), then for a thread it could not wait for.
+    fn wait_for_shutdown(&self, me: ThreadId) {
+        let mut state = self.shutdown.lock();
+        loop {
+            match (state.done, state.by) {
+                (true, _) => break,
+                (false, Some(by)) if by == me => return,
+                _ => self.shutdown_done.wait(&mut state),
+            }
+        }
+        drop(state);
+        self.join_threads(me);
     }
 }
 
