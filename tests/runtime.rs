@@ -1064,28 +1064,41 @@ fn the_poll_set_follows_channels_opened_and_closed_while_polling() {
     }
 }
 
+fn shared_context(mode: Mode) -> Arc<Context> {
+    Arc::new(context(mode))
+}
+
+fn wait_closed(ctx: &Context) {
+    let stop = Instant::now() + Duration::from_secs(20);
+    while !ctx.is_closed() && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(ctx.is_closed());
+}
+
+/// A method `/stop` that shuts its own context down, then runs on for 300 ms; the flag
+/// says it has finished.
+fn stopper(ctx: &Arc<Context>) -> Arc<AtomicBool> {
+    let finished = Arc::new(AtomicBool::new(false));
+    let (me, f) = (Arc::downgrade(ctx), finished.clone());
+    ctx.methods()
+        .add_method(Some("/stop"), None, move |_, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.shutdown();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            f.store(true, Ordering::SeqCst);
+            Flow::Handled
+        })
+        .unwrap();
+    finished
+}
+
 /// A shutdown called while another thread's is under way keeps the same promise: no
-/// callback runs once it returns, also when the first was made from a callback, which
-/// cannot wait for its own thread.
+/// callback runs once it returns.
 #[test]
 fn a_second_shutdown_returns_once_the_first_is_done() {
-    let threaded = || {
-        let options = ContextOptions {
-            mode: Mode::Threaded,
-            ..ContextOptions::default()
-        };
-        Arc::new(Context::new(options).unwrap())
-    };
-    let wait_closed = |ctx: &Context| {
-        let stop = Instant::now() + Duration::from_secs(20);
-        while !ctx.is_closed() && Instant::now() < stop {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(ctx.is_closed());
-    };
-
-    // The first from another thread, waiting for a slow callback; a message behind it.
-    let ctx = threaded();
+    let ctx = shared_context(Mode::Threaded);
     let running = Arc::new(AtomicBool::new(false));
     let r = running.clone();
     ctx.methods()
@@ -1116,29 +1129,92 @@ fn a_second_shutdown_returns_once_the_first_is_done() {
     first.join().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(after.load(Ordering::SeqCst), seen, "a callback ran after");
+}
 
-    // The first from a callback on the I/O thread, which carries on for a while.
-    let ctx = threaded();
-    let finished = Arc::new(AtomicBool::new(false));
-    let (me, f) = (Arc::downgrade(&ctx), finished.clone());
-    ctx.methods()
-        .add_method(Some("/stop"), None, move |_, _| {
-            if let Some(ctx) = me.upgrade() {
+/// When the first shutdown was made from a callback, which cannot wait for its own poll
+/// or thread, every later one waits for that callback to end, in every mode.
+#[test]
+fn later_shutdowns_wait_for_the_callback_that_shut_down() {
+    for mode in MODES {
+        let ctx = shared_context(mode);
+        let finished = stopper(&ctx);
+        let (_rx, tx) = udp_pair(&ctx);
+        let poller = ctx.clone();
+        let poller = std::thread::spawn(move || {
+            while !poller.is_closed() {
+                let _ = poller.poll(Some(Duration::from_millis(20)));
+            }
+        });
+        ctx.send(tx, "/stop", &[]).unwrap();
+        wait_closed(&ctx);
+        let later: Vec<_> = (0..2)
+            .map(|_| {
+                let (ctx, finished) = (ctx.clone(), finished.clone());
+                std::thread::spawn(move || {
+                    ctx.shutdown();
+                    finished.load(Ordering::SeqCst)
+                })
+            })
+            .collect();
+        let seen: Vec<bool> = later.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            seen,
+            [true, true],
+            "{mode:?}: returned while the callback ran"
+        );
+        poller.join().unwrap();
+    }
+}
+
+/// What a shutdown runs may shut contexts down without waiting for it: a thread's stop
+/// hook (the shutdown is joining that thread), and a dropped callback's destructor (in
+/// two contexts shut down at once, each waiting on the other's).
+#[test]
+fn what_a_shutdown_runs_may_shut_down_without_deadlock() {
+    let slot: Arc<Mutex<std::sync::Weak<Context>>> = Arc::default();
+    let s = slot.clone();
+    let options = ContextOptions {
+        mode: Mode::Threaded,
+        thread_stop: Some(rosco::runtime::ThreadHook::new(move |_| {
+            let ctx = s.lock().unwrap().upgrade();
+            if let Some(ctx) = ctx {
                 ctx.shutdown();
             }
-            std::thread::sleep(Duration::from_millis(300));
-            f.store(true, Ordering::SeqCst);
-            Flow::Handled
-        })
-        .unwrap();
-    let (_rx, tx) = udp_pair(&ctx);
-    ctx.send(tx, "/stop", &[]).unwrap();
-    wait_closed(&ctx);
-    ctx.shutdown();
-    assert!(
-        finished.load(Ordering::SeqCst),
-        "returned while the callback that shut the context down ran"
+        })),
+        ..ContextOptions::default()
+    };
+    let ctx = Arc::new(Context::new(options).unwrap());
+    *slot.lock().unwrap() = Arc::downgrade(&ctx);
+    assert!(returns(move || ctx.shutdown()), "with a thread stop hook");
+
+    struct ShutsDownOnDrop(std::sync::Weak<Context>);
+    impl Drop for ShutsDownOnDrop {
+        fn drop(&mut self) {
+            if let Some(other) = self.0.upgrade() {
+                std::thread::sleep(Duration::from_millis(100)); // the other has started
+                other.shutdown();
+            }
+        }
+    }
+    let (a, b) = (
+        shared_context(Mode::Threaded),
+        shared_context(Mode::Threaded),
     );
+    for (ctx, other) in [(&a, &b), (&b, &a)] {
+        let guard = ShutsDownOnDrop(Arc::downgrade(other));
+        ctx.methods()
+            .add_method(Some("/x"), None, move |_, _| {
+                let _ = &guard;
+                Flow::Handled
+            })
+            .unwrap();
+    }
+    let crossed = returns(move || {
+        let other = std::thread::spawn(move || b.shutdown());
+        a.shutdown();
+        other.join().unwrap();
+    });
+    assert!(crossed, "two contexts shutting each other down");
 }
 
 #[test]

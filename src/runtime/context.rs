@@ -53,6 +53,9 @@ thread_local! {
     static IN_POLL: [Cell<usize>; MAX_NESTED_POLLS] = const { [NOT_POLLING; MAX_NESTED_POLLS] };
     /// How many polls this thread is inside (the first `MAX_NESTED_POLLS` in `IN_POLL`).
     static POLL_DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// How many shutdowns this thread is running (one may drop a callback whose destructor
+    /// shuts another context down).
+    static SHUTTING_DOWN: Cell<usize> = const { Cell::new(0) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -83,26 +86,32 @@ pub struct Context {
     /// Threaded mode with workers: the threads running the callbacks.
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// The I/O thread's id, to recognise calls from its callbacks.
-    io_thread: Option<std::thread::ThreadId>,
-    /// How far a shutdown has gone: a second caller waits for the first to finish.
-    shutdown: Mutex<ShutdownState>,
-    shutdown_done: Condvar,
+    io_thread: Option<ThreadId>,
+    /// The workers' ids, known also while a shutdown joins them.
+    worker_ids: Vec<ThreadId>,
+    /// Set once a shutdown has finished: a second caller waits for it.
+    shut_down: Mutex<bool>,
+    shut_down_signal: Condvar,
+    /// The thread a shutdown made from one of its own callbacks could not join.
+    unjoined: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// A shutdown under way, and on which thread (a callback it runs may shut down again).
-#[derive(Default)]
-struct ShutdownState {
-    by: Option<ThreadId>,
-    done: bool,
+/// Marks a shutdown running on this thread until dropped (a panic out of the user code it
+/// runs included), then finished.
+struct ShuttingDown<'c>(&'c Context);
+
+impl<'c> ShuttingDown<'c> {
+    fn start(ctx: &'c Context) -> Self {
+        SHUTTING_DOWN.with(|d| d.set(d.get() + 1));
+        ShuttingDown(ctx)
+    }
 }
 
-/// Marks the shutdown finished when dropped, also by a panic out of user code it ran.
-struct ShutdownDone<'c>(&'c Context);
-
-impl Drop for ShutdownDone<'_> {
+impl Drop for ShuttingDown<'_> {
     fn drop(&mut self) {
-        self.0.shutdown.lock().done = true;
-        self.0.shutdown_done.notify_all();
+        SHUTTING_DOWN.with(|d| d.set(d.get() - 1));
+        *self.0.shut_down.lock() = true;
+        self.0.shut_down_signal.notify_all();
     }
 }
 
@@ -152,8 +161,10 @@ impl Context {
             thread: Mutex::new(None),
             workers: Mutex::new(Vec::new()),
             io_thread: None,
-            shutdown: Mutex::default(),
-            shutdown_done: Condvar::new(),
+            worker_ids: Vec::new(),
+            shut_down: Mutex::new(false),
+            shut_down_signal: Condvar::new(),
+            unjoined: Mutex::new(None),
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
             let shared = shared.clone();
@@ -196,6 +207,12 @@ impl Context {
             }
         }
         ctx.io_thread = ctx.thread.get_mut().as_ref().map(|t| t.thread().id());
+        ctx.worker_ids = ctx
+            .workers
+            .get_mut()
+            .iter()
+            .map(|t| t.thread().id())
+            .collect();
         Ok(ctx)
     }
 
@@ -330,8 +347,7 @@ impl Context {
     }
 
     fn on_worker_thread(&self) -> bool {
-        let me = std::thread::current().id();
-        self.workers.lock().iter().any(|t| t.thread().id() == me)
+        self.worker_ids.contains(&std::thread::current().id())
     }
 
     /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
@@ -687,7 +703,9 @@ impl Context {
     /// running on another thread is waited for, unless this is called from a callback or
     /// from inside a `poll`).
     /// Dropping the context does the same; later calls return [`Error::Closed`]. A call
-    /// made while another thread's is under way returns once that one has finished.
+    /// made while another thread's is under way returns once that one has finished, and
+    /// so keeps the same promise (except, as that one, where waiting could deadlock: from
+    /// a callback, a poll, one of the context's threads, or what a shutdown runs).
     pub fn shutdown(&self) {
         // Noted first: the poll this runs inside checks it once `closed` is set.
         if self.in_own_poll() {
@@ -697,28 +715,24 @@ impl Context {
         }
         // Not from inside a poll or a callback, whose thread may hold what another thread
         // waits for (its own engine, or another context's whose callback is shutting this
-        // one down): such a call neither waits for polls nor for another shutdown.
+        // one down): such a call waits for no poll, nor for another shutdown.
         let inside = POLL_DEPTH.with(Cell::get) > 0 || crate::callback_slot::inside();
-        let me = std::thread::current().id();
         if self.shared.closed.swap(true, Ordering::AcqRel) {
-            if !inside {
-                self.wait_for_shutdown(me);
+            // Nor on one of the context's threads (a thread hook, a packet hook), which
+            // the first may be joining, nor from what a shutdown runs (a destructor), which
+            // another thread's shutdown may be waiting for in turn.
+            let own_thread = self.on_io_thread() || self.on_worker_thread();
+            if !inside && !own_thread && SHUTTING_DOWN.with(Cell::get) == 0 {
+                self.wait_for_shutdown();
             }
             return;
         }
-        self.shutdown.lock().by = Some(me);
-        let _done = ShutdownDone(self);
+        let _running = ShuttingDown::start(self);
         self.shared.waker.wake();
         self.shared.wake_consumers();
-        self.join_threads(me);
-        // Let a poll in progress on another thread finish its round.
+        self.join_threads();
         match inside {
-            false => {
-                if let Some(engine) = self.engine.lock().as_mut() {
-                    engine.forget_poll_set();
-                }
-                drop(self.receiver.lock());
-            }
+            false => self.wait_for_polls(),
             true => self.forget_poll_set(),
         }
         // Hooks first: none may start once the state the callbacks share is gone (a C++
@@ -750,12 +764,13 @@ impl Context {
     /// Joins the context's threads but this one: from one of its own callbacks a thread
     /// ends by itself when its turn returns, and joining it would wait forever; it is kept
     /// for a later shutdown (or the drop) on another thread to wait for.
-    fn join_threads(&self, me: ThreadId) {
+    fn join_threads(&self) {
+        let me = std::thread::current().id();
         let mut threads = std::mem::take(&mut *self.workers.lock());
         threads.extend(self.thread.lock().take());
         for thread in threads {
             match thread.thread().id() == me {
-                true => self.workers.lock().push(thread),
+                true => *self.unjoined.lock() = Some(thread),
                 false => {
                     let _ = thread.join();
                 }
@@ -763,19 +778,28 @@ impl Context {
         }
     }
 
-    /// A shutdown that found another under way: waits for it to finish, unless it is this
-    /// thread's own (a callback it ran), then for a thread it could not wait for.
-    fn wait_for_shutdown(&self, me: ThreadId) {
-        let mut state = self.shutdown.lock();
-        loop {
-            match (state.done, state.by) {
-                (true, _) => break,
-                (false, Some(by)) if by == me => return,
-                _ => self.shutdown_done.wait(&mut state),
-            }
+    /// Lets a poll in progress on another thread finish its round.
+    fn wait_for_polls(&self) {
+        if let Some(engine) = self.engine.lock().as_mut() {
+            engine.forget_poll_set();
         }
-        drop(state);
-        self.join_threads(me);
+        drop(self.receiver.lock());
+    }
+
+    /// A shutdown that found another under way: waits for it to finish, for the polls it
+    /// may not have waited for (made from a callback), and for the thread it could not
+    /// join; later callers wait for that join too, which is made under the lock.
+    fn wait_for_shutdown(&self) {
+        let mut done = self.shut_down.lock();
+        while !*done {
+            self.shut_down_signal.wait(&mut done);
+        }
+        drop(done);
+        self.wait_for_polls();
+        let mut unjoined = self.unjoined.lock();
+        if let Some(thread) = unjoined.take() {
+            let _ = thread.join();
+        }
     }
 }
 
