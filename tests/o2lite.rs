@@ -153,6 +153,62 @@ fn timestamps_that_are_no_time_are_refused() {
     }
 }
 
+/// A host channel closed by a callback handles nothing more of what it read and reports
+/// nothing about its clients: the application closed it.
+#[test]
+fn a_host_closed_by_a_callback_handles_nothing_more() {
+    use rosco::o2lite::message::{encode_tcp, O2Arg};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for mode in [Mode::Poll, Mode::Threaded] {
+        let ctx = Arc::new(context(mode));
+        let host = ctx.open("host", "o2lite-host://closing?mdns=0").unwrap();
+        ctx.o2_service_add(host, "server").unwrap();
+        let port = ctx.port(host).unwrap();
+        let (got, closed) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (g, c, me) = (got.clone(), closed.clone(), Arc::downgrade(&ctx));
+        ctx.methods()
+            .add_method(
+                Some("/server/*"),
+                None,
+                move |m: &Message<'_>, _: &MsgInfo| {
+                    let address = m.address_str().unwrap().to_string();
+                    if let (true, Some(ctx)) = (address == "/server/a", me.upgrade()) {
+                        ctx.close(host).unwrap();
+                        c.store(true, Ordering::SeqCst);
+                    }
+                    g.lock().unwrap().push(address);
+                    Flow::Handled
+                },
+            )
+            .unwrap();
+        let after = Events::default();
+        let (a, c) = (after.clone(), closed.clone());
+        ctx.set_event_callback(Some(move |e: &Event| {
+            if c.load(Ordering::SeqCst) {
+                a.lock().unwrap().push(e.clone());
+            }
+        }));
+        let mut frames = Vec::new();
+        let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+        encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", con).unwrap();
+        for address in [&b"!server/a"[..], b"!server/b", b"!server/c"] {
+            encode_tcp(&mut frames, 0.0, address, [O2Arg::Int(1)]).unwrap();
+        }
+        let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        peer.write_all(&frames).unwrap();
+        assert!(until(&[&ctx], || closed.load(Ordering::SeqCst)), "{mode:?}");
+        let settle = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < settle {
+            ctx.poll(Some(Duration::from_millis(10))).unwrap();
+        }
+        assert_eq!(*got.lock().unwrap(), ["/server/a"], "{mode:?}");
+        assert!(after.lock().unwrap().is_empty(), "{mode:?}: {after:?}");
+    }
+}
+
 /// A connection the host refuses for its first frame is not read on: the frames behind
 /// that one, in the same read, are neither counted nor handled.
 #[test]

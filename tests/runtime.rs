@@ -516,6 +516,68 @@ fn log_lines(ctx: &Context) -> Log {
     lines
 }
 
+/// A channel closed by a callback is not read on in the rest of the round, nor in the
+/// rest of a read: no message of it dispatched, no false trouble reported (a listener's
+/// socket, a placeholder by then, failing to accept; a datagram over its limit).
+#[test]
+fn a_channel_closed_by_a_callback_is_read_no_more() {
+    // Two listeners with a connection waiting; the first's connection closes the second.
+    let ctx = Arc::new(context(Mode::Poll));
+    let lines = log_lines(&ctx);
+    let a = ctx.open("a", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let b = ctx.open("b", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let me = Arc::downgrade(&ctx);
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if let (Event::Connected { channel, .. }, Some(ctx)) = (e, me.upgrade()) {
+            if *channel == a {
+                ctx.close(b).unwrap();
+            }
+        }
+    }));
+    let ports = [ctx.port(a).unwrap(), ctx.port(b).unwrap()];
+    let _peers = ports.map(|p| TcpStream::connect(("127.0.0.1", p)).unwrap());
+    assert!(until(&ctx, || ctx.channel_id("b").is_none()));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(!lines.iter().any(|l| l.contains("accept")), "{lines:?}");
+
+    // One read of datagrams: the first closes its channel, one is over the limit.
+    let ctx = Arc::new(context(Mode::Poll));
+    let rx = ctx
+        .open("rx", "osc.udp://:0?bind=127.0.0.1&max_packet=64")
+        .unwrap();
+    let port = ctx.port(rx).unwrap();
+    let me = Arc::downgrade(&ctx);
+    ctx.methods()
+        .add_method(Some("/close"), None, move |_, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.close(rx).unwrap();
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    let after = counter(&ctx, "/after");
+    let seen = events(&ctx);
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let message = |address: &str| {
+        let mut p = Vec::new();
+        ctx.encode(address, &[], &mut p).unwrap();
+        p
+    };
+    // Several at once first: the channel reads in batches from then on.
+    for _ in 0..4 {
+        tx.send_to(&message("/warm"), ("127.0.0.1", port)).unwrap();
+    }
+    ctx.poll(Some(Duration::from_millis(100))).unwrap();
+    for packet in [message("/close"), vec![0; 200], message("/after")] {
+        tx.send_to(&packet, ("127.0.0.1", port)).unwrap();
+    }
+    assert!(until(&ctx, || ctx.channel_id("rx").is_none()));
+    assert_eq!(after.load(Ordering::SeqCst), 0);
+    let malformed = |e: &Event| matches!(e, Event::Malformed { .. });
+    assert_eq!(count(&seen, malformed), 0, "{:?}", seen.lock().unwrap());
+}
+
 #[test]
 fn packets_are_traced_in_the_log_when_asked() {
     let ctx = traced(true, true);

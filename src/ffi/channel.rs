@@ -44,7 +44,9 @@ pub unsafe extern "C" fn rosco_channel_open(
 
 /// Closes a channel: its sockets close, its peers are disconnected, its handle goes stale.
 /// Its packet hooks are removed: once this returns they are not running on another thread
-/// (as for `rosco_channel_set_hooks`).
+/// (as for `rosco_channel_set_hooks`). What it received and did not handle yet is dropped,
+/// except messages already queued for `rosco_poll` or the workers (io-thread mode, threaded
+/// mode with workers), which are delivered with its stale handle.
 ///
 /// Thread-safe; may be called from a callback.
 #[no_mangle]

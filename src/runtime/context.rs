@@ -267,7 +267,9 @@ impl Context {
 
     /// Closes a channel: its sockets close and its peers are disconnected. Its packet hooks
     /// are removed, and are not running on another thread once this returns (as for
-    /// [`set_packet_hooks`](Self::set_packet_hooks)).
+    /// [`set_packet_hooks`](Self::set_packet_hooks)). What it received and did not handle
+    /// yet is dropped, except messages already queued for `poll` or the workers (io-thread
+    /// mode, threaded mode with workers), which are delivered with its stale handle.
     pub fn close(&self, id: ChannelId) -> Result<(), Error> {
         if self
             .shared

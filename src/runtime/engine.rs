@@ -354,6 +354,14 @@ impl Engine {
     /// Handles slot `i`, ready to write or closed as told; `drain`: see
     /// [`read_datagrams`](Self::read_datagrams).
     fn handle(&mut self, i: usize, writable: bool, closed: bool, drain: bool) -> usize {
+        // A channel closed earlier in the round (by a callback) is not read: its socket
+        // is a placeholder now, and whatever came would concern a stale handle.
+        if self.slots[i]
+            .channel()
+            .is_some_and(|ch| ch.hooks.is_closed())
+        {
+            return 0;
+        }
         match &self.slots[i] {
             Slot::Wake => {
                 self.shared.waker.drain();
@@ -884,14 +892,14 @@ impl Engine {
         // Closed here for a reason of its own, the end of the stream seen since says less.
         let reason = conn.why_closed().unwrap_or(reason);
         conn.close();
-        match &ch.o2 {
-            Some(O2Role::Host { .. }) => self.o2_client_left(ch, peer),
-            Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
-            None => {}
-        }
         // Closed by the application (which shut its connections down): nothing to report
         // or retry.
         let closed = ch.hooks.is_closed();
+        match &ch.o2 {
+            Some(O2Role::Host { .. }) if !closed => self.o2_client_left(ch, peer),
+            Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
+            _ => {}
+        }
         let mut retry = None;
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
@@ -1163,6 +1171,10 @@ impl Engine {
         raw: &[u8],
         now: TimeTag,
     ) -> Result<usize, String> {
+        // The rest of a read, after a callback closed the channel: dropped with it.
+        if ch.hooks.is_closed() {
+            return Ok(0);
+        }
         let receive = |engine: &mut Self| {
             ch.stats.count_received(raw.len());
             if let Some(role) = &ch.o2 {
@@ -1484,6 +1496,10 @@ impl Engine {
         reason: String,
         error: Option<crate::osc::DecodeError>,
     ) {
+        // What is left of a read after a callback closed the channel goes with it.
+        if ch.hooks.is_closed() {
+            return;
+        }
         Stats::add(&ch.stats.malformed, 1);
         self.shared.emit(Event::Malformed {
             channel: ch.id,
@@ -1535,6 +1551,20 @@ fn empty_at(ep: &udp::UdpEndpoint, error: Option<&io::Error>) -> Option<Instant>
 }
 
 /// The framing state of a slot's UDP channel with `?framing=`.
+impl Slot {
+    fn channel(&self) -> Option<&Arc<Channel>> {
+        match self {
+            Slot::Wake => None,
+            Slot::Datagram(ch)
+            | Slot::Listener(ch)
+            | Slot::Peer(ch, ..)
+            | Slot::Client(ch, _)
+            | Slot::Connecting(ch)
+            | Slot::O2Udp(ch) => Some(ch),
+        }
+    }
+}
+
 fn framed_udp(slot: &Slot) -> Option<&udp::Framed> {
     match slot {
         Slot::Datagram(ch) => match &ch.kind {
