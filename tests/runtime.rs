@@ -1228,36 +1228,84 @@ fn later_shutdowns_wait_for_the_callback_that_shut_down() {
     }
 }
 
-/// What a shutdown runs may shut contexts down without waiting for it: a thread's stop
-/// hook (the shutdown is joining that thread), and a dropped callback's destructor (in
-/// two contexts shut down at once, each waiting on the other's).
-#[test]
-fn what_a_shutdown_runs_may_shut_down_without_deadlock() {
-    let slot: Arc<Mutex<std::sync::Weak<Context>>> = Arc::default();
-    let s = slot.clone();
+type ContextSlot = Arc<Mutex<std::sync::Weak<Context>>>;
+
+/// A threaded context whose threads' stop hook shuts down the context in `slot`.
+fn stop_hook_shutting_down(slot: &ContextSlot) -> Arc<Context> {
+    let slot = slot.clone();
     let options = ContextOptions {
         mode: Mode::Threaded,
         thread_stop: Some(rosco::runtime::ThreadHook::new(move |_| {
-            let ctx = s.lock().unwrap().upgrade();
-            if let Some(ctx) = ctx {
-                ctx.shutdown();
+            let other = slot.lock().unwrap().upgrade();
+            if let Some(other) = other {
+                std::thread::sleep(Duration::from_millis(50)); // both have started
+                other.shutdown();
             }
         })),
         ..ContextOptions::default()
     };
-    let ctx = Arc::new(Context::new(options).unwrap());
-    *slot.lock().unwrap() = Arc::downgrade(&ctx);
-    assert!(returns(move || ctx.shutdown()), "with a thread stop hook");
+    Arc::new(Context::new(options).unwrap())
+}
 
-    struct ShutsDownOnDrop(std::sync::Weak<Context>);
-    impl Drop for ShutsDownOnDrop {
-        fn drop(&mut self) {
-            if let Some(other) = self.0.upgrade() {
-                std::thread::sleep(Duration::from_millis(100)); // the other has started
-                other.shutdown();
-            }
+/// Shuts the context down when dropped (a method's captured value).
+struct ShutsDownOnDrop(std::sync::Weak<Context>);
+
+impl Drop for ShutsDownOnDrop {
+    fn drop(&mut self) {
+        if let Some(other) = self.0.upgrade() {
+            std::thread::sleep(Duration::from_millis(50)); // both have started
+            other.shutdown();
         }
     }
+}
+
+/// Shuts `a` and `b` down at once on two threads; false if that deadlocked.
+fn shut_down_both(a: Arc<Context>, b: Arc<Context>) -> bool {
+    returns(move || {
+        let other = std::thread::spawn(move || b.shutdown());
+        a.shutdown();
+        other.join().unwrap();
+    })
+}
+
+/// User code that a shutdown runs or waits for (a thread's stop hook, a dropped method's
+/// destructor, on the shutting thread or on a context's own) may shut contexts down,
+/// each call returning at once instead of waiting on a wait for itself.
+#[test]
+fn what_a_shutdown_runs_may_shut_down_without_deadlock() {
+    // A stop hook shutting down its own context.
+    let slot = ContextSlot::default();
+    let ctx = stop_hook_shutting_down(&slot);
+    *slot.lock().unwrap() = Arc::downgrade(&ctx);
+    assert!(returns(move || ctx.shutdown()), "a stop hook");
+
+    // Crossed stop hooks.
+    let slots = [ContextSlot::default(), ContextSlot::default()];
+    let (a, b) = (
+        stop_hook_shutting_down(&slots[1]),
+        stop_hook_shutting_down(&slots[0]),
+    );
+    *slots[0].lock().unwrap() = Arc::downgrade(&a);
+    *slots[1].lock().unwrap() = Arc::downgrade(&b);
+    assert!(shut_down_both(a, b), "crossed stop hooks");
+
+    // A stop hook shutting down the context whose shutdown drops this one's last copy.
+    let slot = ContextSlot::default();
+    let a = stop_hook_shutting_down(&slot);
+    let b = shared_context(Mode::Threaded);
+    *slot.lock().unwrap() = Arc::downgrade(&b);
+    b.methods()
+        .add_method(Some("/owns_a"), None, move |_, _| {
+            let _ = &a;
+            Flow::Handled
+        })
+        .unwrap();
+    assert!(
+        returns(move || b.shutdown()),
+        "a stop hook of a dropped context"
+    );
+
+    // Crossed destructors of methods dropped by each shutdown.
     let (a, b) = (
         shared_context(Mode::Threaded),
         shared_context(Mode::Threaded),
@@ -1271,12 +1319,28 @@ fn what_a_shutdown_runs_may_shut_down_without_deadlock() {
             })
             .unwrap();
     }
-    let crossed = returns(move || {
-        let other = std::thread::spawn(move || b.shutdown());
-        a.shutdown();
-        other.join().unwrap();
-    });
-    assert!(crossed, "two contexts shutting each other down");
+    assert!(shut_down_both(a, b), "crossed destructors");
+
+    // The same, dropped on I/O threads that shut their contexts down from a callback.
+    let (a, b) = (
+        shared_context(Mode::Threaded),
+        shared_context(Mode::Threaded),
+    );
+    for (ctx, other) in [(&a, &b), (&b, &a)] {
+        let guard = ShutsDownOnDrop(Arc::downgrade(other));
+        let finished = stopper(ctx);
+        ctx.methods()
+            .add_method(Some("/stop"), None, move |_, _| {
+                let _ = (&guard, &finished);
+                Flow::Handled
+            })
+            .unwrap();
+        let (_rx, tx) = udp_pair(ctx);
+        ctx.send(tx, "/stop", &[]).unwrap();
+    }
+    wait_closed(&a);
+    wait_closed(&b);
+    assert!(shut_down_both(a, b), "crossed destructors on I/O threads");
 }
 
 #[test]

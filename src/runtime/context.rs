@@ -56,6 +56,9 @@ thread_local! {
     /// How many shutdowns this thread is running (one may drop a callback whose destructor
     /// shuts another context down).
     static SHUTTING_DOWN: Cell<usize> = const { Cell::new(0) };
+    /// Set on the threads contexts start (I/O threads, workers), which a shutdown may be
+    /// joining while they run user code: their hooks, the destructors of what they drop.
+    static CONTEXT_THREAD: Cell<bool> = const { Cell::new(false) };
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static HOOK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -87,8 +90,6 @@ pub struct Context {
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// The I/O thread's id, to recognise calls from its callbacks.
     io_thread: Option<ThreadId>,
-    /// The workers' ids, known also while a shutdown joins them.
-    worker_ids: Vec<ThreadId>,
     /// Set once a shutdown has finished: a second caller waits for it.
     shut_down: Mutex<bool>,
     shut_down_signal: Condvar,
@@ -161,7 +162,6 @@ impl Context {
             thread: Mutex::new(None),
             workers: Mutex::new(Vec::new()),
             io_thread: None,
-            worker_ids: Vec::new(),
             shut_down: Mutex::new(false),
             shut_down_signal: Condvar::new(),
             unjoined: Mutex::new(None),
@@ -207,12 +207,6 @@ impl Context {
             }
         }
         ctx.io_thread = ctx.thread.get_mut().as_ref().map(|t| t.thread().id());
-        ctx.worker_ids = ctx
-            .workers
-            .get_mut()
-            .iter()
-            .map(|t| t.thread().id())
-            .collect();
         Ok(ctx)
     }
 
@@ -349,7 +343,8 @@ impl Context {
     }
 
     fn on_worker_thread(&self) -> bool {
-        self.worker_ids.contains(&std::thread::current().id())
+        let me = std::thread::current().id();
+        self.workers.lock().iter().any(|t| t.thread().id() == me)
     }
 
     /// Runs the context for up to `timeout` (`None`: until something is dispatched): poll
@@ -707,7 +702,7 @@ impl Context {
     /// Dropping the context does the same; later calls return [`Error::Closed`]. A call
     /// made while another thread's is under way returns once that one has finished, and
     /// so keeps the same promise (except, as that one, where waiting could deadlock: from
-    /// a callback, a poll, one of the context's threads, or what a shutdown runs).
+    /// a callback, a poll, a context's thread, or what a shutdown runs).
     pub fn shutdown(&self) {
         // Noted first: the poll this runs inside checks it once `closed` is set.
         if self.in_own_poll() {
@@ -720,11 +715,11 @@ impl Context {
         // one down): such a call waits for no poll, nor for another shutdown.
         let inside = POLL_DEPTH.with(Cell::get) > 0 || crate::callback_slot::inside();
         if self.shared.closed.swap(true, Ordering::AcqRel) {
-            // Nor on one of the context's threads (a thread hook, a packet hook), which
-            // the first may be joining, nor from what a shutdown runs (a destructor), which
+            // Nor on any context's thread (a thread hook, a destructor it runs), which a
+            // shutdown may be joining, nor from what a shutdown runs (a destructor), which
             // another thread's shutdown may be waiting for in turn.
-            let own_thread = self.on_io_thread() || self.on_worker_thread();
-            if !inside && !own_thread && SHUTTING_DOWN.with(Cell::get) == 0 {
+            let joinable = CONTEXT_THREAD.with(Cell::get);
+            if !inside && !joinable && SHUTTING_DOWN.with(Cell::get) == 0 {
                 self.wait_for_shutdown();
             }
             return;
@@ -848,6 +843,7 @@ fn check_bridged_service(service: &str) -> Result<(), Error> {
 
 /// Runs a context thread's `body` between the thread hooks of the options.
 fn in_thread_hooks(shared: &Shared, body: impl FnOnce()) {
+    CONTEXT_THREAD.with(|t| t.set(true));
     let name = std::thread::current().name().unwrap_or("rosco").to_string();
     let call = |hook: &Option<ThreadHook>, what: &str| {
         let Some(hook) = hook else { return };
