@@ -305,7 +305,8 @@ inline void check(const Outcome& o) {
 
 }  // namespace detail
 
-/// A timeout that never ends: Context::poll() waits until something is dispatched, and
+/// A timeout that never ends: Context::poll() waits until something is dispatched (in
+/// threaded mode, where it only waits, until the context is destroyed), and
 /// the other waits (take, flush) and durations given in options are as long as the C API
 /// allows (about 49 days). The longest duration, not -1 ms: a deadline passed by a
 /// millisecond, rounded, must not read as forever.
@@ -955,18 +956,19 @@ public:
         detail::check(rosco_builder_bundle_end(b_), "rosco_builder_bundle_end");
         return *this;
     }
-    /// bundle_begin(t), fill(*this), bundle_end(). If `fill` throws, the builder is reset
-    /// and the exception passes on.
+    /// bundle_begin(t), fill(*this), bundle_end(). If `fill` throws, or the bundle cannot
+    /// be closed (`fill` left an array open), the builder is reset and the exception
+    /// passes on.
     template <class F>
     Builder& bundle(TimeTag t, F&& fill) {
         bundle_begin(t);
         try {
             std::forward<F>(fill)(*this);
+            return bundle_end();
         } catch (...) {
             rosco_builder_reset(b_);
             throw;
         }
-        return bundle_end();
     }
 
     /// Empties the builder, keeping its memory.
@@ -2031,7 +2033,8 @@ public:
     /// Runs the context for at most `timeout` (0: only what is ready; `rosco::forever`:
     /// until something is dispatched) and returns the number of messages dispatched. Poll
     /// mode does all I/O and runs handlers here; io-thread mode runs handlers here;
-    /// threaded mode only waits. ROSCO_ERR_BUSY from a handler or a second thread;
+    /// threaded mode only waits, for the whole timeout (with `rosco::forever`, until
+    /// another thread destroys the context). ROSCO_ERR_BUSY from a handler or a second thread;
     /// ROSCO_ERR_CLOSED when another thread destroys the context while this waits.
     std::uint32_t poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
         const rosco_ctx c = handle();  // `this` is not touched after the call: a handler may destroy it

@@ -130,6 +130,12 @@ void sending_and_building() {
     }
     CHECK(passed);
     CHECK_THROWS_STATUS(b.bytes(), ROSCO_ERR_ARG);  // reset: empty, no open bundle
+    // So it is when the bundle cannot be closed: the next message is sent alone.
+    CHECK_THROWS_STATUS(b.bundle(rosco::TimeTag::immediately(),
+                                 [](rosco::Builder& x) { x.message("/y").array_begin(); }),
+                        ROSCO_ERR_ARG);
+    b.message("/after").add(1);
+    local.send(b);
 
     // A moved-from builder has no rosco_builder: ROSCO_ERR_NULL.
     rosco::Builder moved = std::move(b);
