@@ -514,9 +514,11 @@ rosco_status rosco_channel_open(struct rosco_ctx ctx,
 
 // Closes a channel: its sockets close, its peers are disconnected, its handle goes stale.
 // Its packet hooks are removed: once this returns they are not running on another thread
-// (as for `rosco_channel_set_hooks`). What it received and did not handle yet is dropped,
-// except messages already queued for `rosco_poll` or the workers (io-thread mode, threaded
-// mode with workers), which are delivered with its stale handle.
+// (as for `rosco_channel_set_hooks`). Reading it stops at once: what its sockets still
+// hold, or a read has not handled yet, is dropped. What it handed on before still comes,
+// with its stale handle: the rest of a bundle being dispatched, bundles held for their
+// time, messages queued for `rosco_poll` or the workers (io-thread mode, threaded mode
+// with workers). An O2lite host's held messages go with it.
 //
 // Thread-safe; may be called from a callback.
 rosco_status rosco_channel_close(struct rosco_ctx ctx, struct rosco_channel ch);

@@ -153,60 +153,128 @@ fn timestamps_that_are_no_time_are_refused() {
     }
 }
 
-/// A host channel closed by a callback handles nothing more of what it read and reports
-/// nothing about its clients: the application closed it.
+/// A host whose `/server/*` methods record their addresses and close it at `closer`; the
+/// events reported after the close are kept apart. `/server/fill` queues 12 MB for the
+/// client's service `mine`.
+struct ClosingHost {
+    ctx: Arc<Context>,
+    port: u16,
+    got: Arc<Mutex<Vec<String>>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+    after: Events,
+}
+
+fn closing_host(mode: Mode, closer: &'static str) -> ClosingHost {
+    use std::sync::atomic::Ordering;
+    let ctx = Arc::new(context(mode));
+    let host = ctx.open("host", "o2lite-host://closing?mdns=0").unwrap();
+    ctx.o2_service_add(host, "server").unwrap();
+    let port = ctx.port(host).unwrap();
+    let got = Arc::<Mutex<Vec<String>>>::default();
+    let closed = Arc::<std::sync::atomic::AtomicBool>::default();
+    let (g, c, me) = (got.clone(), closed.clone(), Arc::downgrade(&ctx));
+    ctx.methods()
+        .add_method(
+            Some("/server/*"),
+            None,
+            move |m: &Message<'_>, _: &MsgInfo| {
+                let address = m.address_str().unwrap().to_string();
+                let Some(ctx) = me.upgrade() else {
+                    return Flow::Handled;
+                };
+                if address == "/server/fill" {
+                    let blob = vec![7; 60_000];
+                    for _ in 0..200 {
+                        let _ = ctx.o2_send(host, 0.0, true, "/mine/x", &[Arg::Blob(&blob)]);
+                    }
+                }
+                if address == closer {
+                    ctx.close(host).unwrap();
+                    c.store(true, Ordering::SeqCst);
+                }
+                g.lock().unwrap().push(address);
+                Flow::Handled
+            },
+        )
+        .unwrap();
+    let after = Events::default();
+    let (a, c) = (after.clone(), closed.clone());
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if c.load(Ordering::SeqCst) {
+            a.lock().unwrap().push(e.clone());
+        }
+    }));
+    ClosingHost {
+        ctx,
+        port,
+        got,
+        closed,
+        after,
+    }
+}
+
+/// A host channel closed by a callback handles nothing more and reports nothing about its
+/// clients: not the rest of what it read, not messages it held that came due with the
+/// closing one, not a client whose output it still owed.
 #[test]
 fn a_host_closed_by_a_callback_handles_nothing_more() {
     use rosco::o2lite::message::{encode_tcp, O2Arg};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    for mode in [Mode::Poll, Mode::Threaded] {
-        let ctx = Arc::new(context(mode));
-        let host = ctx.open("host", "o2lite-host://closing?mdns=0").unwrap();
-        ctx.o2_service_add(host, "server").unwrap();
-        let port = ctx.port(host).unwrap();
-        let (got, closed) = (
-            Arc::new(Mutex::new(Vec::new())),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (g, c, me) = (got.clone(), closed.clone(), Arc::downgrade(&ctx));
-        ctx.methods()
-            .add_method(
-                Some("/server/*"),
-                None,
-                move |m: &Message<'_>, _: &MsgInfo| {
-                    let address = m.address_str().unwrap().to_string();
-                    if let (true, Some(ctx)) = (address == "/server/a", me.upgrade()) {
-                        ctx.close(host).unwrap();
-                        c.store(true, Ordering::SeqCst);
-                    }
-                    g.lock().unwrap().push(address);
-                    Flow::Handled
-                },
-            )
-            .unwrap();
-        let after = Events::default();
-        let (a, c) = (after.clone(), closed.clone());
-        ctx.set_event_callback(Some(move |e: &Event| {
-            if c.load(Ordering::SeqCst) {
-                a.lock().unwrap().push(e.clone());
-            }
-        }));
+    use std::sync::atomic::Ordering;
+    let con = || {
         let mut frames = Vec::new();
-        let con = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
-        encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", con).unwrap();
+        let args = [O2Arg::Str(b"7f000001"), O2Arg::Int(9)];
+        encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/con", args).unwrap();
+        frames
+    };
+    let run = |h: &ClosingHost, frames: &[u8], want: &[&str], case: &str| {
+        let mut peer = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+        peer.write_all(frames).unwrap();
+        assert!(
+            until(&[&h.ctx], || h.closed.load(Ordering::SeqCst)),
+            "{case}"
+        );
+        let settle = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < settle {
+            h.ctx.poll(Some(Duration::from_millis(10))).unwrap();
+        }
+        assert_eq!(*h.got.lock().unwrap(), want, "{case}");
+        assert!(h.after.lock().unwrap().is_empty(), "{case}: {:?}", h.after);
+    };
+    for mode in [Mode::Poll, Mode::Threaded] {
+        let h = closing_host(mode, "/server/a");
+        let mut frames = con();
         for address in [&b"!server/a"[..], b"!server/b", b"!server/c"] {
             encode_tcp(&mut frames, 0.0, address, [O2Arg::Int(1)]).unwrap();
         }
-        let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        peer.write_all(&frames).unwrap();
-        assert!(until(&[&ctx], || closed.load(Ordering::SeqCst)), "{mode:?}");
-        let settle = Instant::now() + Duration::from_millis(200);
-        while Instant::now() < settle {
-            ctx.poll(Some(Duration::from_millis(10))).unwrap();
+        run(&h, &frames, &["/server/a"], &format!("{mode:?}: one read"));
+
+        let h = closing_host(mode, "/server/a");
+        let due = h.ctx.o2_time(h.ctx.channel_id("host").unwrap()).unwrap() + 0.3;
+        let mut frames = con();
+        for address in [&b"!server/a"[..], b"!server/b"] {
+            encode_tcp(&mut frames, due, address, [O2Arg::Int(1)]).unwrap();
         }
-        assert_eq!(*got.lock().unwrap(), ["/server/a"], "{mode:?}");
-        assert!(after.lock().unwrap().is_empty(), "{mode:?}: {after:?}");
+        run(&h, &frames, &["/server/a"], &format!("{mode:?}: held"));
     }
+    // A client that never reads, owed output when the host closes.
+    let h = closing_host(Mode::Poll, "/server/close");
+    let mut frames = con();
+    let sv = [
+        O2Arg::Str(b"mine"),
+        O2Arg::Int(1),
+        O2Arg::Int(1),
+        O2Arg::Str(b""),
+        O2Arg::Int(0),
+    ];
+    encode_tcp(&mut frames, 0.0, b"!_o2/o2lite/sv", sv).unwrap();
+    encode_tcp(&mut frames, 0.0, b"!server/fill", [O2Arg::Int(1)]).unwrap();
+    encode_tcp(&mut frames, 0.0, b"!server/close", [O2Arg::Int(1)]).unwrap();
+    run(
+        &h,
+        &frames,
+        &["/server/fill", "/server/close"],
+        "owed output",
+    );
 }
 
 /// A connection the host refuses for its first frame is not read on: the frames behind

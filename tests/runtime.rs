@@ -576,6 +576,40 @@ fn a_channel_closed_by_a_callback_is_read_no_more() {
     assert_eq!(after.load(Ordering::SeqCst), 0);
     let malformed = |e: &Event| matches!(e, Event::Malformed { .. });
     assert_eq!(count(&seen, malformed), 0, "{:?}", seen.lock().unwrap());
+
+    // What it handed on before still comes: the rest of the bundle being dispatched, and
+    // a bundle held for its time.
+    let ctx = Arc::new(context(Mode::Poll));
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    let me = Arc::downgrade(&ctx);
+    ctx.methods()
+        .add_method(Some("/close"), None, move |_, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.close(rx).unwrap();
+            }
+            Flow::Handled
+        })
+        .unwrap();
+    let (rest, later) = (counter(&ctx, "/rest"), counter(&ctx, "/later"));
+    let bundle = |at: TimeTag, addresses: &[&str]| {
+        let mut buf = Vec::new();
+        let mut w = PacketWriter::new(&mut buf);
+        w.begin_bundle(at).unwrap();
+        for address in addresses {
+            w.message(*address, &[]).unwrap();
+        }
+        w.end_bundle().unwrap();
+        buf
+    };
+    let held = bundle(TimeTag::after(Duration::from_millis(200)), &["/later"]);
+    tx.send_to(&held, ("127.0.0.1", port)).unwrap();
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    let closing = bundle(TimeTag::IMMEDIATE, &["/close", "/rest"]);
+    tx.send_to(&closing, ("127.0.0.1", port)).unwrap();
+    assert!(until(&ctx, || later.load(Ordering::SeqCst) == 1));
+    assert!(ctx.channel_id("rx").is_none());
+    assert_eq!(rest.load(Ordering::SeqCst), 1);
 }
 
 #[test]

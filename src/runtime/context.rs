@@ -261,9 +261,11 @@ impl Context {
 
     /// Closes a channel: its sockets close and its peers are disconnected. Its packet hooks
     /// are removed, and are not running on another thread once this returns (as for
-    /// [`set_packet_hooks`](Self::set_packet_hooks)). What it received and did not handle
-    /// yet is dropped, except messages already queued for `poll` or the workers (io-thread
-    /// mode, threaded mode with workers), which are delivered with its stale handle.
+    /// [`set_packet_hooks`](Self::set_packet_hooks)). Reading it stops at once: what its
+    /// sockets still hold, or a read has not handled yet, is dropped. What it handed on
+    /// before still comes, with its stale handle: the rest of a bundle being dispatched,
+    /// bundles held for their time, messages queued for `poll` or the workers (io-thread
+    /// mode, threaded mode with workers). An O2lite host's held messages go with it.
     pub fn close(&self, id: ChannelId) -> Result<(), Error> {
         if self
             .shared

@@ -765,8 +765,9 @@ impl Engine {
                 match frame {
                     Ok(frame) => match self.packet(ch, source, peer, frame, now) {
                         // Let go by its own packet's handling (an O2lite host refusing
-                        // what it sent): nothing more of it is read.
-                        Ok(n) if conn.has_ended() => return dispatched + n,
+                        // what it sent), or its channel closed by a callback: nothing
+                        // more of it is read.
+                        Ok(n) if conn.has_ended() || ch.hooks.is_closed() => return dispatched + n,
                         Ok(n) => dispatched += n,
                         Err(why) => {
                             drop(reader);
@@ -896,7 +897,7 @@ impl Engine {
         // or retry.
         let closed = ch.hooks.is_closed();
         match &ch.o2 {
-            Some(O2Role::Host { .. }) if !closed => self.o2_client_left(ch, peer),
+            Some(O2Role::Host { .. }) => self.o2_client_left(ch, peer),
             Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
             _ => {}
         }
@@ -935,6 +936,10 @@ impl Engine {
     /// An O2lite host's client connection ended (or finished sending): its services and
     /// bridge id go. Nothing for other channels, or once done.
     fn o2_client_left(&mut self, ch: &Arc<Channel>, peer: Option<PeerId>) {
+        // A host the application closed reports nothing more.
+        if ch.hooks.is_closed() {
+            return;
+        }
         if let (Some(role), Some(p)) = (&ch.o2, peer) {
             let closed = |s: &mut HostSession, out: &mut _| s.closed(p.0.to_bits(), out);
             if host_turn(role, closed).is_some() {
@@ -1404,6 +1409,11 @@ impl Engine {
         let mut budget = pending.lock().len() + HOST_OUTPUT_SLACK;
         while budget > 0 {
             budget -= 1;
+            // Closed by a callback of what came out before: the rest goes with the host.
+            if ch.hooks.is_closed() {
+                pending.lock().clear();
+                break;
+            }
             // The lock is let go before the output is carried out.
             let next = pending.lock().pop_front();
             let Some(out) = next else {
@@ -1456,9 +1466,16 @@ impl Engine {
         }
         let mut dispatched = 0;
         for (body, reliable) in out.local {
+            // Closed by one of these messages' callbacks: nothing more of the host.
+            if ch.hooks.is_closed() {
+                return dispatched;
+            }
             if let Ok(msg) = crate::o2lite::message::decode(&body) {
                 dispatched += self.o2_dispatch(ch, None, None, &msg, reliable);
             }
+        }
+        if ch.hooks.is_closed() {
+            return dispatched;
         }
         for event in out.events {
             self.shared.emit(Event::O2Host {
@@ -1550,8 +1567,8 @@ fn empty_at(ep: &udp::UdpEndpoint, error: Option<&io::Error>) -> Option<Instant>
     (empty && ep.framed.is_some()).then(Instant::now)
 }
 
-/// The framing state of a slot's UDP channel with `?framing=`.
 impl Slot {
+    /// The channel whose socket the slot is, if any.
     fn channel(&self) -> Option<&Arc<Channel>> {
         match self {
             Slot::Wake => None,
@@ -1565,6 +1582,7 @@ impl Slot {
     }
 }
 
+/// The framing state of a slot's UDP channel with `?framing=`.
 fn framed_udp(slot: &Slot) -> Option<&udp::Framed> {
     match slot {
         Slot::Datagram(ch) => match &ch.kind {
