@@ -277,6 +277,39 @@ fn a_host_closed_by_a_callback_handles_nothing_more() {
     );
 }
 
+/// A client closed by the `Disconnected` callback of its session's loss (a host that never
+/// answers `con`) reports nothing more: not the loss, not a reconnection.
+#[test]
+fn a_client_closed_as_its_host_is_lost_reports_nothing_more() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let ctx = Arc::new(context(Mode::Poll));
+    let c = ctx
+        .open("c", &format!("o2lite://ens@127.0.0.1:{port}"))
+        .unwrap();
+    let (after, closed) = (Events::default(), Arc::new(AtomicBool::new(false)));
+    let (a, cl, me) = (after.clone(), closed.clone(), Arc::downgrade(&ctx));
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if cl.load(Ordering::SeqCst) {
+            a.lock().unwrap().push(e.clone());
+        } else if let (Event::Disconnected { .. }, Some(ctx)) = (e, me.upgrade()) {
+            ctx.close(c).unwrap();
+            cl.store(true, Ordering::SeqCst);
+        }
+    }));
+    let (mut conn, _) = server.accept().unwrap();
+    conn.set_nonblocking(true).unwrap();
+    // `con` is read and never answered.
+    assert!(until(&[&ctx], || {
+        let _ = conn.read(&mut [0; 1024]);
+        closed.load(Ordering::SeqCst)
+    }));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    assert!(after.lock().unwrap().is_empty(), "{after:?}");
+}
+
 /// A connection the host refuses for its first frame is not read on: the frames behind
 /// that one, in the same read, are neither counted nor handled.
 #[test]

@@ -6,7 +6,7 @@
 use rosco::dispatch::{Flow, MsgInfo};
 use rosco::osc::{Arg, EncodeError, Message, PacketWriter};
 use rosco::runtime::{Event, HookVerdict, PacketHook};
-use rosco::{Context, ContextOptions, Error, Mode, TimeTag};
+use rosco::{ChannelId, Context, ContextOptions, Error, Mode, TimeTag};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -610,6 +610,105 @@ fn a_channel_closed_by_a_callback_is_read_no_more() {
     assert!(until(&ctx, || later.load(Ordering::SeqCst) == 1));
     assert!(ctx.channel_id("rx").is_none());
     assert_eq!(rest.load(Ordering::SeqCst), 1);
+}
+
+/// Events recorded, each with whether it came after the close that the event callback
+/// made (of `target`, at the first event `when` picks).
+type ClosingEvents = Arc<Mutex<Vec<(bool, Event)>>>;
+
+fn close_on_event(
+    ctx: &Arc<Context>,
+    target: ChannelId,
+    when: impl Fn(&Event) -> bool + Send + Sync + 'static,
+) -> ClosingEvents {
+    let seen = ClosingEvents::default();
+    let (s, me, closed) = (seen.clone(), Arc::downgrade(ctx), AtomicBool::new(false));
+    ctx.set_event_callback(Some(move |e: &Event| {
+        let after = closed.load(Ordering::SeqCst);
+        s.lock().unwrap().push((after, e.clone()));
+        if let (false, true, Some(ctx)) = (after, when(e), me.upgrade()) {
+            ctx.close(target).unwrap();
+            closed.store(true, Ordering::SeqCst);
+        }
+    }));
+    seen
+}
+
+/// The events about `id` after its close.
+fn after_close(seen: &ClosingEvents, id: ChannelId) -> Vec<Event> {
+    let seen = seen.lock().unwrap();
+    let after = seen.iter().filter(|(after, e)| *after && e.channel() == id);
+    after.map(|(_, e)| e.clone()).collect()
+}
+
+/// A channel closed by an event's callback reports nothing more, and a listener accepts
+/// nothing more (on the placeholder left in its socket's place: a false warning).
+#[test]
+fn a_channel_closed_by_an_event_callback_reports_nothing_more() {
+    let is =
+        |id: ChannelId, what: fn(&Event) -> bool| move |e: &Event| e.channel() == id && what(e);
+    let accepting = |l: &Log| l.lock().unwrap().iter().any(|l| l.contains("accept"));
+
+    // A listener closed by its own `Connected` callback.
+    let ctx = shared_context(Mode::Poll);
+    let lines = log_lines(&ctx);
+    let a = ctx.open("a", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let seen = close_on_event(&ctx, a, is(a, |e| matches!(e, Event::Connected { .. })));
+    let _peer = TcpStream::connect(("127.0.0.1", ctx.port(a).unwrap())).unwrap();
+    assert!(until(&ctx, || ctx.channel_id("a").is_none()));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    assert!(!accepting(&lines), "{lines:?}");
+    assert!(after_close(&seen, a).is_empty(), "{seen:?}");
+
+    // A listener closed by the accept filter, whatever it says.
+    for verdict in [true, false] {
+        let ctx = shared_context(Mode::Poll);
+        let lines = log_lines(&ctx);
+        let a = ctx.open("a", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+        let seen = close_on_event(&ctx, a, |_| false);
+        let me = Arc::downgrade(&ctx);
+        ctx.set_accept_filter(Some(move |ch: ChannelId, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.close(ch).unwrap();
+            }
+            verdict
+        }));
+        let _peer = TcpStream::connect(("127.0.0.1", ctx.port(a).unwrap())).unwrap();
+        assert!(until(&ctx, || ctx.channel_id("a").is_none()));
+        ctx.poll(Some(Duration::from_millis(50))).unwrap();
+        assert!(!accepting(&lines), "{verdict}: {lines:?}");
+        let events = seen.lock().unwrap();
+        let about_peers = events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Connected { .. } | Event::Disconnected { .. }));
+        assert!(!about_peers, "{verdict}: {events:?}");
+    }
+
+    // A channel closed by another's `Bound` callback is not reported bound.
+    let ctx = shared_context(Mode::Poll);
+    let a = ctx.open("a", "osc.tcp://:0?bind=127.0.0.1").unwrap();
+    let b = ctx.open("b", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let seen = close_on_event(&ctx, b, is(a, |e| matches!(e, Event::Bound { .. })));
+    assert!(until(&ctx, || ctx.channel_id("b").is_none()));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    assert!(after_close(&seen, b).is_empty(), "{seen:?}");
+
+    // A client closed by its `Disconnected` callback is not reported reconnecting.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ctx = shared_context(Mode::Poll);
+    let to = format!(
+        "osc.tcp://127.0.0.1:{}",
+        server.local_addr().unwrap().port()
+    );
+    let c = ctx.open("c", &to).unwrap();
+    let seen = close_on_event(&ctx, c, is(c, |e| matches!(e, Event::Disconnected { .. })));
+    let (conn, _) = server.accept().unwrap();
+    let connected = |e: &(bool, Event)| matches!(e.1, Event::Connected { .. });
+    assert!(until(&ctx, || seen.lock().unwrap().iter().any(connected)));
+    drop(conn);
+    assert!(until(&ctx, || ctx.channel_id("c").is_none()));
+    ctx.poll(Some(Duration::from_millis(50))).unwrap();
+    assert!(after_close(&seen, c).is_empty(), "{seen:?}");
 }
 
 #[test]

@@ -255,11 +255,16 @@ impl Engine {
         for ch in &channels {
             if ch.url.is_listener() && !ch.announced.swap(true, Ordering::Relaxed) {
                 if let Some(local) = ch.local_addr() {
-                    self.shared.emit(Event::Bound {
+                    let local = Event::Bound {
                         channel: ch.id,
                         local,
-                    });
+                    };
+                    self.report(ch, local);
                 }
+            }
+            // Closed by an earlier channel's `Bound` callback.
+            if ch.hooks.is_closed() {
+                continue;
             }
             if let Some(role) = &ch.o2 {
                 self.poller
@@ -590,7 +595,9 @@ impl Engine {
         else {
             return;
         };
-        loop {
+        // Until the socket is empty, or a callback (the filter's, `Connected`'s) closed the
+        // channel: a connection accepted then is let go unreported.
+        while !ch.hooks.is_closed() {
             let (stream, peer) = match listener.accept() {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
@@ -621,11 +628,12 @@ impl Engine {
                 true => match self.idlest_peer(ch, peers) {
                     Some(idle) => Some(idle),
                     None => {
-                        self.shared.emit(Event::Disconnected {
+                        let refused = Event::Disconnected {
                             channel: ch.id,
                             peer,
                             reason: "too many peers".into(),
-                        });
+                        };
+                        self.report(ch, refused);
                         continue;
                     }
                 },
@@ -639,12 +647,16 @@ impl Engine {
                     .log_panic("the accept filter panicked: connection refused");
             }
             if !matches!(verdict, Ok(None | Some(true))) {
-                self.shared.emit(Event::Disconnected {
+                let refused = Event::Disconnected {
                     channel: ch.id,
                     peer,
                     reason: "refused by the accept filter".into(),
-                });
+                };
+                self.report(ch, refused);
                 continue;
+            }
+            if ch.hooks.is_closed() {
+                return;
             }
             match StreamConn::new(
                 stream,
@@ -663,10 +675,13 @@ impl Engine {
                     if let Some(role @ O2Role::Host { session, .. }) = &ch.o2 {
                         session.lock().accepted(handle.to_bits(), role.now());
                     }
-                    self.shared.emit(Event::Connected {
-                        channel: ch.id,
-                        peer,
-                    });
+                    self.report(
+                        ch,
+                        Event::Connected {
+                            channel: ch.id,
+                            peer,
+                        },
+                    );
                 }
                 Err(e) => self
                     .shared
@@ -923,13 +938,15 @@ impl Engine {
             0 => reason.to_string(),
             n => format!("{reason}; {n} bytes of output not yet written were lost"),
         };
-        self.shared.emit(Event::Disconnected {
+        let disconnected = Event::Disconnected {
             channel: ch.id,
             peer: conn.peer,
             reason,
-        });
+        };
+        self.report(ch, disconnected);
+        // The `Disconnected` callback may have closed the channel.
         if let Some(e) = retry {
-            self.shared.emit(e);
+            self.report(ch, e);
         }
     }
 
@@ -1016,10 +1033,11 @@ impl Engine {
                 let _ = conn.send_framed(&backlog);
                 *state = ClientState::Connected(conn.clone());
                 drop(state);
-                self.shared.emit(Event::Connected {
+                let connected = Event::Connected {
                     channel: ch.id,
                     peer: Some(addr),
-                });
+                };
+                self.report(ch, connected);
                 if let Some(role @ O2Role::Client { udp, .. }) = &ch.o2 {
                     let ip = match conn.stream() {
                         crate::transport::stream::Stream::Tcp(s) => match s.local_addr() {
@@ -1046,7 +1064,7 @@ impl Engine {
                     format_args!("channel '{}': connect to {addr}: {e}", ch.name),
                 );
                 if let Some(e) = retry {
-                    self.shared.emit(e);
+                    self.report(ch, e);
                 }
             }
         }
@@ -1135,7 +1153,7 @@ impl Engine {
                     };
                     drop(state);
                     for e in pending_events.drain(..) {
-                        self.shared.emit(e);
+                        self.report(ch, e);
                     }
                     if let Some((conn, why)) = ending {
                         self.drop_stream(ch, None, &conn, why);
@@ -1383,10 +1401,13 @@ impl Engine {
                     self.drop_stream(ch, None, &conn, "the O2 host stopped answering");
                 }
             }
-            self.shared.emit(Event::O2Client {
-                channel: ch.id,
-                event,
-            });
+            self.report(
+                ch,
+                Event::O2Client {
+                    channel: ch.id,
+                    event,
+                },
+            );
         }
     }
 
@@ -1478,10 +1499,13 @@ impl Engine {
             return dispatched;
         }
         for event in out.events {
-            self.shared.emit(Event::O2Host {
-                channel: ch.id,
-                event,
-            });
+            self.report(
+                ch,
+                Event::O2Host {
+                    channel: ch.id,
+                    event,
+                },
+            );
         }
         dispatched
     }
@@ -1504,6 +1528,14 @@ impl Engine {
             }
         };
         next.and_then(|t| role.instant(t))
+    }
+
+    /// Reports an event about `ch`, unless the application closed it (perhaps from the
+    /// callback of an event just before): nothing of a closed channel is reported.
+    fn report(&self, ch: &Channel, event: Event) {
+        if !ch.hooks.is_closed() {
+            self.shared.emit(event);
+        }
     }
 
     fn malformed(

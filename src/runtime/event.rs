@@ -88,6 +88,24 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The channel it happened to.
+    pub fn channel(&self) -> ChannelId {
+        match self {
+            Event::Bound { channel, .. }
+            | Event::Connected { channel, .. }
+            | Event::Disconnected { channel, .. }
+            | Event::Reconnecting { channel, .. }
+            | Event::GaveUp { channel }
+            | Event::Malformed { channel, .. }
+            | Event::Dropped { channel, .. }
+            | Event::Late { channel }
+            | Event::O2Client { channel, .. }
+            | Event::O2Host { channel, .. } => *channel,
+        }
+    }
+}
+
 /// Per-channel counters, readable at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChannelStats {
