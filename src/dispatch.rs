@@ -622,6 +622,12 @@ impl Dispatcher {
         self.bundle_end.set(end.map(Arc::new));
     }
 
+    /// Returns once calls of the bundle callbacks under way on other threads have ended.
+    pub(crate) fn wait_for_bundle_callbacks(&self) {
+        self.bundle_start.wait();
+        self.bundle_end.wait();
+    }
+
     pub(crate) fn bundle_boundary(&self, start: bool, timetag: TimeTag) {
         let slot = match start {
             true => &self.bundle_start,

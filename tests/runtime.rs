@@ -1361,6 +1361,132 @@ fn later_shutdowns_wait_for_the_callback_that_shut_down() {
     }
 }
 
+/// When the first shutdown was made from a log callback or a packet hook on a thread that
+/// sends, a later one waits for that call to end.
+#[test]
+fn later_shutdowns_wait_for_the_log_callback_or_hook_that_shut_down() {
+    for (mode, hook) in [
+        (Mode::Poll, false),
+        (Mode::IoThread, false),
+        (Mode::Threaded, false),
+    ]
+    .into_iter()
+    .chain([(Mode::IoThread, true)])
+    {
+        let options = ContextOptions {
+            mode,
+            trace: rosco::runtime::Trace {
+                text: true,
+                hex: false,
+            },
+            ..ContextOptions::default()
+        };
+        let ctx = Arc::new(Context::new(options).unwrap());
+        let (_rx, tx) = udp_pair(&ctx);
+        let finished = Arc::new(AtomicBool::new(false));
+        let (first_done, first_returned) = std::sync::mpsc::channel();
+        let first_done = Mutex::new(first_done);
+        let (me, f) = (Arc::downgrade(&ctx), finished.clone());
+        let shut_down = move || {
+            if std::thread::current().name() != Some("sender") {
+                return;
+            }
+            if let Some(ctx) = me.upgrade() {
+                ctx.shutdown();
+            }
+            let _ = first_done.lock().unwrap().send(());
+            std::thread::sleep(Duration::from_millis(300));
+            f.store(true, Ordering::SeqCst);
+        };
+        match hook {
+            false => ctx.set_log_callback(
+                rosco::runtime::LogLevel::Debug,
+                Some(move |_, _: &str| shut_down()),
+            ),
+            true => {
+                let hook: PacketHook = Box::new(move |_: &[u8], _: &mut Vec<u8>| {
+                    shut_down();
+                    HookVerdict::Pass
+                });
+                ctx.set_packet_hooks(tx, None, Some(hook)).unwrap();
+            }
+        }
+        let s = ctx.clone();
+        let sender = std::thread::Builder::new().name("sender".into());
+        let sender = sender.spawn(move || drop(s.send(tx, "/x", &[]))).unwrap();
+        first_returned
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap();
+        ctx.shutdown();
+        assert!(finished.load(Ordering::SeqCst), "{mode:?}, hook {hook}");
+        sender.join().unwrap();
+    }
+}
+
+/// Two threaded contexts whose callbacks shut each other down at once: a shutdown from a
+/// callback joins no thread (each would join the other's, which joins it); a later
+/// shutdown from another thread does.
+#[test]
+fn callbacks_shutting_each_other_down_at_once_do_not_deadlock() {
+    let (a, b) = (
+        shared_context(Mode::Threaded),
+        shared_context(Mode::Threaded),
+    );
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for (ctx, other) in [(&a, &b), (&b, &a)] {
+        let (other, barrier, done) = (Arc::downgrade(other), barrier.clone(), done.clone());
+        ctx.methods()
+            .add_method(Some("/stop"), None, move |_, _| {
+                barrier.wait();
+                if let Some(other) = other.upgrade() {
+                    other.shutdown();
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                Flow::Handled
+            })
+            .unwrap();
+        senders.push(udp_pair(ctx).1);
+    }
+    a.send(senders[0], "/stop", &[]).unwrap();
+    b.send(senders[1], "/stop", &[]).unwrap();
+    let both = done.clone();
+    assert!(returns(move || while both.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }));
+    assert!(shut_down_both(a, b), "the later shutdowns");
+}
+
+/// A destructor that panics while a shutdown frees the methods: the rest is done all the
+/// same (channels closed, ports free), and the panic is raised after it.
+#[test]
+fn a_panicking_destructor_does_not_leave_a_shutdown_half_done() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("a destructor panics");
+            }
+        }
+    }
+    let ctx = shared_context(Mode::Threaded);
+    let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
+    let port = ctx.port(rx).unwrap();
+    let guard = PanicsOnDrop;
+    ctx.methods()
+        .add_method(Some("/x"), None, move |_, _| {
+            let _ = &guard;
+            Flow::Handled
+        })
+        .unwrap();
+    let first = ctx.clone();
+    assert!(std::thread::spawn(move || first.shutdown()).join().is_err());
+    ctx.shutdown();
+    assert!(ctx.channel_id("rx").is_none());
+    assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok());
+}
+
 type ContextSlot = Arc<Mutex<std::sync::Weak<Context>>>;
 
 /// A threaded context whose threads' stop hook shuts down the context in `slot`.

@@ -75,6 +75,12 @@ impl HookSlot {
         self.replace(None, None, true);
     }
 
+    /// Returns once hook calls under way on other threads have ended.
+    pub(crate) fn wait(&self) {
+        self.incoming.wait();
+        self.outgoing.wait();
+    }
+
     fn replace(
         &self,
         incoming: Option<PacketHook>,

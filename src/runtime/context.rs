@@ -93,8 +93,10 @@ pub struct Context {
     /// Set once a shutdown has finished: a second caller waits for it.
     shut_down: Mutex<bool>,
     shut_down_signal: Condvar,
-    /// The thread a shutdown made from one of its own callbacks could not join.
-    unjoined: Mutex<Option<JoinHandle<()>>>,
+    /// The threads a shutdown made from a callback or a context's thread did not join.
+    unjoined: Mutex<Vec<JoinHandle<()>>>,
+    /// The channels a shutdown took out, whose hooks a later one waits for.
+    taken_out: Mutex<Vec<Arc<Channel>>>,
 }
 
 /// Marks a shutdown running on this thread until dropped (a panic out of the user code it
@@ -164,7 +166,8 @@ impl Context {
             io_thread: None,
             shut_down: Mutex::new(false),
             shut_down_signal: Condvar::new(),
-            unjoined: Mutex::new(None),
+            unjoined: Mutex::new(Vec::new()),
+            taken_out: Mutex::new(Vec::new()),
         };
         let spawn = |engine: Engine| -> Result<JoinHandle<()>, Error> {
             let shared = shared.clone();
@@ -726,28 +729,44 @@ impl Context {
             }
             return;
         }
-        let _running = ShuttingDown::start(self);
+        let running = ShuttingDown::start(self);
         self.shared.waker.wake();
         self.shared.wake_consumers();
-        self.join_threads();
+        // From a callback or a context's thread, the threads are not joined: one may be
+        // this one, or be shutting down a context whose shutdown waits on this one; they
+        // end by themselves, and a later call (the drop) outside them joins them.
+        let mut threads = std::mem::take(&mut *self.workers.lock());
+        threads.extend(self.thread.lock().take());
+        match inside || CONTEXT_THREAD.with(Cell::get) {
+            true => self.unjoined.lock().extend(threads),
+            false => threads.into_iter().for_each(|t| drop(t.join())),
+        }
         match inside {
             false => self.wait_for_polls(),
             true => self.forget_poll_set(),
         }
+        // The steps that free user code (whose destructors may panic) all run; the first
+        // panic is raised at the end.
+        let mut panicked = None;
+        let mut step = |f: &dyn Fn()| {
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                panicked.get_or_insert(panic);
+            }
+        };
         // Hooks first: none may start once the state the callbacks share is gone (a C++
         // wrapper's, freed with the method table). Closed outside the table's lock, which
         // a running hook's own sends take.
         let mut hooked = Vec::new();
         self.shared.channels_into(&mut hooked);
-        for ch in hooked {
-            ch.hooks.close();
+        for ch in &hooked {
+            step(&|| ch.hooks.close());
         }
         // Callbacks may hold senders: clearing the table breaks those reference cycles.
-        self.shared.dispatcher.clear();
-        self.shared.dispatcher.set_bundle_callbacks(None, None);
-        self.shared.events.set(None);
-        self.shared.log.set(None);
-        self.shared.accept.set(None);
+        step(&|| self.shared.dispatcher.clear());
+        step(&|| self.shared.dispatcher.set_bundle_callbacks(None, None));
+        step(&|| self.shared.events.set(None));
+        step(&|| self.shared.log.set(None));
+        step(&|| self.shared.accept.set(None));
         let channels: Vec<_> = {
             let mut table = self.shared.channels.write();
             let ids: Vec<_> = table.iter().map(|(h, _)| h).collect();
@@ -758,23 +777,26 @@ impl Context {
         for ch in &channels {
             ch.release();
         }
+        if inside {
+            // Hooks running elsewhere were not waited for: a later call waits for them.
+            self.taken_out.lock().extend(channels);
+        }
+        drop(running);
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
+        }
     }
 
-    /// Joins the context's threads but this one: from one of its own callbacks a thread
-    /// ends by itself when its turn returns, and joining it would wait forever; it is kept
-    /// for a later shutdown (or the drop) on another thread to wait for.
-    fn join_threads(&self) {
-        let me = std::thread::current().id();
-        let mut threads = std::mem::take(&mut *self.workers.lock());
-        threads.extend(self.thread.lock().take());
-        for thread in threads {
-            match thread.thread().id() == me {
-                true => *self.unjoined.lock() = Some(thread),
-                false => {
-                    let _ = thread.join();
-                }
-            }
+    /// What a shutdown made from a callback did not wait for: the calls of callbacks and
+    /// hooks running on other threads (the one that made it among them).
+    fn wait_for_callbacks(&self) {
+        for ch in std::mem::take(&mut *self.taken_out.lock()) {
+            ch.hooks.wait();
         }
+        self.shared.dispatcher.wait_for_bundle_callbacks();
+        self.shared.events.wait();
+        self.shared.log.wait();
+        self.shared.accept.wait();
     }
 
     /// Lets a poll in progress on another thread finish its round.
@@ -785,9 +807,9 @@ impl Context {
         drop(self.receiver.lock());
     }
 
-    /// A shutdown that found another under way: waits for it to finish, for the polls it
-    /// may not have waited for (made from a callback), and for the thread it could not
-    /// join; later callers wait for that join too, which is made under the lock.
+    /// A shutdown that found another under way: waits for it to finish, for the polls,
+    /// callbacks and threads it may not have waited for (made from a callback); later
+    /// callers wait for the threads too, joined under the lock.
     fn wait_for_shutdown(&self) {
         let mut done = self.shut_down.lock();
         while !*done {
@@ -795,8 +817,9 @@ impl Context {
         }
         drop(done);
         self.wait_for_polls();
+        self.wait_for_callbacks();
         let mut unjoined = self.unjoined.lock();
-        if let Some(thread) = unjoined.take() {
+        for thread in unjoined.drain(..) {
             let _ = thread.join();
         }
     }
