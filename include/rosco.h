@@ -224,7 +224,8 @@ typedef struct rosco_ctx_options {
   // profiler, attach it to a runtime). Poll mode starts no thread.
   rosco_thread_fn thread_start;
   // Called last thing on each of those threads before it ends (all have ended when
-  // `rosco_ctx_free` returns, unless it is called from a callback on one of them).
+  // `rosco_ctx_free` returns, unless it is called on a thread a context started: from
+  // a callback there, this context's or another's).
   rosco_thread_fn thread_stop;
   // Passed to `thread_start` and `thread_stop`.
   void *thread_user;
@@ -666,7 +667,8 @@ rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ct
 // starts after this returns. Afterwards the handle and its channel and method handles are
 // stale. May be called from a callback: the rest of that callback's round is skipped. A
 // call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
-// it was already inside the context.
+// it was already inside the context. Code rosco runs (callbacks, `user_free`) must not
+// wait for a thread that frees the context: that thread may be waiting for it.
 //
 // Thread-safe.
 rosco_status rosco_ctx_free(struct rosco_ctx ctx);

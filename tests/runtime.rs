@@ -1487,6 +1487,39 @@ fn a_panicking_destructor_does_not_leave_a_shutdown_half_done() {
     assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok());
 }
 
+/// A threaded context dropped from a callback of another context's poll, on a thread
+/// none of them started: its threads have ended (their stop hook has run) when the drop
+/// returns.
+#[test]
+fn a_context_dropped_from_another_contexts_callback_ends_its_threads() {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let s = stopped.clone();
+    let options = ContextOptions {
+        mode: Mode::Threaded,
+        thread_stop: Some(rosco::runtime::ThreadHook::new(move |_| {
+            std::thread::sleep(Duration::from_millis(200));
+            s.store(true, Ordering::SeqCst);
+        })),
+        ..ContextOptions::default()
+    };
+    let inner = Arc::new(Mutex::new(Some(Context::new(options).unwrap())));
+    let outer = context(Mode::Poll);
+    let seen = Arc::new(Mutex::new(None));
+    let (i, st, sn) = (inner.clone(), stopped.clone(), seen.clone());
+    outer
+        .methods()
+        .add_method(Some("/drop"), None, move |_, _| {
+            drop(i.lock().unwrap().take());
+            *sn.lock().unwrap() = Some(st.load(Ordering::SeqCst));
+            Flow::Handled
+        })
+        .unwrap();
+    let (_rx, tx) = udp_pair(&outer);
+    outer.send(tx, "/drop", &[]).unwrap();
+    assert!(until(&outer, || seen.lock().unwrap().is_some()));
+    assert_eq!(*seen.lock().unwrap(), Some(true));
+}
+
 type ContextSlot = Arc<Mutex<std::sync::Weak<Context>>>;
 
 /// A threaded context whose threads' stop hook shuts down the context in `slot`.

@@ -95,7 +95,8 @@ pub struct rosco_ctx_options {
     /// profiler, attach it to a runtime). Poll mode starts no thread.
     pub thread_start: rosco_thread_fn,
     /// Called last thing on each of those threads before it ends (all have ended when
-    /// `rosco_ctx_free` returns, unless it is called from a callback on one of them).
+    /// `rosco_ctx_free` returns, unless it is called on a thread a context started: from
+    /// a callback there, this context's or another's).
     pub thread_stop: rosco_thread_fn,
     /// Passed to `thread_start` and `thread_stop`.
     pub thread_user: *mut c_void,
@@ -458,7 +459,8 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
 /// starts after this returns. Afterwards the handle and its channel and method handles are
 /// stale. May be called from a callback: the rest of that callback's round is skipped. A
 /// call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
-/// it was already inside the context.
+/// it was already inside the context. Code rosco runs (callbacks, `user_free`) must not
+/// wait for a thread that frees the context: that thread may be waiting for it.
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -707,7 +707,11 @@ impl Context {
     /// Dropping the context does the same; later calls return [`Error::Closed`]. A call
     /// made while another thread's is under way returns once that one has finished, and
     /// so keeps the same promise (except, as that one, where waiting could deadlock: from
-    /// a callback, a poll, a context's thread, or what a shutdown runs).
+    /// a callback, a poll, a context's thread, or what a shutdown runs). The context's
+    /// threads have ended when this returns, unless it is called on a thread a context
+    /// started (this one's or another's). User code that rosco runs (callbacks, hooks,
+    /// destructors of what it frees) must not wait for a thread that shuts the context
+    /// down: that thread may be waiting for it.
     pub fn shutdown(&self) {
         // Noted first: the poll this runs inside checks it once `closed` is set.
         if self.in_own_poll() {
@@ -732,12 +736,12 @@ impl Context {
         let running = ShuttingDown::start(self);
         self.shared.waker.wake();
         self.shared.wake_consumers();
-        // From a callback or a context's thread, the threads are not joined: one may be
-        // this one, or be shutting down a context whose shutdown waits on this one; they
-        // end by themselves, and a later call (the drop) outside them joins them.
+        // On a context's thread, the threads are not joined: one may be this one, or be
+        // shutting down this thread's context, whose shutdown would join this one; they
+        // end by themselves, and a later call (the drop) on another thread joins them.
         let mut threads = std::mem::take(&mut *self.workers.lock());
         threads.extend(self.thread.lock().take());
-        match inside || CONTEXT_THREAD.with(Cell::get) {
+        match CONTEXT_THREAD.with(Cell::get) {
             true => self.unjoined.lock().extend(threads),
             false => threads.into_iter().for_each(|t| drop(t.join())),
         }
@@ -782,7 +786,8 @@ impl Context {
             self.taken_out.lock().extend(channels);
         }
         drop(running);
-        if let Some(panic) = panicked {
+        // (Not while this thread unwinds already, dropping the context: that would abort.)
+        if let (Some(panic), false) = (panicked, std::thread::panicking()) {
             std::panic::resume_unwind(panic);
         }
     }
