@@ -667,8 +667,10 @@ rosco_status rosco_ctx_new(const struct rosco_ctx_options *opts, struct rosco_ct
 // starts after this returns. Afterwards the handle and its channel and method handles are
 // stale. May be called from a callback: the rest of that callback's round is skipped. A
 // call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
-// it was already inside the context. Code rosco runs (callbacks, `user_free`) must not
-// wait for a thread that frees the context: that thread may be waiting for it.
+// it was already inside the context. Code rosco runs (callbacks, `user_free`, thread
+// hooks) must not wait for a thread that frees the context, itself or through a call that
+// waits (freeing a context that thread is polling, replacing a callback it runs): that
+// thread may be waiting for it.
 //
 // Thread-safe.
 rosco_status rosco_ctx_free(struct rosco_ctx ctx);

@@ -459,8 +459,10 @@ unsafe fn read_options(opts: *const rosco_ctx_options) -> Result<ContextOptions,
 /// starts after this returns. Afterwards the handle and its channel and method handles are
 /// stale. May be called from a callback: the rest of that callback's round is skipped. A
 /// call racing this on another thread returns `ROSCO_ERR_HANDLE`, or `ROSCO_ERR_CLOSED` if
-/// it was already inside the context. Code rosco runs (callbacks, `user_free`) must not
-/// wait for a thread that frees the context: that thread may be waiting for it.
+/// it was already inside the context. Code rosco runs (callbacks, `user_free`, thread
+/// hooks) must not wait for a thread that frees the context, itself or through a call that
+/// waits (freeing a context that thread is polling, replacing a callback it runs): that
+/// thread may be waiting for it.
 ///
 /// Thread-safe.
 #[no_mangle]

@@ -711,7 +711,9 @@ impl Context {
     /// threads have ended when this returns, unless it is called on a thread a context
     /// started (this one's or another's). User code that rosco runs (callbacks, hooks,
     /// destructors of what it frees) must not wait for a thread that shuts the context
-    /// down: that thread may be waiting for it.
+    /// down, itself or through a call that waits (the `shutdown` of a context that thread
+    /// is polling, a callback replaced while that thread runs it): that thread may be
+    /// waiting for it.
     pub fn shutdown(&self) {
         // Noted first: the poll this runs inside checks it once `closed` is set.
         if self.in_own_poll() {
