@@ -516,6 +516,19 @@ fn log_lines(ctx: &Context) -> Log {
     lines
 }
 
+/// A method at `address` that closes channel `id`.
+fn closes_at(ctx: &Arc<Context>, address: &str, id: ChannelId) {
+    let me = Arc::downgrade(ctx);
+    ctx.methods()
+        .add_method(Some(address), None, move |_, _| {
+            if let Some(ctx) = me.upgrade() {
+                ctx.close(id).unwrap();
+            }
+            Flow::Handled
+        })
+        .unwrap();
+}
+
 /// A channel closed by a callback is not read on in the rest of the round, nor in the
 /// rest of a read: no message of it dispatched, no false trouble reported (a listener's
 /// socket, a placeholder by then, failing to accept; a datagram over its limit).
@@ -547,15 +560,7 @@ fn a_channel_closed_by_a_callback_is_read_no_more() {
         .open("rx", "osc.udp://:0?bind=127.0.0.1&max_packet=64")
         .unwrap();
     let port = ctx.port(rx).unwrap();
-    let me = Arc::downgrade(&ctx);
-    ctx.methods()
-        .add_method(Some("/close"), None, move |_, _| {
-            if let Some(ctx) = me.upgrade() {
-                ctx.close(rx).unwrap();
-            }
-            Flow::Handled
-        })
-        .unwrap();
+    closes_at(&ctx, "/close", rx);
     let after = counter(&ctx, "/after");
     let seen = events(&ctx);
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -582,15 +587,7 @@ fn a_channel_closed_by_a_callback_is_read_no_more() {
     let ctx = Arc::new(context(Mode::Poll));
     let rx = ctx.open("rx", "osc.udp://:0?bind=127.0.0.1").unwrap();
     let port = ctx.port(rx).unwrap();
-    let me = Arc::downgrade(&ctx);
-    ctx.methods()
-        .add_method(Some("/close"), None, move |_, _| {
-            if let Some(ctx) = me.upgrade() {
-                ctx.close(rx).unwrap();
-            }
-            Flow::Handled
-        })
-        .unwrap();
+    closes_at(&ctx, "/close", rx);
     let (rest, later) = (counter(&ctx, "/rest"), counter(&ctx, "/later"));
     let bundle = |at: TimeTag, addresses: &[&str]| {
         let mut buf = Vec::new();

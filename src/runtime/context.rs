@@ -93,7 +93,7 @@ pub struct Context {
     /// Set once a shutdown has finished: a second caller waits for it.
     shut_down: Mutex<bool>,
     shut_down_signal: Condvar,
-    /// The threads a shutdown made from a callback or a context's thread did not join.
+    /// The threads a shutdown made on a context's thread did not join.
     unjoined: Mutex<Vec<JoinHandle<()>>>,
     /// The channels a shutdown took out, whose hooks a later one waits for.
     taken_out: Mutex<Vec<Arc<Channel>>>,

@@ -255,11 +255,11 @@ impl Engine {
         for ch in &channels {
             if ch.url.is_listener() && !ch.announced.swap(true, Ordering::Relaxed) {
                 if let Some(local) = ch.local_addr() {
-                    let local = Event::Bound {
+                    let bound = Event::Bound {
                         channel: ch.id,
                         local,
                     };
-                    self.report(ch, local);
+                    self.report(ch, bound);
                 }
             }
             // Closed by an earlier channel's `Bound` callback.
@@ -908,14 +908,14 @@ impl Engine {
         // Closed here for a reason of its own, the end of the stream seen since says less.
         let reason = conn.why_closed().unwrap_or(reason);
         conn.close();
-        // Closed by the application (which shut its connections down): nothing to report
-        // or retry.
-        let closed = ch.hooks.is_closed();
         match &ch.o2 {
             Some(O2Role::Host { .. }) => self.o2_client_left(ch, peer),
             Some(O2Role::Client { session, .. }) => session.lock().disconnected(),
-            _ => {}
+            None => {}
         }
+        // Closed by the application (which shut its connections down): nothing to report
+        // or retry.
+        let closed = ch.hooks.is_closed();
         let mut retry = None;
         match (&ch.kind, peer) {
             (Kind::Listener { peers, .. }, Some(p)) => {
@@ -1494,9 +1494,6 @@ impl Engine {
             if let Ok(msg) = crate::o2lite::message::decode(&body) {
                 dispatched += self.o2_dispatch(ch, None, None, &msg, reliable);
             }
-        }
-        if ch.hooks.is_closed() {
-            return dispatched;
         }
         for event in out.events {
             self.report(
