@@ -477,6 +477,66 @@ fn the_client_takes_lists_by_tcp_and_so_long() {
     assert_eq!(lists[2], ["s0", "s1"]);
 }
 
+/// What a host sends a client that it cannot use is refused and reported with its reason:
+/// clock replies with times no host can have, control messages with other type tags or
+/// unknown, application messages whose timestamp is no number. Good ones still count.
+#[test]
+fn the_client_reports_what_it_refuses() {
+    let raw = RawHost::new();
+    let ctx = context();
+    let events = events(&ctx);
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    ctx.o2_service_add(ch, "client").unwrap();
+    let heard = record(&ctx, "/client/*");
+    let mut host = raw.admit(&ctx, ch, 7);
+    let refused = |why: &str| {
+        let events = events.lock().unwrap();
+        let reasons = events.iter().filter_map(|e| match e {
+            Event::Malformed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        reasons.filter(|r| r.contains(why)).count()
+    };
+
+    let mut frames = Vec::new();
+    frame(&mut frames, 0.0, b"!_o2/st", &[O2Arg::Int(4)]);
+    frame(&mut frames, 0.0, b"!_o2/dy", &[O2Arg::Str(b"limits")]);
+    frame(&mut frames, f64::NAN, b"/client/x", &[O2Arg::Int(1)]);
+    frame(&mut frames, f64::INFINITY, b"/client/x", &[O2Arg::Int(2)]);
+    frame(&mut frames, 0.0, b"/client/x", &[O2Arg::Int(3)]);
+    host.write_all(&frames).unwrap();
+    assert!(until(|| heard.lock().unwrap().contains(&3)));
+    assert_eq!(*heard.lock().unwrap(), [3]);
+    assert_eq!(refused("!_o2/st ,i refused: other type tags"), 1);
+    assert_eq!(refused("!_o2/dy ,s refused: not a message a host sends"), 1);
+    assert_eq!(
+        refused("refused: a timestamp that is not a finite number"),
+        2
+    );
+
+    // Clock pings answered with times no host can have, then with a good one.
+    let to = ("127.0.0.1", ctx.o2_udp_port(ch).unwrap());
+    let mut buf = [0; 512];
+    let absurd = [f64::NAN, -1.0, 1e300];
+    for (i, time) in absurd.into_iter().chain([50.0; 5]).enumerate() {
+        let n = raw.udp.recv(&mut buf).unwrap();
+        let ping = decode(&buf[..n]).unwrap();
+        assert_eq!(ping.address(), b"!_o2/o2lite/cs/get");
+        let seq = ping.args().nth(1).unwrap();
+        let mut reply = Vec::new();
+        encode_udp(&mut reply, 0.0, b"!_o2/cs/put", [seq, O2Arg::Time(time)]).unwrap();
+        raw.udp.send_to(&reply, to).unwrap();
+        let expected = (i + 1).min(absurd.len());
+        assert!(until(|| refused("a time no host can have") == expected));
+    }
+    assert!(until(|| client_events(&events)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Synced { .. }))));
+    let time = ctx.o2_time(ch).unwrap();
+    assert!((50.0..51.0).contains(&time), "{time}");
+    assert_eq!(ctx.stats(ch).unwrap().malformed, 7);
+}
+
 /// A client that finished sending while the host still owes it output is gone for O2lite
 /// at once: a new connection may offer its services straight away, while the old one is
 /// kept only for what it is owed.

@@ -92,9 +92,10 @@ pub enum Received {
     Handled,
     /// An application message: dispatch it.
     Deliver,
-    /// Dropped (not connected yet, or a control message that does not parse or came by UDP
-    /// when it must come by TCP).
-    Dropped,
+    /// Refused, for the reason given (the caller reports it): a message before the host's
+    /// id, a control message the host does not send, with other type tags, by UDP where
+    /// only the host's TCP connection may send it, or with a time no host can have.
+    Refused(&'static str),
 }
 
 #[derive(Debug)]
@@ -227,19 +228,20 @@ impl ClientSession {
     ) -> Received {
         let path = msg.path();
         if msg.service() != b"_o2" {
-            return match self.is_connected() {
-                true => Received::Deliver,
-                false => Received::Dropped,
+            return match (self.is_connected(), msg.timestamp().is_finite()) {
+                (false, _) => Received::Refused("sent before the host's !_o2/id"),
+                (true, false) => Received::Refused("a timestamp that is not a finite number"),
+                (true, true) => Received::Deliver,
             };
         }
         let mut args = msg.args();
-        let handled = match (path, msg.typetags()) {
+        match (path, msg.typetags()) {
             (b"_o2/id", b"i") if via_tcp => {
                 let Some(O2Arg::Int(bridge_id)) = args.next() else {
-                    return Received::Dropped;
+                    unreachable!("the type tags say so")
                 };
                 if !matches!(self.phase, Phase::AwaitId { .. }) {
-                    return Received::Dropped;
+                    return Received::Refused("an id when none is awaited");
                 }
                 self.phase = Phase::Connected {
                     bridge_id,
@@ -250,40 +252,45 @@ impl ClientSession {
                     send_sv(s, true, out);
                 }
                 out.events.push(ClientEvent::Connected { bridge_id });
-                true
             }
             (b"_o2/cs/put", b"it") => {
                 let (Some(O2Arg::Int(seq)), Some(O2Arg::Time(host_time))) =
                     (args.next(), args.next())
                 else {
-                    return Received::Dropped;
+                    unreachable!("the type tags say so")
                 };
+                // Before the id (a reply to a ping of the last connection): stale.
                 let Phase::Connected {
                     clock, announced, ..
                 } = &mut self.phase
                 else {
-                    return Received::Dropped;
+                    return Received::Handled;
                 };
-                if let SyncUpdate::Synced { offset } = clock.reply(seq, host_time, now) {
-                    if !*announced {
+                match clock.reply(seq, host_time, now) {
+                    SyncUpdate::Synced { offset } if !*announced => {
                         *announced = true;
                         tcp(out, b"!_o2/o2lite/cs/cs", &[]);
                         out.events.push(ClientEvent::Synced { offset });
                     }
+                    SyncUpdate::Unusable => {
+                        return Received::Refused(
+                            "a clock reply with a time no host can have (not finite, \
+                             negative, or past 10^10 s)",
+                        )
+                    }
+                    _ => {}
                 }
-                true
             }
             // Replies to queries come by TCP (spec §6.6); by UDP anyone could send them.
             (b"_o2/st", b"si") if via_tcp => {
                 let (Some(O2Arg::Str(name)), Some(O2Arg::Int(status))) = (args.next(), args.next())
                 else {
-                    return Received::Dropped;
+                    unreachable!("the type tags say so")
                 };
                 out.events.push(ClientEvent::Status {
                     service: String::from_utf8_lossy(name).into_owned(),
                     status,
                 });
-                true
             }
             (b"_o2/ls", b"siss") if via_tcp => {
                 let text = |a: Option<O2Arg<'_>>| match a {
@@ -291,9 +298,8 @@ impl ClientSession {
                     _ => String::new(),
                 };
                 let name = text(args.next());
-                let status = match args.next() {
-                    Some(O2Arg::Int(s)) => s,
-                    _ => return Received::Dropped,
+                let Some(O2Arg::Int(status)) = args.next() else {
+                    unreachable!("the type tags say so")
                 };
                 let (process, properties) = (text(args.next()), text(args.next()));
                 if name.is_empty() {
@@ -313,14 +319,18 @@ impl ClientSession {
                         });
                     }
                 }
-                true
             }
-            _ => false,
-        };
-        match handled {
-            true => Received::Handled,
-            false => Received::Dropped,
+            (b"_o2/id", b"i") | (b"_o2/st", b"si") | (b"_o2/ls", b"siss") => {
+                return Received::Refused(
+                    "by UDP, where only the host's TCP connection may send it",
+                )
+            }
+            (b"_o2/id" | b"_o2/cs/put" | b"_o2/st" | b"_o2/ls", _) => {
+                return Received::Refused("other type tags than the host sends")
+            }
+            _ => return Received::Refused("not a message a host sends to a client"),
         }
+        Received::Handled
     }
 
     /// Sends due clock pings and notices a host that does not answer; returns when to call
@@ -447,7 +457,7 @@ mod tests {
         host_msg(&mut buf, b"/app/x", &[]);
         assert_eq!(
             s.receive(&decode(&buf).unwrap(), false, 0.0, &mut out),
-            Received::Dropped
+            Received::Refused("sent before the host's !_o2/id")
         );
         host_msg(&mut buf, b"!_o2/id", &[O2Arg::Int(7)]);
         assert_eq!(
@@ -638,8 +648,9 @@ mod tests {
             s.receive(&decode(&buf).unwrap(), via_tcp, 0.0, &mut out)
         };
         // By UDP (anyone can send that), neither entries nor the end are taken.
-        assert_eq!(entry(&mut s, b"x", b"", false), Received::Dropped);
-        assert_eq!(entry(&mut s, b"", b"", false), Received::Dropped);
+        let by_udp = Received::Refused("by UDP, where only the host's TCP connection may send it");
+        assert_eq!(entry(&mut s, b"x", b"", false), by_udp);
+        assert_eq!(entry(&mut s, b"", b"", false), by_udp);
         // By TCP, a list too long is cut at MAX_LISTING entries ...
         for i in 0..MAX_LISTING + 10 {
             assert_eq!(
@@ -682,7 +693,7 @@ mod tests {
         );
         assert_eq!(
             s.receive(&decode(&buf).unwrap(), false, 0.0, &mut out),
-            Received::Dropped
+            by_udp
         );
     }
 }

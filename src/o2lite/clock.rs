@@ -29,7 +29,16 @@ pub enum SyncUpdate {
         /// The new offset.
         offset: f64,
     },
+    /// A reply to the latest ping with a time no host can have (see [`MAX_GLOBAL_TIME`]):
+    /// ignored, the ping still waits for its reply.
+    Unusable,
 }
+
+/// The latest global time a host's clock can show: global time starts near 0 when the
+/// reference process does (specs/o2lite.md §5), and 10^10 s (317 years) leaves room for a
+/// reference clock set to Unix time. Beyond it float64 seconds lose microseconds, and a
+/// single absurd reply with the shortest round trip would become the clock.
+pub const MAX_GLOBAL_TIME: f64 = 1e10;
 
 /// The client's clock synchronisation state for one session.
 #[derive(Debug, Clone)]
@@ -94,8 +103,11 @@ impl ClockSync {
         let Some((latest, sent)) = self.outstanding else {
             return SyncUpdate::Pending;
         };
-        if seq != latest || !host_time.is_finite() || host_time < 0.0 {
+        if seq != latest {
             return SyncUpdate::Pending;
+        }
+        if !(0.0..=MAX_GLOBAL_TIME).contains(&host_time) {
+            return SyncUpdate::Unusable;
         }
         self.outstanding = None;
         self.last_reply = Some(now);
@@ -266,12 +278,23 @@ mod tests {
             (c.silence(0.3) - 0.14).abs() < 1e-9,
             "a repeat is not an answer"
         );
-        assert_eq!(c.reply(c.seq, f64::NAN, 0.2), SyncUpdate::Pending);
-        let s3 = c.poll(c.next_ping()).unwrap();
         assert_eq!(
-            c.reply(s3, -1.0, 0.3),
+            c.reply(c.seq, f64::NAN, 0.2),
             SyncUpdate::Pending,
-            "no host time is negative"
+            "answered"
         );
+    }
+
+    #[test]
+    fn times_no_host_can_have_are_refused() {
+        let mut c = ClockSync::new(0.0);
+        let seq = c.poll(0.05).unwrap();
+        for absurd in [f64::NAN, f64::INFINITY, -1.0, MAX_GLOBAL_TIME * 1.01, 1e300] {
+            assert_eq!(c.reply(seq, absurd, 0.06), SyncUpdate::Unusable, "{absurd}");
+        }
+        assert_eq!(c.silence(0.5), 0.0, "no answer yet");
+        // The ping still waits for its reply, and the largest time is taken.
+        assert_eq!(c.reply(seq, MAX_GLOBAL_TIME, 0.06), SyncUpdate::Pending);
+        assert!(c.silence(0.5) > 0.4);
     }
 }

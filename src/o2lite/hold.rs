@@ -103,13 +103,14 @@ impl HoldQueue {
         Some(self.released(held))
     }
 
-    /// Drops what is held for `services`.
-    pub(super) fn remove_services(&mut self, services: &BTreeSet<String>) {
-        if !services
+    /// Drops what is held for `services`; returns how many messages.
+    pub(super) fn remove_services(&mut self, services: &BTreeSet<String>) -> u64 {
+        let dropped: usize = services
             .iter()
-            .any(|s| self.per_service.contains_key(s.as_str()))
-        {
-            return;
+            .filter_map(|s| self.per_service.remove(s.as_str()))
+            .sum();
+        if dropped == 0 {
+            return 0;
         }
         let mut freed = 0;
         self.items.retain(|held| {
@@ -118,9 +119,7 @@ impl HoldQueue {
             !gone
         });
         self.bytes -= freed;
-        for s in services {
-            self.per_service.remove(s.as_str());
-        }
+        dropped as u64
     }
 
     /// Takes a message out of the counts.

@@ -83,10 +83,11 @@ pub enum HostEvent {
     /// A timestamped message was not held: dropped when its timestamp is not finite or
     /// more than [`MAX_HOLD_AHEAD`] seconds ahead, delivered at once when the hold queue is
     /// full (as the spec lets a host forward early: a flood of far-future messages from
-    /// anyone who reaches the UDP port must not stop everyone else's from arriving).
-    /// Reported for the first such message, then again only once a held message has been
-    /// delivered, so a flood does not flood the event callback; `total` counts every such
-    /// message since the host started.
+    /// anyone who reaches the UDP port must not stop everyone else's from arriving), or
+    /// dropped from the queue when its service went before it was due. Reported for the
+    /// first such message, then again once a held message has been delivered or a second
+    /// has passed, so a flood does not flood the event callback (a service going is always
+    /// reported); `total` counts every such message since the host started.
     NotHeld {
         /// Why.
         reason: &'static str,
@@ -196,8 +197,8 @@ pub struct HostSession {
     held: HoldQueue,
     /// Timestamped messages dropped instead of held.
     pub not_held: u64,
-    /// A drop has been reported and no held message delivered since.
-    not_held_reported: bool,
+    /// When a drop was last reported, if no held message was delivered since.
+    not_held_reported: Option<f64>,
     /// Messages to services nobody offers.
     pub unroutable: u64,
     /// Unknown service names already reported.
@@ -221,7 +222,7 @@ impl HostSession {
             services: BTreeMap::new(),
             held: HoldQueue::default(),
             not_held: 0,
-            not_held_reported: false,
+            not_held_reported: None,
             unroutable: 0,
             unroutable_reported: BTreeSet::new(),
         }
@@ -269,7 +270,14 @@ impl HostSession {
     /// offers the name next.
     /// One walk over the queue for all of `names` (a client leaving may take a thousand).
     fn remove_services(&mut self, names: BTreeSet<String>, out: &mut HostOutput) {
-        self.held.remove_services(&names);
+        let dropped = self.held.remove_services(&names);
+        if dropped > 0 {
+            self.not_held += dropped;
+            out.events.push(HostEvent::NotHeld {
+                reason: "its service went before it was due",
+                total: self.not_held,
+            });
+        }
         for name in names {
             self.services.remove(&name);
             out.events.push(HostEvent::ServiceRemoved { name });
@@ -602,7 +610,7 @@ impl HostSession {
         let ts = msg.timestamp();
         let ahead = ts - self.global_time(now);
         if !ts.is_finite() || ahead > MAX_HOLD_AHEAD {
-            return self.drop_timed("a timestamp not finite or too far ahead", out);
+            return self.drop_timed("a timestamp not finite or too far ahead", now, out);
         }
         // A message for no known service is not held: it is dropped (and reported) now.
         let service = std::str::from_utf8(msg.service())
@@ -618,14 +626,14 @@ impl HostSession {
             {
                 Some(early) => {
                     for held in early {
-                        self.drop_timed(FULL, out);
+                        self.drop_timed(FULL, now, out);
                         if let Ok(m) = decode(&held.body) {
                             self.forward(&m, held.reliable, out);
                         }
                     }
                     return;
                 }
-                None => self.drop_timed(FULL, out),
+                None => self.drop_timed(FULL, now, out),
             }
         }
         self.forward(msg, reliable, out);
@@ -634,18 +642,18 @@ impl HostSession {
     /// Forwards the held messages due by `now`, in time order.
     fn release_due(&mut self, now: f64, out: &mut HostOutput) {
         while let Some(held) = self.held.pop_due(Global(self.global_time(now))) {
-            self.not_held_reported = false;
+            self.not_held_reported = None;
             if let Ok(msg) = decode(&held.body) {
                 self.forward(&msg, held.reliable, out);
             }
         }
     }
 
-    /// Counts (and reports) a timestamped message that is not held.
-    fn drop_timed(&mut self, reason: &'static str, out: &mut HostOutput) {
+    /// Counts (and reports) a timestamped message that is not held at local time `now`.
+    fn drop_timed(&mut self, reason: &'static str, now: f64, out: &mut HostOutput) {
         self.not_held += 1;
-        if !self.not_held_reported {
-            self.not_held_reported = true;
+        if self.not_held_reported.map_or(true, |at| now - at >= 1.0) {
+            self.not_held_reported = Some(now);
             let total = self.not_held;
             out.events.push(HostEvent::NotHeld { reason, total });
         }
@@ -1052,6 +1060,37 @@ mod tests {
         p.conn = 2;
         p.connect();
         assert_eq!(p.client.bridge_id(), Some(2));
+    }
+
+    #[test]
+    fn messages_not_held_are_reported_each_second_and_when_their_service_goes() {
+        let mut host = HostSession::new(0.0);
+        let mut h = HostOutput::default();
+        host.add_local_service("s", &mut h).unwrap();
+        let reports = |h: &mut HostOutput| -> Vec<(&'static str, u64)> {
+            let events = std::mem::take(&mut h.events).into_iter();
+            let not_held = events.filter_map(|e| match e {
+                HostEvent::NotHeld { reason, total } => Some((reason, total)),
+                _ => None,
+            });
+            not_held.collect()
+        };
+        let bad = "a timestamp not finite or too far ahead";
+        for (now, total) in [(1.0, Some(1)), (1.5, None), (1.9, None), (2.0, Some(4))] {
+            host.send(f64::NAN, b"/s/x", [O2Arg::Int(0)], true, now, &mut h)
+                .unwrap();
+            let expected: Vec<_> = total.map(|t| (bad, t)).into_iter().collect();
+            assert_eq!(reports(&mut h), expected, "at {now}");
+        }
+        for ts in [10.0, 11.0] {
+            host.send(ts, b"/s/x", [O2Arg::Int(0)], true, 2.0, &mut h)
+                .unwrap();
+        }
+        assert_eq!(host.held.len(), 2);
+        assert!(host.remove_local_service("s", &mut h));
+        assert_eq!(host.held.len(), 0);
+        assert_eq!(reports(&mut h), [("its service went before it was due", 6)]);
+        assert_eq!(host.not_held, 6);
     }
 
     #[test]

@@ -1337,7 +1337,14 @@ impl Engine {
                 self.o2_client_events(ch, events);
                 match received {
                     Received::Deliver => self.o2_dispatch(ch, source, None, &msg, via_tcp),
-                    _ => 0,
+                    Received::Handled => 0,
+                    Received::Refused(why) => {
+                        let address = String::from_utf8_lossy(msg.address());
+                        let tags = String::from_utf8_lossy(msg.typetags());
+                        let reason = format!("O2 message {address} ,{tags} refused: {why}");
+                        self.malformed(ch, source, reason, None);
+                        0
+                    }
                 }
             }
             O2Role::Host { .. } => {
