@@ -427,6 +427,15 @@ fn role_runtime() {
             Flow::Handled
         })
         .unwrap();
+    // A host of the ensemble that gives no address a client can reach: refused, and the
+    // client says so in its log.
+    let unreachable = O2ProcName {
+        public_ip: Ipv4Addr::UNSPECIFIED,
+        internal_ip: Ipv4Addr::UNSPECIFIED,
+        tcp_port: 40301,
+        udp_port: 40302,
+    };
+    let _unreachable = Advertisement::start(ENSEMBLE, &unreachable).unwrap();
     let host = threaded();
     let host_ch = host
         .open("host", &format!("o2lite-host://{ENSEMBLE}"))
@@ -459,6 +468,12 @@ fn role_runtime() {
         } => d.lock().unwrap().push(tcp.port()),
         _ => {}
     }));
+    let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = warnings.clone();
+    client.set_log_callback(
+        rosco::runtime::LogLevel::Warn,
+        Some(move |_, line: &str| w.lock().unwrap().push(line.to_string())),
+    );
     let started = Instant::now();
     let ch = client.open("o2", &format!("o2lite://{ENSEMBLE}")).unwrap();
     while synced.load(Ordering::Relaxed) == 0 && started.elapsed() < WAIT {
@@ -493,5 +508,19 @@ fn role_runtime() {
         wrong.load(Ordering::Relaxed),
         0,
         "the other ensemble's host heard nothing"
+    );
+    let refused = |w: &[String]| {
+        w.iter()
+            .filter(|l| l.contains("@00000000:00000000:9d6d:9d6e\" gives no reachable address"))
+            .count()
+    };
+    while refused(&warnings.lock().unwrap()) == 0 && started.elapsed() < WAIT {
+        client.poll(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(
+        refused(&warnings.lock().unwrap()),
+        1,
+        "the unreachable host is reported once: {:?}",
+        warnings.lock().unwrap()
     );
 }

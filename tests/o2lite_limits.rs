@@ -488,6 +488,13 @@ fn the_client_reports_what_it_refuses() {
     let ch = ctx.open("o2", &raw.url()).unwrap();
     ctx.o2_service_add(ch, "client").unwrap();
     let heard = record(&ctx, "/client/*");
+    // By UDP before the id (a last connection's, maybe): ignored, as the spec says, and
+    // counted as dropped.
+    let to = ("127.0.0.1", ctx.o2_udp_port(ch).unwrap());
+    let mut early = Vec::new();
+    encode_udp(&mut early, 0.0, b"/client/x", [O2Arg::Int(9)]).unwrap();
+    raw.udp.send_to(&early, to).unwrap();
+    assert!(until(|| ctx.stats(ch).unwrap().dropped == 1));
     let mut host = raw.admit(&ctx, ch, 7);
     let refused = |why: &str| {
         let events = events.lock().unwrap();
@@ -515,7 +522,6 @@ fn the_client_reports_what_it_refuses() {
     );
 
     // Clock pings answered with times no host can have, then with a good one.
-    let to = ("127.0.0.1", ctx.o2_udp_port(ch).unwrap());
     let mut buf = [0; 512];
     let absurd = [f64::NAN, -1.0, 1e300];
     for (i, time) in absurd.into_iter().chain([50.0; 5]).enumerate() {
@@ -535,6 +541,7 @@ fn the_client_reports_what_it_refuses() {
     let time = ctx.o2_time(ch).unwrap();
     assert!((50.0..51.0).contains(&time), "{time}");
     assert_eq!(ctx.stats(ch).unwrap().malformed, 7);
+    assert!(!heard.lock().unwrap().contains(&9));
 }
 
 /// A client that finished sending while the host still owes it output is gone for O2lite

@@ -92,6 +92,10 @@ pub enum Received {
     Handled,
     /// An application message: dispatch it.
     Deliver,
+    /// An application message by UDP while not connected: ignored, as spec §6.8 says (the
+    /// last connection's datagrams may still come while the client reconnects); the caller
+    /// counts it as dropped.
+    Ignored,
     /// Refused, for the reason given (the caller reports it): a message before the host's
     /// id, a control message the host does not send, with other type tags, by UDP where
     /// only the host's TCP connection may send it, or with a time no host can have.
@@ -228,10 +232,11 @@ impl ClientSession {
     ) -> Received {
         let path = msg.path();
         if msg.service() != b"_o2" {
-            return match (self.is_connected(), msg.timestamp().is_finite()) {
-                (false, _) => Received::Refused("sent before the host's !_o2/id"),
-                (true, false) => Received::Refused("a timestamp that is not a finite number"),
-                (true, true) => Received::Deliver,
+            return match (self.is_connected(), via_tcp, msg.timestamp().is_finite()) {
+                (false, false, _) => Received::Ignored,
+                (false, true, _) => Received::Refused("sent before the host's !_o2/id"),
+                (true, _, false) => Received::Refused("a timestamp that is not a finite number"),
+                (true, _, true) => Received::Deliver,
             };
         }
         let mut args = msg.args();
@@ -457,6 +462,11 @@ mod tests {
         host_msg(&mut buf, b"/app/x", &[]);
         assert_eq!(
             s.receive(&decode(&buf).unwrap(), false, 0.0, &mut out),
+            Received::Ignored,
+            "by UDP: maybe the last connection's"
+        );
+        assert_eq!(
+            s.receive(&decode(&buf).unwrap(), true, 0.0, &mut out),
             Received::Refused("sent before the host's !_o2/id")
         );
         host_msg(&mut buf, b"!_o2/id", &[O2Arg::Int(7)]);

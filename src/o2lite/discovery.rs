@@ -210,6 +210,12 @@ pub enum Rejection {
     BadVersion(String),
     /// The O2 major version is not 2 (rule 3).
     UnsupportedMajor(u32),
+    /// TXT `name` gives an address no client can reach: an internal IP that is unspecified,
+    /// broadcast or multicast, or a port 0.
+    Unreachable(String),
+    /// [`MAX_INSTANCES`] instances of the ensemble are known already (anyone on the LAN
+    /// can announce them).
+    TooMany,
 }
 
 impl fmt::Display for Rejection {
@@ -232,6 +238,8 @@ impl fmt::Display for Rejection {
                     "O2 major version {m} (only {O2_VERSION_MAJOR} is supported)"
                 )
             }
+            Rejection::Unreachable(n) => write!(f, "TXT `name` {n:?} gives no reachable address"),
+            Rejection::TooMany => write!(f, "{MAX_INSTANCES} instances are known already"),
         }
     }
 }
@@ -264,6 +272,11 @@ pub fn evaluate(
             srv: srv_port,
             name: name.tcp_port,
         });
+    }
+    let ip = name.internal_ip;
+    let no_port = name.tcp_port == 0 || name.udp_port == 0;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || no_port {
+        return Err(Rejection::Unreachable(name_txt.into()));
     }
     let vers = txt_get(txt, "vers").ok_or(Rejection::MissingVersion)?;
     let version = parse_version(vers).ok_or_else(|| Rejection::BadVersion(vers.into()))?;
@@ -397,12 +410,26 @@ struct Candidates {
     pending: VecDeque<Candidate>,
     /// The newest acceptable candidate of every live instance, taken or not.
     known: Vec<Candidate>,
+    /// Instances of the ensemble refused and why, to be reported, oldest first.
+    refused: Vec<(String, Rejection)>,
+    /// What was refused already, so that an instance announcing itself again is not
+    /// reported again; forgotten when the instance goes.
+    refused_before: Vec<(String, Rejection)>,
 }
 
 impl Candidates {
     fn forget(&mut self, instance: &str) {
         self.pending.retain(|c| c.instance != instance);
         self.known.retain(|c| c.instance != instance);
+    }
+
+    /// Keeps `why` to be reported, once per instance and reason, up to [`MAX_INSTANCES`].
+    fn refuse(&mut self, instance: String, why: Rejection) {
+        let refusal = (instance, why);
+        if !self.refused_before.contains(&refusal) && self.refused_before.len() < MAX_INSTANCES {
+            self.refused_before.push(refusal.clone());
+            self.refused.push(refusal);
+        }
     }
 
     fn handle(&mut self, ensemble: &str, event: ServiceEvent) {
@@ -414,22 +441,28 @@ impl Candidates {
                 if !instance_matches(&instance, ensemble) {
                     return; // the common case on a busy LAN: skip the TXT work
                 }
-                match check(ensemble, &instance, service.port, &txt_pairs(&service)) {
-                    Some(c) if self.known.contains(&c) => {}
-                    Some(c) => {
+                match evaluate(ensemble, &instance, service.port, &txt_pairs(&service)) {
+                    Ok(c) if self.known.contains(&c) => {}
+                    Ok(c) => {
                         self.forget(&instance);
                         // Anyone on the LAN can announce instances: only so many are kept.
                         if self.known.len() < MAX_INSTANCES {
                             self.known.push(c.clone());
                             self.pending.push_back(c);
+                        } else {
+                            self.refuse(instance, Rejection::TooMany);
                         }
                     }
-                    None => self.forget(&instance),
+                    Err(why) => {
+                        self.forget(&instance);
+                        self.refuse(instance, why);
+                    }
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 if let Some(instance) = instance_of(&fullname) {
                     self.forget(&instance);
+                    self.refused_before.retain(|(i, _)| *i != instance);
                 }
             }
             _ => {}
@@ -512,6 +545,14 @@ impl Browser {
         let mut st = self.lock();
         self.drain(&mut st);
         st.candidates.pending.pop_front()
+    }
+
+    /// The instances of the ensemble refused since the last call and why, each once per
+    /// browse (again after it went and came back, or after a [`restart`](Self::restart)).
+    pub fn take_refused(&self) -> Vec<(String, Rejection)> {
+        let mut st = self.lock();
+        self.drain(&mut st);
+        std::mem::take(&mut st.candidates.refused)
     }
 
     /// Restarts browsing: forgets every candidate (taken or not) and their cached
@@ -875,6 +916,50 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_kept_to_be_reported_once_per_instance_and_reason() {
+        let mut c = Candidates::default();
+        c.handle("ens", resolved("other", 0xaa29, NAME, "9.0.0"));
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "3.0.0"));
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "3.0.0")); // announced again
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "x"));
+        let refused = std::mem::take(&mut c.refused);
+        assert_eq!(
+            refused,
+            [
+                ("ens".into(), Rejection::UnsupportedMajor(3)),
+                ("ens".into(), Rejection::BadVersion("x".into()))
+            ]
+        );
+        // Gone and back: reported again.
+        c.handle("ens", removed("ens"));
+        c.handle("ens", resolved("ens", 0xaa29, NAME, "3.0.0"));
+        assert_eq!(c.refused, [("ens".into(), Rejection::UnsupportedMajor(3))]);
+    }
+
+    #[test]
+    fn names_without_a_reachable_address_are_refused() {
+        let reason = |name: &str| {
+            let port = O2ProcName::parse(name).unwrap().tcp_port;
+            evaluate(
+                "ens",
+                "ens",
+                port,
+                &txt(&[("name", name), ("vers", "2.0.1")]),
+            )
+            .unwrap_err()
+        };
+        for name in [
+            "@00000000:00000000:aa29:c429",
+            "@00000000:ffffffff:aa29:c429",
+            "@00000000:e00000fb:aa29:c429",
+            "@00000000:7f000001:aa29:0000",
+            "@00000000:7f000001:0000:c429",
+        ] {
+            assert_eq!(reason(name), Rejection::Unreachable(name.into()), "{name}");
+        }
+    }
+
+    #[test]
     fn only_so_many_instances_are_kept() {
         let mut c = Candidates::default();
         for i in 0..2 * MAX_INSTANCES {
@@ -887,6 +972,10 @@ mod tests {
             (c.known.len(), c.pending.len()),
             (MAX_INSTANCES, MAX_INSTANCES)
         );
+        // The others are refused, each reported once.
+        assert_eq!(c.refused.len(), MAX_INSTANCES);
+        assert!(c.refused.iter().all(|(_, why)| *why == Rejection::TooMany));
+        c.refused.clear();
         // Taken ones still count; a known one may change; one gone makes room.
         c.pending.clear();
         c.handle("ens", resolved("ens", 0xaa29, NAME, "2.0.1"));

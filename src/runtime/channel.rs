@@ -724,7 +724,7 @@ impl Channel {
                     }
                 }
                 if lost > 0 {
-                    shared.dropped_on_send(self, lost);
+                    shared.dropped_reported_later(self, lost);
                 }
                 // Sent once if any peer took it; with no peer there was nobody to send to.
                 if took {

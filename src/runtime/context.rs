@@ -1037,7 +1037,7 @@ impl Sender {
             // (as a datagram would be), and not sent.
             ch.stats.count_local_in(packet.len());
             if !self.shared.push_incoming(item) {
-                self.shared.dropped_on_send(ch, 1);
+                self.shared.dropped_reported_later(ch, 1);
                 return Err(Error::Full);
             }
             ch.stats.count_sent(packet.len());

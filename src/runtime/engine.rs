@@ -970,11 +970,24 @@ impl Engine {
     fn report_lost_backlog(&self, ch: &Channel, client: &Client) {
         let lost = client.lost.swap(0, Ordering::Relaxed);
         if lost > 0 {
-            self.shared.dropped_on_send(ch, lost);
+            self.shared.dropped_reported_later(ch, lost);
             self.shared.log(
                 LogLevel::Warn,
                 format_args!(
                     "channel '{}': gave up connecting; {lost} packets sent meanwhile dropped",
+                    ch.name
+                ),
+            );
+        }
+    }
+
+    /// Logs the hosts a discovering O2lite client's browsing found and refused, and why.
+    fn report_refused_hosts(&self, ch: &Channel) {
+        for (instance, why) in ch.o2.as_ref().map_or(Vec::new(), O2Role::refused_hosts) {
+            self.shared.log(
+                LogLevel::Warn,
+                format_args!(
+                    "channel '{}': O2 host '{instance}' not used: {why}",
                     ch.name
                 ),
             );
@@ -1159,6 +1172,7 @@ impl Engine {
                         self.drop_stream(ch, None, &conn, why);
                     }
                     self.report_lost_backlog(ch, client);
+                    self.report_refused_hosts(ch);
                 }
                 Kind::Listener { peers, .. } => {
                     let now = now.get();
@@ -1338,6 +1352,10 @@ impl Engine {
                 match received {
                     Received::Deliver => self.o2_dispatch(ch, source, None, &msg, via_tcp),
                     Received::Handled => 0,
+                    Received::Ignored => {
+                        self.shared.dropped_reported_later(ch, 1);
+                        0
+                    }
                     Received::Refused(why) => {
                         let address = String::from_utf8_lossy(msg.address());
                         let tags = String::from_utf8_lossy(msg.typetags());

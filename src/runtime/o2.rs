@@ -9,7 +9,9 @@ use super::channel::Channel;
 use crate::dispatch::O2Stamp;
 use crate::error::Error;
 use crate::o2lite::client::{ClientEvent, ClientSession, Output};
-use crate::o2lite::discovery::{Advertisement, Browser, Candidate, O2ProcName, RESTART_INTERVAL};
+use crate::o2lite::discovery::{
+    Advertisement, Browser, Candidate, O2ProcName, Rejection, RESTART_INTERVAL,
+};
 use crate::o2lite::host::{HostOutput, HostSession};
 use crate::o2lite::message::{encode_tcp, O2Arg, O2Args, O2Message};
 use crate::osc::{Arg, PacketWriter};
@@ -114,6 +116,18 @@ impl O2Role {
                 }
                 None
             }
+        }
+    }
+
+    /// Hosts of the ensemble that a discovering client's browsing refused since the last
+    /// call, and why.
+    pub(crate) fn refused_hosts(&self) -> Vec<(String, Rejection)> {
+        match self {
+            O2Role::Client {
+                discovery: Some((browser, _)),
+                ..
+            } => browser.take_refused(),
+            _ => Vec::new(),
         }
     }
 

@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     /// caller asked for it, and the poll ends as it would have.
     pub(crate) closed_by_own_poll: AtomicBool,
     /// Some channel has drops counted on a sending thread left to report (see
-    /// `dropped_on_send`).
+    /// `dropped_reported_later`).
     drops_unreported: AtomicBool,
 }
 
@@ -488,17 +488,18 @@ impl Shared {
         });
     }
 
-    /// Counts packets dropped on a sending thread (a full queue refused a `_local` send):
-    /// the event is left to the I/O side, on whose thread the event callback runs, not on
-    /// a sender's (an audio thread's, say).
-    pub(crate) fn dropped_on_send(&self, ch: &Channel, n: u64) {
+    /// Counts packets dropped where no event may be emitted, or where one each would be a
+    /// flood: the I/O side reports them at the end of its turn, one event for however many,
+    /// on its own thread (a full queue refusing a `_local` send must not run the event
+    /// callback on a sender's thread, an audio thread's, say).
+    pub(crate) fn dropped_reported_later(&self, ch: &Channel, n: u64) {
         Stats::add(&ch.stats.dropped, n);
         ch.stats.drops_unreported.store(true, Ordering::Release);
         self.drops_unreported.store(true, Ordering::Release);
         self.waker.wake();
     }
 
-    /// On the I/O side: emits the `Dropped` events of what `dropped_on_send` counted. One
+    /// On the I/O side: emits the `Dropped` events of what `dropped_reported_later` counted. One
     /// load when there is none.
     pub(crate) fn report_drops(&self) {
         if !self.drops_unreported.load(Ordering::Relaxed)
