@@ -517,10 +517,10 @@ fn role_runtime() {
     while refused(&warnings.lock().unwrap()) == 0 && started.elapsed() < WAIT {
         client.poll(Some(Duration::from_millis(10))).unwrap();
     }
+    let warnings = warnings.lock().unwrap().clone();
     assert_eq!(
-        refused(&warnings.lock().unwrap()),
+        refused(&warnings),
         1,
-        "the unreachable host is reported once: {:?}",
-        warnings.lock().unwrap()
+        "the unreachable host is reported once: {warnings:?}"
     );
 }
