@@ -61,10 +61,11 @@
 // A stream connection ended; `reason` says why.
 #define ROSCO_EVENT_DISCONNECTED 3
 
-// A client will reconnect after `delay_ms` (`attempt` counts from 1).
+// A client will reconnect after `delay_ms` (`attempt` counts from 1); `reason` says why
+// the last connection or attempt ended.
 #define ROSCO_EVENT_RECONNECTING 4
 
-// A client stopped reconnecting.
+// A client stopped reconnecting; `reason` says why the last connection or attempt ended.
 #define ROSCO_EVENT_GAVE_UP 5
 
 // A malformed packet was dropped; `reason` says why, `peer` who sent it.
@@ -173,11 +174,13 @@ typedef struct rosco_ctx_options {
   // 1,048,576).
   uint32_t queue_capacity;
   // A stream peer leaving half a frame this long (ms), or taking none of the output
-  // waiting for it this long, is disconnected.
+  // waiting for it this long, is disconnected (0: as soon as it is seen so, which a
+  // frame split across reads can be).
   uint32_t stall_timeout_ms;
   // Non-zero: stream clients reconnect after losing their connection.
   int32_t reconnect;
-  // First reconnect wait in ms (doubling each attempt; waits are at least 10 ms).
+  // First reconnect wait in ms, at least 1 (doubling each attempt; a wait under 10 ms
+  // is taken as 10 ms).
   uint32_t reconnect_initial_ms;
   // Longest reconnect wait in ms (a value under the first wait means the first wait).
   uint32_t reconnect_max_ms;
@@ -244,7 +247,7 @@ typedef struct rosco_event {
   struct rosco_channel channel;
   // The peer as `address:port`, or NULL.
   const char *peer;
-  // Why (disconnected, malformed), or NULL.
+  // Why (disconnected, reconnecting, gave up, malformed), or NULL.
   const char *reason;
   // Local port (bound).
   uint16_t port;

@@ -692,6 +692,33 @@ fn send_and_dump_refuse_what_they_cannot_do() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
 }
 
+/// A stream `send` that cannot connect says where to and why, not just "closed".
+#[test]
+fn send_says_why_it_could_not_connect() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let missing = std::env::temp_dir().join(format!("rosco-cli-none-{}", std::process::id()));
+    for (url, why) in [
+        (format!("osc.tcp://127.0.0.1:{port}"), "Connection refused"),
+        (
+            format!("osc.unix://{}?stream", missing.display()),
+            "No such file",
+        ),
+        (format!("osc.unix://{}", missing.display()), "No such file"),
+    ] {
+        let out = rosco(&["send", &url, "/a"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {out:?}");
+        assert!(
+            stderr.contains(&format!("cannot deliver to {url}")) && stderr.contains(why),
+            "{url}: {stderr}"
+        );
+    }
+}
+
 /// `dump osc.unix:///PATH` binds PATH, as oscdump does, and prints text as its bytes: a
 /// char as one byte, a string that is not UTF-8 unchanged.
 #[test]

@@ -1776,6 +1776,29 @@ fn a_unix_stream_client_reports_its_first_attempt() {
         .unwrap();
     let gave_up = |e: &Event| matches!(e, Event::GaveUp { channel, .. } if *channel == down);
     assert!(until(&ctx, || seen.lock().unwrap().iter().any(gave_up)));
+    // Each says why the last attempt failed.
+    let nothing_there = |e: &Event| match e {
+        Event::Reconnecting {
+            channel, reason, ..
+        }
+        | Event::GaveUp { channel, reason }
+            if *channel == down =>
+        {
+            Some(reason.contains("No such file"))
+        }
+        _ => None,
+    };
+    let reasons: Vec<bool> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(nothing_there)
+        .collect();
+    assert_eq!(
+        reasons,
+        [true, true, true],
+        "two retries announced, then giving up"
+    );
     let attempts: Vec<u32> = seen
         .lock()
         .unwrap()

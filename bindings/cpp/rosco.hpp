@@ -1521,7 +1521,7 @@ struct Event {
     EventKind kind;
     Channel channel;
     std::string_view peer;     ///< "address:port", or empty
-    std::string_view reason;   ///< why (disconnected, malformed), what (o2), or empty
+    std::string_view reason;   ///< why (disconnected, reconnecting, gave up, malformed), what (o2), or empty
     std::uint16_t port;        ///< local port (bound)
     std::uint32_t attempt;     ///< reconnect attempt, from 1
     std::chrono::milliseconds delay;  ///< wait before reconnecting

@@ -44,11 +44,13 @@ pub struct rosco_ctx_options {
     /// 1,048,576).
     pub queue_capacity: u32,
     /// A stream peer leaving half a frame this long (ms), or taking none of the output
-    /// waiting for it this long, is disconnected.
+    /// waiting for it this long, is disconnected (0: as soon as it is seen so, which a
+    /// frame split across reads can be).
     pub stall_timeout_ms: u32,
     /// Non-zero: stream clients reconnect after losing their connection.
     pub reconnect: i32,
-    /// First reconnect wait in ms (doubling each attempt; waits are at least 10 ms).
+    /// First reconnect wait in ms, at least 1 (doubling each attempt; a wait under 10 ms
+    /// is taken as 10 ms).
     pub reconnect_initial_ms: u32,
     /// Longest reconnect wait in ms (a value under the first wait means the first wait).
     pub reconnect_max_ms: u32,
@@ -529,9 +531,10 @@ pub const ROSCO_EVENT_BOUND: i32 = 1;
 pub const ROSCO_EVENT_CONNECTED: i32 = 2;
 /// A stream connection ended; `reason` says why.
 pub const ROSCO_EVENT_DISCONNECTED: i32 = 3;
-/// A client will reconnect after `delay_ms` (`attempt` counts from 1).
+/// A client will reconnect after `delay_ms` (`attempt` counts from 1); `reason` says why
+/// the last connection or attempt ended.
 pub const ROSCO_EVENT_RECONNECTING: i32 = 4;
-/// A client stopped reconnecting.
+/// A client stopped reconnecting; `reason` says why the last connection or attempt ended.
 pub const ROSCO_EVENT_GAVE_UP: i32 = 5;
 /// A malformed packet was dropped; `reason` says why, `peer` who sent it.
 pub const ROSCO_EVENT_MALFORMED: i32 = 6;
@@ -558,7 +561,7 @@ pub struct rosco_event {
     pub channel: rosco_channel,
     /// The peer as `address:port`, or NULL.
     pub peer: *const c_char,
-    /// Why (disconnected, malformed), or NULL.
+    /// Why (disconnected, reconnecting, gave up, malformed), or NULL.
     pub reason: *const c_char,
     /// Local port (bound).
     pub port: u16,
@@ -654,19 +657,27 @@ pub extern "C" fn rosco_ctx_set_event_callback(
                     channel,
                     attempt,
                     delay,
+                    reason,
                 } => (
                     ROSCO_EVENT_RECONNECTING,
                     *channel,
                     None,
-                    None,
+                    Some(reason.clone()),
                     0,
                     *attempt,
                     delay.as_millis() as u32,
                     0,
                 ),
-                Event::GaveUp { channel } => {
-                    (ROSCO_EVENT_GAVE_UP, *channel, None, None, 0, 0, 0, 0)
-                }
+                Event::GaveUp { channel, reason } => (
+                    ROSCO_EVENT_GAVE_UP,
+                    *channel,
+                    None,
+                    Some(reason.clone()),
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
                 Event::Malformed {
                     channel,
                     source,

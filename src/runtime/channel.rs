@@ -265,6 +265,8 @@ pub(crate) struct Client {
     pub(crate) lost: AtomicU64,
     /// When the connection was made, and by which attempt (0: the first).
     established: Mutex<(Instant, u32)>,
+    /// Why the last connection or attempt ended, for the `Reconnecting` or `GaveUp` event.
+    pub(crate) failure: Mutex<String>,
 }
 
 /// A connection that ends sooner counts as a failed attempt: a server that accepts and
@@ -853,6 +855,7 @@ impl Client {
             unreported: AtomicBool::new(false),
             lost: AtomicU64::new(0),
             established: Mutex::new((Instant::now(), 0)),
+            failure: Mutex::new(String::new()),
         }
     }
 
@@ -861,14 +864,15 @@ impl Client {
         *self.established.lock() = (Instant::now(), attempt);
     }
 
-    /// The state after the connection ended: see [`STABLE_CONNECTION`].
-    pub(crate) fn after_disconnect(&self) -> ClientState {
+    /// The state after the connection ended, for the reason given: see
+    /// [`STABLE_CONNECTION`].
+    pub(crate) fn after_disconnect(&self, why: String) -> ClientState {
         let (since, attempt) = *self.established.lock();
         let attempt = match since.elapsed() < STABLE_CONNECTION {
             true => attempt,
             false => 0,
         };
-        self.after_failure(attempt, Vec::new())
+        self.after_failure(attempt, Vec::new(), why)
     }
 
     /// Starts connection attempt `attempt` carrying `backlog`; on immediate failure returns
@@ -917,14 +921,15 @@ impl Client {
             }
             Ok(other) => Ok(other),
             Err(e) => {
-                let next = self.after_failure(attempt, backlog);
+                let next = self.after_failure(attempt, backlog, e.to_string());
                 Err((e, next))
             }
         }
     }
 
-    /// The state after attempt `attempt` failed: wait and retry, or give up.
-    pub(crate) fn after_failure(&self, attempt: u32, backlog: Vec<u8>) -> ClientState {
+    /// The state after attempt `attempt` failed (`why`): wait and retry, or give up.
+    pub(crate) fn after_failure(&self, attempt: u32, backlog: Vec<u8>, why: String) -> ClientState {
+        *self.failure.lock() = why;
         // A wait too long to represent never ends: the same as giving up.
         match self
             .reconnect

@@ -924,7 +924,7 @@ impl Engine {
             (Kind::Client(client), _) => {
                 let mut state = client.state.lock();
                 if matches!(&*state, ClientState::Connected(c) if Arc::ptr_eq(c, conn)) {
-                    *state = client.after_disconnect();
+                    *state = client.after_disconnect(reason.to_string());
                     retry = Self::retry_event(ch, &state);
                 }
             }
@@ -997,6 +997,10 @@ impl Engine {
     /// The event a client's new state calls for. Events are emitted only after the
     /// client's lock is released: a callback may use the channel.
     fn retry_event(ch: &Channel, state: &ClientState) -> Option<Event> {
+        let reason = || match &ch.kind {
+            Kind::Client(client) => client.failure.lock().clone(),
+            _ => String::new(),
+        };
         match state {
             ClientState::Waiting {
                 retry_at, attempt, ..
@@ -1004,8 +1008,12 @@ impl Engine {
                 channel: ch.id,
                 attempt: *attempt,
                 delay: retry_at.saturating_duration_since(Instant::now()),
+                reason: reason(),
             }),
-            ClientState::GaveUp => Some(Event::GaveUp { channel: ch.id }),
+            ClientState::GaveUp => Some(Event::GaveUp {
+                channel: ch.id,
+                reason: reason(),
+            }),
             _ => None,
         }
     }
@@ -1069,7 +1077,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                *state = client.after_failure(attempt, backlog);
+                *state = client.after_failure(attempt, backlog, e.to_string());
                 let retry = Self::retry_event(ch, &state);
                 drop(state);
                 self.shared.log(

@@ -43,11 +43,17 @@ pub enum Event {
         attempt: u32,
         /// The wait before it.
         delay: Duration,
+        /// Why the last connection or attempt ended ("Connection refused (os error
+        /// 111)", "closed by peer", ...).
+        reason: String,
     },
-    /// A client channel stopped retrying (its maximum number of attempts was reached).
+    /// A client channel stopped retrying (its maximum number of attempts was reached, or
+    /// it does not reconnect).
     GaveUp {
         /// The channel.
         channel: ChannelId,
+        /// Why the last connection or attempt ended.
+        reason: String,
     },
     /// A packet or frame was rejected; nothing in it was dispatched.
     Malformed {
@@ -96,7 +102,7 @@ impl Event {
             | Event::Connected { channel, .. }
             | Event::Disconnected { channel, .. }
             | Event::Reconnecting { channel, .. }
-            | Event::GaveUp { channel }
+            | Event::GaveUp { channel, .. }
             | Event::Malformed { channel, .. }
             | Event::Dropped { channel, .. }
             | Event::Late { channel }

@@ -97,7 +97,8 @@ pub struct ContextOptions {
     /// At most [`MAX_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
     /// A stream peer that leaves half a frame unfinished this long, or takes none of the
-    /// output waiting for it this long, is disconnected.
+    /// output waiting for it this long, is disconnected (`Duration::MAX`: never; zero: as
+    /// soon as it is seen so, which a frame split across reads can be).
     pub stall_timeout: Duration,
     /// Stream clients' reconnect policy (a URL's parameters override it per channel).
     pub reconnect: Reconnect,

@@ -362,8 +362,15 @@ static void test_tcp_lifecycle(int32_t mode)
         struct ev e = get_event(l, rc);
         CHECK_INT(e.attempt, 1);
         CHECK(e.delay_ms <= 20);
+        /* Why the connection ended. */
+        CHECK(e.has_reason && e.reason[0] != '\0');
     }
-    CHECK(gu >= 0);
+    if (CHECK(gu >= 0)) {
+        /* Why the last attempt failed: nobody listens any more. */
+        struct ev e = get_event(l, gu);
+        if (!CHECK(e.has_reason && strstr(e.reason, "refused") != NULL))
+            fprintf(stderr, "  GAVE_UP reason: %s\n", e.has_reason ? e.reason : "(NULL)");
+    }
     /* In order: the connection ends, a retry is announced, the retry fails, it gives up. */
     if (dc >= 0 && rc >= 0 && !CHECK(dc < rc))
         fprintf(stderr, "  RECONNECTING (event %d) came before DISCONNECTED (event %d)\n", rc,

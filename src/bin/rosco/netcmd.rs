@@ -154,6 +154,16 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
             let who = peer.map_or("peer".to_string(), |p| p.to_string());
             eprintln!("rosco: {who} disconnected: {reason}");
         }
+        Event::Reconnecting {
+            attempt,
+            delay,
+            reason,
+            ..
+        } => eprintln!(
+            "rosco: reconnecting (attempt {attempt}) in {} ms: {reason}",
+            delay.as_millis()
+        ),
+        Event::GaveUp { reason, .. } => eprintln!("rosco: gave up connecting: {reason}"),
         _ => {}
     }));
     let seen = Arc::new(AtomicU64::new(0));
@@ -448,10 +458,26 @@ pub(crate) fn send(args: &[String]) -> CmdResult {
         ..ContextOptions::default()
     };
     let ctx = Context::new(options).map_err(fail)?;
+    // A stream client that cannot connect says why in its `GaveUp` event.
+    let gave_up: Arc<Mutex<Option<String>>> = Arc::default();
+    let g = gave_up.clone();
+    ctx.set_event_callback(Some(move |e: &Event| {
+        if let Event::GaveUp { reason, .. } = e {
+            *g.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        }
+    }));
     let id = ctx.open("send", &url.to_string()).map_err(fail)?;
-    ctx.send_packet(id, &packet).map_err(fail)?;
-    ctx.flush(id, Duration::from_secs(5))
-        .map_err(|e| fail(format!("cannot deliver to {url}: {e}")))
+    let sent = ctx.send_packet(id, &packet);
+    sent.and_then(|()| ctx.flush(id, Duration::from_secs(5)))
+        .map_err(|e| {
+            // A connection that failed at once is reported on the context's next turn.
+            let _ = ctx.poll(Some(Duration::ZERO));
+            let why = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take();
+            fail(format!(
+                "cannot deliver to {url}: {}",
+                why.unwrap_or_else(|| e.to_string())
+            ))
+        })
 }
 
 /// The message, or a bundle holding it timed `at`.

@@ -48,8 +48,13 @@ fn printing_context() -> Result<Printing, crate::CmdError> {
                 peer.map_or(String::new(), |p| p.to_string())
             ),
             Event::Disconnected { reason, .. } => format!("disconnected: {reason}"),
-            Event::Reconnecting { attempt, delay, .. } => format!(
-                "reconnecting (attempt {attempt}) in {} ms",
+            Event::Reconnecting {
+                attempt,
+                delay,
+                reason,
+                ..
+            } => format!(
+                "reconnecting (attempt {attempt}) in {} ms: {reason}",
                 delay.as_millis()
             ),
             Event::Malformed { reason, .. } => format!("malformed: {reason}"),
