@@ -174,6 +174,25 @@ fn netns_runtime_discovery() {
     assert_role_passed("role_runtime", &out);
 }
 
+/// A discovering client that finds only a host it cannot use says so, in a threaded
+/// context too (whose I/O thread wakes only when the client is due to look again).
+#[test]
+fn netns_runtime_refused_only() {
+    let test = "netns_runtime_refused_only";
+    let Some(ns) = namespaces(test, || {
+        let ns = Netns::new(test)?;
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }) else {
+        return;
+    };
+    let out = ns
+        .role("role_refused_only")
+        .output()
+        .expect("ip netns exec");
+    assert_role_passed("role_refused_only", &out);
+}
+
 fn loopback_only(test: &str, setup: impl FnOnce(&Netns) -> Result<String, String>) {
     let Some(ns) = namespaces(test, || {
         let ns = Netns::new(test)?;
@@ -523,4 +542,45 @@ fn role_runtime() {
         1,
         "the unreachable host is reported once: {warnings:?}"
     );
+}
+
+#[test]
+#[ignore = "role of netns_runtime_refused_only"]
+fn role_refused_only() {
+    use rosco::runtime::LogLevel;
+    use rosco::{Context, ContextOptions, Mode};
+    use std::sync::{Arc, Mutex};
+    if !playing("role_refused_only") {
+        return;
+    }
+    let unreachable = O2ProcName {
+        public_ip: Ipv4Addr::UNSPECIFIED,
+        internal_ip: Ipv4Addr::UNSPECIFIED,
+        tcp_port: 40401,
+        udp_port: 40402,
+    };
+    let _ad = Advertisement::start(ENSEMBLE, &unreachable).unwrap();
+    let client = Context::new(ContextOptions {
+        mode: Mode::Threaded,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let w = warnings.clone();
+    client.set_log_callback(
+        LogLevel::Warn,
+        Some(move |_, line: &str| w.lock().unwrap().push(line.to_string())),
+    );
+    client.open("o2", &format!("o2lite://{ENSEMBLE}")).unwrap();
+    let refused = |w: &[String]| {
+        w.iter()
+            .filter(|l| l.contains("no reachable address"))
+            .count()
+    };
+    let started = Instant::now();
+    while refused(&warnings.lock().unwrap()) == 0 && started.elapsed() < WAIT {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let warnings = warnings.lock().unwrap().clone();
+    assert_eq!(refused(&warnings), 1, "{warnings:?}");
 }

@@ -544,6 +544,33 @@ fn the_client_reports_what_it_refuses() {
     assert!(!heard.lock().unwrap().contains(&9));
 }
 
+/// A host that never answers `con` is left, and the events say so.
+#[test]
+fn a_host_that_never_answers_con_is_left_with_the_reason() {
+    let raw = RawHost::new();
+    let ctx = context();
+    let events = events(&ctx);
+    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let (_silent, _) = raw.listener.accept().unwrap();
+    let why = "the host did not answer con";
+    let told = |e: &Event| match e {
+        Event::Disconnected { reason, .. } | Event::Reconnecting { reason, .. } => reason == why,
+        Event::O2Client {
+            event: ClientEvent::Lost { reason },
+            ..
+        } => *reason == why,
+        _ => false,
+    };
+    assert!(until(|| events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| told(e))
+        .count()
+        == 3));
+    assert_eq!(ctx.o2_bridge_id(ch).unwrap(), None);
+}
+
 /// A client that finished sending while the host still owes it output is gone for O2lite
 /// at once: a new connection may offer its services straight away, while the old one is
 /// kept only for what it is owed.

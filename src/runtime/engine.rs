@@ -1127,20 +1127,6 @@ impl Engine {
                             .filter(|r| r.discovers())
                             .map(|r| r.next_candidate());
                         match candidate {
-                            Some(Some(c)) => {
-                                pending_events.push(Event::O2Client {
-                                    channel: ch.id,
-                                    event: ClientEvent::Discovered {
-                                        instance: c.instance,
-                                        tcp: c.tcp,
-                                    },
-                                });
-                                *client.target.lock() =
-                                    crate::runtime::channel::ClientTarget::Tcp {
-                                        addr: c.tcp,
-                                        local: None,
-                                    };
-                            }
                             Some(None) => {
                                 let retry_at = now + DISCOVERY_POLL;
                                 *state = ClientState::Waiting {
@@ -1148,22 +1134,36 @@ impl Engine {
                                     attempt,
                                     backlog,
                                 };
-                                continue;
                             }
-                            None => {}
-                        }
-                        *state = match client.attempt(attempt, backlog) {
-                            Ok(next) => next,
-                            Err((_, next)) => {
-                                pending_events.extend(Self::retry_event(ch, &next));
-                                next
+                            found => {
+                                if let Some(Some(c)) = found {
+                                    pending_events.push(Event::O2Client {
+                                        channel: ch.id,
+                                        event: ClientEvent::Discovered {
+                                            instance: c.instance,
+                                            tcp: c.tcp,
+                                        },
+                                    });
+                                    *client.target.lock() =
+                                        crate::runtime::channel::ClientTarget::Tcp {
+                                            addr: c.tcp,
+                                            local: None,
+                                        };
+                                }
+                                *state = match client.attempt(attempt, backlog) {
+                                    Ok(next) => next,
+                                    Err((_, next)) => {
+                                        pending_events.extend(Self::retry_event(ch, &next));
+                                        next
+                                    }
+                                };
+                                if let ClientState::Connected(_) = &*state {
+                                    pending_events.push(Event::Connected {
+                                        channel: ch.id,
+                                        peer: None,
+                                    });
+                                }
                             }
-                        };
-                        if let ClientState::Connected(_) = &*state {
-                            pending_events.push(Event::Connected {
-                                channel: ch.id,
-                                peer: None,
-                            });
                         }
                     }
                     let ending = match &*state {
@@ -1361,7 +1361,8 @@ impl Engine {
                     Received::Deliver => self.o2_dispatch(ch, source, None, &msg, via_tcp),
                     Received::Handled => 0,
                     Received::Ignored => {
-                        self.shared.dropped_reported_later(ch, 1);
+                        // Reported at the end of this turn: one event however many.
+                        self.shared.count_dropped(ch, 1);
                         0
                     }
                     Received::Refused(why) => {
@@ -1429,9 +1430,9 @@ impl Engine {
     /// reconnects).
     fn o2_client_events(&mut self, ch: &Arc<Channel>, events: Vec<ClientEvent>) {
         for event in events {
-            if matches!(event, ClientEvent::Lost { .. }) {
+            if let ClientEvent::Lost { reason } = event {
                 if let Some(conn) = ch.connected_stream() {
-                    self.drop_stream(ch, None, &conn, "the O2 host stopped answering");
+                    self.drop_stream(ch, None, &conn, reason);
                 }
             }
             self.report(

@@ -493,10 +493,16 @@ impl Shared {
     /// on its own thread (a full queue refusing a `_local` send must not run the event
     /// callback on a sender's thread, an audio thread's, say).
     pub(crate) fn dropped_reported_later(&self, ch: &Channel, n: u64) {
+        self.count_dropped(ch, n);
+        self.waker.wake();
+    }
+
+    /// On the I/O side, in a turn: counts packets dropped, for the turn's end to report
+    /// (see `dropped_reported_later`), without waking the loop that is running.
+    pub(crate) fn count_dropped(&self, ch: &Channel, n: u64) {
         Stats::add(&ch.stats.dropped, n);
         ch.stats.drops_unreported.store(true, Ordering::Release);
         self.drops_unreported.store(true, Ordering::Release);
-        self.waker.wake();
     }
 
     /// On the I/O side: emits the `Dropped` events of what `dropped_reported_later` counted. One
