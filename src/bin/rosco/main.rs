@@ -29,7 +29,9 @@ usage:
                                       envelope (/packet ,sbsbsb); encrypted ones are
                                       refused, checksums and signatures not checked
   rosco encode [--address-code CODE=ADDRESS]... [--packet-control] ADDRESS [TYPES [VALUES...]]
-                                      print a message as hex (oscsend's argument syntax),
+                                      print a message as hex (oscsend's argument syntax;
+                                      an m value's 0x prefix is a prefix, where oscsend
+                                      counts it among its 8 digits),
                                       ADDRESS compressed to / and CODE when given, in a
                                       packet control envelope with --packet-control
   rosco match PATTERN ADDRESS         print true or false (exit 2 for a malformed pattern)

@@ -121,6 +121,11 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                 true,
             )
         }
+        Err(_) if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(usage(&format!(
+                "port {target} is out of range (0 to 65535)"
+            )))
+        }
         Err(_) => receiving(target)?,
     };
     let (mut json, mut count, mut timeout, mut queue) = (false, None, None, true);
