@@ -1815,6 +1815,26 @@ fn a_unix_stream_client_reports_its_first_attempt() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A TCP client has a local address once connected; before, asking says why there is none.
+#[test]
+fn a_tcp_clients_port_comes_with_its_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let ctx = Context::new(ContextOptions::default()).unwrap();
+    let ch = ctx
+        .open("c", &format!("osc.tcp://127.0.0.1:{port}"))
+        .unwrap();
+    match ctx.port(ch) {
+        Err(Error::Unsupported(why)) => assert!(why.contains("not connected"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    assert!(until(&ctx, || ctx.port(ch).is_ok()));
+    let (peer, _) = listener.accept().unwrap();
+    assert_eq!(ctx.port(ch).unwrap(), peer.peer_addr().unwrap().port());
+}
+
 /// A Unix stream connects in `open`: what is sent right after goes out even if the
 /// context is dropped before anyone polls.
 #[test]

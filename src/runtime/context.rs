@@ -1,7 +1,7 @@
 //! The context: channels opened by URL, the method table, the threading mode, and
 //! sending from any thread.
 
-use super::channel::{Channel, ClientState, Dest, HookVerdict, Kind, PacketHook};
+use super::channel::{Channel, ClientState, ClientTarget, Dest, HookVerdict, Kind, PacketHook};
 use super::engine::{Engine, Sink};
 use super::event::{ChannelStats, Event, LogLevel};
 use super::o2::{client_turn, host_turn, O2Role};
@@ -1287,11 +1287,15 @@ impl Sender {
     }
 
     /// The local address a channel's socket is bound to (a listener's port, a sender's
-    /// ephemeral port).
+    /// ephemeral port; a stream client's once it is connected).
     pub fn local_addr(&self, id: ChannelId) -> Result<SocketAddr, Error> {
         self.with_channel(id, |ch| {
-            ch.local_addr()
-                .ok_or(Error::Unsupported("this channel has no IP address"))
+            ch.local_addr().ok_or(match &ch.kind {
+                Kind::Client(c) if matches!(*c.target.lock(), ClientTarget::Tcp { .. }) => {
+                    Error::Unsupported("this client is not connected: it has no address yet")
+                }
+                _ => Error::Unsupported("this channel has no IP address"),
+            })
         })
     }
 
