@@ -29,7 +29,7 @@ pub struct DecodeOptions {
     /// Type tags accepted; a packet with any other known tag is rejected.
     pub allowed_types: TypeSet,
     /// Reject addresses that break the OSC address/pattern syntax (osc4py3's
-    /// `check_addrpattern`).
+    /// `check_addrpattern`, which also refuses patterns: docs/COMING_FROM.md).
     pub check_address: bool,
     /// Reject messages without a type-tag string (osc4py3's `force_typetags`, documented
     /// as `force_typedtags`).
@@ -291,9 +291,12 @@ fn validate<'a, const DEFAULT: bool>(
     opts: &DecodeOptions,
     table: Option<&'a AddressTable>,
 ) -> Result<Packet<'a>, DecodeError> {
-    let packet = split(bytes, table).map_err(|(kind, pos)| DecodeError {
-        kind,
-        offset: base + pos,
+    let packet = split(bytes, table).map_err(|(kind, pos)| {
+        let (kind, pos) = code_without_table(kind, pos, bytes, table);
+        DecodeError {
+            kind,
+            offset: base + pos,
+        }
     })?;
     match packet {
         Packet::Message(m) => validate_message(&m, bytes, base, opts)?,
@@ -399,6 +402,23 @@ fn split<'a, E: Failure>(
             data: rest,
         })),
         _ => Err(err(DecodeErrorKind::TypeTagsNoComma, tags_at)),
+    }
+}
+
+/// A split error of a message to `/` whose type tags do not read, with no address table:
+/// most likely a compressed address (`/` and a code), which is said instead.
+#[cold]
+fn code_without_table(
+    kind: DecodeErrorKind,
+    pos: usize,
+    bytes: &[u8],
+    table: Option<&AddressTable>,
+) -> (DecodeErrorKind, usize) {
+    match (table, bytes) {
+        (None, [b'/', 0, 0, 0, tag, ..]) if *tag != b',' => {
+            (DecodeErrorKind::AddressCodeWithoutTable, 4)
+        }
+        _ => (kind, pos),
     }
 }
 
@@ -920,5 +940,19 @@ mod tests {
             decode_with(&unknown, &opts).unwrap_err().kind,
             DecodeErrorKind::UnknownAddressCode { code: 8 }
         );
+        // Without the table: said to be a compressed address, for codes that read as an
+        // empty string, as a string without its comma, or as no string at all.
+        for code in ["00000007", "fffffffb", "41000000", "41424344"] {
+            let p = hex(&format!("2f000000{code}"));
+            let e = decode(&p).unwrap_err();
+            assert_eq!(
+                (e.kind, e.offset),
+                (DecodeErrorKind::AddressCodeWithoutTable, 4),
+                "{code}"
+            );
+        }
+        // A message to `/` is one.
+        assert!(decode(&hex("2f0000002c000000")).is_ok());
+        assert!(decode(&hex("2f000000")).is_ok());
     }
 }

@@ -300,8 +300,10 @@ fn write_message<'a, A: Borrow<Arg<'a>>>(
     sized: bool,
 ) -> Result<(), EncodeError> {
     // With compression, `/` alone announces a code: the address itself cannot be sent.
+    if opts.addresses.is_some() && address == b"/" {
+        return Err(EncodeError::SlashWithAddressTable);
+    }
     let valid = address.first() == Some(&b'/')
-        && (opts.addresses.is_none() || address != b"/")
         && (!opts.check_address || crate::pattern::check_address_pattern(address).is_ok())
         && (!opts.ascii_only || address.is_ascii());
     if !valid {
@@ -597,7 +599,10 @@ mod tests {
         assert_eq!(m.address(), b"/long/address/here");
         // `/` alone announces a code to a decoder with the table: not an address then.
         let mut w = PacketWriter::with_options(&mut buf, &opts);
-        assert_eq!(w.message("/", &[Arg::Int(1)]), Err(EncodeError::BadAddress));
+        assert_eq!(
+            w.message("/", &[Arg::Int(1)]),
+            Err(EncodeError::SlashWithAddressTable)
+        );
         encode_message("/", &[], &mut buf).unwrap();
         let strict = EncodeOptions {
             allowed_types: TypeSet::OSC_1_0,

@@ -81,6 +81,10 @@ pub enum DecodeErrorKind {
         /// The code.
         code: i32,
     },
+    /// The address `/` followed by something that is not a type-tag string, with no
+    /// address table: most likely a compressed address (`/` + int32 code), which only its
+    /// table can read.
+    AddressCodeWithoutTable,
     /// A byte over 127 in the address, a string or a char (with `ascii_only` on).
     NotAscii,
     /// An address pattern longer than `max_pattern_len`.
@@ -130,6 +134,11 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::UnknownAddressCode { code } => {
                 write!(f, "unknown compressed address code {code}")
             }
+            DecodeErrorKind::AddressCodeWithoutTable => write!(
+                f,
+                "address / with no type tags after it (a compressed address? reading one \
+                 needs its address table)"
+            ),
             DecodeErrorKind::NotAscii => write!(f, "text that is not ASCII"),
             DecodeErrorKind::PatternTooLong { max } => {
                 write!(f, "address pattern longer than {max} bytes")
@@ -182,6 +191,9 @@ pub enum EncodeError {
         /// Index of the argument.
         index: usize,
     },
+    /// The address `/` with an address table: `/` alone announces a compressed address,
+    /// so a receiver would read the first argument as a code.
+    SlashWithAddressTable,
 }
 
 impl fmt::Display for EncodeError {
@@ -198,6 +210,11 @@ impl fmt::Display for EncodeError {
             EncodeError::BadNesting => write!(f, "bundle begin/end do not match"),
             EncodeError::TooLarge => write!(f, "packet too large"),
             EncodeError::NotAscii { index } => write!(f, "argument {index}: not ASCII"),
+            EncodeError::SlashWithAddressTable => write!(
+                f,
+                "the address / cannot be sent with address codes: / alone announces a \
+                 compressed address"
+            ),
         }
     }
 }
