@@ -636,6 +636,18 @@ fn packet_control_envelopes_are_written_and_read() {
     let out = rosco(&["decode", "--packet-control", &hex]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the packet the envelope carries"));
+    // So does dump, with the sender.
+    let (_dump, lines, port) = spawn_dump(&["--packet-control"]);
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(&packet, ("127.0.0.1", port.parse::<u16>().unwrap()))
+        .unwrap();
+    let from = sender.local_addr().unwrap().to_string();
+    wait_line(&lines, |l| {
+        let said = l.contains(&format!("malformed packet from {from}"))
+            && l.ends_with("(offsets in the packet the envelope carries)");
+        said.then_some(())
+    });
 }
 
 #[test]

@@ -150,10 +150,20 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
     options.receive.queue_bundles = queue;
     let decode = options.receive.decode.clone();
     let ctx = Context::new(options).map_err(fail)?;
-    ctx.set_event_callback(Some(|e: &Event| match e {
-        Event::Malformed { source, reason, .. } => {
+    ctx.set_event_callback(Some(move |e: &Event| match e {
+        Event::Malformed {
+            source,
+            reason,
+            error,
+            ..
+        } => {
             let from = source.map_or(String::new(), |s| format!(" from {s}"));
-            eprintln!("rosco: malformed packet{from}: {reason}");
+            // With --packet-control what was decoded is the packet inside the envelope.
+            let inside = match envelope && error.is_some() {
+                true => " (offsets in the packet the envelope carries)",
+                false => "",
+            };
+            eprintln!("rosco: malformed packet{from}: {reason}{inside}");
         }
         Event::Disconnected { peer, reason, .. } => {
             let who = peer.map_or("peer".to_string(), |p| p.to_string());
