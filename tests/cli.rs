@@ -671,6 +671,7 @@ fn send_and_dump_refuse_what_they_cannot_do() {
         }
     }
     assert_usage_error(&["dump", "70000"], "port 70000 is out of range");
+    assert_usage_error(&["dump", "+70000"], "port +70000 is out of range");
     assert_usage_error(&["send", "osc.tcp://:9", "/a"], "listens");
     assert_usage_error(
         &[

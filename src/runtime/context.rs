@@ -1290,9 +1290,9 @@ impl Sender {
     /// ephemeral port; a stream client's once it is connected).
     pub fn local_addr(&self, id: ChannelId) -> Result<SocketAddr, Error> {
         self.with_channel(id, |ch| {
-            ch.local_addr().ok_or(match &ch.kind {
+            ch.local_addr().ok_or_else(|| match &ch.kind {
                 Kind::Client(c) if matches!(*c.target.lock(), ClientTarget::Tcp { .. }) => {
-                    Error::Unsupported("this client is not connected: it has no address yet")
+                    Error::Unsupported("this client is not connected (no address until it is)")
                 }
                 _ => Error::Unsupported("this channel has no IP address"),
             })

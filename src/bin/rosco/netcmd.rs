@@ -121,7 +121,7 @@ pub(crate) fn dump(args: &[String]) -> CmdResult {
                 true,
             )
         }
-        Err(_) if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) => {
+        Err(_) if is_number(target) => {
             return Err(usage(&format!(
                 "port {target} is out of range (0 to 65535)"
             )))
@@ -347,6 +347,12 @@ fn is_group(host: &rosco::transport::url::Host, port: u16) -> bool {
             .to_socket_addrs()
             .map_or(true, |mut addrs| addrs.any(|a| a.ip().is_multicast())),
     }
+}
+
+/// True for what reads as a number (a port out of range), not as a URL.
+fn is_number(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// With `envelope` (`--packet-control`), the packet inside the envelope `raw` is, or
