@@ -142,7 +142,7 @@ fn assert_role_passed(role: &str, out: &Output) {
 /// multicast route.
 #[test]
 fn netns_loopback_multicast() {
-    loopback_only("netns_loopback_multicast", |ns| {
+    loopback_only("netns_loopback_multicast", "role_loopback", |ns| {
         ns.ip(&["link", "set", "lo", "up", "multicast", "on"])?;
         ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"])
     });
@@ -152,7 +152,7 @@ fn netns_loopback_multicast() {
 /// multicast route), like a container without network.
 #[test]
 fn netns_loopback_plain() {
-    loopback_only("netns_loopback_plain", |ns| {
+    loopback_only("netns_loopback_plain", "role_loopback", |ns| {
         ns.ip(&["link", "set", "lo", "up"])
     });
 }
@@ -162,38 +162,22 @@ fn netns_loopback_plain() {
 /// synchronises and exchanges messages.
 #[test]
 fn netns_runtime_discovery() {
-    let test = "netns_runtime_discovery";
-    let Some(ns) = namespaces(test, || {
-        let ns = Netns::new(test)?;
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }) else {
-        return;
-    };
-    let out = ns.role("role_runtime").output().expect("ip netns exec");
-    assert_role_passed("role_runtime", &out);
+    loopback_only("netns_runtime_discovery", "role_runtime", |ns| {
+        ns.ip(&["link", "set", "lo", "up"])
+    });
 }
 
 /// A discovering client that finds only a host it cannot use says so, in a threaded
 /// context too (whose I/O thread wakes only when the client is due to look again).
 #[test]
 fn netns_runtime_refused_only() {
-    let test = "netns_runtime_refused_only";
-    let Some(ns) = namespaces(test, || {
-        let ns = Netns::new(test)?;
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }) else {
-        return;
-    };
-    let out = ns
-        .role("role_refused_only")
-        .output()
-        .expect("ip netns exec");
-    assert_role_passed("role_refused_only", &out);
+    loopback_only("netns_runtime_refused_only", "role_refused_only", |ns| {
+        ns.ip(&["link", "set", "lo", "up"])
+    });
 }
 
-fn loopback_only(test: &str, setup: impl FnOnce(&Netns) -> Result<String, String>) {
+/// Runs `role` in a new namespace of its own, set up by `setup`.
+fn loopback_only(test: &str, role: &str, setup: impl FnOnce(&Netns) -> Result<String, String>) {
     let Some(ns) = namespaces(test, || {
         let ns = Netns::new(test)?;
         setup(&ns)?;
@@ -201,8 +185,8 @@ fn loopback_only(test: &str, setup: impl FnOnce(&Netns) -> Result<String, String
     }) else {
         return;
     };
-    let out = ns.role("role_loopback").output().expect("ip netns exec");
-    assert_role_passed("role_loopback", &out);
+    let out = ns.role(role).output().expect("ip netns exec");
+    assert_role_passed(role, &out);
 }
 
 /// Host and client in two namespaces joined by a veth pair, as on a LAN.

@@ -397,6 +397,14 @@ impl RawHost {
         )
     }
 
+    /// A context with a client channel for this host, and the context's events.
+    fn client(&self) -> (Context, Events, ChannelId) {
+        let ctx = context();
+        let events = events(&ctx);
+        let ch = ctx.open("o2", &self.url()).unwrap();
+        (ctx, events, ch)
+    }
+
     /// Accepts the client of channel `ch`, takes its `con` and gives it bridge id `id`.
     fn admit(&self, ctx: &Context, ch: ChannelId, id: i32) -> TcpStream {
         let (mut host, _) = self.listener.accept().unwrap();
@@ -415,9 +423,7 @@ impl RawHost {
 #[test]
 fn the_client_takes_lists_by_tcp_and_so_long() {
     let raw = RawHost::new();
-    let ctx = context();
-    let events = events(&ctx);
-    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let (ctx, events, ch) = raw.client();
     ctx.o2_service_add(ch, "client").unwrap();
     let heard = record(&ctx, "/client/*");
     let mut host = raw.admit(&ctx, ch, 7);
@@ -483,9 +489,7 @@ fn the_client_takes_lists_by_tcp_and_so_long() {
 #[test]
 fn the_client_reports_what_it_refuses() {
     let raw = RawHost::new();
-    let ctx = context();
-    let events = events(&ctx);
-    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let (ctx, events, ch) = raw.client();
     ctx.o2_service_add(ch, "client").unwrap();
     let heard = record(&ctx, "/client/*");
     // By UDP before the id (a last connection's, maybe): ignored, as the spec says, and
@@ -548,9 +552,7 @@ fn the_client_reports_what_it_refuses() {
 #[test]
 fn a_host_that_never_answers_con_is_left_with_the_reason() {
     let raw = RawHost::new();
-    let ctx = context();
-    let events = events(&ctx);
-    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let (ctx, events, ch) = raw.client();
     let (_silent, _) = raw.listener.accept().unwrap();
     let why = "the host did not answer con";
     let told = |e: &Event| match e {
@@ -735,9 +737,7 @@ fn host_events_follow_the_sessions_order() {
 #[test]
 fn a_host_that_does_not_read_stops_a_clients_output() {
     let raw = RawHost::new();
-    let ctx = context();
-    let events = events(&ctx);
-    let ch = ctx.open("o2", &raw.url()).unwrap();
+    let (ctx, events, ch) = raw.client();
     let _host = raw.admit(&ctx, ch, 3);
     fill_output(&ctx, ch);
     assert!(matches!(

@@ -1067,19 +1067,21 @@ mod tests {
         assert_eq!(p.client.bridge_id(), Some(2));
     }
 
+    /// The `NotHeld` events in `h`, taken out: reason and total.
+    fn not_held_reports(h: &mut HostOutput) -> Vec<(&'static str, u64)> {
+        let events = std::mem::take(&mut h.events).into_iter();
+        let not_held = events.filter_map(|e| match e {
+            HostEvent::NotHeld { reason, total } => Some((reason, total)),
+            _ => None,
+        });
+        not_held.collect()
+    }
+
     #[test]
     fn messages_not_held_are_reported_each_second_and_when_their_service_goes() {
         let mut host = HostSession::new(0.0);
         let mut h = HostOutput::default();
         host.add_local_service("s", &mut h).unwrap();
-        let reports = |h: &mut HostOutput| -> Vec<(&'static str, u64)> {
-            let events = std::mem::take(&mut h.events).into_iter();
-            let not_held = events.filter_map(|e| match e {
-                HostEvent::NotHeld { reason, total } => Some((reason, total)),
-                _ => None,
-            });
-            not_held.collect()
-        };
         let bad = "a timestamp not finite or too far ahead";
         let times = [
             (1.0, Some(1)),
@@ -1092,7 +1094,7 @@ mod tests {
             host.send(f64::NAN, b"/s/x", [O2Arg::Int(0)], true, now, &mut h)
                 .unwrap();
             let expected: Vec<_> = total.map(|t| (bad, t)).into_iter().collect();
-            assert_eq!(reports(&mut h), expected, "at {now}");
+            assert_eq!(not_held_reports(&mut h), expected, "at {now}");
         }
         for ts in [10.0, 11.0] {
             host.send(ts, b"/s/x", [O2Arg::Int(0)], true, 2.0, &mut h)
@@ -1101,7 +1103,10 @@ mod tests {
         assert_eq!(host.held.len(), 2);
         assert!(host.remove_local_service("s", &mut h));
         assert_eq!(host.held.len(), 0);
-        assert_eq!(reports(&mut h), [("its service went before it was due", 7)]);
+        assert_eq!(
+            not_held_reports(&mut h),
+            [("its service went before it was due", 7)]
+        );
         assert_eq!(host.not_held, 7);
     }
 
@@ -1110,15 +1115,6 @@ mod tests {
         let mut host = HostSession::new(0.0);
         let mut h = HostOutput::default();
         host.add_local_service("s", &mut h).unwrap();
-        let reports = |h: &mut HostOutput| -> Vec<(&'static str, u64)> {
-            std::mem::take(&mut h.events)
-                .into_iter()
-                .filter_map(|e| match e {
-                    HostEvent::NotHeld { reason, total } => Some((reason, total)),
-                    _ => None,
-                })
-                .collect()
-        };
         let send = |host: &mut HostSession, ts: f64, arg: O2Arg<'_>, h: &mut HostOutput| {
             host.send(ts, b"/s/x", [arg], true, 1.0, h).unwrap()
         };
@@ -1128,7 +1124,7 @@ mod tests {
             send(&mut host, ts, O2Arg::Int(0), &mut h);
         }
         let bad = "a timestamp not finite or too far ahead";
-        assert_eq!(reports(&mut h), [(bad, 1)]);
+        assert_eq!(not_held_reports(&mut h), [(bad, 1)]);
         assert!(h.local.is_empty() && (host.held.len() == 0));
         assert_eq!(host.not_held, 4);
         // Just far enough is held; a delivery makes the next drop reported again.
@@ -1143,7 +1139,7 @@ mod tests {
             send(&mut host, 3.0, O2Arg::Int(i as i32), &mut h);
         }
         assert_eq!(host.held.len(), MAX_HELD);
-        assert_eq!(reports(&mut h), [(full, 5)]);
+        assert_eq!(not_held_reports(&mut h), [(full, 5)]);
         assert_eq!(h.local.len(), 2, "the one due at 1.5, and the far one");
         let early = decode(&h.local[1].0).unwrap();
         assert_eq!(early.timestamp(), far);
@@ -1167,7 +1163,7 @@ mod tests {
         for _ in 0..count {
             send(&mut host, 4.0, O2Arg::Blob(&blob), &mut h);
         }
-        assert_eq!(reports(&mut h), [(full, 7)]);
+        assert_eq!(not_held_reports(&mut h), [(full, 7)]);
         assert_eq!(h.local.len(), 1, "the last blob");
         host.tick(4.0, &mut h);
         let big = h.local[0].0.len();
